@@ -1,0 +1,142 @@
+// Neural-network building blocks with hierarchical, Hugging-Face-style parameter names.
+//
+// A Module owns parameters and child modules under names; parameters() walks them in
+// registration order and yields dotted names ("h.0.attn.c_attn.weight"), so a model's
+// state dict matches the names its Hugging Face twin uses.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "scion/ops.h"
+#include "scion/tensor.h"
+
+namespace scion::nn {
+
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  NamedTensors named_parameters(const std::string& prefix = "") const;
+  std::vector<Tensor> parameters() const;
+  int64_t parameter_count() const;
+  // Copies of nothing: the returned tensors are the parameters themselves.
+  NamedTensors state_dict() const { return named_parameters(); }
+  // Copies values into the parameters by name. strict: every parameter must be present and
+  // no extra key allowed. Shape mismatches always throw, naming the key and both shapes.
+  void load_state_dict(const NamedTensors& state, bool strict = true);
+  void zero_grad();
+  // Replaces a parameter tensor, shape included (growth ops use this). Throws on unknown names.
+  void replace_parameter(const std::string& dotted_name, const Tensor& value);
+  Tensor parameter(const std::string& dotted_name) const;
+  // Slots let code rebind parameters; names are dotted as in named_parameters().
+  std::vector<std::pair<std::string, Tensor*>> named_parameter_slots(const std::string& prefix = "");
+  void set_training(bool training);
+  bool training() const { return training_; }
+
+ protected:
+  // The module keeps a pointer to `slot` (a member of the derived class), so a module is
+  // never copied or moved. The value becomes a leaf that requires grad.
+  void register_parameter(const std::string& name, Tensor* slot, Tensor value);
+  // Child names may contain dots ("attention.self.query") to reproduce Hugging Face paths
+  // without empty intermediate modules.
+  template <class M>
+  std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
+    children_.emplace_back(name, m);
+    return m;
+  }
+  bool training_ = true;
+
+ private:
+  std::vector<std::pair<std::string, Tensor*>> params_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+};
+
+struct InitConfig {
+  uint64_t seed = 0;
+  float std = 0.02f;
+};
+
+// y = x W + b. `conv1d_layout` stores W as [in, out] (GPT-2's Conv1D), otherwise [out, in].
+class Linear : public Module {
+ public:
+  Linear(int64_t in, int64_t out, bool bias, bool conv1d_layout, InitConfig init);
+  Tensor forward(const Tensor& x) const;
+  Tensor weight, bias;
+  int64_t in_features, out_features;
+  bool conv1d_layout;
+};
+
+class LayerNorm : public Module {
+ public:
+  explicit LayerNorm(int64_t dim, float eps = 1e-5f);
+  Tensor forward(const Tensor& x) const;
+  Tensor weight, bias;
+  float eps;
+};
+
+class Embedding : public Module {
+ public:
+  Embedding(int64_t count, int64_t dim, InitConfig init);
+  Tensor forward(const Tensor& ids) const;
+  Tensor weight;
+};
+
+// Which naming/layout family a transformer block follows.
+enum class BlockStyle {
+  gpt2,  // pre-LN; ln_1, attn.c_attn (fused qkv, Conv1D), attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj
+  bert,  // post-LN; attention.self.{query,key,value}, attention.output.{dense,LayerNorm},
+         // intermediate.dense, output.{dense,LayerNorm}
+};
+
+struct BlockConfig {
+  int64_t width = 256;
+  int64_t heads = 4;
+  int64_t ffn = 1024;  // usually 4 * width
+  BlockStyle style = BlockStyle::gpt2;
+  bool causal = true;
+  float dropout = 0.0f;
+  float ln_eps = 1e-5f;
+  InitConfig init;
+  int64_t layers_for_init = 1;  // GPT-2 scales residual projections by 1/sqrt(2*layers)
+};
+
+class SelfAttention : public Module {
+ public:
+  explicit SelfAttention(const BlockConfig& cfg);
+  // x [B, T, C]; key_padding_mask u8 [B, T] or undefined. dropout_seed seeds attention-output
+  // dropout when cfg.dropout > 0 and training.
+  Tensor forward(const Tensor& x, const Tensor& key_padding_mask, uint64_t dropout_seed) const;
+  BlockConfig cfg;
+  std::shared_ptr<Linear> c_attn, c_proj;      // gpt2
+  std::shared_ptr<Linear> query, key, value;   // bert
+  std::shared_ptr<Linear> out_dense;           // bert attention.output.dense
+};
+
+class Mlp : public Module {
+ public:
+  explicit Mlp(const BlockConfig& cfg);
+  Tensor forward(const Tensor& x) const;  // fc -> gelu -> proj (no residual, no LN)
+  BlockConfig cfg;
+  std::shared_ptr<Linear> fc, proj;
+};
+
+class TransformerBlock : public Module {
+ public:
+  explicit TransformerBlock(const BlockConfig& cfg);
+  Tensor forward(const Tensor& x, const Tensor& key_padding_mask = Tensor(),
+                 uint64_t dropout_seed = 0) const;
+  BlockConfig cfg;
+  std::shared_ptr<LayerNorm> ln_1, ln_2;  // gpt2: ln_1/ln_2; bert: attention.output.LayerNorm / output.LayerNorm
+  std::shared_ptr<SelfAttention> attn;
+  std::shared_ptr<Mlp> mlp;
+};
+
+}  // namespace scion::nn

@@ -1,0 +1,106 @@
+// The tensor operations. Each checks its inputs (shape, dtype, device) and throws
+// scion::Error naming the op and what it got; each records its backward on the autograd
+// tape when gradients are enabled. CPU kernels compute float ops in f32; integer index
+// tensors are i64 (i32 is accepted where noted).
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "scion/tensor.h"
+
+namespace scion::ops {
+
+// ---- elementwise with broadcasting (NumPy rules) -----------------------------------
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+// ---- with a scalar ------------------------------------------------------------------
+Tensor add_scalar(const Tensor& a, float s);
+Tensor mul_scalar(const Tensor& a, float s);
+Tensor pow_scalar(const Tensor& a, float p);
+Tensor neg(const Tensor& a);
+// ---- unary ---------------------------------------------------------------------------
+Tensor exp(const Tensor& a);
+Tensor log(const Tensor& a);
+Tensor tanh(const Tensor& a);
+Tensor sqrt(const Tensor& a);
+Tensor rsqrt(const Tensor& a);
+Tensor relu(const Tensor& a);
+Tensor gelu(const Tensor& a);  // tanh approximation, as GPT-2 and BERT use
+Tensor clamp(const Tensor& a, float lo, float hi);
+// ---- reductions (deterministic: fixed order whatever the thread count) ----------------
+Tensor sum(const Tensor& a, const std::vector<int64_t>& axes, bool keepdim = false);
+Tensor mean(const Tensor& a, const std::vector<int64_t>& axes, bool keepdim = false);
+Tensor max(const Tensor& a, int64_t axis, bool keepdim = false);  // grad to the first max
+Tensor sum_all(const Tensor& a);
+Tensor mean_all(const Tensor& a);
+// Sums `a` down to `shape` (the reverse of broadcasting).
+Tensor sum_to(const Tensor& a, const Shape& shape);
+// ---- matrix products (BLAS) --------------------------------------------------------------
+// a [.., M, K] (or [.., K, M] if trans_a) times b [K, N] (or [N, K]); b may be 2-D and shared
+// across a's leading dims, or batched with the same leading dims as a.
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
+// x [.., in] · W + bias. `w_in_out` chooses W's layout: [in, out] (GPT-2 Conv1D) when true,
+// [out, in] (nn.Linear) when false. bias may be undefined.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, bool w_in_out);
+// ---- normalisation and activations --------------------------------------------------
+Tensor softmax(const Tensor& a, int64_t axis = -1);
+Tensor log_softmax(const Tensor& a, int64_t axis = -1);
+Tensor layernorm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps = 1e-5f);
+// ---- embeddings and indexing -------------------------------------------------------------
+Tensor embedding(const Tensor& weight, const Tensor& ids);  // ids i64/i32 any shape -> [.., D]
+Tensor index_select(const Tensor& a, int64_t axis, const Tensor& index);
+Tensor gather(const Tensor& a, int64_t axis, const Tensor& index);  // index same rank as a
+Tensor concat(const std::vector<Tensor>& parts, int64_t axis);
+std::vector<Tensor> split(const Tensor& a, const std::vector<int64_t>& sizes, int64_t axis);
+Tensor masked_fill(const Tensor& a, const Tensor& mask, float value);  // mask u8, broadcast
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);   // cond u8, broadcast
+// ---- regularisation ------------------------------------------------------------------
+// Zeroes each element with probability p and scales the rest by 1/(1-p). The mask of
+// element i depends only on (seed, i). p == 0 returns the input unchanged.
+Tensor dropout(const Tensor& a, float p, uint64_t seed);
+// ---- attention ------------------------------------------------------------------------
+// q, k, v: [B, T, H*D] (rows may be strided, e.g. narrow() views of a fused qkv tensor).
+// Multi-head scaled dot-product attention with `heads` heads; causal masks the future;
+// key_padding_mask (u8 [B, T], 1 = real token, 0 = padding) hides padded keys.
+// The T x T scores are never kept: backward recomputes them from a saved log-sum-exp.
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, bool causal,
+                 const Tensor& key_padding_mask = Tensor());
+// ---- losses (mean over counted rows; fused softmax, probabilities never stored) -----------
+// logits [N, V] (or [.., V]), targets i64 [N] (or [..]); rows whose target is ignore_index
+// do not count.
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -100);
+// Soft targets: -sum_v softmax(target_logits/T)_v * log_softmax(logits/T)_v, mean over rows
+// with row_mask (u8 [N], may be undefined = all rows). Gradients flow to both logits.
+Tensor soft_cross_entropy(const Tensor& logits, const Tensor& target_logits, float temperature,
+                          const Tensor& row_mask = Tensor());
+// KL(softmax(target_logits/T) || softmax(logits/T)), mean over masked rows.
+Tensor kl_div(const Tensor& logits, const Tensor& target_logits, float temperature,
+              const Tensor& row_mask = Tensor());
+Tensor mse(const Tensor& a, const Tensor& b);  // mean squared error
+// ---- optimizer helpers (in place, never recorded) -----------------------------------------
+struct AdamWConfig {
+  float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.0f;
+};
+// One AdamW update at (1-based) step `step` with decoupled weight decay:
+// p -= lr * (mhat / (sqrt(vhat) + eps) + wd * p).
+void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, int64_t step,
+                const AdamWConfig& cfg);
+// Global L2 norm over all tensors (deterministic).
+float global_norm(const std::vector<Tensor>& tensors);
+// Scales gradients so their global norm is at most max_norm; returns the norm before.
+float clip_grad_norm(const std::vector<Tensor>& grads, float max_norm);
+
+}  // namespace scion::ops
+
+namespace scion {
+inline Tensor operator+(const Tensor& a, const Tensor& b) { return ops::add(a, b); }
+inline Tensor operator-(const Tensor& a, const Tensor& b) { return ops::sub(a, b); }
+inline Tensor operator*(const Tensor& a, const Tensor& b) { return ops::mul(a, b); }
+inline Tensor operator/(const Tensor& a, const Tensor& b) { return ops::div(a, b); }
+inline Tensor operator*(const Tensor& a, float s) { return ops::mul_scalar(a, s); }
+inline Tensor operator+(const Tensor& a, float s) { return ops::add_scalar(a, s); }
+inline Tensor operator-(const Tensor& a) { return ops::neg(a); }
+}  // namespace scion
