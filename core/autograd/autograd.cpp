@@ -1,0 +1,121 @@
+#include "scion/autograd.h"
+
+#include <algorithm>
+#include <atomic>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "scion/ops.h"
+
+namespace scion::autograd {
+namespace {
+thread_local bool t_grad_enabled = true;
+std::atomic<uint64_t> g_sequence{0};
+
+void accumulate_leaf(const Tensor& leaf, const Tensor& g) {
+  TensorImpl& impl = leaf.impl();
+  if (!impl.grad) {
+    // Own the gradient: a backward result may be a view of, or the same tensor as, the seed,
+    // another input's gradient or a saved tensor, so the leaf gets a private copy.
+    impl.grad = g.to(leaf.dtype()).clone().impl_ptr();
+  } else {
+    impl.grad = ops::add(Tensor(impl.grad), g).impl_ptr();
+  }
+}
+}  // namespace
+
+bool grad_enabled() { return t_grad_enabled; }
+void set_grad_enabled(bool enabled) { t_grad_enabled = enabled; }
+
+bool needs_grad(std::initializer_list<const Tensor*> inputs) {
+  if (!t_grad_enabled) return false;
+  for (const Tensor* t : inputs)
+    if (t && t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+bool needs_grad(const std::vector<Tensor>& inputs) {
+  if (!t_grad_enabled) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+void record(const char* op, Tensor& out, std::vector<Tensor> inputs, BackwardFn backward) {
+  auto node = std::make_shared<Node>();
+  node->sequence = g_sequence.fetch_add(1, std::memory_order_relaxed);
+  node->op = op;
+  node->inputs = std::move(inputs);
+  node->backward = std::move(backward);
+  out.impl().grad_fn = std::move(node);
+  out.impl().requires_grad = true;
+}
+
+void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) {
+  SCION_CHECK(root.defined(), "backward: called on an undefined tensor");
+  SCION_CHECK(root.requires_grad(), "backward: tensor ", root.desc(),
+              " does not require grad (was it computed under NoGradGuard, or from no parameter?)");
+  Tensor seed = seed_in;
+  if (!seed.defined()) {
+    SCION_CHECK(root.numel() == 1, "backward: a seed gradient is needed for non-scalar ", root.desc());
+    seed = Tensor::ones(root.shape(), root.dtype(), root.device());
+  }
+  SCION_CHECK(seed.shape() == root.shape(), "backward: seed ", seed.desc(), " does not match ",
+              root.desc());
+  NoGradGuard no_grad;  // backward computations are never recorded
+  if (!root.impl().grad_fn) {
+    accumulate_leaf(root, seed);
+    return;
+  }
+  // Collect the nodes reachable from the root; replay them in reverse tape order.
+  std::vector<Node*> order;
+  std::unordered_set<Node*> seen;
+  std::vector<Node*> stack{root.impl().grad_fn.get()};
+  seen.insert(stack.back());
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    order.push_back(n);
+    for (const Tensor& in : n->inputs) {
+      if (!in.defined()) continue;
+      Node* p = in.impl().grad_fn.get();
+      if (p && seen.insert(p).second) stack.push_back(p);
+    }
+  }
+  std::sort(order.begin(), order.end(), [](Node* a, Node* b) { return a->sequence > b->sequence; });
+
+  std::unordered_map<Node*, Tensor> pending;
+  pending[root.impl().grad_fn.get()] = seed;
+  for (Node* n : order) {
+    auto it = pending.find(n);
+    if (it == pending.end()) continue;
+    Tensor g = std::move(it->second);
+    pending.erase(it);
+    SCION_CHECK(n->backward, "backward: the graph through '", n->op,
+                "' was already freed; pass retain_graph=true to backward twice");
+    std::vector<Tensor> grads = n->backward(g);
+    SCION_CHECK(grads.size() == n->inputs.size(), "internal error: backward of '", n->op, "' returned ",
+                grads.size(), " gradients for ", n->inputs.size(), " inputs");
+    for (size_t i = 0; i < grads.size(); ++i) {
+      const Tensor& in = n->inputs[i];
+      const Tensor& gi = grads[i];
+      if (!gi.defined() || !in.defined() || !in.requires_grad()) continue;
+      SCION_CHECK(gi.shape() == in.shape(), "internal error: backward of '", n->op, "' gave gradient ",
+                  gi.desc(), " for input ", i, " of shape ", in.desc());
+      Node* p = in.impl().grad_fn.get();
+      if (p) {
+        auto slot = pending.find(p);
+        if (slot == pending.end()) pending.emplace(p, gi);
+        else slot->second = ops::add(slot->second, gi);
+      } else {
+        accumulate_leaf(in, gi);
+      }
+    }
+    if (!retain_graph) {
+      n->backward = nullptr;
+      n->inputs.clear();
+    }
+  }
+}
+
+}  // namespace scion::autograd

@@ -1,0 +1,64 @@
+// Fused multi-head self-attention (see cpu::attention_forward for the kernel).
+#include "ops/common.h"
+
+namespace scion::ops {
+using namespace detail;
+
+namespace {
+// A view whose last axis is dense can be read in place; anything else is made contiguous.
+Tensor rows_dense(const Tensor& t) {
+  if (t.strides().back() == 1) return t.detach();
+  return dense(t);
+}
+}  // namespace
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, bool causal,
+                 const Tensor& key_padding_mask) {
+  const char* op = "attention";
+  check_cpu(op, {&q, &k, &v});
+  check_float(op, q, "q");
+  check_float(op, k, "k");
+  check_float(op, v, "v");
+  if (q.dim() != 3) fail(op, "q must be [B, T, C], got " + q.desc());
+  if (k.shape() != q.shape() || v.shape() != q.shape())
+    fail(op, "q, k and v must have one shape, got " + q.desc() + ", " + k.desc() + ", " + v.desc());
+  const int64_t B = q.size(0), T = q.size(1), C = q.size(2);
+  if (heads <= 0 || C % heads != 0)
+    fail(op, "width " + std::to_string(C) + " of " + q.desc() + " is not divisible by " + std::to_string(heads) +
+                 " heads");
+  Tensor mask;
+  if (key_padding_mask.defined()) {
+    check_cpu(op, {&key_padding_mask});
+    check_dtype(op, key_padding_mask, DType::u8, "key_padding_mask");
+    if (key_padding_mask.shape() != Shape{B, T})
+      fail(op, "key_padding_mask must be [" + std::to_string(B) + ", " + std::to_string(T) + "], got " +
+                   key_padding_mask.desc());
+    mask = dense(key_padding_mask);
+  }
+  Tensor Q = rows_dense(q), K = rows_dense(k), V = rows_dense(v);
+  cpu::AttentionShape s{B, T, heads, C / heads,
+                        Q.strides()[0], Q.strides()[1], K.strides()[0], K.strides()[1],
+                        V.strides()[0], V.strides()[1], causal,
+                        mask.defined() ? mask.data<uint8_t>() : nullptr};
+  Tensor out = Tensor::empty({B, T, C}, DType::f32);
+  Tensor lse = Tensor::empty({B, heads, T}, DType::f32);
+  cpu::attention_forward(s, Q.data<float>(), K.data<float>(), V.data<float>(), out.data<float>(),
+                         lse.data<float>());
+  if (autograd::needs_grad({&q, &k, &v})) {
+    Tensor O = out.detach();
+    autograd::record(op, out, {q, k, v}, [=](const Tensor& g) {
+      cpu::AttentionShape s2 = s;
+      s2.key_mask = mask.defined() ? mask.data<uint8_t>() : nullptr;
+      Tensor G = dense(g);
+      Tensor gq = Tensor::empty({B, T, C}, DType::f32), gk = Tensor::empty({B, T, C}, DType::f32),
+             gv = Tensor::empty({B, T, C}, DType::f32);
+      cpu::attention_backward(s2, Q.data<float>(), K.data<float>(), V.data<float>(), O.data<float>(),
+                              lse.data<float>(), G.data<float>(), gq.data<float>(), gk.data<float>(),
+                              gv.data<float>());
+      return std::vector<Tensor>{gq, gk, gv};
+    });
+  }
+  return out;
+}
+
+}  // namespace scion::ops

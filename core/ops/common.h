@@ -1,0 +1,31 @@
+// Shared checks and helpers for the op implementations.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "cpu/cpu_kernels.h"
+#include "scion/autograd.h"
+#include "scion/ops.h"
+#include "scion/tensor.h"
+
+namespace scion::ops::detail {
+
+// Throws "op: <what> (got ...)".
+[[noreturn]] void fail(const char* op, const std::string& what);
+
+// Every input must be defined, live on the CPU (the only backend with kernels for now) and
+// share one device.
+void check_cpu(const char* op, std::initializer_list<const Tensor*> ts);
+void check_dtype(const char* op, const Tensor& t, DType want, const char* role);
+void check_float(const char* op, const Tensor& t, const char* role);  // f32 for compute
+// Contiguous f32 data of t (a copy only when t is strided), never recorded.
+Tensor dense(const Tensor& t);
+// i64 index data (converts i32), contiguous, never recorded.
+Tensor dense_index(const char* op, const Tensor& t, const char* role);
+int64_t wrap_axis(const char* op, int64_t axis, int64_t ndim);
+Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
+// Strides of t seen as broadcast to `out` (0 where t's dimension is 1 or missing).
+std::vector<int64_t> broadcast_strides(const Tensor& t, const Shape& out);
+Tensor broadcast_to(const Tensor& t, const Shape& out);  // materialised copy
+
+}  // namespace scion::ops::detail

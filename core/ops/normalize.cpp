@@ -1,0 +1,71 @@
+// Softmax, log-softmax and layer normalisation over the last axis.
+#include "ops/common.h"
+
+namespace scion::ops {
+using namespace detail;
+
+namespace {
+Tensor softmax_last(const char* name, const Tensor& a, bool log) {
+  check_cpu(name, {&a});
+  check_float(name, a, "input");
+  if (a.dim() == 0) fail(name, "needs rank >= 1, got " + a.desc());
+  Tensor x = dense(a);
+  const int64_t n = a.size(-1), rows = n ? a.numel() / n : 0;
+  Tensor y = Tensor::empty(a.shape(), DType::f32);
+  cpu::softmax_rows(x.data<float>(), y.data<float>(), rows, n, log);
+  if (autograd::needs_grad({&a})) {
+    Tensor saved = y.detach();
+    autograd::record(name, y, {a}, [saved, rows, n, log](const Tensor& g) {
+      Tensor gd = dense(g);
+      Tensor gx = Tensor::empty(saved.shape(), DType::f32);
+      cpu::softmax_rows_backward(saved.data<float>(), gd.data<float>(), gx.data<float>(), rows, n, log);
+      return std::vector<Tensor>{gx};
+    });
+  }
+  return y;
+}
+
+Tensor along_last(const char* name, const Tensor& a, int64_t axis, bool log) {
+  const int64_t ax = wrap_axis(name, axis, a.dim());
+  if (ax == a.dim() - 1) return softmax_last(name, a, log);
+  return softmax_last(name, a.transpose(ax, -1), log).transpose(ax, -1);
+}
+}  // namespace
+
+Tensor softmax(const Tensor& a, int64_t axis) { return along_last("softmax", a, axis, false); }
+Tensor log_softmax(const Tensor& a, int64_t axis) { return along_last("log_softmax", a, axis, true); }
+
+Tensor layernorm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {
+  const char* op = "layernorm";
+  check_cpu(op, {&x, &weight, &bias});
+  check_float(op, x, "input");
+  check_float(op, weight, "weight");
+  check_float(op, bias, "bias");
+  if (x.dim() < 1) fail(op, "input needs rank >= 1, got " + x.desc());
+  const int64_t n = x.size(-1);
+  if (weight.shape() != Shape{n} || bias.shape() != Shape{n})
+    fail(op, "weight " + weight.desc() + " and bias " + bias.desc() + " must both be [" + std::to_string(n) +
+                 "] for input " + x.desc());
+  Tensor X = dense(x), W = dense(weight), B = dense(bias);
+  const int64_t rows = n ? x.numel() / n : 0;
+  Tensor y = Tensor::empty(x.shape(), DType::f32);
+  Tensor mean = Tensor::empty({rows}, DType::f32), rstd = Tensor::empty({rows}, DType::f32);
+  cpu::layernorm_forward(X.data<float>(), W.data<float>(), B.data<float>(), y.data<float>(),
+                         mean.data<float>(), rstd.data<float>(), rows, n, eps);
+  if (autograd::needs_grad({&x, &weight, &bias})) {
+    const bool gw = weight.requires_grad(), gb = bias.requires_grad();
+    autograd::record(op, y, {x, weight, bias}, [=](const Tensor& g) {
+      Tensor G = dense(g);
+      Tensor dx = Tensor::empty(X.shape(), DType::f32);
+      Tensor dw = gw ? Tensor::empty({n}, DType::f32) : Tensor();
+      Tensor db = gb ? Tensor::empty({n}, DType::f32) : Tensor();
+      cpu::layernorm_backward(G.data<float>(), X.data<float>(), W.data<float>(), mean.data<float>(),
+                              rstd.data<float>(), dx.data<float>(), gw ? dw.data<float>() : nullptr,
+                              gb ? db.data<float>() : nullptr, rows, n);
+      return std::vector<Tensor>{dx, dw, db};
+    });
+  }
+  return y;
+}
+
+}  // namespace scion::ops

@@ -1,0 +1,126 @@
+// CPU kernels: plain loops over raw pointers, parallelised with oneTBB where it pays.
+// They assume their caller (core/ops) has checked shapes, dtypes and devices.
+//
+// Determinism: every output element is computed by one task in a fixed order, and every
+// reduction over many elements sums fixed-size chunks then adds the chunk results in order,
+// so results do not depend on the thread count or the scheduling.
+#pragma once
+#include <cstdint>
+
+#include "scion/dtype.h"
+
+namespace scion::cpu {
+
+constexpr int kMaxDims = 8;
+
+// ---- elementwise --------------------------------------------------------------------
+enum class BinaryOp : uint8_t { add, sub, mul, div };
+enum class UnaryOp : uint8_t { neg, exp, log, tanh, sqrt, rsqrt, relu, gelu, clamp, pow, add_scalar, mul_scalar };
+
+// y[i] = a[ia] op b[ib] over an N-d index with element strides (0 = broadcast). y is contiguous.
+void binary(BinaryOp op, const float* a, const int64_t* a_strides, const float* b,
+            const int64_t* b_strides, float* y, const int64_t* shape, int ndim);
+// y = f(x) elementwise; p0/p1 are the op's scalars (clamp lo/hi, pow exponent, scalar).
+void unary(UnaryOp op, const float* x, float* y, int64_t n, float p0, float p1);
+// gx = gy * f'(x) (y = f(x) is passed for ops whose derivative is cheaper from y).
+void unary_backward(UnaryOp op, const float* x, const float* y, const float* gy, float* gx,
+                    int64_t n, float p0, float p1);
+
+// Copies an N-d strided view of src (element strides) into contiguous dst, converting dtype.
+void strided_copy(const void* src, DType src_dtype, const int64_t* shape, const int64_t* strides,
+                  int ndim, void* dst, DType dst_dtype);
+void fill(void* dst, DType dtype, int64_t n, double value);
+
+// ---- random (counter-based: value i depends only on (seed, i)) -------------------------
+void fill_normal(float* y, int64_t n, uint64_t seed, float mean, float std);
+void fill_uniform(float* y, int64_t n, uint64_t seed, float lo, float hi);
+void fill_randint(int64_t* y, int64_t n, uint64_t seed, int64_t lo, int64_t hi);
+// keep[i] = uniform(seed, i) >= p; y = keep ? x * scale : 0 (mask is written as u8).
+void dropout(const float* x, float* y, uint8_t* mask, int64_t n, float p, uint64_t seed);
+void masked_scale(const float* x, const uint8_t* mask, float* y, int64_t n, float scale);
+
+// ---- reductions over the middle axis of [outer, n, inner] -----------------------------
+void reduce_sum(const float* x, float* y, int64_t outer, int64_t n, int64_t inner);
+void reduce_max(const float* x, float* y, int64_t* argmax, int64_t outer, int64_t n, int64_t inner);
+double sum_all(const float* x, int64_t n);
+double sum_squares(const float* x, int64_t n);
+
+// ---- GEMM (row-major, BLAS) ----------------------------------------------------------------
+// C[M,N] = alpha * op(A) op(B) + beta * C, op = optional transpose; leading dims in elements.
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+          const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+          int64_t ldc);
+// batch of independent GEMMs with element strides between batch items (0 = shared).
+void gemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,
+                  float alpha, const float* A, int64_t lda, int64_t stride_a, const float* B,
+                  int64_t ldb, int64_t stride_b, float beta, float* C, int64_t ldc, int64_t stride_c);
+// y[r, :] += bias (rows x n)
+void add_bias_rows(float* y, const float* bias, int64_t rows, int64_t n);
+// gb[j] = sum_r gy[r, j], deterministic
+void sum_rows(const float* gy, float* gb, int64_t rows, int64_t n);
+
+// ---- softmax family over the last axis (rows x n) -----------------------------------------
+void softmax_rows(const float* x, float* y, int64_t rows, int64_t n, bool log);
+// gx = y * (gy - sum(gy*y))  (softmax)   or  gx = gy - exp(y) * sum(gy)  (log-softmax)
+void softmax_rows_backward(const float* y, const float* gy, float* gx, int64_t rows, int64_t n, bool log);
+
+// ---- layernorm over the last axis ------------------------------------------------------
+void layernorm_forward(const float* x, const float* w, const float* b, float* y, float* mean,
+                       float* rstd, int64_t rows, int64_t n, float eps);
+// gw/gb may be null. gw, gb are overwritten (not accumulated).
+void layernorm_backward(const float* gy, const float* x, const float* w, const float* mean,
+                        const float* rstd, float* gx, float* gw, float* gb, int64_t rows, int64_t n);
+
+// ---- embedding / indexing ----------------------------------------------------------------
+// ids are i64; out-of-range ids return the offending position via *bad (else -1).
+void embedding_forward(const float* table, int64_t vocab, int64_t dim, const int64_t* ids,
+                       int64_t n, float* y, int64_t* bad);
+// g_table (vocab x dim) += scatter of gy rows by ids; deterministic (parallel over columns).
+void embedding_backward(const float* gy, const int64_t* ids, int64_t n, int64_t dim, float* g_table);
+
+// ---- fused attention ---------------------------------------------------------------------
+// q/k/v rows: element (b, t, h, d) at base + b*bstride + t*tstride + h*D + d.
+struct AttentionShape {
+  int64_t B, T, H, D;
+  int64_t q_bstride, q_tstride, k_bstride, k_tstride, v_bstride, v_tstride;  // in elements
+  bool causal;
+  const uint8_t* key_mask;  // [B, T] or null
+};
+// out is contiguous [B, T, H*D]; lse is [B, H, T] (log-sum-exp of the scaled scores per row).
+void attention_forward(const AttentionShape& s, const float* q, const float* k, const float* v,
+                       float* out, float* lse);
+// gq/gk/gv are contiguous [B, T, H*D], overwritten.
+void attention_backward(const AttentionShape& s, const float* q, const float* k, const float* v,
+                        const float* out, const float* lse, const float* gout, float* gq,
+                        float* gk, float* gv);
+
+// ---- fused softmax cross-entropy (rows x V) ---------------------------------------------------
+// loss_rows[r] = lse_r - x[r, t_r] (0 where ignored); returns the count of counted rows.
+// A target outside [0, V) (and not ignore_index) is reported through *bad_row (else -1).
+int64_t cross_entropy_forward(const float* logits, const int64_t* targets, int64_t rows, int64_t V,
+                              int64_t ignore_index, float* loss_rows, float* lse, int64_t* bad_row);
+// g[r, :] = scale * (softmax(x_r) - onehot(t_r)); zero for ignored rows.
+void cross_entropy_backward(const float* logits, const int64_t* targets, const float* lse,
+                            int64_t rows, int64_t V, int64_t ignore_index, float scale, float* g);
+// Soft targets at temperature T: p = softmax(t/T), log q = log_softmax(x/T).
+// kl=false: row value -sum p log q; kl=true: sum p (log p - log q). Rows with mask 0 give 0.
+void soft_cross_entropy_forward(const float* x, const float* t, const uint8_t* mask, int64_t rows,
+                                int64_t V, float T, bool kl, float* loss_rows, float* lse_x,
+                                float* lse_t);
+// gx = scale/T * (q - p); gt = scale/T * p * ((log p - log q) - rowvalue) for kl,
+// and for cross-entropy gt = scale/T * p * (-log q - rowvalue). Either may be null.
+void soft_cross_entropy_backward(const float* x, const float* t, const uint8_t* mask,
+                                 const float* lse_x, const float* lse_t, const float* loss_rows,
+                                 int64_t rows, int64_t V, float T, bool kl, float scale, float* gx,
+                                 float* gt);
+
+// ---- optimizer -------------------------------------------------------------------------------
+void adamw(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1,
+           float beta2, float eps, float weight_decay, float bias_correction1,
+           float bias_correction2);
+void scale_inplace(float* x, int64_t n, float s);
+
+// ---- threads -----------------------------------------------------------------------------
+void set_blas_threads(int n);
+
+}  // namespace scion::cpu

@@ -1,0 +1,123 @@
+// Fused softmax cross-entropy over large vocabularies: one pass for max and log-sum-exp per
+// row, probabilities recomputed in backward instead of stored.
+#include <atomic>
+#include <cmath>
+#include <limits>
+
+#include "cpu/cpu_kernels.h"
+#include "cpu/parallel.h"
+
+namespace scion::cpu {
+namespace {
+
+inline float row_lse(const float* x, int64_t V, float inv_t) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < V; ++i) mx = std::max(mx, x[i] * inv_t);
+  float s = 0.f;
+  for (int64_t i = 0; i < V; ++i) s += std::exp(x[i] * inv_t - mx);
+  return mx + std::log(s);
+}
+
+}  // namespace
+
+int64_t cross_entropy_forward(const float* logits, const int64_t* targets, int64_t rows, int64_t V,
+                              int64_t ignore_index, float* loss_rows, float* lse, int64_t* bad_row) {
+  *bad_row = -1;
+  int64_t count = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t t = targets[r];
+    if (t == ignore_index) continue;
+    if (t < 0 || t >= V) {
+      *bad_row = r;
+      return 0;
+    }
+    ++count;
+  }
+  parallel_range(rows, grain_for(3 * V), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* x = logits + r * V;
+      const float l = row_lse(x, V, 1.f);
+      lse[r] = l;
+      const int64_t t = targets[r];
+      loss_rows[r] = t == ignore_index ? 0.f : l - x[t];
+    }
+  });
+  return count;
+}
+
+void cross_entropy_backward(const float* logits, const int64_t* targets, const float* lse, int64_t rows,
+                            int64_t V, int64_t ignore_index, float scale, float* g) {
+  parallel_range(rows, grain_for(2 * V), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* gr = g + r * V;
+      const int64_t t = targets[r];
+      if (t == ignore_index) {
+        for (int64_t i = 0; i < V; ++i) gr[i] = 0.f;
+        continue;
+      }
+      const float* x = logits + r * V;
+      const float l = lse[r];
+      for (int64_t i = 0; i < V; ++i) gr[i] = scale * std::exp(x[i] - l);
+      gr[t] -= scale;
+    }
+  });
+}
+
+void soft_cross_entropy_forward(const float* x, const float* t, const uint8_t* mask, int64_t rows,
+                                int64_t V, float T, bool kl, float* loss_rows, float* lse_x,
+                                float* lse_t) {
+  const float inv_t = 1.f / T;
+  parallel_range(rows, grain_for(8 * V), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * V;
+      const float* tr = t + r * V;
+      const float lx = row_lse(xr, V, inv_t), lt = row_lse(tr, V, inv_t);
+      lse_x[r] = lx;
+      lse_t[r] = lt;
+      if (mask && !mask[r]) {
+        loss_rows[r] = 0.f;
+        continue;
+      }
+      double acc = 0.0;
+      for (int64_t i = 0; i < V; ++i) {
+        const float logp = tr[i] * inv_t - lt;
+        const float logq = xr[i] * inv_t - lx;
+        const float p = std::exp(logp);
+        acc += kl ? double(p) * (logp - logq) : -double(p) * logq;
+      }
+      loss_rows[r] = float(acc);
+    }
+  });
+}
+
+void soft_cross_entropy_backward(const float* x, const float* t, const uint8_t* mask,
+                                 const float* lse_x, const float* lse_t, const float* loss_rows,
+                                 int64_t rows, int64_t V, float T, bool kl, float scale, float* gx,
+                                 float* gt) {
+  const float inv_t = 1.f / T;
+  const float c = scale * inv_t;
+  parallel_range(rows, grain_for(8 * V), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const bool on = !mask || mask[r];
+      float* gxr = gx ? gx + r * V : nullptr;
+      float* gtr = gt ? gt + r * V : nullptr;
+      if (!on) {
+        if (gxr) for (int64_t i = 0; i < V; ++i) gxr[i] = 0.f;
+        if (gtr) for (int64_t i = 0; i < V; ++i) gtr[i] = 0.f;
+        continue;
+      }
+      const float* xr = x + r * V;
+      const float* tr = t + r * V;
+      const float lx = lse_x[r], lt = lse_t[r], val = loss_rows[r];
+      for (int64_t i = 0; i < V; ++i) {
+        const float logp = tr[i] * inv_t - lt;
+        const float logq = xr[i] * inv_t - lx;
+        const float p = std::exp(logp), q = std::exp(logq);
+        if (gxr) gxr[i] = c * (q - p);
+        if (gtr) gtr[i] = c * p * ((kl ? logp - logq : -logq) - val);
+      }
+    }
+  });
+}
+
+}  // namespace scion::cpu

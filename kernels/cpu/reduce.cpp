@@ -1,0 +1,120 @@
+// Reductions. Sums over long runs add fixed-size chunks (independent of thread count), then
+// add the chunk sums in order in double precision.
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "cpu/cpu_kernels.h"
+#include "cpu/parallel.h"
+
+namespace scion::cpu {
+namespace {
+constexpr int64_t kChunk = 8192;
+
+template <class Fn>
+double chunked_sum(int64_t n, Fn&& term_sum) {
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> partial(size_t(chunks > 0 ? chunks : 1), 0.0);
+  parallel_range(chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t b = c * kChunk, e = std::min(n, b + kChunk);
+      partial[size_t(c)] = term_sum(b, e);
+    }
+  });
+  double s = 0.0;
+  for (double p : partial) s += p;
+  return s;
+}
+}  // namespace
+
+double sum_all(const float* x, int64_t n) {
+  return chunked_sum(n, [&](int64_t b, int64_t e) {
+    double s = 0.0;
+    for (int64_t i = b; i < e; ++i) s += x[i];
+    return s;
+  });
+}
+
+double sum_squares(const float* x, int64_t n) {
+  return chunked_sum(n, [&](int64_t b, int64_t e) {
+    double s = 0.0;
+    for (int64_t i = b; i < e; ++i) s += double(x[i]) * x[i];
+    return s;
+  });
+}
+
+void reduce_sum(const float* x, float* y, int64_t outer, int64_t n, int64_t inner) {
+  if (inner == 1) {
+    parallel_range(outer, grain_for(n), [&](int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o) {
+        double s = 0.0;
+        const float* p = x + o * n;
+        for (int64_t i = 0; i < n; ++i) s += p[i];
+        y[o] = float(s);
+      }
+    });
+    return;
+  }
+  // Reduce the middle axis: parallel over (outer, inner-block); each output sums in order.
+  parallel_range(outer, grain_for(n * inner), [&](int64_t o0, int64_t o1) {
+    std::vector<double> acc(static_cast<size_t>(inner));
+    for (int64_t o = o0; o < o1; ++o) {
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t i = 0; i < n; ++i) {
+        const float* p = x + (o * n + i) * inner;
+        for (int64_t j = 0; j < inner; ++j) acc[size_t(j)] += p[j];
+      }
+      for (int64_t j = 0; j < inner; ++j) y[o * inner + j] = float(acc[size_t(j)]);
+    }
+  });
+}
+
+void reduce_max(const float* x, float* y, int64_t* argmax, int64_t outer, int64_t n, int64_t inner) {
+  parallel_range(outer * inner, grain_for(n), [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) {
+      const int64_t o = k / inner, j = k % inner;
+      const float* p = x + o * n * inner + j;
+      float best = -std::numeric_limits<float>::infinity();
+      int64_t bi = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const float v = p[i * inner];
+        if (v > best || std::isnan(v)) {
+          best = v;
+          bi = i;
+          if (std::isnan(v)) break;
+        }
+      }
+      y[k] = best;
+      argmax[k] = bi;
+    }
+  });
+}
+
+void sum_rows(const float* gy, float* gb, int64_t rows, int64_t n) {
+  // Column blocks in parallel; each column sums its rows in order (deterministic).
+  constexpr int64_t kCols = 64;
+  const int64_t blocks = (n + kCols - 1) / kCols;
+  parallel_range(blocks, 1, [&](int64_t b0, int64_t b1) {
+    double acc[kCols];
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t c0 = b * kCols, c1 = std::min(n, c0 + kCols);
+      for (int64_t c = c0; c < c1; ++c) acc[c - c0] = 0.0;
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* p = gy + r * n;
+        for (int64_t c = c0; c < c1; ++c) acc[c - c0] += p[c];
+      }
+      for (int64_t c = c0; c < c1; ++c) gb[c] = float(acc[c - c0]);
+    }
+  });
+}
+
+void add_bias_rows(float* y, const float* bias, int64_t rows, int64_t n) {
+  parallel_range(rows, grain_for(n), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* p = y + r * n;
+      for (int64_t c = 0; c < n; ++c) p[c] += bias[c];
+    }
+  });
+}
+
+}  // namespace scion::cpu

@@ -1,0 +1,53 @@
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "cpu/cpu_kernels.h"
+#include "cpu/parallel.h"
+
+namespace scion::cpu {
+
+void softmax_rows(const float* x, float* y, int64_t rows, int64_t n, bool log) {
+  parallel_range(rows, grain_for(4 * n), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * n;
+      float* yr = y + r * n;
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int64_t i = 0; i < n; ++i) mx = std::max(mx, xr[i]);
+      if (mx == -std::numeric_limits<float>::infinity()) mx = 0.f;  // fully masked row
+      float s = 0.f;
+      for (int64_t i = 0; i < n; ++i) {
+        const float e = std::exp(xr[i] - mx);
+        yr[i] = e;
+        s += e;
+      }
+      if (log) {
+        const float lse = mx + std::log(s);
+        for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] - lse;
+      } else {
+        const float inv = 1.f / s;
+        for (int64_t i = 0; i < n; ++i) yr[i] *= inv;
+      }
+    }
+  });
+}
+
+void softmax_rows_backward(const float* y, const float* gy, float* gx, int64_t rows, int64_t n, bool log) {
+  parallel_range(rows, grain_for(3 * n), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* yr = y + r * n;
+      const float* gr = gy + r * n;
+      float* out = gx + r * n;
+      float dot = 0.f;
+      if (log) {
+        for (int64_t i = 0; i < n; ++i) dot += gr[i];
+        for (int64_t i = 0; i < n; ++i) out[i] = gr[i] - std::exp(yr[i]) * dot;
+      } else {
+        for (int64_t i = 0; i < n; ++i) dot += gr[i] * yr[i];
+        for (int64_t i = 0; i < n; ++i) out[i] = yr[i] * (gr[i] - dot);
+      }
+    }
+  });
+}
+
+}  // namespace scion::cpu

@@ -1,0 +1,17 @@
+// The CUDA backend's host-side entry points, compiled only when nvcc is found. The kernels of
+// every op land here under the CUDA issue; this file carries the runtime pieces the tensor
+// runtime needs today: devices, memory, copies.
+#pragma once
+#include <cstddef>
+
+namespace scion::cuda {
+
+int device_count();  // 0 when no driver or device is present (never throws)
+void* malloc_device(size_t bytes, int device);
+void free_device(void* p, int device);
+void copy_host_to_device(void* dst, const void* src, size_t bytes, int device);
+void copy_device_to_host(void* dst, const void* src, size_t bytes, int device);
+void copy_device_to_device(void* dst, const void* src, size_t bytes, int device);
+void synchronize(int device);
+
+}  // namespace scion::cuda
