@@ -68,25 +68,27 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
     return;
   }
   // Collect the nodes reachable from the root; replay them in reverse tape order.
-  std::vector<Node*> order;
+  // `order` owns the nodes: freeing a node's inputs below must not free nodes still to run.
+  std::vector<std::shared_ptr<Node>> order;
   std::unordered_set<Node*> seen;
-  std::vector<Node*> stack{root.impl().grad_fn.get()};
-  seen.insert(stack.back());
+  std::vector<std::shared_ptr<Node>> stack{root.impl().grad_fn};
+  seen.insert(stack.back().get());
   while (!stack.empty()) {
-    Node* n = stack.back();
+    std::shared_ptr<Node> n = std::move(stack.back());
     stack.pop_back();
-    order.push_back(n);
     for (const Tensor& in : n->inputs) {
       if (!in.defined()) continue;
-      Node* p = in.impl().grad_fn.get();
-      if (p && seen.insert(p).second) stack.push_back(p);
+      const auto& p = in.impl().grad_fn;
+      if (p && seen.insert(p.get()).second) stack.push_back(p);
     }
+    order.push_back(std::move(n));
   }
-  std::sort(order.begin(), order.end(), [](Node* a, Node* b) { return a->sequence > b->sequence; });
+  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a->sequence > b->sequence; });
 
   std::unordered_map<Node*, Tensor> pending;
   pending[root.impl().grad_fn.get()] = seed;
-  for (Node* n : order) {
+  for (const std::shared_ptr<Node>& node : order) {
+    Node* n = node.get();
     auto it = pending.find(n);
     if (it == pending.end()) continue;
     Tensor g = std::move(it->second);
