@@ -7,6 +7,7 @@
 
 #include "cpu/cpu_kernels.h"
 #include "cpu/parallel.h"
+#include "cpu/vec_math.h"
 
 namespace scion::cpu {
 namespace {
@@ -61,7 +62,7 @@ void attention_forward(const AttentionShape& s, const float* q, const float* k, 
         }
         float sum = 0.f;
         for (int64_t j = 0; j < T; ++j) {
-          const float e = std::exp(row[j] - mx);
+          const float e = exp_approx(row[j] - mx);
           row[j] = e;
           sum += e;
         }
@@ -94,7 +95,7 @@ void attention_backward(const AttentionShape& s, const float* q, const float* k,
       scores(s, Q, K, km, scale, P);
       for (int64_t i = 0; i < T; ++i) {
         float* row = P + i * T;
-        for (int64_t j = 0; j < T; ++j) row[j] = std::exp(row[j] - L[i]);
+        for (int64_t j = 0; j < T; ++j) row[j] = exp_approx(row[j] - L[i]);
       }
       float* dQ = gq + b * T * C + h * D;
       float* dK = gk + b * T * C + h * D;

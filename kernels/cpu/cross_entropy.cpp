@@ -6,6 +6,7 @@
 
 #include "cpu/cpu_kernels.h"
 #include "cpu/parallel.h"
+#include "cpu/vec_math.h"
 
 namespace scion::cpu {
 namespace {
@@ -14,7 +15,7 @@ inline float row_lse(const float* x, int64_t V, float inv_t) {
   float mx = -std::numeric_limits<float>::infinity();
   for (int64_t i = 0; i < V; ++i) mx = std::max(mx, x[i] * inv_t);
   float s = 0.f;
-  for (int64_t i = 0; i < V; ++i) s += std::exp(x[i] * inv_t - mx);
+  for (int64_t i = 0; i < V; ++i) s += exp_approx(x[i] * inv_t - mx);
   return mx + std::log(s);
 }
 
@@ -57,7 +58,7 @@ void cross_entropy_backward(const float* logits, const int64_t* targets, const f
       }
       const float* x = logits + r * V;
       const float l = lse[r];
-      for (int64_t i = 0; i < V; ++i) gr[i] = scale * std::exp(x[i] - l);
+      for (int64_t i = 0; i < V; ++i) gr[i] = scale * exp_approx(x[i] - l);
       gr[t] -= scale;
     }
   });
@@ -82,7 +83,7 @@ void soft_cross_entropy_forward(const float* x, const float* t, const uint8_t* m
       for (int64_t i = 0; i < V; ++i) {
         const float logp = tr[i] * inv_t - lt;
         const float logq = xr[i] * inv_t - lx;
-        const float p = std::exp(logp);
+        const float p = exp_approx(logp);
         acc += kl ? double(p) * (logp - logq) : -double(p) * logq;
       }
       loss_rows[r] = float(acc);
@@ -112,7 +113,7 @@ void soft_cross_entropy_backward(const float* x, const float* t, const uint8_t* 
       for (int64_t i = 0; i < V; ++i) {
         const float logp = tr[i] * inv_t - lt;
         const float logq = xr[i] * inv_t - lx;
-        const float p = std::exp(logp), q = std::exp(logq);
+        const float p = exp_approx(logp), q = exp_approx(logq);
         if (gxr) gxr[i] = c * (q - p);
         if (gtr) gtr[i] = c * p * ((kl ? logp - logq : -logq) - val);
       }

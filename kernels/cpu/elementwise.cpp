@@ -3,6 +3,7 @@
 
 #include "cpu/cpu_kernels.h"
 #include "cpu/parallel.h"
+#include "cpu/vec_math.h"
 
 namespace scion::cpu {
 namespace {
@@ -63,15 +64,15 @@ constexpr float kGeluC = 0.044715f;
 template <UnaryOp OP>
 inline float unary_value(float x, float p0, float p1) {
   if constexpr (OP == UnaryOp::neg) return -x;
-  if constexpr (OP == UnaryOp::exp) return std::exp(x);
+  if constexpr (OP == UnaryOp::exp) return exp_approx(x);
   if constexpr (OP == UnaryOp::log) return std::log(x);
-  if constexpr (OP == UnaryOp::tanh) return std::tanh(x);
+  if constexpr (OP == UnaryOp::tanh) return tanh_approx(x);
   if constexpr (OP == UnaryOp::sqrt) return std::sqrt(x);
   if constexpr (OP == UnaryOp::rsqrt) return 1.0f / std::sqrt(x);
   if constexpr (OP == UnaryOp::relu) return x > 0.f ? x : 0.f;
   if constexpr (OP == UnaryOp::gelu) {
     const float u = kSqrt2OverPi * (x + kGeluC * x * x * x);
-    return 0.5f * x * (1.f + std::tanh(u));
+    return 0.5f * x * (1.f + tanh_approx(u));
   }
   if constexpr (OP == UnaryOp::clamp) return x < p0 ? p0 : (x > p1 ? p1 : x);
   if constexpr (OP == UnaryOp::pow) return std::pow(x, p0);
@@ -91,7 +92,7 @@ inline float unary_grad(float x, float y, float gy, float p0, float p1) {
   if constexpr (OP == UnaryOp::relu) return x > 0.f ? gy : 0.f;
   if constexpr (OP == UnaryOp::gelu) {
     const float u = kSqrt2OverPi * (x + kGeluC * x * x * x);
-    const float t = std::tanh(u);
+    const float t = tanh_approx(u);
     const float du = kSqrt2OverPi * (1.f + 3.f * kGeluC * x * x);
     return gy * (0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * du);
   }

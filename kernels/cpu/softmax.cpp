@@ -4,6 +4,7 @@
 
 #include "cpu/cpu_kernels.h"
 #include "cpu/parallel.h"
+#include "cpu/vec_math.h"
 
 namespace scion::cpu {
 
@@ -17,7 +18,7 @@ void softmax_rows(const float* x, float* y, int64_t rows, int64_t n, bool log) {
       if (mx == -std::numeric_limits<float>::infinity()) mx = 0.f;  // fully masked row
       float s = 0.f;
       for (int64_t i = 0; i < n; ++i) {
-        const float e = std::exp(xr[i] - mx);
+        const float e = exp_approx(xr[i] - mx);
         yr[i] = e;
         s += e;
       }
@@ -41,7 +42,7 @@ void softmax_rows_backward(const float* y, const float* gy, float* gx, int64_t r
       float dot = 0.f;
       if (log) {
         for (int64_t i = 0; i < n; ++i) dot += gr[i];
-        for (int64_t i = 0; i < n; ++i) out[i] = gr[i] - std::exp(yr[i]) * dot;
+        for (int64_t i = 0; i < n; ++i) out[i] = gr[i] - exp_approx(yr[i]) * dot;
       } else {
         for (int64_t i = 0; i < n; ++i) dot += gr[i] * yr[i];
         for (int64_t i = 0; i < n; ++i) out[i] = yr[i] * (gr[i] - dot);

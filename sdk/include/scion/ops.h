@@ -7,6 +7,7 @@
 #include <optional>
 #include <vector>
 
+#include "scion/autograd.h"
 #include "scion/tensor.h"
 
 namespace scion::ops {
