@@ -19,15 +19,18 @@ void Module::register_parameter(const std::string& name, Tensor* slot, Tensor va
   SCION_CHECK(is_floating(value.dtype()), "register_parameter: '", name, "' must be floating, got ", value.desc());
   *slot = value.detach();
   slot->set_requires_grad(true);
-  params_.emplace_back(name, slot);
+  entries_.push_back({name, slot, nullptr});
 }
 
 std::vector<std::pair<std::string, Tensor*>> Module::named_parameter_slots(const std::string& prefix) {
   std::vector<std::pair<std::string, Tensor*>> out;
-  for (auto& [name, slot] : params_) out.emplace_back(join(prefix, name), slot);
-  for (auto& [name, child] : children_) {
-    auto sub = child->named_parameter_slots(join(prefix, name));
-    out.insert(out.end(), sub.begin(), sub.end());
+  for (auto& e : entries_) {
+    if (e.param) {
+      out.emplace_back(join(prefix, e.name), e.param);
+    } else {
+      auto sub = e.child->named_parameter_slots(join(prefix, e.name));
+      out.insert(out.end(), sub.begin(), sub.end());
+    }
   }
   return out;
 }
@@ -103,7 +106,8 @@ Tensor Module::parameter(const std::string& dotted_name) const {
 
 void Module::set_training(bool training) {
   training_ = training;
-  for (auto& [name, child] : children_) child->set_training(training);
+  for (auto& e : entries_)
+    if (e.child) e.child->set_training(training);
 }
 
 }  // namespace scion::nn

@@ -49,14 +49,19 @@ class Module {
   // without empty intermediate modules.
   template <class M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
-    children_.emplace_back(name, m);
+    entries_.push_back({name, nullptr, m});
     return m;
   }
   bool training_ = true;
 
  private:
-  std::vector<std::pair<std::string, Tensor*>> params_;
-  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  // Parameters and children in registration order (which is the state-dict order).
+  struct Entry {
+    std::string name;
+    Tensor* param;                  // set for a parameter
+    std::shared_ptr<Module> child;  // set for a child module
+  };
+  std::vector<Entry> entries_;
 };
 
 struct InitConfig {

@@ -1,0 +1,66 @@
+#include "bert_model.h"
+
+#include <string>
+
+#include "scion/random.h"
+
+namespace scion::lm {
+
+BertModel::BertModel(const BertConfig& c) : cfg_(c) {
+  SCION_CHECK(c.vocab > 0 && c.context > 0 && c.width > 0 && c.layers >= 0, "model.bert: vocab, context and width must "
+              "be positive (got vocab=", c.vocab, " context=", c.context, " width=", c.width, ")");
+  SCION_CHECK(c.heads > 0 && c.width % c.heads == 0, "model.bert: width ", c.width, " is not divisible by ", c.heads,
+              " heads");
+  if (cfg_.ffn == 0) cfg_.ffn = 4 * c.width;
+  word = register_module("bert.embeddings.word_embeddings",
+                         std::make_shared<nn::Embedding>(c.vocab, c.width, nn::InitConfig{derive_seed(c.seed, 1), 0.02f}));
+  position = register_module("bert.embeddings.position_embeddings",
+                             std::make_shared<nn::Embedding>(c.context, c.width, nn::InitConfig{derive_seed(c.seed, 2), 0.02f}));
+  token_type = register_module("bert.embeddings.token_type_embeddings",
+                               std::make_shared<nn::Embedding>(c.type_vocab, c.width, nn::InitConfig{derive_seed(c.seed, 3), 0.02f}));
+  emb_ln = register_module("bert.embeddings.LayerNorm", std::make_shared<nn::LayerNorm>(c.width, c.ln_eps));
+  for (int64_t i = 0; i < c.layers; ++i) {
+    nn::BlockConfig b;
+    b.width = c.width;
+    b.heads = c.heads;
+    b.ffn = cfg_.ffn;
+    b.style = nn::BlockStyle::bert;
+    b.causal = false;
+    b.dropout = c.dropout;
+    b.ln_eps = c.ln_eps;
+    b.init = {derive_seed(c.seed, 100 + uint64_t(i)), 0.02f};
+    layers.push_back(register_module("bert.encoder.layer." + std::to_string(i), std::make_shared<nn::TransformerBlock>(b)));
+  }
+  transform = register_module("cls.predictions.transform.dense",
+                              std::make_shared<nn::Linear>(c.width, c.width, true, false, nn::InitConfig{derive_seed(c.seed, 4), 0.02f}));
+  transform_ln = register_module("cls.predictions.transform.LayerNorm", std::make_shared<nn::LayerNorm>(c.width, c.ln_eps));
+  register_parameter("cls.predictions.bias", &decoder_bias, Tensor::zeros({c.vocab}));
+}
+
+Tensor BertModel::hidden(const Tensor& ids, const Tensor& token_types, const Tensor& attention_mask,
+                         uint64_t dropout_seed) const {
+  SCION_CHECK(ids.defined() && ids.dim() == 2, "model.bert: tokens must be [B, T], got ", ids.desc());
+  const int64_t B = ids.size(0), T = ids.size(1);
+  SCION_CHECK(T <= cfg_.context, "model.bert: sequence length ", T, " exceeds the context of ", cfg_.context,
+              " positions");
+  Tensor types = token_types.defined() ? token_types : Tensor::zeros({B, T}, DType::i64, ids.device());
+  SCION_CHECK(types.shape() == ids.shape(), "model.bert: token types ", types.desc(), " do not match tokens ", ids.desc());
+  Tensor x = ops::add(ops::add(word->forward(ids), position->forward(Tensor::arange(T, DType::i64, ids.device()))),
+                      token_type->forward(types));
+  x = emb_ln->forward(x);
+  if (training_ && cfg_.dropout > 0.f) x = ops::dropout(x, cfg_.dropout, derive_seed(dropout_seed, 0));
+  for (size_t i = 0; i < layers.size(); ++i) x = layers[i]->forward(x, attention_mask, derive_seed(dropout_seed, 1 + i));
+  return x;
+}
+
+Tensor BertModel::mlm_logits(const Tensor& h) const {
+  Tensor t = transform_ln->forward(ops::gelu(transform->forward(h)));
+  return ops::linear(t, word->weight, decoder_bias, /*w_in_out=*/false);  // tied decoder
+}
+
+Tensor BertModel::forward(const Tensor& ids, const Tensor& token_types, const Tensor& attention_mask,
+                          uint64_t dropout_seed) const {
+  return mlm_logits(hidden(ids, token_types, attention_mask, dropout_seed));
+}
+
+}  // namespace scion::lm

@@ -1,0 +1,51 @@
+// BERT (post-LN encoder with learned positions, token types and a padding mask) and its
+// masked-LM head, named as Hugging Face's BertForMaskedLM names them: bert.embeddings.*,
+// bert.encoder.layer.{i}.*, cls.predictions.transform.*, cls.predictions.bias; the decoder
+// weight is tied to the word embeddings. The activation is GELU in its tanh form (Hugging
+// Face's hidden_act = "gelu_new"); original BERT used the erf form.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "scion/nn.h"
+
+namespace scion::lm {
+
+struct BertConfig {
+  int64_t vocab = 30522;
+  int64_t context = 512;
+  int64_t type_vocab = 2;
+  int64_t layers = 12;
+  int64_t width = 768;
+  int64_t heads = 12;
+  int64_t ffn = 0;  // 0 = 4 * width
+  float dropout = 0.f;
+  float ln_eps = 1e-12f;
+  uint64_t seed = 0;
+};
+
+class BertModel : public nn::Module {
+ public:
+  explicit BertModel(const BertConfig& cfg);
+  // ids [B, T]; token_types [B, T] or undefined (all 0); attention_mask u8 [B, T] (1 = real
+  // token) or undefined. Returns the encoder output [B, T, C].
+  Tensor hidden(const Tensor& ids, const Tensor& token_types, const Tensor& attention_mask,
+                uint64_t dropout_seed = 0) const;
+  // MLM logits [B, T, V].
+  Tensor forward(const Tensor& ids, const Tensor& token_types = Tensor(), const Tensor& attention_mask = Tensor(),
+                 uint64_t dropout_seed = 0) const;
+  Tensor mlm_logits(const Tensor& hidden) const;
+  const BertConfig& config() const { return cfg_; }
+
+  std::shared_ptr<nn::Embedding> word, position, token_type;
+  std::shared_ptr<nn::LayerNorm> emb_ln;
+  std::vector<std::shared_ptr<nn::TransformerBlock>> layers;
+  std::shared_ptr<nn::Linear> transform;
+  std::shared_ptr<nn::LayerNorm> transform_ln;
+  Tensor decoder_bias;
+
+ private:
+  BertConfig cfg_;
+};
+
+}  // namespace scion::lm

@@ -1,0 +1,49 @@
+// GPT-2 as an nn::Module, with Hugging Face GPT2LMHeadModel's parameter names and layouts
+// (transformer.wte, transformer.wpe, transformer.h.{i}.*, transformer.ln_f; Conv1D weights
+// stored [in, out]); the output head is tied to wte unless `tied = false`.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "scion/nn.h"
+
+namespace scion::lm {
+
+struct GptConfig {
+  int64_t vocab = 50257;
+  int64_t context = 1024;
+  int64_t layers = 12;
+  int64_t width = 768;
+  int64_t heads = 12;
+  int64_t ffn = 0;  // 0 = 4 * width
+  float dropout = 0.f;
+  float ln_eps = 1e-5f;
+  bool tied = true;
+  uint64_t seed = 0;
+};
+
+class GptModel : public nn::Module {
+ public:
+  explicit GptModel(const GptConfig& cfg);
+  // ids [B, T] (i64/i32) -> final hidden states [B, T, C] (after ln_f)
+  Tensor hidden(const Tensor& ids, uint64_t dropout_seed = 0) const;
+  // ids [B, T] -> logits [B, T, V]
+  Tensor forward(const Tensor& ids, uint64_t dropout_seed = 0) const;
+  Tensor logits_from_hidden(const Tensor& h) const;
+  // Accepts Hugging Face Hub naming too: keys without the "transformer." prefix, and an
+  // "lm_head.weight" that equals the tied wte (ignored when tied).
+  void load_hf_state_dict(const nn::NamedTensors& state);
+  const GptConfig& config() const { return cfg_; }
+  // FLOPs of one training step per token by llm.c's count: 6N + 6·L·C·T, N = all parameters.
+  double train_flops_per_token(int64_t seq_len) const;
+
+  std::shared_ptr<nn::Embedding> wte, wpe;
+  std::vector<std::shared_ptr<nn::TransformerBlock>> blocks;
+  std::shared_ptr<nn::LayerNorm> ln_f;
+  std::shared_ptr<nn::Linear> lm_head;  // only when untied
+
+ private:
+  GptConfig cfg_;
+};
+
+}  // namespace scion::lm
