@@ -74,7 +74,10 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < params.size(); ++i) ops::adamw_step(params[i], params[i].grad(), m[i], v[i], s + 1, oc);
     const double opt = since(t3);
     loss_v = loss.item();
-    if (s == 0) continue;
+    if (s == 0) {
+      autograd::set_backward_profiling(true);
+      continue;
+    }
     t_fwd += fwd;
     t_head += head;
     t_bwd += bwd;
@@ -89,5 +92,9 @@ int main(int argc, char** argv) {
               "clip+adamw %.1f ms)  final loss %.4f\n",
               tok / total, total / double(steps) * 1e3, t_fwd / double(steps) * 1e3, t_head / double(steps) * 1e3,
               t_bwd / double(steps) * 1e3, t_opt / double(steps) * 1e3, loss_v);
+  std::printf("scion  backward by op (ms/step):");
+  for (const auto& ot : autograd::backward_profile())
+    if (ot.seconds / double(steps) > 1e-3) std::printf(" %s %.1f;", ot.op.c_str(), ot.seconds / double(steps) * 1e3);
+  std::printf("\n");
   return 0;
 }

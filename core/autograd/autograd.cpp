@@ -1,6 +1,9 @@
 #include "scion/autograd.h"
 
 #include <algorithm>
+#include <chrono>
+#include <map>
+#include <mutex>
 #include <atomic>
 #include <unordered_map>
 #include <unordered_set>
@@ -10,6 +13,9 @@
 namespace scion::autograd {
 namespace {
 thread_local bool t_grad_enabled = true;
+std::atomic<bool> g_profiling{false};
+std::mutex g_profile_mutex;
+std::map<std::string, OpTime> g_profile;
 std::atomic<uint64_t> g_sequence{0};
 
 void accumulate_leaf(const Tensor& leaf, const Tensor& g) {
@@ -95,7 +101,16 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
     pending.erase(it);
     SCION_CHECK(n->backward, "backward: the graph through '", n->op,
                 "' was already freed; pass retain_graph=true to backward twice");
+    const auto t0 = std::chrono::steady_clock::now();
     std::vector<Tensor> grads = n->backward(g);
+    if (g_profiling.load(std::memory_order_relaxed)) {
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::lock_guard lock(g_profile_mutex);
+      OpTime& ot = g_profile[n->op];
+      ot.op = n->op;
+      ot.seconds += dt;
+      ++ot.calls;
+    }
     SCION_CHECK(grads.size() == n->inputs.size(), "internal error: backward of '", n->op, "' returned ",
                 grads.size(), " gradients for ", n->inputs.size(), " inputs");
     for (size_t i = 0; i < grads.size(); ++i) {
@@ -118,6 +133,21 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
       n->inputs.clear();
     }
   }
+}
+
+void set_backward_profiling(bool enabled) { g_profiling = enabled; }
+
+std::vector<OpTime> backward_profile() {
+  std::lock_guard lock(g_profile_mutex);
+  std::vector<OpTime> out;
+  for (auto& [k, v] : g_profile) out.push_back(v);
+  std::sort(out.begin(), out.end(), [](const OpTime& a, const OpTime& b) { return a.seconds > b.seconds; });
+  return out;
+}
+
+void reset_backward_profile() {
+  std::lock_guard lock(g_profile_mutex);
+  g_profile.clear();
 }
 
 }  // namespace scion::autograd

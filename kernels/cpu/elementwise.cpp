@@ -112,9 +112,15 @@ void unary_impl(const float* x, float* y, int64_t n, float p0, float p1) {
 template <UnaryOp OP>
 void unary_bwd_impl(const float* x, const float* y, const float* gy, float* gx, int64_t n, float p0,
                     float p1) {
+  // Separate loops for "derivative from x" and "from y" keep each loop branch-free.
   parallel_range(n, 16384, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i)
-      gx[i] = unary_grad<OP>(x ? x[i] : 0.f, y ? y[i] : 0.f, gy[i], p0, p1);
+    if (x && y) {
+      for (int64_t i = i0; i < i1; ++i) gx[i] = unary_grad<OP>(x[i], y[i], gy[i], p0, p1);
+    } else if (x) {
+      for (int64_t i = i0; i < i1; ++i) gx[i] = unary_grad<OP>(x[i], 0.f, gy[i], p0, p1);
+    } else {
+      for (int64_t i = i0; i < i1; ++i) gx[i] = unary_grad<OP>(0.f, y[i], gy[i], p0, p1);
+    }
   });
 }
 

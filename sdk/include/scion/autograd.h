@@ -39,6 +39,17 @@ void record(const char* op, Tensor& out, std::vector<Tensor> inputs, BackwardFn 
 
 void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph);
 
+// Optional timing of backward by op (for benchmarks): seconds and calls per op name,
+// accumulated over backward passes while enabled.
+struct OpTime {
+  std::string op;
+  double seconds = 0;
+  int64_t calls = 0;
+};
+void set_backward_profiling(bool enabled);
+std::vector<OpTime> backward_profile();  // sorted by time, largest first
+void reset_backward_profile();
+
 }  // namespace scion::autograd
 
 namespace scion {
