@@ -1,0 +1,276 @@
+#include "text_stream.h"
+
+#include <glob.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <set>
+
+#include "scion/error.h"
+#include "scion/random.h"
+
+namespace scion::lm {
+
+namespace {
+
+// The "text" field of one JSON-lines record, with JSON string escapes decoded.
+bool json_text_field(const std::string& line, std::string& out) {
+  const size_t key = line.find("\"text\"");
+  if (key == std::string::npos) return false;
+  size_t i = line.find(':', key + 6);
+  if (i == std::string::npos) return false;
+  i = line.find('"', i);
+  if (i == std::string::npos) return false;
+  out.clear();
+  for (++i; i < line.size(); ++i) {
+    char c = line[i];
+    if (c == '"') return true;
+    if (c != '\\') {
+      out += c;
+      continue;
+    }
+    if (++i >= line.size()) return false;
+    switch (line[i]) {
+      case 'n': out += '\n'; break;
+      case 't': out += '\t'; break;
+      case 'r': out += '\r'; break;
+      case 'b': out += '\b'; break;
+      case 'f': out += '\f'; break;
+      case 'u': {
+        if (i + 4 >= line.size()) return false;
+        uint32_t cp = uint32_t(std::stoul(line.substr(i + 1, 4), nullptr, 16));
+        i += 4;
+        if (cp >= 0xD800 && cp < 0xDC00 && i + 6 < line.size() && line[i + 1] == '\\' && line[i + 2] == 'u') {
+          const uint32_t lo = uint32_t(std::stoul(line.substr(i + 3, 4), nullptr, 16));
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          i += 6;
+        }
+        if (cp < 0x80) out += char(cp);
+        else if (cp < 0x800) out += char(0xC0 | (cp >> 6)), out += char(0x80 | (cp & 0x3F));
+        else if (cp < 0x10000)
+          out += char(0xE0 | (cp >> 12)), out += char(0x80 | ((cp >> 6) & 0x3F)), out += char(0x80 | (cp & 0x3F));
+        else
+          out += char(0xF0 | (cp >> 18)), out += char(0x80 | ((cp >> 12) & 0x3F)),
+              out += char(0x80 | ((cp >> 6) & 0x3F)), out += char(0x80 | (cp & 0x3F));
+        break;
+      }
+      default: out += line[i];
+    }
+  }
+  return false;
+}
+
+bool is_jsonl(const std::string& path) {
+  return path.size() >= 6 && (path.ends_with(".jsonl") || path.ends_with(".json"));
+}
+
+// A file that is mostly NUL or control bytes is not text: refuse it with its name.
+void check_text(const std::string& path, const std::string& sample) {
+  size_t bad = 0;
+  for (unsigned char c : sample)
+    if (c == 0 || (c < 0x09) || (c > 0x0d && c < 0x20 && c != 0x1b)) ++bad;
+  SCION_CHECK(sample.empty() || bad * 10 < sample.size(), "data.text: '", path,
+              "' does not look like text (", bad, " control bytes in the first ", sample.size(),
+              " bytes); hint: binary token shards are read by data.shards");
+}
+
+}  // namespace
+
+std::vector<std::string> expand_globs(const std::vector<std::string>& patterns, const std::string& who) {
+  std::set<std::string> out;
+  for (const std::string& p : patterns) {
+    glob_t g{};
+    const int rc = ::glob(p.c_str(), GLOB_NOSORT, nullptr, &g);
+    if (rc == 0)
+      for (size_t i = 0; i < g.gl_pathc; ++i)
+        if (std::filesystem::is_regular_file(g.gl_pathv[i])) out.insert(g.gl_pathv[i]);
+    globfree(&g);
+    if (rc != 0 || out.empty())
+      throw Error(who + ": no file matches '" + p + "' (working directory " + std::filesystem::current_path().string() +
+                  ")");
+  }
+  return {out.begin(), out.end()};
+}
+
+TextStream::TextStream(TextStreamConfig cfg, TokenizeFn tokenize, int32_t eot_id)
+    : cfg_(std::move(cfg)), tokenize_(std::move(tokenize)), eot_(eot_id) {
+  SCION_CHECK(cfg_.seq_len > 0 && cfg_.batch_size > 0, "data.text: seq_len and batch_size must be positive");
+  SCION_CHECK(cfg_.world >= 1 && cfg_.rank >= 0 && cfg_.rank < cfg_.world, "data.text: bad rank ", cfg_.rank, " of ",
+              cfg_.world);
+  files_ = expand_globs(cfg_.files, "data.text");
+  // Every file must open and look like text before training starts.
+  for (const std::string& f : files_) {
+    std::ifstream in(f, std::ios::binary);
+    SCION_CHECK(in.good(), "data.text: cannot open '", f, "'");
+    std::string sample(4096, '\0');
+    in.read(sample.data(), std::streamsize(sample.size()));
+    sample.resize(size_t(in.gcount()));
+    check_text(f, sample);
+  }
+  start_epoch();
+}
+
+void TextStream::start_epoch() {
+  order_.resize(files_.size());
+  std::iota(order_.begin(), order_.end(), 0);
+  if (cfg_.shuffle) {  // Fisher-Yates with the counter RNG keyed on (seed, epoch)
+    const uint64_t s = derive_seed(cfg_.seed, 0x5eed0000ull + uint64_t(epoch_));
+    for (size_t i = order_.size(); i > 1; --i) std::swap(order_[i - 1], order_[random_bits(s, i) % i]);
+  }
+  file_pos_ = 0;
+  byte_offset_ = 0;
+}
+
+bool TextStream::read_document(std::string& doc) {
+  while (file_pos_ < int64_t(order_.size())) {
+    const std::string& path = files_[size_t(order_[size_t(file_pos_)])];
+    std::ifstream in(path, std::ios::binary);
+    SCION_CHECK(in.good(), "data.text: cannot open '", path, "' (it was readable when the run started)");
+    in.seekg(byte_offset_);
+    doc.clear();
+    std::string line;
+    const bool jsonl = is_jsonl(path);
+    int64_t line_no_offset = byte_offset_;
+    while (std::getline(in, line)) {
+      const int64_t next = line_no_offset + int64_t(line.size()) + 1;
+      line_no_offset = next;
+      if (jsonl) {
+        byte_offset_ = next;
+        std::string text;
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        SCION_CHECK(json_text_field(line, text), "data.text: '", path, "' near byte ", next - int64_t(line.size()) - 1,
+                    ": a JSON-lines record without a \"text\" string field");
+        doc = std::move(text);
+        return true;
+      }
+      const bool blank = line.find_first_not_of(" \t\r") == std::string::npos;
+      byte_offset_ = next;
+      if (blank) {
+        if (!doc.empty()) return true;
+        continue;
+      }
+      doc += line;
+      doc += '\n';
+    }
+    if (!doc.empty()) {  // last document of the file
+      byte_offset_ = line_no_offset;
+      ++file_pos_;
+      byte_offset_ = 0;
+      return true;
+    }
+    ++file_pos_;
+    byte_offset_ = 0;
+  }
+  return false;
+}
+
+std::vector<int32_t> TextStream::next_window() {
+  const size_t need = size_t(cfg_.seq_len) + 1;
+  int empty_epochs = 0;
+  while (pending_.size() < need) {
+    std::string doc;
+    if (!read_document(doc)) {
+      ++epoch_;
+      start_epoch();
+      SCION_CHECK(++empty_epochs < 2 || !pending_.empty(), "data.text: the corpus (", files_.size(),
+                  " file(s)) holds no text");
+      SCION_CHECK(empty_epochs < 3, "data.text: the corpus is shorter than one window of ", need, " tokens");
+      continue;
+    }
+    std::vector<int32_t> ids = tokenize_(doc);
+    pending_.insert(pending_.end(), ids.begin(), ids.end());
+    pending_.push_back(eot_);
+  }
+  std::vector<int32_t> w(pending_.begin(), pending_.begin() + std::ptrdiff_t(need));
+  // Windows overlap by one token: the last target of one is the first input of the next.
+  pending_.erase(pending_.begin(), pending_.begin() + std::ptrdiff_t(need - 1));
+  return w;
+}
+
+void TextStream::next(Tensor& tokens, Tensor& targets) {
+  const int64_t B = cfg_.batch_size, T = cfg_.seq_len;
+  tokens = Tensor::empty({B, T}, DType::i64);
+  targets = Tensor::empty({B, T}, DType::i64);
+  int64_t* tp = tokens.data<int64_t>();
+  int64_t* gp = targets.data<int64_t>();
+  for (int64_t b = 0; b < B; ++b) {
+    std::vector<int32_t> w;
+    // Rank r keeps windows r, r+world, ...: every rank reads the same stream.
+    do {
+      if (cfg_.shuffle && cfg_.shuffle_buffer > 0) {
+        while (int64_t(buffer_.size()) < cfg_.shuffle_buffer) buffer_.push_back(next_window());
+        const size_t pick = size_t(random_bits(derive_seed(cfg_.seed, 0xb0ffull), draws_++) % buffer_.size());
+        w = std::move(buffer_[pick]);
+        buffer_[pick] = next_window();
+      } else {
+        w = next_window();
+      }
+    } while (window_count_++ % cfg_.world != cfg_.rank);
+    for (int64_t t = 0; t < T; ++t) {
+      tp[b * T + t] = w[size_t(t)];
+      gp[b * T + t] = w[size_t(t) + 1];
+    }
+  }
+}
+
+std::vector<int64_t> TextStream::state() const {
+  std::vector<int64_t> s = {1 /*format*/, epoch_, file_pos_, byte_offset_, int64_t(draws_), window_count_,
+                            int64_t(order_.size())};
+  s.insert(s.end(), order_.begin(), order_.end());
+  s.push_back(int64_t(pending_.size()));
+  s.insert(s.end(), pending_.begin(), pending_.end());
+  s.push_back(int64_t(buffer_.size()));
+  for (const auto& w : buffer_) {
+    s.push_back(int64_t(w.size()));
+    s.insert(s.end(), w.begin(), w.end());
+  }
+  return s;
+}
+
+void TextStream::restore(const std::vector<int64_t>& s) {
+  size_t i = 0;
+  auto take = [&]() {
+    SCION_CHECK(i < s.size(), "data.text: the saved stream position is truncated");
+    return s[i++];
+  };
+  SCION_CHECK(take() == 1, "data.text: unknown saved stream position format");
+  epoch_ = take();
+  file_pos_ = take();
+  byte_offset_ = take();
+  draws_ = uint64_t(take());
+  window_count_ = take();
+  const int64_t nfiles = take();
+  SCION_CHECK(nfiles == int64_t(files_.size()), "data.text: the checkpoint was made with ", nfiles,
+              " file(s) but the graph now matches ", files_.size());
+  order_.resize(size_t(nfiles));
+  for (auto& o : order_) o = take();
+  pending_.resize(size_t(take()));
+  for (auto& p : pending_) p = int32_t(take());
+  buffer_.resize(size_t(take()));
+  for (auto& w : buffer_) {
+    w.resize(size_t(take()));
+    for (auto& t : w) t = int32_t(take());
+  }
+}
+
+std::vector<std::vector<int32_t>> TextStream::all_windows(const std::vector<std::string>& files, const TokenizeFn& tok,
+                                                          int32_t eot_id, int64_t seq_len) {
+  TextStreamConfig c;
+  c.files = files;
+  c.seq_len = seq_len;
+  c.batch_size = 1;
+  c.shuffle = false;
+  TextStream s(c, tok, eot_id);
+  std::vector<std::vector<int32_t>> out;
+  while (s.epoch() == 0) {
+    auto w = s.next_window();
+    if (s.epoch() > 0) break;  // the window wrapped into the next epoch
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+}  // namespace scion::lm

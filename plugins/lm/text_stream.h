@@ -1,0 +1,67 @@
+// A streaming reader of text corpora for language-model training.
+//
+// Files (globs) are read document by document — a .txt file's documents are separated by
+// blank lines, a .jsonl file has one JSON object per line with the text under "text" — and
+// tokenized as they are read; documents are joined with an end-of-text token and cut into
+// windows of seq_len + 1 tokens (inputs and next-token targets). Windows pass through a
+// seeded shuffle buffer; file order is reshuffled every epoch. Nothing but the current file
+// chunk and the buffer is held in memory. The whole position (epoch, file, byte offset,
+// pending tokens, buffer, RNG counter) is a flat list of integers, so a checkpoint can store
+// it and a resumed run sees exactly the same batches.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "scion/tensor.h"
+
+namespace scion::lm {
+
+using TokenizeFn = std::function<std::vector<int32_t>(std::string_view)>;
+
+struct TextStreamConfig {
+  std::vector<std::string> files;  // paths or globs
+  int64_t seq_len = 128;
+  int64_t batch_size = 8;
+  uint64_t seed = 0;
+  bool shuffle = true;
+  int64_t shuffle_buffer = 64;  // windows held for shuffling (0 = no window shuffling)
+  int rank = 0, world = 1;      // data-parallel sharding: rank r takes every world-th window
+};
+
+// Expands globs (sorted, deduplicated). Throws naming the pattern when one matches nothing.
+std::vector<std::string> expand_globs(const std::vector<std::string>& patterns, const std::string& who);
+
+class TextStream {
+ public:
+  TextStream(TextStreamConfig cfg, TokenizeFn tokenize, int32_t eot_id);
+  // Next batch: tokens and targets, i64 [batch, seq_len]. Loops over epochs forever.
+  void next(Tensor& tokens, Tensor& targets);
+  int64_t epoch() const { return epoch_; }
+  std::vector<int64_t> state() const;
+  void restore(const std::vector<int64_t>& state);
+  const std::vector<std::string>& files() const { return files_; }
+  // Reads every window once, in file order, without shuffling (evaluation).
+  static std::vector<std::vector<int32_t>> all_windows(const std::vector<std::string>& files, const TokenizeFn& tok,
+                                                       int32_t eot_id, int64_t seq_len);
+
+ private:
+  bool read_document(std::string& doc);  // false at the end of the epoch's files
+  std::vector<int32_t> next_window();
+  void start_epoch();
+
+  TextStreamConfig cfg_;
+  TokenizeFn tokenize_;
+  int32_t eot_;
+  std::vector<std::string> files_;
+  std::vector<int64_t> order_;  // file order this epoch
+  int64_t epoch_ = 0, file_pos_ = 0, byte_offset_ = 0;
+  uint64_t draws_ = 0;          // shuffle-buffer RNG counter
+  int64_t window_count_ = 0;    // windows produced (for rank sharding)
+  std::vector<int32_t> pending_;
+  std::vector<std::vector<int32_t>> buffer_;
+};
+
+}  // namespace scion::lm

@@ -1,0 +1,178 @@
+// data.text's stream and data.shards' format: batches, shuffling, resume, bad input.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "shards.h"
+#include "text_stream.h"
+
+using namespace scion;
+namespace fs = std::filesystem;
+
+namespace {
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("scion_data_" + std::to_string(::getpid()) + "_" +
+                                        std::to_string(reinterpret_cast<uintptr_t>(this)));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string write(const std::string& name, const std::string& text) const {
+    std::ofstream(path / name, std::ios::binary) << text;
+    return (path / name).string();
+  }
+};
+
+std::vector<int32_t> bytes_of(std::string_view s) { return {s.begin(), s.end()}; }
+
+lm::TextStreamConfig config(const std::string& glob, bool shuffle) {
+  lm::TextStreamConfig c;
+  c.files = {glob};
+  c.seq_len = 8;
+  c.batch_size = 3;
+  c.seed = 7;
+  c.shuffle = shuffle;
+  c.shuffle_buffer = 4;
+  return c;
+}
+}  // namespace
+
+TEST(TextStream, PacksDocumentsIntoShiftedWindows) {
+  TempDir d;
+  d.write("a.txt", "hello world\n\nsecond doc\n");
+  lm::TextStream s(config((d.path / "*.txt").string(), false), bytes_of, 256);
+  Tensor x, y;
+  s.next(x, y);
+  ASSERT_EQ(x.shape(), (Shape{3, 8}));
+  auto xs = x.to_vector_i64(), ys = y.to_vector_i64();
+  const std::string expect = "hello world\n";
+  for (int t = 0; t < 8; ++t) EXPECT_EQ(xs[size_t(t)], int64_t(expect[size_t(t)]));
+  for (int t = 0; t < 7; ++t) EXPECT_EQ(ys[size_t(t)], xs[size_t(t) + 1]);  // targets are inputs shifted by one
+  EXPECT_EQ(xs[8], ys[7]);  // the next window starts where the last target was
+  // the end-of-text token separates documents
+  bool saw_eot = false;
+  for (auto v : xs) saw_eot |= v == 256;
+  EXPECT_TRUE(saw_eot);
+}
+
+TEST(TextStream, JsonLinesAndResumeGiveTheSameBatches) {
+  TempDir d;
+  d.write("a.jsonl", "{\"text\": \"first \\\"quoted\\\" record \\u00e9\"}\n{\"id\": 2, \"text\": \"second record\"}\n");
+  d.write("b.txt", "plain text file\nwith two lines\n\nand another paragraph here\n");
+  auto cfg = config((d.path / "*").string(), true);
+  lm::TextStream a(cfg, bytes_of, 256), b(cfg, bytes_of, 256);
+  Tensor x, y;
+  for (int i = 0; i < 5; ++i) a.next(x, y);
+  const auto saved = a.state();
+  std::vector<std::vector<int64_t>> want;
+  for (int i = 0; i < 6; ++i) {
+    a.next(x, y);
+    want.push_back(x.to_vector_i64());
+  }
+  b.restore(saved);
+  for (int i = 0; i < 6; ++i) {
+    b.next(x, y);
+    EXPECT_EQ(x.to_vector_i64(), want[size_t(i)]) << "batch " << i << " after resume";
+  }
+  EXPECT_GE(a.epoch(), 1);  // the tiny corpus wrapped around
+}
+
+TEST(TextStream, RanksReadDisjointWindows) {
+  TempDir d;
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += "line " + std::to_string(i) + "\n";
+  d.write("a.txt", text);
+  auto c0 = config((d.path / "a.txt").string(), false), c1 = c0;
+  c0.world = c1.world = 2;
+  c1.rank = 1;
+  lm::TextStream all(config((d.path / "a.txt").string(), false), bytes_of, 256);
+  lm::TextStream r0(c0, bytes_of, 256), r1(c1, bytes_of, 256);
+  Tensor x, y, x0, x1;
+  all.next(x, y);
+  r0.next(x0, y);
+  r1.next(x1, y);
+  auto v = x.to_vector_i64(), v0 = x0.to_vector_i64(), v1 = x1.to_vector_i64();
+  EXPECT_TRUE(std::equal(v.begin(), v.begin() + 8, v0.begin()));        // window 0 -> rank 0
+  EXPECT_TRUE(std::equal(v.begin() + 8, v.begin() + 16, v1.begin()));   // window 1 -> rank 1
+  EXPECT_TRUE(std::equal(v.begin() + 16, v.begin() + 24, v0.begin() + 8));
+}
+
+TEST(TextStream, BadInputNamesTheFile) {
+  TempDir d;
+  try {
+    lm::TextStream s(config((d.path / "missing*.txt").string(), false), bytes_of, 256);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing*.txt"), std::string::npos) << e.what();
+  }
+  const std::string empty = d.write("empty.txt", "\n\n   \n");
+  try {
+    lm::TextStream s(config(empty, false), bytes_of, 256);
+    Tensor x, y;
+    s.next(x, y);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no text"), std::string::npos) << e.what();
+  }
+  std::string garbage(3000, '\0');
+  for (size_t i = 0; i < garbage.size(); i += 7) garbage[i] = char(i);
+  const std::string bin = d.write("garbage.txt", garbage);
+  try {
+    lm::TextStream s(config(bin, false), bytes_of, 256);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("garbage.txt"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("does not look like text"), std::string::npos) << e.what();
+  }
+  const std::string bad_json = d.write("bad.jsonl", "{\"title\": \"no text field\"}\n");
+  try {
+    lm::TextStream s(config(bad_json, false), bytes_of, 256);
+    Tensor x, y;
+    s.next(x, y);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.jsonl"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Shards, RoundTripAndBadShards) {
+  TempDir d;
+  const std::string p = (d.path / "s.bin").string();
+  std::vector<int32_t> toks = {0, 1, 50256, 65535, 42};
+  lm::write_shard(p, toks);
+  EXPECT_FALSE(fs::exists(p + ".tmp"));
+  {
+    lm::ShardReader r(p);
+    ASSERT_EQ(r.size(), 5);
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(r[i], toks[size_t(i)]);
+  }
+  EXPECT_EQ(fs::file_size(p), 1024u + 10u);
+  // wrong magic
+  std::string bytes;
+  {
+    std::ifstream in(p, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  std::string wrong = bytes;
+  wrong[0] = 1;
+  const std::string pw = d.write("wrong.bin", wrong);
+  try {
+    lm::ShardReader r(pw);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("wrong.bin"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("magic"), std::string::npos) << e.what();
+  }
+  const std::string pt = d.write("trunc.bin", bytes.substr(0, bytes.size() - 3));
+  try {
+    lm::ShardReader r(pt);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("trunc.bin"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(lm::ShardReader((d.path / "nope.bin").string()), Error);
+  EXPECT_THROW(lm::write_shard((d.path / "big.bin").string(), {70000}), Error);
+}
