@@ -14,6 +14,10 @@ output is committed.  Tables:
   kBertControl BERT _is_control: category Cc or Cf, except \\t \\n \\r
   kBertPunct   BERT _is_punctuation: category P*, or ASCII 33-47 58-64 91-96 123-126
   kMark        category Mn (what BERT's accent stripping drops after NFD)
+  kCaseIgnorable, kCasedOnly
+               what str.lower()'s Final_Sigma rule looks at: Case_Ignorable characters,
+               and Cased characters that are not Case_Ignorable; both probed from
+               str.lower() itself so they match CPython exactly
   kFold        per code point c whose image differs from c: strip_Mn(NFD(c.lower())),
                the BERT uncased normalisation of one character (Hangul syllables are
                left out: the C++ decomposes them algorithmically).
@@ -47,6 +51,16 @@ def bert_punct(cp):
         return True
     return cat(cp).startswith("P")
 
+def final_sigma_after(x):   # "A" x "Σ": final iff x is Case_Ignorable or Cased
+    return ("\u0391" + x + "\u03a3").lower()[-1] == "\u03c2"
+
+def final_sigma_first(x):   # x "Σ": final iff x is Cased and not Case_Ignorable
+    return (x + "\u03a3").lower()[-1] == "\u03c2"
+
+def case_ignorable(cp):
+    x = chr(cp)
+    return final_sigma_after(x) and not final_sigma_first(x)
+
 tables = [
     ("kLetter", lambda cp: cat(cp)[0] == "L"),
     ("kNumber", lambda cp: cat(cp)[0] == "N"),
@@ -55,6 +69,8 @@ tables = [
     ("kBertControl", lambda cp: cp not in (9, 10, 13) and cat(cp) in ("Cc", "Cf")),
     ("kBertPunct", bert_punct),
     ("kMark", lambda cp: cat(cp) == "Mn"),
+    ("kCaseIgnorable", case_ignorable),
+    ("kCasedOnly", lambda cp: final_sigma_first(chr(cp))),
 ]
 
 w = sys.stdout.write

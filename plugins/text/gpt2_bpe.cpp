@@ -99,7 +99,7 @@ private:
 enum Cls : uint8_t { kL = 0, kN = 1, kS = 2, kO = 3 };
 
 inline Cls cls_of(char32_t cp) {
-  const uint8_t c = unicode::classify(cp);
+  const uint16_t c = unicode::classify(cp);
   if (c & unicode::kIsLetter) return kL;
   if (c & unicode::kIsNumber) return kN;
   if (c & unicode::kIsSpace) return kS;

@@ -25,8 +25,8 @@ bool is_cjk(char32_t cp) {
          (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
 }
 
-uint8_t compute(char32_t cp) {
-  uint8_t c = 0;
+uint16_t compute(char32_t cp) {
+  uint16_t c = 0;
   if (in(kLetter, cp)) c |= kIsLetter;
   if (in(kNumber, cp)) c |= kIsNumber;
   if (in(kSpace, cp)) c |= kIsSpace;
@@ -35,11 +35,13 @@ uint8_t compute(char32_t cp) {
   if (in(kBertPunct, cp)) c |= kIsBertPunct;
   if (in(kMark, cp)) c |= kIsMark;
   if (is_cjk(cp)) c |= kIsCjk;
+  if (in(kCaseIgnorable, cp)) c |= kIsCaseIgnorable;
+  if (in(kCasedOnly, cp)) c |= kIsCasedOnly;
   return c;
 }
 
 struct BmpTable {
-  std::array<uint8_t, 0x10000> cls{};
+  std::array<uint16_t, 0x10000> cls{};
   BmpTable() {
     for (char32_t cp = 0; cp < 0x10000; ++cp) cls[cp] = compute(cp);
   }
@@ -52,10 +54,19 @@ const BmpTable& bmp() {
 
 }  // namespace
 
-uint8_t classify(char32_t cp) {
+uint16_t classify(char32_t cp) {
   if (cp < 0x10000) return bmp().cls[cp];
   if (cp > 0x10FFFF) return 0;
   return compute(cp);
+}
+
+bool final_sigma(const char32_t* word, std::size_t n, std::size_t k) {
+  std::size_t j = k;
+  while (j > 0 && (classify(word[j - 1]) & kIsCaseIgnorable)) --j;
+  if (j == 0 || !(classify(word[j - 1]) & kIsCasedOnly)) return false;
+  j = k + 1;
+  while (j < n && (classify(word[j]) & kIsCaseIgnorable)) ++j;
+  return j == n || !(classify(word[j]) & kIsCasedOnly);
 }
 
 void append_bert_fold(std::string& out, char32_t cp, bool final_sigma) {

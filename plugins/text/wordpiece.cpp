@@ -52,12 +52,7 @@ void WordPiece::Impl::basic(std::string_view text, F&& emit_word) const {
       const char32_t cp = tok[k];
       std::size_t before = norm.size();
       if (lower) {
-        bool final_sigma = false;
-        if (cp == 0x3A3) {  // Final_Sigma: after a letter and not before one
-          const bool after = k > 0 && unicode::is_letter(tok[k - 1]);
-          const bool before_letter = k + 1 < tok.size() && unicode::is_letter(tok[k + 1]);
-          final_sigma = after && !before_letter;
-        }
+        const bool final_sigma = cp == 0x3A3 && unicode::final_sigma(tok.data(), tok.size(), k);
         unicode::append_bert_fold(norm, cp, final_sigma);
       } else {
         utf8::append(norm, cp);
@@ -82,7 +77,7 @@ void WordPiece::Impl::basic(std::string_view text, F&& emit_word) const {
     const char32_t cp = utf8::decode(text, i, len);
     i += len;
     if (cp == utf8::kInvalid || cp == 0 || cp == 0xFFFD) continue;
-    const uint8_t c = unicode::classify(cp);
+    const uint16_t c = unicode::classify(cp);
     if (c & unicode::kIsBertControl) continue;
     if (c & (unicode::kIsBertSpace | unicode::kIsSpace)) { flush(); continue; }
     if (c & unicode::kIsCjk) {

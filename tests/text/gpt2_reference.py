@@ -30,6 +30,7 @@ class Ref:
         lines = open(os.path.join(d, "vocab.bpe"), encoding="utf-8").read().split("\n")[1:]
         self.rank = {tuple(l.split()): i for i, l in enumerate(l for l in lines if l.strip())}
         self.b2u = byte_table()
+        self.memo = {}
 
     def bpe(self, word):
         parts = list(word)
@@ -54,8 +55,10 @@ class Ref:
     def encode(self, text):
         ids = []
         for piece in PAT.findall(text):
-            word = "".join(self.b2u[b] for b in piece.encode("utf-8"))
-            ids.extend(self.enc[t] for t in self.bpe(word))
+            if piece not in self.memo:
+                word = "".join(self.b2u[b] for b in piece.encode("utf-8"))
+                self.memo[piece] = [self.enc[t] for t in self.bpe(word)]
+            ids.extend(self.memo[piece])
         return ids
 
 CASES = [
@@ -89,7 +92,7 @@ if __name__ == "__main__":
             ids = ref.encode(s)
             print("    {%s, {%s}}," % (cpp_string(s), ", ".join(map(str, ids))))
     elif args and args[0] == "--file":
-        print(" ".join(map(str, ref.encode(open(args[1], encoding="utf-8").read()))))
+        print(" ".join(map(str, ref.encode(open(args[1], encoding="utf-8", newline="").read()))))
     else:
         for s in args:
             print(ref.encode(s))
