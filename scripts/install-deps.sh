@@ -12,9 +12,10 @@ PKGS=(
   libgtest-dev libgmock-dev
   libopenblas-dev
   libopenmpi-dev openmpi-bin
+  # references the tests compare against: the tokenizers' Python twins (regex) and the
+  # models' PyTorch twins (Debian's python3-torch, CPU)
+  python3 python3-regex python3-numpy python3-torch
 )
-# The PyTorch reference (twin tests, benchmarks) is optional: SCION_WITH_TORCH=1 adds it.
-if [ "${SCION_WITH_TORCH:-0}" = 1 ]; then PKGS+=(python3-torch python3-numpy); fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
