@@ -1,0 +1,122 @@
+// Scion's GPT-2 and BERT against PyTorch twins (tests/lm/twin.py): the same weights and
+// batch, three AdamW training steps; logits, losses, every gradient and the final weights
+// must match. Debian's python3-torch is installed by scripts/install-deps.sh.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "bert_model.h"
+#include "gpt_model.h"
+#include "scion/json.h"
+#include "scion/safetensors.h"
+
+using namespace scion;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TwinRun {
+  fs::path dir;
+  TwinRun(const std::string& tag) {
+    dir = fs::temp_directory_path() / ("scion_twin_" + tag + "_" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+  }
+  ~TwinRun() { fs::remove_all(dir); }
+};
+
+// Trains `steps` AdamW steps, writing what the twin needs; returns the twin's exit output.
+template <class Model, class Forward>
+std::pair<int, std::string> run_twin(const std::string& kind, Model& model, Json cfg, const safetensors::Named& batch,
+                                     const Tensor& targets, Forward forward) {
+  TwinRun run(kind);
+  const float lr = 1e-2f, wd = 0.01f;
+  const int steps = 3;
+  cfg["lr"] = Json(double(lr));
+  cfg["wd"] = Json(double(wd));
+  cfg["steps"] = Json(steps);
+  safetensors::save((run.dir / "init.safetensors").string(), model.state_dict(), {{"config", cfg.dump()}});
+  safetensors::save((run.dir / "batch.safetensors").string(), batch);
+  auto params = model.parameters();
+  auto names = model.named_parameters();
+  std::vector<Tensor> m, v;
+  for (auto& p : params) m.push_back(Tensor::zeros(p.shape())), v.push_back(Tensor::zeros(p.shape()));
+  std::vector<float> losses;
+  safetensors::Named out;
+  for (int s = 0; s < steps; ++s) {
+    model.zero_grad();
+    Tensor logits = forward();
+    Tensor loss = ops::cross_entropy(logits, targets);
+    loss.backward();
+    losses.push_back(loss.item());
+    if (s == 0) {
+      out.emplace_back("logits", logits.detach());
+      for (auto& [n, p] : names) out.emplace_back("grad." + n, p.grad());
+    }
+    ops::AdamWConfig oc;
+    oc.lr = lr;
+    oc.weight_decay = wd;
+    for (size_t i = 0; i < params.size(); ++i) ops::adamw_step(params[i], params[i].grad(), m[i], v[i], s + 1, oc);
+  }
+  out.emplace_back("losses", Tensor::from_vector(losses, {int64_t(losses.size())}));
+  for (auto& [n, p] : model.named_parameters()) out.emplace_back("final." + n, p);
+  safetensors::save((run.dir / "scion.safetensors").string(), out);
+  const std::string cmd = "/usr/bin/python3 " SCION_SOURCE_DIR "/tests/lm/twin.py " + kind + " " + run.dir.string() + " 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  std::string text;
+  char buf[512];
+  while (pipe && std::fgets(buf, sizeof buf, pipe)) text += buf;
+  const int rc = pipe ? ::pclose(pipe) : -1;
+  return {rc, text};
+}
+
+}  // namespace
+
+TEST(Twin, GptMatchesPyTorch) {
+  lm::GptConfig c;
+  c.vocab = 61;
+  c.context = 16;
+  c.layers = 2;
+  c.width = 32;
+  c.heads = 4;
+  c.seed = 21;
+  lm::GptModel model(c);
+  Tensor ids = Tensor::randint({2, 13}, 1, 0, c.vocab), targets = Tensor::randint({2, 13}, 2, 0, c.vocab);
+  Json cfg;
+  cfg["layers"] = Json(c.layers);
+  cfg["heads"] = Json(c.heads);
+  auto [rc, out] = run_twin("gpt", model, cfg, {{"ids", ids}, {"targets", targets}}, targets,
+                            [&] { return model.forward(ids); });
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("0 mismatches"), std::string::npos) << out;
+}
+
+TEST(Twin, BertMatchesPyTorch) {
+  lm::BertConfig c;
+  c.vocab = 53;
+  c.context = 16;
+  c.layers = 2;
+  c.width = 32;
+  c.heads = 4;
+  c.seed = 8;
+  lm::BertModel model(c);
+  const int64_t B = 2, T = 11;
+  Tensor ids = Tensor::randint({B, T}, 3, 0, c.vocab);
+  Tensor types = Tensor::randint({B, T}, 4, 0, 2);
+  std::vector<float> maskv(size_t(B * T), 1.f);
+  for (int t = 8; t < T; ++t) maskv[size_t(T + t)] = 0.f;  // the second sequence is padded
+  Tensor mask = Tensor::from_vector(maskv, {B, T}).to(DType::u8);
+  // MLM-style targets: only some positions count.
+  std::vector<int64_t> tv = Tensor::randint({B, T}, 5, 0, c.vocab).to_vector_i64();
+  for (size_t i = 0; i < tv.size(); ++i)
+    if (i % 3 != 0 || maskv[i] == 0.f) tv[i] = -100;
+  Tensor targets = Tensor::from_vector_i64(tv, {B, T});
+  Json cfg;
+  cfg["layers"] = Json(c.layers);
+  cfg["heads"] = Json(c.heads);
+  auto [rc, out] = run_twin("bert", model, cfg,
+                            {{"ids", ids}, {"targets", targets}, {"types", types}, {"mask", mask}}, targets,
+                            [&] { return model.forward(ids, types, mask); });
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("0 mismatches"), std::string::npos) << out;
+}
