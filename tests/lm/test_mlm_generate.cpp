@@ -1,0 +1,69 @@
+#include <gtest/gtest.h>
+
+#include "generate.h"
+#include "mlm.h"
+
+using namespace scion;
+
+TEST(Mlm, RatesSpecialsAndReproducibility) {
+  const int64_t n = 200000;
+  Tensor toks = Tensor::randint({4, n / 4}, 1, 0, 1000);
+  lm::MlmConfig c;
+  c.vocab = 1000;
+  c.mask_id = 999;
+  c.never_mask = {0, 1, 2};
+  auto b = lm::mask_tokens(toks, c, 42);
+  auto in = b.inputs.to_vector_i64(), tg = b.targets.to_vector_i64(), orig = toks.to_vector_i64();
+  int64_t sel = 0, masked = 0, kept = 0, specials_selected = 0;
+  for (size_t i = 0; i < orig.size(); ++i) {
+    if (tg[i] == -100) {
+      EXPECT_EQ(in[i], orig[i]);
+      continue;
+    }
+    ++sel;
+    EXPECT_EQ(tg[i], orig[i]);
+    if (orig[i] <= 2) ++specials_selected;
+    if (in[i] == 999) ++masked;
+    else if (in[i] == orig[i]) ++kept;
+  }
+  EXPECT_EQ(specials_selected, 0);
+  EXPECT_EQ(sel, b.selected);
+  EXPECT_NEAR(double(sel) / double(n), 0.15, 0.005);
+  EXPECT_NEAR(double(masked) / double(sel), 0.8, 0.01);
+  EXPECT_NEAR(double(kept) / double(sel), 0.1 + 0.1 / 1000, 0.01);  // kept + random picks of itself
+  auto again = lm::mask_tokens(toks, c, 42);
+  EXPECT_EQ(again.inputs.to_vector_i64(), in);
+  EXPECT_NE(lm::mask_tokens(toks, c, 43).inputs.to_vector_i64(), in);
+  c.prob = 0.f;
+  EXPECT_THROW(lm::mask_tokens(toks, c, 1), Error);
+}
+
+TEST(Generate, GreedyTopKAndSeeds) {
+  lm::GptConfig c;
+  c.vocab = 40;
+  c.context = 8;
+  c.layers = 1;
+  c.width = 16;
+  c.heads = 2;
+  c.seed = 4;
+  lm::GptModel m(c);
+  lm::SampleConfig s;
+  s.max_tokens = 12;  // longer than the context: the window slides
+  s.temperature = 0.f;
+  auto greedy = lm::generate(m, {1, 2, 3}, s);
+  EXPECT_EQ(greedy.size(), 15u);
+  EXPECT_EQ(std::vector<int32_t>(greedy.begin(), greedy.begin() + 3), (std::vector<int32_t>{1, 2, 3}));
+  s.temperature = 1.f;
+  s.top_k = 1;
+  EXPECT_EQ(lm::generate(m, {1, 2, 3}, s), greedy);  // top-1 sampling is greedy
+  s.top_k = 0;
+  s.seed = 7;
+  auto a = lm::generate(m, {1, 2, 3}, s), b = lm::generate(m, {1, 2, 3}, s);
+  EXPECT_EQ(a, b);
+  s.seed = 8;
+  EXPECT_NE(lm::generate(m, {1, 2, 3}, s), a);
+  s.stop_id = greedy[3];
+  s.temperature = 0.f;
+  EXPECT_EQ(lm::generate(m, {1, 2, 3}, s).size(), 4u);
+  EXPECT_THROW(lm::generate(m, {}, s), Error);
+}
