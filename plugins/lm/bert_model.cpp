@@ -34,6 +34,9 @@ BertModel::BertModel(const BertConfig& c) : cfg_(c) {
   transform = register_module("cls.predictions.transform.dense",
                               std::make_shared<nn::Linear>(c.width, c.width, true, false, nn::InitConfig{derive_seed(c.seed, 4), 0.02f}));
   transform_ln = register_module("cls.predictions.transform.LayerNorm", std::make_shared<nn::LayerNorm>(c.width, c.ln_eps));
+  if (!c.tied)
+    register_parameter("cls.predictions.decoder.weight", &decoder_weight,
+                       Tensor::randn({c.vocab, c.width}, derive_seed(c.seed, 5), 0.f, 0.02f));
   register_parameter("cls.predictions.bias", &decoder_bias, Tensor::zeros({c.vocab}));
 }
 
@@ -55,7 +58,7 @@ Tensor BertModel::hidden(const Tensor& ids, const Tensor& token_types, const Ten
 
 Tensor BertModel::mlm_logits(const Tensor& h) const {
   Tensor t = transform_ln->forward(ops::gelu(transform->forward(h)));
-  return ops::linear(t, word->weight, decoder_bias, /*w_in_out=*/false);  // tied decoder
+  return ops::linear(t, cfg_.tied ? word->weight : decoder_weight, decoder_bias, /*w_in_out=*/false);
 }
 
 Tensor BertModel::forward(const Tensor& ids, const Tensor& token_types, const Tensor& attention_mask,

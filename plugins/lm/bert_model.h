@@ -1,7 +1,8 @@
 // BERT (post-LN encoder with learned positions, token types and a padding mask) and its
 // masked-LM head, named as Hugging Face's BertForMaskedLM names them: bert.embeddings.*,
 // bert.encoder.layer.{i}.*, cls.predictions.transform.*, cls.predictions.bias; the decoder
-// weight is tied to the word embeddings. The activation is GELU in its tanh form (Hugging
+// weight is tied to the word embeddings unless `tied = false` (then it is
+// cls.predictions.decoder.weight, as growth operators need). The activation is GELU in its tanh form (Hugging
 // Face's hidden_act = "gelu_new"); original BERT used the erf form.
 #pragma once
 #include <memory>
@@ -21,6 +22,7 @@ struct BertConfig {
   int64_t ffn = 0;  // 0 = 4 * width
   float dropout = 0.f;
   float ln_eps = 1e-12f;
+  bool tied = true;
   uint64_t seed = 0;
 };
 
@@ -43,6 +45,7 @@ class BertModel : public nn::Module {
   std::shared_ptr<nn::Linear> transform;
   std::shared_ptr<nn::LayerNorm> transform_ln;
   Tensor decoder_bias;
+  Tensor decoder_weight;  // only when untied: [vocab, width]
 
  private:
   BertConfig cfg_;
