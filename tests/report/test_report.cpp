@@ -1,0 +1,51 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "scion/error.h"
+#include "scion/report.h"
+
+namespace fs = std::filesystem;
+using namespace scion;
+
+namespace {
+fs::path make_run(const fs::path& root, const std::string& name, double scale) {
+  fs::create_directories(root / name);
+  std::ofstream o(root / name / "metrics.jsonl");
+  for (int s = 1; s <= 20; ++s)
+    o << "{\"step\":" << s << ",\"stage\":\"train\",\"loss\":" << scale * 10.0 / s << ",\"tokens\":" << s * 1024
+      << ",\"flops\":" << s * 1e9 << ",\"lr\":0.001}\n";
+  o << "{\"step\":20,\"ppl/news\":" << 40 * scale << "}\n";
+  return root / name;
+}
+}  // namespace
+
+TEST(Report, WritesOneChartPerMetricAndAxis) {
+  const fs::path root = fs::temp_directory_path() / ("scion_report_" + std::to_string(::getpid()));
+  const auto a = make_run(root, "scratch", 1.0), b = make_run(root, "ki", 0.8);
+  const std::string out = (root / "report.html").string();
+  report::write_html({a.string(), b.string()}, out);
+  std::ifstream in(out);
+  const std::string html((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(html.find("loss vs step"), std::string::npos);
+  EXPECT_NE(html.find("loss vs tokens"), std::string::npos);
+  EXPECT_NE(html.find("loss vs flops"), std::string::npos);
+  EXPECT_NE(html.find("ppl/news vs step"), std::string::npos);
+  EXPECT_EQ(html.find("lr vs"), std::string::npos);  // the schedule is not a result
+  EXPECT_NE(html.find(">scratch<"), std::string::npos);
+  EXPECT_NE(html.find(">ki<"), std::string::npos);
+  EXPECT_EQ(html.find("<script"), std::string::npos);  // self-contained, static
+  // A malformed metrics line names the file and line; nothing is written.
+  std::ofstream(a / "metrics.jsonl", std::ios::app) << "{\"step\": 21, \"loss\": }\n";
+  const std::string out2 = (root / "report2.html").string();
+  try {
+    report::write_html({a.string(), b.string()}, out2);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("metrics.jsonl:22"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(out2));
+  EXPECT_THROW(report::write_html({(root / "nope").string()}, out2), Error);
+  fs::remove_all(root);
+}
