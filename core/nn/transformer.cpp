@@ -11,6 +11,11 @@ namespace {
 InitConfig child_init(const InitConfig& base, uint64_t salt, float std) {
   return {derive_seed(base.seed, salt), std};
 }
+// y [B, T, H*D] with head h scaled by mask[h].
+Tensor mask_heads(const Tensor& y, const Tensor& mask, int64_t heads) {
+  const int64_t B = y.size(0), T = y.size(1), C = y.size(2);
+  return ops::mul(y.view({B, T, heads, C / heads}), mask.view({heads, 1})).view({B, T, C});
+}
 float residual_std(const BlockConfig& c) {
   // GPT-2 scales the projections that write into the residual stream by 1/sqrt(2 * layers).
   return c.style == BlockStyle::gpt2 ? c.init.std / std::sqrt(2.f * float(c.layers_for_init)) : c.init.std;
@@ -39,10 +44,12 @@ Tensor SelfAttention::forward(const Tensor& x, const Tensor& key_padding_mask, u
     Tensor qkv = c_attn->forward(x);  // [B, T, 3C]; q, k, v are strided views into it
     y = ops::attention(qkv.narrow(2, 0, C), qkv.narrow(2, C, C), qkv.narrow(2, 2 * C, C), cfg.heads, cfg.causal,
                        key_padding_mask);
+    if (head_mask.defined()) y = mask_heads(y, head_mask, cfg.heads);
     y = c_proj->forward(y);
   } else {
     y = ops::attention(query->forward(x), key->forward(x), value->forward(x), cfg.heads, cfg.causal,
                        key_padding_mask);
+    if (head_mask.defined()) y = mask_heads(y, head_mask, cfg.heads);
     y = out_dense->forward(y);
   }
   if (training_ && cfg.dropout > 0.f) y = ops::dropout(y, cfg.dropout, dropout_seed);
@@ -57,7 +64,11 @@ Mlp::Mlp(const BlockConfig& c) : cfg(c) {
                          std::make_shared<Linear>(c.ffn, c.width, true, gpt, child_init(c.init, 8, residual_std(c))));
 }
 
-Tensor Mlp::forward(const Tensor& x) const { return proj->forward(ops::gelu(fc->forward(x))); }
+Tensor Mlp::forward(const Tensor& x) const {
+  Tensor h = ops::gelu(fc->forward(x));
+  if (unit_mask.defined()) h = ops::mul(h, unit_mask);  // [.., F] * [F]
+  return proj->forward(h);
+}
 
 TransformerBlock::TransformerBlock(const BlockConfig& c) : cfg(c) {
   if (c.style == BlockStyle::gpt2) {
@@ -76,11 +87,16 @@ TransformerBlock::TransformerBlock(const BlockConfig& c) : cfg(c) {
 Tensor TransformerBlock::forward(const Tensor& x, const Tensor& key_padding_mask, uint64_t dropout_seed) const {
   const bool drop = training_ && cfg.dropout > 0.f;
   if (cfg.style == BlockStyle::gpt2) {
-    Tensor h = ops::add(x, attn->forward(ln_1->forward(x), key_padding_mask, derive_seed(dropout_seed, 1)));
+    Tensor a = attn->forward(ln_1->forward(x), key_padding_mask, derive_seed(dropout_seed, 1));
+    if (layer_gate.defined()) a = ops::mul(a, layer_gate);
+    Tensor h = ops::add(x, a);
     Tensor m = mlp->forward(ln_2->forward(h));
     if (drop) m = ops::dropout(m, cfg.dropout, derive_seed(dropout_seed, 2));
+    if (layer_gate.defined()) m = ops::mul(m, layer_gate);
     return ops::add(h, m);
   }
+  SCION_CHECK(!layer_gate.defined(), "a layer gate needs a pre-LN block: in post-LN (BERT) blocks the LayerNorms "
+              "still act on a gated-off block, so the gate cannot make it an identity");
   Tensor h = ln_1->forward(ops::add(x, attn->forward(x, key_padding_mask, derive_seed(dropout_seed, 1))));
   Tensor m = mlp->forward(h);
   if (drop) m = ops::dropout(m, cfg.dropout, derive_seed(dropout_seed, 2));

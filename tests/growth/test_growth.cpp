@@ -198,3 +198,39 @@ TEST(Growth, BadRequestsAreRefused) {
   EXPECT_THROW(growth::widen(src, o), Error);
   EXPECT_THROW(growth::deepen(src, {0, 5}), Error);
 }
+
+TEST(Growth, MaskedGrowthPreservesWhateverTheNewWeightsAre) {
+  lm::GptModel src(gpt_cfg());
+  scramble(src, 80);
+  growth::MaskedOptions o;
+  o.ffn = 96;
+  o.layers = 5;
+  o.ramp_steps = 10;
+  o.seed = 3;
+  auto g = growth::grow_masked(src, o);
+  EXPECT_EQ(g.model->config().layers, 5);
+  EXPECT_EQ(g.model->parameter("transformer.h.0.mlp.c_fc.weight").shape(), (Shape{16, 96}));
+  // Old parameters keep their values (and names, so optimizer moments carry over).
+  auto old_fc = src.parameter("transformer.h.1.mlp.c_fc.weight").to_vector();
+  auto new_fc = g.model->parameter("transformer.h.1.mlp.c_fc.weight").narrow(1, 0, 64).contiguous().to_vector();
+  EXPECT_EQ(old_fc, new_fc);
+  Tensor ids = gpt_ids();
+  const Tensor want = src.forward(ids);
+  EXPECT_LT(rel_err(g.model->forward(ids), want), 1e-5);
+  // Scramble every new weight: still the same function while the masks are at 0.
+  {
+    NoGradGuard ng;
+    for (auto& [n, t] : g.model->named_parameters())
+      if (n.find("transformer.h.3") != std::string::npos || n.find("transformer.h.4") != std::string::npos)
+        t.copy_(Tensor::randn(t.shape(), 99, 0.f, 1.f));
+    g.model->parameter("transformer.h.0.mlp.c_fc.weight").narrow(1, 64, 32).copy_(Tensor::randn({16, 32}, 98));
+  }
+  EXPECT_LT(rel_err(g.model->forward(ids), want), 1e-5);
+  g.set_progress(5);  // halfway: the new structure now contributes
+  EXPECT_GT(rel_err(g.model->forward(ids), want), 1e-3);
+  g.set_progress(10);  // ramp over: masks removed
+  EXPECT_FALSE(g.model->blocks[4]->layer_gate.defined());
+  EXPECT_FALSE(g.model->blocks[0]->mlp->unit_mask.defined());
+  o.layers = 2;
+  EXPECT_THROW(growth::grow_masked(src, o), Error);
+}

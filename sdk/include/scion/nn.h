@@ -120,6 +120,9 @@ class SelfAttention : public Module {
   // dropout when cfg.dropout > 0 and training.
   Tensor forward(const Tensor& x, const Tensor& key_padding_mask, uint64_t dropout_seed) const;
   BlockConfig cfg;
+  // Growth masks (MSG): when defined, head h's output is scaled by head_mask[h] (f32 [heads])
+  // before the output projection. Not a parameter: never trained, not in the state dict.
+  Tensor head_mask;
   std::shared_ptr<Linear> c_attn, c_proj;      // gpt2
   std::shared_ptr<Linear> query, key, value;   // bert
   std::shared_ptr<Linear> out_dense;           // bert attention.output.dense
@@ -130,6 +133,7 @@ class Mlp : public Module {
   explicit Mlp(const BlockConfig& cfg);
   Tensor forward(const Tensor& x) const;  // fc -> gelu -> proj (no residual, no LN)
   BlockConfig cfg;
+  Tensor unit_mask;  // growth mask (MSG): f32 [ffn] scaling each hidden unit after gelu
   std::shared_ptr<Linear> fc, proj;
 };
 
@@ -139,6 +143,9 @@ class TransformerBlock : public Module {
   Tensor forward(const Tensor& x, const Tensor& key_padding_mask = Tensor(),
                  uint64_t dropout_seed = 0) const;
   BlockConfig cfg;
+  // Growth gate (MSG, pre-LN only): when defined (f32 scalar), the block adds gate * its
+  // attention and MLP outputs to the residual stream; 0 makes the block an identity.
+  Tensor layer_gate;
   std::shared_ptr<LayerNorm> ln_1, ln_2;  // gpt2: ln_1/ln_2; bert: attention.output.LayerNorm / output.LayerNorm
   std::shared_ptr<SelfAttention> attn;
   std::shared_ptr<Mlp> mlp;
