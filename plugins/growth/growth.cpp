@@ -333,11 +333,13 @@ MaskedGrowth grow_masked(const lm::GptModel& src, const MaskedOptions& o) {
   return g;
 }
 
-void MaskedGrowth::set_progress(int64_t t) {
+void MaskedGrowth::set_progress(int64_t t) { set_mask_progress(*model, old_ffn, old_layers, ramp_steps, t); }
+
+void set_mask_progress(lm::GptModel& model, int64_t old_ffn, int64_t old_layers, int64_t ramp_steps, int64_t t) {
   const float m = std::min(1.f, float(std::max<int64_t>(t, 0)) / float(ramp_steps));
   const bool done = m >= 1.f;
-  for (size_t l = 0; l < model->blocks.size(); ++l) {
-    auto& b = *model->blocks[l];
+  for (size_t l = 0; l < model.blocks.size(); ++l) {
+    auto& b = *model.blocks[l];
     if (int64_t(l) >= old_layers) {
       b.layer_gate = done ? Tensor() : Tensor::scalar(m);
     } else if (b.cfg.ffn > old_ffn) {

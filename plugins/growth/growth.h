@@ -79,6 +79,8 @@ struct MaskedGrowth {
   void set_progress(int64_t steps_since_growth);
 };
 MaskedGrowth grow_masked(const lm::GptModel& src, const MaskedOptions& opt);
+// The masks of a model grown by grow_masked, `t` updates after growth.
+void set_mask_progress(lm::GptModel& model, int64_t old_ffn, int64_t old_layers, int64_t ramp_steps, int64_t t);
 
 std::vector<int64_t> stacking_order(int64_t layers);                   // [0..L-1, 0..L-1]
 std::vector<int64_t> bert2bert_depth_order(int64_t from, int64_t to);  // floor(to/from) stacks + top layers

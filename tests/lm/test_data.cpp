@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "shards.h"
+#include "scion/shards.h"
 #include "text_stream.h"
 
 using namespace scion;
@@ -141,10 +141,10 @@ TEST(Shards, RoundTripAndBadShards) {
   TempDir d;
   const std::string p = (d.path / "s.bin").string();
   std::vector<int32_t> toks = {0, 1, 50256, 65535, 42};
-  lm::write_shard(p, toks);
+  shards::write_shard(p, toks);
   EXPECT_FALSE(fs::exists(p + ".tmp"));
   {
-    lm::ShardReader r(p);
+    shards::ShardReader r(p);
     ASSERT_EQ(r.size(), 5);
     for (int i = 0; i < 5; ++i) EXPECT_EQ(r[i], toks[size_t(i)]);
   }
@@ -159,7 +159,7 @@ TEST(Shards, RoundTripAndBadShards) {
   wrong[0] = 1;
   const std::string pw = d.write("wrong.bin", wrong);
   try {
-    lm::ShardReader r(pw);
+    shards::ShardReader r(pw);
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("wrong.bin"), std::string::npos) << e.what();
@@ -167,12 +167,12 @@ TEST(Shards, RoundTripAndBadShards) {
   }
   const std::string pt = d.write("trunc.bin", bytes.substr(0, bytes.size() - 3));
   try {
-    lm::ShardReader r(pt);
+    shards::ShardReader r(pt);
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("trunc.bin"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(lm::ShardReader((d.path / "nope.bin").string()), Error);
-  EXPECT_THROW(lm::write_shard((d.path / "big.bin").string(), {70000}), Error);
+  EXPECT_THROW(shards::ShardReader((d.path / "nope.bin").string()), Error);
+  EXPECT_THROW(shards::write_shard((d.path / "big.bin").string(), {70000}), Error);
 }

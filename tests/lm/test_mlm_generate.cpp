@@ -1,6 +1,5 @@
 #include <gtest/gtest.h>
 
-#include "generate.h"
 #include "mlm.h"
 
 using namespace scion;
@@ -38,32 +37,3 @@ TEST(Mlm, RatesSpecialsAndReproducibility) {
   EXPECT_THROW(lm::mask_tokens(toks, c, 1), Error);
 }
 
-TEST(Generate, GreedyTopKAndSeeds) {
-  lm::GptConfig c;
-  c.vocab = 40;
-  c.context = 8;
-  c.layers = 1;
-  c.width = 16;
-  c.heads = 2;
-  c.seed = 4;
-  lm::GptModel m(c);
-  lm::SampleConfig s;
-  s.max_tokens = 12;  // longer than the context: the window slides
-  s.temperature = 0.f;
-  auto greedy = lm::generate(m, {1, 2, 3}, s);
-  EXPECT_EQ(greedy.size(), 15u);
-  EXPECT_EQ(std::vector<int32_t>(greedy.begin(), greedy.begin() + 3), (std::vector<int32_t>{1, 2, 3}));
-  s.temperature = 1.f;
-  s.top_k = 1;
-  EXPECT_EQ(lm::generate(m, {1, 2, 3}, s), greedy);  // top-1 sampling is greedy
-  s.top_k = 0;
-  s.seed = 7;
-  auto a = lm::generate(m, {1, 2, 3}, s), b = lm::generate(m, {1, 2, 3}, s);
-  EXPECT_EQ(a, b);
-  s.seed = 8;
-  EXPECT_NE(lm::generate(m, {1, 2, 3}, s), a);
-  s.stop_id = greedy[3];
-  s.temperature = 0.f;
-  EXPECT_EQ(lm::generate(m, {1, 2, 3}, s).size(), 4u);
-  EXPECT_THROW(lm::generate(m, {}, s), Error);
-}

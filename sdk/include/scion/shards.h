@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-namespace scion::lm {
+namespace scion::shards {
 
 constexpr int32_t kShardMagic = 20240520;
 constexpr int32_t kShardVersion = 1;
@@ -33,4 +33,4 @@ class ShardReader {
   int64_t count_ = 0;
 };
 
-}  // namespace scion::lm
+}  // namespace scion::shards

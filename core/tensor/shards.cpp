@@ -1,4 +1,4 @@
-#include "shards.h"
+#include "scion/shards.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -9,7 +9,7 @@
 
 #include "scion/error.h"
 
-namespace scion::lm {
+namespace scion::shards {
 
 void write_shard(const std::string& path, const std::vector<int32_t>& tokens) {
   std::vector<int32_t> header(256, 0);
@@ -91,4 +91,4 @@ ShardReader::~ShardReader() {
   if (map_) ::munmap(map_, map_bytes_);
 }
 
-}  // namespace scion::lm
+}  // namespace scion::shards

@@ -1,0 +1,356 @@
+// The `scion` command: run, validate, plugins, eval, generate, tokenize, report.
+#include <glob.h>
+
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "runtime/executor.h"
+#include "runtime/graph.h"
+#include "runtime/registry.h"
+#include "runtime/sampling.h"
+#include "scion/report.h"
+#include "scion/safetensors.h"
+#include "scion/shards.h"
+#include "scion/threads.h"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+using namespace scion;
+using namespace scion::runtime;
+
+namespace {
+
+const char* kUsage =
+    "scion — pre-train language models by reusing knowledge that already exists\n\n"
+    "usage: scion <command> [options]\n\n"
+    "commands:\n"
+    "  run GRAPH        validate and run a graph (--set k=v, --out DIR, --resume, --device, --threads)\n"
+    "  validate GRAPH   check a graph without running anything or writing anything\n"
+    "  plugins [NAME]   list the plugins found, or one plugin's parameters and ports\n"
+    "  eval GRAPH       evaluate a checkpoint with the graph's evaluators (--checkpoint FILE)\n"
+    "  generate         sample text from a GPT checkpoint (--checkpoint FILE --prompt TEXT)\n"
+    "  tokenize         write llm.c token shards from text files\n"
+    "  report RUN...    one HTML page comparing the curves of several runs (--out FILE)\n\n"
+    "  scion <command> --help    options of a command\n"
+    "  scion --version\n";
+
+PluginRegistry load_registry(const std::vector<std::string>& extra, bool quiet = false) {
+  PluginRegistry reg;
+  reg.scan(plugin_search_path(extra));
+  if (!quiet)
+    for (const auto& p : reg.problems()) std::cerr << "warning: " << p << "\n";
+  return reg;
+}
+
+struct Common {
+  std::vector<std::string> plugin_dirs, sets;
+};
+
+void add_common(po::options_description& d, Common& c) {
+  d.add_options()("plugin-dir", po::value(&c.plugin_dirs)->composing(), "extra folder of plugin libraries (repeatable)")(
+      "set", po::value(&c.sets)->composing(), "override a graph value: path.to.key=value (repeatable)");
+}
+
+// Parses options of a subcommand; returns false after printing help.
+bool parse(int argc, char** argv, po::options_description& d, po::positional_options_description* pos,
+           const char* usage) {
+  d.add_options()("help,h", "this help");
+  po::variables_map vm;
+  auto parser = po::command_line_parser(argc, argv).options(d);
+  if (pos) parser.positional(*pos);
+  po::store(parser.run(), vm);
+  if (vm.count("help")) {
+    std::cout << usage << "\n" << d << "\n";
+    return false;
+  }
+  po::notify(vm);
+  return true;
+}
+
+int cmd_plugins(int argc, char** argv) {
+  Common c;
+  std::string name;
+  po::options_description d("scion plugins options");
+  d.add_options()("name", po::value(&name), "plugin to describe")("plugin-dir", po::value(&c.plugin_dirs)->composing(),
+                                                                  "extra folder of plugin libraries");
+  po::positional_options_description pos;
+  pos.add("name", 1);
+  if (!parse(argc, argv, d, &pos, "usage: scion plugins [NAME] [--plugin-dir D]")) return 0;
+  PluginRegistry reg = load_registry(c.plugin_dirs);
+  if (name.empty()) {
+    for (const auto& n : reg.names()) {
+      const auto* p = reg.find(n);
+      std::printf("%-20s %-10s %-7s %s\n", n.c_str(), kind_name(p->entry.kind), p->entry.version.c_str(),
+                  p->entry.description.c_str());
+    }
+    return 0;
+  }
+  const auto* p = reg.find(name);
+  if (!p) {
+    const std::string g = did_you_mean(name, reg.names());
+    std::cerr << "error: no plugin named '" << name << "'" << (g.empty() ? "" : " (did you mean '" + g + "'?)") << "\n";
+    return 2;
+  }
+  const PluginEntry& e = p->entry;
+  std::printf("%s %s (%s) — %s\nlibrary: %s\n", e.name.c_str(), e.version.c_str(), kind_name(e.kind),
+              e.description.c_str(), p->library.c_str());
+  if (!e.params.empty()) std::printf("\nparameters:\n");
+  for (const auto& ps : e.params)
+    std::printf("  %-16s %-16s %-12s %s\n", ps.name.c_str(), param_type_name(ps.type),
+                ps.required ? "(required)" : ("= " + ps.default_value.dump()).c_str(), ps.doc.c_str());
+  for (const auto& r : e.node_refs) std::printf("  %-16s %-16s %-12s %s\n", r.c_str(), "node", "", "name of another node");
+  if (!e.inputs.empty()) std::printf("\ninputs:\n");
+  for (const auto& ps : e.inputs)
+    std::printf("  %-16s %-16s %-12s %s\n", ps.name.c_str(), ps.type.c_str(), ps.optional ? "(optional)" : "",
+                ps.doc.c_str());
+  if (!e.outputs.empty()) std::printf("\noutputs:\n");
+  for (const auto& ps : e.outputs) std::printf("  %-16s %-16s %-12s %s\n", ps.name.c_str(), ps.type.c_str(), "", ps.doc.c_str());
+  return 0;
+}
+
+int cmd_validate(int argc, char** argv) {
+  Common c;
+  std::string graph;
+  po::options_description d("scion validate options");
+  d.add_options()("graph", po::value(&graph)->required(), "graph file");
+  add_common(d, c);
+  po::positional_options_description pos;
+  pos.add("graph", 1);
+  if (!parse(argc, argv, d, &pos, "usage: scion validate GRAPH [--set k=v]...")) return 0;
+  PluginRegistry reg = load_registry(c.plugin_dirs);
+  GraphSpec g = load_graph_file(graph, c.sets, reg);
+  std::printf("%s: ok (%zu nodes, %zu stages, %lld steps)\n", graph.c_str(), g.nodes.size(), g.stages.size(),
+              [&] {
+                long long n = 0;
+                for (const auto& s : g.stages) n += s.steps;
+                return n;
+              }());
+  return 0;
+}
+
+int cmd_run(int argc, char** argv) {
+  Common c;
+  std::string graph;
+  RunOptions o;
+  bool plain = false;
+  po::options_description d("scion run options");
+  d.add_options()("graph", po::value(&graph)->required(), "graph file")("out", po::value(&o.out_dir),
+                                                                         "run directory (default runs/<graph name>)")(
+      "resume", po::bool_switch(&o.resume), "continue from the run directory's last checkpoint")(
+      "device", po::value(&o.device), "cpu | cuda | auto (default: the graph's)")(
+      "threads", po::value(&o.threads), "CPU threads (0 = all; default: the graph's)")(
+      "plain", po::bool_switch(&plain), "plain log lines even on a terminal");
+  add_common(d, c);
+  po::positional_options_description pos;
+  pos.add("graph", 1);
+  if (!parse(argc, argv, d, &pos, "usage: scion run GRAPH [--set k=v]... [--out DIR] [--resume] [--device D] [--threads N]"))
+    return 0;
+  if (plain) o.progress = 0;
+  PluginRegistry reg = load_registry(c.plugin_dirs);
+  GraphSpec g = load_graph_file(graph, c.sets, reg);  // every problem before any work
+  Executor ex(std::move(g), reg, o);
+  ex.run();
+  std::printf("done: %s\n", ex.out_dir().c_str());
+  return 0;
+}
+
+// Loads a model node from a Scion checkpoint (plugin and config from its metadata).
+std::shared_ptr<Model> model_from_checkpoint(const PluginRegistry& reg, const std::string& file,
+                                            const std::string& plugin_override) {
+  auto loaded = safetensors::load(file);
+  std::string plugin = plugin_override;
+  if (plugin.empty()) {
+    auto it = loaded.metadata.find("scion.plugin");
+    SCION_CHECK(it != loaded.metadata.end(), "'", file,
+                "' carries no scion.plugin metadata; name the model plugin with --model-plugin");
+    plugin = it->second;
+  }
+  const auto* info = reg.find(plugin);
+  SCION_CHECK(info && info->entry.kind == PluginKind::model, "'", plugin, "' is not a model plugin");
+  Json params;
+  for (const auto& ps : info->entry.params) params[ps.name] = ps.default_value;
+  params["load"] = Json(file);
+  params["frozen"] = Json(true);
+  params["__seed"] = Json(0);
+  params["__rank"] = Json(0);
+  params["__world"] = Json(1);
+  struct NoNodes : NodeResolver {
+    std::shared_ptr<Plugin> node(const std::string& n) const override { throw Error("no node '" + n + "'"); }
+  } none;
+  return std::dynamic_pointer_cast<Model>(reg.create(plugin, Params(params, plugin), none));
+}
+
+int cmd_generate(int argc, char** argv) {
+  Common c;
+  std::string ckpt, prompt, tok = "tokenizer.gpt2", vocab = "data/gpt2/encoder.json", merges = "data/gpt2/vocab.bpe",
+                            model_plugin;
+  SampleOptions o;
+  o.temperature = 0.8;
+  o.top_k = 40;
+  po::options_description d("scion generate options");
+  d.add_options()("checkpoint", po::value(&ckpt)->required(), "model .safetensors written by scion")(
+      "prompt", po::value(&prompt)->required(), "text to continue")("max-tokens", po::value(&o.max_tokens),
+                                                                     "tokens to generate (64)")(
+      "temperature", po::value(&o.temperature), "sampling temperature (0.8; 0 = greedy)")(
+      "top-k", po::value(&o.top_k), "sample among the k most likely tokens (40; 0 = all)")(
+      "seed", po::value(&o.seed), "sampling seed")("tokenizer", po::value(&tok), "tokenizer plugin (tokenizer.gpt2)")(
+      "vocab", po::value(&vocab), "tokenizer vocabulary file")("merges", po::value(&merges), "BPE merges file")(
+      "model-plugin", po::value(&model_plugin), "model plugin when the checkpoint does not say");
+  d.add_options()("plugin-dir", po::value(&c.plugin_dirs)->composing(), "extra folder of plugin libraries");
+  if (!parse(argc, argv, d, nullptr, "usage: scion generate --checkpoint FILE --prompt TEXT [options]")) return 0;
+  PluginRegistry reg = load_registry(c.plugin_dirs);
+  auto model = model_from_checkpoint(reg, ckpt, model_plugin);
+  const Json cfg = model->config();
+  if (cfg.contains("context")) o.context = cfg.at("context").as_int();
+  Json tp;
+  if (tok == "tokenizer.gpt2") tp["vocab"] = Json(vocab), tp["merges"] = Json(merges);
+  else if (tok == "tokenizer.wordpiece") tp["vocab"] = Json(vocab), tp["lower_case"] = Json(true);
+  struct NoNodes : NodeResolver {
+    std::shared_ptr<Plugin> node(const std::string& n) const override { throw Error("no node '" + n + "'"); }
+  } none;
+  auto tk = std::dynamic_pointer_cast<scion::Tokenizer>(reg.create(tok, Params(tp, tok), none));
+  SCION_CHECK(tk, "'", tok, "' is not a tokenizer plugin");
+  o.stop_id = tk->eot_id();
+  auto ids = sample(*model, tk->encode(prompt), o);
+  std::cout << tk->decode(ids) << std::endl;
+  return 0;
+}
+
+int cmd_eval(int argc, char** argv) {
+  Common c;
+  std::string graph, ckpt, model_node;
+  po::options_description d("scion eval options");
+  d.add_options()("graph", po::value(&graph)->required(), "graph file (its evaluators and data)")(
+      "checkpoint", po::value(&ckpt)->required(), "model .safetensors to evaluate")(
+      "model", po::value(&model_node), "model node to load it into (default: the one the last stage trains)");
+  add_common(d, c);
+  po::positional_options_description pos;
+  pos.add("graph", 1);
+  if (!parse(argc, argv, d, &pos, "usage: scion eval GRAPH --checkpoint FILE [--model NODE]")) return 0;
+  PluginRegistry reg = load_registry(c.plugin_dirs, true);
+  GraphSpec g = load_graph_file(graph, c.sets, reg);
+  if (model_node.empty())
+    for (auto it = g.stages.rbegin(); it != g.stages.rend() && model_node.empty(); ++it)
+      if (!it->train.empty()) model_node = it->train.front();
+  SCION_CHECK(!model_node.empty(), "eval: name the model node with --model");
+  std::vector<std::string> evaluators;
+  for (const auto& n : g.nodes)
+    if (n.info->entry.kind == PluginKind::evaluator) evaluators.push_back(n.name);
+  SCION_CHECK(!evaluators.empty(), "eval: the graph has no evaluator node (add one, e.g. plugin = \"eval.ppl\")");
+  // Point the model node at the checkpoint, then build the nodes as a run would.
+  std::vector<std::string> sets = c.sets;
+  sets.push_back("nodes." + model_node + ".load=\"" + ckpt + "\"");
+  g = load_graph_file(graph, sets, reg);
+  RunOptions o;
+  o.progress = 0;
+  o.out_dir = (fs::temp_directory_path() / "scion-eval-unused").string();
+  Executor ex(g, reg, o);
+  Json out;
+  out["checkpoint"] = Json(ckpt);
+  out["model"] = Json(model_node);
+  auto results = ex.evaluate_only(evaluators);  // makes the nodes, trains nothing, writes nothing
+  for (const auto& [k, v] : results) out[k.substr(0, k.find('/'))][k.substr(k.find('/') + 1)] = Json(v);
+  std::cout << out.dump() << std::endl;
+  return 0;
+}
+
+int cmd_tokenize(int argc, char** argv) {
+  Common c;
+  std::vector<std::string> inputs;
+  std::string out, tok = "tokenizer.gpt2", vocab = "data/gpt2/encoder.json", merges = "data/gpt2/vocab.bpe";
+  po::options_description d("scion tokenize options");
+  d.add_options()("input", po::value(&inputs)->composing()->required(), "text files or globs (repeatable)")(
+      "out", po::value(&out)->required(), "shard file to write (llm.c format, uint16 tokens)")(
+      "tokenizer", po::value(&tok), "tokenizer plugin (tokenizer.gpt2)")("vocab", po::value(&vocab), "vocabulary file")(
+      "merges", po::value(&merges), "BPE merges file");
+  d.add_options()("plugin-dir", po::value(&c.plugin_dirs)->composing(), "extra folder of plugin libraries");
+  po::positional_options_description pos;
+  pos.add("input", -1);
+  if (!parse(argc, argv, d, &pos, "usage: scion tokenize FILES... --out SHARD [--tokenizer P]")) return 0;
+  PluginRegistry reg = load_registry(c.plugin_dirs);
+  Json tp;
+  if (tok == "tokenizer.gpt2") tp["vocab"] = Json(vocab), tp["merges"] = Json(merges);
+  else if (tok == "tokenizer.wordpiece") tp["vocab"] = Json(vocab), tp["lower_case"] = Json(true);
+  struct NoNodes : NodeResolver {
+    std::shared_ptr<Plugin> node(const std::string& n) const override { throw Error("no node '" + n + "'"); }
+  } none;
+  auto tk = std::dynamic_pointer_cast<scion::Tokenizer>(reg.create(tok, Params(tp, tok), none));
+  SCION_CHECK(tk, "'", tok, "' is not a tokenizer plugin");
+  std::vector<int32_t> all;
+  size_t bytes = 0, files = 0;
+  for (const auto& pattern : inputs) {
+    std::vector<std::string> matched;
+    glob_t gl{};
+    if (::glob(pattern.c_str(), 0, nullptr, &gl) != 0 || gl.gl_pathc == 0) {
+      globfree(&gl);
+      throw Error("tokenize: no file matches '" + pattern + "'");
+    }
+    for (size_t i = 0; i < gl.gl_pathc; ++i) matched.push_back(gl.gl_pathv[i]);
+    globfree(&gl);
+    for (const auto& f : matched) {
+      std::ifstream in(f, std::ios::binary);
+      SCION_CHECK(in.good(), "tokenize: cannot open '", f, "'");
+      std::string text((std::istreambuf_iterator<char>(in)), {});
+      bytes += text.size();
+      ++files;
+      auto ids = tk->encode(text);
+      all.insert(all.end(), ids.begin(), ids.end());
+      if (tk->eot_id() >= 0) all.push_back(tk->eot_id());
+    }
+  }
+  shards::write_shard(out, all);
+  std::printf("%s: %zu tokens from %zu files (%zu bytes)\n", out.c_str(), all.size(), files, bytes);
+  return 0;
+}
+
+int cmd_report(int argc, char** argv) {
+  std::vector<std::string> runs;
+  std::string out = "report.html";
+  po::options_description d("scion report options");
+  d.add_options()("run", po::value(&runs)->composing()->required(), "run directories")(
+      "out", po::value(&out), "HTML file to write (report.html)");
+  po::positional_options_description pos;
+  pos.add("run", -1);
+  if (!parse(argc, argv, d, &pos, "usage: scion report RUN_DIR... --out FILE")) return 0;
+  report::write_html(runs, out);
+  std::printf("wrote %s (%zu runs)\n", out.c_str(), runs.size());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" || std::string(argv[1]) == "help") {
+    std::cout << kUsage;
+    return argc < 2 ? 1 : 0;
+  }
+  const std::string cmd = argv[1];
+  if (cmd == "--version" || cmd == "version") {
+    std::printf("scion %s (SDK ABI %u.%u, %s, CUDA backend %s)\n", SCION_VERSION, kSdkAbiMajor, kSdkAbiMinor,
+                SCION_BUILD_FINGERPRINT, cuda_device_count() > 0 ? "with a device" : "without a device");
+    return 0;
+  }
+  try {
+    if (cmd == "run") return cmd_run(argc - 1, argv + 1);
+    if (cmd == "validate") return cmd_validate(argc - 1, argv + 1);
+    if (cmd == "plugins") return cmd_plugins(argc - 1, argv + 1);
+    if (cmd == "generate") return cmd_generate(argc - 1, argv + 1);
+    if (cmd == "eval") return cmd_eval(argc - 1, argv + 1);
+    if (cmd == "tokenize") return cmd_tokenize(argc - 1, argv + 1);
+    if (cmd == "report") return cmd_report(argc - 1, argv + 1);
+    std::cerr << "error: unknown command '" << cmd << "'\n\n" << kUsage;
+    return 2;
+  } catch (const GraphError& e) {
+    std::cerr << e.what() << "\n";
+    return 3;
+  } catch (const po::error& e) {
+    std::cerr << "error: " << e.what() << " (see scion " << cmd << " --help)\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}

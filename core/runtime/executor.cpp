@@ -1,0 +1,488 @@
+#include "runtime/executor.h"
+
+#include <tbb/flow_graph.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "runtime/schedule.h"
+#include "scion/ops.h"
+#include "scion/random.h"
+#include "scion/safetensors.h"
+#include "scion/threads.h"
+
+namespace scion::runtime {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+double now_s(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string fmt_eta(double s) {
+  char buf[32];
+  if (s < 0 || !std::isfinite(s)) return "?";
+  std::snprintf(buf, sizeof buf, "%dm%02ds", int(s) / 60, int(s) % 60);
+  return buf;
+}
+
+}  // namespace
+
+Executor::Executor(GraphSpec graph, const PluginRegistry& registry, RunOptions opt)
+    : g_(std::move(graph)), reg_(registry), opt_(std::move(opt)) {
+  if (!opt_.comm) opt_.comm = std::make_shared<SingleProcess>();
+  out_dir_ = opt_.out_dir.empty() ? "runs/" + g_.name : opt_.out_dir;
+  std::string dev = opt_.device.empty() ? g_.device : opt_.device;
+  if (dev == "auto") dev = cuda_available() ? "cuda" : "cpu";
+  device_ = Device::parse(dev);
+  SCION_CHECK(device_.is_cpu() || cuda_available(), "device ", device_.str(),
+              " requested but no CUDA device is available (use --device cpu)");
+  SCION_CHECK(device_.is_cpu(), "device ", device_.str(),
+              ": training on CUDA needs the CUDA kernels of every op, which this build does not have yet");
+  set_num_threads(opt_.threads >= 0 ? opt_.threads : g_.threads);
+  tty_ = opt_.progress == 1 || (opt_.progress < 0 && ::isatty(STDOUT_FILENO));
+}
+
+Executor::~Executor() {
+  if (metrics_) std::fclose(metrics_);
+}
+
+std::shared_ptr<Plugin> Executor::node(const std::string& name) const {
+  auto it = nodes_.find(name);
+  if (it == nodes_.end()) throw Error("no node named '" + name + "' has been made yet");
+  return it->second;
+}
+
+void Executor::make_nodes() {
+  // Evaluators last: they look up data and model nodes by name.
+  std::vector<const NodeSpec*> order;
+  for (const NodeSpec& n : g_.nodes)
+    if (n.info->entry.kind != PluginKind::evaluator) order.push_back(&n);
+  for (const NodeSpec& n : g_.nodes)
+    if (n.info->entry.kind == PluginKind::evaluator) order.push_back(&n);
+  for (const NodeSpec* np : order) {
+    const NodeSpec& n = *np;
+    Json params = n.params;
+    for (const auto& [k, target] : n.refs) params[k] = Json(target);
+    params["frozen"] = Json(n.frozen);
+    params["__seed"] = Json(int64_t(derive_seed(g_.seed, std::hash<std::string>{}(n.name)) >> 11));
+    params["__rank"] = Json(opt_.comm->rank());
+    params["__world"] = Json(opt_.comm->world());
+    try {
+      nodes_[n.name] = reg_.create(n.plugin, Params(params, n.name), *this);
+    } catch (const std::exception& e) {
+      throw Error(n.pos.file + ":" + std::to_string(n.pos.line) + ":" + std::to_string(n.pos.column) + ": node '" +
+                  n.name + "' (" + n.plugin + "): " + e.what());
+    }
+  }
+}
+
+void Executor::apply_ops(size_t si, const StepContext& ctx) {
+  for (const OpSpec& op : g_.stages[si].ops) {
+    Json params = op.params;
+    params["target"] = Json(op.target);
+    params["__seed"] = Json(int64_t(derive_seed(g_.seed, 0x0b5 + si) >> 11));
+    auto inst = std::dynamic_pointer_cast<Op>(reg_.create(op.plugin, Params(params, op.plugin), *this));
+    auto model = std::dynamic_pointer_cast<Model>(node(op.target));
+    inst->apply(*model, ctx);
+    if (opt_.comm->is_writer() && !tty_)
+      std::printf("[%s] op %s applied to %s: %lld parameters\n", g_.stages[si].name.c_str(), op.plugin.c_str(),
+                  op.target.c_str(), (long long)model->module().parameter_count());
+  }
+}
+
+void Executor::log_metrics(const Json& line) {
+  if (!metrics_) return;
+  const std::string s = line.dump();
+  std::fprintf(metrics_, "%s\n", s.c_str());
+  std::fflush(metrics_);
+}
+
+void Executor::evaluate(const StageSpec& s, const StepContext& ctx) {
+  if (s.evaluators.empty()) return;
+  Json line;
+  line["step"] = Json(step_);
+  line["stage"] = Json(s.name);
+  line["tokens"] = Json(tokens_);
+  line["flops"] = Json(flops_);
+  std::map<std::string, double> all;
+  for (const auto& e : s.evaluators) {
+    auto ev = std::dynamic_pointer_cast<Evaluator>(node(e));
+    StepContext c = ctx;
+    c.training = false;
+    NoGradGuard ng;
+    for (const auto& [k, v] : ev->evaluate(c)) {
+      all[e + "/" + k] = v;
+      line[e + "/" + k] = Json(v);
+    }
+  }
+  for (const auto& [name, w] : s.losses) std::dynamic_pointer_cast<Loss>(node(name))->observe(all);
+  if (opt_.comm->is_writer()) {
+    log_metrics(line);
+    if (!tty_) {
+      std::printf("[%s] eval step %lld:", s.name.c_str(), (long long)step_);
+      for (const auto& [k, v] : all) std::printf(" %s=%.4g", k.c_str(), v);
+      std::printf("\n");
+    }
+  }
+}
+
+// ---- checkpoints --------------------------------------------------------------------------
+// runs/<name>/checkpoints/step_<N>/{<model>.safetensors, optimizer.safetensors, state.json},
+// written into a temporary folder and renamed; latest.json (atomic) names the newest one.
+void Executor::save_checkpoint(size_t si, int64_t stage_step) {
+  if (!opt_.comm->is_writer()) return;
+  const fs::path root = fs::path(out_dir_) / "checkpoints";
+  const std::string name = "step_" + std::to_string(step_);
+  const fs::path tmp = root / (name + ".tmp"), dst = root / name;
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  Json state;
+  state["step"] = Json(step_);
+  state["stage_index"] = Json(int64_t(si));
+  state["stage_step"] = Json(stage_step);
+  state["tokens"] = Json(tokens_);
+  state["flops"] = Json(flops_);
+  state["elapsed_s"] = Json(elapsed_before_ + now_s(start_));
+  Json nodes_state;
+  for (const NodeSpec& n : g_.nodes) {
+    auto p = node(n.name);
+    if (auto m = std::dynamic_pointer_cast<Model>(p)) {
+      safetensors::save((tmp / (n.name + ".safetensors")).string(), m->module().state_dict(),
+                        {{"scion.plugin", n.plugin}, {"scion.config", m->config().dump()}});
+    }
+    Json st = p->state();
+    if (!st.is_null()) nodes_state[n.name] = st;
+  }
+  state["nodes"] = nodes_state;
+  if (optimizer_) safetensors::save((tmp / "optimizer.safetensors").string(), optimizer_->state_tensors());
+  safetensors::write_file_atomic((tmp / "state.json").string(), state.dump() + "\n");
+  fs::remove_all(dst);
+  fs::rename(tmp, dst);
+  Json latest;
+  latest["checkpoint"] = Json(name);
+  latest["step"] = Json(step_);
+  safetensors::write_file_atomic((root / "latest.json").string(), latest.dump() + "\n");
+  // Keep the two newest checkpoints.
+  std::vector<std::pair<int64_t, fs::path>> all;
+  for (const auto& d : fs::directory_iterator(root)) {
+    const std::string fn = d.path().filename().string();
+    if (d.is_directory() && fn.rfind("step_", 0) == 0 && fn.find(".tmp") == std::string::npos)
+      all.push_back({std::stoll(fn.substr(5)), d.path()});
+  }
+  std::sort(all.begin(), all.end());
+  for (size_t i = 0; i + 2 < all.size(); ++i) fs::remove_all(all[i].second);
+}
+
+bool Executor::load_checkpoint(size_t& si, int64_t& stage_step) {
+  const fs::path root = fs::path(out_dir_) / "checkpoints";
+  if (!fs::exists(root / "latest.json")) return false;
+  std::ifstream lf(root / "latest.json");
+  const std::string ltext((std::istreambuf_iterator<char>(lf)), {});
+  const Json latest = Json::parse(ltext, (root / "latest.json").string());
+  const fs::path dir = root / latest.at("checkpoint").as_string();
+  std::ifstream sf(dir / "state.json");
+  SCION_CHECK(sf.good(), "resume: '", (dir / "state.json").string(), "' is missing");
+  const std::string stext((std::istreambuf_iterator<char>(sf)), {});
+  const Json state = Json::parse(stext, (dir / "state.json").string());
+  step_ = state.at("step").as_int();
+  si = size_t(state.at("stage_index").as_int());
+  stage_step = state.at("stage_step").as_int();
+  tokens_ = state.at("tokens").as_number();
+  flops_ = state.at("flops").as_number();
+  elapsed_before_ = state.at("elapsed_s").as_number();
+  // Re-apply the ops of every stage begun so far so that the models have the shapes the
+  // checkpoint was written with; the weights are then overwritten.
+  StepContext ctx;
+  ctx.seed = g_.seed;
+  for (size_t k = 0; k <= si && k < g_.stages.size(); ++k) {
+    if (k == si && stage_step == 0) break;
+    ctx.stage = g_.stages[k].name;
+    apply_ops(k, ctx);
+  }
+  for (const NodeSpec& n : g_.nodes) {
+    auto p = node(n.name);
+    if (auto m = std::dynamic_pointer_cast<Model>(p)) {
+      auto loaded = safetensors::load((dir / (n.name + ".safetensors")).string());
+      m->module().load_state_dict(loaded.tensors);
+    }
+    if (state.at("nodes").contains(n.name)) p->restore(state.at("nodes").at(n.name));
+  }
+  return true;
+}
+
+// ---- training -----------------------------------------------------------------------------
+void Executor::train_stage(size_t si) {
+  const StageSpec& s = g_.stages[si];
+  StepContext ctx;
+  ctx.stage = s.name;
+  ctx.seed = g_.seed;
+  ctx.device = device_;
+  ctx.rank = opt_.comm->rank();
+  ctx.world = opt_.comm->world();
+
+  // The nodes this stage runs each step: its losses and everything upstream of them.
+  std::set<std::string> needed;
+  std::function<void(const std::string&)> need = [&](const std::string& n) {
+    if (!needed.insert(n).second) return;
+    for (const auto& [port, src] : g_.node(n)->inputs) need(src.substr(0, src.find('.')));
+  };
+  for (const auto& [l, w] : s.losses) need(l);
+  std::vector<const NodeSpec*> run_nodes;
+  for (const NodeSpec& n : g_.nodes)
+    if (needed.count(n.name)) run_nodes.push_back(&n);
+  for (const NodeSpec* n : run_nodes)
+    if (n->info->entry.kind == PluginKind::data && !s.data.empty() &&
+        std::find(s.data.begin(), s.data.end(), n->name) == s.data.end())
+      throw Error("stage '" + s.name + "': loss inputs come from data node '" + n->name +
+                  "', which is not in the stage's data list");
+  const std::set<std::string> trained(s.train.begin(), s.train.end());
+
+  // Parameters trained in this stage, by "node.param" name.
+  auto trained_params = [&] {
+    nn::NamedTensors out;
+    for (const auto& m : s.train)
+      for (auto& [k, t] : std::dynamic_pointer_cast<Model>(node(m))->module().named_parameters())
+        out.emplace_back(m + "." + k, t);
+    return out;
+  };
+  // Optimizer for this stage (its moments live in the checkpoint).
+  optimizer_.reset();
+  if (!s.train.empty()) {
+    Json params = s.optimizer_params;
+    optimizer_ = std::dynamic_pointer_cast<Optimizer>(reg_.create(s.optimizer, Params(params, s.optimizer), *this));
+  }
+  for (const auto& m : s.train) std::dynamic_pointer_cast<Model>(node(m))->module().set_training(true);
+
+  // One slot of outputs per node; the flow graph fills them in dependency order.
+  std::map<std::string, TensorMap> outputs;
+  std::map<std::string, Tensor> loss_values;
+  std::map<std::string, std::map<std::string, double>> loss_metrics;
+  tbb::flow::graph fg;
+  tbb::flow::broadcast_node<tbb::flow::continue_msg> start(fg);
+  std::map<std::string, std::unique_ptr<tbb::flow::continue_node<tbb::flow::continue_msg>>> fnodes;
+  for (const NodeSpec* n : run_nodes) {
+    outputs[n->name];
+    loss_values[n->name];
+    loss_metrics[n->name];
+  }
+  for (const NodeSpec* n : run_nodes) {
+    const NodeSpec& spec = *n;
+    auto body = [this, &spec, &outputs, &loss_values, &loss_metrics, &ctx, &trained](const tbb::flow::continue_msg&) {
+      TensorMap in;
+      for (const auto& [port, src] : spec.inputs) {
+        const std::string sn = src.substr(0, src.find('.')), sp = src.substr(src.find('.') + 1);
+        auto it = outputs.at(sn).find(sp);
+        if (it == outputs.at(sn).end())
+          throw Error("node '" + sn + "' produced no output '" + sp + "' for node '" + spec.name + "'");
+        in[port] = it->second;
+      }
+      auto p = node(spec.name);
+      switch (spec.info->entry.kind) {
+        case PluginKind::data: outputs.at(spec.name) = std::dynamic_pointer_cast<DataSource>(p)->next(ctx); break;
+        case PluginKind::model: {
+          auto m = std::dynamic_pointer_cast<Model>(p);
+          if (trained.count(spec.name)) {
+            outputs.at(spec.name) = m->forward(in, ctx);
+          } else {  // a teacher or a model not trained in this stage: no tape, no gradients
+            NoGradGuard ng;
+            outputs.at(spec.name) = m->forward(in, ctx);
+          }
+          break;
+        }
+        case PluginKind::loss: {
+          auto& mets = loss_metrics.at(spec.name);
+          mets.clear();
+          loss_values.at(spec.name) = std::dynamic_pointer_cast<Loss>(p)->compute(in, ctx, mets);
+          break;
+        }
+        default: break;
+      }
+      return tbb::flow::continue_msg();
+    };
+    fnodes[spec.name] = std::make_unique<tbb::flow::continue_node<tbb::flow::continue_msg>>(fg, body);
+  }
+  for (const NodeSpec* n : run_nodes) {
+    std::set<std::string> preds;
+    for (const auto& [port, src] : n->inputs) preds.insert(src.substr(0, src.find('.')));
+    if (preds.empty()) tbb::flow::make_edge(start, *fnodes[n->name]);
+    for (const auto& pr : preds) tbb::flow::make_edge(*fnodes.at(pr), *fnodes[n->name]);
+  }
+
+  // FLOPs per step: 6N per token for trained models, 2N (a forward) for the others.
+  int64_t tokens_per_step = 0, seq_len = 1;
+  for (const NodeSpec* n : run_nodes)
+    if (n->info->entry.kind == PluginKind::data) {
+      auto d = std::dynamic_pointer_cast<DataSource>(node(n->name));
+      tokens_per_step += d->tokens_per_batch();
+    }
+  (void)seq_len;
+
+  int64_t stage_step = resume_stage_step_;
+  resume_stage_step_ = 0;
+  if (stage_step == 0) {
+    ctx.step = step_;
+    apply_ops(si, ctx);
+  } else if (optimizer_) {
+    const fs::path root = fs::path(out_dir_) / "checkpoints";
+    std::ifstream lf(root / "latest.json");
+    const std::string ltext((std::istreambuf_iterator<char>(lf)), {});
+    const fs::path dir = root / Json::parse(ltext).at("checkpoint").as_string();
+    if (fs::exists(dir / "optimizer.safetensors"))
+      optimizer_->load_state_tensors(safetensors::load((dir / "optimizer.safetensors").string()).tensors);
+  }
+  double flops_per_step = 0;
+  for (const NodeSpec* n : run_nodes)
+    if (n->info->entry.kind == PluginKind::model) {
+      auto m = std::dynamic_pointer_cast<Model>(node(n->name));
+      const double per_token = m->flops_per_token(1);
+      flops_per_step += double(tokens_per_step) * (trained.count(n->name) ? per_token : per_token / 3.0);
+    }
+
+  const auto stage_t0 = std::chrono::steady_clock::now();
+  const int64_t first = stage_step;
+  while (stage_step < s.steps) {
+    const auto t0 = std::chrono::steady_clock::now();
+    ctx.step = step_;
+    ctx.stage_step = stage_step;
+    ctx.training = true;
+    start.try_put(tbb::flow::continue_msg());
+    fg.wait_for_all();
+    Json line;
+    Tensor total;
+    std::map<std::string, double> terms;
+    for (const auto& [name, w] : s.losses) {
+      Tensor l = loss_values.at(name);
+      SCION_CHECK(l.defined() && l.numel() == 1, "loss node '", name, "' did not produce a scalar");
+      terms[name] = l.item();
+      Tensor wl = w == 1.0 ? l : ops::mul_scalar(l, float(w));
+      total = total.defined() ? ops::add(total, wl) : wl;
+      for (const auto& [k, v] : loss_metrics.at(name)) line[name + "/" + k] = Json(v);
+    }
+    const double lr = learning_rate(stage_step, s.steps, s.lr, s.warmup, s.decay, s.min_lr);
+    double grad_norm = 0;
+    if (optimizer_) {
+      SCION_CHECK(total.requires_grad(), "stage '", s.name, "': the losses do not depend on the trained models ",
+                  "(are the loss inputs connected to a trained model's outputs?)");
+      total.backward();
+      nn::NamedTensors params = trained_params();
+      std::vector<Tensor> grads;
+      for (auto& [k, p] : params) {
+        if (!p.grad().defined()) p.set_grad(Tensor::zeros(p.shape()));
+        grads.push_back(p.grad());
+      }
+      opt_.comm->allreduce_mean(grads);  // the data-parallel seam
+      grad_norm = s.clip > 0 ? ops::clip_grad_norm(grads, float(s.clip)) : ops::global_norm(grads);
+      optimizer_->step(params, lr, ctx);
+      for (auto& [k, p] : params) p.zero_grad();
+    }
+    ++step_;
+    ++stage_step;
+    tokens_ += double(tokens_per_step * opt_.comm->world());
+    flops_ += flops_per_step * opt_.comm->world();
+    const double dt = now_s(t0);
+    line["step"] = Json(step_);
+    line["stage"] = Json(s.name);
+    line["loss"] = Json(total.defined() ? double(total.item()) : 0.0);
+    for (const auto& [k, v] : terms) line[k] = Json(v);
+    line["lr"] = Json(lr);
+    line["grad_norm"] = Json(grad_norm);
+    line["tokens_per_s"] = Json(double(tokens_per_step * opt_.comm->world()) / dt);
+    line["tokens"] = Json(tokens_);
+    line["flops"] = Json(flops_);
+    line["elapsed_s"] = Json(elapsed_before_ + now_s(start_));
+    if (opt_.comm->is_writer() && (stage_step % s.log_every == 0 || stage_step == s.steps)) {
+      log_metrics(line);
+      const double rate = double(stage_step - first) / std::max(1e-9, now_s(stage_t0));
+      const double eta = double(s.steps - stage_step) / std::max(rate, 1e-9);
+      if (tty_)
+        std::printf("\r[%s] step %lld/%lld  loss %.4f  lr %.2e  %.0f tok/s  ETA %s   ", s.name.c_str(),
+                    (long long)stage_step, (long long)s.steps, line.at("loss").as_number(), lr,
+                    line.at("tokens_per_s").as_number(), fmt_eta(eta).c_str());
+      else
+        std::printf("[%s] step %lld/%lld loss %.4f lr %.3e tokens/s %.0f\n", s.name.c_str(), (long long)stage_step,
+                    (long long)s.steps, line.at("loss").as_number(), lr, line.at("tokens_per_s").as_number());
+      std::fflush(stdout);
+    }
+    if (s.eval_every > 0 && (stage_step % s.eval_every == 0 || stage_step == s.steps)) {
+      if (tty_) std::printf("\n");
+      evaluate(s, ctx);
+    }
+    const bool last = stage_step == s.steps;
+    if ((s.checkpoint_every > 0 && stage_step % s.checkpoint_every == 0) || last)
+      save_checkpoint(last ? si + 1 : si, last ? 0 : stage_step);
+  }
+  if (tty_) std::printf("\n");
+}
+
+std::map<std::string, double> Executor::evaluate_only(const std::vector<std::string>& evaluators) {
+  make_nodes();
+  StepContext ctx;
+  ctx.seed = g_.seed;
+  ctx.training = false;
+  ctx.device = device_;
+  std::map<std::string, double> all;
+  NoGradGuard ng;
+  for (const auto& e : evaluators)
+    for (const auto& [k, v] : std::dynamic_pointer_cast<Evaluator>(node(e))->evaluate(ctx)) all[e + "/" + k] = v;
+  return all;
+}
+
+void Executor::run() {
+  start_ = std::chrono::steady_clock::now();
+  make_nodes();
+  size_t first_stage = 0;
+  int64_t stage_step = 0;
+  if (opt_.resume) {
+    if (load_checkpoint(first_stage, stage_step)) {
+      if (opt_.comm->is_writer())
+        std::printf("resuming %s at step %lld (stage %zu, step %lld of it)\n", out_dir_.c_str(), (long long)step_,
+                    first_stage, (long long)stage_step);
+    } else if (opt_.comm->is_writer()) {
+      std::printf("no checkpoint in %s/checkpoints: starting from the beginning\n", out_dir_.c_str());
+    }
+  }
+  if (opt_.comm->is_writer()) {
+    fs::create_directories(out_dir_);
+    safetensors::write_file_atomic((fs::path(out_dir_) / "graph.toml").string(), g_.resolved_toml);
+    const fs::path mp = fs::path(out_dir_) / "metrics.jsonl";
+    if (opt_.resume && fs::exists(mp)) {
+      // Keep only the lines up to the checkpoint's step: the run continues from there.
+      std::ifstream in(mp);
+      std::vector<std::string> keep;
+      std::string line;
+      while (std::getline(in, line)) {
+        try {
+          if (Json::parse(line).at("step").as_int() <= step_) keep.push_back(line);
+        } catch (const Error&) {
+        }
+      }
+      in.close();
+      std::string all;
+      for (const auto& l : keep) all += l + "\n";
+      safetensors::write_file_atomic(mp.string(), all);
+      metrics_ = std::fopen(mp.c_str(), "a");
+    } else {
+      metrics_ = std::fopen(mp.c_str(), "w");
+    }
+    SCION_CHECK(metrics_, "cannot write '", mp.string(), "'");
+  }
+  for (size_t si = first_stage; si < g_.stages.size(); ++si) {
+    resume_stage_step_ = si == first_stage ? stage_step : 0;
+    train_stage(si);
+  }
+  // Final weights of every model, next to the metrics, for `scion eval` and `scion generate`.
+  if (opt_.comm->is_writer())
+    for (const NodeSpec& n : g_.nodes)
+      if (auto m = std::dynamic_pointer_cast<Model>(node(n.name)))
+        safetensors::save((fs::path(out_dir_) / (n.name + ".safetensors")).string(), m->module().state_dict(),
+                          {{"scion.plugin", n.plugin}, {"scion.config", m->config().dump()}});
+}
+
+}  // namespace scion::runtime

@@ -1,0 +1,641 @@
+#include "runtime/graph.h"
+
+#include <glob.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+namespace scion::runtime {
+
+namespace {
+
+std::string format(const std::vector<Diagnostic>& d) {
+  std::ostringstream os;
+  os << d.size() << " problem" << (d.size() == 1 ? "" : "s") << " in the graph:";
+  for (const auto& x : d) {
+    os << "\n" << x.pos.file << ":" << x.pos.line << ":" << x.pos.column << ": error: " << x.message;
+    if (!x.hint.empty()) os << "\n    hint: " << x.hint;
+  }
+  return os.str();
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+Json to_json(const toml::node& n) {
+  if (auto v = n.as_integer()) return Json(int64_t(v->get()));
+  if (auto v = n.as_floating_point()) return Json(v->get());
+  if (auto v = n.as_boolean()) return Json(v->get());
+  if (auto v = n.as_string()) return Json(v->get());
+  if (auto a = n.as_array()) {
+    Json::Array out;
+    for (const auto& e : *a) out.push_back(to_json(e));
+    return Json(std::move(out));
+  }
+  if (auto t = n.as_table()) {
+    Json::Object o;
+    for (const auto& [k, v] : *t) o[std::string(k.str())] = to_json(v);
+    return Json(std::move(o));
+  }
+  return Json(n.is_date_time() || n.is_date() || n.is_time() ? Json("<date>") : Json());
+}
+
+void insert_toml(toml::table& t, const std::string& key, const Json& v) {
+  if (v.is_bool()) t.insert_or_assign(key, v.as_bool());
+  else if (v.is_number()) {
+    const double d = v.as_number();
+    if (d == double(int64_t(d))) t.insert_or_assign(key, int64_t(d));
+    else t.insert_or_assign(key, d);
+  } else if (v.is_string()) t.insert_or_assign(key, v.as_string());
+  else if (v.is_array()) {
+    toml::array a;
+    for (const Json& e : v.as_array()) {
+      if (e.is_string()) a.push_back(e.as_string());
+      else if (e.is_number()) a.push_back(e.as_number());
+      else if (e.is_bool()) a.push_back(e.as_bool());
+    }
+    t.insert_or_assign(key, std::move(a));
+  } else if (v.is_object()) {
+    toml::table sub;
+    for (const auto& [k, e] : v.as_object()) insert_toml(sub, k, e);
+    t.insert_or_assign(key, std::move(sub));
+  }
+}
+
+bool type_ok(ParamType t, const toml::node& n) {
+  switch (t) {
+    case ParamType::integer: return n.is_integer();
+    case ParamType::number: return n.is_number();
+    case ParamType::boolean: return n.is_boolean();
+    case ParamType::string: return n.is_string();
+    case ParamType::string_list: {
+      if (n.is_string()) return true;
+      auto a = n.as_array();
+      if (!a) return false;
+      for (const auto& e : *a)
+        if (!e.is_string()) return false;
+      return true;
+    }
+    case ParamType::table: return n.is_table();
+    case ParamType::any: return true;
+  }
+  return false;
+}
+
+const char* toml_type(const toml::node& n) {
+  if (n.is_integer()) return "an integer";
+  if (n.is_floating_point()) return "a number";
+  if (n.is_boolean()) return "a boolean";
+  if (n.is_string()) return "a string";
+  if (n.is_array()) return "an array";
+  if (n.is_table()) return "a table";
+  return "a date or time";
+}
+
+bool glob_matches(const std::string& pattern) {
+  glob_t g{};
+  const int rc = ::glob(pattern.c_str(), 0, nullptr, &g);
+  const bool any = rc == 0 && g.gl_pathc > 0;
+  globfree(&g);
+  return any;
+}
+
+class Validator {
+ public:
+  Validator(std::string file, const PluginRegistry& reg) : file_(std::move(file)), reg_(reg) {}
+
+  SourcePos pos(const toml::node& n) const {
+    const auto& s = n.source();
+    return {file_, int(s.begin.line), int(s.begin.column)};
+  }
+  SourcePos pos(const toml::key& k) const {
+    const auto& s = k.source();
+    return {file_, int(s.begin.line), int(s.begin.column)};
+  }
+  void error(SourcePos p, std::string msg, std::string hint = "") {
+    diags_.push_back({std::move(p), std::move(msg), std::move(hint)});
+  }
+  void unknown_key(const toml::key& k, const std::string& where, const std::vector<std::string>& allowed) {
+    const std::string guess = did_you_mean(std::string(k.str()), allowed);
+    std::string hint = guess.empty() ? "allowed here: " + join(allowed) : "did you mean '" + guess + "'?";
+    error(pos(k), "unknown key '" + std::string(k.str()) + "' in " + where, hint);
+  }
+  static std::string join(const std::vector<std::string>& v) {
+    std::string s;
+    for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
+    return s;
+  }
+
+  // Checks a table of parameters against a schema; returns the validated values (defaults
+  // filled) and writes the defaults into `t` for the resolved graph. `extra` keys are allowed
+  // and skipped (ports, references, core keys).
+  Json check_params(toml::table& t, const std::vector<ParamSpec>& schema, const std::string& where,
+                    const std::set<std::string>& extra, const SourcePos& table_pos) {
+    Json out = Json(Json::Object{});
+    std::vector<std::string> allowed(extra.begin(), extra.end());
+    for (const auto& p : schema) allowed.push_back(p.name);
+    for (auto&& [k, v] : t) {
+      const std::string key(k.str());
+      if (extra.count(key)) continue;
+      auto it = std::find_if(schema.begin(), schema.end(), [&](const ParamSpec& p) { return p.name == key; });
+      if (it == schema.end()) {
+        unknown_key(k, where, allowed);
+        continue;
+      }
+      if (!type_ok(it->type, v)) {
+        error(pos(v), "'" + key + "' in " + where + " must be " + param_type_name(it->type) + ", got " + toml_type(v),
+              it->doc.empty() ? "" : key + ": " + it->doc);
+        continue;
+      }
+      Json val = to_json(v);
+      if (it->type == ParamType::number && v.is_integer()) val = Json(double(v.as_integer()->get()));
+      if (it->path) {
+        std::vector<std::string> paths;
+        if (val.is_string()) paths.push_back(val.as_string());
+        else
+          for (const Json& e : val.as_array()) paths.push_back(e.as_string());
+        for (const auto& p : paths)
+          if (!p.empty() && !glob_matches(p))
+            error(pos(v), "'" + key + "' in " + where + ": no file matches '" + p + "'",
+                  "paths are relative to the directory scion runs in (" + std::filesystem::current_path().string() + ")");
+      }
+      out[key] = std::move(val);
+    }
+    for (const auto& p : schema) {
+      if (out.contains(p.name)) continue;
+      if (p.required) {
+        error(table_pos, where + " needs '" + p.name + "' (" + param_type_name(p.type) + ")", p.doc);
+        continue;
+      }
+      out[p.name] = p.default_value;
+      if (!p.default_value.is_null()) insert_toml(t, p.name, p.default_value);
+    }
+    return out;
+  }
+
+  std::string file_;
+  const PluginRegistry& reg_;
+  std::vector<Diagnostic> diags_;
+};
+
+// Applies one --set override to the parsed table.
+void apply_override(toml::table& root, const std::string& ov, Validator& v) {
+  const SourcePos p{"--set " + ov, 1, 1};
+  const size_t eq = ov.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    v.error(p, "an override must look like path.to.key=value");
+    return;
+  }
+  const std::string path = ov.substr(0, eq), value = ov.substr(eq + 1);
+  std::vector<std::string> parts;
+  std::stringstream ss(path);
+  std::string part;
+  while (std::getline(ss, part, '.')) parts.push_back(part);
+  toml::node* cur = &root;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    const std::string& k = parts[i];
+    toml::node* next = nullptr;
+    if (auto t = cur->as_table()) {
+      next = t->get(k);
+      if (!next) {
+        std::vector<std::string> keys;
+        for (auto&& [kk, vv] : *t) keys.push_back(std::string(kk.str()));
+        const std::string g = did_you_mean(k, keys);
+        v.error(p, "--set " + path + ": '" + k + "' does not exist in the graph",
+                g.empty() ? "existing keys: " + Validator::join(keys) : "did you mean '" + g + "'?");
+        return;
+      }
+    } else if (auto a = cur->as_array()) {
+      char* end = nullptr;
+      const long idx = std::strtol(k.c_str(), &end, 10);
+      if (*end || idx < 0 || size_t(idx) >= a->size()) {
+        v.error(p, "--set " + path + ": '" + k + "' is not an index of an array of " + std::to_string(a->size()));
+        return;
+      }
+      next = a->get(size_t(idx));
+    } else {
+      v.error(p, "--set " + path + ": '" + parts[i - 1] + "' is not a table or an array");
+      return;
+    }
+    cur = next;
+  }
+  auto t = cur->as_table();
+  if (!t) {
+    v.error(p, "--set " + path + ": the parent of '" + parts.back() + "' is not a table");
+    return;
+  }
+  // The value is read as TOML when it parses as TOML (numbers, booleans, arrays, quoted
+  // strings) and as a plain string otherwise.
+  try {
+    toml::table parsed = toml::parse("v = " + value);
+    t->insert_or_assign(parts.back(), *parsed.get("v"));
+  } catch (const toml::parse_error&) {
+    t->insert_or_assign(parts.back(), value);
+  }
+}
+
+}  // namespace
+
+GraphError::GraphError(std::vector<Diagnostic> d) : Error(format(d)), diags_(std::move(d)) {}
+
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_d = std::string::npos;
+  for (const auto& c : candidates) {
+    const size_t d = edit_distance(word, c);
+    if (d < best_d) best_d = d, best = c;
+  }
+  if (best.empty()) return "";
+  const size_t limit = std::max<size_t>(2, word.size() / 3);
+  return best_d <= limit ? best : "";
+}
+
+const NodeSpec* GraphSpec::node(const std::string& name) const {
+  for (const auto& n : nodes)
+    if (n.name == name) return &n;
+  return nullptr;
+}
+
+GraphSpec load_graph(const std::string& file, const std::string& text, const std::vector<std::string>& overrides,
+                     const PluginRegistry& reg) {
+  Validator v(file, reg);
+  toml::table root;
+  try {
+    root = toml::parse(text, file);
+  } catch (const toml::parse_error& e) {
+    const auto& s = e.source();
+    throw GraphError({{{file, int(s.begin.line), int(s.begin.column)}, "TOML syntax: " + std::string(e.description()),
+                       "see https://toml.io for the syntax"}});
+  }
+  for (const auto& ov : overrides) apply_override(root, ov, v);
+
+  GraphSpec g;
+  g.file = file;
+  g.name = std::filesystem::path(file).stem().string();
+  for (auto&& [k, val] : root)
+    if (k.str() != "run" && k.str() != "nodes" && k.str() != "stages")
+      v.unknown_key(k, "the graph", {"run", "nodes", "stages"});
+
+  // ---- [run] ----
+  if (auto run = root["run"].as_table()) {
+    const std::vector<ParamSpec> schema = {
+        {"name", ParamType::string, Json(g.name), false, "run name (the run directory is runs/<name>)"},
+        {"seed", ParamType::integer, Json(0), false, "seed of every random stream"},
+        {"device", ParamType::string, Json("cpu"), false, "cpu | cuda | auto"},
+        {"threads", ParamType::integer, Json(0), false, "CPU threads (0 = all)"}};
+    Json r = v.check_params(*run, schema, "[run]", {}, v.pos(*run));
+    if (r.contains("name") && r.at("name").is_string()) g.name = r.at("name").as_string();
+    if (r.contains("seed") && r.at("seed").is_number()) g.seed = uint64_t(r.at("seed").as_int());
+    if (r.contains("device") && r.at("device").is_string()) g.device = r.at("device").as_string();
+    if (r.contains("threads") && r.at("threads").is_number()) g.threads = int(r.at("threads").as_int());
+  }
+
+  // ---- [nodes.*] ----
+  auto nodes_tbl = root["nodes"].as_table();
+  std::vector<std::string> node_names;
+  std::map<std::string, NodeSpec> specs;
+  if (!nodes_tbl || nodes_tbl->empty()) {
+    v.error({file, 1, 1}, "the graph has no [nodes.*] tables", "declare at least a data source, a model and a loss");
+  } else {
+    for (auto&& [k, val] : *nodes_tbl) node_names.push_back(std::string(k.str()));
+    for (auto&& [k, val] : *nodes_tbl) {
+      const std::string name(k.str());
+      auto t = val.as_table();
+      if (!t) {
+        v.error(v.pos(k), "node '" + name + "' must be a table", "write [nodes." + name + "] with plugin = \"...\"");
+        continue;
+      }
+      NodeSpec n;
+      n.name = name;
+      n.pos = v.pos(k);
+      auto plugin = (*t)["plugin"].value<std::string>();
+      if (!plugin) {
+        v.error(v.pos(k), "node '" + name + "' has no plugin = \"...\"", "`scion plugins` lists the plugins found");
+        continue;
+      }
+      n.plugin = *plugin;
+      n.info = reg.find(n.plugin);
+      if (!n.info) {
+        const std::string guess = did_you_mean(n.plugin, reg.names());
+        v.error(v.pos(*t->get("plugin")), "node '" + name + "': unknown plugin '" + n.plugin + "'",
+                guess.empty() ? "`scion plugins` lists the plugins found" : "did you mean '" + guess + "'?");
+        continue;
+      }
+      const PluginEntry& e = n.info->entry;
+      std::set<std::string> extra = {"plugin"};
+      if (e.kind == PluginKind::model) extra.insert("frozen");
+      for (const auto& p : e.inputs) extra.insert(p.name);
+      for (const auto& r : e.node_refs) extra.insert(r);
+      const std::string where = "node '" + name + "' (" + n.plugin + ")";
+      n.params = v.check_params(*t, e.params, where, extra, n.pos);
+      if (auto fr = t->get("frozen")) {
+        if (!fr->is_boolean()) v.error(v.pos(*fr), "'frozen' in " + where + " must be a boolean");
+        else n.frozen = fr->as_boolean()->get();
+      }
+      for (const auto& p : e.inputs) {
+        auto in = t->get(p.name);
+        if (!in) {
+          if (!p.optional)
+            v.error(n.pos, where + " needs its input '" + p.name + "' (" + p.type + ")",
+                    "connect it to another node's output: " + p.name + " = \"node.port\"");
+          continue;
+        }
+        auto s = in->value<std::string>();
+        const size_t dot = s ? s->find('.') : std::string::npos;
+        if (!s || dot == std::string::npos) {
+          v.error(v.pos(*in), "input '" + p.name + "' of " + where + " must name an output as \"node.port\"");
+          continue;
+        }
+        n.inputs[p.name] = *s;
+      }
+      for (const auto& r : e.node_refs) {
+        auto in = t->get(r);
+        if (!in) continue;  // optional reference unless the plugin's schema says otherwise
+        auto s = in->value<std::string>();
+        if (!s) {
+          v.error(v.pos(*in), "'" + r + "' of " + where + " must name a node");
+          continue;
+        }
+        n.refs[r] = *s;
+      }
+      specs.emplace(name, std::move(n));
+    }
+  }
+
+  // ---- edges: dangling references, port names and types ----
+  auto ref_pos = [&](const std::string& node, const std::string& key) {
+    auto t = (*nodes_tbl)[node].as_table();
+    auto n = t ? t->get(key) : nullptr;
+    return n ? v.pos(*n) : SourcePos{file, 1, 1};
+  };
+  for (auto& [name, n] : specs) {
+    for (const auto& [port, src] : n.inputs) {
+      const std::string src_node = src.substr(0, src.find('.')), src_port = src.substr(src.find('.') + 1);
+      auto it = specs.find(src_node);
+      if (it == specs.end()) {
+        const std::string guess = did_you_mean(src_node, node_names);
+        v.error(ref_pos(name, port), "input '" + port + "' of node '" + name + "' names node '" + src_node +
+                                         "', which does not exist",
+                guess.empty() ? "nodes: " + Validator::join(node_names) : "did you mean '" + guess + "'?");
+        continue;
+      }
+      const auto& outs = it->second.info->entry.outputs;
+      auto op = std::find_if(outs.begin(), outs.end(), [&](const PortSpec& p) { return p.name == src_port; });
+      if (op == outs.end()) {
+        std::vector<std::string> names;
+        for (const auto& p : outs) names.push_back(p.name);
+        const std::string guess = did_you_mean(src_port, names);
+        v.error(ref_pos(name, port), "node '" + src_node + "' (" + it->second.plugin + ") has no output '" + src_port + "'",
+                guess.empty() ? "its outputs: " + Validator::join(names) : "did you mean '" + guess + "'?");
+        continue;
+      }
+      const auto& ins = n.info->entry.inputs;
+      auto ip = std::find_if(ins.begin(), ins.end(), [&](const PortSpec& p) { return p.name == port; });
+      if (ip->type != "any" && op->type != ip->type)
+        v.error(ref_pos(name, port), "port types differ: '" + src + "' is " + op->type + " but input '" + port +
+                                         "' of node '" + name + "' takes " + ip->type,
+                "connect an output of type " + ip->type);
+    }
+    for (const auto& [key, target] : n.refs) {
+      if (!specs.count(target)) {
+        const std::string guess = did_you_mean(target, node_names);
+        v.error(ref_pos(name, key), "'" + key + "' of node '" + name + "' names node '" + target + "', which does not exist",
+                guess.empty() ? "nodes: " + Validator::join(node_names) : "did you mean '" + guess + "'?");
+      }
+    }
+  }
+
+  // ---- cycles (through inputs and references), and a dependency order ----
+  std::map<std::string, int> state;  // 0 new, 1 visiting, 2 done
+  std::vector<std::string> order;
+  std::function<void(const std::string&, std::vector<std::string>&)> visit = [&](const std::string& n,
+                                                                               std::vector<std::string>& path) {
+    auto it = specs.find(n);
+    if (it == specs.end()) return;
+    if (state[n] == 2) return;
+    if (state[n] == 1) {
+      std::string cyc;
+      auto from = std::find(path.begin(), path.end(), n);
+      for (auto p = from; p != path.end(); ++p) cyc += *p + " -> ";
+      v.error(it->second.pos, "the graph has a cycle: " + cyc + n, "a node cannot depend on its own output");
+      return;
+    }
+    state[n] = 1;
+    path.push_back(n);
+    for (const auto& [port, src] : it->second.inputs) visit(src.substr(0, src.find('.')), path);
+    for (const auto& [key, target] : it->second.refs) visit(target, path);
+    path.pop_back();
+    state[n] = 2;
+    order.push_back(n);
+  };
+  for (const auto& n : node_names) {
+    std::vector<std::string> path;
+    if (!state[n]) visit(n, path);
+  }
+
+  // ---- [[stages]] ----
+  auto stages = root["stages"].as_array();
+  if (!stages || stages->empty()) {
+    v.error({file, 1, 1}, "the graph has no [[stages]]", "add [[stages]] with steps, train, losses and optimizer");
+  } else {
+    int si = 0;
+    for (auto& sv : *stages) {
+      auto t = sv.as_table();
+      const std::string where = "stage " + std::to_string(si);
+      if (!t) {
+        v.error(v.pos(sv), where + " must be a table");
+        continue;
+      }
+      StageSpec s;
+      const std::vector<std::string> keys = {"name", "steps", "train", "losses", "optimizer", "eval",
+                                             "checkpoint", "ops", "data", "log_every"};
+      for (auto&& [k, val] : *t)
+        if (std::find(keys.begin(), keys.end(), std::string(k.str())) == keys.end()) v.unknown_key(k, where, keys);
+      s.name = (*t)["name"].value_or<std::string>("stage" + std::to_string(si));
+      if (auto st = t->get("steps"); st && st->is_integer() && st->as_integer()->get() > 0) s.steps = st->as_integer()->get();
+      else v.error(st ? v.pos(*st) : v.pos(*t), where + " needs steps = <positive integer>");
+      s.log_every = (*t)["log_every"].value_or<int64_t>(1);
+      auto node_list = [&](const char* key, PluginKind kind, std::vector<std::string>& out) {
+        auto n = t->get(key);
+        if (!n) return;
+        auto a = n->as_array();
+        if (!a) {
+          v.error(v.pos(*n), "'" + std::string(key) + "' in " + where + " must be an array of node names");
+          return;
+        }
+        for (auto& e : *a) {
+          auto name = e.value<std::string>();
+          if (!name) {
+            v.error(v.pos(e), "'" + std::string(key) + "' in " + where + " must list node names");
+            continue;
+          }
+          auto it = specs.find(*name);
+          if (it == specs.end()) {
+            const std::string guess = did_you_mean(*name, node_names);
+            v.error(v.pos(e), "'" + std::string(key) + "' in " + where + " names node '" + *name + "', which does not exist",
+                    guess.empty() ? "" : "did you mean '" + guess + "'?");
+          } else if (it->second.info->entry.kind != kind) {
+            v.error(v.pos(e), "node '" + *name + "' in '" + key + "' of " + where + " is a " +
+                                  kind_name(it->second.info->entry.kind) + ", not a " + kind_name(kind));
+          } else {
+            out.push_back(*name);
+          }
+        }
+      };
+      node_list("train", PluginKind::model, s.train);
+      node_list("data", PluginKind::data, s.data);
+      for (const auto& m : s.train)
+        if (specs.at(m).frozen)
+          v.error(v.pos(*t->get("train")), "node '" + m + "' is frozen and cannot be trained in " + where);
+      if (auto l = t->get("losses")) {
+        if (auto a = l->as_array()) {
+          std::vector<std::string> names;
+          node_list("losses", PluginKind::loss, names);
+          for (auto& n : names) s.losses.push_back({n, 1.0});
+        } else if (auto lt = l->as_table()) {
+          for (auto&& [k, w] : *lt) {
+            const std::string n(k.str());
+            auto it = specs.find(n);
+            if (it == specs.end() || it->second.info->entry.kind != PluginKind::loss)
+              v.error(v.pos(k), "'" + n + "' in the losses of " + where + " is not a loss node",
+                      did_you_mean(n, node_names).empty() ? "" : "did you mean '" + did_you_mean(n, node_names) + "'?");
+            else if (!w.is_number())
+              v.error(v.pos(w), "the weight of loss '" + n + "' must be a number");
+            else
+              s.losses.push_back({n, w.value<double>().value_or(1.0)});
+          }
+        } else {
+          v.error(v.pos(*l), "'losses' in " + where + " must be an array of loss nodes or a table loss = weight");
+        }
+      }
+      if (s.losses.empty() && !s.train.empty()) v.error(v.pos(*t), where + " trains models but has no losses");
+      if (auto o = t->get("optimizer")) {
+        if (auto ot = o->as_table()) {
+          s.optimizer = (*ot)["plugin"].value_or<std::string>("optim.adamw");
+          s.optimizer_info = reg.find(s.optimizer);
+          if (!s.optimizer_info || s.optimizer_info->entry.kind != PluginKind::optimizer) {
+            const std::string guess = did_you_mean(s.optimizer, reg.names());
+            v.error(v.pos(*o), where + ": '" + s.optimizer + "' is not an optimizer plugin",
+                    guess.empty() ? "" : "did you mean '" + guess + "'?");
+          } else {
+            const std::vector<ParamSpec> sched = {
+                {"lr", ParamType::number, Json(3e-4), false, "peak learning rate"},
+                {"warmup", ParamType::integer, Json(0), false, "linear warmup steps"},
+                {"decay", ParamType::string, Json("cosine"), false, "constant | linear | cosine"},
+                {"min_lr", ParamType::number, Json(0.0), false, "learning rate at the end of the decay"},
+                {"clip", ParamType::number, Json(1.0), false, "global gradient-norm clip (0 = off)"}};
+            std::vector<ParamSpec> all = sched;
+            for (const auto& p : s.optimizer_info->entry.params) all.push_back(p);
+            Json params = v.check_params(*ot, all, "the optimizer of " + where, {"plugin"}, v.pos(*o));
+            if (params.contains("lr") && params.at("lr").is_number()) s.lr = params.at("lr").as_number();
+            if (params.contains("warmup") && params.at("warmup").is_number()) s.warmup = params.at("warmup").as_int();
+            if (params.contains("decay") && params.at("decay").is_string()) s.decay = params.at("decay").as_string();
+            if (params.contains("min_lr") && params.at("min_lr").is_number()) s.min_lr = params.at("min_lr").as_number();
+            if (params.contains("clip") && params.at("clip").is_number()) s.clip = params.at("clip").as_number();
+            if (s.decay != "constant" && s.decay != "linear" && s.decay != "cosine")
+              v.error(v.pos(*ot->get("decay")), "decay must be constant, linear or cosine, got '" + s.decay + "'");
+            s.optimizer_params = params;
+          }
+        } else {
+          v.error(v.pos(*o), "'optimizer' in " + where + " must be a table { plugin = ..., lr = ... }");
+        }
+      } else {
+        s.optimizer_info = reg.find(s.optimizer);
+        s.optimizer_params = Json(Json::Object{});
+        if (!s.train.empty() && !s.optimizer_info)
+          v.error(v.pos(*t), where + " trains models but plugin 'optim.adamw' was not found");
+      }
+      if (auto e = t->get("eval")) {
+        if (auto et = e->as_table()) {
+          s.eval_every = (*et)["every"].value_or<int64_t>(0);
+          std::vector<std::string> ev;
+          if (auto a = (*et)["evaluators"].as_array()) {
+            for (auto& x : *a) {
+              auto name = x.value<std::string>();
+              auto it = name ? specs.find(*name) : specs.end();
+              if (it == specs.end() || it->second.info->entry.kind != PluginKind::evaluator)
+                v.error(v.pos(x), "'" + name.value_or("?") + "' in the evaluators of " + where + " is not an evaluator node");
+              else
+                s.evaluators.push_back(*name);
+            }
+          }
+          for (auto&& [k, val] : *et)
+            if (k.str() != "every" && k.str() != "evaluators") v.unknown_key(k, "eval of " + where, {"every", "evaluators"});
+        } else {
+          v.error(v.pos(*e), "'eval' in " + where + " must be a table { every = N, evaluators = [...] }");
+        }
+      }
+      if (auto c = t->get("checkpoint")) {
+        if (auto ct = c->as_table()) {
+          s.checkpoint_every = (*ct)["every"].value_or<int64_t>(0);
+          for (auto&& [k, val] : *ct)
+            if (k.str() != "every") v.unknown_key(k, "checkpoint of " + where, {"every"});
+        } else {
+          v.error(v.pos(*c), "'checkpoint' in " + where + " must be a table { every = N }");
+        }
+      }
+      if (auto o = t->get("ops")) {
+        auto a = o->as_array();
+        if (!a) v.error(v.pos(*o), "'ops' in " + where + " must be an array of tables");
+        for (size_t oi = 0; a && oi < a->size(); ++oi) {
+          auto ot = a->get(oi)->as_table();
+          if (!ot) {
+            v.error(v.pos(*a->get(oi)), "each op in " + where + " must be a table { plugin = ..., target = ... }");
+            continue;
+          }
+          OpSpec op;
+          op.plugin = (*ot)["plugin"].value_or<std::string>("");
+          op.target = (*ot)["target"].value_or<std::string>("");
+          op.info = reg.find(op.plugin);
+          if (!op.info || op.info->entry.kind != PluginKind::op) {
+            const std::string guess = did_you_mean(op.plugin, reg.names());
+            v.error(v.pos(*ot), "'" + op.plugin + "' in the ops of " + where + " is not an op plugin",
+                    guess.empty() ? "" : "did you mean '" + guess + "'?");
+            continue;
+          }
+          auto tg = specs.find(op.target);
+          if (tg == specs.end() || tg->second.info->entry.kind != PluginKind::model) {
+            v.error(v.pos(*ot), "op '" + op.plugin + "' in " + where + " needs target = \"<model node>\"");
+            continue;
+          }
+          op.params = v.check_params(*ot, op.info->entry.params, "op '" + op.plugin + "' of " + where,
+                                     {"plugin", "target"}, v.pos(*ot));
+          s.ops.push_back(std::move(op));
+        }
+      }
+      g.stages.push_back(std::move(s));
+      ++si;
+    }
+  }
+
+  if (!v.diags_.empty()) throw GraphError(v.diags_);
+  for (const auto& n : order) g.nodes.push_back(specs.at(n));
+  std::ostringstream os;
+  os << "# resolved by scion: every default filled in\n" << root << "\n";
+  g.resolved_toml = os.str();
+  return g;
+}
+
+GraphSpec load_graph_file(const std::string& file, const std::vector<std::string>& overrides,
+                          const PluginRegistry& reg) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw GraphError({{{file, 0, 0}, "cannot open the graph file", "check the path"}});
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return load_graph(file, text, overrides, reg);
+}
+
+}  // namespace scion::runtime

@@ -1,0 +1,93 @@
+// A graph file, parsed and validated. Every problem is collected with its file:line:column
+// and a hint before anything runs or anything is written (docs/graph-reference.md).
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/registry.h"
+#include "scion/json.h"
+
+namespace scion::runtime {
+
+struct SourcePos {
+  std::string file;
+  int line = 0, column = 0;
+};
+
+struct Diagnostic {
+  SourcePos pos;
+  std::string message;
+  std::string hint;
+};
+
+class GraphError : public Error {
+ public:
+  explicit GraphError(std::vector<Diagnostic> d);
+  const std::vector<Diagnostic>& diagnostics() const { return diags_; }
+
+ private:
+  std::vector<Diagnostic> diags_;
+};
+
+struct NodeSpec {
+  std::string name;
+  std::string plugin;
+  const LoadedPlugin* info = nullptr;
+  Json params;                                  // validated, defaults filled
+  std::map<std::string, std::string> inputs;    // input port -> "node.port"
+  std::map<std::string, std::string> refs;      // node-reference parameter -> node
+  bool frozen = false;
+  SourcePos pos;
+};
+
+struct OpSpec {
+  std::string plugin;
+  std::string target;  // model node
+  const LoadedPlugin* info = nullptr;
+  Json params;
+};
+
+struct StageSpec {
+  std::string name;
+  int64_t steps = 0;
+  std::vector<std::string> train;              // model nodes whose parameters are trained
+  std::vector<std::pair<std::string, double>> losses;  // loss node -> weight
+  std::string optimizer = "optim.adamw";
+  const LoadedPlugin* optimizer_info = nullptr;
+  Json optimizer_params;
+  double lr = 3e-4, min_lr = 0.0, clip = 1.0;
+  int64_t warmup = 0;
+  std::string decay = "cosine";                // constant | linear | cosine
+  int64_t eval_every = 0;
+  std::vector<std::string> evaluators;
+  int64_t checkpoint_every = 0;
+  int64_t log_every = 1;
+  std::vector<OpSpec> ops;
+  std::vector<std::string> data;               // data nodes active in this stage (default: all)
+};
+
+struct GraphSpec {
+  std::string file;
+  std::string name;
+  uint64_t seed = 0;
+  std::string device = "cpu";
+  int threads = 0;
+  std::vector<NodeSpec> nodes;  // in dependency order (inputs and references first)
+  std::vector<StageSpec> stages;
+  std::string resolved_toml;    // the graph with every default filled in
+  const NodeSpec* node(const std::string& name) const;
+};
+
+// Parses `text` (named `file` in messages), applies `overrides` ("a.b.0.c=value"), and
+// validates against the registry. Throws GraphError with every problem found.
+GraphSpec load_graph(const std::string& file, const std::string& text, const std::vector<std::string>& overrides,
+                     const PluginRegistry& registry);
+GraphSpec load_graph_file(const std::string& file, const std::vector<std::string>& overrides,
+                          const PluginRegistry& registry);
+
+// Closest candidate by edit distance, or "" when none is close.
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
+
+}  // namespace scion::runtime

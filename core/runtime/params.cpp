@@ -1,0 +1,54 @@
+#include "scion/plugin.h"
+
+namespace scion {
+
+const char* kind_name(PluginKind k) {
+  switch (k) {
+    case PluginKind::data: return "data";
+    case PluginKind::tokenizer: return "tokenizer";
+    case PluginKind::model: return "model";
+    case PluginKind::op: return "op";
+    case PluginKind::loss: return "loss";
+    case PluginKind::prompt: return "prompt";
+    case PluginKind::optimizer: return "optimizer";
+    case PluginKind::evaluator: return "evaluator";
+  }
+  return "?";
+}
+
+const char* param_type_name(ParamType t) {
+  switch (t) {
+    case ParamType::integer: return "integer";
+    case ParamType::number: return "number";
+    case ParamType::boolean: return "boolean";
+    case ParamType::string: return "string";
+    case ParamType::string_list: return "list of strings";
+    case ParamType::table: return "table";
+    case ParamType::any: return "any";
+  }
+  return "?";
+}
+
+namespace {
+[[noreturn]] void missing(const std::string& node, const std::string& k) {
+  throw Error("node '" + node + "': parameter '" + k + "' is not set");
+}
+}  // namespace
+
+const Json& Params::raw(const std::string& k) const {
+  if (!has(k)) missing(node_, k);
+  return v_.at(k);
+}
+int64_t Params::i(const std::string& k) const { return raw(k).as_int(); }
+double Params::f(const std::string& k) const { return raw(k).as_number(); }
+bool Params::b(const std::string& k) const { return raw(k).as_bool(); }
+std::string Params::s(const std::string& k) const { return raw(k).as_string(); }
+std::vector<std::string> Params::strings(const std::string& k) const {
+  std::vector<std::string> out;
+  const Json& v = raw(k);
+  if (v.is_string()) return {v.as_string()};
+  for (const Json& e : v.as_array()) out.push_back(e.as_string());
+  return out;
+}
+
+}  // namespace scion

@@ -1,0 +1,118 @@
+#include "runtime/registry.h"
+
+#include <boost/dll/shared_library.hpp>
+#include <boost/dll/runtime_symbol_info.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+
+namespace scion::runtime {
+
+namespace fs = std::filesystem;
+
+void PluginRegistry::load_library(const std::string& path) {
+  if (!fs::exists(path)) throw Error("plugin library '" + path + "' does not exist");
+  auto lib = std::make_shared<boost::dll::shared_library>();
+  boost::system::error_code ec;
+  lib->load(path, ec, boost::dll::load_mode::rtld_lazy | boost::dll::load_mode::rtld_local);
+  if (ec) throw Error("plugin library '" + path + "' cannot be loaded: " + ec.message());
+  if (!lib->has("scion_plugin_header"))
+    throw Error("'" + path + "' is not a Scion plugin library: it exports no 'scion_plugin_header' entry point "
+                "(hint: end one source file of the plugin with SCION_PLUGIN_LIBRARY())");
+  // Read the plain-C header before calling any C++ in the library.
+  const PluginLibraryHeader& h = lib->get_alias<const PluginLibraryHeader>("scion_plugin_header");
+  if (h.magic != kPluginMagic) throw Error("'" + path + "': the plugin header has the wrong magic number");
+  if (h.abi_major != kSdkAbiMajor || h.abi_minor > kSdkAbiMinor) {
+    std::ostringstream os;
+    os << "'" << path << "' was built for Scion SDK ABI " << h.abi_major << "." << h.abi_minor << ", but this Scion has ABI "
+       << kSdkAbiMajor << "." << kSdkAbiMinor << " (hint: rebuild the plugin against this SDK)";
+    throw Error(os.str());
+  }
+  if (std::string(h.fingerprint) != SCION_BUILD_FINGERPRINT)
+    throw Error("'" + path + "' was built with " + h.fingerprint + " but Scion with " + SCION_BUILD_FINGERPRINT +
+                " (C++ objects cannot cross that boundary; rebuild the plugin with the same toolchain)");
+  const std::vector<PluginEntry>* entries = h.entries();
+  for (const PluginEntry& e : *entries) {
+    auto it = plugins_.find(e.name);
+    if (it != plugins_.end())
+      throw Error("plugin '" + e.name + "' is defined twice: in '" + it->second.library + "' and in '" + path +
+                  "' (remove one of them from the plugin path)");
+  }
+  for (const PluginEntry& e : *entries) plugins_[e.name] = LoadedPlugin{lib, e, path};
+}
+
+void PluginRegistry::scan(const std::vector<std::string>& dirs) {
+  for (const std::string& d : dirs) {
+    if (!fs::is_directory(d)) continue;
+    std::vector<std::string> libs;
+    for (const auto& f : fs::directory_iterator(d)) {
+      const std::string n = f.path().filename().string();
+      if (f.is_regular_file() && n.rfind("lib", 0) == 0 && f.path().extension() == ".so") libs.push_back(f.path().string());
+    }
+    std::sort(libs.begin(), libs.end());
+    for (const auto& l : libs) {
+      try {
+        load_library(l);
+      } catch (const Error& e) {
+        problems_.push_back(e.what());
+      }
+    }
+  }
+}
+
+const LoadedPlugin* PluginRegistry::find(const std::string& name) const {
+  auto it = plugins_.find(name);
+  return it == plugins_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> PluginRegistry::names() const {
+  std::vector<std::string> out;
+  for (const auto& [n, p] : plugins_) out.push_back(n);
+  return out;
+}
+
+std::shared_ptr<Plugin> PluginRegistry::create(const std::string& name, const Params& params,
+                                               const NodeResolver& resolver) const {
+  const LoadedPlugin* p = find(name);
+  if (!p) throw Error("no plugin named '" + name + "'");
+  std::shared_ptr<Plugin> inner = p->entry.factory(params, resolver);
+  if (!inner) throw Error("plugin '" + name + "' returned no object");
+  // The outer handle's deleter (core code) destroys the object while its library is still
+  // loaded, then lets go of the library.
+  Plugin* raw = inner.get();
+  auto lib = p->lib;
+  return std::shared_ptr<Plugin>(raw, [inner = std::move(inner), lib = std::move(lib)](Plugin*) mutable {
+    inner.reset();
+    lib.reset();
+  });
+}
+
+std::vector<std::string> plugin_search_path(const std::vector<std::string>& extra) {
+  std::vector<std::string> dirs;
+#ifdef SCION_PLUGIN_BUILD_DIR
+  dirs.push_back(SCION_PLUGIN_BUILD_DIR);
+#endif
+  // Installed layout: <prefix>/bin/scion and <prefix>/lib/scion/plugins.
+  const fs::path exe = boost::dll::program_location().string();
+  dirs.push_back((exe.parent_path().parent_path() / "plugins").string());
+  dirs.push_back((exe.parent_path().parent_path() / "lib" / "scion" / "plugins").string());
+  if (const char* env = std::getenv("SCION_PLUGIN_PATH")) {
+    std::stringstream ss(env);
+    std::string d;
+    while (std::getline(ss, d, ':'))
+      if (!d.empty()) dirs.push_back(d);
+  }
+  for (const auto& d : extra) dirs.push_back(d);
+  // Keep the first occurrence of each folder.
+  std::vector<std::string> out;
+  for (const auto& d : dirs) {
+    std::error_code ec;
+    const std::string canon = fs::weakly_canonical(d, ec).string();
+    bool seen = false;
+    for (const auto& o : out) seen |= fs::weakly_canonical(o, ec).string() == canon;
+    if (!seen) out.push_back(d);
+  }
+  return out;
+}
+
+}  // namespace scion::runtime

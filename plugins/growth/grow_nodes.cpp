@@ -1,0 +1,179 @@
+// grow.* op nodes: applied to a model node (model.gpt or model.bert) when a stage starts.
+// Built into the scion_lm plugin library (they need the concrete model types).
+#include "growth.h"
+#include "lm_nodes.h"
+
+namespace scion::growth {
+namespace {
+
+using lm::BertNode;
+using lm::GptNode;
+
+std::vector<int64_t> parse_ints(const std::vector<std::string>& v, const char* who) {
+  std::vector<int64_t> out;
+  for (const auto& s : v) {
+    try {
+      out.push_back(std::stoll(s));
+    } catch (const std::exception&) {
+      throw Error(std::string(who) + ": '" + s + "' is not an integer");
+    }
+  }
+  return out;
+}
+
+template <class Fg, class Fb>
+void on_model(Model& target, const char* who, Fg gpt, Fb bert) {
+  if (auto* g = dynamic_cast<GptNode*>(&target)) return gpt(*g);
+  if (auto* b = dynamic_cast<BertNode*>(&target)) return bert(*b);
+  throw Error(std::string(who) + " grows model.gpt and model.bert nodes only");
+}
+
+WidthOptions width_options(const Params& p, Method m) {
+  WidthOptions o;
+  o.width = p.i("width");
+  o.ffn = p.i("ffn");
+  o.uniform = p.b("uniform");
+  o.noise = float(p.f("noise"));
+  o.seed = uint64_t(p.i("__seed"));
+  o.method = m;
+  return o;
+}
+
+class Wider final : public Op {
+ public:
+  explicit Wider(const Params& p) : p_(p) {}
+  void apply(Model& t, const StepContext&) override {
+    const WidthOptions o = width_options(p_, Method::fpi);
+    on_model(t, "grow.net2wider", [&](GptNode& g) { g.replace(widen(g.gpt(), o)); },
+             [&](BertNode& b) { b.replace(widen(b.bert(), o)); });
+  }
+  Params p_;
+};
+
+class Deeper final : public Op {
+ public:
+  explicit Deeper(const Params& p) : after_(parse_ints(p.strings("after"), "grow.net2deeper")) {}
+  void apply(Model& t, const StepContext&) override {
+    on_model(t, "grow.net2deeper",
+             [&](GptNode& g) { g.replace(deepen(g.gpt(), identity_insertion_order(g.gpt().config().layers, after_))); },
+             [&](BertNode& b) { b.replace(deepen(b.bert(), identity_insertion_order(b.bert().config().layers, after_))); });
+  }
+  std::vector<int64_t> after_;
+};
+
+class Stack final : public Op {
+ public:
+  void apply(Model& t, const StepContext&) override {
+    on_model(t, "grow.stack", [&](GptNode& g) { g.replace(deepen(g.gpt(), stacking_order(g.gpt().config().layers))); },
+             [&](BertNode& b) { b.replace(deepen(b.bert(), stacking_order(b.bert().config().layers))); });
+  }
+};
+
+class Bert2Bert final : public Op {
+ public:
+  explicit Bert2Bert(const Params& p) : p_(p) {}
+  void apply(Model& t, const StepContext&) override {
+    const std::string m = p_.s("method");
+    SCION_CHECK(m == "fpi" || m == "aki", "grow.bert2bert: method must be fpi or aki, got '", m, "'");
+    const WidthOptions o = width_options(p_, m == "aki" ? Method::aki : Method::fpi);
+    const int64_t layers = p_.i("layers");
+    on_model(
+        t, "grow.bert2bert",
+        [&](GptNode& g) {
+          auto wide = o.width > g.gpt().config().width ? widen(g.gpt(), o) : nullptr;
+          const lm::GptModel& base = wide ? *wide : g.gpt();
+          const int64_t from = base.config().layers;
+          if (layers > from) g.replace(deepen(base, bert2bert_depth_order(from, layers)));
+          else if (wide) g.replace(std::move(wide));
+        },
+        [&](BertNode& b) {
+          auto wide = o.width > b.bert().config().width ? widen(b.bert(), o) : nullptr;
+          const lm::BertModel& base = wide ? *wide : b.bert();
+          const int64_t from = base.config().layers;
+          if (layers > from) b.replace(deepen(base, bert2bert_depth_order(from, layers)));
+          else if (wide) b.replace(std::move(wide));
+        });
+  }
+  Params p_;
+};
+
+class Masked final : public Op {
+ public:
+  explicit Masked(const Params& p) : p_(p) {}
+  void apply(Model& t, const StepContext&) override {
+    auto* g = dynamic_cast<GptNode*>(&t);
+    SCION_CHECK(g, "grow.masked grows model.gpt nodes (pre-LN) only");
+    MaskedOptions o;
+    o.ffn = p_.i("ffn");
+    o.layers = p_.i("layers");
+    o.ramp_steps = p_.i("ramp_steps");
+    o.seed = uint64_t(p_.i("__seed"));
+    MaskedGrowth grown = grow_masked(g->gpt(), o);
+    const GptNode::MaskRamp ramp{grown.old_ffn, grown.old_layers, grown.ramp_steps};
+    g->replace(std::move(grown.model));
+    g->set_mask_ramp(ramp);
+  }
+  Params p_;
+};
+
+std::vector<ParamSpec> width_params() {
+  return {{"width", ParamType::integer, Json(), true, "new hidden width (a multiple of the head size)"},
+          {"ffn", ParamType::integer, Json(0), false, "new FFN width (0 = 4 * width)"},
+          {"uniform", ParamType::boolean, Json(true), false, "uniform unit duplication (exact under LayerNorm)"},
+          {"noise", ParamType::number, Json(0.0), false, "symmetry-breaking noise on divided copies (0 = exact)"}};
+}
+
+PluginEntry op_entry(const char* name, const char* desc, std::vector<ParamSpec> params, Factory f) {
+  PluginEntry e;
+  e.name = name;
+  e.kind = PluginKind::op;
+  e.version = "1.0.0";
+  e.description = desc;
+  e.params = std::move(params);
+  e.factory = std::move(f);
+  return e;
+}
+
+PluginEntry wider_entry() {
+  return op_entry("grow.net2wider", "Net2WiderNet: copy units, divide their outgoing weights; unties the head",
+                  width_params(), [](const Params& p, const NodeResolver&) { return std::make_shared<Wider>(p); });
+}
+PluginEntry deeper_entry() {
+  return op_entry("grow.net2deeper", "Net2DeeperNet: insert identity blocks (exact in pre-LN GPT)",
+                  {{"after", ParamType::string_list, Json(), true, "insert one block after each listed layer (-1 = bottom)"}},
+                  [](const Params& p, const NodeResolver&) { return std::make_shared<Deeper>(p); });
+}
+PluginEntry stack_entry() {
+  return op_entry("grow.stack", "StackingBERT: L layers -> 2L, order [0..L-1, 0..L-1]", {},
+                  [](const Params&, const NodeResolver&) { return std::make_shared<Stack>(); });
+}
+PluginEntry b2b_entry() {
+  auto params = width_params();
+  params[0].required = false;
+  params[0].default_value = Json(0);
+  params.push_back({"method", ParamType::string, Json("aki"), false, "fpi | aki (new units of layer l from layer l+1)"});
+  params.push_back({"layers", ParamType::integer, Json(0), false, "target depth by bert2BERT stacking (0 = unchanged)"});
+  return op_entry("grow.bert2bert", "bert2BERT: FPI or AKI width growth, then depth by stacking", params,
+                  [](const Params& p, const NodeResolver&) { return std::make_shared<Bert2Bert>(p); });
+}
+PluginEntry masked_entry() {
+  return op_entry("grow.masked", "MSG: new FFN units and layers behind masks rising 0 -> 1 (exact at growth)",
+                  {{"ffn", ParamType::integer, Json(0), false, "new FFN width (0 = unchanged)"},
+                   {"layers", ParamType::integer, Json(0), false, "new layer count, added on top (0 = unchanged)"},
+                   {"ramp_steps", ParamType::integer, Json(1000), false, "updates for the masks to reach 1"}},
+                  [](const Params& p, const NodeResolver&) { return std::make_shared<Masked>(p); });
+}
+
+}  // namespace
+}  // namespace scion::growth
+
+using scion::growth::b2b_entry;
+using scion::growth::deeper_entry;
+using scion::growth::masked_entry;
+using scion::growth::stack_entry;
+using scion::growth::wider_entry;
+SCION_REGISTER_PLUGIN(wider_entry)
+SCION_REGISTER_PLUGIN(deeper_entry)
+SCION_REGISTER_PLUGIN(stack_entry)
+SCION_REGISTER_PLUGIN(b2b_entry)
+SCION_REGISTER_PLUGIN(masked_entry)

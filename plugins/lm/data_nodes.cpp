@@ -1,0 +1,178 @@
+// data.text (streaming text, optional BERT masking) and data.shards (llm.c token shards).
+#include <memory>
+
+#include "mlm.h"
+#include "scion/plugin.h"
+#include "scion/random.h"
+#include "scion/shards.h"
+#include "text_stream.h"
+
+namespace scion::lm {
+namespace {
+
+class TextNode final : public DataSource {
+ public:
+  TextNode(const Params& p, const NodeResolver& r) : p_(p) {
+    tok_ = r.get<scion::Tokenizer>(p.s("tokenizer"));
+    TextStreamConfig c;
+    c.files = p.strings("files");
+    c.seq_len = p.i("seq_len");
+    c.batch_size = p.i("batch_size");
+    c.seed = uint64_t(p.i("__seed"));
+    c.shuffle = p.b("shuffle");
+    c.shuffle_buffer = p.i("shuffle_buffer");
+    c.rank = int(p.i("__rank"));
+    c.world = int(p.i("__world"));
+    SCION_CHECK(tok_->eot_id() >= 0, "data.text: the tokenizer has no end-of-text id to separate documents");
+    auto t = tok_;
+    tokenize_ = [t](std::string_view s) { return t->encode(std::string(s)); };
+    stream_ = std::make_unique<TextStream>(c, tokenize_, tok_->eot_id());
+    mlm_.prob = float(p.f("mlm_prob"));
+    mlm_.mask_id = p.i("mask_id");
+    mlm_.vocab = tok_->vocab_size();
+    for (const auto& s : p.strings("never_mask")) mlm_.never_mask.push_back(std::stoll(s));
+  }
+  TensorMap next(const StepContext& ctx) override {
+    Tensor x, y;
+    stream_->next(x, y);
+    return finish(x, y, derive_seed(uint64_t(p_.i("__seed")), 0x6d6c6d00ull + uint64_t(ctx.step)));
+  }
+  std::vector<TensorMap> validation(int64_t max_batches) override {
+    std::vector<TensorMap> out;
+    if (!p_.has("valid_files") || p_.strings("valid_files").empty()) return out;
+    auto windows = TextStream::all_windows(expand_globs(p_.strings("valid_files"), "data.text"), tokenize_,
+                                           tok_->eot_id(), p_.i("seq_len"));
+    const int64_t B = p_.i("batch_size"), T = p_.i("seq_len");
+    for (size_t i = 0; i < windows.size() && int64_t(out.size()) < max_batches; i += size_t(B)) {
+      const int64_t b = std::min<int64_t>(B, int64_t(windows.size() - i));
+      Tensor x = Tensor::empty({b, T}, DType::i64), y = Tensor::empty({b, T}, DType::i64);
+      for (int64_t r = 0; r < b; ++r)
+        for (int64_t t = 0; t < T; ++t) {
+          x.data<int64_t>()[r * T + t] = windows[i + size_t(r)][size_t(t)];
+          y.data<int64_t>()[r * T + t] = windows[i + size_t(r)][size_t(t) + 1];
+        }
+      out.push_back(finish(x, y, 0x7a11dull + i));  // a fixed mask per validation batch
+    }
+    return out;
+  }
+  std::string domain() const override { return p_.s("domain"); }
+  int64_t tokens_per_batch() const override { return p_.i("batch_size") * p_.i("seq_len"); }
+  Json state() const override {
+    Json::Array a;
+    for (int64_t v : stream_->state()) a.push_back(Json(v));
+    return Json(std::move(a));
+  }
+  void restore(const Json& j) override {
+    std::vector<int64_t> s;
+    for (const Json& v : j.as_array()) s.push_back(v.as_int());
+    stream_->restore(s);
+  }
+
+ private:
+  // Causal LM: targets are the next tokens. MLM (mlm_prob > 0): the inputs are corrupted and
+  // the targets are the original tokens at the selected positions only.
+  TensorMap finish(const Tensor& x, const Tensor& y, uint64_t seed) const {
+    if (mlm_.prob <= 0.f) return {{"tokens", x}, {"targets", y}};
+    MlmBatch b = mask_tokens(x, mlm_, seed);
+    return {{"tokens", b.inputs}, {"targets", b.targets}};
+  }
+  Params p_;
+  std::shared_ptr<scion::Tokenizer> tok_;
+  TokenizeFn tokenize_;
+  std::unique_ptr<TextStream> stream_;
+  MlmConfig mlm_;
+};
+
+PluginEntry text_entry() {
+  PluginEntry e;
+  e.name = "data.text";
+  e.kind = PluginKind::data;
+  e.version = "1.0.0";
+  e.description = "Streams text/JSON-lines files, tokenizes, packs fixed-length windows, shuffles with a seed";
+  e.params = {{"files", ParamType::string_list, Json(), true, "training files (globs): .txt (blank-line documents) or .jsonl", true},
+              {"valid_files", ParamType::string_list, Json(Json::Array{}), false, "validation files (globs) for evaluators", true},
+              {"seq_len", ParamType::integer, Json(128), false, "tokens per window"},
+              {"batch_size", ParamType::integer, Json(8), false, "windows per batch (per rank)"},
+              {"shuffle", ParamType::boolean, Json(true), false, "shuffle file order per epoch and windows in a buffer"},
+              {"shuffle_buffer", ParamType::integer, Json(64), false, "windows held for shuffling"},
+              {"domain", ParamType::string, Json(""), false, "domain tag (e.g. news, bio) for per-domain metrics"},
+              {"mlm_prob", ParamType::number, Json(0.0), false, "BERT masking probability (0 = causal LM targets)"},
+              {"mask_id", ParamType::integer, Json(103), false, "[MASK] id for MLM"},
+              {"never_mask", ParamType::string_list, Json(Json::Array{Json("0"), Json("101"), Json("102")}), false,
+               "ids never selected for masking ([PAD], [CLS], [SEP])"}};
+  e.node_refs = {"tokenizer"};
+  e.outputs = {{"tokens", "tokens", false, "input ids [B, T]"}, {"targets", "targets", false, "target ids [B, T] (-100 = none)"}};
+  e.factory = [](const Params& p, const NodeResolver& r) {
+    SCION_CHECK(p.has("tokenizer"), "data.text needs tokenizer = \"<tokenizer node>\"");
+    return std::make_shared<TextNode>(p, r);
+  };
+  return e;
+}
+
+class ShardsNode final : public DataSource {
+ public:
+  explicit ShardsNode(const Params& p) : p_(p) {
+    for (const auto& f : expand_globs(p.strings("files"), "data.shards"))
+      shards_.push_back(std::make_unique<shards::ShardReader>(f));
+    rank_ = p.i("__rank");
+    world_ = p.i("__world");
+    const int64_t need = p.i("batch_size") * p.i("seq_len") + 1;
+    for (auto& s : shards_)
+      SCION_CHECK(s->size() >= need, "data.shards: '", s->path(), "' holds ", s->size(), " tokens, fewer than one batch (",
+                  need, ")");
+    pos_ = rank_ * (need - 1);
+  }
+  TensorMap next(const StepContext&) override {
+    const int64_t B = p_.i("batch_size"), T = p_.i("seq_len"), n = B * T;
+    if (pos_ + n + 1 > shards_[size_t(shard_)]->size()) {  // next shard (wrapping), as llm.c's loader
+      shard_ = (shard_ + 1) % int64_t(shards_.size());
+      pos_ = rank_ * n;
+    }
+    const auto& s = *shards_[size_t(shard_)];
+    Tensor x = Tensor::empty({B, T}, DType::i64), y = Tensor::empty({B, T}, DType::i64);
+    for (int64_t i = 0; i < n; ++i) {
+      x.data<int64_t>()[i] = s[pos_ + i];
+      y.data<int64_t>()[i] = s[pos_ + i + 1];
+    }
+    pos_ += n * world_;
+    return {{"tokens", x}, {"targets", y}};
+  }
+  int64_t tokens_per_batch() const override { return p_.i("batch_size") * p_.i("seq_len"); }
+  Json state() const override {
+    Json j;
+    j["shard"] = Json(shard_);
+    j["pos"] = Json(pos_);
+    return j;
+  }
+  void restore(const Json& j) override {
+    shard_ = j.at("shard").as_int();
+    pos_ = j.at("pos").as_int();
+  }
+
+ private:
+  Params p_;
+  std::vector<std::unique_ptr<shards::ShardReader>> shards_;
+  int64_t shard_ = 0, pos_ = 0, rank_ = 0, world_ = 1;
+};
+
+PluginEntry shards_entry() {
+  PluginEntry e;
+  e.name = "data.shards";
+  e.kind = PluginKind::data;
+  e.version = "1.0.0";
+  e.description = "Pre-tokenized llm.c shards (uint16 tokens), memory-mapped, read in order";
+  e.params = {{"files", ParamType::string_list, Json(), true, "shard files (globs), written by `scion tokenize`", true},
+              {"seq_len", ParamType::integer, Json(128), false, "tokens per row"},
+              {"batch_size", ParamType::integer, Json(8), false, "rows per batch (per rank)"}};
+  e.outputs = {{"tokens", "tokens", false, "input ids [B, T]"}, {"targets", "targets", false, "next-token ids [B, T]"}};
+  e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<ShardsNode>(p); };
+  return e;
+}
+
+}  // namespace
+}  // namespace scion::lm
+
+using scion::lm::shards_entry;
+using scion::lm::text_entry;
+SCION_REGISTER_PLUGIN(text_entry)
+SCION_REGISTER_PLUGIN(shards_entry)

@@ -1,0 +1,58 @@
+// Node classes of the language-model plugin library (scion_lm), shared by its source files.
+// Growth ops and knowledge inheritance live in this same library because they reach into
+// the concrete model types, and C++ type identity does not cross hidden-visibility plugins.
+#pragma once
+#include <memory>
+
+#include "bert_model.h"
+#include "gpt_model.h"
+#include "scion/plugin.h"
+
+namespace scion::lm {
+
+class GptNode final : public Model {
+ public:
+  explicit GptNode(const Params& p);
+  TensorMap forward(const TensorMap& inputs, const StepContext& ctx) override;
+  nn::Module& module() override { return *model_; }
+  bool frozen() const override { return frozen_; }
+  double flops_per_token(int64_t seq_len) override { return model_->train_flops_per_token(model_->config().context); }
+  Json config() const override;
+  GptModel& gpt() { return *model_; }
+  void replace(std::unique_ptr<GptModel> m) {
+    model_ = std::move(m);
+    masked_ = {};
+  }
+  // After grow.masked: the masks rise with the stage's steps (ctx.stage_step).
+  struct MaskRamp {
+    int64_t old_ffn = 0, old_layers = 0, ramp_steps = 0;  // ramp_steps 0 = no masks
+  };
+  void set_mask_ramp(MaskRamp r) { masked_ = r; }
+
+ private:
+  std::unique_ptr<GptModel> model_;
+  MaskRamp masked_;
+  bool frozen_ = false;
+  uint64_t seed_ = 0;
+};
+
+class BertNode final : public Model {
+ public:
+  explicit BertNode(const Params& p);
+  TensorMap forward(const TensorMap& inputs, const StepContext& ctx) override;
+  nn::Module& module() override { return *model_; }
+  bool frozen() const override { return frozen_; }
+  Json config() const override;
+  BertModel& bert() { return *model_; }
+  void replace(std::unique_ptr<BertModel> m) { model_ = std::move(m); }
+
+ private:
+  std::unique_ptr<BertModel> model_;
+  bool frozen_ = false;
+  uint64_t seed_ = 0;
+};
+
+GptConfig gpt_config_from_json(const Json& j, GptConfig base);
+BertConfig bert_config_from_json(const Json& j, BertConfig base);
+
+}  // namespace scion::lm

@@ -1,0 +1,158 @@
+// loss.lm, loss.mlm and eval.ppl.
+#include <cmath>
+
+#include "scion/ops.h"
+#include "scion/plugin.h"
+#include "text_stream.h"
+
+namespace scion::lm {
+namespace {
+
+class CrossEntropyNode final : public Loss {
+ public:
+  CrossEntropyNode(const Params& p, bool mlm) : ignore_(p.i("ignore_index")), mlm_(mlm) {}
+  Tensor compute(const TensorMap& in, const StepContext&, std::map<std::string, double>& metrics) override {
+    const Tensor& logits = in.at("logits");
+    const Tensor& targets = in.at("targets");
+    if (mlm_) {
+      int64_t n = 0;
+      for (int64_t t : targets.to_vector_i64()) n += t != ignore_;
+      metrics["masked_fraction"] = double(n) / double(std::max<int64_t>(1, targets.numel()));
+    }
+    return ops::cross_entropy(logits, targets, ignore_);
+  }
+
+ private:
+  int64_t ignore_;
+  bool mlm_;
+};
+
+PluginEntry ce_entry(bool mlm) {
+  PluginEntry e;
+  e.name = mlm ? "loss.mlm" : "loss.lm";
+  e.kind = PluginKind::loss;
+  e.version = "1.0.0";
+  e.description = mlm ? "masked-LM cross-entropy over the positions data.text masked (mlm_prob; 80/10/10)"
+                      : "next-token cross-entropy (fused softmax), ignoring padding targets";
+  e.params = {{"ignore_index", ParamType::integer, Json(-100), false, "target id that does not count"}};
+  e.inputs = {{"logits", "logits", false, "model logits [B, T, V]"}, {"targets", "targets", false, "target ids [B, T]"}};
+  e.factory = [mlm](const Params& p, const NodeResolver&) { return std::make_shared<CrossEntropyNode>(p, mlm); };
+  return e;
+}
+PluginEntry lm_entry() { return ce_entry(false); }
+PluginEntry mlm_entry() { return ce_entry(true); }
+
+// Perplexity of a model on the validation split of each data node: exp(mean cross-entropy)
+// over every validation window (causal), or over the masked positions (MLM data).
+class PplNode final : public Evaluator {
+ public:
+  PplNode(const Params& p, const NodeResolver& r) : max_batches_(p.i("max_batches")) {
+    model_ = r.get<Model>(p.s("model"));
+    if (p.has("teacher") && !p.s("teacher").empty()) teacher_ = r.get<Model>(p.s("teacher"));
+    for (const auto& d : p.strings("data")) data_.push_back({d, r.get<DataSource>(d)});
+    // Per-domain validation files: domain = "glob", tokenized once with `tokenizer`.
+    const Json& domains = p.raw("domains");
+    if (domains.is_object() && !domains.as_object().empty()) {
+      SCION_CHECK(p.has("tokenizer"), "eval.ppl: domains = {...} needs tokenizer = \"<tokenizer node>\"");
+      auto tok = r.get<scion::Tokenizer>(p.s("tokenizer"));
+      const int64_t T = p.i("seq_len"), B = p.i("batch_size");
+      TokenizeFn fn = [tok](std::string_view s) { return tok->encode(std::string(s)); };
+      for (const auto& [name, glob] : domains.as_object()) {
+        auto windows = TextStream::all_windows(expand_globs({glob.as_string()}, "eval.ppl"), fn, tok->eot_id(), T);
+        std::vector<TensorMap> batches;
+        for (size_t i = 0; i < windows.size() && int64_t(batches.size()) < max_batches_; i += size_t(B)) {
+          const int64_t b = std::min<int64_t>(B, int64_t(windows.size() - i));
+          Tensor x = Tensor::empty({b, T}, DType::i64), y = Tensor::empty({b, T}, DType::i64);
+          for (int64_t k = 0; k < b; ++k)
+            for (int64_t t = 0; t < T; ++t) {
+              x.data<int64_t>()[k * T + t] = windows[i + size_t(k)][size_t(t)];
+              y.data<int64_t>()[k * T + t] = windows[i + size_t(k)][size_t(t) + 1];
+            }
+          batches.push_back({{"tokens", x}, {"targets", y}});
+        }
+        SCION_CHECK(!batches.empty(), "eval.ppl: domain '", name, "' (", glob.as_string(), ") is shorter than one window");
+        fixed_.push_back({name, std::move(batches)});
+      }
+    }
+    SCION_CHECK(!data_.empty() || !fixed_.empty(), "eval.ppl: name data nodes (data = [...]) or domains = {...}");
+  }
+  std::map<std::string, double> evaluate(const StepContext& ctx) override {
+    std::vector<std::pair<std::string, std::vector<TensorMap>>> sets = fixed_;
+    for (auto& [name, src] : data_) {
+      auto batches = src->validation(max_batches_);
+      SCION_CHECK(!batches.empty(), "eval.ppl: data node '", name, "' has no validation batches (set valid_files)");
+      sets.push_back({src->domain().empty() ? name : src->domain(), std::move(batches)});
+    }
+    std::map<std::string, double> out;
+    double sum_model = 0, sum_teacher = 0;
+    int domains = 0;
+    for (auto& [key, batches] : sets) {
+      const double l = mean_loss(*model_, batches, ctx);
+      out[key + "/loss"] = l;
+      out[key + "/ppl"] = std::exp(l);
+      sum_model += l;
+      if (teacher_) {
+        const double lt = mean_loss(*teacher_, batches, ctx);
+        out[key + "/teacher_loss"] = lt;
+        sum_teacher += lt;
+      }
+      ++domains;
+    }
+    out["loss"] = sum_model / domains;
+    out["ppl"] = std::exp(out["loss"]);
+    if (teacher_) out["teacher_loss"] = sum_teacher / domains;
+    return out;
+  }
+
+ private:
+  static double mean_loss(Model& m, const std::vector<TensorMap>& batches, const StepContext& ctx) {
+    NoGradGuard ng;
+    const bool was = m.module().training();
+    m.module().set_training(false);
+    double total = 0;
+    int64_t count = 0;
+    for (const auto& b : batches) {
+      TensorMap out = m.forward(b, ctx);
+      const Tensor& targets = b.at("targets");
+      int64_t n = 0;
+      for (int64_t t : targets.to_vector_i64()) n += t != -100;
+      total += double(ops::cross_entropy(out.at("logits"), targets).item()) * double(n);
+      count += n;
+    }
+    m.module().set_training(was);
+    return count ? total / double(count) : 0.0;
+  }
+  int64_t max_batches_;
+  std::shared_ptr<Model> model_, teacher_;
+  std::vector<std::pair<std::string, std::shared_ptr<DataSource>>> data_;
+  std::vector<std::pair<std::string, std::vector<TensorMap>>> fixed_;
+};
+
+PluginEntry ppl_entry() {
+  PluginEntry e;
+  e.name = "eval.ppl";
+  e.kind = PluginKind::evaluator;
+  e.version = "1.0.0";
+  e.description = "validation loss and perplexity of a model on each data node's validation split";
+  e.params = {{"data", ParamType::string_list, Json(Json::Array{}), false, "data nodes whose valid_files are evaluated (one domain each)"},
+              {"domains", ParamType::table, Json(Json::Object{}), false, "domain = \"validation glob\" (needs tokenizer)"},
+              {"seq_len", ParamType::integer, Json(128), false, "window length for domains"},
+              {"batch_size", ParamType::integer, Json(8), false, "windows per batch for domains"},
+              {"max_batches", ParamType::integer, Json(50), false, "validation batches per domain (at most)"}};
+  e.node_refs = {"model", "teacher", "tokenizer"};
+  e.factory = [](const Params& p, const NodeResolver& r) {
+    SCION_CHECK(p.has("model"), "eval.ppl needs model = \"<model node>\"");
+    return std::make_shared<PplNode>(p, r);
+  };
+  return e;
+}
+
+}  // namespace
+}  // namespace scion::lm
+
+using scion::lm::lm_entry;
+using scion::lm::mlm_entry;
+using scion::lm::ppl_entry;
+SCION_REGISTER_PLUGIN(lm_entry)
+SCION_REGISTER_PLUGIN(mlm_entry)
+SCION_REGISTER_PLUGIN(ppl_entry)

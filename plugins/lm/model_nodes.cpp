@@ -1,0 +1,175 @@
+// model.gpt and model.bert.
+#include "growth.h"
+#include "lm_nodes.h"
+#include "scion/random.h"
+#include "scion/safetensors.h"
+
+namespace scion::lm {
+
+namespace {
+// Reads the model config a Scion checkpoint carries (metadata "scion.config"); files from
+// elsewhere (Hugging Face) carry none and the node's parameters give the config.
+Json checkpoint_config(const std::string& path) {
+  auto loaded = safetensors::load(path);
+  auto it = loaded.metadata.find("scion.config");
+  return it == loaded.metadata.end() ? Json() : Json::parse(it->second, path + " (scion.config)");
+}
+}  // namespace
+
+GptConfig gpt_config_from_json(const Json& j, GptConfig c) {
+  if (j.contains("vocab")) c.vocab = j.at("vocab").as_int();
+  if (j.contains("context")) c.context = j.at("context").as_int();
+  if (j.contains("layers")) c.layers = j.at("layers").as_int();
+  if (j.contains("width")) c.width = j.at("width").as_int();
+  if (j.contains("heads")) c.heads = j.at("heads").as_int();
+  if (j.contains("ffn")) c.ffn = j.at("ffn").as_int();
+  if (j.contains("tied")) c.tied = j.at("tied").as_bool();
+  return c;
+}
+
+BertConfig bert_config_from_json(const Json& j, BertConfig c) {
+  if (j.contains("vocab")) c.vocab = j.at("vocab").as_int();
+  if (j.contains("context")) c.context = j.at("context").as_int();
+  if (j.contains("layers")) c.layers = j.at("layers").as_int();
+  if (j.contains("width")) c.width = j.at("width").as_int();
+  if (j.contains("heads")) c.heads = j.at("heads").as_int();
+  if (j.contains("ffn")) c.ffn = j.at("ffn").as_int();
+  if (j.contains("tied")) c.tied = j.at("tied").as_bool();
+  return c;
+}
+
+GptNode::GptNode(const Params& p) : frozen_(p.b("frozen")), seed_(uint64_t(p.i("__seed"))) {
+  GptConfig c;
+  c.vocab = p.i("vocab");
+  c.context = p.i("context");
+  c.layers = p.i("layers");
+  c.width = p.i("width");
+  c.heads = p.i("heads");
+  c.ffn = p.i("ffn");
+  c.dropout = float(p.f("dropout"));
+  c.tied = p.b("tied");
+  c.seed = p.has("init_seed") ? uint64_t(p.i("init_seed")) : seed_;
+  const std::string load = p.s("load");
+  if (!load.empty()) {
+    const Json saved = checkpoint_config(load);
+    if (!saved.is_null()) c = gpt_config_from_json(saved, c);
+  }
+  model_ = std::make_unique<GptModel>(c);
+  if (!load.empty()) model_->load_hf_state_dict(safetensors::load(load).tensors);
+  if (frozen_) model_->set_training(false);
+}
+
+TensorMap GptNode::forward(const TensorMap& in, const StepContext& ctx) {
+  model_->set_training(!frozen_ && ctx.training);
+  if (masked_.ramp_steps > 0)
+    growth::set_mask_progress(*model_, masked_.old_ffn, masked_.old_layers, masked_.ramp_steps, ctx.stage_step);
+  Tensor h = model_->hidden(in.at("tokens"), derive_seed(seed_, uint64_t(ctx.step)));
+  return {{"logits", model_->logits_from_hidden(h)}, {"hidden", h}};
+}
+
+Json GptNode::config() const {
+  const auto& c = model_->config();
+  Json j;
+  j["vocab"] = Json(c.vocab);
+  j["context"] = Json(c.context);
+  j["layers"] = Json(c.layers);
+  j["width"] = Json(c.width);
+  j["heads"] = Json(c.heads);
+  j["ffn"] = Json(c.ffn);
+  j["tied"] = Json(c.tied);
+  return j;
+}
+
+BertNode::BertNode(const Params& p) : frozen_(p.b("frozen")), seed_(uint64_t(p.i("__seed"))) {
+  BertConfig c;
+  c.vocab = p.i("vocab");
+  c.context = p.i("context");
+  c.layers = p.i("layers");
+  c.width = p.i("width");
+  c.heads = p.i("heads");
+  c.ffn = p.i("ffn");
+  c.dropout = float(p.f("dropout"));
+  c.tied = p.b("tied");
+  c.seed = p.has("init_seed") ? uint64_t(p.i("init_seed")) : seed_;
+  const std::string load = p.s("load");
+  if (!load.empty()) {
+    const Json saved = checkpoint_config(load);
+    if (!saved.is_null()) c = bert_config_from_json(saved, c);
+  }
+  model_ = std::make_unique<BertModel>(c);
+  if (!load.empty()) model_->load_state_dict(safetensors::load(load).tensors);
+  if (frozen_) model_->set_training(false);
+}
+
+TensorMap BertNode::forward(const TensorMap& in, const StepContext& ctx) {
+  model_->set_training(!frozen_ && ctx.training);
+  auto mask = in.find("attention_mask");
+  Tensor h = model_->hidden(in.at("tokens"), Tensor(), mask == in.end() ? Tensor() : mask->second,
+                            derive_seed(seed_, uint64_t(ctx.step)));
+  return {{"logits", model_->mlm_logits(h)}, {"hidden", h}};
+}
+
+Json BertNode::config() const {
+  const auto& c = model_->config();
+  Json j;
+  j["vocab"] = Json(c.vocab);
+  j["context"] = Json(c.context);
+  j["layers"] = Json(c.layers);
+  j["width"] = Json(c.width);
+  j["heads"] = Json(c.heads);
+  j["ffn"] = Json(c.ffn);
+  j["tied"] = Json(c.tied);
+  return j;
+}
+
+namespace {
+std::vector<ParamSpec> model_params(int64_t vocab, int64_t ctx, bool gpt) {
+  return {{"vocab", ParamType::integer, Json(vocab), false, "vocabulary size (match the tokenizer)"},
+          {"context", ParamType::integer, Json(ctx), false, "positions (maximum sequence length)"},
+          {"layers", ParamType::integer, Json(gpt ? 12 : 12), false, "transformer blocks"},
+          {"width", ParamType::integer, Json(768), false, "hidden size"},
+          {"heads", ParamType::integer, Json(12), false, "attention heads (width must divide)"},
+          {"ffn", ParamType::integer, Json(0), false, "MLP hidden size (0 = 4 * width)"},
+          {"dropout", ParamType::number, Json(0.0), false, "residual and embedding dropout"},
+          {"tied", ParamType::boolean, Json(true), false, "tie the output head to the input embedding"},
+          {"init_seed", ParamType::integer, Json(), false, "initialisation seed (default: derived from the run seed)"},
+          {"load", ParamType::string, Json(""), false, "safetensors file to load (config read from it when it has one)",
+           true}};
+}
+
+PluginEntry gpt_entry() {
+  PluginEntry e;
+  e.name = "model.gpt";
+  e.kind = PluginKind::model;
+  e.version = "1.0.0";
+  e.description = "GPT-2 (pre-LN, learned positions, tanh GELU, tied head) with Hugging Face names";
+  e.params = model_params(50257, 1024, true);
+  e.inputs = {{"tokens", "tokens", false, "token ids [B, T]"}};
+  e.outputs = {{"logits", "logits", false, "next-token logits [B, T, V]"},
+               {"hidden", "hidden", false, "final hidden states [B, T, C]"}};
+  e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<GptNode>(p); };
+  return e;
+}
+
+PluginEntry bert_entry() {
+  PluginEntry e;
+  e.name = "model.bert";
+  e.kind = PluginKind::model;
+  e.version = "1.0.0";
+  e.description = "BERT encoder (post-LN, padding mask) with its masked-LM head, Hugging Face names";
+  e.params = model_params(30522, 512, false);
+  e.inputs = {{"tokens", "tokens", false, "token ids [B, T]"},
+              {"attention_mask", "mask", true, "1 for real tokens, 0 for padding [B, T]"}};
+  e.outputs = {{"logits", "logits", false, "masked-LM logits [B, T, V]"},
+               {"hidden", "hidden", false, "encoder output [B, T, C]"}};
+  e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<BertNode>(p); };
+  return e;
+}
+}  // namespace
+
+}  // namespace scion::lm
+
+using scion::lm::bert_entry;
+using scion::lm::gpt_entry;
+SCION_REGISTER_PLUGIN(gpt_entry)
+SCION_REGISTER_PLUGIN(bert_entry)

@@ -1,0 +1,88 @@
+// tokenizer.bytes, tokenizer.gpt2, tokenizer.wordpiece: the text tokenizers as nodes.
+#include <memory>
+
+#include "byte_tokenizer.h"
+#include "gpt2_bpe.h"
+#include "scion/plugin.h"
+#include "wordpiece.h"
+
+namespace scion::lm {
+namespace {
+
+class TokenizerNode final : public scion::Tokenizer {
+ public:
+  explicit TokenizerNode(std::unique_ptr<text::Tokenizer> t) : t_(std::move(t)) {}
+  std::vector<int32_t> encode(const std::string& s) const override { return t_->encode(s); }
+  std::string decode(const std::vector<int32_t>& ids) const override { return t_->decode(ids); }
+  int64_t vocab_size() const override { return int64_t(t_->vocab_size()); }
+  int32_t eot_id() const override { return t_->eot_id(); }
+
+ private:
+  std::unique_ptr<text::Tokenizer> t_;
+};
+
+// The text library reports problems as std::runtime_error; nodes report scion::Error.
+template <class F>
+auto rethrow(const char* who, F&& f) {
+  try {
+    return f();
+  } catch (const scion::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw scion::Error(std::string(who) + ": " + e.what());
+  }
+}
+
+PluginEntry bytes_entry() {
+  PluginEntry e;
+  e.name = "tokenizer.bytes";
+  e.kind = PluginKind::tokenizer;
+  e.version = "1.0.0";
+  e.description = "UTF-8 bytes as tokens (256 ids, end-of-text 256)";
+  e.factory = [](const Params&, const NodeResolver&) {
+    return std::make_shared<TokenizerNode>(std::make_unique<text::ByteTokenizer>(true));
+  };
+  return e;
+}
+
+PluginEntry gpt2_entry() {
+  PluginEntry e;
+  e.name = "tokenizer.gpt2";
+  e.kind = PluginKind::tokenizer;
+  e.version = "1.0.0";
+  e.description = "GPT-2 byte-level BPE (encoder.json/vocab.json + vocab.bpe/merges.txt), GPT-2's exact ids";
+  e.params = {{"vocab", ParamType::string, Json("data/gpt2/encoder.json"), false, "encoder.json or vocab.json", true},
+              {"merges", ParamType::string, Json("data/gpt2/vocab.bpe"), false, "vocab.bpe or merges.txt", true}};
+  e.factory = [](const Params& p, const NodeResolver&) {
+    return rethrow("tokenizer.gpt2", [&] {
+      return std::make_shared<TokenizerNode>(std::make_unique<text::Gpt2Bpe>(p.s("vocab"), p.s("merges")));
+    });
+  };
+  return e;
+}
+
+PluginEntry wordpiece_entry() {
+  PluginEntry e;
+  e.name = "tokenizer.wordpiece";
+  e.kind = PluginKind::tokenizer;
+  e.version = "1.0.0";
+  e.description = "BERT WordPiece (vocab.txt; lower-casing and accent stripping as bert-base-uncased)";
+  e.params = {{"vocab", ParamType::string, Json("data/bert/vocab.txt"), false, "BERT vocab.txt", true},
+              {"lower_case", ParamType::boolean, Json(true), false, "lower-case and strip accents (uncased models)"}};
+  e.factory = [](const Params& p, const NodeResolver&) {
+    return rethrow("tokenizer.wordpiece", [&] {
+      return std::make_shared<TokenizerNode>(std::make_unique<text::WordPiece>(p.s("vocab"), p.b("lower_case")));
+    });
+  };
+  return e;
+}
+
+}  // namespace
+}  // namespace scion::lm
+
+using scion::lm::bytes_entry;
+using scion::lm::gpt2_entry;
+using scion::lm::wordpiece_entry;
+SCION_REGISTER_PLUGIN(bytes_entry)
+SCION_REGISTER_PLUGIN(gpt2_entry)
+SCION_REGISTER_PLUGIN(wordpiece_entry)

@@ -1,0 +1,89 @@
+// optim.adamw: AdamW with decoupled weight decay (PyTorch's update order). Moments are kept
+// per parameter name; a parameter whose shape changed (a grown model) restarts from zero
+// moments, an unchanged one keeps them (MSG's "transfer" policy for old parameters).
+#include <map>
+
+#include "scion/ops.h"
+#include "scion/plugin.h"
+
+namespace {
+
+using namespace scion;
+
+class AdamW final : public Optimizer {
+ public:
+  explicit AdamW(const Params& p) {
+    cfg_.beta1 = float(p.f("beta1"));
+    cfg_.beta2 = float(p.f("beta2"));
+    cfg_.eps = float(p.f("eps"));
+    cfg_.weight_decay = float(p.f("weight_decay"));
+    no_decay_1d_ = p.b("no_decay_1d");
+  }
+  void step(const nn::NamedTensors& params, double lr, const StepContext&) override {
+    ++t_;
+    for (const auto& [name, p] : params) {
+      Slot& s = slots_[name];
+      if (!s.m.defined() || s.m.shape() != p.shape()) {
+        s.m = Tensor::zeros(p.shape());
+        s.v = Tensor::zeros(p.shape());
+        s.t = 0;
+      }
+      ++s.t;
+      ops::AdamWConfig c = cfg_;
+      c.lr = float(lr);
+      // Biases and LayerNorm weights are conventionally not decayed (GPT-2, BERT recipes).
+      if (no_decay_1d_ && p.dim() < 2) c.weight_decay = 0.f;
+      Tensor param = p;
+      ops::adamw_step(param, p.grad(), s.m, s.v, s.t, c);
+    }
+  }
+  nn::NamedTensors state_tensors() const override {
+    nn::NamedTensors out;
+    for (const auto& [n, s] : slots_) {
+      out.emplace_back(n + ".exp_avg", s.m);
+      out.emplace_back(n + ".exp_avg_sq", s.v);
+      out.emplace_back(n + ".step", Tensor::from_vector_i64({s.t}, {1}));
+    }
+    return out;
+  }
+  void load_state_tensors(const nn::NamedTensors& state) override {
+    for (const auto& [k, t] : state) {
+      const size_t dot = k.rfind('.');
+      const std::string name = k.substr(0, dot), what = k.substr(dot + 1);
+      Slot& s = slots_[name];
+      if (what == "exp_avg") s.m = t.clone();
+      else if (what == "exp_avg_sq") s.v = t.clone();
+      else if (what == "step") s.t = t.to_vector_i64()[0];
+    }
+  }
+
+ private:
+  struct Slot {
+    Tensor m, v;
+    int64_t t = 0;
+  };
+  ops::AdamWConfig cfg_;
+  bool no_decay_1d_ = true;
+  int64_t t_ = 0;
+  std::map<std::string, Slot> slots_;
+};
+
+PluginEntry adamw_entry() {
+  PluginEntry e;
+  e.name = "optim.adamw";
+  e.kind = PluginKind::optimizer;
+  e.version = "1.0.0";
+  e.description = "AdamW with decoupled weight decay; moments kept by parameter name";
+  e.params = {{"beta1", ParamType::number, Json(0.9), false, "first-moment decay"},
+              {"beta2", ParamType::number, Json(0.999), false, "second-moment decay"},
+              {"eps", ParamType::number, Json(1e-8), false, "denominator epsilon"},
+              {"weight_decay", ParamType::number, Json(0.01), false, "decoupled weight decay"},
+              {"no_decay_1d", ParamType::boolean, Json(true), false, "skip decay for biases and LayerNorm weights"}};
+  e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<AdamW>(p); };
+  return e;
+}
+
+}  // namespace
+
+SCION_REGISTER_PLUGIN(adamw_entry)
+SCION_PLUGIN_LIBRARY()

@@ -1,0 +1,13 @@
+# scion_add_plugin(NAME sources... [LIBS libs...]): one plugin library, built exactly as a third
+# party builds one: a shared module against the SDK headers and libscion_core, hidden
+# visibility (only the descriptor alias is exported), written to the plugin folder.
+function(scion_add_plugin name)
+  cmake_parse_arguments(P "" "" "LIBS" ${ARGN})
+  add_library(${name} MODULE ${P_UNPARSED_ARGUMENTS})
+  set_target_properties(${name} PROPERTIES
+    PREFIX "lib"
+    CXX_VISIBILITY_PRESET hidden
+    VISIBILITY_INLINES_HIDDEN ON
+    LIBRARY_OUTPUT_DIRECTORY ${SCION_PLUGIN_OUTPUT_DIR})
+  target_link_libraries(${name} PRIVATE scion_core Boost::boost ${P_LIBS})
+endfunction()

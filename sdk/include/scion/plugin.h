@@ -1,0 +1,240 @@
+// The plugin SDK: what a Scion plugin is, what it declares about itself, and the interface
+// of each kind. In-tree plugins use nothing but this SDK and the core library, exactly as a
+// third party does (see docs/plugins.md).
+//
+// Vocabulary (after GStreamer): a *plugin* is a named, versioned factory (e.g. "model.gpt")
+// living in a shared library; a *node* is one instance of a plugin in a graph, with
+// parameters and *ports*: named inputs connected to other nodes' outputs ("student.logits").
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/dll/alias.hpp>
+
+#include "scion/json.h"
+#include "scion/nn.h"
+#include "scion/tensor.h"
+
+namespace scion {
+
+// SDK ABI: a plugin built for another major version is refused; a plugin built against a
+// newer minor version than the host's is refused too (it may use what the host lacks).
+constexpr uint32_t kSdkAbiMajor = 1;
+constexpr uint32_t kSdkAbiMinor = 0;
+
+enum class PluginKind { data, tokenizer, model, op, loss, prompt, optimizer, evaluator };
+const char* kind_name(PluginKind k);
+
+// ---- parameters -----------------------------------------------------------------------
+enum class ParamType { integer, number, boolean, string, string_list, table, any };
+const char* param_type_name(ParamType t);
+
+struct ParamSpec {
+  std::string name;
+  ParamType type = ParamType::string;
+  Json default_value;  // null + required=false: optional with no default
+  bool required = false;
+  std::string doc;     // one line
+  bool path = false;   // a file path or glob that must match an existing file at validation
+};
+
+// A node's validated parameters: every key is in the schema, of the declared type, with
+// defaults filled. Core-owned; no TOML type crosses the plugin boundary.
+class Params {
+ public:
+  Params() = default;
+  explicit Params(Json values, std::string node = "") : v_(std::move(values)), node_(std::move(node)) {}
+  bool has(const std::string& k) const { return v_.contains(k) && !v_.at(k).is_null(); }
+  int64_t i(const std::string& k) const;
+  double f(const std::string& k) const;
+  bool b(const std::string& k) const;
+  std::string s(const std::string& k) const;
+  std::vector<std::string> strings(const std::string& k) const;
+  const Json& raw(const std::string& k) const;
+  const Json& all() const { return v_; }
+  const std::string& node() const { return node_; }
+
+ private:
+  Json v_;
+  std::string node_;
+};
+
+// ---- ports --------------------------------------------------------------------------------
+// Port types: "tokens" i64[B,T], "targets" i64[B,T], "logits" f32[B,T,V], "hidden"
+// f32[B,T,C], "mask" u8[B,T], "loss" f32[]. A node parameter naming a port holds
+// "node.port"; one naming a whole node (a tokenizer, a teacher model) holds "node".
+struct PortSpec {
+  std::string name;
+  std::string type;
+  bool optional = false;
+  std::string doc;
+};
+
+// ---- run-time context -------------------------------------------------------------------
+struct StepContext {
+  int64_t step = 0;        // optimizer updates done so far in the whole run
+  int64_t stage_step = 0;  // updates done so far in this stage
+  std::string stage;
+  bool training = true;
+  uint64_t seed = 0;       // run seed
+  Device device = Device::cpu();
+  int rank = 0, world = 1;
+};
+
+using TensorMap = std::map<std::string, Tensor>;
+
+class Plugin;
+// Looks other nodes up by name (for resources such as a tokenizer or a teacher model).
+class NodeResolver {
+ public:
+  virtual ~NodeResolver() = default;
+  virtual std::shared_ptr<Plugin> node(const std::string& name) const = 0;
+  template <class T>
+  std::shared_ptr<T> get(const std::string& name) const {
+    auto p = std::dynamic_pointer_cast<T>(node(name));
+    if (!p) throw Error("node '" + name + "' is not of the kind this parameter needs");
+    return p;
+  }
+};
+
+// ---- kinds --------------------------------------------------------------------------------
+class Plugin {
+ public:
+  virtual ~Plugin() = default;
+  // Extra state saved in checkpoints (a data position, an alpha switch). Null = none.
+  virtual Json state() const { return Json(); }
+  virtual void restore(const Json&) {}
+};
+
+class Tokenizer : public Plugin {
+ public:
+  virtual std::vector<int32_t> encode(const std::string& text) const = 0;
+  virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
+  virtual int64_t vocab_size() const = 0;
+  virtual int32_t eot_id() const = 0;
+};
+
+class DataSource : public Plugin {
+ public:
+  // The next training batch on its output ports ("tokens", "targets", ...).
+  virtual TensorMap next(const StepContext& ctx) = 0;
+  // Validation batches (all of them, in order) for evaluators; empty if none.
+  virtual std::vector<TensorMap> validation(int64_t max_batches) { return {}; }
+  virtual std::string domain() const { return ""; }
+  virtual int64_t tokens_per_batch() const = 0;
+};
+
+class Model : public Plugin {
+ public:
+  // Outputs by port name ("logits", "hidden") from inputs by port name ("tokens", ...).
+  virtual TensorMap forward(const TensorMap& inputs, const StepContext& ctx) = 0;
+  virtual nn::Module& module() = 0;
+  virtual bool frozen() const { return false; }
+  // FLOPs of one training step per token (forward + backward), for reports.
+  virtual double flops_per_token(int64_t seq_len) { return 6.0 * double(module().parameter_count()); }
+  virtual Json config() const { return Json(); }
+};
+
+class Loss : public Plugin {
+ public:
+  // A scalar loss; `metrics` may receive extra named values to log.
+  virtual Tensor compute(const TensorMap& inputs, const StepContext& ctx, std::map<std::string, double>& metrics) = 0;
+  // Called with each evaluation result (e.g. loss.inherit's 'until surpassed').
+  virtual void observe(const std::map<std::string, double>& eval_metrics) {}
+};
+
+class Op : public Plugin {
+ public:
+  // Transforms the model node `target` when a stage starts (grow, load, prune).
+  virtual void apply(Model& target, const StepContext& ctx) = 0;
+};
+
+class Optimizer : public Plugin {
+ public:
+  virtual void step(const nn::NamedTensors& params, double lr, const StepContext& ctx) = 0;
+  // Moments by parameter name, for checkpoints.
+  virtual nn::NamedTensors state_tensors() const = 0;
+  virtual void load_state_tensors(const nn::NamedTensors& state) = 0;
+};
+
+class Evaluator : public Plugin {
+ public:
+  virtual std::map<std::string, double> evaluate(const StepContext& ctx) = 0;
+};
+
+class PromptInjector : public Plugin {
+ public:
+  virtual TensorMap inject(const TensorMap& inputs, const StepContext& ctx) = 0;
+};
+
+// ---- the descriptor a library exports ------------------------------------------------------
+using Factory = std::function<std::shared_ptr<Plugin>(const Params&, const NodeResolver&)>;
+
+struct PluginEntry {
+  std::string name;  // "model.gpt"
+  PluginKind kind;
+  std::string version;      // "1.0.0"
+  std::string description;  // one line
+  std::vector<ParamSpec> params;
+  std::vector<PortSpec> inputs, outputs;
+  std::vector<std::string> node_refs;  // parameters naming a whole node ("tokenizer", "teacher")
+  Factory factory;
+};
+
+// The C-layout header the loader reads before calling any C++ in the library.
+struct PluginLibraryHeader {
+  uint32_t magic;  // kPluginMagic
+  uint32_t abi_major;
+  uint32_t abi_minor;
+  const char* fingerprint;  // compiler, libstdc++ ABI, CUDA major
+  const std::vector<PluginEntry>* (*entries)();
+};
+constexpr uint32_t kPluginMagic = 0x5c10b1u;
+
+}  // namespace scion
+
+#define SCION_STR2(x) #x
+#define SCION_STR(x) SCION_STR2(x)
+#ifdef __GLIBCXX__
+#define SCION_STDLIB_TAG "libstdc++-cxx11abi" SCION_STR(_GLIBCXX_USE_CXX11_ABI)
+#else
+#define SCION_STDLIB_TAG "other-stdlib"
+#endif
+#define SCION_BUILD_FINGERPRINT "gcc-" SCION_STR(__GNUC__) ";" SCION_STDLIB_TAG
+
+// Registers one plugin in the library being built: SCION_REGISTER_PLUGIN(fn) where fn()
+// returns a scion::PluginEntry.
+#define SCION_REGISTER_PLUGIN(fn)                                                         \
+  namespace {                                                                             \
+  [[maybe_unused]] const bool scion_registered_##fn = [] {                                \
+    ::scion::plugin_library_entries().push_back(fn());                                    \
+    return true;                                                                          \
+  }();                                                                                    \
+  }
+
+// Exactly once per plugin library: defines the entry list and exports the header through
+// Boost.DLL's alias mechanism under the name "scion_plugin_header".
+#define SCION_PLUGIN_LIBRARY()                                                            \
+  namespace scion {                                                                       \
+  std::vector<PluginEntry>& plugin_library_entries() {                                    \
+    static std::vector<PluginEntry> entries;                                              \
+    return entries;                                                                       \
+  }                                                                                       \
+  static const std::vector<PluginEntry>* scion_library_entries() {                        \
+    return &plugin_library_entries();                                                     \
+  }                                                                                       \
+  extern "C" BOOST_SYMBOL_EXPORT const PluginLibraryHeader scion_plugin_header_v1;        \
+  const PluginLibraryHeader scion_plugin_header_v1 = {kPluginMagic, kSdkAbiMajor,         \
+                                                      kSdkAbiMinor, SCION_BUILD_FINGERPRINT, \
+                                                      &scion_library_entries};            \
+  }                                                                                       \
+  BOOST_DLL_ALIAS(scion::scion_plugin_header_v1, scion_plugin_header)
+
+namespace scion {
+// Declared for the macros; defined by SCION_PLUGIN_LIBRARY() inside each plugin library.
+std::vector<PluginEntry>& plugin_library_entries();
+}  // namespace scion
