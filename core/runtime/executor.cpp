@@ -389,8 +389,8 @@ void Executor::train_stage(size_t si) {
     const double dt = now_s(t0);
     line["step"] = Json(step_);
     line["stage"] = Json(s.name);
-    line["loss"] = Json(total.defined() ? double(total.item()) : 0.0);
-    for (const auto& [k, v] : terms) line[k] = Json(v);
+    for (const auto& [k, v] : terms) line[k] = Json(v);  // each term under its node's name
+    line["loss"] = Json(total.defined() ? double(total.item()) : 0.0);  // the weighted total
     line["lr"] = Json(lr);
     line["grad_norm"] = Json(grad_norm);
     line["tokens_per_s"] = Json(double(tokens_per_step * opt_.comm->world()) / dt);

@@ -308,6 +308,7 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
   auto nodes_tbl = root["nodes"].as_table();
   std::vector<std::string> node_names;
   std::map<std::string, NodeSpec> specs;
+  std::set<std::string> broken;  // declared but invalid: references to them are not errors again
   if (!nodes_tbl || nodes_tbl->empty()) {
     v.error({file, 1, 1}, "the graph has no [nodes.*] tables", "declare at least a data source, a model and a loss");
   } else {
@@ -325,6 +326,7 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
       auto plugin = (*t)["plugin"].value<std::string>();
       if (!plugin) {
         v.error(v.pos(k), "node '" + name + "' has no plugin = \"...\"", "`scion plugins` lists the plugins found");
+        broken.insert(name);
         continue;
       }
       n.plugin = *plugin;
@@ -333,6 +335,7 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
         const std::string guess = did_you_mean(n.plugin, reg.names());
         v.error(v.pos(*t->get("plugin")), "node '" + name + "': unknown plugin '" + n.plugin + "'",
                 guess.empty() ? "`scion plugins` lists the plugins found" : "did you mean '" + guess + "'?");
+        broken.insert(name);
         continue;
       }
       const PluginEntry& e = n.info->entry;
@@ -386,6 +389,7 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
     for (const auto& [port, src] : n.inputs) {
       const std::string src_node = src.substr(0, src.find('.')), src_port = src.substr(src.find('.') + 1);
       auto it = specs.find(src_node);
+      if (broken.count(src_node)) continue;
       if (it == specs.end()) {
         const std::string guess = did_you_mean(src_node, node_names);
         v.error(ref_pos(name, port), "input '" + port + "' of node '" + name + "' names node '" + src_node +
@@ -411,7 +415,7 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
                 "connect an output of type " + ip->type);
     }
     for (const auto& [key, target] : n.refs) {
-      if (!specs.count(target)) {
+      if (!specs.count(target) && !broken.count(target)) {
         const std::string guess = did_you_mean(target, node_names);
         v.error(ref_pos(name, key), "'" + key + "' of node '" + name + "' names node '" + target + "', which does not exist",
                 guess.empty() ? "nodes: " + Validator::join(node_names) : "did you mean '" + guess + "'?");
@@ -484,6 +488,7 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
             continue;
           }
           auto it = specs.find(*name);
+          if (broken.count(*name)) continue;
           if (it == specs.end()) {
             const std::string guess = did_you_mean(*name, node_names);
             v.error(v.pos(e), "'" + std::string(key) + "' in " + where + " names node '" + *name + "', which does not exist",
@@ -523,6 +528,9 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
         }
       }
       if (s.losses.empty() && !s.train.empty()) v.error(v.pos(*t), where + " trains models but has no losses");
+      // A stage that trains without an optimizer table gets AdamW with its defaults, written
+      // into the resolved graph like every other default.
+      if (!t->get("optimizer") && t->get("train")) t->insert("optimizer", toml::table{});
       if (auto o = t->get("optimizer")) {
         if (auto ot = o->as_table()) {
           s.optimizer = (*ot)["plugin"].value_or<std::string>("optim.adamw");

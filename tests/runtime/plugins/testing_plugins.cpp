@@ -1,0 +1,136 @@
+// Small plugins the runtime's own tests use: a synthetic regression source, a linear model
+// and an MSE loss. Each node can sleep and write start/end times to a trace file, so a test
+// can see which nodes ran concurrently.
+#include <chrono>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "scion/ops.h"
+#include "scion/plugin.h"
+#include "scion/random.h"
+
+namespace {
+using namespace scion;
+
+class Tracer {
+ public:
+  explicit Tracer(const Params& p) : file_(p.s("trace")), sleep_ms_(p.i("sleep_ms")), name_(p.node()) {}
+  template <class F>
+  auto traced(F&& f) {
+    mark("start");
+    if (sleep_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms_));
+    auto r = f();
+    mark("end");
+    return r;
+  }
+
+ private:
+  void mark(const char* what) {
+    if (file_.empty()) return;
+    static std::mutex mu;
+    std::lock_guard lock(mu);
+    const auto t = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    std::ofstream(file_, std::ios::app) << name_ << " " << what << " " << std::fixed << t << "\n";
+  }
+  std::string file_;
+  int64_t sleep_ms_;
+  std::string name_;
+};
+
+PluginEntry make(const char* name, PluginKind kind, const char* desc) {
+  PluginEntry e;
+  e.name = name;
+  e.kind = kind;
+  e.version = "1.0.0";
+  e.description = desc;
+  return e;
+}
+
+std::vector<ParamSpec> trace_params() {
+  return {{"trace", ParamType::string, Json(""), false, "file to append start/end times to"},
+          {"sleep_ms", ParamType::integer, Json(0), false, "sleep in every call (concurrency tests)"}};
+}
+
+class Synthetic final : public DataSource {
+ public:
+  explicit Synthetic(const Params& p) : tr_(p), b_(p.i("batch")), d_(p.i("dim")), seed_(uint64_t(p.i("__seed"))) {}
+  TensorMap next(const StepContext&) override {
+    return tr_.traced([&] {
+      Tensor x = Tensor::randn({b_, d_}, derive_seed(seed_, uint64_t(count_)));
+      Tensor w = Tensor::randn({d_, 1}, 12345);
+      ++count_;
+      NoGradGuard ng;
+      return TensorMap{{"x", x}, {"y", ops::matmul(x, w)}};
+    });
+  }
+  int64_t tokens_per_batch() const override { return b_; }
+  Json state() const override { return Json(count_); }
+  void restore(const Json& j) override { count_ = j.as_int(); }
+
+ private:
+  Tracer tr_;
+  int64_t b_, d_, count_ = 0;
+  uint64_t seed_;
+};
+
+class Linear final : public Model {
+ public:
+  explicit Linear(const Params& p) : tr_(p), lin_(p.i("dim"), 1, true, false, {uint64_t(p.i("__seed")), 0.1f}) {}
+  TensorMap forward(const TensorMap& in, const StepContext&) override {
+    return tr_.traced([&] { return TensorMap{{"y", lin_.forward(in.at("x"))}}; });
+  }
+  nn::Module& module() override { return lin_; }
+
+ private:
+  Tracer tr_;
+  nn::Linear lin_;
+};
+
+class Mse final : public Loss {
+ public:
+  explicit Mse(const Params& p) : tr_(p) {}
+  Tensor compute(const TensorMap& in, const StepContext&, std::map<std::string, double>&) override {
+    return tr_.traced([&] {
+      Tensor l = ops::mse(in.at("pred"), in.at("target"));
+      if (in.count("other")) l = ops::add(l, ops::mul_scalar(ops::mse(in.at("other"), in.at("target")), 0.f));
+      return l;
+    });
+  }
+
+ private:
+  Tracer tr_;
+};
+
+PluginEntry synthetic_entry() {
+  PluginEntry e = make("test.synthetic", PluginKind::data, "seeded linear-regression batches");
+  e.params = trace_params();
+  e.params.push_back({"batch", ParamType::integer, Json(16), false, "rows"});
+  e.params.push_back({"dim", ParamType::integer, Json(4), false, "features"});
+  e.outputs = {{"x", "features", false, ""}, {"y", "values", false, ""}};
+  e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<Synthetic>(p); };
+  return e;
+}
+PluginEntry linear_entry() {
+  PluginEntry e = make("test.linear", PluginKind::model, "a linear model");
+  e.params = trace_params();
+  e.params.push_back({"dim", ParamType::integer, Json(4), false, "features"});
+  e.inputs = {{"x", "features", false, ""}};
+  e.outputs = {{"y", "values", false, ""}};
+  e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<Linear>(p); };
+  return e;
+}
+PluginEntry mse_entry() {
+  PluginEntry e = make("test.mse", PluginKind::loss, "mean squared error");
+  e.params = trace_params();
+  e.inputs = {{"pred", "values", false, ""}, {"target", "values", false, ""}, {"other", "values", true, ""}};
+  e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<Mse>(p); };
+  return e;
+}
+
+}  // namespace
+
+SCION_REGISTER_PLUGIN(synthetic_entry)
+SCION_REGISTER_PLUGIN(linear_entry)
+SCION_REGISTER_PLUGIN(mse_entry)
+SCION_PLUGIN_LIBRARY()

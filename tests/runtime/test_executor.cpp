@@ -1,0 +1,163 @@
+// The executor: concurrency of independent nodes, training, run directory contents,
+// checkpoint atomicity.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "runtime/executor.h"
+#include "scion/safetensors.h"
+
+using namespace scion;
+using namespace scion::runtime;
+namespace fs = std::filesystem;
+
+namespace {
+const PluginRegistry& registry() {
+  static PluginRegistry reg = [] {
+    PluginRegistry r;
+    r.scan({SCION_PLUGIN_DIR, std::string(SCION_TEST_PLUGINS) + "/good"});
+    return r;
+  }();
+  return reg;
+}
+fs::path temp(const std::string& tag) {
+  fs::path p = fs::temp_directory_path() / ("scion_exec_" + tag + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+std::vector<std::string> lines(const fs::path& p) {
+  std::ifstream in(p);
+  std::vector<std::string> out;
+  std::string l;
+  while (std::getline(in, l)) out.push_back(l);
+  return out;
+}
+}  // namespace
+
+TEST(Executor, IndependentNodesRunConcurrentlyAndDependentsWait) {
+  const fs::path dir = temp("conc");
+  const std::string trace = (dir / "trace.txt").string();
+  const std::string text = R"(
+[nodes.data]
+plugin = "test.synthetic"
+[nodes.a]
+plugin = "test.linear"
+x = "data.x"
+sleep_ms = 300
+trace = ")" + trace + R"("
+[nodes.b]
+plugin = "test.linear"
+x = "data.x"
+sleep_ms = 300
+trace = ")" + trace + R"("
+[nodes.loss]
+plugin = "test.mse"
+pred = "a.y"
+other = "b.y"
+target = "data.y"
+trace = ")" + trace + R"("
+[[stages]]
+steps = 1
+train = ["a", "b"]
+losses = ["loss"]
+)";
+  RunOptions o;
+  o.out_dir = (dir / "run").string();
+  o.progress = 0;
+  o.threads = 2;
+  Executor ex(load_graph("c.toml", text, {}, registry()), registry(), o);
+  ex.run();
+  std::map<std::string, double> t;
+  for (const auto& l : lines(trace)) {
+    std::istringstream is(l);
+    std::string node, what;
+    double when;
+    is >> node >> what >> when;
+    t[node + " " + what] = when;
+  }
+  ASSERT_EQ(t.size(), 6u);
+  // a and b overlap: each starts before the other ends.
+  EXPECT_LT(t["a start"], t["b end"]);
+  EXPECT_LT(t["b start"], t["a end"]);
+  // the loss waits for both.
+  EXPECT_GE(t["loss start"], t["a end"]);
+  EXPECT_GE(t["loss start"], t["b end"]);
+  fs::remove_all(dir);
+}
+
+TEST(Executor, TrainsAndWritesTheRunDirectory) {
+  const fs::path dir = temp("train");
+  const std::string text = R"(
+[run]
+name = "reg"
+seed = 3
+[nodes.data]
+plugin = "test.synthetic"
+batch = 32
+[nodes.model]
+plugin = "test.linear"
+x = "data.x"
+[nodes.mse]
+plugin = "test.mse"
+pred = "model.y"
+target = "data.y"
+[[stages]]
+name = "fit"
+steps = 60
+train = ["model"]
+losses = { mse = 2.0 }
+optimizer = { plugin = "optim.adamw", lr = 0.2, weight_decay = 0.0, warmup = 5, decay = "linear" }
+checkpoint = { every = 20 }
+)";
+  RunOptions o;
+  o.out_dir = (dir / "run").string();
+  o.progress = 0;
+  Executor ex(load_graph("r.toml", text, {}, registry()), registry(), o);
+  ex.run();
+  const auto ms = lines(dir / "run" / "metrics.jsonl");
+  ASSERT_EQ(ms.size(), 60u);
+  const Json first = Json::parse(ms.front()), last = Json::parse(ms.back());
+  for (const char* k : {"step", "stage", "loss", "lr", "tokens_per_s", "elapsed_s", "loss"}) EXPECT_TRUE(first.contains(k)) << k;
+  EXPECT_EQ(first.at("stage").as_string(), "fit");
+  EXPECT_NEAR(first.at("loss").as_number(), 2.0 * first.at("mse").as_number(), 1e-6 * first.at("loss").as_number());  // the weight
+  EXPECT_LT(last.at("loss").as_number(), 0.1 * first.at("loss").as_number());  // it fits
+  EXPECT_NEAR(first.at("lr").as_number(), 0.2 / 5, 1e-12);  // warmup step 1 of 5
+  EXPECT_TRUE(fs::exists(dir / "run" / "graph.toml"));
+  EXPECT_TRUE(fs::exists(dir / "run" / "model.safetensors"));
+  EXPECT_TRUE(fs::exists(dir / "run" / "checkpoints" / "latest.json"));
+  EXPECT_TRUE(fs::exists(dir / "run" / "checkpoints" / "step_60" / "optimizer.safetensors"));
+  EXPECT_FALSE(fs::exists(dir / "run" / "checkpoints" / "step_20"));  // only the two newest are kept
+  auto w = safetensors::load((dir / "run" / "model.safetensors").string());
+  EXPECT_EQ(w.tensors.size(), 2u);
+  EXPECT_EQ(w.metadata.at("scion.plugin"), "test.linear");
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, AKilledWriterNeverLeavesATornFile) {
+  const fs::path dir = temp("atomic");
+  const std::string path = (dir / "w.safetensors").string();
+  safetensors::save(path, {{"w", Tensor::full({1 << 18}, 1.0)}});
+  for (int round = 0; round < 6; ++round) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {  // the child rewrites the file forever, with a new value each time
+      for (int k = 2;; ++k) safetensors::save(path, {{"w", Tensor::full({1 << 18}, double(k))}});
+    }
+    ::usleep(20000 + 17000 * round);
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    // Whatever moment the kill came, the file is a whole checkpoint with one value.
+    auto loaded = safetensors::load(path);
+    ASSERT_EQ(loaded.tensors.size(), 1u);
+    auto v = loaded.tensors[0].second.to_vector();
+    ASSERT_EQ(v.size(), size_t(1) << 18);
+    for (size_t i = 1; i < v.size(); i += 4097) ASSERT_EQ(v[i], v[0]);
+  }
+  fs::remove_all(dir);
+}

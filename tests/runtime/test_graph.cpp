@@ -1,0 +1,235 @@
+// Graph validation: one test per kind of bad input. Each asserts the message, its line and
+// column, and that `scion run` created no run directory.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "runtime/graph.h"
+
+using namespace scion;
+using namespace scion::runtime;
+namespace fs = std::filesystem;
+
+namespace {
+
+const PluginRegistry& registry() {
+  static PluginRegistry reg = [] {
+    PluginRegistry r;
+    r.scan({SCION_PLUGIN_DIR, std::string(SCION_TEST_PLUGINS) + "/good"});
+    return r;
+  }();
+  return reg;
+}
+
+const char* kGood = R"(
+[run]
+name = "good"
+
+[nodes.data]
+plugin = "test.synthetic"
+batch = 8
+
+[nodes.model]
+plugin = "test.linear"
+x = "data.x"
+
+[nodes.loss]
+plugin = "test.mse"
+pred = "model.y"
+target = "data.y"
+
+[[stages]]
+steps = 3
+train = ["model"]
+losses = ["loss"]
+optimizer = { plugin = "optim.adamw", lr = 0.01 }
+)";
+
+std::vector<Diagnostic> diagnose(const std::string& text, const std::vector<std::string>& sets = {}) {
+  try {
+    load_graph("g.toml", text, sets, registry());
+  } catch (const GraphError& e) {
+    return e.diagnostics();
+  }
+  return {};
+}
+
+std::string replace(std::string s, const std::string& from, const std::string& to) {
+  const size_t at = s.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return s.replace(at, from.size(), to);
+}
+
+// Runs `scion run` on the text and checks it failed without creating the run directory.
+void expect_no_run_dir(const std::string& text) {
+  const fs::path dir = fs::temp_directory_path() / ("scion_graph_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const fs::path g = dir / "bad.toml", out = dir / "run";
+  std::ofstream(g) << text;
+  const std::string cmd = std::string(SCION_EXE) + " run " + g.string() + " --out " + out.string() + " --plugin-dir " +
+                          SCION_TEST_PLUGINS + "/good > /dev/null 2>&1";
+  EXPECT_NE(std::system(cmd.c_str()), 0);
+  EXPECT_FALSE(fs::exists(out)) << "a run directory was created for an invalid graph";
+  fs::remove_all(dir);
+}
+
+}  // namespace
+
+TEST(Graph, AGoodGraphValidatesAndFillsDefaults) {
+  GraphSpec g = load_graph("g.toml", kGood, {}, registry());
+  EXPECT_EQ(g.name, "good");
+  ASSERT_EQ(g.nodes.size(), 3u);
+  EXPECT_EQ(g.nodes.back().name, "loss");  // dependency order
+  EXPECT_EQ(g.node("data")->params.at("dim").as_int(), 4);  // default filled
+  EXPECT_NE(g.resolved_toml.find("dim = 4"), std::string::npos) << g.resolved_toml;
+  EXPECT_NE(g.resolved_toml.find("weight_decay"), std::string::npos) << g.resolved_toml;
+}
+
+TEST(Graph, TomlSyntaxError) {
+  const std::string bad = replace(kGood, "batch = 8", "batch = = 8");
+  auto d = diagnose(bad);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].pos.file, "g.toml");
+  EXPECT_EQ(d[0].pos.line, 7);
+  EXPECT_GT(d[0].pos.column, 1);
+  EXPECT_NE(d[0].message.find("TOML syntax"), std::string::npos);
+  expect_no_run_dir(bad);
+}
+
+TEST(Graph, UnknownPluginWithDidYouMean) {
+  const std::string bad = replace(kGood, "plugin = \"test.linear\"", "plugin = \"test.lineer\"");
+  auto d = diagnose(bad);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].pos.line, 10);
+  EXPECT_EQ(d[0].pos.column, 10);
+  EXPECT_NE(d[0].message.find("unknown plugin 'test.lineer'"), std::string::npos) << d[0].message;
+  EXPECT_NE(d[0].hint.find("did you mean 'test.linear'"), std::string::npos) << d[0].hint;
+  expect_no_run_dir(bad);
+}
+
+TEST(Graph, UnknownKeyWithDidYouMean) {
+  const std::string bad = replace(kGood, "batch = 8", "bacth = 8");
+  auto d = diagnose(bad);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].pos.line, 7);
+  EXPECT_EQ(d[0].pos.column, 1);
+  EXPECT_NE(d[0].message.find("unknown key 'bacth'"), std::string::npos);
+  EXPECT_NE(d[0].hint.find("did you mean 'batch'"), std::string::npos);
+  expect_no_run_dir(bad);
+}
+
+TEST(Graph, WrongType) {
+  const std::string bad = replace(kGood, "batch = 8", "batch = \"eight\"");
+  auto d = diagnose(bad);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].pos.line, 7);
+  EXPECT_EQ(d[0].pos.column, 9);
+  EXPECT_NE(d[0].message.find("must be integer, got a string"), std::string::npos) << d[0].message;
+  expect_no_run_dir(bad);
+}
+
+TEST(Graph, MissingFile) {
+  const std::string text = R"(
+[nodes.tok]
+plugin = "tokenizer.bytes"
+
+[nodes.data]
+plugin = "data.text"
+tokenizer = "tok"
+files = ["no/such/corpus/*.txt"]
+
+[nodes.model]
+plugin = "model.gpt"
+vocab = 257
+context = 16
+layers = 1
+width = 8
+heads = 2
+tokens = "data.tokens"
+
+[nodes.loss]
+plugin = "loss.lm"
+logits = "model.logits"
+targets = "data.targets"
+
+[[stages]]
+steps = 1
+train = ["model"]
+losses = ["loss"]
+)";
+  auto d = diagnose(text);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].pos.line, 8);
+  EXPECT_EQ(d[0].pos.column, 9);
+  EXPECT_NE(d[0].message.find("no file matches 'no/such/corpus/*.txt'"), std::string::npos) << d[0].message;
+  expect_no_run_dir(text);
+}
+
+TEST(Graph, DanglingEdge) {
+  const std::string bad = replace(kGood, "x = \"data.x\"", "x = \"dta.x\"");
+  auto d = diagnose(bad);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].pos.line, 11);
+  EXPECT_EQ(d[0].pos.column, 5);
+  EXPECT_NE(d[0].message.find("names node 'dta', which does not exist"), std::string::npos) << d[0].message;
+  EXPECT_NE(d[0].hint.find("did you mean 'data'"), std::string::npos);
+  // A port that does not exist is dangling too.
+  auto d2 = diagnose(replace(kGood, "x = \"data.x\"", "x = \"data.z\""));
+  ASSERT_EQ(d2.size(), 1u);
+  EXPECT_NE(d2[0].message.find("has no output 'z'"), std::string::npos) << d2[0].message;
+  expect_no_run_dir(bad);
+}
+
+TEST(Graph, Cycle) {
+  std::string bad = replace(kGood, "[nodes.loss]", R"([nodes.echo]
+plugin = "test.linear"
+x = "back.y"
+
+[nodes.back]
+plugin = "test.linear"
+x = "echo.y"
+
+[nodes.loss])");
+  bad = replace(bad, "\"data.y\"", "\"data.y\"\nother = \"echo.y\"");
+  // echo.x <- back.y and back.x <- echo.y (the port types differ too; the cycle is what we check)
+  auto d = diagnose(bad);
+  bool cycle = false;
+  for (const auto& x : d) cycle |= x.message.find("cycle") != std::string::npos && x.pos.line > 0 && x.pos.column > 0;
+  EXPECT_TRUE(cycle);
+  expect_no_run_dir(bad);
+}
+
+TEST(Graph, PortTypeMismatch) {
+  const std::string bad = replace(kGood, "target = \"data.y\"", "target = \"data.x\"");
+  auto d = diagnose(bad);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].pos.line, 16);
+  EXPECT_EQ(d[0].pos.column, 10);
+  EXPECT_NE(d[0].message.find("'data.x' is features but input 'target'"), std::string::npos) << d[0].message;
+  expect_no_run_dir(bad);
+}
+
+TEST(Graph, AllProblemsAreReportedTogether) {
+  std::string bad = replace(kGood, "batch = 8", "batch = \"eight\"");
+  bad = replace(bad, "x = \"data.x\"", "x = \"dta.x\"");
+  bad = replace(bad, "steps = 3", "steps = 3\nwarmup = 2");
+  auto d = diagnose(bad);
+  EXPECT_EQ(d.size(), 3u);
+}
+
+TEST(Graph, SetOverridesAndBadPaths) {
+  GraphSpec g = load_graph("g.toml", kGood, {"stages.0.steps=7", "nodes.data.dim=6", "nodes.model.dim=6"}, registry());
+  EXPECT_EQ(g.stages[0].steps, 7);
+  EXPECT_EQ(g.node("data")->params.at("dim").as_int(), 6);
+  auto d = diagnose(kGood, {"nodes.dta.batch=3"});
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_NE(d[0].message.find("'dta' does not exist"), std::string::npos) << d[0].message;
+  EXPECT_NE(d[0].hint.find("did you mean 'data'"), std::string::npos);
+  auto d2 = diagnose(kGood, {"stages.4.steps=3"});
+  ASSERT_EQ(d2.size(), 1u);
+  auto d3 = diagnose(kGood, {"nodes.data.batchsize=3"});  // a new key that the schema refuses
+  ASSERT_EQ(d3.size(), 1u);
+  EXPECT_NE(d3[0].message.find("unknown key 'batchsize'"), std::string::npos);
+}

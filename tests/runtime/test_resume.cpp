@@ -1,0 +1,118 @@
+// Resume: a real `scion run` killed with SIGKILL mid-run and resumed gives the same metrics
+// as an uninterrupted run, bit for bit (same thread count).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "scion/json.h"
+
+namespace fs = std::filesystem;
+using namespace scion;
+
+namespace {
+const char* kGraph = R"(
+[run]
+name = "resume"
+seed = 5
+threads = 2
+
+[nodes.tok]
+plugin = "tokenizer.bytes"
+
+[nodes.corpus]
+plugin = "data.text"
+tokenizer = "tok"
+files = ["@DATA@/data/corpus/literature/train.txt"]
+seq_len = 32
+batch_size = 4
+
+[nodes.model]
+plugin = "model.gpt"
+vocab = 257
+context = 32
+layers = 2
+width = 32
+heads = 4
+dropout = 0.1
+tokens = "corpus.tokens"
+
+[nodes.lm]
+plugin = "loss.lm"
+logits = "model.logits"
+targets = "corpus.targets"
+
+[[stages]]
+name = "first"
+steps = 20
+train = ["model"]
+losses = ["lm"]
+optimizer = { lr = 3e-3, warmup = 5 }
+checkpoint = { every = 4 }
+
+[[stages]]
+name = "grown"
+steps = 20
+train = ["model"]
+losses = ["lm"]
+optimizer = { lr = 1e-3 }
+checkpoint = { every = 4 }
+ops = [ { plugin = "grow.net2wider", target = "model", width = 64 } ]
+)";
+
+std::vector<Json> metrics(const fs::path& run) {
+  std::ifstream in(run / "metrics.jsonl");
+  std::vector<Json> out;
+  std::string l;
+  while (std::getline(in, l)) out.push_back(Json::parse(l));
+  return out;
+}
+
+int run_scion(const std::string& args) {
+  return std::system((std::string(SCION_EXE) + " run " + args + " --plain > /dev/null 2>&1").c_str());
+}
+}  // namespace
+
+TEST(Resume, KilledRunResumesOnTheSameCurve) {
+  const fs::path dir = fs::temp_directory_path() / ("scion_resume_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::string text = kGraph;
+  text.replace(text.find("@DATA@"), 6, SCION_SOURCE_DIR);
+  std::ofstream(dir / "g.toml") << text;
+  const std::string g = (dir / "g.toml").string();
+
+  ASSERT_EQ(run_scion(g + " --out " + (dir / "full").string()), 0);
+  const auto want = metrics(dir / "full");
+  ASSERT_EQ(want.size(), 40u);
+
+  // Start the same run and kill it once a checkpoint past step 8 (in the first stage, before
+  // the growth op) is there; then resume.
+  const fs::path part = dir / "part";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl(SCION_EXE, SCION_EXE, "run", g.c_str(), "--out", part.c_str(), "--plain", (char*)nullptr);
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!fs::exists(part / "checkpoints" / "step_12") && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the run finished before it could be killed";
+  ASSERT_EQ(run_scion(g + " --out " + part.string() + " --resume"), 0);
+  const auto got = metrics(part);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(got[i].at("step").as_int(), want[i].at("step").as_int());
+    EXPECT_EQ(got[i].at("loss").as_number(), want[i].at("loss").as_number()) << "step " << i + 1;
+    EXPECT_EQ(got[i].at("lr").as_number(), want[i].at("lr").as_number());
+  }
+  fs::remove_all(dir);
+}
