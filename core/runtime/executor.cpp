@@ -290,9 +290,11 @@ void Executor::train_stage(size_t si) {
           auto m = std::dynamic_pointer_cast<Model>(p);
           if (trained.count(spec.name)) {
             outputs.at(spec.name) = m->forward(in, ctx);
-          } else {  // a teacher or a model not trained in this stage: no tape, no gradients
+          } else {  // a teacher or a model not trained in this stage: no tape, no dropout
             NoGradGuard ng;
-            outputs.at(spec.name) = m->forward(in, ctx);
+            StepContext eval_ctx = ctx;
+            eval_ctx.training = false;
+            outputs.at(spec.name) = m->forward(in, eval_ctx);
           }
           break;
         }

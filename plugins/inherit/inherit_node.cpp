@@ -16,7 +16,7 @@ class InheritNode final : public Loss {
     SCION_CHECK(tau_ > 0.f, "loss.inherit: temperature must be > 0");
   }
   Tensor compute(const TensorMap& in, const StepContext& ctx, std::map<std::string, double>& m) override {
-    const double a = alpha_.at(ctx.step);
+    const double a = alpha_.at(ctx.stage_step);  // updates of the student since its stage began
     InheritTerms t = inherit_loss(in.at("student"), in.at("teacher"), in.at("targets"), a, tau_, ignore_);
     m["alpha"] = a;
     m["lm"] = t.lm.item();
