@@ -347,6 +347,9 @@ Tensor Tensor::to(DType dt) const {
 Tensor Tensor::to(Device dev) const {
   if (dev == device()) return *this;
 #ifdef SCION_HAVE_CUDA
+  if (dev.is_cuda())
+    SCION_CHECK(dev.index < cuda_device_count(), "to(", dev.str(), "): tensor ", desc(), " cannot move: ", dev.str(),
+                " is not available (", cuda_device_count(), " CUDA device(s) found)");
   Tensor src = device().is_cpu() ? contiguous().detach() : *this;
   SCION_CHECK(src.is_contiguous(), "to(", dev.str(), "): copy a contiguous tensor (", desc(), ")");
   Tensor out(new_impl(shape(), dtype(), dev));
