@@ -37,6 +37,11 @@ const char* kUsage =
     "  scion <command> --help    options of a command\n"
     "  scion --version\n";
 
+// Nodes made outside a graph (a tokenizer for `generate`) have no other nodes to refer to.
+struct NoNodes : NodeResolver {
+  std::shared_ptr<Plugin> node(const std::string& n) const override { throw Error("no node '" + n + "' outside a graph"); }
+};
+
 PluginRegistry load_registry(const std::vector<std::string>& extra, bool quiet = false) {
   PluginRegistry reg;
   reg.scan(plugin_search_path(extra));
@@ -177,10 +182,19 @@ std::shared_ptr<Model> model_from_checkpoint(const PluginRegistry& reg, const st
   params["__seed"] = Json(0);
   params["__rank"] = Json(0);
   params["__world"] = Json(1);
-  struct NoNodes : NodeResolver {
-    std::shared_ptr<Plugin> node(const std::string& n) const override { throw Error("no node '" + n + "'"); }
-  } none;
+  const NoNodes none;
   return std::dynamic_pointer_cast<Model>(reg.create(plugin, Params(params, plugin), none));
+}
+
+std::shared_ptr<scion::Tokenizer> make_tokenizer(const PluginRegistry& reg, const std::string& tok,
+                                                const std::string& vocab, const std::string& merges) {
+  Json tp;
+  if (tok == "tokenizer.gpt2") tp["vocab"] = Json(vocab), tp["merges"] = Json(merges);
+  else if (tok == "tokenizer.wordpiece") tp["vocab"] = Json(vocab), tp["lower_case"] = Json(true);
+  const NoNodes none;
+  auto tk = std::dynamic_pointer_cast<scion::Tokenizer>(reg.create(tok, Params(tp, tok), none));
+  SCION_CHECK(tk, "'", tok, "' is not a tokenizer plugin");
+  return tk;
 }
 
 int cmd_generate(int argc, char** argv) {
@@ -205,14 +219,7 @@ int cmd_generate(int argc, char** argv) {
   auto model = model_from_checkpoint(reg, ckpt, model_plugin);
   const Json cfg = model->config();
   if (cfg.contains("context")) o.context = cfg.at("context").as_int();
-  Json tp;
-  if (tok == "tokenizer.gpt2") tp["vocab"] = Json(vocab), tp["merges"] = Json(merges);
-  else if (tok == "tokenizer.wordpiece") tp["vocab"] = Json(vocab), tp["lower_case"] = Json(true);
-  struct NoNodes : NodeResolver {
-    std::shared_ptr<Plugin> node(const std::string& n) const override { throw Error("no node '" + n + "'"); }
-  } none;
-  auto tk = std::dynamic_pointer_cast<scion::Tokenizer>(reg.create(tok, Params(tp, tok), none));
-  SCION_CHECK(tk, "'", tok, "' is not a tokenizer plugin");
+  auto tk = make_tokenizer(reg, tok, vocab, merges);
   o.stop_id = tk->eot_id();
   auto ids = sample(*model, tk->encode(prompt), o);
   std::cout << tk->decode(ids) << std::endl;
@@ -271,14 +278,7 @@ int cmd_tokenize(int argc, char** argv) {
   pos.add("input", -1);
   if (!parse(argc, argv, d, &pos, "usage: scion tokenize FILES... --out SHARD [--tokenizer P]")) return 0;
   PluginRegistry reg = load_registry(c.plugin_dirs);
-  Json tp;
-  if (tok == "tokenizer.gpt2") tp["vocab"] = Json(vocab), tp["merges"] = Json(merges);
-  else if (tok == "tokenizer.wordpiece") tp["vocab"] = Json(vocab), tp["lower_case"] = Json(true);
-  struct NoNodes : NodeResolver {
-    std::shared_ptr<Plugin> node(const std::string& n) const override { throw Error("no node '" + n + "'"); }
-  } none;
-  auto tk = std::dynamic_pointer_cast<scion::Tokenizer>(reg.create(tok, Params(tp, tok), none));
-  SCION_CHECK(tk, "'", tok, "' is not a tokenizer plugin");
+  auto tk = make_tokenizer(reg, tok, vocab, merges);
   std::vector<int32_t> all;
   size_t bytes = 0, files = 0;
   for (const auto& pattern : inputs) {

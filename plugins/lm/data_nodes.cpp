@@ -42,17 +42,9 @@ class TextNode final : public DataSource {
     if (!p_.has("valid_files") || p_.strings("valid_files").empty()) return out;
     auto windows = TextStream::all_windows(expand_globs(p_.strings("valid_files"), "data.text"), tokenize_,
                                            tok_->eot_id(), p_.i("seq_len"));
-    const int64_t B = p_.i("batch_size"), T = p_.i("seq_len");
-    for (size_t i = 0; i < windows.size() && int64_t(out.size()) < max_batches; i += size_t(B)) {
-      const int64_t b = std::min<int64_t>(B, int64_t(windows.size() - i));
-      Tensor x = Tensor::empty({b, T}, DType::i64), y = Tensor::empty({b, T}, DType::i64);
-      for (int64_t r = 0; r < b; ++r)
-        for (int64_t t = 0; t < T; ++t) {
-          x.data<int64_t>()[r * T + t] = windows[i + size_t(r)][size_t(t)];
-          y.data<int64_t>()[r * T + t] = windows[i + size_t(r)][size_t(t) + 1];
-        }
-      out.push_back(finish(x, y, 0x7a11dull + i));  // a fixed mask per validation batch
-    }
+    uint64_t k = 0;
+    for (auto& [x, y] : batches_from_windows(windows, p_.i("batch_size"), p_.i("seq_len"), max_batches))
+      out.push_back(finish(x, y, 0x7a11dull + k++));  // a fixed mask per validation batch
     return out;
   }
   std::string domain() const override { return p_.s("domain"); }

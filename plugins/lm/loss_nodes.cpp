@@ -60,16 +60,7 @@ class PplNode final : public Evaluator {
       for (const auto& [name, glob] : domains.as_object()) {
         auto windows = TextStream::all_windows(expand_globs({glob.as_string()}, "eval.ppl"), fn, tok->eot_id(), T);
         std::vector<TensorMap> batches;
-        for (size_t i = 0; i < windows.size() && int64_t(batches.size()) < max_batches_; i += size_t(B)) {
-          const int64_t b = std::min<int64_t>(B, int64_t(windows.size() - i));
-          Tensor x = Tensor::empty({b, T}, DType::i64), y = Tensor::empty({b, T}, DType::i64);
-          for (int64_t k = 0; k < b; ++k)
-            for (int64_t t = 0; t < T; ++t) {
-              x.data<int64_t>()[k * T + t] = windows[i + size_t(k)][size_t(t)];
-              y.data<int64_t>()[k * T + t] = windows[i + size_t(k)][size_t(t) + 1];
-            }
-          batches.push_back({{"tokens", x}, {"targets", y}});
-        }
+        for (auto& [x, y] : batches_from_windows(windows, B, T, max_batches_)) batches.push_back({{"tokens", x}, {"targets", y}});
         SCION_CHECK(!batches.empty(), "eval.ppl: domain '", name, "' (", glob.as_string(), ") is shorter than one window");
         fixed_.push_back({name, std::move(batches)});
       }

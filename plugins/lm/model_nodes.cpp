@@ -16,7 +16,10 @@ Json checkpoint_config(const std::string& path) {
 }
 }  // namespace
 
-GptConfig gpt_config_from_json(const Json& j, GptConfig c) {
+namespace {
+// GPT and BERT configs share these fields; the checkpoint metadata carries them as JSON.
+template <class C>
+C config_from_json(const Json& j, C c) {
   if (j.contains("vocab")) c.vocab = j.at("vocab").as_int();
   if (j.contains("context")) c.context = j.at("context").as_int();
   if (j.contains("layers")) c.layers = j.at("layers").as_int();
@@ -27,19 +30,23 @@ GptConfig gpt_config_from_json(const Json& j, GptConfig c) {
   return c;
 }
 
-BertConfig bert_config_from_json(const Json& j, BertConfig c) {
-  if (j.contains("vocab")) c.vocab = j.at("vocab").as_int();
-  if (j.contains("context")) c.context = j.at("context").as_int();
-  if (j.contains("layers")) c.layers = j.at("layers").as_int();
-  if (j.contains("width")) c.width = j.at("width").as_int();
-  if (j.contains("heads")) c.heads = j.at("heads").as_int();
-  if (j.contains("ffn")) c.ffn = j.at("ffn").as_int();
-  if (j.contains("tied")) c.tied = j.at("tied").as_bool();
-  return c;
+template <class C>
+Json config_to_json(const C& c) {
+  Json j;
+  j["vocab"] = Json(c.vocab);
+  j["context"] = Json(c.context);
+  j["layers"] = Json(c.layers);
+  j["width"] = Json(c.width);
+  j["heads"] = Json(c.heads);
+  j["ffn"] = Json(c.ffn);
+  j["tied"] = Json(c.tied);
+  return j;
 }
 
-GptNode::GptNode(const Params& p) : frozen_(p.b("frozen")), seed_(uint64_t(p.i("__seed"))) {
-  GptConfig c;
+// The node's parameters, then the checkpoint's config when `load` names one that has it.
+template <class C>
+C config_from_params(const Params& p, uint64_t seed) {
+  C c;
   c.vocab = p.i("vocab");
   c.context = p.i("context");
   c.layers = p.i("layers");
@@ -48,13 +55,22 @@ GptNode::GptNode(const Params& p) : frozen_(p.b("frozen")), seed_(uint64_t(p.i("
   c.ffn = p.i("ffn");
   c.dropout = float(p.f("dropout"));
   c.tied = p.b("tied");
-  c.seed = p.has("init_seed") ? uint64_t(p.i("init_seed")) : seed_;
+  c.seed = p.has("init_seed") ? uint64_t(p.i("init_seed")) : seed;
   const std::string load = p.s("load");
   if (!load.empty()) {
     const Json saved = checkpoint_config(load);
-    if (!saved.is_null()) c = gpt_config_from_json(saved, c);
+    if (!saved.is_null()) c = config_from_json(saved, c);
   }
-  model_ = std::make_unique<GptModel>(c);
+  return c;
+}
+}  // namespace
+
+GptConfig gpt_config_from_json(const Json& j, GptConfig base) { return config_from_json(j, base); }
+BertConfig bert_config_from_json(const Json& j, BertConfig base) { return config_from_json(j, base); }
+
+GptNode::GptNode(const Params& p) : frozen_(p.b("frozen")), seed_(uint64_t(p.i("__seed"))) {
+  model_ = std::make_unique<GptModel>(config_from_params<GptConfig>(p, seed_));
+  const std::string load = p.s("load");
   if (!load.empty()) model_->load_hf_state_dict(safetensors::load(load).tensors);
   if (frozen_) model_->set_training(false);
 }
@@ -67,36 +83,11 @@ TensorMap GptNode::forward(const TensorMap& in, const StepContext& ctx) {
   return {{"logits", model_->logits_from_hidden(h)}, {"hidden", h}};
 }
 
-Json GptNode::config() const {
-  const auto& c = model_->config();
-  Json j;
-  j["vocab"] = Json(c.vocab);
-  j["context"] = Json(c.context);
-  j["layers"] = Json(c.layers);
-  j["width"] = Json(c.width);
-  j["heads"] = Json(c.heads);
-  j["ffn"] = Json(c.ffn);
-  j["tied"] = Json(c.tied);
-  return j;
-}
+Json GptNode::config() const { return config_to_json(model_->config()); }
 
 BertNode::BertNode(const Params& p) : frozen_(p.b("frozen")), seed_(uint64_t(p.i("__seed"))) {
-  BertConfig c;
-  c.vocab = p.i("vocab");
-  c.context = p.i("context");
-  c.layers = p.i("layers");
-  c.width = p.i("width");
-  c.heads = p.i("heads");
-  c.ffn = p.i("ffn");
-  c.dropout = float(p.f("dropout"));
-  c.tied = p.b("tied");
-  c.seed = p.has("init_seed") ? uint64_t(p.i("init_seed")) : seed_;
+  model_ = std::make_unique<BertModel>(config_from_params<BertConfig>(p, seed_));
   const std::string load = p.s("load");
-  if (!load.empty()) {
-    const Json saved = checkpoint_config(load);
-    if (!saved.is_null()) c = bert_config_from_json(saved, c);
-  }
-  model_ = std::make_unique<BertModel>(c);
   if (!load.empty()) model_->load_state_dict(safetensors::load(load).tensors);
   if (frozen_) model_->set_training(false);
 }
@@ -109,18 +100,7 @@ TensorMap BertNode::forward(const TensorMap& in, const StepContext& ctx) {
   return {{"logits", model_->mlm_logits(h)}, {"hidden", h}};
 }
 
-Json BertNode::config() const {
-  const auto& c = model_->config();
-  Json j;
-  j["vocab"] = Json(c.vocab);
-  j["context"] = Json(c.context);
-  j["layers"] = Json(c.layers);
-  j["width"] = Json(c.width);
-  j["heads"] = Json(c.heads);
-  j["ffn"] = Json(c.ffn);
-  j["tied"] = Json(c.tied);
-  return j;
-}
+Json BertNode::config() const { return config_to_json(model_->config()); }
 
 namespace {
 std::vector<ParamSpec> model_params(int64_t vocab, int64_t ctx, bool gpt) {

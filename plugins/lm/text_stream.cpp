@@ -79,6 +79,22 @@ void check_text(const std::string& path, const std::string& sample) {
 
 }  // namespace
 
+std::vector<std::pair<Tensor, Tensor>> batches_from_windows(const std::vector<std::vector<int32_t>>& windows,
+                                                            int64_t B, int64_t T, int64_t max_batches) {
+  std::vector<std::pair<Tensor, Tensor>> out;
+  for (size_t i = 0; i < windows.size() && int64_t(out.size()) < max_batches; i += size_t(B)) {
+    const int64_t b = std::min<int64_t>(B, int64_t(windows.size() - i));
+    Tensor x = Tensor::empty({b, T}, DType::i64), y = Tensor::empty({b, T}, DType::i64);
+    for (int64_t r = 0; r < b; ++r)
+      for (int64_t t = 0; t < T; ++t) {
+        x.data<int64_t>()[r * T + t] = windows[i + size_t(r)][size_t(t)];
+        y.data<int64_t>()[r * T + t] = windows[i + size_t(r)][size_t(t) + 1];
+      }
+    out.emplace_back(x, y);
+  }
+  return out;
+}
+
 std::vector<std::string> expand_globs(const std::vector<std::string>& patterns, const std::string& who) {
   std::set<std::string> out;
   for (const std::string& p : patterns) {

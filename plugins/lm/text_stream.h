@@ -34,6 +34,11 @@ struct TextStreamConfig {
 // Expands globs (sorted, deduplicated). Throws naming the pattern when one matches nothing.
 std::vector<std::string> expand_globs(const std::vector<std::string>& patterns, const std::string& who);
 
+// Groups windows of seq_len + 1 tokens into batches of at most batch_size rows: inputs and
+// next-token targets, i64 [rows, seq_len]. At most max_batches batches.
+std::vector<std::pair<Tensor, Tensor>> batches_from_windows(const std::vector<std::vector<int32_t>>& windows,
+                                                            int64_t batch_size, int64_t seq_len, int64_t max_batches);
+
 class TextStream {
  public:
   TextStream(TextStreamConfig cfg, TokenizeFn tokenize, int32_t eot_id);
