@@ -9,5 +9,9 @@ function(scion_add_plugin name)
     CXX_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON
     LIBRARY_OUTPUT_DIRECTORY ${SCION_PLUGIN_OUTPUT_DIR})
-  target_link_libraries(${name} PRIVATE scion_core Boost::boost ${P_LIBS})
+  if(TARGET scion_core)
+    target_link_libraries(${name} PRIVATE scion_core Boost::boost ${P_LIBS})
+  else()  # an out-of-tree plugin: find_package(Scion)
+    target_link_libraries(${name} PRIVATE Scion::scion_core Boost::boost ${P_LIBS})
+  endif()
 endfunction()

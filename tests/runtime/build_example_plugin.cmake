@@ -1,0 +1,18 @@
+# Configures and builds sdk/example against this build's SDK package, then asks `scion
+# plugins` to describe the plugin it made.
+file(REMOVE_RECURSE ${BIN})
+execute_process(COMMAND ${CMAKE_COMMAND} -S ${SRC} -B ${BIN} -G Ninja -DScion_DIR=${SCION_DIR} -DCMAKE_BUILD_TYPE=Release
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "configuring the example plugin failed:\n${out}")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} --build ${BIN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "building the example plugin failed:\n${out}")
+endif()
+execute_process(COMMAND ${SCION_EXE} plugins loss.hidden_l2 --plugin-dir ${BIN}/plugins
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0 OR NOT out MATCHES "loss.hidden_l2 0.1.0")
+  message(FATAL_ERROR "scion does not see the example plugin:\n${out}\n${err}")
+endif()
+message(STATUS "example plugin built and loaded:\n${out}")
