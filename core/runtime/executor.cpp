@@ -253,10 +253,24 @@ void Executor::train_stage(size_t si) {
     return out;
   };
   // Optimizer for this stage (its moments live in the checkpoint).
-  optimizer_.reset();
-  if (!s.train.empty()) {
-    Json params = s.optimizer_params;
-    optimizer_ = std::dynamic_pointer_cast<Optimizer>(reg_.create(s.optimizer, Params(params, s.optimizer), *this));
+  // The optimizer carries over from the previous stage when its plugin and its own
+  // parameters are the same (the learning-rate schedule may differ): moments of tensors that
+  // kept their shape continue, resized (grown) tensors restart. Otherwise a fresh one.
+  auto own_params = [](const StageSpec& st) {
+    Json j = st.optimizer_params;
+    if (j.is_object())
+      for (const char* k : {"lr", "warmup", "decay", "min_lr", "clip"}) j.as_object().erase(k);
+    return j.dump();
+  };
+  const bool same_config = si > 0 && !s.train.empty() && g_.stages[si - 1].optimizer == s.optimizer &&
+                           own_params(g_.stages[si - 1]) == own_params(s);
+  const bool carry = optimizer_ && same_config;
+  if (!carry) {
+    optimizer_.reset();
+    if (!s.train.empty()) {
+      Json params = s.optimizer_params;
+      optimizer_ = std::dynamic_pointer_cast<Optimizer>(reg_.create(s.optimizer, Params(params, s.optimizer), *this));
+    }
   }
   for (const auto& m : s.train) std::dynamic_pointer_cast<Model>(node(m))->module().set_training(true);
 
@@ -328,10 +342,14 @@ void Executor::train_stage(size_t si) {
 
   int64_t stage_step = resume_stage_step_;
   resume_stage_step_ = 0;
+  const bool resumed_here = resumed_;
+  resumed_ = false;
   if (stage_step == 0) {
     ctx.step = step_;
     apply_ops(si, ctx);
-  } else if (optimizer_) {
+  }
+  // Resuming: the checkpoint holds the moments this stage continues from.
+  if (optimizer_ && resumed_here && (stage_step > 0 || same_config)) {
     const fs::path root = fs::path(out_dir_) / "checkpoints";
     std::ifstream lf(root / "latest.json");
     const std::string ltext((std::istreambuf_iterator<char>(lf)), {});
@@ -443,6 +461,7 @@ void Executor::run() {
   int64_t stage_step = 0;
   if (opt_.resume) {
     if (load_checkpoint(first_stage, stage_step)) {
+      resumed_ = true;
       if (opt_.comm->is_writer())
         std::printf("resuming %s at step %lld (stage %zu, step %lld of it)\n", out_dir_.c_str(), (long long)step_,
                     first_stage, (long long)stage_step);

@@ -54,6 +54,7 @@ class Executor : public NodeResolver {
   std::shared_ptr<Optimizer> optimizer_;
   int64_t step_ = 0;           // optimizer updates in the whole run
   int64_t resume_stage_step_ = 0;
+  bool resumed_ = false;  // the next stage continues from a checkpoint
   double tokens_ = 0, flops_ = 0;
   double elapsed_before_ = 0;  // seconds spent before a resume
   std::chrono::steady_clock::time_point start_;

@@ -81,14 +81,20 @@ void check_text(const std::string& path, const std::string& sample) {
 
 std::vector<std::pair<Tensor, Tensor>> batches_from_windows(const std::vector<std::vector<int32_t>>& windows,
                                                             int64_t B, int64_t T, int64_t max_batches) {
+  // When the budget holds fewer windows than there are, take every k-th window so that the
+  // batches span all files (all domains) instead of the first ones in file order.
+  std::vector<const std::vector<int32_t>*> picked;
+  const size_t budget = size_t(std::max<int64_t>(0, B * max_batches));
+  const size_t stride = windows.size() > budget && budget > 0 ? windows.size() / budget : 1;
+  for (size_t i = 0; i < windows.size() && picked.size() < budget; i += stride) picked.push_back(&windows[i]);
   std::vector<std::pair<Tensor, Tensor>> out;
-  for (size_t i = 0; i < windows.size() && int64_t(out.size()) < max_batches; i += size_t(B)) {
-    const int64_t b = std::min<int64_t>(B, int64_t(windows.size() - i));
+  for (size_t i = 0; i < picked.size(); i += size_t(B)) {
+    const int64_t b = std::min<int64_t>(B, int64_t(picked.size() - i));
     Tensor x = Tensor::empty({b, T}, DType::i64), y = Tensor::empty({b, T}, DType::i64);
     for (int64_t r = 0; r < b; ++r)
       for (int64_t t = 0; t < T; ++t) {
-        x.data<int64_t>()[r * T + t] = windows[i + size_t(r)][size_t(t)];
-        y.data<int64_t>()[r * T + t] = windows[i + size_t(r)][size_t(t) + 1];
+        x.data<int64_t>()[r * T + t] = (*picked[i + size_t(r)])[size_t(t)];
+        y.data<int64_t>()[r * T + t] = (*picked[i + size_t(r)])[size_t(t) + 1];
       }
     out.emplace_back(x, y);
   }

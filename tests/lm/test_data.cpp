@@ -176,3 +176,15 @@ TEST(Shards, RoundTripAndBadShards) {
   EXPECT_THROW(shards::ShardReader((d.path / "nope.bin").string()), Error);
   EXPECT_THROW(shards::write_shard((d.path / "big.bin").string(), {70000}), Error);
 }
+
+TEST(TextStream, ValidationBatchesSpanTheWholeSet) {
+  std::vector<std::vector<int32_t>> windows;
+  for (int i = 0; i < 10; ++i) windows.push_back({i, i, i});  // seq_len 2
+  auto b = lm::batches_from_windows(windows, 2, 2, 2);  // budget of 4 windows out of 10
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_EQ(b[0].first.to_vector_i64(), (std::vector<int64_t>{0, 0, 2, 2}));
+  EXPECT_EQ(b[1].first.to_vector_i64(), (std::vector<int64_t>{4, 4, 6, 6}));
+  auto all = lm::batches_from_windows(windows, 4, 2, 100);  // everything, last batch partial
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[2].first.shape(), (Shape{2, 2}));
+}
