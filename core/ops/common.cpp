@@ -49,6 +49,14 @@ int64_t wrap_axis(const char* op, int64_t axis, int64_t ndim) {
   return a;
 }
 
+int64_t wrap_axis(const char* op, int64_t axis, const Tensor& t) {
+  const int64_t ndim = t.dim(), a = axis < 0 ? axis + ndim : axis;
+  if (a < 0 || a >= ndim)
+    fail(op, "axis " + std::to_string(axis) + " is out of range for " + t.desc() + " (rank " + std::to_string(ndim) +
+                 ")");
+  return a;
+}
+
 Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
   const size_t n = std::max(a.size(), b.size());
   Shape out(n);

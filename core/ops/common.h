@@ -23,6 +23,8 @@ Tensor dense(const Tensor& t);
 // i64 index data (converts i32), contiguous, never recorded.
 Tensor dense_index(const char* op, const Tensor& t, const char* role);
 int64_t wrap_axis(const char* op, int64_t axis, int64_t ndim);
+// The same, naming the tensor (dtype, shape, device) in the error.
+int64_t wrap_axis(const char* op, int64_t axis, const Tensor& t);
 Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
 // Strides of t seen as broadcast to `out` (0 where t's dimension is 1 or missing).
 std::vector<int64_t> broadcast_strides(const Tensor& t, const Shape& out);

@@ -38,7 +38,7 @@ Tensor index_select(const Tensor& a, int64_t axis_in, const Tensor& index) {
   check_cpu(op, {&a, &index});
   check_float(op, a, "input");
   if (index.dim() != 1) fail(op, "index must be 1-D, got " + index.desc());
-  const int64_t axis = wrap_axis(op, axis_in, a.dim());
+  const int64_t axis = wrap_axis(op, axis_in, a);
   Tensor A = dense(a), I = dense_index(op, index, "index");
   const Shape& s = a.shape();
   int64_t outer = 1, inner = 1;
@@ -78,7 +78,7 @@ Tensor gather(const Tensor& a, int64_t axis_in, const Tensor& index) {
   const char* op = "gather";
   check_cpu(op, {&a, &index});
   check_float(op, a, "input");
-  const int64_t axis = wrap_axis(op, axis_in, a.dim());
+  const int64_t axis = wrap_axis(op, axis_in, a);
   if (index.dim() != a.dim()) fail(op, "index " + index.desc() + " must have the rank of input " + a.desc());
   for (int64_t d = 0; d < a.dim(); ++d)
     if (d != axis && index.size(d) > a.size(d))
@@ -127,7 +127,7 @@ Tensor concat(const std::vector<Tensor>& parts, int64_t axis_in) {
   const char* op = "concat";
   if (parts.empty()) fail(op, "needs at least one tensor");
   const Tensor& first = parts[0];
-  const int64_t axis = wrap_axis(op, axis_in, first.dim());
+  const int64_t axis = wrap_axis(op, axis_in, first);
   Shape os = first.shape();
   os[size_t(axis)] = 0;
   for (size_t i = 0; i < parts.size(); ++i) {
@@ -164,9 +164,12 @@ Tensor concat(const std::vector<Tensor>& parts, int64_t axis_in) {
 }
 
 std::vector<Tensor> split(const Tensor& a, const std::vector<int64_t>& sizes, int64_t axis_in) {
-  const int64_t axis = wrap_axis("split", axis_in, a.dim());
+  const int64_t axis = wrap_axis("split", axis_in, a);
   int64_t total = 0;
-  for (int64_t s : sizes) total += s;
+  for (int64_t s : sizes) {
+    if (s < 0) fail("split", "size " + std::to_string(s) + " is negative (splitting " + a.desc() + ")");
+    total += s;
+  }
   if (total != a.size(axis))
     fail("split", "sizes add up to " + std::to_string(total) + " but axis " + std::to_string(axis) + " of " +
                       a.desc() + " has " + std::to_string(a.size(axis)));

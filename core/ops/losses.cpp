@@ -30,7 +30,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
                                                    loss_rows.data<float>(), lse.data<float>(), &bad);
   if (bad >= 0)
     fail(op, "target " + std::to_string(Tg.data<int64_t>()[bad]) + " at row " + std::to_string(bad) +
-                 " is outside [0, " + std::to_string(V) + ") and is not ignore_index " + std::to_string(ignore_index));
+                 " is outside [0, " + std::to_string(V) + ") and is not ignore_index " + std::to_string(ignore_index) +
+                 " (logits " + logits.desc() + ", targets " + targets.desc() + ")");
   const float scale = count > 0 ? 1.f / float(count) : 0.f;
   Tensor out = Tensor::scalar(float(cpu::sum_all(loss_rows.data<float>(), rows)) * scale);
   if (autograd::needs_grad({&logits})) {

@@ -98,7 +98,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, bool w_in_ou
       fail(op, "bias must be [" + std::to_string(out_f) + "], got " + bias.desc());
   }
   Tensor X = dense(x), W = dense(w), Bb = bias.defined() ? dense(bias) : Tensor();
-  const int64_t rows = x.numel() / in;
+  const int64_t rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));  // in may be 0
   Shape out_shape = x.shape();
   out_shape.back() = out_f;
   Tensor y = Tensor::empty(out_shape, DType::f32);

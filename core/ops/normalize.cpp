@@ -26,7 +26,7 @@ Tensor softmax_last(const char* name, const Tensor& a, bool log) {
 }
 
 Tensor along_last(const char* name, const Tensor& a, int64_t axis, bool log) {
-  const int64_t ax = wrap_axis(name, axis, a.dim());
+  const int64_t ax = wrap_axis(name, axis, a);
   if (ax == a.dim() - 1) return softmax_last(name, a, log);
   return softmax_last(name, a.transpose(ax, -1), log).transpose(ax, -1);
 }

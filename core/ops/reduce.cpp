@@ -22,10 +22,11 @@ Tensor sum_axis_keep(const Tensor& x, int64_t axis) {
   return y;
 }
 
-std::vector<int64_t> normalise_axes(const char* op, const std::vector<int64_t>& axes, int64_t ndim) {
+std::vector<int64_t> normalise_axes(const char* op, const std::vector<int64_t>& axes, const Tensor& t) {
   std::set<int64_t> uniq;
   for (int64_t a : axes)
-    if (!uniq.insert(wrap_axis(op, a, ndim)).second) fail(op, "axis " + std::to_string(a) + " given twice");
+    if (!uniq.insert(wrap_axis(op, a, t)).second)
+      fail(op, "axis " + std::to_string(a) + " given twice for " + t.desc());
   return {uniq.begin(), uniq.end()};
 }
 
@@ -44,7 +45,7 @@ Shape reduced_shape(const Shape& s, const std::vector<int64_t>& axes, bool keepd
 Tensor sum(const Tensor& a, const std::vector<int64_t>& axes_in, bool keepdim) {
   check_cpu("sum", {&a});
   check_float("sum", a, "input");
-  const auto axes = normalise_axes("sum", axes_in, a.dim());
+  const auto axes = normalise_axes("sum", axes_in, a);
   Tensor y = dense(a);
   for (auto it = axes.rbegin(); it != axes.rend(); ++it) y = sum_axis_keep(y, *it);
   if (axes.empty()) y = y.clone();  // no axes: still a fresh tensor, never an alias of a
@@ -61,7 +62,7 @@ Tensor sum(const Tensor& a, const std::vector<int64_t>& axes_in, bool keepdim) {
 
 Tensor mean(const Tensor& a, const std::vector<int64_t>& axes, bool keepdim) {
   int64_t count = 1;
-  for (int64_t ax : normalise_axes("mean", axes, a.dim())) count *= a.shape()[size_t(ax)];
+  for (int64_t ax : normalise_axes("mean", axes, a)) count *= a.shape()[size_t(ax)];
   return mul_scalar(sum(a, axes, keepdim), count > 0 ? 1.f / float(count) : 0.f);
 }
 
@@ -86,7 +87,7 @@ Tensor mean_all(const Tensor& a) {
 Tensor max(const Tensor& a, int64_t axis_in, bool keepdim) {
   check_cpu("max", {&a});
   check_float("max", a, "input");
-  const int64_t axis = wrap_axis("max", axis_in, a.dim());
+  const int64_t axis = wrap_axis("max", axis_in, a);
   if (a.shape()[size_t(axis)] == 0) fail("max", "cannot reduce an empty axis of " + a.desc());
   Tensor x = dense(a);
   const Shape& s = a.shape();

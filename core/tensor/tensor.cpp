@@ -64,9 +64,9 @@ Tensor make_view(const Tensor& src, Shape shape, Strides strides, int64_t offset
   return Tensor(impl);
 }
 
-int64_t wrap_dim(int64_t d, int64_t ndim, const char* op) {
-  const int64_t w = d < 0 ? d + ndim : d;
-  SCION_CHECK(w >= 0 && w < ndim, op, ": dimension ", d, " is out of range for a tensor of rank ", ndim);
+int64_t wrap_dim(int64_t d, const Tensor& t, const char* op) {
+  const int64_t ndim = t.dim(), w = d < 0 ? d + ndim : d;
+  SCION_CHECK(w >= 0 && w < ndim, op, ": dimension ", d, " is out of range for ", t.desc(), " (rank ", ndim, ")");
   return w;
 }
 
@@ -180,7 +180,7 @@ Tensor Tensor::randint(const Shape& shape, uint64_t seed, int64_t lo, int64_t hi
 }
 
 // ---- metadata ---------------------------------------------------------------------------------
-int64_t Tensor::size(int64_t d) const { return shape()[size_t(wrap_dim(d, dim(), "size"))]; }
+int64_t Tensor::size(int64_t d) const { return shape()[size_t(wrap_dim(d, *this, "size"))]; }
 
 bool Tensor::is_contiguous() const {
   int64_t expect = 1;
@@ -262,7 +262,7 @@ Tensor Tensor::permute(const std::vector<int64_t>& order) const {
   Strides strides(order.size());
   std::vector<int64_t> inverse(order.size(), -1);
   for (size_t i = 0; i < order.size(); ++i) {
-    const int64_t d = wrap_dim(order[i], dim(), "permute");
+    const int64_t d = wrap_dim(order[i], *this, "permute");
     SCION_CHECK(inverse[size_t(d)] < 0, "permute: dimension ", d, " appears twice");
     inverse[size_t(d)] = int64_t(i);
     shape[i] = this->shape()[size_t(d)];
@@ -280,12 +280,12 @@ Tensor Tensor::permute(const std::vector<int64_t>& order) const {
 Tensor Tensor::transpose(int64_t a, int64_t b) const {
   std::vector<int64_t> order(static_cast<size_t>(dim()));
   std::iota(order.begin(), order.end(), 0);
-  std::swap(order[size_t(wrap_dim(a, dim(), "transpose"))], order[size_t(wrap_dim(b, dim(), "transpose"))]);
+  std::swap(order[size_t(wrap_dim(a, *this, "transpose"))], order[size_t(wrap_dim(b, *this, "transpose"))]);
   return permute(order);
 }
 
 Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
-  d = wrap_dim(d, dim(), "narrow");
+  d = wrap_dim(d, *this, "narrow");
   SCION_CHECK(start >= 0 && length >= 0 && start + length <= shape()[size_t(d)], "narrow: range [",
               start, ", ", start + length, ") is outside dimension ", d, " of ", desc());
   Shape shape = this->shape();
@@ -313,7 +313,7 @@ Tensor Tensor::unsqueeze(int64_t d) const {
 }
 
 Tensor Tensor::squeeze(int64_t d) const {
-  d = wrap_dim(d, dim(), "squeeze");
+  d = wrap_dim(d, *this, "squeeze");
   SCION_CHECK(shape()[size_t(d)] == 1, "squeeze: dimension ", d, " of ", desc(), " is not 1");
   Shape s = shape();
   s.erase(s.begin() + d);

@@ -7,7 +7,6 @@
 // is still computed by one BLAS call with the same K loop, so results do not depend on the
 // thread count.
 #include <cblas.h>
-#include <tbb/task_arena.h>
 
 #include <algorithm>
 #include <mutex>
@@ -31,6 +30,13 @@ void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const
               int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
 }
 
+// Block edge for splitting n rows or columns into at most ~32 blocks of >= 64 (a multiple of 16).
+int64_t block_of(int64_t n) {
+  int64_t b = (n + 31) / 32;
+  b = (b + 15) / 16 * 16;
+  return b < 64 ? 64 : b;
+}
+
 }  // namespace
 
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
@@ -42,30 +48,30 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const 
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
     return;
   }
-  const int threads = tbb::this_task_arena::max_concurrency();
   const double flops = 2.0 * double(M) * double(N) * double(K);
-  if (threads <= 1 || flops < 4e6) {
+  if (flops < 4e6 || (M < 128 && N < 128)) {
     sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  // Split the longer of M and N into about 2 blocks per thread, multiples of 16.
-  const bool by_rows = M >= N || M >= 256;
-  const int64_t extent = by_rows ? M : N;
-  int64_t block = (extent + 2 * threads - 1) / (2 * threads);
-  block = std::max<int64_t>(32, (block + 15) / 16 * 16);
-  const int64_t blocks = (extent + block - 1) / block;
-  parallel_range(blocks, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t s = b * block, n = std::min(block, extent - s);
-      if (by_rows) {
-        const float* a = ta ? A + s : A + s * lda;
-        sgemm(ta, tb, n, N, K, alpha, a, lda, B, ldb, beta, C + s * ldc, ldc);
-      } else {
-        const float* bp = tb ? B + s * ldb : B + s;
-        sgemm(ta, tb, M, n, K, alpha, A, lda, bp, ldb, beta, C + s, ldc);
+  // Blocks of C whose bounds depend only on the shape, never on the thread count: one
+  // thread or two run the same single-threaded BLAS calls, so the bits are the same.
+  if (M >= N) {  // row blocks of C: rows of op(A)
+    const int64_t mb = block_of(M), blocks = (M + mb - 1) / mb;
+    parallel_range(blocks, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t i0 = b * mb, m = std::min(M, i0 + mb) - i0;
+        sgemm(ta, tb, m, N, K, alpha, ta ? A + i0 : A + i0 * lda, lda, B, ldb, beta, C + i0 * ldc, ldc);
       }
-    }
-  });
+    });
+  } else {  // column blocks of C: columns of op(B)
+    const int64_t nb = block_of(N), blocks = (N + nb - 1) / nb;
+    parallel_range(blocks, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t j0 = b * nb, n = std::min(N, j0 + nb) - j0;
+        sgemm(ta, tb, M, n, K, alpha, A, lda, tb ? B + j0 * ldb : B + j0, ldb, beta, C + j0, ldc);
+      }
+    });
+  }
 }
 
 void gemm_batched(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
