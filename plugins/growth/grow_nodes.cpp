@@ -116,6 +116,15 @@ class Masked final : public Op {
   Params p_;
 };
 
+class Subnets final : public Op {
+ public:
+  explicit Subnets(const Params& p) : s_{p.b("enabled"), p.i("min_layers")} {}
+  void apply(Model& t, const StepContext&) override {
+    on_model(t, "grow.subnets", [&](GptNode& g) { g.set_subnets(s_); }, [&](BertNode& b) { b.set_subnets(s_); });
+  }
+  lm::SubnetSampling s_;
+};
+
 std::vector<ParamSpec> width_params() {
   return {{"width", ParamType::integer, Json(), true, "new hidden width (a multiple of the head size)"},
           {"ffn", ParamType::integer, Json(0), false, "new FFN width (0 = 4 * width)"},
@@ -156,6 +165,13 @@ PluginEntry b2b_entry() {
   return op_entry("grow.bert2bert", "bert2BERT: FPI or AKI width growth, then depth by stacking", params,
                   [](const Params& p, const NodeResolver&) { return std::make_shared<Bert2Bert>(p); });
 }
+PluginEntry subnets_entry() {
+  return op_entry("grow.subnets", "bert2BERT two-stage training: train sampled bottom sub-models (on) / the full model (off)",
+                  {{"enabled", ParamType::boolean, Json(true), false, "sample a prefix depth each step from now on (false: full model)"},
+                   {"min_layers", ParamType::integer, Json(1), false, "smallest prefix depth sampled"}},
+                  [](const Params& p, const NodeResolver&) { return std::make_shared<Subnets>(p); });
+}
+
 PluginEntry masked_entry() {
   return op_entry("grow.masked", "MSG: new FFN units and layers behind masks rising 0 -> 1 (exact at growth)",
                   {{"ffn", ParamType::integer, Json(0), false, "new FFN width (0 = unchanged)"},
@@ -171,9 +187,11 @@ using scion::growth::b2b_entry;
 using scion::growth::deeper_entry;
 using scion::growth::masked_entry;
 using scion::growth::stack_entry;
+using scion::growth::subnets_entry;
 using scion::growth::wider_entry;
 SCION_REGISTER_PLUGIN(wider_entry)
 SCION_REGISTER_PLUGIN(deeper_entry)
 SCION_REGISTER_PLUGIN(stack_entry)
 SCION_REGISTER_PLUGIN(b2b_entry)
 SCION_REGISTER_PLUGIN(masked_entry)
+SCION_REGISTER_PLUGIN(subnets_entry)

@@ -34,7 +34,7 @@ GptModel::GptModel(const GptConfig& c) : cfg_(c) {
                                                                       nn::InitConfig{derive_seed(c.seed, 3), 0.02f}));
 }
 
-Tensor GptModel::hidden(const Tensor& ids, uint64_t dropout_seed) const {
+Tensor GptModel::hidden(const Tensor& ids, uint64_t dropout_seed, int64_t max_layers) const {
   SCION_CHECK(ids.defined() && ids.dim() == 2, "model.gpt: tokens must be [B, T], got ", ids.desc());
   const int64_t T = ids.size(1);
   SCION_CHECK(T <= cfg_.context, "model.gpt: sequence length ", T, " exceeds the context of ", cfg_.context,
@@ -42,7 +42,8 @@ Tensor GptModel::hidden(const Tensor& ids, uint64_t dropout_seed) const {
   Tensor pos = Tensor::arange(T, DType::i64, ids.device());
   Tensor x = ops::add(wte->forward(ids), wpe->forward(pos));
   if (training_ && cfg_.dropout > 0.f) x = ops::dropout(x, cfg_.dropout, derive_seed(dropout_seed, 0));
-  for (size_t i = 0; i < blocks.size(); ++i) x = blocks[i]->forward(x, Tensor(), derive_seed(dropout_seed, 1 + i));
+  const size_t n = max_layers < 0 ? blocks.size() : std::min(blocks.size(), size_t(max_layers));
+  for (size_t i = 0; i < n; ++i) x = blocks[i]->forward(x, Tensor(), derive_seed(dropout_seed, 1 + i));
   return ln_f->forward(x);
 }
 

@@ -25,8 +25,9 @@ struct GptConfig {
 class GptModel : public nn::Module {
  public:
   explicit GptModel(const GptConfig& cfg);
-  // ids [B, T] (i64/i32) -> final hidden states [B, T, C] (after ln_f)
-  Tensor hidden(const Tensor& ids, uint64_t dropout_seed = 0) const;
+  // ids [B, T] (i64/i32) -> final hidden states [B, T, C] (after ln_f). `max_layers` >= 0
+  // runs only the bottom blocks (a prefix sub-model sharing embeddings and head).
+  Tensor hidden(const Tensor& ids, uint64_t dropout_seed = 0, int64_t max_layers = -1) const;
   // ids [B, T] -> logits [B, T, V]
   Tensor forward(const Tensor& ids, uint64_t dropout_seed = 0) const;
   Tensor logits_from_hidden(const Tensor& h) const;

@@ -7,8 +7,23 @@
 #include "bert_model.h"
 #include "gpt_model.h"
 #include "scion/plugin.h"
+#include "scion/random.h"
+
+#include <algorithm>
 
 namespace scion::lm {
+
+// bert2BERT's first training stage: while enabled, each training step runs a bottom prefix
+// of the layers, its depth drawn uniformly from [min_layers, layers] (seeded by the step);
+// the prefixes share the embeddings and the output head. Evaluation runs the full model.
+struct SubnetSampling {
+  bool enabled = false;
+  int64_t min_layers = 1;
+  int64_t depth(int64_t layers, uint64_t seed, int64_t step) const {
+    const int64_t lo = std::clamp<int64_t>(min_layers, 1, layers);
+    return lo + int64_t(random_bits(derive_seed(seed, 0x5b0), uint64_t(step)) % uint64_t(layers - lo + 1));
+  }
+};
 
 class GptNode final : public Model {
  public:
@@ -28,8 +43,10 @@ class GptNode final : public Model {
     int64_t old_ffn = 0, old_layers = 0, ramp_steps = 0;  // ramp_steps 0 = no masks
   };
   void set_mask_ramp(MaskRamp r) { masked_ = r; }
+  void set_subnets(SubnetSampling s) { subnets_ = s; }
 
  private:
+  SubnetSampling subnets_;
   std::unique_ptr<GptModel> model_;
   MaskRamp masked_;
   bool frozen_ = false;
@@ -45,8 +62,10 @@ class BertNode final : public Model {
   Json config() const override;
   BertModel& bert() { return *model_; }
   void replace(std::unique_ptr<BertModel> m) { model_ = std::move(m); }
+  void set_subnets(SubnetSampling s) { subnets_ = s; }
 
  private:
+  SubnetSampling subnets_;
   std::unique_ptr<BertModel> model_;
   bool frozen_ = false;
   uint64_t seed_ = 0;

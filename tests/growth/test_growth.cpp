@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "growth.h"
+#include "lm_nodes.h"
 #include "scion/ops.h"
 
 using namespace scion;
@@ -233,4 +234,34 @@ TEST(Growth, MaskedGrowthPreservesWhateverTheNewWeightsAre) {
   EXPECT_FALSE(g.model->blocks[0]->mlp->unit_mask.defined());
   o.layers = 2;
   EXPECT_THROW(growth::grow_masked(src, o), Error);
+}
+
+TEST(Growth, PrefixSubModelsShareEmbeddingsAndHead) {
+  // bert2BERT's first stage trains bottom prefixes: hidden(ids, seed, d) is the model cut
+  // after d blocks, with the same final LayerNorm and head.
+  lm::GptModel m(gpt_cfg());
+  scramble(m, 90);
+  auto cut = growth::deepen(m, {0, 1});  // the same model with only its two bottom blocks
+  Tensor ids = gpt_ids();
+  EXPECT_LT(rel_err(m.logits_from_hidden(m.hidden(ids, 0, 2)), cut->forward(ids)), 1e-6);
+  EXPECT_LT(rel_err(m.logits_from_hidden(m.hidden(ids, 0, -1)), m.forward(ids)), 1e-7);
+  lm::BertConfig bc = bert_cfg();
+  lm::BertModel b(bc);
+  scramble(b, 91);
+  auto bcut = growth::deepen(b, {0});
+  EXPECT_LT(rel_err(b.mlm_logits(b.hidden(ids.narrow(1, 0, 9), Tensor(), Tensor(), 0, 1)), bcut->forward(ids.narrow(1, 0, 9))),
+            1e-6);
+}
+
+TEST(Growth, SubnetDepthsAreSeededAndCoverTheRange) {
+  lm::SubnetSampling s{true, 2};
+  std::vector<int> seen(7, 0);
+  for (int64_t step = 0; step < 400; ++step) {
+    const int64_t d = s.depth(6, 17, step);
+    ASSERT_GE(d, 2);
+    ASSERT_LE(d, 6);
+    ++seen[size_t(d)];
+    EXPECT_EQ(d, s.depth(6, 17, step));  // a pure function of (seed, step): resumable
+  }
+  for (int d = 2; d <= 6; ++d) EXPECT_GT(seen[size_t(d)], 50) << d;
 }

@@ -143,7 +143,7 @@ losses = ["lm"]
 TEST(Graphs, GrowthGraphChangesTheModelBetweenStages) {
   const fs::path d = temp("grow");
   const Result r = sh("run graphs/grow_bert2bert.toml --plain --out " + d.string() +
-                      " --set stages.0.steps=4 --set stages.1.steps=4");
+                      " --set stages.0.steps=4 --set stages.1.steps=4 --set stages.2.steps=4");
   ASSERT_EQ(r.rc, 0) << r.out;
   auto w = safetensors::load((d / "bert.safetensors").string());
   bool found = false;
