@@ -27,8 +27,7 @@ struct AdamBatch {
 __global__ void adamw_kernel(AdamBatch b, float lr, float beta1, float beta2, float eps, float step_size,
                              float inv_sqrt_bc2, const float* grad_scale) {
   // Which tensor this block belongs to: a short linear scan of the block prefix sums.
-  int t = 0;
-  while (t + 1 < b.count && int64_t(blockIdx.x) >= b.block_start[t + 1]) ++t;
+  const int t = launch::adam_tensor_of_block(b.block_start, b.count, int64_t(blockIdx.x));
   const int64_t chunk = int64_t(blockIdx.x) - b.block_start[t];
   const int64_t i0 = chunk * launch::kAdamChunk;
   const int64_t i1 = i0 + launch::kAdamChunk < b.n[t] ? i0 + launch::kAdamChunk : b.n[t];

@@ -98,6 +98,15 @@ inline std::vector<int> adam_launches(const std::vector<int64_t>& sizes, int per
   first.push_back(int(sizes.size()));
   return first;
 }
+// Inside a launch: the tensor that block `block` works on, given the launch's block_start array
+// (count entries plus the total as a sentinel). A linear scan: at most kAdamTensorsPerLaunch
+// entries, and empty tensors (equal starts) are skipped. Used by the kernel itself (constexpr
+// functions are callable from device code under --expt-relaxed-constexpr).
+constexpr int adam_tensor_of_block(const int64_t* block_start, int count, int64_t block) {
+  int t = 0;
+  while (t + 1 < count && block >= block_start[t + 1]) ++t;
+  return t;
+}
 
 // Rows handled per block for the row-wise kernels (softmax, layernorm, cross-entropy): one block
 // per row with a thread count fitted to the row length (a multiple of 32, at most 1024), so short
