@@ -1,0 +1,295 @@
+// Row-wise softmax family and fused softmax cross-entropy (hard and soft targets). One block per
+// row; the first pass keeps an online (max, sum-of-exp) pair per thread, so the row is read once
+// for both, and probabilities are recomputed from the saved log-sum-exp instead of stored.
+#include "cuda/common.cuh"
+
+namespace scion::cuda {
+namespace {
+using namespace detail;
+
+template <class T>
+__device__ __forceinline__ MaxSum row_maxsum(const T* x, int64_t n, float inv_t, float* sh) {
+  MaxSum a{-INFINITY, 0.f};
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) a = maxsum_add(a, ld(x, i) * inv_t);
+  return block_maxsum(a, sh);
+}
+
+// ---- softmax / log-softmax --------------------------------------------------------------------------
+template <class T>
+__global__ void softmax_kernel(const T* x, T* y, int64_t n, bool log) {
+  __shared__ float sh[64];
+  const T* xr = x + blockIdx.x * n;
+  T* yr = y + blockIdx.x * n;
+  MaxSum a = row_maxsum(xr, n, 1.f, sh);
+  // A fully masked row (all -inf): the CPU's formula with max 0 and sum 0, kept for parity.
+  if (a.m == -INFINITY) a = {0.f, 0.f};
+  if (log) {
+    const float lse = a.m + logf(a.s);
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) st(yr, i, ld(xr, i) - lse);
+  } else {
+    const float inv = 1.f / a.s;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) st(yr, i, __expf(ld(xr, i) - a.m) * inv);
+  }
+}
+template <class T>
+__global__ void softmax_bwd_kernel(const T* y, const T* gy, T* gx, int64_t n, bool log) {
+  __shared__ float sh[32];
+  const T* yr = y + blockIdx.x * n;
+  const T* gr = gy + blockIdx.x * n;
+  T* out = gx + blockIdx.x * n;
+  float dot = 0.f;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) dot += log ? ld(gr, i) : ld(gr, i) * ld(yr, i);
+  dot = block_sum(dot, sh);
+  if (log)
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) st(out, i, ld(gr, i) - __expf(ld(yr, i)) * dot);
+  else
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) st(out, i, ld(yr, i) * (ld(gr, i) - dot));
+}
+
+// ---- hard-target cross-entropy --------------------------------------------------------------------------
+// Counted rows and the first bad target, in one block with fixed-shape (integer) reductions.
+__global__ void ce_targets_kernel(const int64_t* targets, int64_t rows, int64_t V, int64_t ignore,
+                                  int64_t* count, int64_t* bad_row) {
+  __shared__ long long sh[32];
+  long long c = 0, bad = LLONG_MAX;
+  for (int64_t r = threadIdx.x; r < rows; r += blockDim.x) {
+    const int64_t t = targets[r];
+    if (t == ignore) continue;
+    if (t < 0 || t >= V) bad = bad < r ? bad : r;
+    else ++c;
+  }
+  c = block_sum(c, sh);
+  // min by the same butterfly shape
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const long long u = __shfl_xor_sync(0xffffffffu, bad, o);
+    bad = u < bad ? u : bad;
+  }
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) sh[warp] = bad;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    long long m = LLONG_MAX;
+    for (int w = 0; w < int(blockDim.x >> 5); ++w) m = sh[w] < m ? sh[w] : m;
+    *count = c;
+    *bad_row = m == LLONG_MAX ? -1 : m;
+  }
+}
+
+__device__ __forceinline__ bool counted(int64_t t, int64_t V, int64_t ignore) {
+  return t != ignore && t >= 0 && t < V;
+}
+
+template <class T>
+__global__ void ce_forward_kernel(const T* logits, const int64_t* targets, int64_t V, int64_t ignore,
+                                  float* loss_rows, float* lse) {
+  __shared__ float sh[64];
+  const int64_t r = blockIdx.x;
+  const T* x = logits + r * V;
+  const MaxSum a = row_maxsum(x, V, 1.f, sh);
+  if (threadIdx.x == 0) {
+    const float l = a.m + logf(a.s);
+    lse[r] = l;
+    const int64_t t = targets[r];
+    loss_rows[r] = counted(t, V, ignore) ? l - ld(x, t) : 0.f;
+  }
+}
+template <class T>
+__global__ void ce_backward_kernel(const T* logits, const int64_t* targets, const float* lse, int64_t V,
+                                   int64_t ignore, float scale, T* g) {
+  const int64_t r = blockIdx.x;
+  const T* x = logits + r * V;
+  T* gr = g + r * V;
+  const int64_t t = targets[r];
+  if (!counted(t, V, ignore)) {
+    for (int64_t i = threadIdx.x; i < V; i += blockDim.x) st(gr, i, 0.f);
+    return;
+  }
+  const float l = lse[r];
+  for (int64_t i = threadIdx.x; i < V; i += blockDim.x)
+    st(gr, i, scale * __expf(ld(x, i) - l) - (i == t ? scale : 0.f));
+}
+// Forward + backward: the gradient pass is the only write of the probabilities.
+template <class T>
+__global__ void ce_fused_kernel(const T* logits, const int64_t* targets, int64_t V, int64_t ignore,
+                                float scale, float* loss_rows, float* lse, T* g) {
+  __shared__ float sh[64];
+  __shared__ float target_logit;
+  const int64_t r = blockIdx.x;
+  const T* x = logits + r * V;
+  T* gr = g + r * V;
+  const int64_t t = targets[r];
+  const bool on = counted(t, V, ignore);
+  const MaxSum a = row_maxsum(x, V, 1.f, sh);
+  const float l = a.m + logf(a.s);
+  // Read the target logit before the gradient pass may overwrite it (g may alias logits).
+  if (threadIdx.x == 0) target_logit = on ? ld(x, t) : 0.f;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    lse[r] = l;
+    loss_rows[r] = on ? l - target_logit : 0.f;
+  }
+  for (int64_t i = threadIdx.x; i < V; i += blockDim.x)
+    st(gr, i, on ? scale * __expf(ld(x, i) - l) - (i == t ? scale : 0.f) : 0.f);
+}
+
+// ---- soft targets at temperature -----------------------------------------------------------------------
+__global__ void soft_ce_forward_kernel(const float* x, const float* t, const uint8_t* mask, int64_t V,
+                                       float inv_t, bool kl, float* loss_rows, float* lse_x, float* lse_t) {
+  __shared__ float sh[64];
+  __shared__ double shd[32];
+  const int64_t r = blockIdx.x;
+  const float* xr = x + r * V;
+  const float* tr = t + r * V;
+  const MaxSum ax = row_maxsum(xr, V, inv_t, sh);
+  const MaxSum at = row_maxsum(tr, V, inv_t, sh);
+  const float lx = ax.m + logf(ax.s), lt = at.m + logf(at.s);
+  if (threadIdx.x == 0) {
+    lse_x[r] = lx;
+    lse_t[r] = lt;
+  }
+  if (mask && !mask[r]) {
+    if (threadIdx.x == 0) loss_rows[r] = 0.f;
+    return;
+  }
+  double acc = 0.0;  // f64 like the CPU: many small terms of both signs
+  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
+    const float logp = tr[i] * inv_t - lt;
+    const float logq = xr[i] * inv_t - lx;
+    const float p = __expf(logp);
+    acc += kl ? double(p) * (logp - logq) : -double(p) * logq;
+  }
+  acc = block_sum(acc, shd);
+  if (threadIdx.x == 0) loss_rows[r] = float(acc);
+}
+__global__ void soft_ce_backward_kernel(const float* x, const float* t, const uint8_t* mask,
+                                        const float* lse_x, const float* lse_t, const float* loss_rows,
+                                        int64_t V, float inv_t, bool kl, float c, float* gx, float* gt) {
+  const int64_t r = blockIdx.x;
+  float* gxr = gx ? gx + r * V : nullptr;
+  float* gtr = gt ? gt + r * V : nullptr;
+  if (mask && !mask[r]) {
+    for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
+      if (gxr) gxr[i] = 0.f;
+      if (gtr) gtr[i] = 0.f;
+    }
+    return;
+  }
+  const float* xr = x + r * V;
+  const float* tr = t + r * V;
+  const float lx = lse_x[r], lt = lse_t[r], val = loss_rows[r];
+  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
+    const float logp = tr[i] * inv_t - lt;
+    const float logq = xr[i] * inv_t - lx;
+    const float p = __expf(logp), q = __expf(logq);
+    if (gxr) gxr[i] = c * (q - p);
+    if (gtr) gtr[i] = c * p * ((kl ? logp - logq : -logq) - val);
+  }
+}
+
+unsigned rows_grid(int64_t rows, const char* what) {
+  if (rows > 0x7fffffff) throw std::invalid_argument(std::string(what) + ": too many rows");
+  return unsigned(rows);
+}
+
+template <class T>
+void ce_forward_any(const T* logits, const int64_t* targets, int64_t rows, int64_t V, int64_t ignore,
+                    float* loss_rows, float* lse, int64_t* count, int64_t* bad_row, cudaStream_t s) {
+  ce_targets_kernel<<<1, 1024, 0, s>>>(targets, rows, V, ignore, count, bad_row);
+  if (rows > 0)
+    ce_forward_kernel<<<rows_grid(rows, "cuda::cross_entropy_forward"), launch::row_threads(V), 0, s>>>(
+        logits, targets, V, ignore, loss_rows, lse);
+  check_launch("cuda::cross_entropy_forward");
+}
+template <class T>
+void ce_backward_any(const T* logits, const int64_t* targets, const float* lse, int64_t rows, int64_t V,
+                     int64_t ignore, float scale, T* g, cudaStream_t s) {
+  if (rows == 0) return;
+  ce_backward_kernel<<<rows_grid(rows, "cuda::cross_entropy_backward"), launch::row_threads(V), 0, s>>>(
+      logits, targets, lse, V, ignore, scale, g);
+  check_launch("cuda::cross_entropy_backward");
+}
+template <class T>
+void ce_fused_any(const T* logits, const int64_t* targets, int64_t rows, int64_t V, int64_t ignore,
+                  float scale, float* loss_rows, float* lse, T* g, cudaStream_t s) {
+  if (rows == 0) return;
+  ce_fused_kernel<<<rows_grid(rows, "cuda::cross_entropy_forward_backward"), launch::row_threads(V), 0, s>>>(
+      logits, targets, V, ignore, scale, loss_rows, lse, g);
+  check_launch("cuda::cross_entropy_forward_backward");
+}
+
+}  // namespace
+
+void softmax_rows(const float* x, float* y, int64_t rows, int64_t n, bool log, void* stream) {
+  if (rows == 0 || n == 0) return;
+  softmax_kernel<<<rows_grid(rows, "cuda::softmax_rows"), launch::row_threads(n), 0, as_stream(stream)>>>(x, y, n, log);
+  check_launch("cuda::softmax_rows");
+}
+void softmax_rows_bf16(const uint16_t* x, uint16_t* y, int64_t rows, int64_t n, bool log, void* stream) {
+  if (rows == 0 || n == 0) return;
+  softmax_kernel<<<rows_grid(rows, "cuda::softmax_rows"), launch::row_threads(n), 0, as_stream(stream)>>>(x, y, n, log);
+  check_launch("cuda::softmax_rows_bf16");
+}
+void softmax_rows_backward(const float* y, const float* gy, float* gx, int64_t rows, int64_t n, bool log,
+                           void* stream) {
+  if (rows == 0 || n == 0) return;
+  softmax_bwd_kernel<<<rows_grid(rows, "cuda::softmax_rows_backward"), launch::row_threads(n), 0,
+                       as_stream(stream)>>>(y, gy, gx, n, log);
+  check_launch("cuda::softmax_rows_backward");
+}
+void softmax_rows_backward_bf16(const uint16_t* y, const uint16_t* gy, uint16_t* gx, int64_t rows, int64_t n,
+                                bool log, void* stream) {
+  if (rows == 0 || n == 0) return;
+  softmax_bwd_kernel<<<rows_grid(rows, "cuda::softmax_rows_backward"), launch::row_threads(n), 0,
+                       as_stream(stream)>>>(y, gy, gx, n, log);
+  check_launch("cuda::softmax_rows_backward_bf16");
+}
+
+void cross_entropy_forward(const float* logits, const int64_t* targets, int64_t rows, int64_t V,
+                           int64_t ignore_index, float* loss_rows, float* lse, int64_t* count,
+                           int64_t* bad_row, void* stream) {
+  ce_forward_any(logits, targets, rows, V, ignore_index, loss_rows, lse, count, bad_row, as_stream(stream));
+}
+void cross_entropy_forward_bf16(const uint16_t* logits, const int64_t* targets, int64_t rows, int64_t V,
+                                int64_t ignore_index, float* loss_rows, float* lse, int64_t* count,
+                                int64_t* bad_row, void* stream) {
+  ce_forward_any(logits, targets, rows, V, ignore_index, loss_rows, lse, count, bad_row, as_stream(stream));
+}
+void cross_entropy_backward(const float* logits, const int64_t* targets, const float* lse, int64_t rows,
+                            int64_t V, int64_t ignore_index, float scale, float* g, void* stream) {
+  ce_backward_any(logits, targets, lse, rows, V, ignore_index, scale, g, as_stream(stream));
+}
+void cross_entropy_backward_bf16(const uint16_t* logits, const int64_t* targets, const float* lse, int64_t rows,
+                                 int64_t V, int64_t ignore_index, float scale, uint16_t* g, void* stream) {
+  ce_backward_any(logits, targets, lse, rows, V, ignore_index, scale, g, as_stream(stream));
+}
+void cross_entropy_forward_backward(const float* logits, const int64_t* targets, int64_t rows, int64_t V,
+                                    int64_t ignore_index, float scale, float* loss_rows, float* lse, float* g,
+                                    void* stream) {
+  ce_fused_any(logits, targets, rows, V, ignore_index, scale, loss_rows, lse, g, as_stream(stream));
+}
+void cross_entropy_forward_backward_bf16(const uint16_t* logits, const int64_t* targets, int64_t rows,
+                                         int64_t V, int64_t ignore_index, float scale, float* loss_rows,
+                                         float* lse, uint16_t* g, void* stream) {
+  ce_fused_any(logits, targets, rows, V, ignore_index, scale, loss_rows, lse, g, as_stream(stream));
+}
+
+void soft_cross_entropy_forward(const float* x, const float* t, const uint8_t* mask, int64_t rows, int64_t V,
+                                float T, bool kl, float* loss_rows, float* lse_x, float* lse_t, void* stream) {
+  if (rows == 0) return;
+  soft_ce_forward_kernel<<<rows_grid(rows, "cuda::soft_cross_entropy_forward"), launch::row_threads(V), 0,
+                           as_stream(stream)>>>(x, t, mask, V, 1.f / T, kl, loss_rows, lse_x, lse_t);
+  check_launch("cuda::soft_cross_entropy_forward");
+}
+void soft_cross_entropy_backward(const float* x, const float* t, const uint8_t* mask, const float* lse_x,
+                                 const float* lse_t, const float* loss_rows, int64_t rows, int64_t V, float T,
+                                 bool kl, float scale, float* gx, float* gt, void* stream) {
+  if (rows == 0) return;
+  const float inv_t = 1.f / T;
+  soft_ce_backward_kernel<<<rows_grid(rows, "cuda::soft_cross_entropy_backward"), launch::row_threads(V), 0,
+                            as_stream(stream)>>>(x, t, mask, lse_x, lse_t, loss_rows, V, inv_t, kl,
+                                                 scale * inv_t, gx, gt);
+  check_launch("cuda::soft_cross_entropy_backward");
+}
+
+}  // namespace scion::cuda
