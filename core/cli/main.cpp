@@ -44,7 +44,11 @@ struct NoNodes : NodeResolver {
 
 PluginRegistry load_registry(const std::vector<std::string>& extra, bool quiet = false) {
   PluginRegistry reg;
+#ifdef SCION_PLUGIN_BUILD_DIR
+  reg.scan(plugin_search_path(extra, SCION_PLUGIN_BUILD_DIR));
+#else
   reg.scan(plugin_search_path(extra));
+#endif
   if (!quiet)
     for (const auto& p : reg.problems()) std::cerr << "warning: " << p << "\n";
   return reg;

@@ -2,6 +2,7 @@
 
 #include <boost/dll/shared_library.hpp>
 #include <boost/dll/runtime_symbol_info.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
@@ -87,11 +88,9 @@ std::shared_ptr<Plugin> PluginRegistry::create(const std::string& name, const Pa
   });
 }
 
-std::vector<std::string> plugin_search_path(const std::vector<std::string>& extra) {
+std::vector<std::string> plugin_search_path(const std::vector<std::string>& extra, const std::string& build_dir) {
   std::vector<std::string> dirs;
-#ifdef SCION_PLUGIN_BUILD_DIR
-  dirs.push_back(SCION_PLUGIN_BUILD_DIR);
-#endif
+  if (!build_dir.empty()) dirs.push_back(build_dir);
   // Installed layout: <prefix>/bin/scion and <prefix>/lib/scion/plugins.
   const fs::path exe = boost::dll::program_location().string();
   dirs.push_back((exe.parent_path().parent_path() / "plugins").string());

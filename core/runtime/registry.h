@@ -41,8 +41,10 @@ class PluginRegistry {
   std::vector<std::string> problems_;
 };
 
-// The folders searched, in order: the build's plugin folder (or the one next to the
-// executable), each folder of $SCION_PLUGIN_PATH, then `extra` (--plugin-dir).
-std::vector<std::string> plugin_search_path(const std::vector<std::string>& extra);
+// The folders searched, in order: `build_dir` (the build tree's plugin folder, which the
+// `scion` executable knows from CMake; empty for none), the folders next to the executable
+// (<prefix>/plugins, <prefix>/lib/scion/plugins), each folder of $SCION_PLUGIN_PATH, then
+// `extra` (--plugin-dir). Each folder appears once.
+std::vector<std::string> plugin_search_path(const std::vector<std::string>& extra, const std::string& build_dir = "");
 
 }  // namespace scion::runtime

@@ -47,6 +47,21 @@ TEST(Loader, RefusesAnotherAbiVersion) {
   EXPECT_NE(e.find("rebuild"), std::string::npos) << e;
 }
 
+TEST(Loader, RefusesAnotherBuildFingerprint) {
+  PluginRegistry reg;
+  const std::string path = kTp + "/bad_fingerprint/libscion_bad_fingerprint.so";
+  const std::string e = error_of(reg, path);
+  EXPECT_NE(e.find(path), std::string::npos) << e;
+  EXPECT_NE(e.find("cuda-99"), std::string::npos) << e;
+  EXPECT_NE(e.find(SCION_BUILD_FINGERPRINT), std::string::npos) << e;  // the host's, for comparison
+}
+
+TEST(Loader, TheFingerprintNamesCompilerStdlibAndCuda) {
+  const std::string f = SCION_BUILD_FINGERPRINT;
+  EXPECT_NE(f.find("libstdc++"), std::string::npos) << f;
+  EXPECT_NE(f.find(";cuda-"), std::string::npos) << f;
+}
+
 TEST(Loader, RefusesALibraryWithoutEntryPoint) {
   PluginRegistry reg;
   const std::string path = kTp + "/no_entry/libscion_no_entry.so";

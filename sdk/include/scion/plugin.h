@@ -204,7 +204,20 @@ constexpr uint32_t kPluginMagic = 0x5c10b1u;
 #else
 #define SCION_STDLIB_TAG "other-stdlib"
 #endif
-#define SCION_BUILD_FINGERPRINT "gcc-" SCION_STR(__GNUC__) ";" SCION_STDLIB_TAG
+#if defined(__clang__)
+#define SCION_COMPILER_TAG "clang-" SCION_STR(__clang_major__)
+#elif defined(__GNUC__)
+#define SCION_COMPILER_TAG "gcc-" SCION_STR(__GNUC__)
+#else
+#define SCION_COMPILER_TAG "other-compiler"
+#endif
+// SCION_CUDA_MAJOR comes with the scion_core target (CMake): the CUDA major of the Scion
+// build a plugin was compiled against, 0 without CUDA.
+#ifndef SCION_CUDA_MAJOR
+#define SCION_CUDA_MAJOR 0
+#endif
+// What must agree between a plugin and the host for C++ objects to cross between them.
+#define SCION_BUILD_FINGERPRINT SCION_COMPILER_TAG ";" SCION_STDLIB_TAG ";cuda-" SCION_STR(SCION_CUDA_MAJOR)
 
 // Registers one plugin in the library being built: SCION_REGISTER_PLUGIN(fn) where fn()
 // returns a scion::PluginEntry.
