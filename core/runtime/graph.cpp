@@ -1,11 +1,14 @@
 #include "runtime/graph.h"
 
+#include "runtime/port_type.h"
+
 #include <glob.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <toml++/toml.h>
@@ -185,6 +188,33 @@ class Validator {
       if (!p.default_value.is_null()) insert_toml(t, p.name, p.default_value);
     }
     return out;
+  }
+
+  // Core keys of stages read with their type checked: a value of the wrong type or out of
+  // range is an error at the value's position, never silently replaced by the default.
+  int64_t integer(const toml::table& t, const char* key, int64_t def, int64_t min, const std::string& where) {
+    const toml::node* n = t.get(key);
+    if (!n) return def;
+    if (!n->is_integer()) {
+      error(pos(*n), "'" + std::string(key) + "' in " + where + " must be an integer, got " + toml_type(*n));
+      return def;
+    }
+    const int64_t x = n->as_integer()->get();
+    if (x < min) {
+      error(pos(*n), "'" + std::string(key) + "' in " + where + " must be at least " + std::to_string(min) + ", got " +
+                         std::to_string(x));
+      return def;
+    }
+    return x;
+  }
+  std::string string(const toml::table& t, const char* key, const std::string& def, const std::string& where) {
+    const toml::node* n = t.get(key);
+    if (!n) return def;
+    if (!n->is_string()) {
+      error(pos(*n), "'" + std::string(key) + "' in " + where + " must be a string, got " + toml_type(*n));
+      return def;
+    }
+    return n->as_string()->get();
   }
 
   std::string file_;
@@ -380,6 +410,20 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
   }
 
   // ---- edges: dangling references, port names and types ----
+  // Edges whose ends exist and whose type names agree; their dtypes and shapes are checked
+  // once the dependency order is known.
+  struct Edge {
+    std::string dst, port, src_node, src_port;
+    PortType in, out;
+  };
+  std::vector<Edge> edges;
+  auto port_type = [&](const NodeSpec& n, const PortSpec& p) -> std::optional<PortType> {
+    auto t = parse_port_type(p.type);
+    if (!t)
+      v.error(n.pos, "plugin '" + n.plugin + "' declares port '" + p.name + "' with a malformed type '" + p.type + "'",
+              "a port type is name or name:dtype[dims], e.g. logits:f32[B,T,{vocab}] (a bug of the plugin)");
+    return t;
+  };
   auto ref_pos = [&](const std::string& node, const std::string& key) {
     auto t = (*nodes_tbl)[node].as_table();
     auto n = t ? t->get(key) : nullptr;
@@ -409,10 +453,14 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
       }
       const auto& ins = n.info->entry.inputs;
       auto ip = std::find_if(ins.begin(), ins.end(), [&](const PortSpec& p) { return p.name == port; });
-      if (ip->type != "any" && op->type != ip->type)
+      const auto in_t = port_type(n, *ip), out_t = port_type(it->second, *op);
+      if (!in_t || !out_t) continue;
+      if (in_t->name != "any" && out_t->name != "any" && in_t->name != out_t->name)
         v.error(ref_pos(name, port), "port types differ: '" + src + "' is " + op->type + " but input '" + port +
                                          "' of node '" + name + "' takes " + ip->type,
-                "connect an output of type " + ip->type);
+                "connect an output of type " + in_t->name);
+      else
+        edges.push_back({name, port, src_node, src_port, *in_t, *out_t});
     }
     for (const auto& [key, target] : n.refs) {
       if (!specs.count(target) && !broken.count(target)) {
@@ -451,6 +499,75 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
     if (!state[n]) visit(n, path);
   }
 
+  // ---- dtypes and shapes, in dependency order: a symbol bound by a node's inputs ("B")
+  // sizes its outputs too ----
+  std::map<std::string, std::map<std::string, std::pair<int64_t, std::string>>> bound;  // node -> symbol -> size, from
+  auto param_dim = [&](const std::string& node, const std::string& dim) -> std::optional<int64_t> {
+    const Json& p = specs.at(node).params;
+    const std::string key = dim.substr(1, dim.size() - 2);
+    if (p.is_object() && p.contains(key) && p.at(key).is_number()) return int64_t(p.at(key).as_number());
+    return std::nullopt;
+  };
+  auto resolve = [&](const std::string& node, const std::string& dim) -> std::optional<int64_t> {
+    switch (dim_kind(dim)) {
+      case DimKind::number: return std::stoll(dim);
+      case DimKind::param: return param_dim(node, dim);
+      case DimKind::symbol: {
+        auto it = bound[node].find(dim);
+        if (it != bound[node].end()) return it->second.first;
+        return std::nullopt;
+      }
+      case DimKind::any: break;
+    }
+    return std::nullopt;
+  };
+  for (const std::string& name : order) {
+    for (const Edge& e : edges) {
+      if (e.dst != name) continue;
+      const std::string src = e.src_node + "." + e.src_port;
+      const std::string what = "'" + src + "' into input '" + e.port + "' of node '" + name + "'";
+      const SourcePos at = ref_pos(name, e.port);
+      if (!e.in.dtype.empty() && !e.out.dtype.empty() && e.in.dtype != e.out.dtype) {
+        v.error(at, "dtypes differ: " + what + ": " + e.out.dtype + " given, " + e.in.dtype + " taken",
+                "connect an output of dtype " + e.in.dtype);
+        continue;
+      }
+      if (!e.in.shaped || !e.out.shaped) continue;
+      if (e.in.dims.size() != e.out.dims.size()) {
+        v.error(at, "ranks differ: " + what + ": " + std::to_string(e.out.dims.size()) + " dimensions given, " +
+                        std::to_string(e.in.dims.size()) + " taken",
+                "'" + src + "' is " + e.out.name + "[" + Validator::join(e.out.dims) + "]");
+        continue;
+      }
+      for (size_t i = 0; i < e.in.dims.size(); ++i) {
+        const auto given = resolve(e.src_node, e.out.dims[i]);
+        if (!given) continue;
+        const std::string& d = e.in.dims[i];
+        std::optional<int64_t> want;
+        std::string why;
+        switch (dim_kind(d)) {
+          case DimKind::number: want = std::stoll(d), why = "the input's fixed size"; break;
+          case DimKind::param:
+            want = param_dim(name, d);
+            why = "parameter '" + d.substr(1, d.size() - 2) + "' of node '" + name + "'";
+            break;
+          case DimKind::symbol: {
+            auto [it, fresh] = bound[name].emplace(d, std::make_pair(*given, src));
+            if (!fresh) want = it->second.first, why = "'" + it->second.second + "' (both are " + d + ")";
+            break;
+          }
+          case DimKind::any: break;
+        }
+        if (want && *want != *given) {
+          v.error(at, "shapes differ: " + what + ": dimension " + std::to_string(i) + " is " + std::to_string(*given) +
+                          " but " + std::to_string(*want) + " is needed",
+                  "the " + std::to_string(*want) + " comes from " + why);
+          break;
+        }
+      }
+    }
+  }
+
   // ---- [[stages]] ----
   auto stages = root["stages"].as_array();
   if (!stages || stages->empty()) {
@@ -469,10 +586,10 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
                                              "checkpoint", "ops", "data", "log_every"};
       for (auto&& [k, val] : *t)
         if (std::find(keys.begin(), keys.end(), std::string(k.str())) == keys.end()) v.unknown_key(k, where, keys);
-      s.name = (*t)["name"].value_or<std::string>("stage" + std::to_string(si));
+      s.name = v.string(*t, "name", "stage" + std::to_string(si), where);
       if (auto st = t->get("steps"); st && st->is_integer() && st->as_integer()->get() > 0) s.steps = st->as_integer()->get();
       else v.error(st ? v.pos(*st) : v.pos(*t), where + " needs steps = <positive integer>");
-      s.log_every = (*t)["log_every"].value_or<int64_t>(1);
+      s.log_every = v.integer(*t, "log_every", 1, 1, where);
       auto node_list = [&](const char* key, PluginKind kind, std::vector<std::string>& out) {
         auto n = t->get(key);
         if (!n) return;
@@ -507,7 +624,7 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
         if (specs.at(m).frozen)
           v.error(v.pos(*t->get("train")), "node '" + m + "' is frozen and cannot be trained in " + where);
       if (auto l = t->get("losses")) {
-        if (auto a = l->as_array()) {
+        if (l->is_array()) {
           std::vector<std::string> names;
           node_list("losses", PluginKind::loss, names);
           for (auto& n : names) s.losses.push_back({n, 1.0});
@@ -533,7 +650,7 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
       if (!t->get("optimizer") && t->get("train")) t->insert("optimizer", toml::table{});
       if (auto o = t->get("optimizer")) {
         if (auto ot = o->as_table()) {
-          s.optimizer = (*ot)["plugin"].value_or<std::string>("optim.adamw");
+          s.optimizer = v.string(*ot, "plugin", "optim.adamw", "the optimizer of " + where);
           s.optimizer_info = reg.find(s.optimizer);
           if (!s.optimizer_info || s.optimizer_info->entry.kind != PluginKind::optimizer) {
             const std::string guess = did_you_mean(s.optimizer, reg.names());
@@ -569,8 +686,9 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
       }
       if (auto e = t->get("eval")) {
         if (auto et = e->as_table()) {
-          s.eval_every = (*et)["every"].value_or<int64_t>(0);
-          std::vector<std::string> ev;
+          s.eval_every = v.integer(*et, "every", 0, 0, "eval of " + where);
+          if (auto ev = et->get("evaluators"); ev && !ev->is_array())
+            v.error(v.pos(*ev), "'evaluators' in eval of " + where + " must be an array of evaluator nodes");
           if (auto a = (*et)["evaluators"].as_array()) {
             for (auto& x : *a) {
               auto name = x.value<std::string>();
@@ -589,7 +707,7 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
       }
       if (auto c = t->get("checkpoint")) {
         if (auto ct = c->as_table()) {
-          s.checkpoint_every = (*ct)["every"].value_or<int64_t>(0);
+          s.checkpoint_every = v.integer(*ct, "every", 0, 0, "checkpoint of " + where);
           for (auto&& [k, val] : *ct)
             if (k.str() != "every") v.unknown_key(k, "checkpoint of " + where, {"every"});
         } else {

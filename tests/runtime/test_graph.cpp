@@ -2,11 +2,13 @@
 // column, and that `scion run` created no run directory.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "runtime/graph.h"
+#include "runtime/port_type.h"
 
 using namespace scion;
 using namespace scion::runtime;
@@ -207,7 +209,77 @@ TEST(Graph, PortTypeMismatch) {
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].pos.line, 16);
   EXPECT_EQ(d[0].pos.column, 10);
-  EXPECT_NE(d[0].message.find("'data.x' is features but input 'target'"), std::string::npos) << d[0].message;
+  EXPECT_NE(d[0].message.find("'data.x' is features:f32[{batch},{dim}] but input 'target'"), std::string::npos)
+      << d[0].message;
+  expect_no_run_dir(bad);
+}
+
+TEST(Graph, ShapeMismatchAgainstAParameter) {
+  // data.x is [8, 4] (batch 8, its default dim 4); the model's input takes [B, {dim}] = [B, 8].
+  const std::string bad = replace(kGood, "x = \"data.x\"", "dim = 8\nx = \"data.x\"");
+  auto d = diagnose(bad);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].pos.line, 12);
+  EXPECT_EQ(d[0].pos.column, 5);
+  EXPECT_NE(d[0].message.find("shapes differ: 'data.x' into input 'x' of node 'model': dimension 1 is 4 but 8"),
+            std::string::npos)
+      << d[0].message;
+  EXPECT_NE(d[0].hint.find("parameter 'dim' of node 'model'"), std::string::npos) << d[0].hint;
+  expect_no_run_dir(bad);
+  // The same graph made consistent by an override validates.
+  EXPECT_NO_THROW(load_graph("g.toml", bad, {"nodes.data.dim=8"}, registry()));
+}
+
+TEST(Graph, ShapeSymbolsAgreeAcrossANodesInputs) {
+  // pred is [B, 1] with B = 8 (through the model from data), target comes from a source of 5.
+  std::string bad = replace(kGood, "[nodes.model]", "[nodes.other]\nplugin = \"test.synthetic\"\nbatch = 5\n\n[nodes.model]");
+  bad = replace(bad, "target = \"data.y\"", "target = \"other.y\"");
+  auto d = diagnose(bad);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].pos.line, 20);
+  EXPECT_EQ(d[0].pos.column, 10);
+  EXPECT_NE(d[0].message.find("'other.y' into input 'target' of node 'loss': dimension 0 is 5 but 8"), std::string::npos)
+      << d[0].message;
+  EXPECT_NE(d[0].hint.find("'model.y' (both are B)"), std::string::npos) << d[0].hint;
+  expect_no_run_dir(bad);
+}
+
+TEST(Graph, PortTypeGrammar) {
+  auto t = parse_port_type("logits:f32[B, T, {vocab}]");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->name, "logits");
+  EXPECT_EQ(t->dtype, "f32");
+  EXPECT_TRUE(t->shaped);
+  EXPECT_EQ(t->dims, (std::vector<std::string>{"B", "T", "{vocab}"}));
+  EXPECT_EQ(dim_kind("{vocab}"), DimKind::param);
+  EXPECT_EQ(dim_kind("12"), DimKind::number);
+  EXPECT_EQ(dim_kind("?"), DimKind::any);
+  auto scalar = parse_port_type("loss:f32[]");
+  ASSERT_TRUE(scalar);
+  EXPECT_TRUE(scalar->shaped);
+  EXPECT_TRUE(scalar->dims.empty());
+  auto plain = parse_port_type("tokens");
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->shaped);
+  EXPECT_TRUE(plain->dtype.empty());
+  for (const char* bad : {"", "lo gits", "logits:", "logits:f32[B,", "logits:f32[B,,T]", "logits:f32[{}]", "x:[B]x"})
+    EXPECT_FALSE(parse_port_type(bad)) << bad;
+}
+
+TEST(Graph, StageKeysOfTheWrongTypeOrRange) {
+  std::string bad = replace(kGood, "steps = 3", "steps = 3\nlog_every = 0\ncheckpoint = { every = \"10\" }\nname = 4");
+  auto d = diagnose(bad);
+  ASSERT_EQ(d.size(), 3u);
+  std::sort(d.begin(), d.end(), [](const Diagnostic& a, const Diagnostic& b) { return a.pos.line < b.pos.line; });
+  EXPECT_EQ(d[0].pos.line, 20);
+  EXPECT_EQ(d[0].pos.column, 13);
+  EXPECT_NE(d[0].message.find("'log_every' in stage 0 must be at least 1"), std::string::npos) << d[0].message;
+  EXPECT_EQ(d[1].pos.line, 21);
+  EXPECT_EQ(d[1].pos.column, 24);
+  EXPECT_NE(d[1].message.find("'every' in checkpoint of stage 0 must be an integer, got a string"), std::string::npos)
+      << d[1].message;
+  EXPECT_EQ(d[2].pos.line, 22);
+  EXPECT_NE(d[2].message.find("'name' in stage 0 must be a string"), std::string::npos) << d[2].message;
   expect_no_run_dir(bad);
 }
 

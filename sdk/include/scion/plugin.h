@@ -64,9 +64,13 @@ class Params {
 };
 
 // ---- ports --------------------------------------------------------------------------------
-// Port types: "tokens" i64[B,T], "targets" i64[B,T], "logits" f32[B,T,V], "hidden"
-// f32[B,T,C], "mask" u8[B,T], "loss" f32[]. A node parameter naming a port holds
-// "node.port"; one naming a whole node (a tokenizer, a teacher model) holds "node".
+// A port type is a name, optionally with dtype and shape: "tokens", "tokens:i64[B,T]",
+// "logits:f32[B,T,{vocab}]" ({vocab}: the node's integer parameter; B, T: symbols equal
+// across the node's ports; "?": any size), "loss:f32[]". Names in use: tokens i64[B,T],
+// targets i64[B,T], logits f32[B,T,V], hidden f32[B,T,C], mask u8[B,T], loss f32[]. The
+// validator checks names, then dtypes and shapes where both ends declare them
+// (docs/plugins.md). A node parameter naming a port holds "node.port"; one naming a whole
+// node (a tokenizer, a teacher model) holds "node".
 struct PortSpec {
   std::string name;
   std::string type;

@@ -107,7 +107,7 @@ PluginEntry synthetic_entry() {
   e.params = trace_params();
   e.params.push_back({"batch", ParamType::integer, Json(16), false, "rows"});
   e.params.push_back({"dim", ParamType::integer, Json(4), false, "features"});
-  e.outputs = {{"x", "features", false, ""}, {"y", "values", false, ""}};
+  e.outputs = {{"x", "features:f32[{batch},{dim}]", false, ""}, {"y", "values:f32[{batch},1]", false, ""}};
   e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<Synthetic>(p); };
   return e;
 }
@@ -115,15 +115,17 @@ PluginEntry linear_entry() {
   PluginEntry e = make("test.linear", PluginKind::model, "a linear model");
   e.params = trace_params();
   e.params.push_back({"dim", ParamType::integer, Json(4), false, "features"});
-  e.inputs = {{"x", "features", false, ""}};
-  e.outputs = {{"y", "values", false, ""}};
+  e.inputs = {{"x", "features:f32[B,{dim}]", false, ""}};
+  e.outputs = {{"y", "values:f32[B,1]", false, ""}};
   e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<Linear>(p); };
   return e;
 }
 PluginEntry mse_entry() {
   PluginEntry e = make("test.mse", PluginKind::loss, "mean squared error");
   e.params = trace_params();
-  e.inputs = {{"pred", "values", false, ""}, {"target", "values", false, ""}, {"other", "values", true, ""}};
+  e.inputs = {{"pred", "values:f32[B,1]", false, ""},
+              {"target", "values:f32[B,1]", false, ""},
+              {"other", "values:f32[B,1]", true, ""}};
   e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<Mse>(p); };
   return e;
 }
