@@ -645,6 +645,25 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
         }
       }
       if (s.losses.empty() && !s.train.empty()) v.error(v.pos(*t), where + " trains models but has no losses");
+      // What the stage's losses need each step (through inputs): every trained model must be
+      // among it, and its data nodes must be ones the stage's data list allows.
+      std::set<std::string> upstream;
+      std::function<void(const std::string&)> up = [&](const std::string& n) {
+        auto it = specs.find(n);
+        if (it == specs.end() || !upstream.insert(n).second) return;
+        for (const auto& [port, src] : it->second.inputs) up(src.substr(0, src.find('.')));
+      };
+      for (const auto& [l, w] : s.losses) up(l);
+      if (!s.losses.empty())
+        for (const auto& m : s.train)
+          if (!upstream.count(m))
+            v.error(v.pos(*t->get("train")), "node '" + m + "' is trained in " + where + " but none of its losses depends on it",
+                    "connect a loss of the stage to the model's outputs, or take it out of train");
+      if (!s.data.empty())
+        for (const auto& n : upstream)
+          if (specs.at(n).info->entry.kind == PluginKind::data && std::find(s.data.begin(), s.data.end(), n) == s.data.end())
+            v.error(v.pos(*t->get("data")), "the losses of " + where + " read data node '" + n + "', which is not in its data list",
+                    "add '" + n + "' to data, or connect the losses to a listed data node");
       // A stage that trains without an optimizer table gets AdamW with its defaults, written
       // into the resolved graph like every other default.
       if (!t->get("optimizer") && t->get("train")) t->insert("optimizer", toml::table{});

@@ -283,6 +283,26 @@ TEST(Graph, StageKeysOfTheWrongTypeOrRange) {
   expect_no_run_dir(bad);
 }
 
+TEST(Graph, TrainedModelsAndDataMustFeedTheStagesLosses) {
+  // A second model that no loss reads, trained; and a data list that leaves out the data the
+  // loss reads. Both are graph errors, found before anything runs.
+  std::string bad = replace(kGood, "[nodes.loss]", "[nodes.idle]\nplugin = \"test.linear\"\nx = \"data.x\"\n\n[nodes.loss]");
+  bad = replace(bad, "train = [\"model\"]", "train = [\"model\", \"idle\"]\ndata = []");
+  auto d = diagnose(bad);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].pos.line, 24);
+  EXPECT_EQ(d[0].pos.column, 9);
+  EXPECT_NE(d[0].message.find("node 'idle' is trained in stage 0 but none of its losses depends on it"), std::string::npos)
+      << d[0].message;
+  bad = replace(bad, "data = []", "data = [\"other\"]");
+  bad = replace(bad, "[nodes.idle]", "[nodes.other]\nplugin = \"test.synthetic\"\n\n[nodes.idle]");
+  d = diagnose(bad);
+  ASSERT_EQ(d.size(), 2u);
+  EXPECT_NE(d[1].message.find("read data node 'data', which is not in its data list"), std::string::npos) << d[1].message;
+  EXPECT_EQ(d[1].pos.line, 28);
+  expect_no_run_dir(bad);
+}
+
 TEST(Graph, AllProblemsAreReportedTogether) {
   std::string bad = replace(kGood, "batch = 8", "batch = \"eight\"");
   bad = replace(bad, "x = \"data.x\"", "x = \"dta.x\"");
