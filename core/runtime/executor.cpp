@@ -169,15 +169,26 @@ void Executor::save_checkpoint(size_t si, int64_t stage_step) {
   latest["checkpoint"] = Json(name);
   latest["step"] = Json(step_);
   safetensors::write_file_atomic((root / "latest.json").string(), latest.dump() + "\n");
-  // Keep the two newest checkpoints.
-  std::vector<std::pair<int64_t, fs::path>> all;
+  // Keep the checkpoint just written and the newest one before it. Anything else goes: older
+  // ones, leftovers of a killed write (step_N.tmp), and a later-numbered one that a kill
+  // left unnamed by latest.json (an abandoned timeline: keeping it by number would make the
+  // checkpoint just written the one removed).
+  int64_t previous = -1;
   for (const auto& d : fs::directory_iterator(root)) {
     const std::string fn = d.path().filename().string();
-    if (d.is_directory() && fn.rfind("step_", 0) == 0 && fn.find(".tmp") == std::string::npos)
-      all.push_back({std::stoll(fn.substr(5)), d.path()});
+    if (d.is_directory() && fn.rfind("step_", 0) == 0 && fn.find(".tmp") == std::string::npos) {
+      const int64_t k = std::stoll(fn.substr(5));
+      if (k < step_) previous = std::max(previous, k);
+    }
   }
-  std::sort(all.begin(), all.end());
-  for (size_t i = 0; i + 2 < all.size(); ++i) fs::remove_all(all[i].second);
+  std::vector<fs::path> stale;
+  for (const auto& d : fs::directory_iterator(root)) {
+    const std::string fn = d.path().filename().string();
+    if (!d.is_directory() || fn.rfind("step_", 0) != 0 || fn == name) continue;
+    if (fn.find(".tmp") == std::string::npos && std::stoll(fn.substr(5)) == previous) continue;
+    stale.push_back(d.path());
+  }
+  for (const auto& d : stale) fs::remove_all(d);
 }
 
 bool Executor::load_checkpoint(size_t& si, int64_t& stage_step) {
@@ -470,6 +481,13 @@ void Executor::run() {
     }
   }
   if (opt_.comm->is_writer()) {
+    // A fresh run in a directory used before starts clean: checkpoints of the earlier run
+    // would otherwise be resumed from, or outrank this run's in the retention above.
+    if (!resumed_ && fs::exists(fs::path(out_dir_) / "checkpoints")) {
+      if (!opt_.resume)
+        std::printf("%s: removing the checkpoints of an earlier run (use --resume to continue it)\n", out_dir_.c_str());
+      fs::remove_all(fs::path(out_dir_) / "checkpoints");
+    }
     fs::create_directories(out_dir_);
     safetensors::write_file_atomic((fs::path(out_dir_) / "graph.toml").string(), g_.resolved_toml);
     const fs::path mp = fs::path(out_dir_) / "metrics.jsonl";

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "runtime/executor.h"
@@ -137,6 +138,65 @@ checkpoint = { every = 20 }
   auto w = safetensors::load((dir / "run" / "model.safetensors").string());
   EXPECT_EQ(w.tensors.size(), 2u);
   EXPECT_EQ(w.metadata.at("scion.plugin"), "test.linear");
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, AFreshRunInAUsedDirectoryAndRetention) {
+  const fs::path dir = temp("reuse");
+  const std::string text = R"(
+[nodes.data]
+plugin = "test.synthetic"
+[nodes.model]
+plugin = "test.linear"
+x = "data.x"
+[nodes.mse]
+plugin = "test.mse"
+pred = "model.y"
+target = "data.y"
+[[stages]]
+steps = 60
+train = ["model"]
+losses = ["mse"]
+checkpoint = { every = 10 }
+)";
+  const fs::path run = dir / "run", ck = run / "checkpoints";
+  auto go = [&](int64_t steps, bool resume) {
+    RunOptions o;
+    o.out_dir = run.string();
+    o.progress = 0;
+    o.resume = resume;
+    Executor ex(load_graph("u.toml", text, {"stages.0.steps=" + std::to_string(steps)}, registry()), registry(), o);
+    ex.run();
+  };
+  auto latest = [&] {
+    std::ifstream in(ck / "latest.json");
+    std::string t((std::istreambuf_iterator<char>(in)), {});
+    return Json::parse(t).at("checkpoint").as_string();
+  };
+  auto listing = [&] {
+    std::set<std::string> out;
+    for (const auto& d : fs::directory_iterator(ck))
+      if (d.is_directory()) out.insert(d.path().filename().string());
+    return out;
+  };
+  go(60, false);
+  EXPECT_EQ(listing(), (std::set<std::string>{"step_50", "step_60"}));
+  // A shorter fresh run in the same directory: the earlier run's step_50/60 must neither
+  // survive nor outrank this run's checkpoints (which retention by number would delete).
+  go(30, false);
+  EXPECT_EQ(latest(), "step_30");
+  EXPECT_EQ(listing(), (std::set<std::string>{"step_20", "step_30"}));
+  EXPECT_TRUE(fs::exists(ck / latest() / "state.json"));
+  // Leftovers of a killed run: step_30 renamed but the kill came before latest.json named it,
+  // a write never finished (step_25.tmp), and a stray later-numbered checkpoint. Resuming
+  // continues from step_20, rewrites step_30, keeps step_20 beside it and clears the rest.
+  safetensors::write_file_atomic((ck / "latest.json").string(), "{\"checkpoint\": \"step_20\", \"step\": 20}\n");
+  fs::create_directories(ck / "step_25.tmp");
+  fs::create_directories(ck / "step_999");
+  go(30, true);
+  EXPECT_EQ(latest(), "step_30");
+  EXPECT_EQ(listing(), (std::set<std::string>{"step_20", "step_30"}));
+  EXPECT_EQ(lines(run / "metrics.jsonl").size(), 30u);
   fs::remove_all(dir);
 }
 
