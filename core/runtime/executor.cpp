@@ -489,7 +489,19 @@ void Executor::run() {
       fs::remove_all(fs::path(out_dir_) / "checkpoints");
     }
     fs::create_directories(out_dir_);
-    safetensors::write_file_atomic((fs::path(out_dir_) / "graph.toml").string(), g_.resolved_toml);
+    const fs::path gp = fs::path(out_dir_) / "graph.toml";
+    if (resumed_ && fs::exists(gp)) {
+      // Resuming with another graph (an override, an edited file) is allowed, but the curve
+      // then no longer continues the interrupted run's: say so.
+      std::ifstream in(gp, std::ios::binary);
+      const std::string before((std::istreambuf_iterator<char>(in)), {});
+      if (before != g_.resolved_toml)
+        std::fprintf(stderr,
+                     "warning: %s differs from the graph being resumed; the run continues from its checkpoint, but "
+                     "not on the curve an uninterrupted run of either graph would give\n",
+                     gp.c_str());
+    }
+    safetensors::write_file_atomic(gp.string(), g_.resolved_toml);
     const fs::path mp = fs::path(out_dir_) / "metrics.jsonl";
     if (opt_.resume && fs::exists(mp)) {
       // Keep only the lines up to the checkpoint's step: the run continues from there.

@@ -193,10 +193,25 @@ checkpoint = { every = 10 }
   safetensors::write_file_atomic((ck / "latest.json").string(), "{\"checkpoint\": \"step_20\", \"step\": 20}\n");
   fs::create_directories(ck / "step_25.tmp");
   fs::create_directories(ck / "step_999");
+  testing::internal::CaptureStderr();
   go(30, true);
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "") << "the same graph was resumed";
   EXPECT_EQ(latest(), "step_30");
   EXPECT_EQ(listing(), (std::set<std::string>{"step_20", "step_30"}));
   EXPECT_EQ(lines(run / "metrics.jsonl").size(), 30u);
+  // Resuming with a changed graph works but warns that the curve is not the same one.
+  safetensors::write_file_atomic((ck / "latest.json").string(), "{\"checkpoint\": \"step_20\", \"step\": 20}\n");
+  testing::internal::CaptureStderr();
+  {
+    RunOptions o;
+    o.out_dir = run.string();
+    o.progress = 0;
+    o.resume = true;
+    Executor ex(load_graph("u.toml", text, {"stages.0.steps=30", "nodes.data.batch=8"}, registry()), registry(), o);
+    ex.run();
+  }
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("graph.toml differs from the graph being resumed"), std::string::npos) << err;
   fs::remove_all(dir);
 }
 
