@@ -18,7 +18,9 @@ LayerNorm::LayerNorm(int64_t dim, float eps_) : eps(eps_) {
   register_parameter("bias", &bias, Tensor::zeros({dim}));
 }
 
-Tensor LayerNorm::forward(const Tensor& x) const { return ops::layernorm(x, weight, bias, eps); }
+Tensor LayerNorm::forward(const Tensor& x) const {
+  return mask.defined() ? ops::layernorm_masked(x, weight, bias, mask, eps) : ops::layernorm(x, weight, bias, eps);
+}
 
 Embedding::Embedding(int64_t count, int64_t dim, InitConfig init) {
   register_parameter("weight", &weight, Tensor::randn({count, dim}, init.seed, 0.f, init.std));

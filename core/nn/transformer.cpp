@@ -95,12 +95,13 @@ Tensor TransformerBlock::forward(const Tensor& x, const Tensor& key_padding_mask
     if (layer_gate.defined()) m = ops::mul(m, layer_gate);
     return ops::add(h, m);
   }
-  SCION_CHECK(!layer_gate.defined(), "a layer gate needs a pre-LN block: in post-LN (BERT) blocks the LayerNorms "
-              "still act on a gated-off block, so the gate cannot make it an identity");
   Tensor h = ln_1->forward(ops::add(x, attn->forward(x, key_padding_mask, derive_seed(dropout_seed, 1))));
   Tensor m = mlp->forward(h);
   if (drop) m = ops::dropout(m, cfg.dropout, derive_seed(dropout_seed, 2));
-  return ln_2->forward(ops::add(h, m));
+  Tensor y = ln_2->forward(ops::add(h, m));
+  if (!layer_gate.defined()) return y;
+  // gate * y + (1 - gate) * x: exactly x at gate 0, exactly y at gate 1.
+  return ops::add(ops::mul(y, layer_gate), ops::mul(x, ops::add_scalar(ops::neg(layer_gate), 1.f)));
 }
 
 }  // namespace scion::nn

@@ -68,4 +68,27 @@ Tensor layernorm(const Tensor& x, const Tensor& weight, const Tensor& bias, floa
   return y;
 }
 
+Tensor layernorm_masked(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mask, float eps) {
+  const char* op = "layernorm_masked";
+  check_cpu(op, {&x, &weight, &bias, &mask});
+  check_float(op, x, "input");
+  check_float(op, mask, "mask");
+  if (x.dim() < 1) fail(op, "input needs rank >= 1, got " + x.desc());
+  const int64_t n = x.size(-1);
+  if (weight.shape() != Shape{n} || bias.shape() != Shape{n} || mask.shape() != Shape{n})
+    fail(op, "weight " + weight.desc() + ", bias " + bias.desc() + " and mask " + mask.desc() + " must all be [" +
+                 std::to_string(n) + "] for input " + x.desc());
+  // The mask is a constant of the schedule, never trained: its total is read once here.
+  double total = 0;
+  for (float m : mask.contiguous().to_vector()) total += m;
+  if (!(total > 0)) fail(op, "mask " + mask.desc() + " sums to " + std::to_string(total) + "; it must be positive");
+  const float inv = float(1.0 / total);
+  Tensor m = mask.detach();
+  Tensor mean = mul_scalar(sum(mul(x, m), {-1}, true), inv);
+  Tensor d = sub(x, mean);
+  Tensor var = mul_scalar(sum(mul(mul(d, d), m), {-1}, true), inv);
+  Tensor y = add(mul(mul(d, rsqrt(add_scalar(var, eps))), weight), bias);
+  return mul(y, m);
+}
+
 }  // namespace scion::ops

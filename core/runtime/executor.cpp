@@ -90,11 +90,42 @@ void Executor::apply_ops(size_t si, const StepContext& ctx) {
     params["__seed"] = Json(int64_t(derive_seed(g_.seed, 0x0b5 + si) >> 11));
     auto inst = std::dynamic_pointer_cast<Op>(reg_.create(op.plugin, Params(params, op.plugin), *this));
     auto model = std::dynamic_pointer_cast<Model>(node(op.target));
+    std::map<std::string, Shape> before;
+    for (const auto& [k, t] : model->module().named_parameters()) before[op.target + "." + k] = t.shape();
     inst->apply(*model, ctx);
+    carry_optimizer_state(*inst, op.target, *model, before);
     if (opt_.comm->is_writer() && !tty_)
       std::printf("[%s] op %s applied to %s: %lld parameters\n", g_.stages[si].name.c_str(), op.plugin.c_str(),
                   op.target.c_str(), (long long)model->module().parameter_count());
   }
+}
+
+// The optimizer's state is keyed "<node>.<param>.<what>". For each parameter the op resized,
+// the state tensors shaped as the parameter was are handed to the op, which maps them (MSG
+// carries the moments of the old units over) or declines; declined state keeps its old shape,
+// and an optimizer restarts a parameter whose state no longer matches it.
+void Executor::carry_optimizer_state(const Op& op, const std::string& target, Model& model,
+                                     const std::map<std::string, Shape>& before) {
+  if (!optimizer_) return;
+  std::map<std::string, Shape> resized;
+  for (const auto& [k, t] : model.module().named_parameters()) {
+    auto it = before.find(target + "." + k);
+    if (it != before.end() && it->second != t.shape()) resized[it->first] = t.shape();
+  }
+  if (resized.empty()) return;
+  nn::NamedTensors mapped;
+  for (const auto& [name, state] : optimizer_->state_tensors()) {
+    const size_t dot = name.rfind('.');
+    if (dot == std::string::npos) continue;
+    auto it = resized.find(name.substr(0, dot));
+    if (it == resized.end() || state.shape() != before.at(it->first)) continue;
+    Tensor t = op.carry_state(it->first.substr(target.size() + 1), state, it->second);
+    if (!t.defined()) continue;
+    SCION_CHECK(t.shape() == it->second, "op mapped optimizer state '", name, "' to ", t.desc(),
+                " but the parameter is now ", Tensor::empty(it->second).desc());
+    mapped.emplace_back(name, t);
+  }
+  if (!mapped.empty()) optimizer_->load_state_tensors(mapped);
 }
 
 void Executor::log_metrics(const Json& line) {
@@ -116,6 +147,7 @@ void Executor::evaluate(const StageSpec& s, const StepContext& ctx) {
     auto ev = std::dynamic_pointer_cast<Evaluator>(node(e));
     StepContext c = ctx;
     c.training = false;
+    c.step = step_;  // the model after step_ updates
     NoGradGuard ng;
     for (const auto& [k, v] : ev->evaluate(c)) {
       all[e + "/" + k] = v;
@@ -210,12 +242,15 @@ bool Executor::load_checkpoint(size_t& si, int64_t& stage_step) {
   elapsed_before_ = state.at("elapsed_s").as_number();
   // Re-apply the ops of every stage begun so far so that the models have the shapes the
   // checkpoint was written with; the weights are then overwritten.
+  // Ops see the run's update count at their stage's start, as in the uninterrupted run.
   StepContext ctx;
   ctx.seed = g_.seed;
+  ctx.step = 0;
   for (size_t k = 0; k <= si && k < g_.stages.size(); ++k) {
     if (k == si && stage_step == 0) break;
     ctx.stage = g_.stages[k].name;
     apply_ops(k, ctx);
+    ctx.step += g_.stages[k].steps;
   }
   for (const NodeSpec& n : g_.nodes) {
     auto p = node(n.name);
@@ -355,11 +390,8 @@ void Executor::train_stage(size_t si) {
   resume_stage_step_ = 0;
   const bool resumed_here = resumed_;
   resumed_ = false;
-  if (stage_step == 0) {
-    ctx.step = step_;
-    apply_ops(si, ctx);
-  }
-  // Resuming: the checkpoint holds the moments this stage continues from.
+  // Resuming: the checkpoint holds the moments this stage continues from (loaded before the
+  // stage's ops so that a growth op maps them as in the uninterrupted run).
   if (optimizer_ && resumed_here && (stage_step > 0 || same_config)) {
     const fs::path root = fs::path(out_dir_) / "checkpoints";
     std::ifstream lf(root / "latest.json");
@@ -367,6 +399,10 @@ void Executor::train_stage(size_t si) {
     const fs::path dir = root / Json::parse(ltext).at("checkpoint").as_string();
     if (fs::exists(dir / "optimizer.safetensors"))
       optimizer_->load_state_tensors(safetensors::load((dir / "optimizer.safetensors").string()).tensors);
+  }
+  if (stage_step == 0) {
+    ctx.step = step_;
+    apply_ops(si, ctx);
   }
   double flops_per_step = 0;
   for (const NodeSpec* n : run_nodes)

@@ -39,6 +39,8 @@ class Executor : public NodeResolver {
   struct Live;
   void make_nodes();
   void apply_ops(size_t stage, const StepContext& ctx);
+  void carry_optimizer_state(const Op& op, const std::string& target, Model& model,
+                             const std::map<std::string, Shape>& before);
   void train_stage(size_t stage_index);
   void evaluate(const StageSpec& s, const StepContext& ctx);
   void save_checkpoint(size_t stage_index, int64_t stage_step);

@@ -100,18 +100,27 @@ class Bert2Bert final : public Op {
 class Masked final : public Op {
  public:
   explicit Masked(const Params& p) : p_(p) {}
-  void apply(Model& t, const StepContext&) override {
-    auto* g = dynamic_cast<GptNode*>(&t);
-    SCION_CHECK(g, "grow.masked grows model.gpt nodes (pre-LN) only");
+  void apply(Model& t, const StepContext& ctx) override {
     MaskedOptions o;
+    o.width = p_.i("width");
     o.ffn = p_.i("ffn");
     o.layers = p_.i("layers");
     o.ramp_steps = p_.i("ramp_steps");
     o.seed = uint64_t(p_.i("__seed"));
-    MaskedGrowth grown = grow_masked(g->gpt(), o);
-    const GptNode::MaskRamp ramp{grown.old_ffn, grown.old_layers, grown.ramp_steps};
-    g->replace(std::move(grown.model));
-    g->set_mask_ramp(ramp);
+    auto grown = [&](auto& node, auto&& src) {
+      auto g = grow_masked(src, o);
+      g.from.at_step = ctx.step;
+      node.replace(std::move(g.model));
+      node.set_mask_ramp(g.from);
+    };
+    on_model(t, "grow.masked", [&](GptNode& g) { grown(g, g.gpt()); }, [&](BertNode& b) { grown(b, b.bert()); });
+  }
+  // MSG's transfer of optimizer state: the old moments take the old units' places, the new
+  // units start from zero moments.
+  Tensor carry_state(const std::string& param, const Tensor& old_state, const Shape& new_shape) const override {
+    Tensor t = Tensor::zeros(new_shape);
+    place_old(param, old_state, t);
+    return t;
   }
   Params p_;
 };
@@ -173,10 +182,13 @@ PluginEntry subnets_entry() {
 }
 
 PluginEntry masked_entry() {
-  return op_entry("grow.masked", "MSG: new FFN units and layers behind masks rising 0 -> 1 (exact at growth)",
-                  {{"ffn", ParamType::integer, Json(0), false, "new FFN width (0 = unchanged)"},
+  return op_entry("grow.masked", "MSG: new hidden units, heads, FFN units and layers behind masks rising 0 -> 1 "
+                  "(exact at growth; old optimizer moments carry over)",
+                  {{"width", ParamType::integer, Json(0), false,
+                    "new hidden width, a multiple of the head size; heads follow at a fixed head size (0 = unchanged)"},
+                   {"ffn", ParamType::integer, Json(0), false, "new FFN width (0 = unchanged)"},
                    {"layers", ParamType::integer, Json(0), false, "new layer count, added on top (0 = unchanged)"},
-                   {"ramp_steps", ParamType::integer, Json(1000), false, "updates for the masks to reach 1"}},
+                   {"ramp_steps", ParamType::integer, Json(1000), false, "updates (across stages) for the masks to reach 1"}},
                   [](const Params& p, const NodeResolver&) { return std::make_shared<Masked>(p); });
 }
 

@@ -299,61 +299,6 @@ std::unique_ptr<lm::BertModel> deepen(const lm::BertModel& src, const std::vecto
       "grow (BERT depth)");
 }
 
-MaskedGrowth grow_masked(const lm::GptModel& src, const MaskedOptions& o) {
-  NoGradGuard ng;
-  const lm::GptConfig& c = src.config();
-  lm::GptConfig nc = c;
-  nc.ffn = o.ffn > 0 ? o.ffn : c.ffn;
-  nc.layers = o.layers > 0 ? o.layers : c.layers;
-  nc.seed = derive_seed(o.seed, 0x356);
-  SCION_CHECK(nc.ffn >= c.ffn, "grow.masked: new FFN width ", nc.ffn, " is smaller than the old ", c.ffn);
-  SCION_CHECK(nc.layers >= c.layers, "grow.masked: new layer count ", nc.layers, " is smaller than the old ", c.layers);
-  SCION_CHECK(o.ramp_steps > 0, "grow.masked: ramp_steps must be positive");
-  MaskedGrowth g;
-  g.model = std::make_unique<lm::GptModel>(nc);
-  g.old_ffn = c.ffn;
-  g.old_layers = c.layers;
-  g.ramp_steps = o.ramp_steps;
-  // Old tensors go into their slots; FFN tensors of old layers keep the new units' fresh
-  // initialisation in the extra rows/columns.
-  const nn::NamedTensors src_state = src.state_dict();
-  std::map<std::string, Tensor> old(src_state.begin(), src_state.end());
-  for (auto& [name, slot] : g.model->named_parameter_slots()) {
-    auto it = old.find(name);
-    if (it == old.end()) continue;  // a new layer: fresh weights behind its gate
-    const Tensor& ot = it->second;
-    if (ot.shape() == slot->shape()) {
-      slot->copy_(ot);
-    } else {  // c_fc [C, F] / c_fc bias [F] / mlp c_proj [F, C]: the old units come first
-      const int64_t axis = (name.find("c_fc.weight") != std::string::npos) ? 1 : 0;
-      slot->narrow(axis, 0, ot.size(axis)).copy_(ot);
-    }
-  }
-  g.set_progress(0);
-  return g;
-}
-
-void MaskedGrowth::set_progress(int64_t t) { set_mask_progress(*model, old_ffn, old_layers, ramp_steps, t); }
-
-void set_mask_progress(lm::GptModel& model, int64_t old_ffn, int64_t old_layers, int64_t ramp_steps, int64_t t) {
-  const float m = std::min(1.f, float(std::max<int64_t>(t, 0)) / float(ramp_steps));
-  const bool done = m >= 1.f;
-  for (size_t l = 0; l < model.blocks.size(); ++l) {
-    auto& b = *model.blocks[l];
-    if (int64_t(l) >= old_layers) {
-      b.layer_gate = done ? Tensor() : Tensor::scalar(m);
-    } else if (b.cfg.ffn > old_ffn) {
-      if (done) {
-        b.mlp->unit_mask = Tensor();
-      } else {
-        Tensor mask = Tensor::ones({b.cfg.ffn});
-        mask.narrow(0, old_ffn, b.cfg.ffn - old_ffn).fill_(m);
-        b.mlp->unit_mask = mask;
-      }
-    }
-  }
-}
-
 std::vector<int64_t> stacking_order(int64_t L) {
   std::vector<int64_t> o;
   for (int rep = 0; rep < 2; ++rep)

@@ -24,6 +24,7 @@
 
 #include "bert_model.h"
 #include "gpt_model.h"
+#include "masked_growth.h"
 
 namespace scion::growth {
 
@@ -56,31 +57,6 @@ std::unique_ptr<lm::BertModel> widen(const lm::BertModel& src, const WidthOption
 // whose residual writes are zero: attention and FFN output projections zeroed).
 std::unique_ptr<lm::GptModel> deepen(const lm::GptModel& src, const std::vector<int64_t>& order);
 std::unique_ptr<lm::BertModel> deepen(const lm::BertModel& src, const std::vector<int64_t>& order);
-
-// MSG (Yao et al., ICLR 2024): new FFN units and new layers enter behind masks that rise
-// linearly from 0 to 1 over `ramp_steps` updates. At mask 0 the grown model computes exactly
-// what the source computed, whatever the new weights are (here: the fresh model's random
-// initialisation); the old parameters keep their values and names, so their optimizer
-// moments carry over. New layers are appended on top (GPT, pre-LN). Head and hidden-width
-// growth under masks is not implemented: in this architecture more heads at a fixed head
-// size means a wider residual stream, and a masked residual dimension still changes the
-// LayerNorm statistics.
-struct MaskedOptions {
-  int64_t ffn = 0;       // new FFN width (0 = unchanged)
-  int64_t layers = 0;    // new layer count (0 = unchanged)
-  int64_t ramp_steps = 1000;
-  uint64_t seed = 0;     // initialisation of the new weights
-};
-struct MaskedGrowth {
-  std::unique_ptr<lm::GptModel> model;
-  int64_t old_ffn = 0, old_layers = 0, ramp_steps = 1;
-  // Sets every mask for `steps_since_growth` updates after growth (min(1, t / ramp)); once
-  // the ramp is over, the masks are removed (no cost left in the forward pass).
-  void set_progress(int64_t steps_since_growth);
-};
-MaskedGrowth grow_masked(const lm::GptModel& src, const MaskedOptions& opt);
-// The masks of a model grown by grow_masked, `t` updates after growth.
-void set_mask_progress(lm::GptModel& model, int64_t old_ffn, int64_t old_layers, int64_t ramp_steps, int64_t t);
 
 std::vector<int64_t> stacking_order(int64_t layers);                   // [0..L-1, 0..L-1]
 std::vector<int64_t> bert2bert_depth_order(int64_t from, int64_t to);  // floor(to/from) stacks + top layers

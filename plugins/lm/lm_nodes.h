@@ -6,6 +6,7 @@
 
 #include "bert_model.h"
 #include "gpt_model.h"
+#include "masked_growth.h"
 #include "scion/plugin.h"
 #include "scion/random.h"
 
@@ -38,17 +39,15 @@ class GptNode final : public Model {
     model_ = std::move(m);
     masked_ = {};
   }
-  // After grow.masked: the masks rise with the stage's steps (ctx.stage_step).
-  struct MaskRamp {
-    int64_t old_ffn = 0, old_layers = 0, ramp_steps = 0;  // ramp_steps 0 = no masks
-  };
-  void set_mask_ramp(MaskRamp r) { masked_ = r; }
+  // After grow.masked: the masks rise with the updates since growth (ctx.step - at_step),
+  // across stage boundaries.
+  void set_mask_ramp(growth::MaskedFrom r) { masked_ = r; }
   void set_subnets(SubnetSampling s) { subnets_ = s; }
 
  private:
   SubnetSampling subnets_;
   std::unique_ptr<GptModel> model_;
-  MaskRamp masked_;
+  growth::MaskedFrom masked_;
   bool frozen_ = false;
   uint64_t seed_ = 0;
 };
@@ -61,12 +60,17 @@ class BertNode final : public Model {
   bool frozen() const override { return frozen_; }
   Json config() const override;
   BertModel& bert() { return *model_; }
-  void replace(std::unique_ptr<BertModel> m) { model_ = std::move(m); }
+  void replace(std::unique_ptr<BertModel> m) {
+    model_ = std::move(m);
+    masked_ = {};
+  }
+  void set_mask_ramp(growth::MaskedFrom r) { masked_ = r; }
   void set_subnets(SubnetSampling s) { subnets_ = s; }
 
  private:
   SubnetSampling subnets_;
   std::unique_ptr<BertModel> model_;
+  growth::MaskedFrom masked_;
   bool frozen_ = false;
   uint64_t seed_ = 0;
 };

@@ -77,8 +77,7 @@ GptNode::GptNode(const Params& p) : frozen_(p.b("frozen")), seed_(uint64_t(p.i("
 
 TensorMap GptNode::forward(const TensorMap& in, const StepContext& ctx) {
   model_->set_training(!frozen_ && ctx.training);
-  if (masked_.ramp_steps > 0)
-    growth::set_mask_progress(*model_, masked_.old_ffn, masked_.old_layers, masked_.ramp_steps, ctx.stage_step);
+  growth::set_mask_progress(*model_, masked_, ctx.step - masked_.at_step);
   const int64_t depth = subnets_.enabled && ctx.training ? subnets_.depth(model_->config().layers, seed_, ctx.step) : -1;
   Tensor h = model_->hidden(in.at("tokens"), derive_seed(seed_, uint64_t(ctx.step)), depth);
   return {{"logits", model_->logits_from_hidden(h)}, {"hidden", h}};
@@ -95,6 +94,7 @@ BertNode::BertNode(const Params& p) : frozen_(p.b("frozen")), seed_(uint64_t(p.i
 
 TensorMap BertNode::forward(const TensorMap& in, const StepContext& ctx) {
   model_->set_training(!frozen_ && ctx.training);
+  growth::set_mask_progress(*model_, masked_, ctx.step - masked_.at_step);
   auto mask = in.find("attention_mask");
   const int64_t depth = subnets_.enabled && ctx.training ? subnets_.depth(model_->config().layers, seed_, ctx.step) : -1;
   Tensor h = model_->hidden(in.at("tokens"), Tensor(), mask == in.end() ? Tensor() : mask->second,

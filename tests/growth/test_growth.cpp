@@ -1,6 +1,7 @@
 // Growth operators keep the function they claim to keep, and show the deviation they do not.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "growth.h"
@@ -200,40 +201,147 @@ TEST(Growth, BadRequestsAreRefused) {
   EXPECT_THROW(growth::deepen(src, {0, 5}), Error);
 }
 
-TEST(Growth, MaskedGrowthPreservesWhateverTheNewWeightsAre) {
-  lm::GptModel src(gpt_cfg());
+// Every entry of the grown model that is not an old parameter gets large random values, so
+// nothing is preserved because the new weights happen to be small.
+template <class M>
+void scramble_new(M& grown, const M& src, uint64_t seed) {
+  NoGradGuard ng;
+  const auto old = src.state_dict();
+  uint64_t k = 0;
+  for (auto& [n, t] : grown.named_parameters()) {
+    Tensor r = Tensor::randn(t.shape(), seed + k++, 0.f, 1.f);
+    for (const auto& [on, ot] : old)
+      if (on == n) growth::place_old(n, ot, r);
+    t.copy_(r);
+  }
+}
+
+TEST(Growth, MaskedGptGrowthOfEveryDimensionPreservesWhateverTheNewWeightsAre) {
+  lm::GptModel src(gpt_cfg());  // width 16, 4 heads of 4, FFN 64, 3 layers, tied head
   scramble(src, 80);
   growth::MaskedOptions o;
+  o.width = 24;  // 6 heads of 4
   o.ffn = 96;
   o.layers = 5;
   o.ramp_steps = 10;
   o.seed = 3;
   auto g = growth::grow_masked(src, o);
-  EXPECT_EQ(g.model->config().layers, 5);
-  EXPECT_EQ(g.model->parameter("transformer.h.0.mlp.c_fc.weight").shape(), (Shape{16, 96}));
-  // Old parameters keep their values (and names, so optimizer moments carry over).
-  auto old_fc = src.parameter("transformer.h.1.mlp.c_fc.weight").to_vector();
-  auto new_fc = g.model->parameter("transformer.h.1.mlp.c_fc.weight").narrow(1, 0, 64).contiguous().to_vector();
-  EXPECT_EQ(old_fc, new_fc);
+  const lm::GptConfig& c = g.model->config();
+  EXPECT_EQ(c.width, 24);
+  EXPECT_EQ(c.heads, 6);
+  EXPECT_EQ(c.layers, 5);
+  EXPECT_TRUE(c.tied);  // masks make untying unnecessary
+  EXPECT_EQ(g.model->parameter("transformer.h.0.mlp.c_fc.weight").shape(), (Shape{24, 96}));
+  EXPECT_EQ(g.model->parameter("transformer.h.4.attn.c_attn.weight").shape(), (Shape{24, 72}));
+  // Old parameters keep their values in their places: c_attn's q, k and v blocks each lead
+  // with the old heads.
+  auto old_qkv = src.parameter("transformer.h.1.attn.c_attn.weight");  // [16, 48]
+  auto new_qkv = g.model->parameter("transformer.h.1.attn.c_attn.weight");
+  for (int64_t j = 0; j < 3; ++j)
+    EXPECT_EQ(new_qkv.narrow(0, 0, 16).narrow(1, j * 24, 16).contiguous().to_vector(),
+              old_qkv.narrow(1, j * 16, 16).contiguous().to_vector());
+  EXPECT_EQ(g.model->parameter("transformer.wte.weight").narrow(1, 0, 16).contiguous().to_vector(),
+            src.parameter("transformer.wte.weight").to_vector());
+
   Tensor ids = gpt_ids();
   const Tensor want = src.forward(ids);
   EXPECT_LT(rel_err(g.model->forward(ids), want), 1e-5);
-  // Scramble every new weight: still the same function while the masks are at 0.
-  {
-    NoGradGuard ng;
-    for (auto& [n, t] : g.model->named_parameters())
-      if (n.find("transformer.h.3") != std::string::npos || n.find("transformer.h.4") != std::string::npos)
-        t.copy_(Tensor::randn(t.shape(), 99, 0.f, 1.f));
-    g.model->parameter("transformer.h.0.mlp.c_fc.weight").narrow(1, 64, 32).copy_(Tensor::randn({16, 32}, 98));
+  scramble_new(*g.model, src, 99);
+  const double at0 = rel_err(g.model->forward(ids), want);
+  EXPECT_LT(at0, 1e-5);
+  growth::set_mask_progress(*g.model, g.from, 5);  // halfway: the new structure contributes
+  EXPECT_NEAR(g.model->blocks[0]->ln_1->mask.to_vector()[20], 0.5f, 1e-7);
+  EXPECT_GT(rel_err(g.model->forward(ids), want), 1e-2);
+  // At mask 1 the masked path equals the plain model: removing the masks is seamless.
+  for (auto& b : g.model->blocks) b->ln_1->mask = b->ln_2->mask = Tensor::ones({24});
+  g.model->ln_f->mask = Tensor::ones({24});
+  for (auto& b : g.model->blocks) {
+    b->attn->head_mask = Tensor::ones({6});
+    b->mlp->unit_mask = Tensor::ones({96});
+    if (b->layer_gate.defined()) b->layer_gate = Tensor::scalar(1.f);
   }
-  EXPECT_LT(rel_err(g.model->forward(ids), want), 1e-5);
-  g.set_progress(5);  // halfway: the new structure now contributes
-  EXPECT_GT(rel_err(g.model->forward(ids), want), 1e-3);
-  g.set_progress(10);  // ramp over: masks removed
+  const Tensor at_one = g.model->forward(ids);
+  growth::set_mask_progress(*g.model, g.from, 10);  // ramp over: masks removed
   EXPECT_FALSE(g.model->blocks[4]->layer_gate.defined());
   EXPECT_FALSE(g.model->blocks[0]->mlp->unit_mask.defined());
-  o.layers = 2;
+  EXPECT_FALSE(g.model->blocks[0]->attn->head_mask.defined());
+  EXPECT_FALSE(g.model->ln_f->mask.defined());
+  EXPECT_LT(rel_err(g.model->forward(ids), at_one), 1e-5);
+  std::printf("MSG GPT: deviation at mask 0 %.2g (relative to max |logit|)\n", at0);
+}
+
+TEST(Growth, MaskedBertGrowthPreservesPostLNModelsToo) {
+  lm::BertModel src(bert_cfg());  // width 16, 4 heads, FFN 64, 2 layers
+  scramble(src, 81);
+  growth::MaskedOptions o;
+  o.width = 32;
+  o.ffn = 80;
+  o.layers = 3;
+  o.ramp_steps = 4;
+  auto g = growth::grow_masked(src, o);
+  EXPECT_EQ(g.model->config().heads, 8);
+  EXPECT_EQ(g.model->parameter("bert.encoder.layer.2.attention.self.query.weight").shape(), (Shape{32, 32}));
+  scramble_new(*g.model, src, 7);
+  Tensor ids = Tensor::randint({2, 9}, 3, 0, 41);
+  Tensor pad = Tensor::ones({2, 9}, DType::u8);
+  pad.narrow(1, 7, 2).narrow(0, 1, 1).fill_(0.f);
+  const Tensor want = src.forward(ids, Tensor(), pad);
+  EXPECT_LT(rel_err(g.model->forward(ids, Tensor(), pad), want), 1e-5);
+  // The encoder output carries nothing in the new hidden units while they are masked.
+  auto h = g.model->hidden(ids, Tensor(), pad).narrow(2, 16, 16).contiguous().to_vector();
+  EXPECT_EQ(*std::max_element(h.begin(), h.end()), 0.f);
+  growth::set_mask_progress(*g.model, g.from, 2);
+  EXPECT_GT(rel_err(g.model->forward(ids, Tensor(), pad), want), 1e-2);
+  growth::set_mask_progress(*g.model, g.from, 4);
+  EXPECT_FALSE(g.model->layers[2]->layer_gate.defined());
+  EXPECT_FALSE(g.model->emb_ln->mask.defined());
+}
+
+TEST(Growth, MaskedGrowthRefusesWhatItCannotDo) {
+  lm::GptModel src(gpt_cfg());
+  growth::MaskedOptions o;
+  o.layers = 2;  // fewer layers
   EXPECT_THROW(growth::grow_masked(src, o), Error);
+  o = {};
+  o.width = 18;  // not a multiple of the head size 4
+  EXPECT_THROW(growth::grow_masked(src, o), Error);
+  o.width = 8;
+  EXPECT_THROW(growth::grow_masked(src, o), Error);
+  o = {};
+  o.ramp_steps = 0;
+  EXPECT_THROW(growth::grow_masked(src, o), Error);
+  Tensor t = Tensor::zeros({4, 4});
+  EXPECT_THROW(growth::place_old("x", Tensor::zeros({5, 4}), t), Error);
+}
+
+TEST(Growth, MaskedGrowthTrainsThroughTheRamp) {
+  lm::GptModel src(gpt_cfg());
+  growth::MaskedOptions o;
+  o.width = 32;
+  o.layers = 4;
+  o.ramp_steps = 8;
+  auto g = growth::grow_masked(src, o);
+  lm::GptModel& big = *g.model;
+  Tensor ids = gpt_ids(), tg = Tensor::randint({2, 10}, 78, 0, 37);
+  auto params = big.parameters();
+  std::vector<Tensor> m, v;
+  for (auto& p : params) m.push_back(Tensor::zeros(p.shape())), v.push_back(Tensor::zeros(p.shape()));
+  float first = 0, last = 0;
+  for (int s = 1; s <= 15; ++s) {
+    growth::set_mask_progress(big, g.from, s - 1);
+    big.zero_grad();
+    Tensor loss = ops::cross_entropy(big.forward(ids), tg);
+    loss.backward();
+    // The new units receive gradient through their masks during the ramp.
+    if (s == 2) {
+      auto gq = big.parameter("transformer.h.3.attn.c_attn.weight").grad();
+      ASSERT_TRUE(gq.defined());
+      EXPECT_GT(ops::global_norm({gq}), 0.0);
+    }
+    for (size_t i = 0; i < params.size(); ++i) ops::adamw_step(params[i], params[i].grad(), m[i], v[i], s, {1e-2f});
+    (s == 1 ? first : last) = loss.item();
+  }
+  EXPECT_LT(last, first * 0.7f);
 }
 
 TEST(Growth, PrefixSubModelsShareEmbeddingsAndHead) {

@@ -194,6 +194,13 @@ TEST(Gradcheck, LayerNorm) {
   GRADCHECK([&](const V& v) { return ops::layernorm(v[0].transpose(0, 1), w, b); }, {randn({9, 4}, 46)});
 }
 
+TEST(Gradcheck, LayerNormMasked) {
+  Tensor x = ops::add_scalar(randn({3, 8}, 47, 1.5f), 0.3f).detach(), w = uniform({8}, 48, 0.5f, 1.5f),
+         b = randn({8}, 49);
+  Tensor mask = Tensor::from_vector({1, 1, 1, 1, 1, 0.5f, 0.2f, 0}, {8});
+  GRADCHECK([&](const V& v) { return ops::layernorm_masked(v[0], v[1], v[2], mask); }, {x, w, b});
+}
+
 // =============================== indexing ========================================================
 
 TEST(Gradcheck, EmbeddingRepeatedIds) {

@@ -489,6 +489,40 @@ TEST(Softmax, LargeLogitsAreStable) {
   for (float v : l.to_vector()) EXPECT_TRUE(std::isfinite(v));
 }
 
+TEST(LayerNorm, MaskedStatisticsMatchReference) {
+  const Shape s{3, 2, 10};
+  const int64_t n = 10, rows = 6;
+  Tensor x = ops::add_scalar(randn(s, 121, 2.f), 0.4f);
+  Tensor w = randn({n}, 122), b = randn({n}, 123);
+  Tensor mask = Tensor::from_vector({1, 1, 1, 1, 1, 1, 0.25f, 0.25f, 0, 0}, {n});
+  const double eps = 1e-5;
+  const DVec xv = to_double(x), wv = to_double(w), bv = to_double(b), mv = to_double(mask);
+  double total = 0;
+  for (double m : mv) total += m;
+  DVec ref(xv.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < n; ++i) mean += mv[size_t(i)] * xv[size_t(r * n + i)];
+    mean /= total;
+    for (int64_t i = 0; i < n; ++i) var += mv[size_t(i)] * std::pow(xv[size_t(r * n + i)] - mean, 2);
+    var /= total;
+    for (int64_t i = 0; i < n; ++i)
+      ref[size_t(r * n + i)] =
+          mv[size_t(i)] * ((xv[size_t(r * n + i)] - mean) / std::sqrt(var + eps) * wv[size_t(i)] + bv[size_t(i)]);
+  }
+  SCION_EXPECT_CLOSE(ops::layernorm_masked(x, w, b, mask, float(eps)), ref, 2e-5, 1e-4);
+  // All ones: the plain LayerNorm. Zeros on the last features: the LayerNorm of the others,
+  // zeros there.
+  SCION_EXPECT_CLOSE(ops::layernorm_masked(x, w, b, Tensor::ones({n}), float(eps)),
+                     to_double(ops::layernorm(x, w, b, float(eps))), 1e-5, 1e-5);
+  Tensor half = Tensor::ones({n});
+  half.narrow(0, 6, 4).fill_(0.f);
+  Tensor head = ops::layernorm(x.narrow(2, 0, 6), w.narrow(0, 0, 6), b.narrow(0, 0, 6), float(eps));
+  Tensor got = ops::layernorm_masked(x, w, b, half, float(eps));
+  SCION_EXPECT_CLOSE(got.narrow(2, 0, 6), to_double(head), 1e-5, 1e-5);
+  SCION_EXPECT_CLOSE(got.narrow(2, 6, 4), DVec(24, 0.0), 0, 0);
+}
+
 TEST(LayerNorm, MatchesReference) {
   for (Shape s : {Shape{5, 33}, Shape{2, 3, 129}, Shape{7, 1}, Shape{17}, Shape{3, 65}}) {
     const int64_t n = s.back(), rows = shape_numel(s) / n;

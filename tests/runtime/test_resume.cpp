@@ -8,9 +8,11 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "scion/json.h"
+#include "scion/safetensors.h"
 
 namespace fs = std::filesystem;
 using namespace scion;
@@ -65,6 +67,26 @@ checkpoint = { every = 4 }
 ops = [ { plugin = "grow.net2wider", target = "model", width = 64 } ]
 )";
 
+// MSG growth whose masks ramp across a checkpoint, the kill and a stage boundary.
+const char* kMaskedStages = R"(
+[[stages]]
+name = "grown"
+steps = 20
+train = ["model"]
+losses = ["lm"]
+optimizer = { lr = 1e-3 }
+checkpoint = { every = 4 }
+ops = [ { plugin = "grow.masked", target = "model", width = 64, ffn = 160, layers = 3, ramp_steps = 24 } ]
+
+[[stages]]
+name = "after"
+steps = 8
+train = ["model"]
+losses = ["lm"]
+optimizer = { lr = 5e-4 }
+checkpoint = { every = 4 }
+)";
+
 std::vector<Json> metrics(const fs::path& run) {
   std::ifstream in(run / "metrics.jsonl");
   std::vector<Json> out;
@@ -76,23 +98,20 @@ std::vector<Json> metrics(const fs::path& run) {
 int run_scion(const std::string& args) {
   return std::system((std::string(SCION_EXE) + " run " + args + " --plain > /dev/null 2>&1").c_str());
 }
-}  // namespace
 
-TEST(Resume, KilledRunResumesOnTheSameCurve) {
-  const fs::path dir = fs::temp_directory_path() / ("scion_resume_" + std::to_string(::getpid()));
+// Runs `text` uninterrupted into dir/full, then again into dir/part killed (SIGKILL) once
+// checkpoint step_<kill_after> exists, resumes it, and compares every logged loss bit for bit.
+void expect_resume_on_the_same_curve(const fs::path& dir, std::string text, int kill_after, size_t lines) {
   fs::remove_all(dir);
   fs::create_directories(dir);
-  std::string text = kGraph;
   text.replace(text.find("@DATA@"), 6, SCION_SOURCE_DIR);
   std::ofstream(dir / "g.toml") << text;
   const std::string g = (dir / "g.toml").string();
 
   ASSERT_EQ(run_scion(g + " --out " + (dir / "full").string()), 0);
   const auto want = metrics(dir / "full");
-  ASSERT_EQ(want.size(), 40u);
+  ASSERT_EQ(want.size(), lines);
 
-  // Start the same run and kill it once a checkpoint past step 8 (in the first stage, before
-  // the growth op) is there; then resume.
   const fs::path part = dir / "part";
   const pid_t pid = ::fork();
   if (pid == 0) {
@@ -100,7 +119,8 @@ TEST(Resume, KilledRunResumesOnTheSameCurve) {
     _exit(127);
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!fs::exists(part / "checkpoints" / "step_12") && std::chrono::steady_clock::now() < deadline)
+  const fs::path mark = part / "checkpoints" / ("step_" + std::to_string(kill_after));
+  while (!fs::exists(mark) && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   ::kill(pid, SIGKILL);
   int status = 0;
@@ -114,5 +134,36 @@ TEST(Resume, KilledRunResumesOnTheSameCurve) {
     EXPECT_EQ(got[i].at("loss").as_number(), want[i].at("loss").as_number()) << "step " << i + 1;
     EXPECT_EQ(got[i].at("lr").as_number(), want[i].at("lr").as_number());
   }
+}
+
+// The optimizer state of the run's last checkpoint.
+std::map<std::string, Tensor> last_optimizer_state(const fs::path& run) {
+  std::ifstream lf(run / "checkpoints" / "latest.json");
+  const std::string text((std::istreambuf_iterator<char>(lf)), {});
+  const fs::path dir = run / "checkpoints" / Json::parse(text).at("checkpoint").as_string();
+  auto st = safetensors::load((dir / "optimizer.safetensors").string());
+  return {st.tensors.begin(), st.tensors.end()};
+}
+}  // namespace
+
+TEST(Resume, KilledRunResumesOnTheSameCurve) {
+  // Killed in the first stage, before the growth op.
+  const fs::path dir = fs::temp_directory_path() / ("scion_resume_" + std::to_string(::getpid()));
+  expect_resume_on_the_same_curve(dir, kGraph, 12, 40);
+  fs::remove_all(dir);
+}
+
+TEST(Resume, MaskedGrowthRampsAcrossStagesAndResumesMidRamp) {
+  std::string text = kGraph;
+  text = text.substr(0, text.find("[[stages]]\nname = \"grown\"")) + kMaskedStages;
+  const fs::path dir = fs::temp_directory_path() / ("scion_resume_msg_" + std::to_string(::getpid()));
+  expect_resume_on_the_same_curve(dir, text, 32, 48);  // killed mid-ramp (the ramp ends at step 44)
+  // The optimizer carried over: the old parameters' moments continued through the growth
+  // (their step count counts every update of the run), the new layer's started at growth.
+  auto st = last_optimizer_state(dir / "full");
+  ASSERT_TRUE(st.count("model.transformer.wte.weight.step"));
+  EXPECT_EQ(st.at("model.transformer.wte.weight.step").to_vector_i64()[0], 48);
+  EXPECT_EQ(st.at("model.transformer.wte.weight.exp_avg").shape(), (Shape{257, 64}));
+  EXPECT_EQ(st.at("model.transformer.h.2.attn.c_attn.weight.step").to_vector_i64()[0], 28);
   fs::remove_all(dir);
 }

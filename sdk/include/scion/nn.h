@@ -85,6 +85,9 @@ class LayerNorm : public Module {
   Tensor forward(const Tensor& x) const;
   Tensor weight, bias;
   float eps;
+  // Growth mask (MSG hidden width): when defined (f32 [dim]), statistics are weighted by it
+  // and the output is multiplied by it (ops::layernorm_masked). Not a parameter.
+  Tensor mask;
 };
 
 class Embedding : public Module {
@@ -143,8 +146,10 @@ class TransformerBlock : public Module {
   Tensor forward(const Tensor& x, const Tensor& key_padding_mask = Tensor(),
                  uint64_t dropout_seed = 0) const;
   BlockConfig cfg;
-  // Growth gate (MSG, pre-LN only): when defined (f32 scalar), the block adds gate * its
-  // attention and MLP outputs to the residual stream; 0 makes the block an identity.
+  // Growth gate (MSG new layers): when defined (f32 scalar) the block becomes an identity at
+  // gate 0 and itself at 1. Pre-LN (GPT): the block adds gate * its attention and MLP outputs
+  // to the residual stream. Post-LN (BERT), where the LayerNorms act on the residual stream
+  // itself: y = gate * block(x) + (1 - gate) * x, as in the MSG reference code.
   Tensor layer_gate;
   std::shared_ptr<LayerNorm> ln_1, ln_2;  // gpt2: ln_1/ln_2; bert: attention.output.LayerNorm / output.LayerNorm
   std::shared_ptr<SelfAttention> attn;

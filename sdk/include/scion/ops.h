@@ -50,6 +50,13 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, bool w_in_ou
 Tensor softmax(const Tensor& a, int64_t axis = -1);
 Tensor log_softmax(const Tensor& a, int64_t axis = -1);
 Tensor layernorm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps = 1e-5f);
+// LayerNorm whose statistics weight each feature by mask [n] (values in [0, 1], sum > 0):
+// mean = Σ m·x / Σ m, var = Σ m·(x − mean)² / Σ m, and the output is multiplied by the mask.
+// Features at mask 0 neither shift the statistics nor leave a trace in the output, so
+// MSG's hidden-width growth is exact at mask 0 (Yao et al., ICLR 2024). Composite ops: it
+// runs only while a growth mask ramps up.
+Tensor layernorm_masked(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mask,
+                        float eps = 1e-5f);
 // ---- embeddings and indexing -------------------------------------------------------------
 Tensor embedding(const Tensor& weight, const Tensor& ids);  // ids i64/i32 any shape -> [.., D]
 Tensor index_select(const Tensor& a, int64_t axis, const Tensor& index);

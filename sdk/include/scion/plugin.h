@@ -23,7 +23,7 @@ namespace scion {
 
 // SDK ABI: a plugin built for another major version is refused; a plugin built against a
 // newer minor version than the host's is refused too (it may use what the host lacks).
-constexpr uint32_t kSdkAbiMajor = 1;
+constexpr uint32_t kSdkAbiMajor = 2;  // 2: Op::carry_state
 constexpr uint32_t kSdkAbiMinor = 0;
 
 enum class PluginKind { data, tokenizer, model, op, loss, prompt, optimizer, evaluator };
@@ -155,8 +155,19 @@ class Op : public Plugin {
  public:
   // Transforms the model node `target` when a stage starts (grow, load, prune).
   virtual void apply(Model& target, const StepContext& ctx) = 0;
+  // Optimizer state of a parameter whose shape this op changed: given the state tensor
+  // `old_state` (shaped as the parameter was), return it mapped into `new_shape` the way the
+  // op mapped the parameter, or an undefined tensor to let the optimizer start that
+  // parameter afresh (the default). Called by the runtime after apply() for each such state
+  // tensor of a carried-over optimizer.
+  virtual Tensor carry_state(const std::string& param, const Tensor& old_state, const Shape& new_shape) const {
+    return Tensor();
+  }
 };
 
+// An optimizer keeps its state per parameter name ("<node>.<param>.<what>", shaped as the
+// parameter for per-element state) and must restart a parameter whose state no longer has
+// its shape (a growth op resized it and did not carry the state over).
 class Optimizer : public Plugin {
  public:
   virtual void step(const nn::NamedTensors& params, double lr, const StepContext& ctx) = 0;

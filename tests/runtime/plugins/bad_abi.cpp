@@ -8,6 +8,6 @@ static const std::vector<PluginEntry>* no_entries() {
   return &e;
 }
 extern "C" BOOST_SYMBOL_EXPORT const PluginLibraryHeader bad_header;
-const PluginLibraryHeader bad_header = {kPluginMagic, kSdkAbiMajor + 98, 0, SCION_BUILD_FINGERPRINT, &no_entries};
+const PluginLibraryHeader bad_header = {kPluginMagic, 99, 0, SCION_BUILD_FINGERPRINT, &no_entries};
 }  // namespace scion
 BOOST_DLL_ALIAS(scion::bad_header, scion_plugin_header)
