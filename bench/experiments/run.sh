@@ -8,5 +8,7 @@ $S run bench/experiments/ki_teacher.toml --plain > /dev/null
 $S run bench/experiments/ki_student.toml --plain --set 'stages.0.losses=["lm"]' --out runs/exp-scratch > /dev/null
 $S run bench/experiments/ki_student.toml --plain --out runs/exp-ki > /dev/null
 $S run bench/experiments/grow_gpt.toml --plain > /dev/null
-/usr/bin/python3 bench/experiments/compare.py runs/exp-scratch runs/exp-ki runs/exp-grow
-$S report runs/exp-scratch runs/exp-ki runs/exp-grow runs/exp-teacher --out runs/exp-report.html
+$S run bench/experiments/grow_gpt_two_stage.toml --plain > /dev/null
+$S run bench/experiments/grow_msg.toml --plain > /dev/null
+/usr/bin/python3 bench/experiments/compare.py runs/exp-scratch runs/exp-ki runs/exp-grow runs/exp-grow2 runs/exp-msg
+$S report runs/exp-scratch runs/exp-ki runs/exp-grow runs/exp-grow2 runs/exp-msg runs/exp-teacher --out runs/exp-report.html

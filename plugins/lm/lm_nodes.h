@@ -24,6 +24,13 @@ struct SubnetSampling {
     const int64_t lo = std::clamp<int64_t>(min_layers, 1, layers);
     return lo + int64_t(random_bits(derive_seed(seed, 0x5b0), uint64_t(step)) % uint64_t(layers - lo + 1));
   }
+  // The expected number of layers a training step runs (all of them when disabled), for the
+  // FLOPs count: sub-model steps are cheaper, and the growth experiment counts that.
+  double mean_depth(int64_t layers) const {
+    if (!enabled || layers == 0) return double(layers);
+    const int64_t lo = std::clamp<int64_t>(min_layers, 1, layers);
+    return 0.5 * double(lo + layers);
+  }
 };
 
 class GptNode final : public Model {
@@ -32,7 +39,7 @@ class GptNode final : public Model {
   TensorMap forward(const TensorMap& inputs, const StepContext& ctx) override;
   nn::Module& module() override { return *model_; }
   bool frozen() const override { return frozen_; }
-  double flops_per_token(int64_t seq_len) override { return model_->train_flops_per_token(model_->config().context); }
+  double flops_per_token(int64_t seq_len) override;
   Json config() const override;
   GptModel& gpt() { return *model_; }
   void replace(std::unique_ptr<GptModel> m) {
@@ -58,6 +65,7 @@ class BertNode final : public Model {
   TensorMap forward(const TensorMap& inputs, const StepContext& ctx) override;
   nn::Module& module() override { return *model_; }
   bool frozen() const override { return frozen_; }
+  double flops_per_token(int64_t seq_len) override;
   Json config() const override;
   BertModel& bert() { return *model_; }
   void replace(std::unique_ptr<BertModel> m) {

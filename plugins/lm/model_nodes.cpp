@@ -85,6 +85,15 @@ TensorMap GptNode::forward(const TensorMap& in, const StepContext& ctx) {
 
 Json GptNode::config() const { return config_to_json(model_->config()); }
 
+// llm.c's count for the whole model, less the layers a sub-model step skips on average.
+double GptNode::flops_per_token(int64_t) {
+  const GptConfig& c = model_->config();
+  const double full = model_->train_flops_per_token(c.context);
+  if (model_->blocks.empty()) return full;
+  const double per_layer = 6.0 * double(model_->blocks[0]->parameter_count()) + 6.0 * double(c.width * c.context);
+  return full - (double(c.layers) - subnets_.mean_depth(c.layers)) * per_layer;
+}
+
 BertNode::BertNode(const Params& p) : frozen_(p.b("frozen")), seed_(uint64_t(p.i("__seed"))) {
   model_ = std::make_unique<BertModel>(config_from_params<BertConfig>(p, seed_));
   const std::string load = p.s("load");
@@ -103,6 +112,13 @@ TensorMap BertNode::forward(const TensorMap& in, const StepContext& ctx) {
 }
 
 Json BertNode::config() const { return config_to_json(model_->config()); }
+
+double BertNode::flops_per_token(int64_t) {
+  const double full = 6.0 * double(model_->parameter_count());
+  if (model_->layers.empty()) return full;
+  const int64_t L = model_->config().layers;
+  return full - (double(L) - subnets_.mean_depth(L)) * 6.0 * double(model_->layers[0]->parameter_count());
+}
 
 namespace {
 std::vector<ParamSpec> model_params(int64_t vocab, int64_t ctx, bool gpt) {

@@ -372,4 +372,10 @@ TEST(Growth, SubnetDepthsAreSeededAndCoverTheRange) {
     EXPECT_EQ(d, s.depth(6, 17, step));  // a pure function of (seed, step): resumable
   }
   for (int d = 2; d <= 6; ++d) EXPECT_GT(seen[size_t(d)], 50) << d;
+  // The FLOPs count uses the expected depth: (2 + 6) / 2, close to the sampled mean.
+  double sum = 0;
+  for (int d = 2; d <= 6; ++d) sum += d * seen[size_t(d)];
+  EXPECT_DOUBLE_EQ(s.mean_depth(6), 4.0);
+  EXPECT_NEAR(sum / 400, 4.0, 0.2);
+  EXPECT_DOUBLE_EQ(lm::SubnetSampling{}.mean_depth(6), 6.0);
 }
