@@ -131,62 +131,64 @@ TextStream::TextStream(TextStreamConfig cfg, TokenizeFn tokenize, int32_t eot_id
     in.read(sample.data(), std::streamsize(sample.size()));
     sample.resize(size_t(in.gcount()));
     check_text(f, sample);
+    sizes_.push_back(int64_t(std::filesystem::file_size(f)));
   }
   start_epoch();
 }
 
-void TextStream::start_epoch() {
-  order_.resize(files_.size());
-  std::iota(order_.begin(), order_.end(), 0);
-  if (cfg_.shuffle) {  // Fisher-Yates with the counter RNG keyed on (seed, epoch)
-    const uint64_t s = derive_seed(cfg_.seed, 0x5eed0000ull + uint64_t(epoch_));
-    for (size_t i = order_.size(); i > 1; --i) std::swap(order_[i - 1], order_[random_bits(s, i) % i]);
+void TextStream::start_epoch() { offsets_.assign(files_.size(), 0); }
+
+int64_t TextStream::pick_file() {
+  int64_t remaining = 0;
+  for (size_t f = 0; f < files_.size(); ++f) remaining += sizes_[f] - offsets_[f];
+  if (remaining <= 0) return -1;
+  int64_t u = 0;  // sequential: the first unfinished file
+  if (cfg_.shuffle)
+    u = int64_t(random_bits(derive_seed(cfg_.seed, 0xf11e5ull), file_draws_++) % uint64_t(remaining));
+  for (size_t f = 0; f < files_.size(); ++f) {
+    const int64_t left = sizes_[f] - offsets_[f];
+    if (u < left) return int64_t(f);
+    u -= left;
   }
-  file_pos_ = 0;
-  byte_offset_ = 0;
+  return -1;  // not reached
 }
 
 bool TextStream::read_document(std::string& doc) {
-  while (file_pos_ < int64_t(order_.size())) {
-    const std::string& path = files_[size_t(order_[size_t(file_pos_)])];
-    std::ifstream in(path, std::ios::binary);
-    SCION_CHECK(in.good(), "data.text: cannot open '", path, "' (it was readable when the run started)");
-    in.seekg(byte_offset_);
-    doc.clear();
-    std::string line;
-    const bool jsonl = is_jsonl(path);
-    int64_t line_no_offset = byte_offset_;
-    while (std::getline(in, line)) {
-      const int64_t next = line_no_offset + int64_t(line.size()) + 1;
-      line_no_offset = next;
-      if (jsonl) {
-        byte_offset_ = next;
-        std::string text;
-        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        SCION_CHECK(json_text_field(line, text), "data.text: '", path, "' near byte ", next - int64_t(line.size()) - 1,
-                    ": a JSON-lines record without a \"text\" string field");
-        doc = std::move(text);
-        return true;
-      }
-      const bool blank = line.find_first_not_of(" \t\r") == std::string::npos;
-      byte_offset_ = next;
-      if (blank) {
-        if (!doc.empty()) return true;
-        continue;
-      }
-      doc += line;
-      doc += '\n';
-    }
-    if (!doc.empty()) {  // last document of the file
-      byte_offset_ = line_no_offset;
-      ++file_pos_;
-      byte_offset_ = 0;
+  for (int64_t f; (f = pick_file()) >= 0;)
+    if (read_document_from(size_t(f), doc)) return true;
+  return false;
+}
+
+bool TextStream::read_document_from(size_t f, std::string& doc) {
+  const std::string& path = files_[f];
+  int64_t& offset = offsets_[f];
+  std::ifstream in(path, std::ios::binary);
+  SCION_CHECK(in.good(), "data.text: cannot open '", path, "' (it was readable when the run started)");
+  in.seekg(offset);
+  doc.clear();
+  std::string line;
+  const bool jsonl = is_jsonl(path);
+  while (std::getline(in, line)) {
+    const int64_t start = offset;
+    offset = std::min(sizes_[f], offset + int64_t(line.size()) + 1);
+    const bool blank = line.find_first_not_of(" \t\r") == std::string::npos;
+    if (jsonl) {
+      if (blank) continue;
+      std::string text;
+      SCION_CHECK(json_text_field(line, text), "data.text: '", path, "' near byte ", start,
+                  ": a JSON-lines record without a \"text\" string field");
+      doc = std::move(text);
       return true;
     }
-    ++file_pos_;
-    byte_offset_ = 0;
+    if (blank) {
+      if (!doc.empty()) return true;
+      continue;
+    }
+    doc += line;
+    doc += '\n';
   }
-  return false;
+  offset = sizes_[f];  // the end of the file (its last document, if any, is in doc)
+  return !doc.empty();
 }
 
 std::vector<int32_t> TextStream::next_window() {
@@ -239,9 +241,9 @@ void TextStream::next(Tensor& tokens, Tensor& targets) {
 }
 
 std::vector<int64_t> TextStream::state() const {
-  std::vector<int64_t> s = {1 /*format*/, epoch_, file_pos_, byte_offset_, int64_t(draws_), window_count_,
-                            int64_t(order_.size())};
-  s.insert(s.end(), order_.begin(), order_.end());
+  std::vector<int64_t> s = {2 /*format*/, epoch_, int64_t(file_draws_), int64_t(draws_), window_count_,
+                            int64_t(files_.size())};
+  s.insert(s.end(), offsets_.begin(), offsets_.end());
   s.push_back(int64_t(pending_.size()));
   s.insert(s.end(), pending_.begin(), pending_.end());
   s.push_back(int64_t(buffer_.size()));
@@ -258,17 +260,24 @@ void TextStream::restore(const std::vector<int64_t>& s) {
     SCION_CHECK(i < s.size(), "data.text: the saved stream position is truncated");
     return s[i++];
   };
-  SCION_CHECK(take() == 1, "data.text: unknown saved stream position format");
+  const int64_t format = take();
+  SCION_CHECK(format == 2, "data.text: the checkpoint's stream position has format ", format,
+              " (this Scion reads format 2; format 1 came from a version that read files one after another); "
+              "hint: restart the run, or resume it with the Scion that wrote it");
   epoch_ = take();
-  file_pos_ = take();
-  byte_offset_ = take();
+  file_draws_ = uint64_t(take());
   draws_ = uint64_t(take());
   window_count_ = take();
   const int64_t nfiles = take();
   SCION_CHECK(nfiles == int64_t(files_.size()), "data.text: the checkpoint was made with ", nfiles,
               " file(s) but the graph now matches ", files_.size());
-  order_.resize(size_t(nfiles));
-  for (auto& o : order_) o = take();
+  for (auto& o : offsets_) {
+    o = take();
+    SCION_CHECK(o >= 0, "data.text: a negative file offset in the saved stream position");
+  }
+  for (size_t f = 0; f < files_.size(); ++f)
+    SCION_CHECK(offsets_[f] <= sizes_[f], "data.text: '", files_[f], "' is shorter (", sizes_[f],
+                " bytes) than the checkpoint's read position ", offsets_[f], "; the file changed since");
   pending_.resize(size_t(take()));
   for (auto& p : pending_) p = int32_t(take());
   buffer_.resize(size_t(take()));

@@ -3,11 +3,16 @@
 // Files (globs) are read document by document — a .txt file's documents are separated by
 // blank lines, a .jsonl file has one JSON object per line with the text under "text" — and
 // tokenized as they are read; documents are joined with an end-of-text token and cut into
-// windows of seq_len + 1 tokens (inputs and next-token targets). Windows pass through a
-// seeded shuffle buffer; file order is reshuffled every epoch. Nothing but the current file
-// chunk and the buffer is held in memory. The whole position (epoch, file, byte offset,
-// pending tokens, buffer, RNG counter) is a flat list of integers, so a checkpoint can store
-// it and a resumed run sees exactly the same batches.
+// windows of seq_len + 1 tokens (inputs and next-token targets).
+//
+// With shuffling on, the files are interleaved: each document comes from a file drawn with
+// probability proportional to its unread bytes, so every file (every domain of a
+// multi-domain corpus) is spread evenly over the epoch instead of one file being trained on
+// for hundreds of steps before the next starts. Windows then pass through a seeded shuffle
+// buffer. With shuffling off (evaluation) files are read one after another in sorted order.
+// Nothing but the current document and the buffer is held in memory. The whole position
+// (epoch, byte offset per file, pending tokens, buffer, RNG counters) is a flat list of
+// integers, so a checkpoint can store it and a resumed run sees exactly the same batches.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -54,6 +59,8 @@ class TextStream {
 
  private:
   bool read_document(std::string& doc);  // false at the end of the epoch's files
+  bool read_document_from(size_t file, std::string& doc);  // false when the file has none left
+  int64_t pick_file();                                     // -1 when every file is read
   std::vector<int32_t> next_window();
   void start_epoch();
 
@@ -61,8 +68,10 @@ class TextStream {
   TokenizeFn tokenize_;
   int32_t eot_;
   std::vector<std::string> files_;
-  std::vector<int64_t> order_;  // file order this epoch
-  int64_t epoch_ = 0, file_pos_ = 0, byte_offset_ = 0;
+  std::vector<int64_t> sizes_;    // bytes per file
+  std::vector<int64_t> offsets_;  // bytes read per file this epoch (== size: done)
+  int64_t epoch_ = 0;
+  uint64_t file_draws_ = 0;     // file-choice RNG counter
   uint64_t draws_ = 0;          // shuffle-buffer RNG counter
   int64_t window_count_ = 0;    // windows produced (for rank sharding)
   std::vector<int32_t> pending_;

@@ -1,6 +1,8 @@
 // data.text's stream and data.shards' format: batches, shuffling, resume, bad input.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <filesystem>
 #include <fstream>
 
@@ -77,6 +79,51 @@ TEST(TextStream, JsonLinesAndResumeGiveTheSameBatches) {
     EXPECT_EQ(x.to_vector_i64(), want[size_t(i)]) << "batch " << i << " after resume";
   }
   EXPECT_GE(a.epoch(), 1);  // the tiny corpus wrapped around
+}
+
+TEST(TextStream, InterleavesFilesOverTheEpoch) {
+  // Three "domains" of equal size: shuffled reading spreads each over the whole epoch
+  // instead of training on one file after another; unshuffled reading is sequential.
+  TempDir d;
+  for (char c : std::string("abc")) {
+    std::string text;
+    for (int i = 0; i < 150; ++i) text += std::string(20, c) + "\n\n";
+    d.write(std::string(1, c) + ".txt", text);
+  }
+  auto count_first_quarter = [&](bool shuffle) {
+    auto cfg = config((d.path / "*.txt").string(), shuffle);
+    lm::TextStream s(cfg, bytes_of, 256);
+    std::map<int64_t, int> seen;
+    Tensor x, y;
+    // 150 documents of 21 bytes per file, 3 files: ~9.5k bytes an epoch, 24 bytes a batch.
+    for (int i = 0; i < 100; ++i) {
+      s.next(x, y);
+      for (int64_t v : x.to_vector_i64()) ++seen[v];
+    }
+    return seen;
+  };
+  auto mixed = count_first_quarter(true);
+  for (char c : std::string("abc")) {
+    EXPECT_GT(mixed[c], 400) << c << " is missing from the first quarter of the shuffled epoch";
+    EXPECT_LT(mixed[c], 1200) << c;
+  }
+  auto sequential = count_first_quarter(false);
+  EXPECT_GT(sequential['a'], 2000);
+  EXPECT_EQ(sequential['b'] + sequential['c'], 0);
+}
+
+TEST(TextStream, RefusesAPositionSavedInTheOldFormat) {
+  TempDir d;
+  d.write("a.txt", "some text here\n");
+  lm::TextStream s(config((d.path / "a.txt").string(), true), bytes_of, 256);
+  auto st = s.state();
+  st[0] = 1;
+  try {
+    s.restore(st);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("format 1"), std::string::npos) << e.what();
+  }
 }
 
 TEST(TextStream, RanksReadDisjointWindows) {
