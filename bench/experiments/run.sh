@@ -3,7 +3,7 @@
 # 2 cores). Results go to runs/exp-*; the comparison is printed and a report written.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-S=build/bin/scion
+S="${SCION:-build/bin/scion}"  # the scion executable (SCION=... to use another build)
 $S run bench/experiments/ki_teacher.toml --plain > /dev/null
 $S run bench/experiments/ki_student.toml --plain --set 'stages.0.losses=["lm"]' --out runs/exp-scratch > /dev/null
 $S run bench/experiments/ki_student.toml --plain --out runs/exp-ki > /dev/null

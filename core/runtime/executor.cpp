@@ -100,30 +100,47 @@ void Executor::apply_ops(size_t si, const StepContext& ctx) {
   }
 }
 
-// The optimizer's state is keyed "<node>.<param>.<what>". For each parameter the op resized,
-// the state tensors shaped as the parameter was are handed to the op, which maps them (MSG
-// carries the moments of the old units over) or declines; declined state keeps its old shape,
-// and an optimizer restarts a parameter whose state no longer matches it.
+// The optimizer's state is keyed "<node>.<param>.<what>". After an op, each parameter
+// continues the state of the parameter the op names as its source (itself unless the op moved
+// layers; none for a new identity block, whose state restarts at zero). Where the shape
+// changed, the state tensors shaped as the source was are handed to the op, which maps them
+// (MSG carries the moments of the old units over) or declines; declined state keeps its old
+// shape, and an optimizer restarts a parameter whose state no longer matches it.
 void Executor::carry_optimizer_state(const Op& op, const std::string& target, Model& model,
                                      const std::map<std::string, Shape>& before) {
   if (!optimizer_) return;
-  std::map<std::string, Shape> resized;
-  for (const auto& [k, t] : model.module().named_parameters()) {
-    auto it = before.find(target + "." + k);
-    if (it != before.end() && it->second != t.shape()) resized[it->first] = t.shape();
-  }
-  if (resized.empty()) return;
-  nn::NamedTensors mapped;
+  std::map<std::string, std::vector<std::pair<std::string, Tensor>>> old;  // param -> (what, state)
   for (const auto& [name, state] : optimizer_->state_tensors()) {
     const size_t dot = name.rfind('.');
-    if (dot == std::string::npos) continue;
-    auto it = resized.find(name.substr(0, dot));
-    if (it == resized.end() || state.shape() != before.at(it->first)) continue;
-    Tensor t = op.carry_state(it->first.substr(target.size() + 1), state, it->second);
-    if (!t.defined()) continue;
-    SCION_CHECK(t.shape() == it->second, "op mapped optimizer state '", name, "' to ", t.desc(),
-                " but the parameter is now ", Tensor::empty(it->second).desc());
-    mapped.emplace_back(name, t);
+    if (dot != std::string::npos) old[name.substr(0, dot)].emplace_back(name.substr(dot + 1), state);
+  }
+  nn::NamedTensors mapped;
+  auto restart = [&](const std::string& p) {
+    if (auto it = old.find(p); it != old.end())
+      for (const auto& [what, st] : it->second) mapped.emplace_back(p + "." + what, Tensor::zeros(st.shape(), st.dtype()));
+  };
+  for (const auto& [k, t] : model.module().named_parameters()) {
+    const std::string p = target + "." + k, src_k = op.state_source(k);
+    if (src_k.empty()) {
+      restart(p);
+      continue;
+    }
+    const std::string src = target + "." + src_k;
+    auto shape_was = before.find(src);
+    auto st = old.find(src);
+    if (shape_was == before.end() || st == old.end()) {  // a new parameter, or one without state yet
+      if (src != p) restart(p);
+      continue;
+    }
+    const bool resized = shape_was->second != t.shape();
+    if (src == p && !resized) continue;  // untouched: keeps its own state
+    for (const auto& [what, state] : st->second) {
+      Tensor m = resized && state.shape() == shape_was->second ? op.carry_state(k, state, t.shape()) : state;
+      if (m.defined() && resized && state.shape() == shape_was->second)
+        SCION_CHECK(m.shape() == t.shape(), "op mapped optimizer state '", src, ".", what, "' to ", m.desc(),
+                    " but the parameter is now ", t.desc());
+      mapped.emplace_back(p + "." + what, m.defined() ? m : state);
+    }
   }
   if (!mapped.empty()) optimizer_->load_state_tensors(mapped);
 }
@@ -320,6 +337,27 @@ void Executor::train_stage(size_t si) {
   }
   for (const auto& m : s.train) std::dynamic_pointer_cast<Model>(node(m))->module().set_training(true);
 
+  // The nodes that run at one step: the stage's losses and trained models and whatever they
+  // read, except through ports a loss declares idle at this step (a teacher whose α is 0).
+  // Data nodes always advance, so that the stream does not depend on what was skipped.
+  std::set<std::string> active;
+  auto find_active = [&](const StepContext& c) {
+    active.clear();
+    std::function<void(const std::string&)> visit = [&](const std::string& n) {
+      if (!active.insert(n).second) return;
+      const NodeSpec* spec = g_.node(n);
+      std::set<std::string> idle;
+      if (spec->info->entry.kind == PluginKind::loss)
+        for (const auto& port : std::dynamic_pointer_cast<Loss>(node(n))->idle_inputs(c)) idle.insert(port);
+      for (const auto& [port, src] : spec->inputs)
+        if (!idle.count(port)) visit(src.substr(0, src.find('.')));
+    };
+    for (const auto& [l, w] : s.losses) visit(l);
+    for (const auto& m : s.train) visit(m);
+    for (const NodeSpec* n : run_nodes)
+      if (n->info->entry.kind == PluginKind::data) active.insert(n->name);
+  };
+
   // One slot of outputs per node; the flow graph fills them in dependency order.
   std::map<std::string, TensorMap> outputs;
   std::map<std::string, Tensor> loss_values;
@@ -334,10 +372,16 @@ void Executor::train_stage(size_t si) {
   }
   for (const NodeSpec* n : run_nodes) {
     const NodeSpec& spec = *n;
-    auto body = [this, &spec, &outputs, &loss_values, &loss_metrics, &ctx, &trained](const tbb::flow::continue_msg&) {
+    auto body = [this, &spec, &outputs, &loss_values, &loss_metrics, &ctx, &trained,
+                 &active](const tbb::flow::continue_msg&) {
+      if (!active.count(spec.name)) {  // skipped at this step: nothing reads it
+        outputs.at(spec.name).clear();
+        return tbb::flow::continue_msg();
+      }
       TensorMap in;
       for (const auto& [port, src] : spec.inputs) {
         const std::string sn = src.substr(0, src.find('.')), sp = src.substr(src.find('.') + 1);
+        if (!active.count(sn)) continue;  // an idle port of a loss
         auto it = outputs.at(sn).find(sp);
         if (it == outputs.at(sn).end())
           throw Error("node '" + sn + "' produced no output '" + sp + "' for node '" + spec.name + "'");
@@ -404,12 +448,12 @@ void Executor::train_stage(size_t si) {
     ctx.step = step_;
     apply_ops(si, ctx);
   }
-  double flops_per_step = 0;
+  std::map<std::string, double> model_flops;  // per step, of each model that runs
   for (const NodeSpec* n : run_nodes)
     if (n->info->entry.kind == PluginKind::model) {
       auto m = std::dynamic_pointer_cast<Model>(node(n->name));
       const double per_token = m->flops_per_token(1);
-      flops_per_step += double(tokens_per_step) * (trained.count(n->name) ? per_token : per_token / 3.0);
+      model_flops[n->name] = double(tokens_per_step) * (trained.count(n->name) ? per_token : per_token / 3.0);
     }
 
   const auto stage_t0 = std::chrono::steady_clock::now();
@@ -419,6 +463,10 @@ void Executor::train_stage(size_t si) {
     ctx.step = step_;
     ctx.stage_step = stage_step;
     ctx.training = true;
+    find_active(ctx);
+    double flops_per_step = 0;
+    for (const auto& [name, f] : model_flops)
+      if (active.count(name)) flops_per_step += f;
     start.try_put(tbb::flow::continue_msg());
     fg.wait_for_all();
     Json line;
@@ -504,6 +552,16 @@ std::map<std::string, double> Executor::evaluate_only(const std::vector<std::str
 void Executor::run() {
   start_ = std::chrono::steady_clock::now();
   make_nodes();
+  // A loss that acts on evaluations (loss.inherit's until_surpassed) in a stage without any
+  // would never see one: refuse before anything runs or is written.
+  for (const StageSpec& s : g_.stages)
+    for (const auto& [name, w] : s.losses)
+      if (std::dynamic_pointer_cast<Loss>(node(name))->needs_evaluations() && (s.eval_every <= 0 || s.evaluators.empty())) {
+        const SourcePos& p = g_.node(name)->pos;
+        throw Error(p.file + ":" + std::to_string(p.line) + ":" + std::to_string(p.column) + ": stage '" + s.name +
+                    "' uses loss '" + name + "', which acts on evaluation results, but the stage evaluates nothing " +
+                    "(hint: add eval = { every = N, evaluators = [\"...\"] } to the stage)");
+      }
   size_t first_stage = 0;
   int64_t stage_step = 0;
   if (opt_.resume) {

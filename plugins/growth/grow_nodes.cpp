@@ -21,10 +21,29 @@ std::vector<int64_t> parse_ints(const std::vector<std::string>& v, const char* w
   return out;
 }
 
+// A model inside a grow.masked ramp computes through its masks; replacing it would drop them
+// and change its function mid-ramp.
+template <class N>
+void refuse_mid_ramp(const N& node, const StepContext& ctx, const char* who) {
+  const growth::MaskedFrom& r = node.mask_ramp();
+  const int64_t done = ctx.step - r.at_step;
+  SCION_CHECK(!r.active() || done >= r.ramp_steps, who, ": the model is ", done, " of ", r.ramp_steps,
+              " updates into a grow.masked ramp; growing it now would drop the masks and change what it "
+              "computes (hint: apply this op in a stage that starts after the ramp ends)");
+}
+
+// Runs `gpt` or `bert` on the target's concrete model node; growth ops refuse a model that is
+// still ramping in its masks (grows = false for ops that keep the model, such as grow.subnets).
 template <class Fg, class Fb>
-void on_model(Model& target, const char* who, Fg gpt, Fb bert) {
-  if (auto* g = dynamic_cast<GptNode*>(&target)) return gpt(*g);
-  if (auto* b = dynamic_cast<BertNode*>(&target)) return bert(*b);
+void on_model(Model& target, const StepContext& ctx, const char* who, Fg gpt, Fb bert, bool grows = true) {
+  if (auto* g = dynamic_cast<GptNode*>(&target)) {
+    if (grows) refuse_mid_ramp(*g, ctx, who);
+    return gpt(*g);
+  }
+  if (auto* b = dynamic_cast<BertNode*>(&target)) {
+    if (grows) refuse_mid_ramp(*b, ctx, who);
+    return bert(*b);
+  }
   throw Error(std::string(who) + " grows model.gpt and model.bert nodes only");
 }
 
@@ -42,55 +61,89 @@ WidthOptions width_options(const Params& p, Method m) {
 class Wider final : public Op {
  public:
   explicit Wider(const Params& p) : p_(p) {}
-  void apply(Model& t, const StepContext&) override {
+  void apply(Model& t, const StepContext& ctx) override {
     const WidthOptions o = width_options(p_, Method::fpi);
-    on_model(t, "grow.net2wider", [&](GptNode& g) { g.replace(widen(g.gpt(), o)); },
+    on_model(t, ctx, "grow.net2wider", [&](GptNode& g) { g.replace(widen(g.gpt(), o)); },
              [&](BertNode& b) { b.replace(widen(b.bert(), o)); });
   }
   Params p_;
 };
 
-class Deeper final : public Op {
+// Depth ops move layers: each new layer's optimizer state continues its source layer's (as
+// StackingBERT's --double-optimizer), an identity block's restarts.
+class DepthOp : public Op {
+ public:
+  std::string state_source(const std::string& param) const override { return layer_state_source(param, order_); }
+
+ protected:
+  std::vector<int64_t> order_;  // set by apply(); empty = the depth did not change
+};
+
+class Deeper final : public DepthOp {
  public:
   explicit Deeper(const Params& p) : after_(parse_ints(p.strings("after"), "grow.net2deeper")) {}
-  void apply(Model& t, const StepContext&) override {
-    on_model(t, "grow.net2deeper",
-             [&](GptNode& g) { g.replace(deepen(g.gpt(), identity_insertion_order(g.gpt().config().layers, after_))); },
-             [&](BertNode& b) { b.replace(deepen(b.bert(), identity_insertion_order(b.bert().config().layers, after_))); });
+  void apply(Model& t, const StepContext& ctx) override {
+    on_model(t, ctx, "grow.net2deeper",
+        [&](GptNode& g) {
+          order_ = identity_insertion_order(g.gpt().config().layers, after_);
+          g.replace(deepen(g.gpt(), order_));
+        },
+        [&](BertNode& b) {
+          order_ = identity_insertion_order(b.bert().config().layers, after_);
+          b.replace(deepen(b.bert(), order_));
+        });
   }
   std::vector<int64_t> after_;
 };
 
-class Stack final : public Op {
+class Stack final : public DepthOp {
  public:
-  void apply(Model& t, const StepContext&) override {
-    on_model(t, "grow.stack", [&](GptNode& g) { g.replace(deepen(g.gpt(), stacking_order(g.gpt().config().layers))); },
-             [&](BertNode& b) { b.replace(deepen(b.bert(), stacking_order(b.bert().config().layers))); });
+  void apply(Model& t, const StepContext& ctx) override {
+    on_model(t, ctx, "grow.stack",
+        [&](GptNode& g) {
+          order_ = stacking_order(g.gpt().config().layers);
+          g.replace(deepen(g.gpt(), order_));
+        },
+        [&](BertNode& b) {
+          order_ = stacking_order(b.bert().config().layers);
+          b.replace(deepen(b.bert(), order_));
+        });
   }
 };
 
-class Bert2Bert final : public Op {
+class Bert2Bert final : public DepthOp {
  public:
   explicit Bert2Bert(const Params& p) : p_(p) {}
-  void apply(Model& t, const StepContext&) override {
+  void apply(Model& t, const StepContext& ctx) override {
     const std::string m = p_.s("method");
     SCION_CHECK(m == "fpi" || m == "aki", "grow.bert2bert: method must be fpi or aki, got '", m, "'");
-    const WidthOptions o = width_options(p_, m == "aki" ? Method::aki : Method::fpi);
+    WidthOptions o = width_options(p_, m == "aki" ? Method::aki : Method::fpi);
     const int64_t layers = p_.i("layers");
-    on_model(
-        t, "grow.bert2bert",
+    // Refuse a request that would shrink or leave the model as it is (likely a typo in a graph).
+    auto check = [&](const auto& c) {
+      if (o.width == 0) o.width = c.width;
+      SCION_CHECK(o.width >= c.width, "grow.bert2bert: width ", o.width, " is smaller than the model's ", c.width);
+      SCION_CHECK(layers == 0 || layers >= c.layers, "grow.bert2bert: layers ", layers, " is fewer than the model's ",
+                  c.layers);
+      SCION_CHECK(o.width > c.width || (o.ffn > 0 && o.ffn != c.ffn) || layers > c.layers,
+                  "grow.bert2bert: width ", o.width, ", ffn ", o.ffn, " and layers ", layers,
+                  " do not grow the model (width ", c.width, ", ffn ", c.ffn, ", ", c.layers,
+                  " layers; hint: set width, ffn or layers above the current size)");
+      return o.width > c.width || (o.ffn > 0 && o.ffn != c.ffn);
+    };
+    on_model(t, ctx, "grow.bert2bert",
         [&](GptNode& g) {
-          auto wide = o.width > g.gpt().config().width ? widen(g.gpt(), o) : nullptr;
+          auto wide = check(g.gpt().config()) ? widen(g.gpt(), o) : nullptr;
           const lm::GptModel& base = wide ? *wide : g.gpt();
           const int64_t from = base.config().layers;
-          if (layers > from) g.replace(deepen(base, bert2bert_depth_order(from, layers)));
+          if (layers > from) g.replace(deepen(base, order_ = bert2bert_depth_order(from, layers)));
           else if (wide) g.replace(std::move(wide));
         },
         [&](BertNode& b) {
-          auto wide = o.width > b.bert().config().width ? widen(b.bert(), o) : nullptr;
+          auto wide = check(b.bert().config()) ? widen(b.bert(), o) : nullptr;
           const lm::BertModel& base = wide ? *wide : b.bert();
           const int64_t from = base.config().layers;
-          if (layers > from) b.replace(deepen(base, bert2bert_depth_order(from, layers)));
+          if (layers > from) b.replace(deepen(base, order_ = bert2bert_depth_order(from, layers)));
           else if (wide) b.replace(std::move(wide));
         });
   }
@@ -113,7 +166,7 @@ class Masked final : public Op {
       node.replace(std::move(g.model));
       node.set_mask_ramp(g.from);
     };
-    on_model(t, "grow.masked", [&](GptNode& g) { grown(g, g.gpt()); }, [&](BertNode& b) { grown(b, b.bert()); });
+    on_model(t, ctx, "grow.masked", [&](GptNode& g) { grown(g, g.gpt()); }, [&](BertNode& b) { grown(b, b.bert()); });
   }
   // MSG's transfer of optimizer state: the old moments take the old units' places, the new
   // units start from zero moments.
@@ -128,17 +181,20 @@ class Masked final : public Op {
 class Subnets final : public Op {
  public:
   explicit Subnets(const Params& p) : s_{p.b("enabled"), p.i("min_layers")} {}
-  void apply(Model& t, const StepContext&) override {
-    on_model(t, "grow.subnets", [&](GptNode& g) { g.set_subnets(s_); }, [&](BertNode& b) { b.set_subnets(s_); });
+  void apply(Model& t, const StepContext& ctx) override {
+    on_model(
+        t, ctx, "grow.subnets", [&](GptNode& g) { g.set_subnets(s_); }, [&](BertNode& b) { b.set_subnets(s_); },
+        /*grows=*/false);
   }
   lm::SubnetSampling s_;
 };
 
 std::vector<ParamSpec> width_params() {
   return {{"width", ParamType::integer, Json(), true, "new hidden width (a multiple of the head size)"},
-          {"ffn", ParamType::integer, Json(0), false, "new FFN width (0 = 4 * width)"},
+          {"ffn", ParamType::integer, Json(0), false, "new FFN width (0 = keep the FFN/width ratio)"},
           {"uniform", ParamType::boolean, Json(true), false, "uniform unit duplication (exact under LayerNorm)"},
-          {"noise", ParamType::number, Json(0.0), false, "symmetry-breaking noise on divided copies (0 = exact)"}};
+          {"noise", ParamType::number, Json(0.0), false,
+           "std of symmetry-breaking noise on divided copies, zero-sum over each unit's copies (keeps the function)"}};
 }
 
 PluginEntry op_entry(const char* name, const char* desc, std::vector<ParamSpec> params, Factory f) {

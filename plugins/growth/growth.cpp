@@ -61,6 +61,43 @@ int64_t new_extent(const Maps& m, Role r, int64_t layer, int64_t old) {
   return old;
 }
 
+// Net2Net's symmetry-breaking noise on the divided weights of duplicated units, made to sum
+// to zero over the copies of each unit: the copies compute the same activation, so the next
+// layer still receives exactly the old sum and the function is kept, while the copies' weights
+// (and so their gradients and what they learn) differ.
+void add_zero_sum_noise(Tensor& w, const Rule& rule, const Maps& m, float noise, uint64_t seed) {
+  const int64_t nd = w.dim();
+  if (nd != 2) return;  // only matrices have in-axes
+  const int64_t r1 = w.size(0), c1 = w.size(1);
+  for (int ax = 0; ax < 2; ++ax) {
+    if (!rule.axis[ax].divide) continue;
+    const int64_t n_div = ax == 0 ? r1 : c1, n_other = ax == 0 ? c1 : r1;
+    std::vector<int64_t> src(static_cast<size_t>(n_div)), copies(static_cast<size_t>(n_div));
+    for (int64_t k = 0; k < n_div; ++k) {
+      bool fresh;
+      source_of(m, rule.axis[ax].role, rule.layer, k, src[size_t(k)], copies[size_t(k)], fresh);
+    }
+    std::map<int64_t, std::vector<int64_t>> groups;  // old unit -> its copies along this axis
+    for (int64_t k = 0; k < n_div; ++k)
+      if (copies[size_t(k)] > 1) groups[src[size_t(k)]].push_back(k);
+    float* d = w.data<float>();
+    for (const auto& [s, ks] : groups)
+      for (int64_t o = 0; o < n_other; ++o) {
+        std::vector<double> z(ks.size());
+        double mean = 0;
+        for (size_t q = 0; q < ks.size(); ++q) {
+          const int64_t i = ax == 0 ? ks[q] : o, j = ax == 0 ? o : ks[q];
+          z[q] = random_normal(derive_seed(seed, uint64_t(ax)), uint64_t(i * c1 + j));
+          mean += z[q] / double(ks.size());
+        }
+        for (size_t q = 0; q < ks.size(); ++q) {
+          const int64_t i = ax == 0 ? ks[q] : o, j = ax == 0 ? o : ks[q];
+          d[i * c1 + j] += float(noise * (z[q] - mean));
+        }
+      }
+  }
+}
+
 // Expands a 1-D or 2-D tensor. `upper` (AKI) supplies the new out-units when defined.
 Tensor expand(const Tensor& w_in, const Rule& rule, const Maps& m, const Tensor& upper_in, float noise, uint64_t seed) {
   Tensor w = w_in.detach().contiguous();
@@ -87,12 +124,10 @@ Tensor expand(const Tensor& w_in, const Rule& rule, const Maps& m, const Tensor&
       float v = (from_upper ? up : src)[si * c0 + sj];
       if (a0.divide) v /= float(ci);
       if (a1.divide) v /= float(cj);
-      // Symmetry-breaking noise on divided weights of duplicated units.
-      if (noise > 0.f && ((a0.divide && ci > 1) || (a1.divide && cj > 1)))
-        v += noise * random_normal(seed, uint64_t(i * c1 + j));
       dst[i * c1 + j] = v;
     }
   }
+  if (noise > 0.f) add_zero_sum_noise(out, rule, m, noise, seed);
   return out;
 }
 
@@ -163,7 +198,7 @@ Maps build_maps(int64_t old_width, int64_t old_heads, int64_t old_ffn, int64_t l
   SCION_CHECK(o.width % D == 0, who, ": new width ", o.width, " is not a multiple of the head size ", D,
               " (heads grow at a fixed head size)");
   new_heads = o.width / D;
-  new_ffn = o.ffn > 0 ? o.ffn : 4 * o.width;
+  new_ffn = o.ffn > 0 ? o.ffn : old_ffn * o.width / old_width;  // 0: keep the FFN/width ratio
   SCION_CHECK(new_ffn >= old_ffn, who, ": new FFN width ", new_ffn, " is smaller than the old ", old_ffn);
   Maps m;
   m.head_dim = D;
@@ -327,6 +362,20 @@ std::vector<int64_t> identity_insertion_order(int64_t layers, const std::vector<
     add_identities(l);
   }
   return o;
+}
+
+std::string layer_state_source(const std::string& param, const std::vector<int64_t>& order) {
+  for (const std::string prefix : {"transformer.h.", "bert.encoder.layer."}) {
+    if (param.rfind(prefix, 0) != 0) continue;
+    const size_t dot = param.find('.', prefix.size());
+    const int64_t l = std::stoll(param.substr(prefix.size(), dot - prefix.size()));
+    if (order.empty()) return param;
+    SCION_CHECK(l >= 0 && l < int64_t(order.size()), "layer ", l, " of '", param, "' is beyond the new depth ",
+                order.size());
+    const int64_t s = order[size_t(l)];
+    return s < 0 ? std::string() : prefix + std::to_string(s) + param.substr(dot);
+  }
+  return param;
 }
 
 }  // namespace scion::growth

@@ -43,10 +43,11 @@ enum class Method { fpi, aki };
 
 struct WidthOptions {
   int64_t width = 0;     // new residual width; a multiple of the head size
-  int64_t ffn = 0;       // new FFN width (0 = 4 * width)
+  int64_t ffn = 0;       // new FFN width (0 = keep the FFN/width ratio)
   bool uniform = true;   // uniform duplication (exact under LayerNorm when width is a multiple)
   Method method = Method::fpi;
-  float noise = 0.f;     // std of symmetry-breaking noise added to divided copies (0 = exact)
+  float noise = 0.f;     // std of symmetry-breaking noise on divided copies, zero-sum over
+                         // each unit's copies, so exactness is kept
   uint64_t seed = 0;
 };
 
@@ -62,5 +63,10 @@ std::vector<int64_t> stacking_order(int64_t layers);                   // [0..L-
 std::vector<int64_t> bert2bert_depth_order(int64_t from, int64_t to);  // floor(to/from) stacks + top layers
 // Identity blocks inserted after each listed source layer (-1 = at the bottom).
 std::vector<int64_t> identity_insertion_order(int64_t layers, const std::vector<int64_t>& after);
+
+// The source parameter of `param` after deepen(order): a layer parameter
+// ("transformer.h.<i>." or "bert.encoder.layer.<i>.") names layer order[i], "" for an identity
+// block; any other parameter is its own source. Optimizer state follows it (Op::state_source).
+std::string layer_state_source(const std::string& param, const std::vector<int64_t>& order);
 
 }  // namespace scion::growth

@@ -32,6 +32,7 @@ class Alpha {
   double at(int64_t update) const;
   // Feeds a validation result; returns true when this call switched inheritance off.
   bool observe_validation(double student_loss, double teacher_loss);
+  bool until_surpassed() const { return s_.kind == AlphaSchedule::Kind::until_surpassed; }
   bool surpassed() const { return surpassed_; }
   void set_surpassed(bool s) { surpassed_ = s; }  // restored from a checkpoint
 

@@ -1,5 +1,8 @@
 // loss.inherit: the knowledge-inheritance loss as a node (built into scion_lm).
+#include <cstdio>
+
 #include "inherit.h"
+#include "scion/ops.h"
 #include "scion/plugin.h"
 
 namespace scion::inherit {
@@ -13,29 +16,61 @@ class InheritNode final : public Loss {
         ignore_(p.i("ignore_index")),
         student_metric_(p.s("student_metric")),
         teacher_metric_(p.s("teacher_metric")) {
-    SCION_CHECK(tau_ > 0.f, "loss.inherit: temperature must be > 0");
+    SCION_CHECK(tau_ > 0.f, "loss.inherit: temperature must be > 0, got ", tau_);
+    SCION_CHECK(p.f("alpha") >= 0.0 && p.f("alpha") <= 1.0, "loss.inherit: alpha must be in [0, 1], got ", p.f("alpha"));
+    SCION_CHECK(p.s("schedule") != "linear" || p.i("steps") > 0, "loss.inherit: a linear schedule needs steps > 0, got ",
+                p.i("steps"));
   }
-  Tensor compute(const TensorMap& in, const StepContext& ctx, std::map<std::string, double>& m) override {
-    const double a = alpha_.at(ctx.stage_step);  // updates of the student since its stage began
-    InheritTerms t = inherit_loss(in.at("student"), in.at("teacher"), in.at("targets"), a, tau_, ignore_);
+  Tensor compute(const TensorMap& in, const StepContext&, std::map<std::string, double>& m) override {
+    const double a = alpha_.at(updates_++);
     m["alpha"] = a;
+    if (a == 0.0) {  // inheritance is over: the teacher did not run (idle_inputs), plain LM loss
+      Tensor lm = ops::cross_entropy(in.at("student"), in.at("targets"), ignore_);
+      m["lm"] = lm.item();
+      return lm;
+    }
+    InheritTerms t = inherit_loss(in.at("student"), in.at("teacher"), in.at("targets"), a, tau_, ignore_);
     m["lm"] = t.lm.item();
     m["kl"] = t.kl.item();
     return t.total;
   }
+  std::vector<std::string> idle_inputs(const StepContext&) const override {
+    if (alpha_.at(updates_) == 0.0) return {"teacher"};  // asked before this step's compute()
+    return {};
+  }
+  bool needs_evaluations() const override { return alpha_.until_surpassed(); }
   void observe(const std::map<std::string, double>& eval) override {
+    if (!alpha_.until_surpassed() || alpha_.surpassed()) return;
     auto s = eval.find(student_metric_), t = eval.find(teacher_metric_);
-    if (s != eval.end() && t != eval.end()) alpha_.observe_validation(s->second, t->second);
+    if (s == eval.end() || t == eval.end()) {
+      std::string have;
+      for (const auto& [k, v] : eval) have += (have.empty() ? "" : ", ") + k;
+      throw Error("loss.inherit: schedule 'until_surpassed' compares evaluator metrics '" + student_metric_ +
+                  "' and '" + teacher_metric_ + "', but this evaluation gave " + (have.empty() ? "none" : have) +
+                  " (hint: add an eval.ppl node with model = <student> and teacher = <teacher> to the stage's "
+                  "evaluators and name its metrics in student_metric / teacher_metric)");
+    }
+    if (alpha_.observe_validation(s->second, t->second))
+      std::fprintf(stderr, "loss.inherit: the student's validation loss %.4f fell below the teacher's %.4f: inheritance stops\n",
+                   s->second, t->second);
   }
   Json state() const override {
     Json j;
     j["surpassed"] = Json(alpha_.surpassed());
+    j["updates"] = Json(updates_);
     return j;
   }
-  void restore(const Json& j) override { alpha_.set_surpassed(j.at("surpassed").as_bool()); }
+  void restore(const Json& j) override {
+    alpha_.set_surpassed(j.at("surpassed").as_bool());
+    updates_ = j.contains("updates") ? j.at("updates").as_int() : 0;
+  }
 
  private:
   Alpha alpha_;
+  // α is keyed to the optimizer updates this loss has taken part in: the run's updates since
+  // it first trained the student (fairseq's num_updates in the reference code), continuing
+  // across stages that share this node and across resume.
+  int64_t updates_ = 0;
   float tau_;
   int64_t ignore_;
   std::string student_metric_, teacher_metric_;

@@ -86,7 +86,7 @@ PluginEntry text_entry() {
               {"seq_len", ParamType::integer, Json(128), false, "tokens per window"},
               {"batch_size", ParamType::integer, Json(8), false, "windows per batch (per rank)"},
               {"shuffle", ParamType::boolean, Json(true), false, "shuffle file order per epoch and windows in a buffer"},
-              {"shuffle_buffer", ParamType::integer, Json(64), false, "windows held for shuffling"},
+              {"shuffle_buffer", ParamType::integer, Json(1024), false, "windows held for shuffling (long documents need many: batches from one document are of one domain)"},
               {"domain", ParamType::string, Json(""), false, "domain tag (e.g. news, bio) for per-domain metrics"},
               {"mlm_prob", ParamType::number, Json(0.0), false, "BERT masking probability (0 = causal LM targets)"},
               {"mask_id", ParamType::integer, Json(103), false, "[MASK] id for MLM"},

@@ -49,6 +49,7 @@ class GptNode final : public Model {
   // After grow.masked: the masks rise with the updates since growth (ctx.step - at_step),
   // across stage boundaries.
   void set_mask_ramp(growth::MaskedFrom r) { masked_ = r; }
+  const growth::MaskedFrom& mask_ramp() const { return masked_; }
   void set_subnets(SubnetSampling s) { subnets_ = s; }
 
  private:
@@ -73,6 +74,7 @@ class BertNode final : public Model {
     masked_ = {};
   }
   void set_mask_ramp(growth::MaskedFrom r) { masked_ = r; }
+  const growth::MaskedFrom& mask_ramp() const { return masked_; }
   void set_subnets(SubnetSampling s) { subnets_ = s; }
 
  private:

@@ -9,7 +9,10 @@
 // probability proportional to its unread bytes, so every file (every domain of a
 // multi-domain corpus) is spread evenly over the epoch instead of one file being trained on
 // for hundreds of steps before the next starts. Windows then pass through a seeded shuffle
-// buffer. With shuffling off (evaluation) files are read one after another in sorted order.
+// buffer (1024 windows by default: with 64, the bundled corpus's long news documents — up
+// to 120 KB, ~1900 byte-level windows — filled consecutive batches from one document and made
+// validation curves of short runs swing by ~0.1 nats). With shuffling off (evaluation) files
+// are read one after another in sorted order.
 // Nothing but the current document and the buffer is held in memory. The whole position
 // (epoch, byte offset per file, pending tokens, buffer, RNG counters) is a flat list of
 // integers, so a checkpoint can store it and a resumed run sees exactly the same batches.
@@ -32,7 +35,7 @@ struct TextStreamConfig {
   int64_t batch_size = 8;
   uint64_t seed = 0;
   bool shuffle = true;
-  int64_t shuffle_buffer = 64;  // windows held for shuffling (0 = no window shuffling)
+  int64_t shuffle_buffer = 1024;  // windows held for shuffling (0 = no window shuffling)
   int rank = 0, world = 1;      // data-parallel sharding: rank r takes every world-th window
 };
 

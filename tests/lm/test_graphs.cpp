@@ -6,46 +6,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "scion/json.h"
 #include "scion/safetensors.h"
 #include "scion/shards.h"
-
-namespace fs = std::filesystem;
-using namespace scion;
-
-namespace {
-
-struct Result {
-  int rc;
-  std::string out;
-};
-
-Result sh(const std::string& args) {
-  const std::string cmd = std::string("cd ") + SCION_SOURCE_DIR + " && " + SCION_EXE + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (p && std::fgets(buf, sizeof buf, p)) out += buf;
-  const int rc = p ? ::pclose(p) : -1;
-  return {rc, out};
-}
-
-fs::path temp(const std::string& tag) {
-  fs::path p = fs::temp_directory_path() / ("scion_lmg_" + tag + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-
-std::vector<Json> metrics(const fs::path& run) {
-  std::ifstream in(run / "metrics.jsonl");
-  std::vector<Json> out;
-  std::string l;
-  while (std::getline(in, l)) out.push_back(Json::parse(l));
-  return out;
-}
-
-}  // namespace
+#include "scion_cli.h"
 
 TEST(Graphs, EveryShippedGraphValidates) {
   for (const auto& f : fs::directory_iterator(fs::path(SCION_SOURCE_DIR) / "graphs")) {
@@ -153,5 +116,78 @@ TEST(Graphs, GrowthGraphChangesTheModelBetweenStages) {
       EXPECT_EQ(t.shape(), (Shape{512, 128}));
     }
   EXPECT_TRUE(found) << "the grown model has 4 layers of width 128";
+  fs::remove_all(d);
+}
+
+// G1 -> G2 -> G3 in one graph: G2 inherits from G1 until its validation loss falls below
+// G1's, then learns alone (and G1 no longer runs); G3 learns from the trained G2, which stays
+// frozen while it teaches.
+TEST(Graphs, MultiGenerationInheritanceStopsOnceTheStudentSurpassesItsTeacher) {
+  const fs::path d = temp("multigen");
+  const Result r = sh("run graphs/ki_multigen.toml --plain --out " + d.string() +
+                      " --set stages.0.steps=40 --set stages.1.steps=120 --set stages.2.steps=20"
+                      " --set stages.1.eval.every=10 --set stages.2.eval.every=10"
+                      " --set stages.1.log_every=1"
+                      " --set nodes.ppl2.max_batches=3 --set nodes.ppl3.max_batches=3");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("inheritance stops"), std::string::npos) << r.out;
+  const auto m = metrics(d);
+  int64_t surpassed_at = -1;
+  double g2_final = 0;
+  std::vector<double> g3_teacher;
+  for (const Json& l : m) {
+    const std::string stage = l.at("stage").as_string();
+    if (stage == "g2" && l.contains("ppl2/teacher_loss")) {
+      g2_final = l.at("ppl2/loss").as_number();
+      if (surpassed_at < 0 && l.at("ppl2/loss").as_number() < l.at("ppl2/teacher_loss").as_number())
+        surpassed_at = l.at("step").as_int();
+    }
+    if (stage == "g3" && l.contains("ppl3/teacher_loss")) g3_teacher.push_back(l.at("ppl3/teacher_loss").as_number());
+  }
+  ASSERT_GT(surpassed_at, 40) << "G2 never surpassed G1 in 120 updates";
+  // α is 0.5 up to the evaluation that showed G2 ahead and 0 after it; G1's forward passes
+  // (2N FLOPs per token) stop being counted with it.
+  double prev_flops = 0, teaching = 0, alone = 0;
+  for (const Json& l : m) {
+    if (l.at("stage").as_string() != "g2" || !l.contains("g1_to_g2/alpha")) continue;
+    const int64_t step = l.at("step").as_int();
+    const double flops = l.at("flops").as_number(), delta = flops - prev_flops;
+    prev_flops = flops;
+    EXPECT_DOUBLE_EQ(l.at("g1_to_g2/alpha").as_number(), step <= surpassed_at ? 0.5 : 0.0) << "step " << step;
+    EXPECT_EQ(l.contains("g1_to_g2/kl"), step <= surpassed_at) << "step " << step;
+    if (step > 42 && step <= surpassed_at) teaching = delta;
+    if (step > surpassed_at + 1) alone = delta;
+  }
+  ASSERT_GT(teaching, 0);
+  ASSERT_GT(alone, 0);
+  EXPECT_LT(alone, teaching) << "the teacher's forward passes are no longer counted";
+  // G3's teacher is the trained G2, unchanged while it teaches.
+  ASSERT_EQ(g3_teacher.size(), 2u);
+  EXPECT_DOUBLE_EQ(g3_teacher[0], g3_teacher[1]);
+  EXPECT_NEAR(g3_teacher[0], g2_final, 1e-6 * g2_final);
+  fs::remove_all(d);
+}
+
+TEST(Graphs, UntilSurpassedWithoutTheTeachersMetricIsAClearError) {
+  const fs::path d = temp("surpass_bad");
+  const Result r = sh("run graphs/ki_multigen.toml --plain --out " + d.string() +
+                      " --set stages.0.steps=2 --set stages.1.steps=4 --set stages.1.eval.every=2"
+                      " --set nodes.g1_to_g2.teacher_metric=ppl2/teachr_loss --set nodes.ppl2.max_batches=1");
+  EXPECT_NE(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("'ppl2/teachr_loss'"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ppl2/teacher_loss"), std::string::npos) << "lists what the evaluation gave\n" << r.out;
+  EXPECT_NE(r.out.find("hint"), std::string::npos) << r.out;
+  fs::remove_all(d);
+}
+
+TEST(Graphs, UntilSurpassedInAStageWithoutEvaluationsIsRefusedBeforeAnythingRuns) {
+  const fs::path d = temp("surpass_noeval");
+  const Result r = sh("run graphs/ki_multigen.toml --plain --out " + (d / "run").string() +
+                      " --set stages.0.steps=2 --set stages.1.eval.every=0");
+  EXPECT_NE(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("ki_multigen.toml:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("stage 'g2' uses loss 'g1_to_g2'"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("hint"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(d / "run")) << "nothing written";
   fs::remove_all(d);
 }

@@ -11,11 +11,7 @@
 #include <map>
 #include <thread>
 
-#include "scion/json.h"
-#include "scion/safetensors.h"
-
-namespace fs = std::filesystem;
-using namespace scion;
+#include "scion_cli.h"
 
 namespace {
 const char* kGraph = R"(
@@ -87,14 +83,6 @@ optimizer = { lr = 5e-4 }
 checkpoint = { every = 4 }
 )";
 
-std::vector<Json> metrics(const fs::path& run) {
-  std::ifstream in(run / "metrics.jsonl");
-  std::vector<Json> out;
-  std::string l;
-  while (std::getline(in, l)) out.push_back(Json::parse(l));
-  return out;
-}
-
 int run_scion(const std::string& args) {
   return std::system((std::string(SCION_EXE) + " run " + args + " --plain > /dev/null 2>&1").c_str());
 }
@@ -136,14 +124,6 @@ void expect_resume_on_the_same_curve(const fs::path& dir, std::string text, int 
   }
 }
 
-// The optimizer state of the run's last checkpoint.
-std::map<std::string, Tensor> last_optimizer_state(const fs::path& run) {
-  std::ifstream lf(run / "checkpoints" / "latest.json");
-  const std::string text((std::istreambuf_iterator<char>(lf)), {});
-  const fs::path dir = run / "checkpoints" / Json::parse(text).at("checkpoint").as_string();
-  auto st = safetensors::load((dir / "optimizer.safetensors").string());
-  return {st.tensors.begin(), st.tensors.end()};
-}
 }  // namespace
 
 TEST(Resume, KilledRunResumesOnTheSameCurve) {

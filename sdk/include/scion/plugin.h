@@ -23,7 +23,7 @@ namespace scion {
 
 // SDK ABI: a plugin built for another major version is refused; a plugin built against a
 // newer minor version than the host's is refused too (it may use what the host lacks).
-constexpr uint32_t kSdkAbiMajor = 2;  // 2: Op::carry_state
+constexpr uint32_t kSdkAbiMajor = 3;  // 2: Op::carry_state; 3: Loss::idle_inputs and needs_evaluations, Op::state_source
 constexpr uint32_t kSdkAbiMinor = 0;
 
 enum class PluginKind { data, tokenizer, model, op, loss, prompt, optimizer, evaluator };
@@ -149,6 +149,14 @@ class Loss : public Plugin {
   virtual Tensor compute(const TensorMap& inputs, const StepContext& ctx, std::map<std::string, double>& metrics) = 0;
   // Called with each evaluation result (e.g. loss.inherit's 'until surpassed').
   virtual void observe(const std::map<std::string, double>& eval_metrics) {}
+  // Input ports this loss will not read at this step (loss.inherit's teacher once α is 0).
+  // The runtime then skips the nodes that only those ports need, a frozen teacher's forward
+  // pass above all, and counts no FLOPs for them; compute() gets no entry for such a port.
+  virtual std::vector<std::string> idle_inputs(const StepContext& ctx) const { return {}; }
+  // True when the loss acts on evaluation results (observe) and is wrong without them
+  // (loss.inherit's until_surpassed): a stage that uses it without evaluations is refused
+  // before anything runs.
+  virtual bool needs_evaluations() const { return false; }
 };
 
 class Op : public Plugin {
@@ -163,6 +171,11 @@ class Op : public Plugin {
   virtual Tensor carry_state(const std::string& param, const Tensor& old_state, const Shape& new_shape) const {
     return Tensor();
   }
+  // The parameter (named as before apply()) whose optimizer state a parameter (named as
+  // after it) continues: itself by default. Ops that move layers name the layer copied
+  // (stacking continues layer i's moments in layer i + L); "" restarts the parameter (an
+  // inserted identity block). carry_state() then maps that state if the shape changed.
+  virtual std::string state_source(const std::string& param) const { return param; }
 };
 
 // An optimizer keeps its state per parameter name ("<node>.<param>.<what>", shaped as the

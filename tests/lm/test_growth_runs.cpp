@@ -1,0 +1,185 @@
+// Growth ops and knowledge inheritance inside real runs: what the runtime does around them
+// (optimizer state, refusals, α across stages, the teacher's cost), through `scion run`.
+#include <gtest/gtest.h>
+
+#include "scion_cli.h"
+
+namespace {
+
+// A tiny byte-level GPT trained for a few steps, then a second stage that starts with `ops`.
+std::string two_stage_graph(const std::string& ops, int first_steps = 3, const std::string& extra_stage = "") {
+  return R"(
+[nodes.tok]
+plugin = "tokenizer.bytes"
+[nodes.corpus]
+plugin = "data.text"
+tokenizer = "tok"
+files = ["data/corpus/literature/train.txt"]
+seq_len = 16
+batch_size = 2
+[nodes.model]
+plugin = "model.gpt"
+vocab = 257
+context = 16
+layers = 2
+width = 16
+heads = 2
+tokens = "corpus.tokens"
+[nodes.lm]
+plugin = "loss.lm"
+logits = "model.logits"
+targets = "corpus.targets"
+[[stages]]
+name = "small"
+steps = )" + std::to_string(first_steps) +
+         R"(
+train = ["model"]
+losses = ["lm"]
+[[stages]]
+name = "grown"
+steps = 1
+train = ["model"]
+losses = ["lm"]
+ops = [ )" + ops + R"( ]
+)" + extra_stage;
+}
+
+Result run_graph(const fs::path& d, const std::string& text) {
+  std::ofstream(d / "g.toml") << text;
+  return sh("run " + (d / "g.toml").string() + " --plain --out " + (d / "run").string());
+}
+
+int64_t step_count(const std::map<std::string, Tensor>& st, const std::string& param) {
+  auto it = st.find("model." + param + ".step");
+  return it == st.end() ? -1 : it->second.to_vector_i64()[0];
+}
+
+}  // namespace
+
+// Stacking copies layer i to i + L: the copy continues layer i's moments (3 updates before the
+// growth, 1 after), as StackingBERT's --double-optimizer; nothing restarts.
+TEST(GrowthRuns, StackedLayersContinueTheirSourceLayersOptimizerState) {
+  const fs::path d = temp("stack_state");
+  const Result r = run_graph(d, two_stage_graph(R"({ plugin = "grow.stack", target = "model" })"));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const auto st = last_optimizer_state(d / "run");
+  for (int l = 0; l < 4; ++l)
+    EXPECT_EQ(step_count(st, "transformer.h." + std::to_string(l) + ".mlp.c_fc.weight"), 4) << "layer " << l;
+  EXPECT_EQ(step_count(st, "transformer.wte.weight"), 4);
+  fs::remove_all(d);
+}
+
+// An identity block inserted after layer 0 is new: its moments restart; old layer 1, now
+// layer 2, keeps its own (it used to inherit the shifted name's state).
+TEST(GrowthRuns, IdentityBlocksRestartTheirOptimizerStateAndShiftedLayersKeepTheirs) {
+  const fs::path d = temp("deeper_state");
+  const Result r = run_graph(d, two_stage_graph(R"({ plugin = "grow.net2deeper", target = "model", after = ["0"] })"));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const auto st = last_optimizer_state(d / "run");
+  EXPECT_EQ(step_count(st, "transformer.h.0.attn.c_attn.weight"), 4);
+  EXPECT_EQ(step_count(st, "transformer.h.1.attn.c_attn.weight"), 1);
+  EXPECT_EQ(step_count(st, "transformer.h.2.attn.c_attn.weight"), 4);
+  EXPECT_EQ(step_count(st, "transformer.h.1.attn.c_proj.weight"), 1);
+  fs::remove_all(d);
+}
+
+TEST(GrowthRuns, Bert2BertRefusesToShrinkOrToLeaveTheModelAsItIs) {
+  const fs::path d = temp("b2b_bad");
+  Result r = run_graph(d, two_stage_graph(R"({ plugin = "grow.bert2bert", target = "model", layers = 1 })", 1));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("layers 1 is fewer than the model's 2"), std::string::npos) << r.out;
+  r = run_graph(d, two_stage_graph(R"({ plugin = "grow.bert2bert", target = "model", width = 16, layers = 2 })", 1));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("do not grow the model"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("hint"), std::string::npos) << r.out;
+  // FFN-only growth is growth: it widens the FFN (no longer silently ignored).
+  r = run_graph(d, two_stage_graph(R"({ plugin = "grow.bert2bert", target = "model", ffn = 96 })", 1));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  auto w = safetensors::load((d / "run" / "model.safetensors").string());
+  bool found = false;
+  for (const auto& [n, t] : w.tensors)
+    if (n == "transformer.h.1.mlp.c_fc.weight") {
+      found = true;
+      EXPECT_EQ(t.shape(), (Shape{16, 96}));
+    }
+  EXPECT_TRUE(found);
+  fs::remove_all(d);
+}
+
+// Growing a model while its grow.masked ramp still runs would drop the masks (a jump in what
+// it computes); after the ramp it is fine.
+TEST(GrowthRuns, NoGrowthInsideAMaskedRamp) {
+  const fs::path d = temp("mid_ramp");
+  const std::string wider = R"(
+[[stages]]
+name = "wider"
+steps = 1
+train = ["model"]
+losses = ["lm"]
+ops = [ { plugin = "grow.net2wider", target = "model", width = 32 } ]
+)";
+  Result r = run_graph(d, two_stage_graph(R"({ plugin = "grow.masked", target = "model", layers = 3, ramp_steps = 5 })",
+                                          2, wider));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("1 of 5 updates into a grow.masked ramp"), std::string::npos) << r.out;
+  r = run_graph(d, two_stage_graph(R"({ plugin = "grow.masked", target = "model", layers = 3, ramp_steps = 1 })", 2,
+                                   wider));
+  EXPECT_EQ(r.rc, 0) << r.out;
+  fs::remove_all(d);
+}
+
+// One loss.inherit node over two stages: α counts the updates it has taken part in, across
+// the stage boundary (it does not restart at 1), and once it reaches 0 the teacher stops
+// running and costing FLOPs.
+TEST(GrowthRuns, InheritanceAlphaContinuesAcrossStagesAndTheTeacherStopsAtZero) {
+  const fs::path d = temp("alpha_stages");
+  std::string g = two_stage_graph("", 4);
+  g = g.substr(0, g.find("[[stages]]"));
+  g += R"(
+[nodes.teacher]
+plugin = "model.gpt"
+vocab = 257
+context = 16
+layers = 1
+width = 32
+heads = 2
+frozen = true
+tokens = "corpus.tokens"
+[nodes.inherit]
+plugin = "loss.inherit"
+student = "model.logits"
+teacher = "teacher.logits"
+targets = "corpus.targets"
+schedule = "linear"
+alpha = 1.0
+steps = 6
+[[stages]]
+name = "a"
+steps = 4
+train = ["model"]
+losses = ["inherit"]
+[[stages]]
+name = "b"
+steps = 4
+train = ["model"]
+losses = ["inherit"]
+optimizer = { lr = 5e-4 }
+)";
+  const Result r = run_graph(d, g);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const auto m = metrics(d / "run");
+  ASSERT_EQ(m.size(), 8u);
+  std::vector<double> delta;
+  double prev = 0;
+  for (size_t i = 0; i < m.size(); ++i) {
+    EXPECT_NEAR(m[i].at("inherit/alpha").as_number(), std::max(0.0, 1.0 - double(i) / 6.0), 1e-8) << "update " << i;
+    EXPECT_EQ(m[i].contains("inherit/kl"), i < 6) << "update " << i;
+    delta.push_back(m[i].at("flops").as_number() - prev);
+    prev = m[i].at("flops").as_number();
+  }
+  // Updates 1..5 pay for the teacher's forward, 6 and 7 do not.
+  EXPECT_DOUBLE_EQ(delta[1], delta[5]);
+  EXPECT_DOUBLE_EQ(delta[6], delta[7]);
+  EXPECT_LT(delta[6], delta[5]);
+  fs::remove_all(d);
+}
