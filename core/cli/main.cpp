@@ -33,7 +33,7 @@ const char* kUsage =
     "  eval GRAPH       evaluate a checkpoint with the graph's evaluators (--checkpoint FILE)\n"
     "  generate         sample text from a GPT checkpoint (--checkpoint FILE --prompt TEXT)\n"
     "  tokenize         write llm.c token shards from text files\n"
-    "  report RUN...    one HTML page comparing the curves of several runs (--out FILE)\n\n"
+    "  report RUN...    an HTML page (or SVG) comparing the curves of several runs (--out FILE)\n\n"
     "  scion <command> --help    options of a command\n"
     "  scion --version\n";
 
@@ -312,14 +312,21 @@ int cmd_tokenize(int argc, char** argv) {
 
 int cmd_report(int argc, char** argv) {
   std::vector<std::string> runs;
-  std::string out = "report.html";
+  std::string out = "report.html", only;
   po::options_description d("scion report options");
   d.add_options()("run", po::value(&runs)->composing()->required(), "run directories")(
-      "out", po::value(&out), "HTML file to write (report.html)");
+      "out", po::value(&out), "file to write: .html (a page) or .svg (one picture) (report.html)")(
+      "metrics", po::value(&only), "comma-separated metrics to chart, e.g. ppl/loss,loss (all)");
   po::positional_options_description pos;
   pos.add("run", -1);
-  if (!parse(argc, argv, d, &pos, "usage: scion report RUN_DIR... --out FILE")) return 0;
-  report::write_html(runs, out);
+  if (!parse(argc, argv, d, &pos, "usage: scion report RUN_DIR... --out FILE [--metrics a,b]")) return 0;
+  std::vector<std::string> metrics;
+  for (size_t at = 0; !only.empty() && at <= only.size();) {
+    const size_t comma = std::min(only.find(',', at), only.size());
+    if (comma > at) metrics.push_back(only.substr(at, comma - at));
+    at = comma + 1;
+  }
+  report::write(runs, out, metrics);
   std::printf("wrote %s (%zu runs)\n", out.c_str(), runs.size());
   return 0;
 }

@@ -114,10 +114,14 @@ std::string svg_chart(const std::string& title, const std::string& x_label, cons
   return o.str();
 }
 
-void write_html(const std::vector<std::string>& run_dirs, const std::string& out_path) {
-  SCION_CHECK(!run_dirs.empty(), "report: name at least one run directory");
-  std::vector<Run> runs;
-  for (const auto& d : run_dirs) runs.push_back(read_run(d));  // everything is read before anything is written
+namespace {
+
+// The charts of a report: for each metric (all, or those asked for) one chart per x axis.
+struct Chart {
+  std::string metric, svg;
+};
+
+std::vector<Chart> charts(const std::vector<Run>& runs, const std::vector<std::string>& only) {
   const std::set<std::string> x_axes = {"step", "tokens", "flops"};
   const std::set<std::string> skip = {"elapsed_s", "tokens_per_s", "lr", "epoch"};
   std::set<std::string> metrics, present_x;
@@ -127,15 +131,15 @@ void write_html(const std::vector<std::string>& run_dirs, const std::string& out
         if (x_axes.count(k)) present_x.insert(k);
         else if (!skip.count(k)) metrics.insert(k);
       }
-  std::ostringstream html;
-  html << "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Scion report</title><style>"
-       << "body{font-family:sans-serif;margin:20px}h2{margin-top:28px}.row{display:flex;flex-wrap:wrap;gap:8px}"
-       << "</style></head><body><h1>Scion report</h1><p>Runs: ";
-  for (size_t i = 0; i < runs.size(); ++i) html << (i ? ", " : "") << esc(runs[i].name) << " (" << runs[i].rows.size() << " lines)";
-  html << "</p>";
+  for (const auto& m : only) {
+    SCION_CHECK(!x_axes.count(m) && !skip.count(m), "report: '", m, "' is an x axis or a schedule, not a result to chart");
+    SCION_CHECK(metrics.count(m), "report: no run has metric '", m, "' (hint: the metrics are the keys of metrics.jsonl, ",
+                "e.g. loss, ppl/loss)");
+  }
+  std::vector<Chart> out;
   for (const auto& m : metrics) {
-    html << "<h2>" << esc(m) << "</h2><div class=\"row\">";
-    const bool log_y = m.find("ppl") != std::string::npos;
+    if (!only.empty() && std::find(only.begin(), only.end(), m) == only.end()) continue;
+    const bool log_y = m.find("ppl") != std::string::npos && m.find("loss") == std::string::npos;
     for (const std::string& xa : {std::string("step"), std::string("tokens"), std::string("flops")}) {
       if (!present_x.count(xa)) continue;
       std::vector<Series> series;
@@ -148,12 +152,51 @@ void write_html(const std::vector<std::string>& run_dirs, const std::string& out
         }
         if (!s.x.empty()) series.push_back(std::move(s));
       }
-      if (!series.empty()) html << svg_chart(m + " vs " + xa, xa, series, log_y);
+      if (!series.empty()) out.push_back({m, svg_chart(m + " vs " + xa, xa, series, log_y)});
     }
-    html << "</div>";
   }
-  html << "</body></html>\n";
-  safetensors::write_file_atomic(out_path, html.str());
+  return out;
 }
+
+}  // namespace
+
+void write(const std::vector<std::string>& run_dirs, const std::string& out_path, const std::vector<std::string>& only) {
+  SCION_CHECK(!run_dirs.empty(), "report: name at least one run directory");
+  std::vector<Run> runs;
+  for (const auto& d : run_dirs) runs.push_back(read_run(d));  // everything is read before anything is written
+  const std::vector<Chart> cs = charts(runs, only);
+  const bool svg = out_path.size() > 4 && out_path.compare(out_path.size() - 4, 4, ".svg") == 0;
+  std::ostringstream o;
+  if (svg) {
+    // One picture: a row of charts (step, tokens, flops) per metric.
+    const int W = 560, H = 320;
+    int rows = 0, col = 0;
+    std::string last;
+    std::ostringstream body;
+    for (const auto& c : cs) {
+      if (c.metric != last) ++rows, col = 0, last = c.metric;
+      body << "<svg x=\"" << col++ * W << "\" y=\"" << (rows - 1) * H << "\"" << c.svg.substr(4);
+    }
+    o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << 3 * W << "\" height=\"" << std::max(rows, 1) * H
+      << "\"><rect width=\"100%\" height=\"100%\" fill=\"white\"/>" << body.str() << "</svg>\n";
+  } else {
+    o << "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Scion report</title><style>"
+      << "body{font-family:sans-serif;margin:20px}h2{margin-top:28px}.row{display:flex;flex-wrap:wrap;gap:8px}"
+      << "</style></head><body><h1>Scion report</h1><p>Runs: ";
+    for (size_t i = 0; i < runs.size(); ++i) o << (i ? ", " : "") << esc(runs[i].name) << " (" << runs[i].rows.size() << " lines)";
+    o << "</p>";
+    std::string last;
+    for (const auto& c : cs) {
+      if (c.metric != last) o << (last.empty() ? "" : "</div>") << "<h2>" << esc(c.metric) << "</h2><div class=\"row\">";
+      last = c.metric;
+      o << c.svg;
+    }
+    if (!last.empty()) o << "</div>";
+    o << "</body></html>\n";
+  }
+  safetensors::write_file_atomic(out_path, o.str());
+}
+
+void write_html(const std::vector<std::string>& run_dirs, const std::string& out_path) { write(run_dirs, out_path); }
 
 }  // namespace scion::report

@@ -84,10 +84,14 @@ void Executor::make_nodes() {
 }
 
 void Executor::apply_ops(size_t si, const StepContext& ctx) {
+  uint64_t k = 0;
   for (const OpSpec& op : g_.stages[si].ops) {
     Json params = op.params;
     params["target"] = Json(op.target);
-    params["__seed"] = Json(int64_t(derive_seed(g_.seed, 0x0b5 + si) >> 11));
+    // Each op of the stage draws its own random stream (the first keeps the stage's seed).
+    const uint64_t stage_seed = derive_seed(g_.seed, 0x0b5 + si);
+    params["__seed"] = Json(int64_t((k == 0 ? stage_seed : derive_seed(stage_seed, k)) >> 11));
+    ++k;
     auto inst = std::dynamic_pointer_cast<Op>(reg_.create(op.plugin, Params(params, op.plugin), *this));
     auto model = std::dynamic_pointer_cast<Model>(node(op.target));
     std::map<std::string, Shape> before;
@@ -117,7 +121,8 @@ void Executor::carry_optimizer_state(const Op& op, const std::string& target, Mo
   nn::NamedTensors mapped;
   auto restart = [&](const std::string& p) {
     if (auto it = old.find(p); it != old.end())
-      for (const auto& [what, st] : it->second) mapped.emplace_back(p + "." + what, Tensor::zeros(st.shape(), st.dtype()));
+      for (const auto& [what, st] : it->second)
+        mapped.emplace_back(p + "." + what, Tensor::zeros(st.shape(), st.dtype(), st.device()));
   };
   for (const auto& [k, t] : model.module().named_parameters()) {
     const std::string p = target + "." + k, src_k = op.state_source(k);
@@ -127,6 +132,8 @@ void Executor::carry_optimizer_state(const Op& op, const std::string& target, Mo
     }
     const std::string src = target + "." + src_k;
     auto shape_was = before.find(src);
+    SCION_CHECK(src == p || shape_was != before.end(), "op's state_source names '", src_k, "' for '", k,
+                "', which the model did not have before the op");
     auto st = old.find(src);
     if (shape_was == before.end() || st == old.end()) {  // a new parameter, or one without state yet
       if (src != p) restart(p);
@@ -552,15 +559,20 @@ std::map<std::string, double> Executor::evaluate_only(const std::vector<std::str
 void Executor::run() {
   start_ = std::chrono::steady_clock::now();
   make_nodes();
-  // A loss that acts on evaluations (loss.inherit's until_surpassed) in a stage without any
-  // would never see one: refuse before anything runs or is written.
+  // A loss that acts on evaluation metrics (loss.inherit's until_surpassed) in a stage that
+  // does not produce them would never see one: refuse before anything runs or is written.
   for (const StageSpec& s : g_.stages)
     for (const auto& [name, w] : s.losses)
-      if (std::dynamic_pointer_cast<Loss>(node(name))->needs_evaluations() && (s.eval_every <= 0 || s.evaluators.empty())) {
+      for (const std::string& metric : std::dynamic_pointer_cast<Loss>(node(name))->needed_metrics()) {
+        const std::string ev = metric.substr(0, metric.find('/'));
+        const bool there = s.eval_every > 0 && metric.find('/') != std::string::npos &&
+                           std::find(s.evaluators.begin(), s.evaluators.end(), ev) != s.evaluators.end();
+        if (there) continue;
         const SourcePos& p = g_.node(name)->pos;
         throw Error(p.file + ":" + std::to_string(p.line) + ":" + std::to_string(p.column) + ": stage '" + s.name +
-                    "' uses loss '" + name + "', which acts on evaluation results, but the stage evaluates nothing " +
-                    "(hint: add eval = { every = N, evaluators = [\"...\"] } to the stage)");
+                    "' uses loss '" + name + "', which acts on the evaluation metric '" + metric +
+                    "', but the stage does not evaluate with '" + ev + "' (hint: metrics are named <evaluator>/<key>; " +
+                    "add eval = { every = N, evaluators = [\"" + ev + "\"] } to the stage)");
       }
   size_t first_stage = 0;
   int64_t stage_step = 0;

@@ -159,6 +159,9 @@ class Masked final : public Op {
     o.ffn = p_.i("ffn");
     o.layers = p_.i("layers");
     o.ramp_steps = p_.i("ramp_steps");
+    const std::string init = p_.s("new_layers");
+    SCION_CHECK(init == "random" || init == "stack", "grow.masked: new_layers must be random or stack, got '", init, "'");
+    o.stack_new_layers = init == "stack";
     o.seed = uint64_t(p_.i("__seed"));
     auto grown = [&](auto& node, auto&& src) {
       auto g = grow_masked(src, o);
@@ -194,7 +197,8 @@ std::vector<ParamSpec> width_params() {
           {"ffn", ParamType::integer, Json(0), false, "new FFN width (0 = keep the FFN/width ratio)"},
           {"uniform", ParamType::boolean, Json(true), false, "uniform unit duplication (exact under LayerNorm)"},
           {"noise", ParamType::number, Json(0.0), false,
-           "std of symmetry-breaking noise on divided copies, zero-sum over each unit's copies (keeps the function)"}};
+           "std of symmetry-breaking noise on divided copies, zero-sum over each unit's copies (exact where "
+           "fpi with a uniform map is)"}};
 }
 
 PluginEntry op_entry(const char* name, const char* desc, std::vector<ParamSpec> params, Factory f) {
@@ -244,7 +248,9 @@ PluginEntry masked_entry() {
                     "new hidden width, a multiple of the head size; heads follow at a fixed head size (0 = unchanged)"},
                    {"ffn", ParamType::integer, Json(0), false, "new FFN width (0 = unchanged)"},
                    {"layers", ParamType::integer, Json(0), false, "new layer count, added on top (0 = unchanged)"},
-                   {"ramp_steps", ParamType::integer, Json(1000), false, "updates (across stages) for the masks to reach 1"}},
+                   {"ramp_steps", ParamType::integer, Json(1000), false, "updates (across stages) for the masks to reach 1"},
+                   {"new_layers", ParamType::string, Json("random"), false,
+                    "random | stack: new layer l starts from old layer l mod L (MSG's stack_block); exact either way"}},
                   [](const Params& p, const NodeResolver&) { return std::make_shared<Masked>(p); });
 }
 

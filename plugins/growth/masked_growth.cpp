@@ -1,5 +1,7 @@
 #include "masked_growth.h"
 
+#include "growth.h"
+
 #include <algorithm>
 #include <map>
 
@@ -28,6 +30,16 @@ void place_old(const std::string& name, const Tensor& old, Tensor& dst) {
 }
 
 namespace {
+
+int64_t grown_layers(const lm::GptModel& m) { return m.config().layers; }
+int64_t grown_layers(const lm::BertModel& m) { return m.config().layers; }
+
+// New layer l copies old layer l mod `from` (old layers keep their own index).
+std::vector<int64_t> stack_order(int64_t from, int64_t to) {
+  std::vector<int64_t> o;
+  for (int64_t l = 0; l < to; ++l) o.push_back(l % from);
+  return o;
+}
 
 template <class C>
 C grown_config(const C& c, const MaskedOptions& o, const char* who) {
@@ -58,7 +70,14 @@ MaskedGrowth<M> grow(const M& src, const MaskedOptions& o, const char* who) {
   std::map<std::string, Tensor> old(src_state.begin(), src_state.end());
   for (auto& [name, slot] : g.model->named_parameter_slots()) {
     auto it = old.find(name);
-    if (it != old.end()) place_old(name, it->second, *slot);  // else a new layer: fresh weights behind its gate
+    if (it == old.end() && o.stack_new_layers) {
+      // A new layer: its gate hides it, so any weights keep the function; stacking starts it
+      // from old layer (l mod L) — the old weights placed in its leading slices, fresh ones
+      // around them — instead of from scratch (MSG's stack_block).
+      const std::string src = layer_state_source(name, stack_order(c.layers, grown_layers(*g.model)));
+      it = old.find(src);
+    }
+    if (it != old.end()) place_old(name, it->second, *slot);  // else fresh weights behind the gate
   }
   set_mask_progress(*g.model, g.from, 0);
   return g;

@@ -34,6 +34,7 @@ struct MaskedOptions {
   int64_t layers = 0;  // new layer count, new layers on top (0 = unchanged)
   int64_t ramp_steps = 1000;
   uint64_t seed = 0;   // initialisation of the new weights
+  bool stack_new_layers = false;  // new layer l starts from old layer l mod L (else fresh)
 };
 
 // The shape the model had before growth, and the ramp: what the masks need.

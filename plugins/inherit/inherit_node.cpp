@@ -38,7 +38,10 @@ class InheritNode final : public Loss {
     if (alpha_.at(updates_) == 0.0) return {"teacher"};  // asked before this step's compute()
     return {};
   }
-  bool needs_evaluations() const override { return alpha_.until_surpassed(); }
+  std::vector<std::string> needed_metrics() const override {
+    if (!alpha_.until_surpassed()) return {};
+    return {student_metric_, teacher_metric_};
+  }
   void observe(const std::map<std::string, double>& eval) override {
     if (!alpha_.until_surpassed() || alpha_.surpassed()) return;
     auto s = eval.find(student_metric_), t = eval.find(teacher_metric_);
@@ -62,7 +65,9 @@ class InheritNode final : public Loss {
   }
   void restore(const Json& j) override {
     alpha_.set_surpassed(j.at("surpassed").as_bool());
-    updates_ = j.contains("updates") ? j.at("updates").as_int() : 0;
+    SCION_CHECK(j.contains("updates"), "loss.inherit: this checkpoint predates the saved update count of alpha's ",
+                "schedule (hint: resume it with the Scion build that wrote it, or start the run afresh)");
+    updates_ = j.at("updates").as_int();
   }
 
  private:

@@ -119,6 +119,21 @@ TEST(Growth, GptNet2WiderTripleAndRandomFfnMapsPreserveLogits) {
   EXPECT_LT(rel_err(big->forward(ids), src.forward(ids)), 1e-4);
 }
 
+TEST(Growth, WideningKeepsTheFfnRatioUnlessTold) {
+  lm::GptConfig c = gpt_cfg();
+  c.ffn = 48;  // 3 x width, as KI's BASE_PLUS (3600 / 864 ~ 4.2) is not 4 x either
+  lm::GptModel src(c);
+  scramble(src, 13);
+  growth::WidthOptions o;
+  o.width = 32;
+  auto big = growth::widen(src, o);
+  EXPECT_EQ(big->config().ffn, 96);
+  Tensor ids = gpt_ids();
+  EXPECT_LT(rel_err(big->forward(ids), src.forward(ids)), 1e-4);
+  o.ffn = 100;
+  EXPECT_EQ(growth::widen(src, o)->config().ffn, 100);
+}
+
 TEST(Growth, Net2WiderNoiseBreaksSymmetryButKeepsTheFunction) {
   lm::GptModel src(gpt_cfg());
   scramble(src, 12);
@@ -182,6 +197,34 @@ TEST(Growth, AkiFillsNewUnitsFromTheLayerAbove) {
   // AKI does not claim to preserve the function; pin that it does not.
   Tensor ids = Tensor::randint({2, 9}, 3, 0, 41);
   EXPECT_GT(rel_err(big->forward(ids), src.forward(ids)), 1e-3);
+}
+
+TEST(Growth, AkiOnGptFillsNewHeadsAndResidualUnitsFromTheLayerAbove) {
+  lm::GptModel src(gpt_cfg());  // width 16, 4 heads of 4, 3 layers
+  scramble(src, 41);
+  growth::WidthOptions o;
+  o.width = 32;  // 8 heads; new residual unit j copies unit j - 16
+  o.method = growth::Method::aki;
+  auto big = growth::widen(src, o);
+  auto p = [&](const lm::GptModel& m, int l, const char* w) {
+    return m.parameter("transformer.h." + std::to_string(l) + "." + w).to_vector();
+  };
+  // c_attn [C, 3C] (Conv1D: in x out): q block columns 0..31, heads of 4. Column 20 is new
+  // head 5 (a copy of head 1) in the q block: layer 0 takes it from layer 1; column 4 is old
+  // head 1, from layer 0. Rows (in-axis) are divided by the copy count 2.
+  const auto a0 = p(src, 0, "attn.c_attn.weight"), a1 = p(src, 1, "attn.c_attn.weight");
+  const auto n0 = p(*big, 0, "attn.c_attn.weight");
+  EXPECT_FLOAT_EQ(n0[size_t(3 * 96 + 4)], a0[size_t(3 * 48 + 4)] / 2);
+  EXPECT_FLOAT_EQ(n0[size_t(3 * 96 + 20)], a1[size_t(3 * 48 + 4)] / 2);
+  // The v block (columns 64..95 new, 32..47 old): new head 5's column 84 <- old column 36.
+  EXPECT_FLOAT_EQ(n0[size_t(19 * 96 + 84)], a1[size_t(3 * 48 + 36)] / 2);
+  // LayerNorm parameters live on the residual axis: new units come from the layer above.
+  const auto l0 = p(src, 0, "ln_2.weight"), l1 = p(src, 1, "ln_2.weight"), nl = p(*big, 0, "ln_2.weight");
+  EXPECT_FLOAT_EQ(nl[3], l0[3]);
+  EXPECT_FLOAT_EQ(nl[19], l1[3]);
+  // The top layer has no layer above and falls back to FPI.
+  const auto t2 = p(src, 2, "ln_2.weight"), nt = p(*big, 2, "ln_2.weight");
+  EXPECT_FLOAT_EQ(nt[19], t2[3]);
 }
 
 TEST(Growth, StackingOrdersLayersTwice) {
@@ -315,6 +358,25 @@ TEST(Growth, MaskedGptGrowthOfEveryDimensionPreservesWhateverTheNewWeightsAre) {
   EXPECT_FALSE(g.model->ln_f->mask.defined());
   EXPECT_LT(rel_err(g.model->forward(ids), at_one), 1e-5);
   std::printf("MSG GPT: deviation at mask 0 %.2g (relative to max |logit|)\n", at0);
+}
+
+TEST(Growth, MaskedGrowthCanStackNewLayersAndStaysExact) {
+  lm::GptModel src(gpt_cfg());  // 3 layers
+  scramble(src, 81);
+  growth::MaskedOptions o;
+  o.width = 24;
+  o.layers = 5;
+  o.ramp_steps = 10;
+  o.stack_new_layers = true;
+  auto g = growth::grow_masked(src, o);
+  // New layers 3 and 4 start from old layers 0 and 1, placed in their leading slices.
+  for (int l : {3, 4}) {
+    auto w = g.model->parameter("transformer.h." + std::to_string(l) + ".mlp.c_proj.weight");  // [64, 24]
+    auto s0 = src.parameter("transformer.h." + std::to_string(l - 3) + ".mlp.c_proj.weight");  // [64, 16]
+    EXPECT_EQ(w.narrow(0, 0, 64).narrow(1, 0, 16).contiguous().to_vector(), s0.to_vector()) << "layer " << l;
+  }
+  Tensor ids = gpt_ids();
+  EXPECT_LT(rel_err(g.model->forward(ids), src.forward(ids)), 1e-5);
 }
 
 TEST(Growth, MaskedBertGrowthPreservesPostLNModelsToo) {

@@ -189,5 +189,11 @@ TEST(Graphs, UntilSurpassedInAStageWithoutEvaluationsIsRefusedBeforeAnythingRuns
   EXPECT_NE(r.out.find("stage 'g2' uses loss 'g1_to_g2'"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("hint"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(d / "run")) << "nothing written";
+  // A metric of an evaluator the stage does not run: refused as early.
+  const Result r2 = sh("run graphs/ki_multigen.toml --plain --out " + (d / "run").string() +
+                       " --set stages.0.steps=2 --set nodes.g1_to_g2.teacher_metric=ppl3/teacher_loss");
+  EXPECT_NE(r2.rc, 0) << r2.out;
+  EXPECT_NE(r2.out.find("does not evaluate with 'ppl3'"), std::string::npos) << r2.out;
+  EXPECT_FALSE(fs::exists(d / "run")) << "nothing written";
   fs::remove_all(d);
 }

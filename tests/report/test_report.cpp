@@ -36,6 +36,21 @@ TEST(Report, WritesOneChartPerMetricAndAxis) {
   EXPECT_NE(html.find(">scratch<"), std::string::npos);
   EXPECT_NE(html.find(">ki<"), std::string::npos);
   EXPECT_EQ(html.find("<script"), std::string::npos);  // self-contained, static
+  // One SVG picture of the chosen metrics: a row (step, tokens, flops) per metric.
+  const std::string svg = (root / "loss.svg").string();
+  report::write({a.string(), b.string()}, svg, {"ppl/news"});
+  std::ifstream sin(svg);
+  const std::string pic((std::istreambuf_iterator<char>(sin)), {});
+  EXPECT_EQ(pic.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1680\" height=\"320\"", 0), 0u) << pic.substr(0, 200);
+  EXPECT_NE(pic.find("ppl/news vs step"), std::string::npos);  // its lines carry no flops: one chart
+  EXPECT_EQ(pic.find("loss vs step"), std::string::npos);  // not asked for
+  try {
+    report::write({a.string()}, (root / "x.svg").string(), {"ppl/nope"});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no run has metric 'ppl/nope'"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(root / "x.svg"));
   // A malformed metrics line names the file and line; nothing is written.
   std::ofstream(a / "metrics.jsonl", std::ios::app) << "{\"step\": 21, \"loss\": }\n";
   const std::string out2 = (root / "report2.html").string();

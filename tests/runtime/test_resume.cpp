@@ -83,6 +83,44 @@ optimizer = { lr = 5e-4 }
 checkpoint = { every = 4 }
 )";
 
+// Knowledge inheritance across a checkpoint, a kill and a stage boundary: α's linear decay
+// (30 updates) continues through both, and the teacher stops running at 0.
+const char* kInheritStages = R"(
+[nodes.teacher]
+plugin = "model.gpt"
+vocab = 257
+context = 32
+layers = 1
+width = 32
+heads = 4
+frozen = true
+tokens = "corpus.tokens"
+
+[nodes.inherit]
+plugin = "loss.inherit"
+student = "model.logits"
+teacher = "teacher.logits"
+targets = "corpus.targets"
+schedule = "linear"
+steps = 30
+
+[[stages]]
+name = "first"
+steps = 20
+train = ["model"]
+losses = ["inherit"]
+optimizer = { lr = 3e-3, warmup = 5 }
+checkpoint = { every = 4 }
+
+[[stages]]
+name = "second"
+steps = 20
+train = ["model"]
+losses = ["inherit"]
+optimizer = { lr = 1e-3 }
+checkpoint = { every = 4 }
+)";
+
 int run_scion(const std::string& args) {
   return std::system((std::string(SCION_EXE) + " run " + args + " --plain > /dev/null 2>&1").c_str());
 }
@@ -130,6 +168,19 @@ TEST(Resume, KilledRunResumesOnTheSameCurve) {
   // Killed in the first stage, before the growth op.
   const fs::path dir = fs::temp_directory_path() / ("scion_resume_" + std::to_string(::getpid()));
   expect_resume_on_the_same_curve(dir, kGraph, 12, 40);
+  fs::remove_all(dir);
+}
+
+TEST(Resume, InheritanceResumesMidDecayAcrossAStageBoundary) {
+  std::string text = kGraph;
+  text = text.substr(0, text.find("[[stages]]")) + kInheritStages;
+  const fs::path dir = fs::temp_directory_path() / ("scion_resume_ki_" + std::to_string(::getpid()));
+  expect_resume_on_the_same_curve(dir, text, 24, 40);  // killed in the second stage, α ≈ 0.2
+  const auto m = metrics(dir / "part");
+  ASSERT_EQ(m.size(), 40u);
+  EXPECT_NEAR(m[25].at("inherit/alpha").as_number(), 1.0 - 25.0 / 30.0, 1e-8);
+  EXPECT_EQ(m[35].at("inherit/alpha").as_number(), 0.0);
+  EXPECT_FALSE(m[35].contains("inherit/kl"));
   fs::remove_all(dir);
 }
 

@@ -23,7 +23,7 @@ namespace scion {
 
 // SDK ABI: a plugin built for another major version is refused; a plugin built against a
 // newer minor version than the host's is refused too (it may use what the host lacks).
-constexpr uint32_t kSdkAbiMajor = 3;  // 2: Op::carry_state; 3: Loss::idle_inputs and needs_evaluations, Op::state_source
+constexpr uint32_t kSdkAbiMajor = 3;  // 2: Op::carry_state; 3: Loss::idle_inputs and needed_metrics, Op::state_source
 constexpr uint32_t kSdkAbiMinor = 0;
 
 enum class PluginKind { data, tokenizer, model, op, loss, prompt, optimizer, evaluator };
@@ -151,12 +151,13 @@ class Loss : public Plugin {
   virtual void observe(const std::map<std::string, double>& eval_metrics) {}
   // Input ports this loss will not read at this step (loss.inherit's teacher once α is 0).
   // The runtime then skips the nodes that only those ports need, a frozen teacher's forward
-  // pass above all, and counts no FLOPs for them; compute() gets no entry for such a port.
+  // pass above all, and counts no FLOPs for them; compute() may then get no entry for such a
+  // port (it does get one when its source runs anyway, e.g. for another loss).
   virtual std::vector<std::string> idle_inputs(const StepContext& ctx) const { return {}; }
-  // True when the loss acts on evaluation results (observe) and is wrong without them
-  // (loss.inherit's until_surpassed): a stage that uses it without evaluations is refused
-  // before anything runs.
-  virtual bool needs_evaluations() const { return false; }
+  // The evaluator metrics ("<evaluator node>/<key>") the loss acts on through observe() and
+  // is wrong without (loss.inherit's until_surpassed): a stage that uses the loss but does not
+  // evaluate with each named evaluator is refused before anything runs.
+  virtual std::vector<std::string> needed_metrics() const { return {}; }
 };
 
 class Op : public Plugin {
@@ -164,7 +165,7 @@ class Op : public Plugin {
   // Transforms the model node `target` when a stage starts (grow, load, prune).
   virtual void apply(Model& target, const StepContext& ctx) = 0;
   // Optimizer state of a parameter whose shape this op changed: given the state tensor
-  // `old_state` (shaped as the parameter was), return it mapped into `new_shape` the way the
+  // `old_state` (shaped as the parameter was; `param` is its name after the op), return it mapped into `new_shape` the way the
   // op mapped the parameter, or an undefined tensor to let the optimizer start that
   // parameter afresh (the default). Called by the runtime after apply() for each such state
   // tensor of a carried-over optimizer.

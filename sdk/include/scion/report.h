@@ -1,5 +1,5 @@
-// `scion report`: one self-contained HTML page (inline SVG, no scripts, no network) with the
-// curves of several runs, so a researcher sees a comparison at a glance.
+// `scion report`: one self-contained HTML page (inline SVG, no scripts, no network), or one
+// SVG picture, with the curves of several runs, so a researcher sees a comparison at a glance.
 #pragma once
 #include <string>
 #include <vector>
@@ -16,6 +16,10 @@ struct Series {
 // training tokens and FLOPs, teacher forward passes included). Throws naming the file and
 // line for a malformed metrics line; a run without metrics.jsonl is an error too.
 void write_html(const std::vector<std::string>& run_dirs, const std::string& out_path);
+// As write_html, or one SVG picture (a row of charts per metric) when out_path ends in .svg;
+// `only` keeps the named metrics (all when empty; an unknown name is an error).
+void write(const std::vector<std::string>& run_dirs, const std::string& out_path,
+           const std::vector<std::string>& only = {});
 
 // The SVG of one chart (exposed for tests).
 std::string svg_chart(const std::string& title, const std::string& x_label, const std::vector<Series>& series,
