@@ -74,6 +74,9 @@ void Executor::make_nodes() {
     params["__seed"] = Json(int64_t(derive_seed(g_.seed, std::hash<std::string>{}(n.name)) >> 11));
     params["__rank"] = Json(opt_.comm->rank());
     params["__world"] = Json(opt_.comm->world());
+    Json::Array stage_names;  // for nodes that act per stage (data.text's stage_files)
+    for (const StageSpec& s : g_.stages) stage_names.push_back(Json(s.name));
+    params["__stages"] = Json(std::move(stage_names));
     try {
       nodes_[n.name] = reg_.create(n.plugin, Params(params, n.name), *this);
     } catch (const std::exception& e) {

@@ -1,4 +1,7 @@
 // data.text (streaming text, optional BERT masking) and data.shards (llm.c token shards).
+#include <algorithm>
+#include <functional>
+#include <map>
 #include <memory>
 
 #include "mlm.h"
@@ -10,23 +13,30 @@
 namespace scion::lm {
 namespace {
 
+// With stage_files = { <stage> = [globs] }, the named stages read their own files (a domain
+// post-training stage, ELLE's stream of domains) and every other stage reads `files`. Each
+// file set keeps its own stream and position, so a stage that returns to a set continues it.
 class TextNode final : public DataSource {
  public:
   TextNode(const Params& p, const NodeResolver& r) : p_(p) {
     tok_ = r.get<scion::Tokenizer>(p.s("tokenizer"));
-    TextStreamConfig c;
-    c.files = p.strings("files");
-    c.seq_len = p.i("seq_len");
-    c.batch_size = p.i("batch_size");
-    c.seed = uint64_t(p.i("__seed"));
-    c.shuffle = p.b("shuffle");
-    c.shuffle_buffer = p.i("shuffle_buffer");
-    c.rank = int(p.i("__rank"));
-    c.world = int(p.i("__world"));
     SCION_CHECK(tok_->eot_id() >= 0, "data.text: the tokenizer has no end-of-text id to separate documents");
     auto t = tok_;
     tokenize_ = [t](std::string_view s) { return t->encode(std::string(s)); };
-    stream_ = std::make_unique<TextStream>(c, tokenize_, tok_->eot_id());
+    streams_[""] = make_stream(p.strings("files"), 0);
+    const Json& by_stage = p.raw("stage_files");
+    if (by_stage.is_object()) {
+      const std::vector<std::string> stages = p.has("__stages") ? p.strings("__stages") : std::vector<std::string>{};
+      for (const auto& [stage, globs] : by_stage.as_object()) {
+        SCION_CHECK(std::find(stages.begin(), stages.end(), stage) != stages.end(), "data.text: stage_files names stage '",
+                    stage, "', which the graph does not have (its stages: ", join(stages), ")");
+        std::vector<std::string> files;
+        SCION_CHECK(globs.is_array(), "data.text: stage_files.", stage, " must be a list of files (globs)");
+        for (const Json& g : globs.as_array()) files.push_back(g.as_string());
+        expand_globs(files, "data.text");  // a pattern that matches nothing is an error now
+        streams_[stage] = make_stream(files, std::hash<std::string>{}(stage));
+      }
+    }
     mlm_.prob = float(p.f("mlm_prob"));
     mlm_.mask_id = p.i("mask_id");
     mlm_.vocab = tok_->vocab_size();
@@ -34,9 +44,31 @@ class TextNode final : public DataSource {
   }
   TensorMap next(const StepContext& ctx) override {
     Tensor x, y;
-    stream_->next(x, y);
+    auto it = streams_.find(ctx.stage);
+    (it == streams_.end() ? *streams_.at("") : *it->second).next(x, y);
     return finish(x, y, derive_seed(uint64_t(p_.i("__seed")), 0x6d6c6d00ull + uint64_t(ctx.step)));
   }
+
+ private:
+  static std::string join(const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+    return s;
+  }
+  std::unique_ptr<TextStream> make_stream(const std::vector<std::string>& files, uint64_t salt) const {
+    TextStreamConfig c;
+    c.files = files;
+    c.seq_len = p_.i("seq_len");
+    c.batch_size = p_.i("batch_size");
+    c.seed = salt == 0 ? uint64_t(p_.i("__seed")) : derive_seed(uint64_t(p_.i("__seed")), salt);
+    c.shuffle = p_.b("shuffle");
+    c.shuffle_buffer = p_.i("shuffle_buffer");
+    c.rank = int(p_.i("__rank"));
+    c.world = int(p_.i("__world"));
+    return std::make_unique<TextStream>(c, tokenize_, tok_->eot_id());
+  }
+
+ public:
   std::vector<TensorMap> validation(int64_t max_batches) override {
     std::vector<TensorMap> out;
     if (!p_.has("valid_files") || p_.strings("valid_files").empty()) return out;
@@ -49,15 +81,34 @@ class TextNode final : public DataSource {
   }
   std::string domain() const override { return p_.s("domain"); }
   int64_t tokens_per_batch() const override { return p_.i("batch_size") * p_.i("seq_len"); }
+  // The default stream's position as a flat list; with stage_files, an object of them by
+  // stage ("" = the default).
   Json state() const override {
-    Json::Array a;
-    for (int64_t v : stream_->state()) a.push_back(Json(v));
-    return Json(std::move(a));
+    auto flat = [](const TextStream& s) {
+      Json::Array a;
+      for (int64_t v : s.state()) a.push_back(Json(v));
+      return Json(std::move(a));
+    };
+    if (streams_.size() == 1) return flat(*streams_.at(""));
+    Json j;
+    for (const auto& [stage, s] : streams_) j[stage] = flat(*s);
+    return j;
   }
   void restore(const Json& j) override {
-    std::vector<int64_t> s;
-    for (const Json& v : j.as_array()) s.push_back(v.as_int());
-    stream_->restore(s);
+    auto load = [](TextStream& s, const Json& a) {
+      std::vector<int64_t> v;
+      for (const Json& x : a.as_array()) v.push_back(x.as_int());
+      s.restore(v);
+    };
+    if (j.is_array()) {
+      SCION_CHECK(streams_.size() == 1, "data.text: the checkpoint holds one stream but stage_files asks for ",
+                  streams_.size());
+      return load(*streams_.at(""), j);
+    }
+    for (const auto& [stage, s] : streams_) {
+      SCION_CHECK(j.contains(stage), "data.text: the checkpoint has no stream position for stage '", stage, "'");
+      load(*s, j.at(stage));
+    }
   }
 
  private:
@@ -71,7 +122,7 @@ class TextNode final : public DataSource {
   Params p_;
   std::shared_ptr<scion::Tokenizer> tok_;
   TokenizeFn tokenize_;
-  std::unique_ptr<TextStream> stream_;
+  std::map<std::string, std::unique_ptr<TextStream>> streams_;  // "" = files; else a stage's
   MlmConfig mlm_;
 };
 
@@ -82,6 +133,8 @@ PluginEntry text_entry() {
   e.version = "1.0.0";
   e.description = "Streams text/JSON-lines files, tokenizes, packs fixed-length windows, shuffles with a seed";
   e.params = {{"files", ParamType::string_list, Json(), true, "training files (globs): .txt (blank-line documents) or .jsonl", true},
+              {"stage_files", ParamType::table, Json(Json::Object{}), false,
+               "{ <stage> = [globs] }: files those stages read instead (each set keeps its own position)"},
               {"valid_files", ParamType::string_list, Json(Json::Array{}), false, "validation files (globs) for evaluators", true},
               {"seq_len", ParamType::integer, Json(128), false, "tokens per window"},
               {"batch_size", ParamType::integer, Json(8), false, "windows per batch (per rank)"},

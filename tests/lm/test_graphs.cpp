@@ -197,3 +197,62 @@ TEST(Graphs, UntilSurpassedInAStageWithoutEvaluationsIsRefusedBeforeAnythingRuns
   EXPECT_FALSE(fs::exists(d / "run")) << "nothing written";
   fs::remove_all(d);
 }
+
+// data.text's stage_files: a stage reads its own files. A model that has learnt a file of
+// "a"s meets a file of "b"s in the second stage (a large loss at its first update), and the
+// third stage, not named in stage_files, is back on the "a"s.
+TEST(Graphs, StageFilesSwitchTheDataPerStage) {
+  const fs::path d = temp("stage_files");
+  std::ofstream(d / "a.txt") << std::string(4000, 'a');
+  std::ofstream(d / "b.txt") << std::string(4000, 'b');
+  // A byte-level GPT on a.txt, and b.txt for the stage named `b_stage`.
+  auto graph = [&](const std::string& b_stage, const std::string& stages) {
+    return R"(
+[nodes.tok]
+plugin = "tokenizer.bytes"
+[nodes.corpus]
+plugin = "data.text"
+tokenizer = "tok"
+files = [")" + (d / "a.txt").string() + R"("]
+stage_files = { )" + b_stage + R"( = [")" + (d / "b.txt").string() + R"("] }
+seq_len = 16
+batch_size = 4
+[nodes.model]
+plugin = "model.gpt"
+vocab = 257
+context = 16
+layers = 1
+width = 16
+heads = 2
+tokens = "corpus.tokens"
+[nodes.lm]
+plugin = "loss.lm"
+logits = "model.logits"
+targets = "corpus.targets"
+)" + stages;
+  };
+  auto stage = [](const std::string& name, int steps, const std::string& lr) {
+    return "[[stages]]\nname = \"" + name + "\"\nsteps = " + std::to_string(steps) +
+           "\ntrain = [\"model\"]\nlosses = [\"lm\"]\noptimizer = { lr = " + lr + ", decay = \"constant\" }\n";
+  };
+  std::ofstream(d / "g.toml") << graph("other", stage("first", 60, "1e-2") + stage("other", 2, "1e-5") + stage("back", 1, "1e-5"));
+  Result r = sh("run " + (d / "g.toml").string() + " --plain --out " + (d / "run").string());
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const auto m = metrics(d / "run");
+  ASSERT_EQ(m.size(), 63u);
+  const double learnt = m[59].at("loss").as_number(), other = m[60].at("loss").as_number(),
+               back = m[62].at("loss").as_number();
+  EXPECT_LT(learnt, 0.5);
+  EXPECT_GT(other, 2.0) << "the 'other' stage reads b.txt";
+  EXPECT_LT(back, 1.0) << "a stage not in stage_files reads files";
+  // A stage name the graph does not have is refused before anything runs.
+  std::ofstream(d / "bad.toml") << graph("othr", stage("other", 1, "1e-3"));
+  r = sh("run " + (d / "bad.toml").string() + " --plain --out " + (d / "bad").string());
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("stage_files names stage 'othr', which the graph does not have (its stages: other)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("bad.toml:"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(d / "bad")) << "nothing written";
+  fs::remove_all(d);
+}

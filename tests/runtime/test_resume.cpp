@@ -130,7 +130,7 @@ int run_scion(const std::string& args) {
 void expect_resume_on_the_same_curve(const fs::path& dir, std::string text, int kill_after, size_t lines) {
   fs::remove_all(dir);
   fs::create_directories(dir);
-  text.replace(text.find("@DATA@"), 6, SCION_SOURCE_DIR);
+  for (size_t at; (at = text.find("@DATA@")) != std::string::npos;) text.replace(at, 6, SCION_SOURCE_DIR);
   std::ofstream(dir / "g.toml") << text;
   const std::string g = (dir / "g.toml").string();
 
@@ -168,6 +168,17 @@ TEST(Resume, KilledRunResumesOnTheSameCurve) {
   // Killed in the first stage, before the growth op.
   const fs::path dir = fs::temp_directory_path() / ("scion_resume_" + std::to_string(::getpid()));
   expect_resume_on_the_same_curve(dir, kGraph, 12, 40);
+  fs::remove_all(dir);
+}
+
+TEST(Resume, StageFilesResumeEachStreamWhereItWas) {
+  // The second stage reads another domain (data.text's stage_files); killed there, the run
+  // resumes both streams' positions.
+  std::string text = kGraph;
+  const std::string files = "files = [\"@DATA@/data/corpus/literature/train.txt\"]\n";
+  text.replace(text.find(files), files.size(), files + "stage_files = { grown = [\"@DATA@/data/corpus/cs/train.txt\"] }\n");
+  const fs::path dir = fs::temp_directory_path() / ("scion_resume_sf_" + std::to_string(::getpid()));
+  expect_resume_on_the_same_curve(dir, text, 28, 40);
   fs::remove_all(dir);
 }
 
