@@ -2,9 +2,11 @@
 // the source tree (graph paths are relative to it).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "scion/safetensors.h"
 #include "scion/shards.h"
@@ -254,5 +256,28 @@ targets = "corpus.targets"
       << r.out;
   EXPECT_NE(r.out.find("bad.toml:"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(d / "bad")) << "nothing written";
+  fs::remove_all(d);
+}
+
+// graphs/stacking.toml, shortened: 1 -> 2 -> 4 layers through two grow.stack ops between
+// stages, and the stacked model trains on (the layer order is Growth.StackingOrdersLayersTwice).
+TEST(Graphs, StackingGraphDoublesTheDepthTwice) {
+  const fs::path d = temp("stacking");
+  const Result r = sh("run graphs/stacking.toml --plain --out " + d.string() +
+                      " --set stages.0.steps=3 --set stages.1.steps=3 --set stages.2.steps=3"
+                      " --set nodes.ppl.max_batches=1");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  auto w = safetensors::load((d / "bert.safetensors").string());
+  std::set<std::string> layers;
+  for (const auto& [n, t] : w.tensors)
+    if (n.rfind("bert.encoder.layer.", 0) == 0) layers.insert(n.substr(0, n.find('.', 19)));
+  EXPECT_EQ(layers.size(), 4u);
+  int trained = 0;
+  for (const Json& l : metrics(d))
+    if (l.contains("loss") && l.at("stage").as_string() == "L4") {
+      ++trained;
+      EXPECT_TRUE(std::isfinite(l.at("loss").as_number()));
+    }
+  EXPECT_EQ(trained, 3) << "the 4-layer model took its 3 updates";
   fs::remove_all(d);
 }
