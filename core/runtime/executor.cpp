@@ -66,6 +66,8 @@ void Executor::make_nodes() {
     if (n.info->entry.kind != PluginKind::evaluator) order.push_back(&n);
   for (const NodeSpec& n : g_.nodes)
     if (n.info->entry.kind == PluginKind::evaluator) order.push_back(&n);
+  Json::Array stage_names;  // for nodes that act per stage (data.text's stage_files)
+  for (const StageSpec& s : g_.stages) stage_names.push_back(Json(s.name));
   for (const NodeSpec* np : order) {
     const NodeSpec& n = *np;
     Json params = n.params;
@@ -74,9 +76,7 @@ void Executor::make_nodes() {
     params["__seed"] = Json(int64_t(derive_seed(g_.seed, std::hash<std::string>{}(n.name)) >> 11));
     params["__rank"] = Json(opt_.comm->rank());
     params["__world"] = Json(opt_.comm->world());
-    Json::Array stage_names;  // for nodes that act per stage (data.text's stage_files)
-    for (const StageSpec& s : g_.stages) stage_names.push_back(Json(s.name));
-    params["__stages"] = Json(std::move(stage_names));
+    params["__stages"] = Json(stage_names);
     try {
       nodes_[n.name] = reg_.create(n.plugin, Params(params, n.name), *this);
     } catch (const std::exception& e) {
@@ -87,12 +87,12 @@ void Executor::make_nodes() {
 }
 
 void Executor::apply_ops(size_t si, const StepContext& ctx) {
+  // Each op of the stage draws its own random stream (the first keeps the stage's seed).
+  const uint64_t stage_seed = derive_seed(g_.seed, 0x0b5 + si);
   uint64_t k = 0;
   for (const OpSpec& op : g_.stages[si].ops) {
     Json params = op.params;
     params["target"] = Json(op.target);
-    // Each op of the stage draws its own random stream (the first keeps the stage's seed).
-    const uint64_t stage_seed = derive_seed(g_.seed, 0x0b5 + si);
     params["__seed"] = Json(int64_t((k == 0 ? stage_seed : derive_seed(stage_seed, k)) >> 11));
     ++k;
     auto inst = std::dynamic_pointer_cast<Op>(reg_.create(op.plugin, Params(params, op.plugin), *this));
@@ -145,10 +145,11 @@ void Executor::carry_optimizer_state(const Op& op, const std::string& target, Mo
     const bool resized = shape_was->second != t.shape();
     if (src == p && !resized) continue;  // untouched: keeps its own state
     for (const auto& [what, state] : st->second) {
-      Tensor m = resized && state.shape() == shape_was->second ? op.carry_state(k, state, t.shape()) : state;
-      if (m.defined() && resized && state.shape() == shape_was->second)
-        SCION_CHECK(m.shape() == t.shape(), "op mapped optimizer state '", src, ".", what, "' to ", m.desc(),
-                    " but the parameter is now ", t.desc());
+      // Per-element state of a resized parameter goes through the op; the rest (a step count,
+      // or state the op declines) moves as it is, and an optimizer restarts a mismatch.
+      Tensor m = resized && state.shape() == shape_was->second ? op.carry_state(k, state, t.shape()) : Tensor();
+      SCION_CHECK(!m.defined() || m.shape() == t.shape(), "op mapped optimizer state '", src, ".", what, "' to ",
+                  m.desc(), " but the parameter is now ", t.desc());
       mapped.emplace_back(p + "." + what, m.defined() ? m : state);
     }
   }
@@ -567,8 +568,9 @@ void Executor::run() {
   for (const StageSpec& s : g_.stages)
     for (const auto& [name, w] : s.losses)
       for (const std::string& metric : std::dynamic_pointer_cast<Loss>(node(name))->needed_metrics()) {
-        const std::string ev = metric.substr(0, metric.find('/'));
-        const bool there = s.eval_every > 0 && metric.find('/') != std::string::npos &&
+        const size_t slash = metric.find('/');
+        const std::string ev = metric.substr(0, slash);
+        const bool there = s.eval_every > 0 && slash != std::string::npos &&
                            std::find(s.evaluators.begin(), s.evaluators.end(), ev) != s.evaluators.end();
         if (there) continue;
         const SourcePos& p = g_.node(name)->pos;

@@ -73,7 +73,7 @@ class Wider final : public Op {
 // StackingBERT's --double-optimizer), an identity block's restarts.
 class DepthOp : public Op {
  public:
-  std::string state_source(const std::string& param) const override { return layer_state_source(param, order_); }
+  std::string state_source(const std::string& param) const override { return layer_source(param, order_); }
 
  protected:
   std::vector<int64_t> order_;  // set by apply(); empty = the depth did not change
@@ -125,11 +125,12 @@ class Bert2Bert final : public DepthOp {
       SCION_CHECK(o.width >= c.width, "grow.bert2bert: width ", o.width, " is smaller than the model's ", c.width);
       SCION_CHECK(layers == 0 || layers >= c.layers, "grow.bert2bert: layers ", layers, " is fewer than the model's ",
                   c.layers);
-      SCION_CHECK(o.width > c.width || (o.ffn > 0 && o.ffn != c.ffn) || layers > c.layers,
+      const bool widens = o.width > c.width || (o.ffn > 0 && o.ffn != c.ffn);
+      SCION_CHECK(widens || layers > c.layers,
                   "grow.bert2bert: width ", o.width, ", ffn ", o.ffn, " and layers ", layers,
                   " do not grow the model (width ", c.width, ", ffn ", c.ffn, ", ", c.layers,
                   " layers; hint: set width, ffn or layers above the current size)");
-      return o.width > c.width || (o.ffn > 0 && o.ffn != c.ffn);
+      return widens;
     };
     on_model(t, ctx, "grow.bert2bert",
         [&](GptNode& g) {

@@ -364,7 +364,7 @@ std::vector<int64_t> identity_insertion_order(int64_t layers, const std::vector<
   return o;
 }
 
-std::string layer_state_source(const std::string& param, const std::vector<int64_t>& order) {
+std::string layer_source(const std::string& param, const std::vector<int64_t>& order) {
   for (const std::string prefix : {"transformer.h.", "bert.encoder.layer."}) {
     if (param.rfind(prefix, 0) != 0) continue;
     const size_t dot = param.find('.', prefix.size());

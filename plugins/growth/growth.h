@@ -66,7 +66,8 @@ std::vector<int64_t> identity_insertion_order(int64_t layers, const std::vector<
 
 // The source parameter of `param` after deepen(order): a layer parameter
 // ("transformer.h.<i>." or "bert.encoder.layer.<i>.") names layer order[i], "" for an identity
-// block; any other parameter is its own source. Optimizer state follows it (Op::state_source).
-std::string layer_state_source(const std::string& param, const std::vector<int64_t>& order);
+// block; any other parameter is its own source. Depth ops' optimizer state follows it
+// (Op::state_source), and MSG's stacked new layers take their weights from it.
+std::string layer_source(const std::string& param, const std::vector<int64_t>& order);
 
 }  // namespace scion::growth

@@ -31,9 +31,6 @@ void place_old(const std::string& name, const Tensor& old, Tensor& dst) {
 
 namespace {
 
-int64_t grown_layers(const lm::GptModel& m) { return m.config().layers; }
-int64_t grown_layers(const lm::BertModel& m) { return m.config().layers; }
-
 // New layer l copies old layer l mod `from` (old layers keep their own index).
 std::vector<int64_t> stack_order(int64_t from, int64_t to) {
   std::vector<int64_t> o;
@@ -68,14 +65,14 @@ MaskedGrowth<M> grow(const M& src, const MaskedOptions& o, const char* who) {
   g.from = {c.width, c.heads, c.ffn, c.layers, o.ramp_steps};
   const nn::NamedTensors src_state = src.state_dict();
   std::map<std::string, Tensor> old(src_state.begin(), src_state.end());
+  const std::vector<int64_t> stacked = stack_order(c.layers, g.model->config().layers);
   for (auto& [name, slot] : g.model->named_parameter_slots()) {
     auto it = old.find(name);
     if (it == old.end() && o.stack_new_layers) {
       // A new layer: its gate hides it, so any weights keep the function; stacking starts it
       // from old layer (l mod L) — the old weights placed in its leading slices, fresh ones
       // around them — instead of from scratch (MSG's stack_block).
-      const std::string src = layer_state_source(name, stack_order(c.layers, grown_layers(*g.model)));
-      it = old.find(src);
+      it = old.find(layer_source(name, stacked));
     }
     if (it != old.end()) place_old(name, it->second, *slot);  // else fresh weights behind the gate
   }
