@@ -16,10 +16,11 @@ Tensor Linear::forward(const Tensor& x) const { return ops::linear(x, weight, bi
 LayerNorm::LayerNorm(int64_t dim, float eps_) : eps(eps_) {
   register_parameter("weight", &weight, Tensor::ones({dim}));
   register_parameter("bias", &bias, Tensor::zeros({dim}));
+  register_buffer("gate", &gate);
 }
 
 Tensor LayerNorm::forward(const Tensor& x) const {
-  return mask.defined() ? ops::layernorm_masked(x, weight, bias, mask, eps) : ops::layernorm(x, weight, bias, eps);
+  return gate.defined() ? ops::layernorm_masked(x, weight, bias, gate, eps) : ops::layernorm(x, weight, bias, eps);
 }
 
 Embedding::Embedding(int64_t count, int64_t dim, InitConfig init) {

@@ -22,16 +22,44 @@ void Module::register_parameter(const std::string& name, Tensor* slot, Tensor va
   entries_.push_back({name, slot, nullptr});
 }
 
+void Module::register_buffer(const std::string& name, Tensor* slot) { entries_.push_back({name, slot, nullptr, true}); }
+
 std::vector<std::pair<std::string, Tensor*>> Module::named_parameter_slots(const std::string& prefix) {
   std::vector<std::pair<std::string, Tensor*>> out;
   for (auto& e : entries_) {
     if (e.param) {
-      out.emplace_back(join(prefix, e.name), e.param);
+      if (!e.buffer) out.emplace_back(join(prefix, e.name), e.param);
     } else {
       auto sub = e.child->named_parameter_slots(join(prefix, e.name));
       out.insert(out.end(), sub.begin(), sub.end());
     }
   }
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor*>> Module::named_buffer_slots(const std::string& prefix) {
+  std::vector<std::pair<std::string, Tensor*>> out;
+  for (auto& e : entries_) {
+    if (e.param) {
+      if (e.buffer) out.emplace_back(join(prefix, e.name), e.param);
+    } else {
+      auto sub = e.child->named_buffer_slots(join(prefix, e.name));
+      out.insert(out.end(), sub.begin(), sub.end());
+    }
+  }
+  return out;
+}
+
+NamedTensors Module::named_buffers(const std::string& prefix) const {
+  NamedTensors out;
+  for (auto& [name, slot] : const_cast<Module*>(this)->named_buffer_slots(prefix))
+    if (slot->defined()) out.emplace_back(name, *slot);
+  return out;
+}
+
+NamedTensors Module::state_dict() const {
+  NamedTensors out = named_parameters();
+  for (auto& b : named_buffers()) out.push_back(std::move(b));
   return out;
 }
 
@@ -57,13 +85,15 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
   auto slots = named_parameter_slots();
   std::unordered_map<std::string, Tensor*> by_name;
   for (auto& [name, slot] : slots) by_name[name] = slot;
+  std::unordered_map<std::string, Tensor*> buffers;
+  for (auto& [name, slot] : named_buffer_slots()) buffers[name] = slot;
   std::unordered_set<std::string> seen;
   std::string missing, unexpected;
   // Check everything before writing anything: a failed load leaves the module untouched.
   for (auto& [name, value] : state) {
     auto it = by_name.find(name);
     if (it == by_name.end()) {
-      unexpected += (unexpected.empty() ? "" : ", ") + name;
+      if (!buffers.count(name)) unexpected += (unexpected.empty() ? "" : ", ") + name;
       continue;
     }
     SCION_CHECK(value.shape() == it->second->shape(), "load_state_dict: '", name, "' has shape ",
@@ -77,9 +107,13 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
     SCION_CHECK(unexpected.empty(), "load_state_dict: unexpected keys: ", unexpected);
   }
   NoGradGuard g;
+  if (strict)
+    for (auto& [name, slot] : buffers) *slot = Tensor();
   for (auto& [name, value] : state) {
     auto it = by_name.find(name);
     if (it != by_name.end()) it->second->copy_(value);
+    auto b = buffers.find(name);
+    if (b != buffers.end()) *b->second = value.detach().contiguous().clone();
   }
 }
 

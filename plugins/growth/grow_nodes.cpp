@@ -1,13 +1,11 @@
-// grow.* op nodes: applied to a model node (model.gpt or model.bert) when a stage starts.
-// Built into the scion_lm plugin library (they need the concrete model types).
+// grow.* op nodes: applied to a transformer model node when a stage starts, through the SDK's
+// model-surgery interface only (any model plugin implementing scion::TransformerModel).
 #include "growth.h"
-#include "lm_nodes.h"
+#include "masked_growth.h"
+#include "scion/random.h"
 
 namespace scion::growth {
 namespace {
-
-using lm::BertNode;
-using lm::GptNode;
 
 std::vector<int64_t> parse_ints(const std::vector<std::string>& v, const char* who) {
   std::vector<int64_t> out;
@@ -21,30 +19,15 @@ std::vector<int64_t> parse_ints(const std::vector<std::string>& v, const char* w
   return out;
 }
 
-// A model inside a grow.masked ramp computes through its masks; replacing it would drop them
-// and change its function mid-ramp.
-template <class N>
-void refuse_mid_ramp(const N& node, const StepContext& ctx, const char* who) {
-  const growth::MaskedFrom& r = node.mask_ramp();
-  const int64_t done = ctx.step - r.at_step;
-  SCION_CHECK(!r.active() || done >= r.ramp_steps, who, ": the model is ", done, " of ", r.ramp_steps,
-              " updates into a grow.masked ramp; growing it now would drop the masks and change what it "
-              "computes (hint: apply this op in a stage that starts after the ramp ends)");
-}
-
-// Runs `gpt` or `bert` on the target's concrete model node; growth ops refuse a model that is
-// still ramping in its masks (grows = false for ops that keep the model, such as grow.subnets).
-template <class Fg, class Fb>
-void on_model(Model& target, const StepContext& ctx, const char* who, Fg gpt, Fb bert, bool grows = true) {
-  if (auto* g = dynamic_cast<GptNode*>(&target)) {
-    if (grows) refuse_mid_ramp(*g, ctx, who);
-    return gpt(*g);
-  }
-  if (auto* b = dynamic_cast<BertNode*>(&target)) {
-    if (grows) refuse_mid_ramp(*b, ctx, who);
-    return bert(*b);
-  }
-  throw Error(std::string(who) + " grows model.gpt and model.bert nodes only");
+// A model inside a gate ramp (grow.masked) computes through its gates; growing it would drop
+// them and change its function mid-ramp.
+TransformerModel& growable(Model& target, const StepContext& ctx, const char* who) {
+  TransformerModel& m = surgery::transformer(target, who);
+  const int64_t done = m.gate_ramp_progress(ctx.step);
+  SCION_CHECK(done < 0, who, ": the model is ", done, " updates into a grow.masked gate ramp; growing it now would "
+              "drop the gates and change what it computes (hint: apply this op in a stage that starts after the "
+              "ramp ends)");
+  return m;
 }
 
 WidthOptions width_options(const Params& p, Method m) {
@@ -62,9 +45,7 @@ class Wider final : public Op {
  public:
   explicit Wider(const Params& p) : p_(p) {}
   void apply(Model& t, const StepContext& ctx) override {
-    const WidthOptions o = width_options(p_, Method::fpi);
-    on_model(t, ctx, "grow.net2wider", [&](GptNode& g) { g.replace(widen(g.gpt(), o)); },
-             [&](BertNode& b) { b.replace(widen(b.bert(), o)); });
+    widen(growable(t, ctx, "grow.net2wider"), width_options(p_, Method::fpi), "grow.net2wider");
   }
   Params p_;
 };
@@ -73,41 +54,37 @@ class Wider final : public Op {
 // StackingBERT's --double-optimizer), an identity block's restarts.
 class DepthOp : public Op {
  public:
-  std::string state_source(const std::string& param) const override { return layer_source(param, order_); }
+  std::string state_source(const std::string& param) const override {
+    return model_ ? surgery::block_source(*model_, param, order_) : param;
+  }
 
  protected:
+  void reorder(TransformerModel& m, std::vector<int64_t> order, uint64_t seed) {
+    order_ = std::move(order);
+    model_ = &m;
+    deepen(m, order_, seed);
+  }
   std::vector<int64_t> order_;  // set by apply(); empty = the depth did not change
+  const TransformerModel* model_ = nullptr;
 };
 
 class Deeper final : public DepthOp {
  public:
-  explicit Deeper(const Params& p) : after_(parse_ints(p.strings("after"), "grow.net2deeper")) {}
+  explicit Deeper(const Params& p)
+      : after_(parse_ints(p.strings("after"), "grow.net2deeper")), seed_(uint64_t(p.i("__seed"))) {}
   void apply(Model& t, const StepContext& ctx) override {
-    on_model(t, ctx, "grow.net2deeper",
-        [&](GptNode& g) {
-          order_ = identity_insertion_order(g.gpt().config().layers, after_);
-          g.replace(deepen(g.gpt(), order_));
-        },
-        [&](BertNode& b) {
-          order_ = identity_insertion_order(b.bert().config().layers, after_);
-          b.replace(deepen(b.bert(), order_));
-        });
+    TransformerModel& m = growable(t, ctx, "grow.net2deeper");
+    reorder(m, identity_insertion_order(m.architecture().layers(), after_), seed_);
   }
   std::vector<int64_t> after_;
+  uint64_t seed_;
 };
 
 class Stack final : public DepthOp {
  public:
   void apply(Model& t, const StepContext& ctx) override {
-    on_model(t, ctx, "grow.stack",
-        [&](GptNode& g) {
-          order_ = stacking_order(g.gpt().config().layers);
-          g.replace(deepen(g.gpt(), order_));
-        },
-        [&](BertNode& b) {
-          order_ = stacking_order(b.bert().config().layers);
-          b.replace(deepen(b.bert(), order_));
-        });
+    TransformerModel& m = growable(t, ctx, "grow.stack");
+    reorder(m, stacking_order(m.architecture().layers()), 0);
   }
 };
 
@@ -119,34 +96,20 @@ class Bert2Bert final : public DepthOp {
     SCION_CHECK(m == "fpi" || m == "aki", "grow.bert2bert: method must be fpi or aki, got '", m, "'");
     WidthOptions o = width_options(p_, m == "aki" ? Method::aki : Method::fpi);
     const int64_t layers = p_.i("layers");
+    TransformerModel& mt = growable(t, ctx, "grow.bert2bert");
+    const Architecture c = mt.architecture();
+    const int64_t ffn = c.ffn.empty() ? 0 : c.ffn[0];
     // Refuse a request that would shrink or leave the model as it is (likely a typo in a graph).
-    auto check = [&](const auto& c) {
-      if (o.width == 0) o.width = c.width;
-      SCION_CHECK(o.width >= c.width, "grow.bert2bert: width ", o.width, " is smaller than the model's ", c.width);
-      SCION_CHECK(layers == 0 || layers >= c.layers, "grow.bert2bert: layers ", layers, " is fewer than the model's ",
-                  c.layers);
-      const bool widens = o.width > c.width || (o.ffn > 0 && o.ffn != c.ffn);
-      SCION_CHECK(widens || layers > c.layers,
-                  "grow.bert2bert: width ", o.width, ", ffn ", o.ffn, " and layers ", layers,
-                  " do not grow the model (width ", c.width, ", ffn ", c.ffn, ", ", c.layers,
-                  " layers; hint: set width, ffn or layers above the current size)");
-      return widens;
-    };
-    on_model(t, ctx, "grow.bert2bert",
-        [&](GptNode& g) {
-          auto wide = check(g.gpt().config()) ? widen(g.gpt(), o) : nullptr;
-          const lm::GptModel& base = wide ? *wide : g.gpt();
-          const int64_t from = base.config().layers;
-          if (layers > from) g.replace(deepen(base, order_ = bert2bert_depth_order(from, layers)));
-          else if (wide) g.replace(std::move(wide));
-        },
-        [&](BertNode& b) {
-          auto wide = check(b.bert().config()) ? widen(b.bert(), o) : nullptr;
-          const lm::BertModel& base = wide ? *wide : b.bert();
-          const int64_t from = base.config().layers;
-          if (layers > from) b.replace(deepen(base, order_ = bert2bert_depth_order(from, layers)));
-          else if (wide) b.replace(std::move(wide));
-        });
+    if (o.width == 0) o.width = c.width;
+    SCION_CHECK(o.width >= c.width, "grow.bert2bert: width ", o.width, " is smaller than the model's ", c.width);
+    SCION_CHECK(layers == 0 || layers >= c.layers(), "grow.bert2bert: layers ", layers, " is fewer than the model's ",
+                c.layers());
+    const bool widens = o.width > c.width || (o.ffn > 0 && o.ffn != ffn);
+    SCION_CHECK(widens || layers > c.layers(), "grow.bert2bert: width ", o.width, ", ffn ", o.ffn, " and layers ",
+                layers, " do not grow the model (width ", c.width, ", ffn ", ffn, ", ", c.layers(),
+                " layers; hint: set width, ffn or layers above the current size)");
+    if (widens) widen(mt, o, "grow.bert2bert");
+    if (layers > c.layers()) reorder(mt, bert2bert_depth_order(c.layers(), layers), derive_seed(o.seed, 0xde));
   }
   Params p_;
 };
@@ -164,33 +127,29 @@ class Masked final : public Op {
     SCION_CHECK(init == "random" || init == "stack", "grow.masked: new_layers must be random or stack, got '", init, "'");
     o.stack_new_layers = init == "stack";
     o.seed = uint64_t(p_.i("__seed"));
-    auto grown = [&](auto& node, auto&& src) {
-      auto g = grow_masked(src, o);
-      g.from.at_step = ctx.step;
-      node.replace(std::move(g.model));
-      node.set_mask_ramp(g.from);
-    };
-    on_model(t, ctx, "grow.masked", [&](GptNode& g) { grown(g, g.gpt()); }, [&](BertNode& b) { grown(b, b.bert()); });
+    TransformerModel& m = growable(t, ctx, "grow.masked");
+    grow_masked(m, o, ctx.step);
+    model_ = &m;
   }
   // MSG's transfer of optimizer state: the old moments take the old units' places, the new
   // units start from zero moments.
   Tensor carry_state(const std::string& param, const Tensor& old_state, const Shape& new_shape) const override {
     Tensor t = Tensor::zeros(new_shape);
-    place_old(param, old_state, t);
+    place_old(param, model_->layout(param), old_state, t);
     return t;
   }
   Params p_;
+  const TransformerModel* model_ = nullptr;
 };
 
 class Subnets final : public Op {
  public:
-  explicit Subnets(const Params& p) : s_{p.b("enabled"), p.i("min_layers")} {}
-  void apply(Model& t, const StepContext& ctx) override {
-    on_model(
-        t, ctx, "grow.subnets", [&](GptNode& g) { g.set_subnets(s_); }, [&](BertNode& b) { b.set_subnets(s_); },
-        /*grows=*/false);
+  explicit Subnets(const Params& p) : enabled_(p.b("enabled")), min_layers_(p.i("min_layers")) {}
+  void apply(Model& t, const StepContext&) override {
+    surgery::transformer(t, "grow.subnets").set_depth_sampling(enabled_, min_layers_);
   }
-  lm::SubnetSampling s_;
+  bool enabled_;
+  int64_t min_layers_;
 };
 
 std::vector<ParamSpec> width_params() {

@@ -10,15 +10,7 @@ namespace scion::growth {
 
 namespace {
 
-enum class Role : uint8_t { none, residual, heads, qkv, ffn };
-struct Axis {
-  Role role = Role::none;
-  bool divide = false;  // in-axis: divide by copy count; out-axis: copy
-};
-struct Rule {
-  Axis axis[2];
-  int64_t layer = -1;  // per-layer tensors: their layer index
-};
+using Rule = ParamLayout;
 
 struct Maps {
   UnitMap residual;
@@ -27,22 +19,22 @@ struct Maps {
 };
 
 // Source index and divisor for new index j along an axis.
-void source_of(const Maps& m, Role r, int64_t layer, int64_t j, int64_t& src, int64_t& copies, bool& fresh) {
+void source_of(const Maps& m, Unit r, int64_t layer, int64_t j, int64_t& src, int64_t& copies, bool& fresh) {
   switch (r) {
-    case Role::none: src = j, copies = 1, fresh = false; return;
-    case Role::residual:
+    case Unit::none: src = j, copies = 1, fresh = false; return;
+    case Unit::hidden:
       src = m.residual.g[size_t(j)], copies = m.residual.count[size_t(src)], fresh = j >= m.residual.old_size();
       return;
-    case Role::ffn: {
+    case Unit::ffn: {
       const UnitMap& f = m.ffn[size_t(layer)];
       src = f.g[size_t(j)], copies = f.count[size_t(src)], fresh = j >= f.old_size();
       return;
     }
-    case Role::heads:
-    case Role::qkv: {
+    case Unit::head:
+    case Unit::qkv: {
       const UnitMap& h = m.heads[size_t(layer)];
       const int64_t D = m.head_dim, block_new = h.new_size() * D, block_old = h.old_size() * D;
-      const int64_t block = r == Role::qkv ? j / block_new : 0, in = j % block_new;
+      const int64_t block = r == Unit::qkv ? j / block_new : 0, in = j % block_new;
       const int64_t hs = h.g[size_t(in / D)];
       src = block * block_old + hs * D + in % D, copies = h.count[size_t(hs)], fresh = in / D >= h.old_size();
       return;
@@ -50,13 +42,13 @@ void source_of(const Maps& m, Role r, int64_t layer, int64_t j, int64_t& src, in
   }
 }
 
-int64_t new_extent(const Maps& m, Role r, int64_t layer, int64_t old) {
+int64_t new_extent(const Maps& m, Unit r, int64_t layer, int64_t old) {
   switch (r) {
-    case Role::none: return old;
-    case Role::residual: return m.residual.new_size();
-    case Role::ffn: return m.ffn[size_t(layer)].new_size();
-    case Role::heads: return m.heads[size_t(layer)].new_size() * m.head_dim;
-    case Role::qkv: return 3 * m.heads[size_t(layer)].new_size() * m.head_dim;
+    case Unit::none: return old;
+    case Unit::hidden: return m.residual.new_size();
+    case Unit::ffn: return m.ffn[size_t(layer)].new_size();
+    case Unit::head: return m.heads[size_t(layer)].new_size() * m.head_dim;
+    case Unit::qkv: return 3 * m.heads[size_t(layer)].new_size() * m.head_dim;
   }
   return old;
 }
@@ -70,12 +62,12 @@ void add_zero_sum_noise(Tensor& w, const Rule& rule, const Maps& m, float noise,
   if (nd != 2) return;  // only matrices have in-axes
   const int64_t r1 = w.size(0), c1 = w.size(1);
   for (int ax = 0; ax < 2; ++ax) {
-    if (!rule.axis[ax].divide) continue;
+    if (!rule.axis[ax].reads) continue;
     const int64_t n_div = ax == 0 ? r1 : c1, n_other = ax == 0 ? c1 : r1;
     std::vector<int64_t> src(static_cast<size_t>(n_div)), copies(static_cast<size_t>(n_div));
     for (int64_t k = 0; k < n_div; ++k) {
       bool fresh;
-      source_of(m, rule.axis[ax].role, rule.layer, k, src[size_t(k)], copies[size_t(k)], fresh);
+      source_of(m, rule.axis[ax].unit, rule.layer, k, src[size_t(k)], copies[size_t(k)], fresh);
     }
     std::map<int64_t, std::vector<int64_t>> groups;  // old unit -> its copies along this axis
     for (int64_t k = 0; k < n_div; ++k)
@@ -105,8 +97,8 @@ Tensor expand(const Tensor& w_in, const Rule& rule, const Maps& m, const Tensor&
   const int64_t nd = w.dim();
   SCION_CHECK(nd == 1 || nd == 2, "growth: cannot expand ", w.desc());
   const int64_t r0 = w.size(0), c0 = nd == 2 ? w.size(1) : 1;
-  const Axis a0 = rule.axis[0], a1 = nd == 2 ? rule.axis[1] : Axis{};
-  const int64_t r1 = new_extent(m, a0.role, rule.layer, r0), c1 = nd == 2 ? new_extent(m, a1.role, rule.layer, c0) : 1;
+  const AxisLayout a0 = rule.axis[0], a1 = nd == 2 ? rule.axis[1] : AxisLayout{};
+  const int64_t r1 = new_extent(m, a0.unit, rule.layer, r0), c1 = nd == 2 ? new_extent(m, a1.unit, rule.layer, c0) : 1;
   Tensor out = Tensor::empty(nd == 2 ? Shape{r1, c1} : Shape{r1});
   const float* src = w.data<float>();
   const float* up = upper.defined() ? upper.data<float>() : nullptr;
@@ -114,81 +106,21 @@ Tensor expand(const Tensor& w_in, const Rule& rule, const Maps& m, const Tensor&
   for (int64_t i = 0; i < r1; ++i) {
     int64_t si, ci;
     bool fi;
-    source_of(m, a0.role, rule.layer, i, si, ci, fi);
+    source_of(m, a0.unit, rule.layer, i, si, ci, fi);
     for (int64_t j = 0; j < c1; ++j) {
       int64_t sj = j, cj = 1;
       bool fj = false;
-      if (nd == 2) source_of(m, a1.role, rule.layer, j, sj, cj, fj);
+      if (nd == 2) source_of(m, a1.unit, rule.layer, j, sj, cj, fj);
       // AKI: a new out-unit (a copied, not divided, axis) reads the upper layer's weights.
-      const bool from_upper = up && ((!a0.divide && a0.role != Role::none && fi) || (!a1.divide && a1.role != Role::none && fj));
+      const bool from_upper = up && ((!a0.reads && a0.unit != Unit::none && fi) || (!a1.reads && a1.unit != Unit::none && fj));
       float v = (from_upper ? up : src)[si * c0 + sj];
-      if (a0.divide) v /= float(ci);
-      if (a1.divide) v /= float(cj);
+      if (a0.reads) v /= float(ci);
+      if (a1.reads) v /= float(cj);
       dst[i * c1 + j] = v;
     }
   }
   if (noise > 0.f) add_zero_sum_noise(out, rule, m, noise, seed);
   return out;
-}
-
-Rule gpt_rule(const std::string& name) {
-  static const std::regex layer_re(R"(transformer\.h\.(\d+)\.(.*))");
-  std::smatch mt;
-  Rule r;
-  const Axis R{Role::residual, false}, Rd{Role::residual, true};
-  if (std::regex_match(name, mt, layer_re)) {
-    r.layer = std::stoll(mt[1]);
-    const std::string s = mt[2];
-    if (s == "ln_1.weight" || s == "ln_1.bias" || s == "ln_2.weight" || s == "ln_2.bias" || s == "attn.c_proj.bias" ||
-        s == "mlp.c_proj.bias")
-      r.axis[0] = R;
-    else if (s == "attn.c_attn.weight") r.axis[0] = Rd, r.axis[1] = {Role::qkv, false};
-    else if (s == "attn.c_attn.bias") r.axis[0] = {Role::qkv, false};
-    else if (s == "attn.c_proj.weight") r.axis[0] = {Role::heads, true}, r.axis[1] = R;
-    else if (s == "mlp.c_fc.weight") r.axis[0] = Rd, r.axis[1] = {Role::ffn, false};
-    else if (s == "mlp.c_fc.bias") r.axis[0] = {Role::ffn, false};
-    else if (s == "mlp.c_proj.weight") r.axis[0] = {Role::ffn, true}, r.axis[1] = R;
-    else throw Error("growth: no rule for GPT parameter '" + name + "'");
-    return r;
-  }
-  if (name == "transformer.wte.weight" || name == "transformer.wpe.weight") r.axis[1] = R;
-  else if (name == "transformer.ln_f.weight" || name == "transformer.ln_f.bias") r.axis[0] = R;
-  else if (name == "lm_head.weight") r.axis[1] = Rd;
-  else throw Error("growth: no rule for GPT parameter '" + name + "'");
-  return r;
-}
-
-Rule bert_rule(const std::string& name) {
-  static const std::regex layer_re(R"(bert\.encoder\.layer\.(\d+)\.(.*))");
-  std::smatch mt;
-  Rule r;
-  const Axis R{Role::residual, false}, Rd{Role::residual, true};
-  if (std::regex_match(name, mt, layer_re)) {
-    r.layer = std::stoll(mt[1]);
-    const std::string s = mt[2];
-    if (s.find("LayerNorm") != std::string::npos || s == "attention.output.dense.bias" || s == "output.dense.bias")
-      r.axis[0] = R;
-    else if (s == "attention.self.query.weight" || s == "attention.self.key.weight" || s == "attention.self.value.weight")
-      r.axis[0] = {Role::heads, false}, r.axis[1] = Rd;
-    else if (s == "attention.self.query.bias" || s == "attention.self.key.bias" || s == "attention.self.value.bias")
-      r.axis[0] = {Role::heads, false};
-    else if (s == "attention.output.dense.weight") r.axis[0] = R, r.axis[1] = {Role::heads, true};
-    else if (s == "intermediate.dense.weight") r.axis[0] = {Role::ffn, false}, r.axis[1] = Rd;
-    else if (s == "intermediate.dense.bias") r.axis[0] = {Role::ffn, false};
-    else if (s == "output.dense.weight") r.axis[0] = R, r.axis[1] = {Role::ffn, true};
-    else throw Error("growth: no rule for BERT parameter '" + name + "'");
-    return r;
-  }
-  if (name.rfind("bert.embeddings.", 0) == 0) {
-    if (name.find("LayerNorm") != std::string::npos) r.axis[0] = R;
-    else r.axis[1] = R;
-  } else if (name == "cls.predictions.transform.dense.weight") r.axis[0] = R, r.axis[1] = Rd;
-  else if (name == "cls.predictions.transform.dense.bias" || name.find("transform.LayerNorm") != std::string::npos)
-    r.axis[0] = R;
-  else if (name == "cls.predictions.decoder.weight") r.axis[1] = Rd;
-  else if (name == "cls.predictions.bias") {
-  } else throw Error("growth: no rule for BERT parameter '" + name + "'");
-  return r;
 }
 
 Maps build_maps(int64_t old_width, int64_t old_heads, int64_t old_ffn, int64_t layers, const WidthOptions& o,
@@ -211,27 +143,12 @@ Maps build_maps(int64_t old_width, int64_t old_heads, int64_t old_ffn, int64_t l
 }
 
 // The tensor of the same name in layer l+1 (AKI's source of new units), if any.
-Tensor upper_of(const nn::NamedTensors& sd, const std::string& name, const std::string& layer_prefix, int64_t layer,
-                int64_t layers) {
+Tensor upper_of(const TransformerModel& m, const std::map<std::string, Tensor>& sd, const std::string& name,
+                int64_t layer, int64_t layers) {
   if (layer < 0 || layer + 1 >= layers) return Tensor();
-  const std::string here = layer_prefix + std::to_string(layer) + ".";
-  const std::string up = layer_prefix + std::to_string(layer + 1) + "." + name.substr(here.size());
-  for (const auto& [n, t] : sd)
-    if (n == up) return t;
-  return Tensor();
-}
-
-template <class RuleFn>
-nn::NamedTensors widen_state(const nn::NamedTensors& sd, RuleFn rule, const Maps& maps, const WidthOptions& o,
-                             const std::string& layer_prefix, int64_t layers) {
-  nn::NamedTensors out;
-  uint64_t k = 0;
-  for (const auto& [name, t] : sd) {
-    const Rule r = rule(name);
-    Tensor upper = o.method == Method::aki ? upper_of(sd, name, layer_prefix, r.layer, layers) : Tensor();
-    out.emplace_back(name, expand(t, r, maps, upper, o.noise, derive_seed(o.seed, 5000 + k++)));
-  }
-  return out;
+  const std::string here = m.block_prefix(layer), up = m.block_prefix(layer + 1) + name.substr(here.size());
+  auto it = sd.find(up);
+  return it == sd.end() ? Tensor() : it->second;
 }
 
 }  // namespace
@@ -249,89 +166,35 @@ UnitMap make_map(int64_t old_size, int64_t new_size, bool uniform, uint64_t seed
   return m;
 }
 
-std::unique_ptr<lm::GptModel> widen(const lm::GptModel& src, const WidthOptions& o) {
+void widen(TransformerModel& m, const WidthOptions& o, const char* who) {
   NoGradGuard ng;
-  const lm::GptConfig& c = src.config();
-  lm::GptConfig nc = c;
+  const Architecture a = m.architecture();
+  SCION_CHECK(a.uniform() && a.layers() > 0 && a.heads[0] * a.head_size == a.width, who,
+              ": widening needs a model whose layers all have width / head size heads and one FFN size (this one "
+              "was pruned or edited per layer)");
   int64_t H = 0, F = 0;
-  Maps maps = build_maps(c.width, c.heads, c.ffn, c.layers, o, H, F, "grow.net2wider");
-  nc.width = o.width;
-  nc.heads = H;
-  nc.ffn = F;
-  nc.tied = false;  // a tied head cannot be both copied (input) and divided (output)
-  nn::NamedTensors sd = src.state_dict();
-  if (c.tied) sd.emplace_back("lm_head.weight", src.parameter("transformer.wte.weight"));
-  auto out = std::make_unique<lm::GptModel>(nc);
-  out->load_state_dict(widen_state(sd, gpt_rule, maps, o, "transformer.h.", c.layers));
-  return out;
-}
-
-std::unique_ptr<lm::BertModel> widen(const lm::BertModel& src, const WidthOptions& o) {
-  NoGradGuard ng;
-  const lm::BertConfig& c = src.config();
-  lm::BertConfig nc = c;
-  int64_t H = 0, F = 0;
-  Maps maps = build_maps(c.width, c.heads, c.ffn, c.layers, o, H, F, "grow.bert2bert");
-  nc.width = o.width;
-  nc.heads = H;
-  nc.ffn = F;
-  nc.tied = false;
-  nn::NamedTensors sd = src.state_dict();
-  if (c.tied) sd.emplace_back("cls.predictions.decoder.weight", src.parameter("bert.embeddings.word_embeddings.weight"));
-  auto out = std::make_unique<lm::BertModel>(nc);
-  out->load_state_dict(widen_state(sd, bert_rule, maps, o, "bert.encoder.layer.", c.layers));
-  return out;
-}
-
-namespace {
-template <class Model, class Config>
-std::unique_ptr<Model> deepen_impl(const Model& src, const std::vector<int64_t>& order, const std::string& prefix,
-                                   const std::vector<std::string>& zero_for_identity, const char* who) {
-  NoGradGuard ng;
-  Config nc = src.config();
-  const int64_t L = nc.layers;
-  SCION_CHECK(!order.empty(), who, ": the new layer order is empty");
-  for (int64_t s : order)
-    SCION_CHECK(s >= -1 && s < L, who, ": layer ", s, " does not exist in the source (", L, " layers)");
-  nc.layers = int64_t(order.size());
-  auto out = std::make_unique<Model>(nc);
-  nn::NamedTensors sd = src.state_dict(), fresh = out->state_dict(), result;
-  std::map<std::string, Tensor> by_name(sd.begin(), sd.end());
-  for (const auto& [name, t] : fresh) {
-    if (name.rfind(prefix, 0) != 0) {
-      result.emplace_back(name, by_name.at(name));
-      continue;
-    }
-    const size_t dot = name.find('.', prefix.size());
-    const int64_t l = std::stoll(name.substr(prefix.size(), dot - prefix.size()));
-    const std::string rest = name.substr(dot + 1);
-    const int64_t s = order[size_t(l)];
-    if (s >= 0) {
-      result.emplace_back(name, by_name.at(prefix + std::to_string(s) + "." + rest));
-    } else {
-      // Identity block: keep the fresh initialisation but zero the projections that write
-      // into the residual stream, so the block adds nothing.
-      bool zero = false;
-      for (const auto& z : zero_for_identity) zero |= rest == z;
-      result.emplace_back(name, zero ? Tensor::zeros(t.shape()) : t);
-    }
+  const Maps maps = build_maps(a.width, a.heads[0], a.ffn[0], a.layers(), o, H, F, who);
+  Architecture na = a;
+  na.width = o.width;
+  na.heads.assign(size_t(a.layers()), H);
+  na.ffn.assign(size_t(a.layers()), F);
+  na.tied = false;  // a tied head cannot be both copied (input) and divided (output)
+  nn::NamedTensors sd = m.module().named_parameters();
+  const auto [embedding, head] = m.embedding_and_head();
+  if (a.tied) sd.emplace_back(head, m.module().parameter(embedding));
+  const std::map<std::string, Tensor> by_name(sd.begin(), sd.end());
+  nn::NamedTensors out;
+  uint64_t k = 0;
+  for (const auto& [name, t] : sd) {
+    const Rule r = m.layout(name);
+    Tensor upper = o.method == Method::aki ? upper_of(m, by_name, name, r.layer, a.layers()) : Tensor();
+    out.emplace_back(name, expand(t, r, maps, upper, o.noise, derive_seed(o.seed, 5000 + k++)));
   }
-  out->load_state_dict(result);
-  return out;
-}
-}  // namespace
-
-std::unique_ptr<lm::GptModel> deepen(const lm::GptModel& src, const std::vector<int64_t>& order) {
-  return deepen_impl<lm::GptModel, lm::GptConfig>(
-      src, order, "transformer.h.",
-      {"attn.c_proj.weight", "attn.c_proj.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"}, "grow (GPT depth)");
+  m.rebuild(na, out);
 }
 
-std::unique_ptr<lm::BertModel> deepen(const lm::BertModel& src, const std::vector<int64_t>& order) {
-  return deepen_impl<lm::BertModel, lm::BertConfig>(
-      src, order, "bert.encoder.layer.",
-      {"attention.output.dense.weight", "attention.output.dense.bias", "output.dense.weight", "output.dense.bias"},
-      "grow (BERT depth)");
+void deepen(TransformerModel& m, const std::vector<int64_t>& order, uint64_t seed) {
+  surgery::reorder_blocks(m, order, seed);
 }
 
 std::vector<int64_t> stacking_order(int64_t L) {
@@ -362,20 +225,6 @@ std::vector<int64_t> identity_insertion_order(int64_t layers, const std::vector<
     add_identities(l);
   }
   return o;
-}
-
-std::string layer_source(const std::string& param, const std::vector<int64_t>& order) {
-  for (const std::string prefix : {"transformer.h.", "bert.encoder.layer."}) {
-    if (param.rfind(prefix, 0) != 0) continue;
-    const size_t dot = param.find('.', prefix.size());
-    const int64_t l = std::stoll(param.substr(prefix.size(), dot - prefix.size()));
-    if (order.empty()) return param;
-    SCION_CHECK(l >= 0 && l < int64_t(order.size()), "layer ", l, " of '", param, "' is beyond the new depth ",
-                order.size());
-    const int64_t s = order[size_t(l)];
-    return s < 0 ? std::string() : prefix + std::to_string(s) + param.substr(dot);
-  }
-  return param;
 }
 
 }  // namespace scion::growth

@@ -1,15 +1,17 @@
-// Model growth by parameter reuse, as pure functions from a trained model to a larger one.
+// Model growth by parameter reuse, done through the SDK's model-surgery interface
+// (scion::TransformerModel), so it applies to any transformer model plugin.
 //
 //  * widen():   Net2WiderNet / bert2BERT width growth. The residual width grows by a global
 //               unit map g (shared by embeddings, every layer and the head), attention grows
 //               by whole heads at a fixed head size, each layer's FFN by its own map. A new
-//               unit copies its source's outgoing weights ("out" axes); weights reading from a
-//               duplicated unit are divided by the copy count ("in" axes). With method = aki
-//               (bert2BERT's advanced knowledge initialisation) the new out-units of layer l
-//               copy layer l+1's weights instead of layer l's.
-//  * deepen():  depth growth from a layer order: StackingBERT's [0..L-1, 0..L-1],
-//               bert2BERT's stacking with the top layers repeated, or Net2DeeperNet's identity
-//               blocks (order entry -1) — exact only for pre-LN models (GPT).
+//               unit copies its source's weights on the axes that produce it; on the axes
+//               that read it (ParamLayout's in-axes) weights are divided by the copy count.
+//               With method = aki (bert2BERT's advanced knowledge initialisation) the new
+//               out-units of layer l copy layer l+1's weights instead of layer l's.
+//  * deepen():  depth growth from a layer order (scion::surgery::reorder_blocks):
+//               StackingBERT's [0..L-1, 0..L-1], bert2BERT's stacking with the top layers
+//               repeated, or Net2DeeperNet's identity blocks (order entry -1) — exact only
+//               for pre-LN models (GPT).
 //
 // What is exact (checked in tests/growth): widen with uniform duplication (new width a
 // multiple of the old) in fpi mode, for GPT (pre-LN) and BERT (post-LN); deepen with identity
@@ -18,13 +20,10 @@
 // be copied and divided, so widening unties the output head.
 #pragma once
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <vector>
 
-#include "bert_model.h"
-#include "gpt_model.h"
-#include "masked_growth.h"
+#include "scion/surgery.h"
 
 namespace scion::growth {
 
@@ -51,23 +50,15 @@ struct WidthOptions {
   uint64_t seed = 0;
 };
 
-std::unique_ptr<lm::GptModel> widen(const lm::GptModel& src, const WidthOptions& opt);
-std::unique_ptr<lm::BertModel> widen(const lm::BertModel& src, const WidthOptions& opt);
+// Widens `m` in place. `who` names the op in errors.
+void widen(TransformerModel& m, const WidthOptions& opt, const char* who = "grow.net2wider");
 
-// order[i] = the source layer that new layer i copies, or -1 for an identity block (a block
-// whose residual writes are zero: attention and FFN output projections zeroed).
-std::unique_ptr<lm::GptModel> deepen(const lm::GptModel& src, const std::vector<int64_t>& order);
-std::unique_ptr<lm::BertModel> deepen(const lm::BertModel& src, const std::vector<int64_t>& order);
+// order[i] = the source layer that new layer i copies, or -1 for an identity block.
+void deepen(TransformerModel& m, const std::vector<int64_t>& order, uint64_t seed = 0);
 
 std::vector<int64_t> stacking_order(int64_t layers);                   // [0..L-1, 0..L-1]
 std::vector<int64_t> bert2bert_depth_order(int64_t from, int64_t to);  // floor(to/from) stacks + top layers
 // Identity blocks inserted after each listed source layer (-1 = at the bottom).
 std::vector<int64_t> identity_insertion_order(int64_t layers, const std::vector<int64_t>& after);
-
-// The source parameter of `param` after deepen(order): a layer parameter
-// ("transformer.h.<i>." or "bert.encoder.layer.<i>.") names layer order[i], "" for an identity
-// block; any other parameter is its own source. Depth ops' optimizer state follows it
-// (Op::state_source), and MSG's stacked new layers take their weights from it.
-std::string layer_source(const std::string& param, const std::vector<int64_t>& order);
 
 }  // namespace scion::growth

@@ -9,8 +9,7 @@ namespace scion::lm {
 BertModel::BertModel(const BertConfig& c) : cfg_(c) {
   SCION_CHECK(c.vocab > 0 && c.context > 0 && c.width > 0 && c.layers >= 0, "model.bert: vocab, context and width must "
               "be positive (got vocab=", c.vocab, " context=", c.context, " width=", c.width, ")");
-  SCION_CHECK(c.heads > 0 && c.width % c.heads == 0, "model.bert: width ", c.width, " is not divisible by ", c.heads,
-              " heads");
+  c.check("model.bert");
   if (cfg_.ffn == 0) cfg_.ffn = 4 * c.width;
   word = register_module("bert.embeddings.word_embeddings",
                          std::make_shared<nn::Embedding>(c.vocab, c.width, nn::InitConfig{derive_seed(c.seed, 1), 0.02f}));
@@ -22,8 +21,9 @@ BertModel::BertModel(const BertConfig& c) : cfg_(c) {
   for (int64_t i = 0; i < c.layers; ++i) {
     nn::BlockConfig b;
     b.width = c.width;
-    b.heads = c.heads;
-    b.ffn = cfg_.ffn;
+    b.heads = cfg_.heads_at(i);
+    b.head_size = cfg_.head_dim();
+    b.ffn = cfg_.ffn_at(i);
     b.style = nn::BlockStyle::bert;
     b.causal = false;
     b.dropout = c.dropout;
@@ -55,6 +55,15 @@ Tensor BertModel::hidden(const Tensor& ids, const Tensor& token_types, const Ten
   const size_t n = max_layers < 0 ? layers.size() : std::min(layers.size(), size_t(max_layers));
   for (size_t i = 0; i < n; ++i) x = layers[i]->forward(x, attention_mask, derive_seed(dropout_seed, 1 + i));
   return x;
+}
+
+std::vector<nn::LayerNorm*> BertModel::hidden_norms() const {
+  std::vector<nn::LayerNorm*> out{emb_ln.get()};
+  for (const auto& b : layers)
+    for (const auto& ln : {b->ln_1, b->ln_2})
+      if (ln) out.push_back(ln.get());
+  out.push_back(transform_ln.get());
+  return out;
 }
 
 Tensor BertModel::mlm_logits(const Tensor& h) const {

@@ -8,18 +8,15 @@
 #include <memory>
 #include <vector>
 
+#include "layer_sizes.h"
 #include "scion/nn.h"
 
 namespace scion::lm {
 
-struct BertConfig {
+struct BertConfig : LayerSizes {
   int64_t vocab = 30522;
   int64_t context = 512;
   int64_t type_vocab = 2;
-  int64_t layers = 12;
-  int64_t width = 768;
-  int64_t heads = 12;
-  int64_t ffn = 0;  // 0 = 4 * width
   float dropout = 0.f;
   float ln_eps = 1e-12f;
   bool tied = true;
@@ -39,6 +36,10 @@ class BertModel : public nn::Module {
                  uint64_t dropout_seed = 0) const;
   Tensor mlm_logits(const Tensor& hidden) const;
   const BertConfig& config() const { return cfg_; }
+
+  std::vector<std::shared_ptr<nn::TransformerBlock>>& block_list() { return layers; }
+  // Every LayerNorm over the residual width (the hidden gate's users).
+  std::vector<nn::LayerNorm*> hidden_norms() const;
 
   std::shared_ptr<nn::Embedding> word, position, token_type;
   std::shared_ptr<nn::LayerNorm> emb_ln;

@@ -10,16 +10,16 @@ GptModel::GptModel(const GptConfig& c) : cfg_(c) {
   SCION_CHECK(c.vocab > 0 && c.context > 0 && c.layers >= 0 && c.width > 0, "model.gpt: vocab, context and width must be "
               "positive and layers >= 0 (got vocab=", c.vocab, " context=", c.context, " layers=", c.layers,
               " width=", c.width, ")");
-  SCION_CHECK(c.heads > 0 && c.width % c.heads == 0, "model.gpt: width ", c.width, " is not divisible by ", c.heads,
-              " heads");
+  c.check("model.gpt");
   if (cfg_.ffn == 0) cfg_.ffn = 4 * c.width;
   wte = register_module("transformer.wte", std::make_shared<nn::Embedding>(c.vocab, c.width, nn::InitConfig{derive_seed(c.seed, 1), 0.02f}));
   wpe = register_module("transformer.wpe", std::make_shared<nn::Embedding>(c.context, c.width, nn::InitConfig{derive_seed(c.seed, 2), 0.01f}));
   for (int64_t i = 0; i < c.layers; ++i) {
     nn::BlockConfig b;
     b.width = c.width;
-    b.heads = c.heads;
-    b.ffn = cfg_.ffn;
+    b.heads = cfg_.heads_at(i);
+    b.head_size = cfg_.head_dim();
+    b.ffn = cfg_.ffn_at(i);
     b.style = nn::BlockStyle::gpt2;
     b.causal = true;
     b.dropout = c.dropout;
@@ -66,6 +66,15 @@ void GptModel::load_hf_state_dict(const nn::NamedTensors& state) {
     fixed.emplace_back(has_prefix ? name : "transformer." + name, t);
   }
   load_state_dict(fixed, /*strict=*/true);
+}
+
+std::vector<nn::LayerNorm*> GptModel::hidden_norms() const {
+  std::vector<nn::LayerNorm*> out;
+  for (const auto& b : blocks)
+    for (const auto& ln : {b->ln_1, b->ln_2})
+      if (ln) out.push_back(ln.get());
+  out.push_back(ln_f.get());
+  return out;
 }
 
 double GptModel::train_flops_per_token(int64_t T) const {

@@ -5,17 +5,14 @@
 #include <memory>
 #include <vector>
 
+#include "layer_sizes.h"
 #include "scion/nn.h"
 
 namespace scion::lm {
 
-struct GptConfig {
+struct GptConfig : LayerSizes {
   int64_t vocab = 50257;
   int64_t context = 1024;
-  int64_t layers = 12;
-  int64_t width = 768;
-  int64_t heads = 12;
-  int64_t ffn = 0;  // 0 = 4 * width
   float dropout = 0.f;
   float ln_eps = 1e-5f;
   bool tied = true;
@@ -37,6 +34,10 @@ class GptModel : public nn::Module {
   const GptConfig& config() const { return cfg_; }
   // FLOPs of one training step per token by llm.c's count: 6N + 6·L·C·T, N = all parameters.
   double train_flops_per_token(int64_t seq_len) const;
+
+  std::vector<std::shared_ptr<nn::TransformerBlock>>& block_list() { return blocks; }
+  // Every LayerNorm over the residual width (the hidden gate's users).
+  std::vector<nn::LayerNorm*> hidden_norms() const;
 
   std::shared_ptr<nn::Embedding> wte, wpe;
   std::vector<std::shared_ptr<nn::TransformerBlock>> blocks;

@@ -1,14 +1,15 @@
-// Node classes of the language-model plugin library (scion_lm), shared by its source files.
-// Growth ops and knowledge inheritance live in this same library because they reach into
-// the concrete model types, and C++ type identity does not cross hidden-visibility plugins.
+// model.gpt and model.bert: transformer model nodes that implement the SDK's model-surgery
+// interface (scion::TransformerModel), so growth, expansion and pruning plugins edit them
+// without knowing their types. GPT and BERT are twins of one implementation (TransformerNode)
+// and differ only in their naming (layout), their forward pass and their LayerNorm places.
 #pragma once
 #include <memory>
 
 #include "bert_model.h"
 #include "gpt_model.h"
-#include "masked_growth.h"
 #include "scion/plugin.h"
 #include "scion/random.h"
+#include "scion/surgery.h"
 
 #include <algorithm>
 
@@ -33,56 +34,65 @@ struct SubnetSampling {
   }
 };
 
-class GptNode final : public Model {
+// M: GptModel or BertModel; C: its config.
+template <class M, class C>
+class TransformerNode : public TransformerModel {
  public:
-  explicit GptNode(const Params& p);
-  TensorMap forward(const TensorMap& inputs, const StepContext& ctx) override;
+  explicit TransformerNode(const Params& p);
+  // A trainable node of this config (tests and tools).
+  explicit TransformerNode(const C& cfg) : model_(std::make_unique<M>(cfg)), seed_(cfg.seed) {}
   nn::Module& module() override { return *model_; }
   bool frozen() const override { return frozen_; }
-  double flops_per_token(int64_t seq_len) override;
   Json config() const override;
-  GptModel& gpt() { return *model_; }
-  void replace(std::unique_ptr<GptModel> m) {
-    model_ = std::move(m);
-    masked_ = {};
-  }
-  // After grow.masked: the masks rise with the updates since growth (ctx.step - at_step),
-  // across stage boundaries.
-  void set_mask_ramp(growth::MaskedFrom r) { masked_ = r; }
-  const growth::MaskedFrom& mask_ramp() const { return masked_; }
-  void set_subnets(SubnetSampling s) { subnets_ = s; }
+  Architecture architecture() const override;
+  nn::NamedTensors initial_parameters(const Architecture& arch, uint64_t seed) const override;
+  void rebuild(const Architecture& arch, const nn::NamedTensors& params) override;
+  void set_gate(GateKind kind, int64_t layer, const Tensor& value) override;
+  Tensor gate(GateKind kind, int64_t layer) const override;
+  void set_gate_ramp(int64_t at_step, int64_t steps) override;
+  int64_t gate_ramp_progress(int64_t step) const override;
+  void set_depth_sampling(bool enabled, int64_t min_layers) override { subnets_ = {enabled, min_layers}; }
+  M& impl() { return *model_; }
+  // Sets the ramped gates to their values at update `step` (forward() does this itself).
+  void apply_gate_ramp(int64_t step);
 
- private:
+ protected:
+  // Sets the ramped gates for `step` and picks the depth this step runs (-1: all layers).
+  int64_t prepare(const StepContext& ctx);
+  // The model's FLOPs count less the layers a sub-model step skips on average.
+  double flops_with_subnets(int64_t seq_len) const;
+  C config_for(const Architecture& a) const;
+  std::unique_ptr<M> model_;
   SubnetSampling subnets_;
-  std::unique_ptr<GptModel> model_;
-  growth::MaskedFrom masked_;
   bool frozen_ = false;
   uint64_t seed_ = 0;
+  // A running gate ramp: the gates set when it began, and its span in updates.
+  std::vector<std::pair<std::string, Tensor>> ramp_start_;
+  int64_t ramp_at_ = 0, ramp_steps_ = 0;
 };
 
-class BertNode final : public Model {
+class GptNode final : public TransformerNode<GptModel, GptConfig> {
  public:
-  explicit BertNode(const Params& p);
+  using TransformerNode::TransformerNode;
   TensorMap forward(const TensorMap& inputs, const StepContext& ctx) override;
-  nn::Module& module() override { return *model_; }
-  bool frozen() const override { return frozen_; }
-  double flops_per_token(int64_t seq_len) override;
-  Json config() const override;
-  BertModel& bert() { return *model_; }
-  void replace(std::unique_ptr<BertModel> m) {
-    model_ = std::move(m);
-    masked_ = {};
+  double flops_per_token(int64_t seq_len) override { return flops_with_subnets(seq_len); }
+  std::string block_prefix(int64_t layer) const override { return "transformer.h." + std::to_string(layer) + "."; }
+  ParamLayout layout(const std::string& param) const override;
+  std::pair<std::string, std::string> embedding_and_head() const override {
+    return {"transformer.wte.weight", "lm_head.weight"};
   }
-  void set_mask_ramp(growth::MaskedFrom r) { masked_ = r; }
-  const growth::MaskedFrom& mask_ramp() const { return masked_; }
-  void set_subnets(SubnetSampling s) { subnets_ = s; }
+};
 
- private:
-  SubnetSampling subnets_;
-  std::unique_ptr<BertModel> model_;
-  growth::MaskedFrom masked_;
-  bool frozen_ = false;
-  uint64_t seed_ = 0;
+class BertNode final : public TransformerNode<BertModel, BertConfig> {
+ public:
+  using TransformerNode::TransformerNode;
+  TensorMap forward(const TensorMap& inputs, const StepContext& ctx) override;
+  double flops_per_token(int64_t seq_len) override { return flops_with_subnets(seq_len); }
+  std::string block_prefix(int64_t layer) const override { return "bert.encoder.layer." + std::to_string(layer) + "."; }
+  ParamLayout layout(const std::string& param) const override;
+  std::pair<std::string, std::string> embedding_and_head() const override {
+    return {"bert.embeddings.word_embeddings.weight", "cls.predictions.decoder.weight"};
+  }
 };
 
 GptConfig gpt_config_from_json(const Json& j, GptConfig base);

@@ -1,5 +1,4 @@
-// model.gpt and model.bert.
-#include "growth.h"
+// model.gpt and model.bert: the node classes (the plugin entries are in model_entries.cpp).
 #include "lm_nodes.h"
 #include "scion/random.h"
 #include "scion/safetensors.h"
@@ -17,7 +16,8 @@ Json checkpoint_config(const std::string& path) {
 }  // namespace
 
 namespace {
-// GPT and BERT configs share these fields; the checkpoint metadata carries them as JSON.
+// GPT and BERT configs share these fields; the checkpoint metadata carries them as JSON,
+// per-layer sizes and the head size once a method made them differ from the defaults.
 template <class C>
 C config_from_json(const Json& j, C c) {
   if (j.contains("vocab")) c.vocab = j.at("vocab").as_int();
@@ -27,6 +27,13 @@ C config_from_json(const Json& j, C c) {
   if (j.contains("heads")) c.heads = j.at("heads").as_int();
   if (j.contains("ffn")) c.ffn = j.at("ffn").as_int();
   if (j.contains("tied")) c.tied = j.at("tied").as_bool();
+  c.head_size = j.contains("head_size") ? j.at("head_size").as_int() : 0;
+  c.layer_heads.clear();
+  c.layer_ffn.clear();
+  if (j.contains("layer_heads"))
+    for (const Json& v : j.at("layer_heads").as_array()) c.layer_heads.push_back(v.as_int());
+  if (j.contains("layer_ffn"))
+    for (const Json& v : j.at("layer_ffn").as_array()) c.layer_ffn.push_back(v.as_int());
   return c;
 }
 
@@ -40,6 +47,14 @@ Json config_to_json(const C& c) {
   j["heads"] = Json(c.heads);
   j["ffn"] = Json(c.ffn);
   j["tied"] = Json(c.tied);
+  if (c.head_size > 0 && c.head_size * c.heads != c.width) j["head_size"] = Json(c.head_size);
+  auto list = [](const std::vector<int64_t>& v) {
+    Json::Array a;
+    for (int64_t x : v) a.push_back(Json(x));
+    return Json(a);
+  };
+  if (!c.layer_heads.empty()) j["layer_heads"] = list(c.layer_heads);
+  if (!c.layer_ffn.empty()) j["layer_ffn"] = list(c.layer_ffn);
   return j;
 }
 
@@ -63,111 +78,284 @@ C config_from_params(const Params& p, uint64_t seed) {
   }
   return c;
 }
+
+template <class M>
+void load_weights(M& m, const nn::NamedTensors& t);
+template <>
+void load_weights(GptModel& m, const nn::NamedTensors& t) { m.load_hf_state_dict(t); }
+template <>
+void load_weights(BertModel& m, const nn::NamedTensors& t) { m.load_state_dict(t); }
+
+constexpr bool is_gpt(const GptConfig*) { return true; }
+constexpr bool is_gpt(const BertConfig*) { return false; }
 }  // namespace
 
 GptConfig gpt_config_from_json(const Json& j, GptConfig base) { return config_from_json(j, base); }
 BertConfig bert_config_from_json(const Json& j, BertConfig base) { return config_from_json(j, base); }
 
-GptNode::GptNode(const Params& p) : frozen_(p.b("frozen")), seed_(uint64_t(p.i("__seed"))) {
-  model_ = std::make_unique<GptModel>(config_from_params<GptConfig>(p, seed_));
+// ---- the twins' shared implementation ---------------------------------------------------
+template <class M, class C>
+TransformerNode<M, C>::TransformerNode(const Params& p) : frozen_(p.b("frozen")), seed_(uint64_t(p.i("__seed"))) {
+  model_ = std::make_unique<M>(config_from_params<C>(p, seed_));
   const std::string load = p.s("load");
-  if (!load.empty()) model_->load_hf_state_dict(safetensors::load(load).tensors);
+  if (!load.empty()) load_weights(*model_, safetensors::load(load).tensors);
   if (frozen_) model_->set_training(false);
 }
 
-TensorMap GptNode::forward(const TensorMap& in, const StepContext& ctx) {
+template <class M, class C>
+Json TransformerNode<M, C>::config() const {
+  return config_to_json(model_->config());
+}
+
+template <class M, class C>
+Architecture TransformerNode<M, C>::architecture() const {
+  const C& c = model_->config();
+  Architecture a;
+  a.family = is_gpt(&c) ? "gpt2" : "bert";
+  a.vocab = c.vocab;
+  a.context = c.context;
+  a.width = c.width;
+  a.head_size = c.head_dim();
+  for (int64_t l = 0; l < c.layers; ++l) {
+    a.heads.push_back(c.heads_at(l));
+    a.ffn.push_back(c.ffn_at(l));
+  }
+  a.pre_ln = is_gpt(&c);
+  a.tied = c.tied;
+  return a;
+}
+
+template <class M, class C>
+C TransformerNode<M, C>::config_for(const Architecture& a) const {
+  SCION_CHECK(a.family == architecture().family, "model: cannot become a ", a.family, " model (this is ",
+              architecture().family, ")");
+  C c = model_->config();
+  c.vocab = a.vocab;
+  c.context = a.context;
+  c.width = a.width;
+  c.layers = a.layers();
+  c.head_size = a.head_size;
+  c.tied = a.tied;
+  c.layer_heads.clear();
+  c.layer_ffn.clear();
+  const bool uniform = a.uniform() && a.layers() > 0 && a.heads[0] > 0 && a.ffn[0] > 0;
+  if (uniform) {
+    c.heads = a.heads[0];
+    c.ffn = a.ffn[0];
+  } else {
+    c.layer_heads = a.heads;
+    c.layer_ffn = a.ffn;
+    c.heads = std::max<int64_t>(1, a.heads.empty() ? 1 : *std::max_element(a.heads.begin(), a.heads.end()));
+    c.ffn = a.ffn.empty() ? 0 : std::max<int64_t>(1, *std::max_element(a.ffn.begin(), a.ffn.end()));
+  }
+  if (c.head_size * c.heads == c.width) c.head_size = 0;  // the default: recorded only when it differs
+  return c;
+}
+
+template <class M, class C>
+nn::NamedTensors TransformerNode<M, C>::initial_parameters(const Architecture& a, uint64_t seed) const {
+  C c = config_for(a);
+  c.seed = seed;
+  M fresh(c);
+  return fresh.named_parameters();
+}
+
+template <class M, class C>
+void TransformerNode<M, C>::rebuild(const Architecture& a, const nn::NamedTensors& params) {
+  auto m = std::make_unique<M>(config_for(a));
+  m->load_state_dict(params, /*strict=*/true);
+  m->set_training(model_->training());
+  model_ = std::move(m);
+  ramp_start_.clear();
+  ramp_steps_ = 0;
+}
+
+template <class M, class C>
+void TransformerNode<M, C>::set_gate(GateKind kind, int64_t layer, const Tensor& v) {
+  const Architecture a = architecture();
+  const int64_t n = gate_size(a, kind, layer);
+  SCION_CHECK(!v.defined() || v.numel() == n, "model: a ", gate_kind_name(kind), " gate of layer ", layer, " has ",
+              n, " elements, got ", v.desc());
+  if (kind == GateKind::hidden) {
+    for (nn::LayerNorm* ln : model_->hidden_norms()) ln->gate = v.defined() ? v.view({n}) : Tensor();
+    return;
+  }
+  nn::TransformerBlock& b = *model_->block_list()[size_t(layer)];
+  auto scalar = [&] { return v.defined() ? v.view({}) : Tensor(); };
+  switch (kind) {
+    case GateKind::layer: b.layer_gate = scalar(); return;
+    case GateKind::attention: b.attention_gate = scalar(); return;
+    case GateKind::ffn: b.ffn_gate = scalar(); return;
+    case GateKind::head:
+      SCION_CHECK(b.attn || !v.defined(), "model: layer ", layer, " has no attention sublayer to gate");
+      if (b.attn) b.attn->head_gate = v.defined() ? v.view({n}) : Tensor();
+      return;
+    case GateKind::ffn_unit:
+      SCION_CHECK(b.mlp || !v.defined(), "model: layer ", layer, " has no FFN sublayer to gate");
+      if (b.mlp) b.mlp->unit_gate = v.defined() ? v.view({n}) : Tensor();
+      return;
+    case GateKind::hidden: return;
+  }
+}
+
+template <class M, class C>
+Tensor TransformerNode<M, C>::gate(GateKind kind, int64_t layer) const {
+  if (kind == GateKind::hidden) return model_->hidden_norms().back()->gate;
+  gate_size(architecture(), kind, layer);  // checks the layer
+  const nn::TransformerBlock& b = *model_->block_list()[size_t(layer)];
+  switch (kind) {
+    case GateKind::layer: return b.layer_gate;
+    case GateKind::attention: return b.attention_gate;
+    case GateKind::ffn: return b.ffn_gate;
+    case GateKind::head: return b.attn ? b.attn->head_gate : Tensor();
+    case GateKind::ffn_unit: return b.mlp ? b.mlp->unit_gate : Tensor();
+    case GateKind::hidden: break;
+  }
+  return Tensor();
+}
+
+template <class M, class C>
+void TransformerNode<M, C>::set_gate_ramp(int64_t at_step, int64_t steps) {
+  SCION_CHECK(steps >= 0, "model: a gate ramp of ", steps, " updates");
+  ramp_start_.clear();
+  ramp_at_ = at_step;
+  ramp_steps_ = steps;
+  if (steps == 0) return;
+  for (auto& [name, g] : surgery::gates(*this)) ramp_start_.emplace_back(name, g.detach().clone());
+}
+
+template <class M, class C>
+int64_t TransformerNode<M, C>::gate_ramp_progress(int64_t step) const {
+  const int64_t t = std::max<int64_t>(0, step - ramp_at_);
+  return ramp_steps_ > 0 && t < ramp_steps_ ? t : -1;
+}
+
+namespace {
+GateKind gate_kind_of(const std::string& name) {
+  for (GateKind k : {GateKind::layer, GateKind::attention, GateKind::head, GateKind::ffn, GateKind::ffn_unit,
+                     GateKind::hidden})
+    if (name.rfind(std::string(gate_kind_name(k)) + ".", 0) == 0) return k;
+  throw Error("model: unknown gate '" + name + "'");
+}
+}  // namespace
+
+template <class M, class C>
+void TransformerNode<M, C>::apply_gate_ramp(int64_t step) {
+  if (ramp_steps_ > 0) {
+    // g = start + (1 - start) * progress; the ramp ends (and its gates go) at progress 1.
+    const float p = std::min(1.f, float(std::max<int64_t>(0, step - ramp_at_)) / float(ramp_steps_));
+    for (const auto& [name, start] : ramp_start_) {
+      const GateKind k = gate_kind_of(name);
+      const int64_t layer = std::stoll(name.substr(name.find('.') + 1));
+      set_gate(k, layer, p >= 1.f ? Tensor() : ops::add_scalar(ops::mul_scalar(start, 1.f - p), p));
+    }
+    if (p >= 1.f) ramp_start_.clear(), ramp_steps_ = 0;
+  }
+}
+
+template <class M, class C>
+int64_t TransformerNode<M, C>::prepare(const StepContext& ctx) {
   model_->set_training(!frozen_ && ctx.training);
-  growth::set_mask_progress(*model_, masked_, ctx.step - masked_.at_step);
-  const int64_t depth = subnets_.enabled && ctx.training ? subnets_.depth(model_->config().layers, seed_, ctx.step) : -1;
+  apply_gate_ramp(ctx.step);
+  const int64_t L = model_->config().layers;
+  return subnets_.enabled && ctx.training ? subnets_.depth(L, seed_, ctx.step) : -1;
+}
+
+template <class M, class C>
+double TransformerNode<M, C>::flops_with_subnets(int64_t seq_len) const {
+  // 6 FLOPs per parameter and token (forward + backward), plus attention's scores and values:
+  // 6 · C · T per layer and token (llm.c's count), less the layers a sub-model step skips.
+  const C& c = model_->config();
+  const double full = 6.0 * double(model_->parameter_count()) + 6.0 * double(c.layers * c.width * seq_len);
+  auto& blocks = model_->block_list();
+  if (blocks.empty()) return full;
+  const double per_layer = 6.0 * double(blocks[0]->parameter_count()) + 6.0 * double(c.width * seq_len);
+  return full - (double(c.layers) - subnets_.mean_depth(c.layers)) * per_layer;
+}
+
+template class TransformerNode<GptModel, GptConfig>;
+template class TransformerNode<BertModel, BertConfig>;
+
+// ---- GPT ------------------------------------------------------------------------------------
+TensorMap GptNode::forward(const TensorMap& in, const StepContext& ctx) {
+  const int64_t depth = prepare(ctx);
   Tensor h = model_->hidden(in.at("tokens"), derive_seed(seed_, uint64_t(ctx.step)), depth);
   return {{"logits", model_->logits_from_hidden(h)}, {"hidden", h}};
 }
 
-Json GptNode::config() const { return config_to_json(model_->config()); }
+namespace {
+// Parses "<prefix><layer>.<rest>"; false when `name` is not a block parameter.
+bool split_block(const std::string& name, const std::string& prefix, int64_t& layer, std::string& rest) {
+  if (name.rfind(prefix, 0) != 0) return false;
+  const size_t dot = name.find('.', prefix.size());
+  if (dot == std::string::npos) return false;
+  layer = std::stoll(name.substr(prefix.size(), dot - prefix.size()));
+  rest = name.substr(dot + 1);
+  return true;
+}
+constexpr AxisLayout kHidden{Unit::hidden, false}, kHiddenIn{Unit::hidden, true};
+}  // namespace
 
-// llm.c's count for the whole model, less the layers a sub-model step skips on average.
-double GptNode::flops_per_token(int64_t) {
-  const GptConfig& c = model_->config();
-  const double full = model_->train_flops_per_token(c.context);
-  if (model_->blocks.empty()) return full;
-  const double per_layer = 6.0 * double(model_->blocks[0]->parameter_count()) + 6.0 * double(c.width * c.context);
-  return full - (double(c.layers) - subnets_.mean_depth(c.layers)) * per_layer;
+// GPT-2's tensors (Conv1D weights are [in, out]).
+ParamLayout GptNode::layout(const std::string& name) const {
+  ParamLayout r;
+  std::string s;
+  if (split_block(name, "transformer.h.", r.layer, s)) {
+    if (s == "ln_1.weight" || s == "ln_1.bias" || s == "ln_2.weight" || s == "ln_2.bias") r.axis[0] = kHidden;
+    else if (s == "attn.c_proj.bias" || s == "mlp.c_proj.bias") r.axis[0] = kHidden, r.residual_write = true;
+    else if (s == "attn.c_attn.weight") r.axis[0] = kHiddenIn, r.axis[1] = {Unit::qkv, false};
+    else if (s == "attn.c_attn.bias") r.axis[0] = {Unit::qkv, false};
+    else if (s == "attn.c_proj.weight") r.axis[0] = {Unit::head, true}, r.axis[1] = kHidden, r.residual_write = true;
+    else if (s == "mlp.c_fc.weight") r.axis[0] = kHiddenIn, r.axis[1] = {Unit::ffn, false};
+    else if (s == "mlp.c_fc.bias") r.axis[0] = {Unit::ffn, false};
+    else if (s == "mlp.c_proj.weight") r.axis[0] = {Unit::ffn, true}, r.axis[1] = kHidden, r.residual_write = true;
+    else throw Error("model.gpt: no layout for parameter '" + name + "'");
+    return r;
+  }
+  if (name == "transformer.wte.weight" || name == "transformer.wpe.weight") r.axis[1] = kHidden;
+  else if (name == "transformer.ln_f.weight" || name == "transformer.ln_f.bias") r.axis[0] = kHidden;
+  else if (name == "lm_head.weight") r.axis[1] = kHiddenIn;
+  else throw Error("model.gpt: no layout for parameter '" + name + "'");
+  return r;
 }
 
-BertNode::BertNode(const Params& p) : frozen_(p.b("frozen")), seed_(uint64_t(p.i("__seed"))) {
-  model_ = std::make_unique<BertModel>(config_from_params<BertConfig>(p, seed_));
-  const std::string load = p.s("load");
-  if (!load.empty()) model_->load_state_dict(safetensors::load(load).tensors);
-  if (frozen_) model_->set_training(false);
-}
-
+// ---- BERT -----------------------------------------------------------------------------------
 TensorMap BertNode::forward(const TensorMap& in, const StepContext& ctx) {
-  model_->set_training(!frozen_ && ctx.training);
-  growth::set_mask_progress(*model_, masked_, ctx.step - masked_.at_step);
+  const int64_t depth = prepare(ctx);
   auto mask = in.find("attention_mask");
-  const int64_t depth = subnets_.enabled && ctx.training ? subnets_.depth(model_->config().layers, seed_, ctx.step) : -1;
   Tensor h = model_->hidden(in.at("tokens"), Tensor(), mask == in.end() ? Tensor() : mask->second,
                             derive_seed(seed_, uint64_t(ctx.step)), depth);
   return {{"logits", model_->mlm_logits(h)}, {"hidden", h}};
 }
 
-Json BertNode::config() const { return config_to_json(model_->config()); }
-
-double BertNode::flops_per_token(int64_t) {
-  const double full = 6.0 * double(model_->parameter_count());
-  if (model_->layers.empty()) return full;
-  const int64_t L = model_->config().layers;
-  return full - (double(L) - subnets_.mean_depth(L)) * 6.0 * double(model_->layers[0]->parameter_count());
+// BERT's tensors (nn.Linear weights are [out, in]).
+ParamLayout BertNode::layout(const std::string& name) const {
+  ParamLayout r;
+  std::string s;
+  if (split_block(name, "bert.encoder.layer.", r.layer, s)) {
+    if (s.find("LayerNorm") != std::string::npos) r.axis[0] = kHidden;
+    else if (s == "attention.output.dense.bias" || s == "output.dense.bias") r.axis[0] = kHidden, r.residual_write = true;
+    else if (s == "attention.self.query.weight" || s == "attention.self.key.weight" || s == "attention.self.value.weight")
+      r.axis[0] = {Unit::head, false}, r.axis[1] = kHiddenIn;
+    else if (s == "attention.self.query.bias" || s == "attention.self.key.bias" || s == "attention.self.value.bias")
+      r.axis[0] = {Unit::head, false};
+    else if (s == "attention.output.dense.weight") r.axis[0] = kHidden, r.axis[1] = {Unit::head, true}, r.residual_write = true;
+    else if (s == "intermediate.dense.weight") r.axis[0] = {Unit::ffn, false}, r.axis[1] = kHiddenIn;
+    else if (s == "intermediate.dense.bias") r.axis[0] = {Unit::ffn, false};
+    else if (s == "output.dense.weight") r.axis[0] = kHidden, r.axis[1] = {Unit::ffn, true}, r.residual_write = true;
+    else throw Error("model.bert: no layout for parameter '" + name + "'");
+    return r;
+  }
+  if (name.rfind("bert.embeddings.", 0) == 0) {
+    if (name.find("LayerNorm") != std::string::npos) r.axis[0] = kHidden;
+    else r.axis[1] = kHidden;
+  } else if (name == "cls.predictions.transform.dense.weight") r.axis[0] = kHidden, r.axis[1] = kHiddenIn;
+  else if (name == "cls.predictions.transform.dense.bias" || name.find("transform.LayerNorm") != std::string::npos)
+    r.axis[0] = kHidden;
+  else if (name == "cls.predictions.decoder.weight") r.axis[1] = kHiddenIn;
+  else if (name == "cls.predictions.bias") {
+  } else throw Error("model.bert: no layout for parameter '" + name + "'");
+  return r;
 }
-
-namespace {
-std::vector<ParamSpec> model_params(int64_t vocab, int64_t ctx, bool gpt) {
-  return {{"vocab", ParamType::integer, Json(vocab), false, "vocabulary size (match the tokenizer)"},
-          {"context", ParamType::integer, Json(ctx), false, "positions (maximum sequence length)"},
-          {"layers", ParamType::integer, Json(gpt ? 12 : 12), false, "transformer blocks"},
-          {"width", ParamType::integer, Json(768), false, "hidden size"},
-          {"heads", ParamType::integer, Json(12), false, "attention heads (width must divide)"},
-          {"ffn", ParamType::integer, Json(0), false, "MLP hidden size (0 = 4 * width)"},
-          {"dropout", ParamType::number, Json(0.0), false, "residual and embedding dropout"},
-          {"tied", ParamType::boolean, Json(true), false, "tie the output head to the input embedding"},
-          {"init_seed", ParamType::integer, Json(), false, "initialisation seed (default: derived from the run seed)"},
-          {"load", ParamType::string, Json(""), false, "safetensors file to load (config read from it when it has one)",
-           true}};
-}
-
-PluginEntry gpt_entry() {
-  PluginEntry e;
-  e.name = "model.gpt";
-  e.kind = PluginKind::model;
-  e.version = "1.0.0";
-  e.description = "GPT-2 (pre-LN, learned positions, tanh GELU, tied head) with Hugging Face names";
-  e.params = model_params(50257, 1024, true);
-  e.inputs = {{"tokens", "tokens", false, "token ids [B, T]"}};
-  e.outputs = {{"logits", "logits", false, "next-token logits [B, T, V]"},
-               {"hidden", "hidden", false, "final hidden states [B, T, C]"}};
-  e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<GptNode>(p); };
-  return e;
-}
-
-PluginEntry bert_entry() {
-  PluginEntry e;
-  e.name = "model.bert";
-  e.kind = PluginKind::model;
-  e.version = "1.0.0";
-  e.description = "BERT encoder (post-LN, padding mask) with its masked-LM head, Hugging Face names";
-  e.params = model_params(30522, 512, false);
-  e.inputs = {{"tokens", "tokens", false, "token ids [B, T]"},
-              {"attention_mask", "mask", true, "1 for real tokens, 0 for padding [B, T]"}};
-  e.outputs = {{"logits", "logits", false, "masked-LM logits [B, T, V]"},
-               {"hidden", "hidden", false, "encoder output [B, T, C]"}};
-  e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<BertNode>(p); };
-  return e;
-}
-}  // namespace
 
 }  // namespace scion::lm
-
-using scion::lm::bert_entry;
-using scion::lm::gpt_entry;
-SCION_REGISTER_PLUGIN(gpt_entry)
-SCION_REGISTER_PLUGIN(bert_entry)

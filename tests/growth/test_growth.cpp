@@ -6,6 +6,7 @@
 
 #include "growth.h"
 #include "lm_nodes.h"
+#include "masked_growth.h"
 #include "scion/ops.h"
 
 using namespace scion;
@@ -54,6 +55,47 @@ double rel_err(const Tensor& a, const Tensor& b) {
 
 Tensor gpt_ids() { return Tensor::randint({2, 10}, 77, 0, 37); }
 
+// The growth ops edit a model node in place through the surgery interface. These helpers
+// grow a copy of a source model (a fresh node of its config holding its weights), so the
+// tests compare source and grown models side by side; the returned pointer keeps the node.
+template <class M> struct NodeOf;
+template <> struct NodeOf<lm::GptModel> { using type = lm::GptNode; };
+template <> struct NodeOf<lm::BertModel> { using type = lm::BertNode; };
+
+template <class M>
+std::shared_ptr<typename NodeOf<M>::type> node_copy(const M& src) {
+  auto n = std::make_shared<typename NodeOf<M>::type>(src.config());
+  n->impl().load_state_dict(src.state_dict());
+  return n;
+}
+template <class M, class F>
+std::shared_ptr<M> grown(const M& src, F edit) {
+  auto n = node_copy(src);
+  edit(*n);
+  return std::shared_ptr<M>(n, &n->impl());
+}
+template <class M>
+std::shared_ptr<M> widen(const M& src, const growth::WidthOptions& o) {
+  return grown(src, [&](TransformerModel& m) { growth::widen(m, o); });
+}
+template <class M>
+std::shared_ptr<M> deepen(const M& src, const std::vector<int64_t>& order) {
+  return grown(src, [&](TransformerModel& m) { growth::deepen(m, order); });
+}
+// A masked growth at update 0; at(t) sets the gates to their values t updates later.
+template <class M>
+struct Masked {
+  std::shared_ptr<typename NodeOf<M>::type> node;
+  M* model;
+  void at(int64_t t) { node->apply_gate_ramp(t); }
+};
+template <class M>
+Masked<M> grow_masked(const M& src, const growth::MaskedOptions& o) {
+  auto n = node_copy(src);
+  growth::grow_masked(*n, o, 0);
+  return {n, &n->impl()};
+}
+
 }  // namespace
 
 TEST(Growth, UnitMaps) {
@@ -71,7 +113,7 @@ TEST(Growth, GptNet2WiderUniformPreservesLogits) {
   scramble(src, 10);
   growth::WidthOptions o;
   o.width = 32;  // 4 -> 8 heads of size 4, FFN 64 -> 128
-  auto big = growth::widen(src, o);
+  auto big = widen(src, o);
   EXPECT_EQ(big->config().heads, 8);
   EXPECT_FALSE(big->config().tied);
   EXPECT_EQ(big->parameter("transformer.h.2.attn.c_attn.weight").shape(), (Shape{32, 96}));
@@ -88,11 +130,11 @@ TEST(Growth, GptNonMultipleWidthAndRandomDuplicationDeviateUnderLayerNorm) {
   growth::WidthOptions o;
   o.width = 24;  // 4 -> 6 heads: units 0..7 are copied once more, LayerNorm statistics change
   o.ffn = 96;
-  const double uneven = rel_err(growth::widen(src, o)->forward(ids), src.forward(ids));
+  const double uneven = rel_err(widen(src, o)->forward(ids), src.forward(ids));
   o.width = 32;
   o.uniform = false;
   o.seed = 4;
-  const double random = rel_err(growth::widen(src, o)->forward(ids), src.forward(ids));
+  const double random = rel_err(widen(src, o)->forward(ids), src.forward(ids));
   // Measured on this configuration (seeded, so reproducible): uneven 0.140, random 0.0936 of
   // max |logit|, far beyond float error. Pinned to the measurement.
   EXPECT_NEAR(uneven, 0.140, 0.01);
@@ -106,7 +148,7 @@ TEST(Growth, GptNet2WiderTripleAndRandomFfnMapsPreserveLogits) {
   Tensor ids = gpt_ids();
   growth::WidthOptions o;
   o.width = 48;  // x3: every residual unit and head copied three times
-  EXPECT_LT(rel_err(growth::widen(src, o)->forward(ids), src.forward(ids)), 1e-4);
+  EXPECT_LT(rel_err(widen(src, o)->forward(ids), src.forward(ids)), 1e-4);
   // No LayerNorm reads the FFN units, so a random, uneven FFN map (64 -> 150: 86 extra copies
   // drawn at random, copy counts from 1 up) is exact too: this checks the division by each
   // unit's own copy count.
@@ -114,7 +156,7 @@ TEST(Growth, GptNet2WiderTripleAndRandomFfnMapsPreserveLogits) {
   o.ffn = 150;
   o.uniform = false;
   o.seed = 8;
-  auto big = growth::widen(src, o);
+  auto big = widen(src, o);
   EXPECT_EQ(big->parameter("transformer.h.0.mlp.c_fc.weight").shape(), (Shape{16, 150}));
   EXPECT_LT(rel_err(big->forward(ids), src.forward(ids)), 1e-4);
 }
@@ -126,12 +168,12 @@ TEST(Growth, WideningKeepsTheFfnRatioUnlessTold) {
   scramble(src, 13);
   growth::WidthOptions o;
   o.width = 32;
-  auto big = growth::widen(src, o);
+  auto big = widen(src, o);
   EXPECT_EQ(big->config().ffn, 96);
   Tensor ids = gpt_ids();
   EXPECT_LT(rel_err(big->forward(ids), src.forward(ids)), 1e-4);
   o.ffn = 100;
-  EXPECT_EQ(growth::widen(src, o)->config().ffn, 100);
+  EXPECT_EQ(widen(src, o)->config().ffn, 100);
 }
 
 TEST(Growth, Net2WiderNoiseBreaksSymmetryButKeepsTheFunction) {
@@ -140,10 +182,10 @@ TEST(Growth, Net2WiderNoiseBreaksSymmetryButKeepsTheFunction) {
   Tensor ids = gpt_ids();
   growth::WidthOptions o;
   o.width = 32;
-  auto exact = growth::widen(src, o);
+  auto exact = widen(src, o);
   o.noise = 0.05f;
   o.seed = 6;
-  auto noisy = growth::widen(src, o), again = growth::widen(src, o);
+  auto noisy = widen(src, o), again = widen(src, o);
   const std::string w = "transformer.h.1.mlp.c_proj.weight";  // [FFN, C]: divided on its rows
   const auto a = exact->parameter(w).to_vector(), b = noisy->parameter(w).to_vector();
   // The two copies of FFN unit 3 (rows 3 and 67) are equal without noise and differ with it;
@@ -168,7 +210,7 @@ TEST(Growth, BertFpiUniformPreservesLogitsEvenPostLN) {
   scramble(src, 30);
   growth::WidthOptions o;
   o.width = 32;
-  auto big = growth::widen(src, o);
+  auto big = widen(src, o);
   EXPECT_EQ(big->parameter("bert.encoder.layer.1.attention.self.query.weight").shape(), (Shape{32, 32}));
   EXPECT_EQ(big->parameter("cls.predictions.decoder.weight").shape(), (Shape{41, 32}));
   Tensor ids = Tensor::randint({2, 9}, 3, 0, 41);
@@ -182,7 +224,7 @@ TEST(Growth, AkiFillsNewUnitsFromTheLayerAbove) {
   growth::WidthOptions o;
   o.width = 32;
   o.method = growth::Method::aki;
-  auto big = growth::widen(src, o);
+  auto big = widen(src, o);
   // Layer 0's new FFN units (out rows 64..127 of intermediate.dense) come from layer 1; its
   // old units and its in-axis division (by 2, every residual unit is doubled) from layer 0.
   auto w0 = src.parameter("bert.encoder.layer.0.intermediate.dense.weight").to_vector();  // [64, 16]
@@ -205,7 +247,7 @@ TEST(Growth, AkiOnGptFillsNewHeadsAndResidualUnitsFromTheLayerAbove) {
   growth::WidthOptions o;
   o.width = 32;  // 8 heads; new residual unit j copies unit j - 16
   o.method = growth::Method::aki;
-  auto big = growth::widen(src, o);
+  auto big = widen(src, o);
   auto p = [&](const lm::GptModel& m, int l, const char* w) {
     return m.parameter("transformer.h." + std::to_string(l) + "." + w).to_vector();
   };
@@ -232,7 +274,7 @@ TEST(Growth, StackingOrdersLayersTwice) {
   scramble(src, 50);
   auto order = growth::stacking_order(3);
   EXPECT_EQ(order, (std::vector<int64_t>{0, 1, 2, 0, 1, 2}));
-  auto big = growth::deepen(src, order);
+  auto big = deepen(src, order);
   EXPECT_EQ(big->config().layers, 6);
   for (int l = 0; l < 6; ++l)
     EXPECT_EQ(big->parameter("transformer.h." + std::to_string(l) + ".mlp.c_fc.weight").to_vector(),
@@ -247,7 +289,7 @@ TEST(Growth, Net2DeeperIdentityBlocksAreExactInPreLN) {
   scramble(src, 60);
   auto order = growth::identity_insertion_order(3, {-1, 1, 2});
   EXPECT_EQ(order, (std::vector<int64_t>{-1, 0, 1, -1, 2, -1}));
-  auto big = growth::deepen(src, order);
+  auto big = deepen(src, order);
   Tensor ids = gpt_ids();
   EXPECT_LT(rel_err(big->forward(ids), src.forward(ids)), 1e-5);
 }
@@ -255,7 +297,7 @@ TEST(Growth, Net2DeeperIdentityBlocksAreExactInPreLN) {
 TEST(Growth, IdentityBlocksAreNotExactInPostLN) {
   lm::BertModel src(bert_cfg());
   scramble(src, 70);
-  auto big = growth::deepen(src, growth::identity_insertion_order(2, {0}));
+  auto big = deepen(src, growth::identity_insertion_order(2, {0}));
   Tensor ids = Tensor::randint({2, 9}, 3, 0, 41);
   // The inserted block still applies its two LayerNorms: the output moves.
   EXPECT_GT(rel_err(big->forward(ids), src.forward(ids)), 1e-3);
@@ -265,7 +307,7 @@ TEST(Growth, GrownModelsTrainOn) {
   lm::GptModel src(gpt_cfg());
   growth::WidthOptions o;
   o.width = 32;
-  auto big = growth::deepen(*growth::widen(src, o), growth::stacking_order(3));
+  auto big = deepen(*widen(src, o), growth::stacking_order(3));
   Tensor ids = gpt_ids(), tg = Tensor::randint({2, 10}, 78, 0, 37);
   auto params = big->parameters();
   std::vector<Tensor> m, v;
@@ -285,23 +327,23 @@ TEST(Growth, BadRequestsAreRefused) {
   lm::GptModel src(gpt_cfg());
   growth::WidthOptions o;
   o.width = 18;  // not a multiple of the head size 4
-  EXPECT_THROW(growth::widen(src, o), Error);
+  EXPECT_THROW(widen(src, o), Error);
   o.width = 8;  // shrinking
-  EXPECT_THROW(growth::widen(src, o), Error);
-  EXPECT_THROW(growth::deepen(src, {0, 5}), Error);
+  EXPECT_THROW(widen(src, o), Error);
+  EXPECT_THROW(deepen(src, {0, 5}), Error);
 }
 
 // Every entry of the grown model that is not an old parameter gets large random values, so
 // nothing is preserved because the new weights happen to be small.
 template <class M>
-void scramble_new(M& grown, const M& src, uint64_t seed) {
+void scramble_new(Masked<M>& g, const M& src, uint64_t seed) {
   NoGradGuard ng;
   const auto old = src.state_dict();
   uint64_t k = 0;
-  for (auto& [n, t] : grown.named_parameters()) {
+  for (auto& [n, t] : g.model->named_parameters()) {
     Tensor r = Tensor::randn(t.shape(), seed + k++, 0.f, 1.f);
     for (const auto& [on, ot] : old)
-      if (on == n) growth::place_old(n, ot, r);
+      if (on == n) growth::place_old(n, g.node->layout(n), ot, r);
     t.copy_(r);
   }
 }
@@ -315,7 +357,7 @@ TEST(Growth, MaskedGptGrowthOfEveryDimensionPreservesWhateverTheNewWeightsAre) {
   o.layers = 5;
   o.ramp_steps = 10;
   o.seed = 3;
-  auto g = growth::grow_masked(src, o);
+  auto g = grow_masked(src, o);
   const lm::GptConfig& c = g.model->config();
   EXPECT_EQ(c.width, 24);
   EXPECT_EQ(c.heads, 6);
@@ -336,26 +378,26 @@ TEST(Growth, MaskedGptGrowthOfEveryDimensionPreservesWhateverTheNewWeightsAre) {
   Tensor ids = gpt_ids();
   const Tensor want = src.forward(ids);
   EXPECT_LT(rel_err(g.model->forward(ids), want), 1e-5);
-  scramble_new(*g.model, src, 99);
+  scramble_new(g, src, 99);
   const double at0 = rel_err(g.model->forward(ids), want);
   EXPECT_LT(at0, 1e-5);
-  growth::set_mask_progress(*g.model, g.from, 5);  // halfway: the new structure contributes
-  EXPECT_NEAR(g.model->blocks[0]->ln_1->mask.to_vector()[20], 0.5f, 1e-7);
+  g.at(5);  // halfway: the new structure contributes
+  EXPECT_NEAR(g.model->blocks[0]->ln_1->gate.to_vector()[20], 0.5f, 1e-7);
   EXPECT_GT(rel_err(g.model->forward(ids), want), 1e-2);
   // At mask 1 the masked path equals the plain model: removing the masks is seamless.
-  for (auto& b : g.model->blocks) b->ln_1->mask = b->ln_2->mask = Tensor::ones({24});
-  g.model->ln_f->mask = Tensor::ones({24});
+  for (auto& b : g.model->blocks) b->ln_1->gate = b->ln_2->gate = Tensor::ones({24});
+  g.model->ln_f->gate = Tensor::ones({24});
   for (auto& b : g.model->blocks) {
-    b->attn->head_mask = Tensor::ones({6});
-    b->mlp->unit_mask = Tensor::ones({96});
+    b->attn->head_gate = Tensor::ones({6});
+    b->mlp->unit_gate = Tensor::ones({96});
     if (b->layer_gate.defined()) b->layer_gate = Tensor::scalar(1.f);
   }
   const Tensor at_one = g.model->forward(ids);
-  growth::set_mask_progress(*g.model, g.from, 10);  // ramp over: masks removed
+  g.at(10);  // ramp over: masks removed
   EXPECT_FALSE(g.model->blocks[4]->layer_gate.defined());
-  EXPECT_FALSE(g.model->blocks[0]->mlp->unit_mask.defined());
-  EXPECT_FALSE(g.model->blocks[0]->attn->head_mask.defined());
-  EXPECT_FALSE(g.model->ln_f->mask.defined());
+  EXPECT_FALSE(g.model->blocks[0]->mlp->unit_gate.defined());
+  EXPECT_FALSE(g.model->blocks[0]->attn->head_gate.defined());
+  EXPECT_FALSE(g.model->ln_f->gate.defined());
   EXPECT_LT(rel_err(g.model->forward(ids), at_one), 1e-5);
   std::printf("MSG GPT: deviation at mask 0 %.2g (relative to max |logit|)\n", at0);
 }
@@ -368,7 +410,7 @@ TEST(Growth, MaskedGrowthCanStackNewLayersAndStaysExact) {
   o.layers = 5;
   o.ramp_steps = 10;
   o.stack_new_layers = true;
-  auto g = growth::grow_masked(src, o);
+  auto g = grow_masked(src, o);
   // New layers 3 and 4 start from old layers 0 and 1, placed in their leading slices.
   for (int l : {3, 4}) {
     auto w = g.model->parameter("transformer.h." + std::to_string(l) + ".mlp.c_proj.weight");  // [64, 24]
@@ -387,10 +429,10 @@ TEST(Growth, MaskedBertGrowthPreservesPostLNModelsToo) {
   o.ffn = 80;
   o.layers = 3;
   o.ramp_steps = 4;
-  auto g = growth::grow_masked(src, o);
+  auto g = grow_masked(src, o);
   EXPECT_EQ(g.model->config().heads, 8);
   EXPECT_EQ(g.model->parameter("bert.encoder.layer.2.attention.self.query.weight").shape(), (Shape{32, 32}));
-  scramble_new(*g.model, src, 7);
+  scramble_new(g, src, 7);
   Tensor ids = Tensor::randint({2, 9}, 3, 0, 41);
   Tensor pad = Tensor::ones({2, 9}, DType::u8);
   pad.narrow(1, 7, 2).narrow(0, 1, 1).fill_(0.f);
@@ -399,28 +441,28 @@ TEST(Growth, MaskedBertGrowthPreservesPostLNModelsToo) {
   // The encoder output carries nothing in the new hidden units while they are masked.
   auto h = g.model->hidden(ids, Tensor(), pad).narrow(2, 16, 16).contiguous().to_vector();
   EXPECT_EQ(*std::max_element(h.begin(), h.end()), 0.f);
-  growth::set_mask_progress(*g.model, g.from, 2);
+  g.at(2);
   EXPECT_GT(rel_err(g.model->forward(ids, Tensor(), pad), want), 1e-2);
-  growth::set_mask_progress(*g.model, g.from, 4);
+  g.at(4);
   EXPECT_FALSE(g.model->layers[2]->layer_gate.defined());
-  EXPECT_FALSE(g.model->emb_ln->mask.defined());
+  EXPECT_FALSE(g.model->emb_ln->gate.defined());
 }
 
 TEST(Growth, MaskedGrowthRefusesWhatItCannotDo) {
   lm::GptModel src(gpt_cfg());
   growth::MaskedOptions o;
   o.layers = 2;  // fewer layers
-  EXPECT_THROW(growth::grow_masked(src, o), Error);
+  EXPECT_THROW(grow_masked(src, o), Error);
   o = {};
   o.width = 18;  // not a multiple of the head size 4
-  EXPECT_THROW(growth::grow_masked(src, o), Error);
+  EXPECT_THROW(grow_masked(src, o), Error);
   o.width = 8;
-  EXPECT_THROW(growth::grow_masked(src, o), Error);
+  EXPECT_THROW(grow_masked(src, o), Error);
   o = {};
   o.ramp_steps = 0;
-  EXPECT_THROW(growth::grow_masked(src, o), Error);
+  EXPECT_THROW(grow_masked(src, o), Error);
   Tensor t = Tensor::zeros({4, 4});
-  EXPECT_THROW(growth::place_old("x", Tensor::zeros({5, 4}), t), Error);
+  EXPECT_THROW(growth::place_old("x", ParamLayout{}, Tensor::zeros({5, 4}), t), Error);
 }
 
 TEST(Growth, MaskedGrowthTrainsThroughTheRamp) {
@@ -429,7 +471,7 @@ TEST(Growth, MaskedGrowthTrainsThroughTheRamp) {
   o.width = 32;
   o.layers = 4;
   o.ramp_steps = 8;
-  auto g = growth::grow_masked(src, o);
+  auto g = grow_masked(src, o);
   lm::GptModel& big = *g.model;
   Tensor ids = gpt_ids(), tg = Tensor::randint({2, 10}, 78, 0, 37);
   auto params = big.parameters();
@@ -437,7 +479,7 @@ TEST(Growth, MaskedGrowthTrainsThroughTheRamp) {
   for (auto& p : params) m.push_back(Tensor::zeros(p.shape())), v.push_back(Tensor::zeros(p.shape()));
   float first = 0, last = 0;
   for (int s = 1; s <= 15; ++s) {
-    growth::set_mask_progress(big, g.from, s - 1);
+    g.at(s - 1);
     big.zero_grad();
     Tensor loss = ops::cross_entropy(big.forward(ids), tg);
     loss.backward();
@@ -458,14 +500,14 @@ TEST(Growth, PrefixSubModelsShareEmbeddingsAndHead) {
   // after d blocks, with the same final LayerNorm and head.
   lm::GptModel m(gpt_cfg());
   scramble(m, 90);
-  auto cut = growth::deepen(m, {0, 1});  // the same model with only its two bottom blocks
+  auto cut = deepen(m, {0, 1});  // the same model with only its two bottom blocks
   Tensor ids = gpt_ids();
   EXPECT_LT(rel_err(m.logits_from_hidden(m.hidden(ids, 0, 2)), cut->forward(ids)), 1e-6);
   EXPECT_LT(rel_err(m.logits_from_hidden(m.hidden(ids, 0, -1)), m.forward(ids)), 1e-7);
   lm::BertConfig bc = bert_cfg();
   lm::BertModel b(bc);
   scramble(b, 91);
-  auto bcut = growth::deepen(b, {0});
+  auto bcut = deepen(b, {0});
   EXPECT_LT(rel_err(b.mlm_logits(b.hidden(ids.narrow(1, 0, 9), Tensor(), Tensor(), 0, 1)), bcut->forward(ids.narrow(1, 0, 9))),
             1e-6);
 }

@@ -25,12 +25,18 @@ class Module {
   Module& operator=(const Module&) = delete;
 
   NamedTensors named_parameters(const std::string& prefix = "") const;
+  // Buffers: saved state that is not a parameter (structural gates). Only defined ones are
+  // listed; they are never trained by the optimizer (a gate that requires grad belongs to the
+  // plugin that made it).
+  NamedTensors named_buffers(const std::string& prefix = "") const;
   std::vector<Tensor> parameters() const;
   int64_t parameter_count() const;
-  // Copies of nothing: the returned tensors are the parameters themselves.
-  NamedTensors state_dict() const { return named_parameters(); }
-  // Copies values into the parameters by name. strict: every parameter must be present and
-  // no extra key allowed. Shape mismatches always throw, naming the key and both shapes.
+  // Parameters, then defined buffers. Copies of nothing: the tensors are the module's own.
+  NamedTensors state_dict() const;
+  // Copies values into the parameters by name and sets buffers (any shape; a buffer absent
+  // from `state` is cleared when strict). strict: every parameter must be present and no
+  // unknown key allowed. Shape mismatches of parameters always throw, naming the key and
+  // both shapes.
   void load_state_dict(const NamedTensors& state, bool strict = true);
   void zero_grad();
   // Replaces a parameter tensor, shape included (growth ops use this). Throws on unknown names.
@@ -38,6 +44,7 @@ class Module {
   Tensor parameter(const std::string& dotted_name) const;
   // Slots let code rebind parameters; names are dotted as in named_parameters().
   std::vector<std::pair<std::string, Tensor*>> named_parameter_slots(const std::string& prefix = "");
+  std::vector<std::pair<std::string, Tensor*>> named_buffer_slots(const std::string& prefix = "");
   void set_training(bool training);
   bool training() const { return training_; }
 
@@ -45,6 +52,8 @@ class Module {
   // The module keeps a pointer to `slot` (a member of the derived class), so a module is
   // never copied or moved. The value becomes a leaf that requires grad.
   void register_parameter(const std::string& name, Tensor* slot, Tensor value);
+  // A buffer slot (may stay undefined).
+  void register_buffer(const std::string& name, Tensor* slot);
   // Child names may contain dots ("attention.self.query") to reproduce Hugging Face paths
   // without empty intermediate modules.
   template <class M>
@@ -60,6 +69,7 @@ class Module {
     std::string name;
     Tensor* param;                  // set for a parameter
     std::shared_ptr<Module> child;  // set for a child module
+    bool buffer = false;            // `param` is a buffer slot
   };
   std::vector<Entry> entries_;
 };
@@ -85,9 +95,10 @@ class LayerNorm : public Module {
   Tensor forward(const Tensor& x) const;
   Tensor weight, bias;
   float eps;
-  // Growth mask (MSG hidden width): when defined (f32 [dim]), statistics are weighted by it
-  // and the output is multiplied by it (ops::layernorm_masked). Not a parameter.
-  Tensor mask;
+  // Hidden-dimension gate (buffer "gate"): when defined (f32 [dim]), statistics are weighted
+  // by it (over the kept dimensions) and the output is multiplied by it
+  // (ops::layernorm_masked).
+  Tensor gate;
 };
 
 class Embedding : public Module {
@@ -106,8 +117,10 @@ enum class BlockStyle {
 
 struct BlockConfig {
   int64_t width = 256;
-  int64_t heads = 4;
-  int64_t ffn = 1024;  // usually 4 * width
+  int64_t heads = 4;       // 0: no attention sublayer (pruned away)
+  int64_t head_size = 0;   // 0: width / heads
+  int64_t ffn = 1024;      // usually 4 * width; 0: no FFN sublayer
+  int64_t head_dim() const { return head_size > 0 ? head_size : width / heads; }
   BlockStyle style = BlockStyle::gpt2;
   bool causal = true;
   float dropout = 0.0f;
@@ -123,9 +136,9 @@ class SelfAttention : public Module {
   // dropout when cfg.dropout > 0 and training.
   Tensor forward(const Tensor& x, const Tensor& key_padding_mask, uint64_t dropout_seed) const;
   BlockConfig cfg;
-  // Growth masks (MSG): when defined, head h's output is scaled by head_mask[h] (f32 [heads])
-  // before the output projection. Not a parameter: never trained, not in the state dict.
-  Tensor head_mask;
+  // Head gate (buffer "gate.head"): when defined, head h's output is scaled by
+  // head_gate[h] (f32 [heads]) before the output projection.
+  Tensor head_gate;
   std::shared_ptr<Linear> c_attn, c_proj;      // gpt2
   std::shared_ptr<Linear> query, key, value;   // bert
   std::shared_ptr<Linear> out_dense;           // bert attention.output.dense
@@ -136,7 +149,7 @@ class Mlp : public Module {
   explicit Mlp(const BlockConfig& cfg);
   Tensor forward(const Tensor& x) const;  // fc -> gelu -> proj (no residual, no LN)
   BlockConfig cfg;
-  Tensor unit_mask;  // growth mask (MSG): f32 [ffn] scaling each hidden unit after gelu
+  Tensor unit_gate;  // FFN-unit gate (buffer "gate.unit"): f32 [ffn] scaling each unit after gelu
   std::shared_ptr<Linear> fc, proj;
 };
 
@@ -146,12 +159,17 @@ class TransformerBlock : public Module {
   Tensor forward(const Tensor& x, const Tensor& key_padding_mask = Tensor(),
                  uint64_t dropout_seed = 0) const;
   BlockConfig cfg;
-  // Growth gate (MSG new layers): when defined (f32 scalar) the block becomes an identity at
-  // gate 0 and itself at 1. Pre-LN (GPT): the block adds gate * its attention and MLP outputs
-  // to the residual stream. Post-LN (BERT), where the LayerNorms act on the residual stream
-  // itself: y = gate * block(x) + (1 - gate) * x, as in the MSG reference code.
+  // Layer gate (buffer "gate.layer", f32 [1]): the block becomes an identity at gate 0 and
+  // itself at 1. Pre-LN (GPT): the block adds gate * its attention and MLP outputs to the
+  // residual stream. Post-LN (BERT), where the LayerNorms act on the residual stream itself:
+  // y = gate * block(x) + (1 - gate) * x, as in the MSG reference code.
   Tensor layer_gate;
-  std::shared_ptr<LayerNorm> ln_1, ln_2;  // gpt2: ln_1/ln_2; bert: attention.output.LayerNorm / output.LayerNorm
+  // Sublayer gates (buffers "gate.attention", "gate.ffn", f32 [1]): scale the attention and
+  // the FFN output before the residual add (CoFi's coarse masks).
+  Tensor attention_gate, ffn_gate;
+  // gpt2: ln_1/ln_2; bert: attention.output.LayerNorm / output.LayerNorm. A removed sublayer
+  // (heads or ffn 0) has neither its module nor its LayerNorm (null).
+  std::shared_ptr<LayerNorm> ln_1, ln_2;
   std::shared_ptr<SelfAttention> attn;
   std::shared_ptr<Mlp> mlp;
 };

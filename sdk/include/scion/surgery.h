@@ -127,6 +127,9 @@ void keep_units(TransformerModel& m, Unit unit, int64_t layer, const std::vector
 // "" for an identity block, anything else itself (for Op::state_source).
 std::string block_source(const TransformerModel& m, const std::string& param, const std::vector<int64_t>& order);
 
+// dst[.., j, ..] = t[.., index[j], ..] along `axis` (0 or 1) of a 1-D or 2-D f32 tensor.
+Tensor select_units(const Tensor& t, int axis, const std::vector<int64_t>& index);
+
 // The model behind an op's target, or an error naming `who` and the hint.
 TransformerModel& transformer(Model& target, const char* who);
 
