@@ -24,7 +24,7 @@ std::vector<int64_t> parse_ints(const std::vector<std::string>& v, const char* w
 TransformerModel& growable(Model& target, const StepContext& ctx, const char* who) {
   TransformerModel& m = surgery::transformer(target, who);
   const int64_t done = m.gate_ramp_progress(ctx.step);
-  SCION_CHECK(done < 0, who, ": the model is ", done, " updates into a grow.masked gate ramp; growing it now would "
+  SCION_CHECK(done < 0, who, ": the model is ", done, " update(s) into a grow.masked gate ramp; growing it now would "
               "drop the gates and change what it computes (hint: apply this op in a stage that starts after the "
               "ramp ends)");
   return m;

@@ -5,11 +5,19 @@
 #include <stdexcept>
 #include <string>
 
+// Classes whose type information must be unique across libraries (thrown or dynamic_cast
+// across plugin boundaries) are exported and have their key function in libscion_core.
+#define SCION_API __attribute__((visibility("default")))
+
 namespace scion {
 
-class Error : public std::runtime_error {
+// The destructor is defined in libscion_core (the key function): an Error thrown by a plugin
+// then points at libscion_core's vtable, not at a copy inside the plugin, and stays valid
+// after the plugin's library is unloaded while the error propagates to main().
+class SCION_API Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+  ~Error() override;
 };
 
 namespace detail {

@@ -23,7 +23,9 @@ namespace scion {
 
 // SDK ABI: a plugin built for another major version is refused; a plugin built against a
 // newer minor version than the host's is refused too (it may use what the host lacks).
-constexpr uint32_t kSdkAbiMajor = 3;  // 2: Op::carry_state; 3: Loss::idle_inputs and needed_metrics, Op::state_source
+constexpr uint32_t kSdkAbiMajor = 4;  // 2: Op::carry_state; 3: Loss::idle_inputs and needed_metrics, Op::state_source;
+                                      // 4: model surgery (scion/surgery.h), nn buffers and gates, parameter groups,
+                                      //    plugin-owned parameters, schema checks, nlohmann JSON
 constexpr uint32_t kSdkAbiMinor = 0;
 
 enum class PluginKind { data, tokenizer, model, op, loss, prompt, optimizer, evaluator };

@@ -30,8 +30,6 @@
 #include "scion/nn.h"
 #include "scion/plugin.h"
 
-#define SCION_API __attribute__((visibility("default")))
-
 namespace scion {
 
 // What one axis of a parameter indexes.

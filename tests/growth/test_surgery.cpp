@@ -1,0 +1,261 @@
+// The model-surgery interface (scion/surgery.h) on model.gpt and model.bert: a gated model and
+// the physically edited one compute the same function; per-layer sizes and gates survive a
+// checkpoint; gates receive gradients.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "lm_nodes.h"
+#include "masked_growth.h"
+#include "scion/autograd.h"
+#include "scion/ops.h"
+#include "scion/safetensors.h"
+
+using namespace scion;
+
+namespace {
+
+lm::GptConfig gpt_cfg() {
+  lm::GptConfig c;
+  c.vocab = 37;
+  c.context = 12;
+  c.layers = 3;
+  c.width = 16;
+  c.heads = 4;
+  c.seed = 3;
+  return c;
+}
+lm::BertConfig bert_cfg() {
+  lm::BertConfig c;
+  c.vocab = 41;
+  c.context = 12;
+  c.layers = 2;
+  c.width = 16;
+  c.heads = 4;
+  c.seed = 5;
+  return c;
+}
+
+template <class N>
+void scramble(N& node, uint64_t seed) {
+  NoGradGuard g;
+  uint64_t k = 0;
+  for (auto& [n, t] : node.module().named_parameters()) {
+    const bool ln = n.find("ln_") != std::string::npos || n.find("LayerNorm") != std::string::npos;
+    t.copy_(ln ? Tensor::rand(t.shape(), seed + k++, 0.5f, 1.5f) : Tensor::randn(t.shape(), seed + k++, 0.f, 0.3f));
+  }
+}
+
+double max_diff(const Tensor& a, const Tensor& b) {
+  auto x = a.to_vector(), y = b.to_vector();
+  EXPECT_EQ(x.size(), y.size());
+  double d = 0;
+  for (size_t i = 0; i < x.size() && i < y.size(); ++i) d = std::max(d, std::fabs(double(x[i]) - y[i]));
+  return d;
+}
+
+Tensor ids() { return Tensor::randint({2, 10}, 77, 0, 37); }
+
+Tensor logits(Model& m, const Tensor& tokens, int64_t step = 0) {
+  NoGradGuard g;
+  StepContext ctx;
+  ctx.training = false;
+  ctx.step = step;
+  return m.forward({{"tokens", tokens}}, ctx).at("logits");
+}
+
+Tensor vec(std::vector<float> v) { return Tensor::from_vector(v, {int64_t(v.size())}); }
+
+// Saves the node as the executor does (weights + gates, config in the metadata) and loads it
+// into a fresh node the way a graph's `load` does.
+template <class N>
+std::shared_ptr<N> save_and_load(N& node, const std::string& file) {
+  const std::string path = (std::filesystem::temp_directory_path() / file).string();
+  safetensors::save(path, node.module().state_dict(), {{"scion.config", node.config().dump()}});
+  Json p;
+  p["vocab"] = Json(int64_t(1));
+  p["context"] = Json(int64_t(1));
+  p["layers"] = Json(int64_t(1));
+  p["width"] = Json(int64_t(4));
+  p["heads"] = Json(int64_t(1));
+  p["ffn"] = Json(int64_t(0));
+  p["dropout"] = Json(0.0);
+  p["tied"] = Json(true);
+  p["load"] = Json(path);
+  p["frozen"] = Json(true);
+  p["__seed"] = Json(int64_t(1));
+  return std::make_shared<N>(Params(p, "loaded"));
+}
+
+}  // namespace
+
+TEST(Surgery, ArchitectureAndLayoutDescribeTheModel) {
+  lm::GptNode g(gpt_cfg());
+  const Architecture a = g.architecture();
+  EXPECT_EQ(a.family, "gpt2");
+  EXPECT_EQ(a.layers(), 3);
+  EXPECT_EQ(a.head_size, 4);
+  EXPECT_EQ(a.heads, (std::vector<int64_t>{4, 4, 4}));
+  EXPECT_EQ(a.ffn, (std::vector<int64_t>{64, 64, 64}));
+  EXPECT_TRUE(a.pre_ln && a.tied && a.uniform());
+  EXPECT_EQ(Architecture::from_json(a.to_json()), a);
+  const ParamLayout qkv = g.layout("transformer.h.2.attn.c_attn.weight");
+  EXPECT_EQ(qkv.layer, 2);
+  EXPECT_EQ(qkv.axis[0].unit, Unit::hidden);
+  EXPECT_TRUE(qkv.axis[0].reads);
+  EXPECT_EQ(qkv.axis[1].unit, Unit::qkv);
+  EXPECT_TRUE(g.layout("transformer.h.0.mlp.c_proj.weight").residual_write);
+  EXPECT_THROW(g.layout("transformer.h.0.attn.nope"), Error);
+  // Every parameter has a layout.
+  for (const auto& [n, t] : g.module().named_parameters()) EXPECT_NO_THROW(g.layout(n)) << n;
+  lm::BertNode b(bert_cfg());
+  for (const auto& [n, t] : b.module().named_parameters()) EXPECT_NO_THROW(b.layout(n)) << n;
+  EXPECT_FALSE(b.architecture().pre_ln);
+  // A node found through the SDK type, as a plugin in another library finds it.
+  Model& as_model = g;
+  EXPECT_EQ(&surgery::transformer(as_model, "test"), &g);
+}
+
+TEST(Surgery, PruningHeadsUnitsAndHiddenDimensionsKeepsTheGatedFunction) {
+  for (int family = 0; family < 2; ++family) {
+    std::unique_ptr<TransformerModel> m;
+    if (family == 0) m = std::make_unique<lm::GptNode>(gpt_cfg());
+    else m = std::make_unique<lm::BertNode>(bert_cfg());
+    if (family == 0) scramble(static_cast<lm::GptNode&>(*m), 11);
+    else scramble(static_cast<lm::BertNode&>(*m), 12);
+    Tensor x = family == 0 ? ids() : ids().narrow(1, 0, 9);
+    // Soft gate values on the survivors, zeros on what goes.
+    m->set_gate(GateKind::head, 1, vec({0.7f, 0.f, 1.3f, 0.f}));
+    std::vector<float> units(64, 0.f);
+    for (int u = 0; u < 64; u += 3) units[size_t(u)] = 0.5f + 0.01f * float(u);
+    m->set_gate(GateKind::ffn_unit, 0, vec(units));
+    std::vector<float> hidden(16, 1.f);
+    hidden[3] = hidden[9] = hidden[10] = 0.f;
+    hidden[5] = 0.6f;
+    m->set_gate(GateKind::hidden, -1, vec(hidden));
+    const Tensor want = logits(*m, x);
+    const int64_t before = m->module().parameter_count();
+
+    surgery::keep_units(*m, Unit::head, 1, {0, 2});
+    std::vector<int64_t> kept_units;
+    for (int64_t u = 0; u < 64; u += 3) kept_units.push_back(u);
+    surgery::keep_units(*m, Unit::ffn, 0, kept_units);
+    surgery::keep_units(*m, Unit::hidden, -1, {0, 1, 2, 4, 5, 6, 7, 8, 11, 12, 13, 14, 15});
+    const Architecture a = m->architecture();
+    EXPECT_EQ(a.width, 13);
+    EXPECT_EQ(a.heads[1], 2);
+    EXPECT_EQ(a.ffn[0], int64_t(kept_units.size()));
+    EXPECT_FALSE(a.uniform());
+    EXPECT_LT(m->module().parameter_count(), before);
+    EXPECT_LT(max_diff(logits(*m, x), want), 1e-5) << (family == 0 ? "gpt" : "bert");
+    // The survivors' gates stay with them (soft values kept).
+    EXPECT_EQ(m->gate(GateKind::head, 1).to_vector(), (std::vector<float>{0.7f, 1.3f}));
+  }
+}
+
+TEST(Surgery, RemovingTheAttentionSublayerEqualsItsZeroGateInPreLN) {
+  lm::GptNode g(gpt_cfg());
+  scramble(g, 21);
+  Tensor x = ids();
+  g.set_gate(GateKind::attention, 2, Tensor::zeros({1}));
+  const Tensor want = logits(g, x);
+  const int64_t before = g.module().parameter_count();
+  surgery::keep_units(g, Unit::head, 2, {});
+  EXPECT_EQ(g.architecture().heads[2], 0);
+  EXPECT_FALSE(g.impl().blocks[2]->attn);
+  EXPECT_FALSE(g.impl().blocks[2]->ln_1);  // its LayerNorm goes with it
+  EXPECT_EQ(before - g.module().parameter_count(), 16 * 48 + 48 + 16 * 16 + 16 + 2 * 16);
+  EXPECT_LT(max_diff(logits(g, x), want), 1e-5);
+  // The FFN sublayer too: a block with neither is the identity.
+  surgery::keep_units(g, Unit::ffn, 2, {});
+  EXPECT_FALSE(g.impl().blocks[2]->mlp);
+  Tensor skip2 = logits(g, x);
+  surgery::reorder_blocks(g, {0, 1}, 0);
+  EXPECT_LT(max_diff(logits(g, x), skip2), 1e-6);
+}
+
+TEST(Surgery, PerLayerSizesAndGatesSurviveACheckpoint) {
+  lm::GptNode g(gpt_cfg());
+  scramble(g, 31);
+  surgery::keep_units(g, Unit::head, 0, {1, 3});
+  surgery::keep_units(g, Unit::ffn, 2, {0, 5, 9});
+  g.set_gate(GateKind::layer, 1, vec({0.25f}));
+  g.set_gate(GateKind::head, 0, vec({0.5f, 2.f}));
+  const Tensor want = logits(g, ids());
+  auto back = save_and_load(g, "scion_surgery_pruned.safetensors");
+  EXPECT_EQ(back->architecture(), g.architecture());
+  EXPECT_EQ(back->gate(GateKind::layer, 1).to_vector(), (std::vector<float>{0.25f}));
+  EXPECT_EQ(max_diff(logits(*back, ids()), want), 0.0);
+}
+
+TEST(Surgery, AMidRampMsgCheckpointEvaluatesAsTheFunctionBeingTrained) {
+  // Before gates were saved state, a mid-ramp checkpoint held the plain grown tensors and
+  // evaluated as the gate-1 model.
+  lm::GptNode g(gpt_cfg());
+  scramble(g, 41);
+  growth::MaskedOptions o;
+  o.width = 24;
+  o.ffn = 96;
+  o.layers = 4;
+  o.ramp_steps = 10;
+  growth::grow_masked(g, o, /*at_step=*/100);
+  EXPECT_EQ(g.gate_ramp_progress(103), 3);
+  const Tensor mid = logits(g, ids(), 103);  // forward() sets the gates for update 103
+  EXPECT_NEAR(g.gate(GateKind::layer, 3).to_vector()[0], 0.3f, 1e-6);
+  auto back = save_and_load(g, "scion_surgery_msg.safetensors");
+  EXPECT_LT(max_diff(logits(*back, ids()), mid), 1e-6);
+  surgery::clear_gates(*back);
+  EXPECT_GT(max_diff(logits(*back, ids()), mid), 1e-2) << "the gates matter";
+  // At the ramp's end the gates are removed.
+  logits(g, ids(), 110);
+  EXPECT_TRUE(surgery::gates(g).empty());
+  EXPECT_EQ(g.gate_ramp_progress(110), -1);
+}
+
+TEST(Surgery, TrainableGatesGetFiniteDifferenceGradients) {
+  lm::GptNode g(gpt_cfg());
+  scramble(g, 51);
+  Tensor gate = vec({0.9f, 0.4f, 1.1f, 0.7f});
+  gate.set_requires_grad(true);
+  Tensor x = ids(), tg = Tensor::randint({2, 10}, 78, 0, 37);
+  auto loss_at = [&](const Tensor& v) {
+    g.set_gate(GateKind::head, 1, v);
+    StepContext ctx;
+    ctx.training = false;
+    return ops::cross_entropy(g.forward({{"tokens", x}}, ctx).at("logits"), tg);
+  };
+  Tensor l = loss_at(gate);
+  l.backward();
+  ASSERT_TRUE(gate.grad().defined());
+  const auto grad = gate.grad().to_vector();
+  NoGradGuard ng;
+  for (int i = 0; i < 4; ++i) {
+    auto v = gate.to_vector();
+    const float h = 1e-2f;
+    v[size_t(i)] += h;
+    const double up = loss_at(vec(v)).item();
+    v[size_t(i)] -= 2 * h;
+    const double down = loss_at(vec(v)).item();
+    EXPECT_NEAR(grad[size_t(i)], (up - down) / (2 * h), 2e-3) << "head " << i;
+  }
+}
+
+TEST(Surgery, BadEditsAreRefusedNamingWhatIsWrong) {
+  lm::GptNode g(gpt_cfg());
+  auto msg = [](auto f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(msg([&] { surgery::keep_units(g, Unit::head, 7, {0}); }).find("layer 7 does not exist"), std::string::npos);
+  EXPECT_NE(msg([&] { surgery::keep_units(g, Unit::head, 0, {2, 1}); }).find("sorted"), std::string::npos);
+  EXPECT_NE(msg([&] { surgery::keep_units(g, Unit::ffn, 0, {64}); }).find("ffn 64 does not exist"), std::string::npos);
+  EXPECT_NE(msg([&] { surgery::reorder_blocks(g, {}, 0); }).find("empty"), std::string::npos);
+  EXPECT_NE(msg([&] { surgery::reorder_blocks(g, {0, 3}, 0); }).find("block 3 does not exist"), std::string::npos);
+  EXPECT_NE(msg([&] { g.set_gate(GateKind::head, 0, vec({1.f})); }).find("has 4 elements"), std::string::npos);
+  EXPECT_EQ(g.architecture().layers(), 3) << "nothing changed";
+}
