@@ -12,7 +12,7 @@ namespace {
 Json checkpoint_config(const std::string& path) {
   auto loaded = safetensors::load(path);
   auto it = loaded.metadata.find("scion.config");
-  return it == loaded.metadata.end() ? Json() : Json::parse(it->second, path + " (scion.config)");
+  return it == loaded.metadata.end() ? Json() : json_parse(it->second, path + " (scion.config)");
 }
 }  // namespace
 
@@ -20,13 +20,13 @@ namespace {
 // GPT and BERT configs share these fields; the checkpoint metadata carries them as JSON.
 template <class C>
 C config_from_json(const Json& j, C c) {
-  if (j.contains("vocab")) c.vocab = j.at("vocab").as_int();
-  if (j.contains("context")) c.context = j.at("context").as_int();
-  if (j.contains("layers")) c.layers = j.at("layers").as_int();
-  if (j.contains("width")) c.width = j.at("width").as_int();
-  if (j.contains("heads")) c.heads = j.at("heads").as_int();
-  if (j.contains("ffn")) c.ffn = j.at("ffn").as_int();
-  if (j.contains("tied")) c.tied = j.at("tied").as_bool();
+  if (j.contains("vocab")) c.vocab = json_int(j.at("vocab"));
+  if (j.contains("context")) c.context = json_int(j.at("context"));
+  if (j.contains("layers")) c.layers = json_int(j.at("layers"));
+  if (j.contains("width")) c.width = json_int(j.at("width"));
+  if (j.contains("heads")) c.heads = json_int(j.at("heads"));
+  if (j.contains("ffn")) c.ffn = json_int(j.at("ffn"));
+  if (j.contains("tied")) c.tied = json_bool(j.at("tied"));
   return c;
 }
 
