@@ -9,6 +9,7 @@ PKGS=(
   libtbb-dev
   libboost1.74-dev libboost-program-options-dev libboost-filesystem-dev
   libtomlplusplus-dev
+  nlohmann-json3-dev
   libgtest-dev libgmock-dev
   libopenblas-dev
   libopenmpi-dev openmpi-bin

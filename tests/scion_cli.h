@@ -45,7 +45,7 @@ inline std::vector<Json> metrics(const fs::path& run) {
   std::ifstream in(run / "metrics.jsonl");
   std::vector<Json> out;
   std::string l;
-  while (std::getline(in, l)) out.push_back(Json::parse(l));
+  while (std::getline(in, l)) out.push_back(json_parse(l));
   return out;
 }
 
@@ -53,7 +53,7 @@ inline std::vector<Json> metrics(const fs::path& run) {
 inline std::map<std::string, Tensor> last_optimizer_state(const fs::path& run) {
   std::ifstream lf(run / "checkpoints" / "latest.json");
   const std::string text((std::istreambuf_iterator<char>(lf)), {});
-  const fs::path dir = run / "checkpoints" / Json::parse(text).at("checkpoint").as_string();
+  const fs::path dir = run / "checkpoints" / json_string(json_parse(text).at("checkpoint"));
   auto st = safetensors::load((dir / "optimizer.safetensors").string());
   return {st.tensors.begin(), st.tensors.end()};
 }

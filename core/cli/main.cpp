@@ -109,7 +109,7 @@ int cmd_plugins(int argc, char** argv) {
   if (!e.params.empty()) std::printf("\nparameters:\n");
   for (const auto& ps : e.params)
     std::printf("  %-16s %-16s %-12s %s\n", ps.name.c_str(), param_type_name(ps.type),
-                ps.required ? "(required)" : ("= " + ps.default_value.dump()).c_str(), ps.doc.c_str());
+                ps.required ? "(required)" : ("= " + json_dump(ps.default_value)).c_str(), ps.doc.c_str());
   for (const auto& r : e.node_refs) std::printf("  %-16s %-16s %-12s %s\n", r.c_str(), "node", "", "name of another node");
   if (!e.inputs.empty()) std::printf("\ninputs:\n");
   for (const auto& ps : e.inputs)
@@ -222,7 +222,7 @@ int cmd_generate(int argc, char** argv) {
   PluginRegistry reg = load_registry(c.plugin_dirs);
   auto model = model_from_checkpoint(reg, ckpt, model_plugin);
   const Json cfg = model->config();
-  if (cfg.contains("context")) o.context = cfg.at("context").as_int();
+  if (cfg.contains("context")) o.context = json_int(cfg.at("context"));
   auto tk = make_tokenizer(reg, tok, vocab, merges);
   o.stop_id = tk->eot_id();
   auto ids = sample(*model, tk->encode(prompt), o);
@@ -264,7 +264,7 @@ int cmd_eval(int argc, char** argv) {
   out["model"] = Json(model_node);
   auto results = ex.evaluate_only(evaluators);  // makes the nodes, trains nothing, writes nothing
   for (const auto& [k, v] : results) out[k.substr(0, k.find('/'))][k.substr(k.find('/') + 1)] = Json(v);
-  std::cout << out.dump() << std::endl;
+  std::cout << json_dump(out) << std::endl;
   return 0;
 }
 

@@ -49,7 +49,7 @@ Json Architecture::to_json() const {
   j["context"] = Json(context);
   j["width"] = Json(width);
   j["head_size"] = Json(head_size);
-  Json::Array h, f;
+  Json::array_t h, f;
   for (int64_t v : heads) h.push_back(Json(v));
   for (int64_t v : ffn) f.push_back(Json(v));
   j["heads"] = Json(h);
@@ -61,15 +61,15 @@ Json Architecture::to_json() const {
 
 Architecture Architecture::from_json(const Json& j) {
   Architecture a;
-  a.family = j.at("family").as_string();
-  a.vocab = j.at("vocab").as_int();
-  a.context = j.at("context").as_int();
-  a.width = j.at("width").as_int();
-  a.head_size = j.at("head_size").as_int();
-  for (const Json& v : j.at("heads").as_array()) a.heads.push_back(v.as_int());
-  for (const Json& v : j.at("ffn").as_array()) a.ffn.push_back(v.as_int());
-  a.pre_ln = j.at("pre_ln").as_bool();
-  a.tied = j.at("tied").as_bool();
+  a.family = json_string(j.at("family"));
+  a.vocab = json_int(j.at("vocab"));
+  a.context = json_int(j.at("context"));
+  a.width = json_int(j.at("width"));
+  a.head_size = json_int(j.at("head_size"));
+  for (const Json& v : json_array(j.at("heads"))) a.heads.push_back(json_int(v));
+  for (const Json& v : json_array(j.at("ffn"))) a.ffn.push_back(json_int(v));
+  a.pre_ln = json_bool(j.at("pre_ln"));
+  a.tied = json_bool(j.at("tied"));
   SCION_CHECK(a.heads.size() == a.ffn.size(), "architecture: ", a.heads.size(), " head counts for ", a.ffn.size(),
               " FFN sizes");
   return a;

@@ -40,6 +40,7 @@ std::string fmt(double v) {
 struct Run {
   std::string name;
   std::vector<std::map<std::string, double>> rows;
+  int non_finite = 0;  // NaN / Infinity values (a diverged step): kept as gaps in the curves
 };
 
 Run read_run(const std::string& dir) {
@@ -55,10 +56,13 @@ Run read_run(const std::string& dir) {
   while (std::getline(in, line)) {
     ++n;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const Json j = Json::parse(line, p.string() + ":" + std::to_string(n));
+    const Json j = json_parse(line, p.string() + ":" + std::to_string(n));
     std::map<std::string, double> row;
-    for (const auto& [k, v] : j.as_object())
-      if (v.is_number()) row[k] = v.as_number();
+    for (const auto& [k, v] : json_object(j))
+      if (v.is_number()) {
+        row[k] = json_number(v);
+        if (!std::isfinite(row[k])) ++r.non_finite;
+      }
     r.rows.push_back(std::move(row));
   }
   return r;
@@ -103,12 +107,23 @@ std::string svg_chart(const std::string& title, const std::string& x_label, cons
   for (size_t si = 0; si < series.size(); ++si) {
     const auto& s = series[si];
     const char* color = kColors[si % 8];
+    // A value that is not finite (or not positive on a log axis) breaks the line: a gap, not a
+    // segment drawn across it; the legend counts the non-finite ones.
     std::ostringstream pts;
-    for (size_t i = 0; i < s.x.size(); ++i)
+    int non_finite = 0;
+    auto flush = [&] {
+      if (!pts.str().empty())
+        o << "<polyline fill=\"none\" stroke=\"" << color << "\" stroke-width=\"1.6\" points=\"" << pts.str() << "\"/>";
+      pts.str("");
+    };
+    for (size_t i = 0; i < s.x.size(); ++i) {
       if (std::isfinite(s.y[i]) && !(log_y && s.y[i] <= 0)) pts << px(s.x[i]) << "," << py(s.y[i]) << " ";
-    o << "<polyline fill=\"none\" stroke=\"" << color << "\" stroke-width=\"1.6\" points=\"" << pts.str() << "\"/>";
+      else non_finite += !std::isfinite(s.y[i]), flush();
+    }
+    flush();
     o << "<rect x=\"" << W - R + 10 << "\" y=\"" << T + 16 * si << "\" width=\"10\" height=\"10\" fill=\"" << color << "\"/>";
-    o << "<text x=\"" << W - R + 25 << "\" y=\"" << T + 16 * si + 9 << "\">" << esc(s.run) << "</text>";
+    o << "<text x=\"" << W - R + 25 << "\" y=\"" << T + 16 * si + 9 << "\">" << esc(s.run)
+      << (non_finite ? " (" + std::to_string(non_finite) + " not finite)" : "") << "</text>";
   }
   o << "</svg>";
   return o.str();
@@ -183,7 +198,9 @@ void write(const std::vector<std::string>& run_dirs, const std::string& out_path
     o << "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Scion report</title><style>"
       << "body{font-family:sans-serif;margin:20px}h2{margin-top:28px}.row{display:flex;flex-wrap:wrap;gap:8px}"
       << "</style></head><body><h1>Scion report</h1><p>Runs: ";
-    for (size_t i = 0; i < runs.size(); ++i) o << (i ? ", " : "") << esc(runs[i].name) << " (" << runs[i].rows.size() << " lines)";
+    for (size_t i = 0; i < runs.size(); ++i) o << (i ? ", " : "") << esc(runs[i].name) << " (" << runs[i].rows.size() << " lines"
+        << (runs[i].non_finite ? ", " + std::to_string(runs[i].non_finite) + " values not finite, left as gaps" : "")
+        << ")";
     o << "</p>";
     std::string last;
     for (const auto& c : cs) {

@@ -66,14 +66,15 @@ void Executor::make_nodes() {
     if (n.info->entry.kind != PluginKind::evaluator) order.push_back(&n);
   for (const NodeSpec& n : g_.nodes)
     if (n.info->entry.kind == PluginKind::evaluator) order.push_back(&n);
-  Json::Array stage_names;  // for nodes that act per stage (data.text's stage_files)
+  Json::array_t stage_names;  // for nodes that act per stage (data.text's stage_files)
   for (const StageSpec& s : g_.stages) stage_names.push_back(Json(s.name));
   for (const NodeSpec* np : order) {
     const NodeSpec& n = *np;
     Json params = n.params;
     for (const auto& [k, target] : n.refs) params[k] = Json(target);
     params["frozen"] = Json(n.frozen);
-    params["__seed"] = Json(int64_t(derive_seed(g_.seed, std::hash<std::string>{}(n.name)) >> 11));
+    // The 64-bit seed travels exactly (as its int64 bit pattern; nodes read it back as uint64).
+    params["__seed"] = Json(int64_t(derive_seed(g_.seed, hash_name(n.name))));
     params["__rank"] = Json(opt_.comm->rank());
     params["__world"] = Json(opt_.comm->world());
     params["__stages"] = Json(stage_names);
@@ -93,7 +94,7 @@ void Executor::apply_ops(size_t si, const StepContext& ctx) {
   for (const OpSpec& op : g_.stages[si].ops) {
     Json params = op.params;
     params["target"] = Json(op.target);
-    params["__seed"] = Json(int64_t((k == 0 ? stage_seed : derive_seed(stage_seed, k)) >> 11));
+    params["__seed"] = Json(int64_t(k == 0 ? stage_seed : derive_seed(stage_seed, k)));
     ++k;
     auto inst = std::dynamic_pointer_cast<Op>(reg_.create(op.plugin, Params(params, op.plugin), *this));
     auto model = std::dynamic_pointer_cast<Model>(node(op.target));
@@ -158,7 +159,7 @@ void Executor::carry_optimizer_state(const Op& op, const std::string& target, Mo
 
 void Executor::log_metrics(const Json& line) {
   if (!metrics_) return;
-  const std::string s = line.dump();
+  const std::string s = json_dump(line);
   std::fprintf(metrics_, "%s\n", s.c_str());
   std::fflush(metrics_);
 }
@@ -215,20 +216,20 @@ void Executor::save_checkpoint(size_t si, int64_t stage_step) {
     auto p = node(n.name);
     if (auto m = std::dynamic_pointer_cast<Model>(p)) {
       safetensors::save((tmp / (n.name + ".safetensors")).string(), m->module().state_dict(),
-                        {{"scion.plugin", n.plugin}, {"scion.config", m->config().dump()}});
+                        {{"scion.plugin", n.plugin}, {"scion.config", json_dump(m->config())}});
     }
     Json st = p->state();
     if (!st.is_null()) nodes_state[n.name] = st;
   }
   state["nodes"] = nodes_state;
   if (optimizer_) safetensors::save((tmp / "optimizer.safetensors").string(), optimizer_->state_tensors());
-  safetensors::write_file_atomic((tmp / "state.json").string(), state.dump() + "\n");
+  safetensors::write_file_atomic((tmp / "state.json").string(), json_dump(state) + "\n");
   fs::remove_all(dst);
   fs::rename(tmp, dst);
   Json latest;
   latest["checkpoint"] = Json(name);
   latest["step"] = Json(step_);
-  safetensors::write_file_atomic((root / "latest.json").string(), latest.dump() + "\n");
+  safetensors::write_file_atomic((root / "latest.json").string(), json_dump(latest) + "\n");
   // Keep the checkpoint just written and the newest one before it. Anything else goes: older
   // ones, leftovers of a killed write (step_N.tmp), and a later-numbered one that a kill
   // left unnamed by latest.json (an abandoned timeline: keeping it by number would make the
@@ -256,18 +257,18 @@ bool Executor::load_checkpoint(size_t& si, int64_t& stage_step) {
   if (!fs::exists(root / "latest.json")) return false;
   std::ifstream lf(root / "latest.json");
   const std::string ltext((std::istreambuf_iterator<char>(lf)), {});
-  const Json latest = Json::parse(ltext, (root / "latest.json").string());
-  const fs::path dir = root / latest.at("checkpoint").as_string();
+  const Json latest = json_parse(ltext, (root / "latest.json").string());
+  const fs::path dir = root / json_string(latest.at("checkpoint"));
   std::ifstream sf(dir / "state.json");
   SCION_CHECK(sf.good(), "resume: '", (dir / "state.json").string(), "' is missing");
   const std::string stext((std::istreambuf_iterator<char>(sf)), {});
-  const Json state = Json::parse(stext, (dir / "state.json").string());
-  step_ = state.at("step").as_int();
-  si = size_t(state.at("stage_index").as_int());
-  stage_step = state.at("stage_step").as_int();
-  tokens_ = state.at("tokens").as_number();
-  flops_ = state.at("flops").as_number();
-  elapsed_before_ = state.at("elapsed_s").as_number();
+  const Json state = json_parse(stext, (dir / "state.json").string());
+  step_ = json_int(state.at("step"));
+  si = size_t(json_int(state.at("stage_index")));
+  stage_step = json_int(state.at("stage_step"));
+  tokens_ = json_number(state.at("tokens"));
+  flops_ = json_number(state.at("flops"));
+  elapsed_before_ = json_number(state.at("elapsed_s"));
   // Re-apply the ops of every stage begun so far so that the models have the shapes the
   // checkpoint was written with; the weights are then overwritten.
   // Ops see the run's update count at their stage's start, as in the uninterrupted run.
@@ -333,8 +334,8 @@ void Executor::train_stage(size_t si) {
   auto own_params = [](const StageSpec& st) {
     Json j = st.optimizer_params;
     if (j.is_object())
-      for (const char* k : {"lr", "warmup", "decay", "min_lr", "clip"}) j.as_object().erase(k);
-    return j.dump();
+      for (const char* k : {"lr", "warmup", "decay", "min_lr", "clip"}) j.erase(k);
+    return json_dump(j);
   };
   const bool same_config = si > 0 && !s.train.empty() && g_.stages[si - 1].optimizer == s.optimizer &&
                            own_params(g_.stages[si - 1]) == own_params(s);
@@ -451,7 +452,7 @@ void Executor::train_stage(size_t si) {
     const fs::path root = fs::path(out_dir_) / "checkpoints";
     std::ifstream lf(root / "latest.json");
     const std::string ltext((std::istreambuf_iterator<char>(lf)), {});
-    const fs::path dir = root / Json::parse(ltext).at("checkpoint").as_string();
+    const fs::path dir = root / json_string(json_parse(ltext).at("checkpoint"));
     if (fs::exists(dir / "optimizer.safetensors"))
       optimizer_->load_state_tensors(safetensors::load((dir / "optimizer.safetensors").string()).tensors);
   }
@@ -529,11 +530,11 @@ void Executor::train_stage(size_t si) {
       const double eta = double(s.steps - stage_step) / std::max(rate, 1e-9);
       if (tty_)
         std::printf("\r[%s] step %lld/%lld  loss %.4f  lr %.2e  %.0f tok/s  ETA %s   ", s.name.c_str(),
-                    (long long)stage_step, (long long)s.steps, line.at("loss").as_number(), lr,
-                    line.at("tokens_per_s").as_number(), fmt_eta(eta).c_str());
+                    (long long)stage_step, (long long)s.steps, json_number(line.at("loss")), lr,
+                    json_number(line.at("tokens_per_s")), fmt_eta(eta).c_str());
       else
         std::printf("[%s] step %lld/%lld loss %.4f lr %.3e tokens/s %.0f\n", s.name.c_str(), (long long)stage_step,
-                    (long long)s.steps, line.at("loss").as_number(), lr, line.at("tokens_per_s").as_number());
+                    (long long)s.steps, json_number(line.at("loss")), lr, json_number(line.at("tokens_per_s")));
       std::fflush(stdout);
     }
     if (s.eval_every > 0 && (stage_step % s.eval_every == 0 || stage_step == s.steps)) {
@@ -621,8 +622,8 @@ void Executor::run() {
       std::string line;
       while (std::getline(in, line)) {
         try {
-          if (Json::parse(line).at("step").as_int() <= step_) keep.push_back(line);
-        } catch (const Error&) {
+          if (json_int(json_parse(line).at("step")) <= step_) keep.push_back(line);
+        } catch (const std::exception&) {  // a torn last line (the kill came mid-write), not a metric
         }
       }
       in.close();
@@ -644,7 +645,7 @@ void Executor::run() {
     for (const NodeSpec& n : g_.nodes)
       if (auto m = std::dynamic_pointer_cast<Model>(node(n.name)))
         safetensors::save((fs::path(out_dir_) / (n.name + ".safetensors")).string(), m->module().state_dict(),
-                          {{"scion.plugin", n.plugin}, {"scion.config", m->config().dump()}});
+                          {{"scion.plugin", n.plugin}, {"scion.config", json_dump(m->config())}});
 }
 
 }  // namespace scion::runtime

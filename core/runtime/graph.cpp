@@ -45,12 +45,12 @@ Json to_json(const toml::node& n) {
   if (auto v = n.as_boolean()) return Json(v->get());
   if (auto v = n.as_string()) return Json(v->get());
   if (auto a = n.as_array()) {
-    Json::Array out;
+    Json::array_t out;
     for (const auto& e : *a) out.push_back(to_json(e));
     return Json(std::move(out));
   }
   if (auto t = n.as_table()) {
-    Json::Object o;
+    Json::object_t o;
     for (const auto& [k, v] : *t) o[std::string(k.str())] = to_json(v);
     return Json(std::move(o));
   }
@@ -58,23 +58,23 @@ Json to_json(const toml::node& n) {
 }
 
 void insert_toml(toml::table& t, const std::string& key, const Json& v) {
-  if (v.is_bool()) t.insert_or_assign(key, v.as_bool());
+  if (v.is_boolean()) t.insert_or_assign(key, json_bool(v));
   else if (v.is_number()) {
-    const double d = v.as_number();
+    const double d = json_number(v);
     if (d == double(int64_t(d))) t.insert_or_assign(key, int64_t(d));
     else t.insert_or_assign(key, d);
-  } else if (v.is_string()) t.insert_or_assign(key, v.as_string());
+  } else if (v.is_string()) t.insert_or_assign(key, json_string(v));
   else if (v.is_array()) {
     toml::array a;
-    for (const Json& e : v.as_array()) {
-      if (e.is_string()) a.push_back(e.as_string());
-      else if (e.is_number()) a.push_back(e.as_number());
-      else if (e.is_bool()) a.push_back(e.as_bool());
+    for (const Json& e : json_array(v)) {
+      if (e.is_string()) a.push_back(json_string(e));
+      else if (e.is_number()) a.push_back(json_number(e));
+      else if (e.is_boolean()) a.push_back(json_bool(e));
     }
     t.insert_or_assign(key, std::move(a));
   } else if (v.is_object()) {
     toml::table sub;
-    for (const auto& [k, e] : v.as_object()) insert_toml(sub, k, e);
+    for (const auto& [k, e] : json_object(v)) insert_toml(sub, k, e);
     t.insert_or_assign(key, std::move(sub));
   }
 }
@@ -148,7 +148,7 @@ class Validator {
   // and skipped (ports, references, core keys).
   Json check_params(toml::table& t, const std::vector<ParamSpec>& schema, const std::string& where,
                     const std::set<std::string>& extra, const SourcePos& table_pos) {
-    Json out = Json(Json::Object{});
+    Json out = Json(Json::object_t{});
     std::vector<std::string> allowed(extra.begin(), extra.end());
     for (const auto& p : schema) allowed.push_back(p.name);
     for (auto&& [k, v] : t) {
@@ -168,9 +168,9 @@ class Validator {
       if (it->type == ParamType::number && v.is_integer()) val = Json(double(v.as_integer()->get()));
       if (it->path) {
         std::vector<std::string> paths;
-        if (val.is_string()) paths.push_back(val.as_string());
+        if (val.is_string()) paths.push_back(json_string(val));
         else
-          for (const Json& e : val.as_array()) paths.push_back(e.as_string());
+          for (const Json& e : json_array(val)) paths.push_back(json_string(e));
         for (const auto& p : paths)
           if (!p.empty() && !glob_matches(p))
             error(pos(v), "'" + key + "' in " + where + ": no file matches '" + p + "'",
@@ -328,10 +328,10 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
         {"device", ParamType::string, Json("cpu"), false, "cpu | cuda | auto"},
         {"threads", ParamType::integer, Json(0), false, "CPU threads (0 = all)"}};
     Json r = v.check_params(*run, schema, "[run]", {}, v.pos(*run));
-    if (r.contains("name") && r.at("name").is_string()) g.name = r.at("name").as_string();
-    if (r.contains("seed") && r.at("seed").is_number()) g.seed = uint64_t(r.at("seed").as_int());
-    if (r.contains("device") && r.at("device").is_string()) g.device = r.at("device").as_string();
-    if (r.contains("threads") && r.at("threads").is_number()) g.threads = int(r.at("threads").as_int());
+    if (r.contains("name") && r.at("name").is_string()) g.name = json_string(r.at("name"));
+    if (r.contains("seed") && r.at("seed").is_number()) g.seed = uint64_t(json_int(r.at("seed")));
+    if (r.contains("device") && r.at("device").is_string()) g.device = json_string(r.at("device"));
+    if (r.contains("threads") && r.at("threads").is_number()) g.threads = int(json_int(r.at("threads")));
   }
 
   // ---- [nodes.*] ----
@@ -505,7 +505,7 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
   auto param_dim = [&](const std::string& node, const std::string& dim) -> std::optional<int64_t> {
     const Json& p = specs.at(node).params;
     const std::string key = dim.substr(1, dim.size() - 2);
-    if (p.is_object() && p.contains(key) && p.at(key).is_number()) return int64_t(p.at(key).as_number());
+    if (p.is_object() && p.contains(key) && p.at(key).is_number()) return int64_t(json_number(p.at(key)));
     return std::nullopt;
   };
   auto resolve = [&](const std::string& node, const std::string& dim) -> std::optional<int64_t> {
@@ -685,11 +685,11 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
             std::vector<ParamSpec> all = sched;
             for (const auto& p : s.optimizer_info->entry.params) all.push_back(p);
             Json params = v.check_params(*ot, all, "the optimizer of " + where, {"plugin"}, v.pos(*o));
-            if (params.contains("lr") && params.at("lr").is_number()) s.lr = params.at("lr").as_number();
-            if (params.contains("warmup") && params.at("warmup").is_number()) s.warmup = params.at("warmup").as_int();
-            if (params.contains("decay") && params.at("decay").is_string()) s.decay = params.at("decay").as_string();
-            if (params.contains("min_lr") && params.at("min_lr").is_number()) s.min_lr = params.at("min_lr").as_number();
-            if (params.contains("clip") && params.at("clip").is_number()) s.clip = params.at("clip").as_number();
+            if (params.contains("lr") && params.at("lr").is_number()) s.lr = json_number(params.at("lr"));
+            if (params.contains("warmup") && params.at("warmup").is_number()) s.warmup = json_int(params.at("warmup"));
+            if (params.contains("decay") && params.at("decay").is_string()) s.decay = json_string(params.at("decay"));
+            if (params.contains("min_lr") && params.at("min_lr").is_number()) s.min_lr = json_number(params.at("min_lr"));
+            if (params.contains("clip") && params.at("clip").is_number()) s.clip = json_number(params.at("clip"));
             if (s.decay != "constant" && s.decay != "linear" && s.decay != "cosine")
               v.error(v.pos(*ot->get("decay")), "decay must be constant, linear or cosine, got '" + s.decay + "'");
             s.optimizer_params = params;
@@ -699,7 +699,7 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
         }
       } else {
         s.optimizer_info = reg.find(s.optimizer);
-        s.optimizer_params = Json(Json::Object{});
+        s.optimizer_params = Json(Json::object_t{});
         if (!s.train.empty() && !s.optimizer_info)
           v.error(v.pos(*t), where + " trains models but plugin 'optim.adamw' was not found");
       }

@@ -39,15 +39,15 @@ const Json& Params::raw(const std::string& k) const {
   if (!has(k)) missing(node_, k);
   return v_.at(k);
 }
-int64_t Params::i(const std::string& k) const { return raw(k).as_int(); }
-double Params::f(const std::string& k) const { return raw(k).as_number(); }
-bool Params::b(const std::string& k) const { return raw(k).as_bool(); }
-std::string Params::s(const std::string& k) const { return raw(k).as_string(); }
+int64_t Params::i(const std::string& k) const { return json_int(raw(k)); }
+double Params::f(const std::string& k) const { return json_number(raw(k)); }
+bool Params::b(const std::string& k) const { return json_bool(raw(k)); }
+std::string Params::s(const std::string& k) const { return json_string(raw(k)); }
 std::vector<std::string> Params::strings(const std::string& k) const {
   std::vector<std::string> out;
   const Json& v = raw(k);
-  if (v.is_string()) return {v.as_string()};
-  for (const Json& e : v.as_array()) out.push_back(e.as_string());
+  if (v.is_string()) return {json_string(v)};
+  for (const Json& e : json_array(v)) out.push_back(json_string(e));
   return out;
 }
 

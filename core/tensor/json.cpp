@@ -1,7 +1,8 @@
 #include "scion/json.h"
 
 #include <cmath>
-#include <cstdio>
+#include <limits>
+#include <vector>
 
 #include "scion/error.h"
 
@@ -9,285 +10,211 @@ namespace scion {
 
 namespace {
 
-class Parser {
- public:
-  Parser(std::string_view s, const std::string& what) : s_(s), what_(what) {}
+// Non-finite numbers. nlohmann reads only strict JSON (no NaN token) and writes null for a
+// non-finite double. Scion writes them as Python's json module does (bare NaN, Infinity,
+// -Infinity) so that metrics.jsonl stays readable by Python and keeps a diverged step's value.
+// Reading: the bare tokens are rewritten into marker strings, parsed, and the markers turned
+// back into doubles. A marker is a string of a control character C plus one letter; C is one
+// whose escape does not occur in the text, so no string of the document can equal a marker.
 
-  Json document() {
-    Json v = value();
-    skip_ws();
-    if (i_ != s_.size()) fail("unexpected text after the JSON value");
-    return v;
+char unused_control(std::string_view text) {
+  for (int c = 1; c < 0x20; ++c) {
+    char esc[8];
+    std::snprintf(esc, sizeof esc, "\\u%04x", c);
+    std::string lower = esc, upper = esc;
+    for (char& ch : upper) ch = char(std::toupper(static_cast<unsigned char>(ch)));
+    upper[1] = 'u';  // the escape letter is always lower case
+    if (text.find(lower) == std::string_view::npos && text.find(upper) == std::string_view::npos) return char(c);
   }
-
- private:
-  [[noreturn]] void fail(const std::string& msg) const {
-    size_t line = 1, col = 1;
-    for (size_t k = 0; k < i_ && k < s_.size(); ++k) {
-      if (s_[k] == '\n') ++line, col = 1;
-      else ++col;
-    }
-    throw Error(what_ + ":" + std::to_string(line) + ":" + std::to_string(col) + ": " + msg);
-  }
-  void skip_ws() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
-  }
-  char peek() {
-    skip_ws();
-    if (i_ >= s_.size()) fail("unexpected end of input");
-    return s_[i_];
-  }
-  void expect(char c) {
-    if (peek() != c) fail(std::string("expected '") + c + "'");
-    ++i_;
-  }
-  Json value() {
-    if (++depth_ > 512) fail("nesting deeper than 512 levels");
-    Json out;
-    const char c = peek();
-    if (c == '{') out = object();
-    else if (c == '[') out = array();
-    else if (c == '"') out = Json(string());
-    else if (c == 't' && s_.substr(i_, 4) == "true") i_ += 4, out = Json(true);
-    else if (c == 'f' && s_.substr(i_, 5) == "false") i_ += 5, out = Json(false);
-    else if (c == 'n' && s_.substr(i_, 4) == "null") i_ += 4, out = Json(nullptr);
-    else if (c == '-' || (c >= '0' && c <= '9')) out = Json(number());
-    else fail(std::string("unexpected character '") + c + "'");
-    --depth_;
-    return out;
-  }
-  Json object() {
-    expect('{');
-    Json::Object o;
-    if (peek() == '}') {
-      ++i_;
-      return Json(std::move(o));
-    }
-    while (true) {
-      if (peek() != '"') fail("expected a string key");
-      std::string k = string();
-      expect(':');
-      o[std::move(k)] = value();
-      const char c = peek();
-      ++i_;
-      if (c == '}') break;
-      if (c != ',') --i_, fail("expected ',' or '}'");
-    }
-    return Json(std::move(o));
-  }
-  Json array() {
-    expect('[');
-    Json::Array a;
-    if (peek() == ']') {
-      ++i_;
-      return Json(std::move(a));
-    }
-    while (true) {
-      a.push_back(value());
-      const char c = peek();
-      ++i_;
-      if (c == ']') break;
-      if (c != ',') --i_, fail("expected ',' or ']'");
-    }
-    return Json(std::move(a));
-  }
-  double number() {
-    const size_t start = i_;
-    if (s_[i_] == '-') ++i_;
-    while (i_ < s_.size() && (std::isdigit(static_cast<unsigned char>(s_[i_])) || s_[i_] == '.' || s_[i_] == 'e' ||
-                              s_[i_] == 'E' || s_[i_] == '+' || s_[i_] == '-'))
-      ++i_;
-    const std::string tok(s_.substr(start, i_ - start));
-    char* end = nullptr;
-    const double v = std::strtod(tok.c_str(), &end);
-    if (end != tok.c_str() + tok.size()) i_ = start, fail("malformed number '" + tok + "'");
-    return v;
-  }
-  void put_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) out += char(cp);
-    else if (cp < 0x800) out += char(0xC0 | (cp >> 6)), out += char(0x80 | (cp & 0x3F));
-    else if (cp < 0x10000)
-      out += char(0xE0 | (cp >> 12)), out += char(0x80 | ((cp >> 6) & 0x3F)), out += char(0x80 | (cp & 0x3F));
-    else
-      out += char(0xF0 | (cp >> 18)), out += char(0x80 | ((cp >> 12) & 0x3F)), out += char(0x80 | ((cp >> 6) & 0x3F)),
-          out += char(0x80 | (cp & 0x3F));
-  }
-  uint32_t hex4() {
-    if (i_ + 4 > s_.size()) fail("truncated \\u escape");
-    uint32_t v = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = s_[i_++];
-      v <<= 4;
-      if (c >= '0' && c <= '9') v |= uint32_t(c - '0');
-      else if (c >= 'a' && c <= 'f') v |= uint32_t(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') v |= uint32_t(c - 'A' + 10);
-      else fail("bad hex digit in \\u escape");
-    }
-    return v;
-  }
-  std::string string() {
-    expect('"');
-    std::string out;
-    while (true) {
-      if (i_ >= s_.size()) fail("unterminated string");
-      const char c = s_[i_++];
-      if (c == '"') break;
-      if (static_cast<unsigned char>(c) < 0x20) --i_, fail("control character in string");
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (i_ >= s_.size()) fail("unterminated escape");
-      const char e = s_[i_++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          uint32_t cp = hex4();
-          if (cp >= 0xD800 && cp < 0xDC00 && i_ + 1 < s_.size() && s_[i_] == '\\' && s_[i_ + 1] == 'u') {
-            i_ += 2;
-            const uint32_t lo = hex4();
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          }
-          put_utf8(out, cp);
-          break;
-        }
-        default: --i_, fail(std::string("unknown escape '\\") + e + "'");
-      }
-    }
-    return out;
-  }
-
-  std::string_view s_;
-  std::string what_;
-  size_t i_ = 0;
-  int depth_ = 0;
-};
-
-void dump_string(const std::string& s, std::string& out) {
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += char(c);
-        }
-    }
-  }
-  out += '"';
+  throw Error("JSON: the text escapes every control character; cannot mark its non-finite numbers");
 }
 
-void dump_value(const Json& j, std::string& out) {
-  if (j.is_null()) out += "null";
-  else if (j.is_bool()) out += j.as_bool() ? "true" : "false";
-  else if (j.is_number()) {
-    const double v = j.as_number();
-    if (!std::isfinite(v)) {
-      out += std::isnan(v) ? "NaN" : (v > 0 ? "Infinity" : "-Infinity");  // as Python's json writes them
-    } else if (v == std::floor(v) && std::fabs(v) < 9.007199254740992e15) {
-      out += std::to_string(int64_t(v));
-    } else {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "%.9g", v);
-      out += buf;
+std::string marker_text(char c, char kind) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "\"\\u%04x%c\"", c, kind);
+  return buf;
+}
+
+bool is_word_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+// The text with bare NaN / Infinity / -Infinity rewritten; shifts[k] = (end of the k-th
+// replacement in the rewritten text, characters added up to there), to map error positions back.
+struct Rewritten {
+  std::string text;
+  std::vector<std::pair<size_t, size_t>> shifts;
+  char mark = 0;
+};
+
+bool rewrite_non_finite(std::string_view in, Rewritten& out) {
+  bool in_string = false;
+  out.text.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    if (in_string) {
+      if (c == '\\' && i + 1 < in.size()) out.text += c, out.text += in[++i];
+      else out.text += c, in_string = c != '"';
+      continue;
     }
-  } else if (j.is_string()) dump_string(j.as_string(), out);
-  else if (j.is_array()) {
-    out += '[';
-    bool first = true;
-    for (const Json& e : j.as_array()) {
-      if (!first) out += ',';
-      first = false;
-      dump_value(e, out);
+    in_string = c == '"';
+    size_t len = 0;
+    char kind = 0;
+    if (i == 0 || !is_word_char(in[i - 1])) {
+      for (const auto& [tok, k] : {std::pair<std::string_view, char>{"NaN", 'N'}, {"Infinity", 'I'}, {"-Infinity", '-'}})
+        if (in.substr(i, tok.size()) == tok && (i + tok.size() == in.size() || !is_word_char(in[i + tok.size()])))
+          len = tok.size(), kind = k;
     }
-    out += ']';
-  } else {
-    out += '{';
-    bool first = true;
-    for (const auto& [k, v] : j.as_object()) {
-      if (!first) out += ',';
-      first = false;
-      dump_string(k, out);
-      out += ':';
-      dump_value(v, out);
+    if (!len) {
+      out.text += c;
+      continue;
     }
-    out += '}';
+    if (!out.mark) out.mark = unused_control(in);
+    const std::string m = marker_text(out.mark, kind);
+    out.text += m;
+    out.shifts.emplace_back(out.text.size(), (out.shifts.empty() ? 0 : out.shifts.back().second) + m.size() - len);
+    i += len - 1;
   }
+  return out.mark != 0;
+}
+
+[[noreturn]] void parse_failed(const nlohmann::json::parse_error& e, std::string_view original, const Rewritten* rw,
+                               const std::string& source) {
+  size_t at = e.byte > 0 ? e.byte - 1 : 0;  // nlohmann: 1-based index of the last character read
+  if (rw) {
+    size_t added = 0;
+    for (const auto& [end, total] : rw->shifts)
+      if (end <= at) added = total;
+    at = at >= added ? at - added : 0;
+  }
+  std::string what = e.what();
+  // "[json.exception.parse_error.101] parse error at line 3, column 6: syntax error ..." ->
+  // the part after the position, which we give ourselves (on the original text).
+  const size_t pe = what.find("parse error");
+  const size_t colon = pe == std::string::npos ? std::string::npos : what.find(": ", pe);
+  if (colon != std::string::npos) what = what.substr(colon + 2);
+  if (at >= original.size()) what += " (the text ends before the JSON value does)";
+  throw Error(source + ":" + json_position(original, at) + ": " + what);
+}
+
+bool has_non_finite(const Json& j) {
+  if (j.is_number_float()) return !std::isfinite(j.get<double>());
+  if (j.is_array() || j.is_object())
+    for (const Json& e : j)
+      if (has_non_finite(e)) return true;
+  return false;
+}
+
+Json marked(const Json& j, char mark) {
+  if (j.is_number_float()) {
+    const double v = j.get<double>();
+    if (std::isfinite(v)) return j;
+    return Json(std::string{mark, std::isnan(v) ? 'N' : (v > 0 ? 'I' : '-')});
+  }
+  if (j.is_array()) {
+    Json out = Json::array();
+    for (const Json& e : j) out.push_back(marked(e, mark));
+    return out;
+  }
+  if (j.is_object()) {
+    Json out = Json::object();
+    for (const auto& [k, v] : j.items()) out[k] = marked(v, mark);
+    return out;
+  }
+  return j;
+}
+
+std::string short_dump(const Json& j) {
+  std::string s = json_dump(j);
+  return s.size() > 80 ? s.substr(0, 77) + "..." : s;
 }
 
 }  // namespace
 
-Json Json::parse(std::string_view text, const std::string& what) { return Parser(text, what).document(); }
-
-std::string Json::dump() const {
-  std::string out;
-  dump_value(*this, out);
-  return out;
+std::string json_position(std::string_view text, size_t offset) {
+  size_t line = 1, col = 1;
+  for (size_t k = 0; k < offset && k < text.size(); ++k) {
+    if (text[k] == '\n') line += 1, col = 1;
+    else if ((static_cast<unsigned char>(text[k]) & 0xC0) != 0x80) ++col;  // not a UTF-8 continuation byte
+  }
+  return std::to_string(line) + ":" + std::to_string(col);
 }
 
-bool Json::as_bool() const {
-  SCION_CHECK(is_bool(), "JSON: expected a boolean, got ", dump());
-  return std::get<bool>(v_);
+Json json_parse(std::string_view text, const std::string& source) {
+  Rewritten rw;
+  if (!rewrite_non_finite(text, rw)) {
+    try {
+      return Json::parse(text);
+    } catch (const nlohmann::json::parse_error& e) {
+      parse_failed(e, text, nullptr, source);
+    }
+  }
+  const char mark = rw.mark;
+  Json::parser_callback_t back = [mark](int, Json::parse_event_t ev, Json& v) {
+    if (ev == Json::parse_event_t::value && v.is_string()) {
+      const std::string& s = v.get_ref<const std::string&>();
+      if (s.size() == 2 && s[0] == mark)
+        v = s[1] == 'N' ? std::numeric_limits<double>::quiet_NaN()
+                        : (s[1] == 'I' ? 1.0 : -1.0) * std::numeric_limits<double>::infinity();
+    }
+    return true;
+  };
+  try {
+    return Json::parse(rw.text, back);
+  } catch (const nlohmann::json::parse_error& e) {
+    parse_failed(e, text, &rw, source);
+  }
 }
-double Json::as_number() const {
-  SCION_CHECK(is_number(), "JSON: expected a number, got ", dump());
-  return std::get<double>(v_);
+
+std::string json_dump(const Json& j) {
+  // nlohmann writes each double in the shortest form that reads back exactly.
+  std::string plain = j.dump();
+  if (!has_non_finite(j)) return plain;
+  const char mark = unused_control(plain);
+  std::string s = marked(j, mark).dump();
+  for (const auto& [kind, tok] : {std::pair<char, const char*>{'N', "NaN"}, {'I', "Infinity"}, {'-', "-Infinity"}}) {
+    const std::string m = marker_text(mark, kind);
+    for (size_t p = s.find(m); p != std::string::npos; p = s.find(m, p)) s.replace(p, m.size(), tok);
+  }
+  return s;
 }
-int64_t Json::as_int() const {
-  const double v = as_number();
-  SCION_CHECK(v == std::floor(v), "JSON: expected an integer, got ", v);
+
+double json_number(const Json& j) {
+  SCION_CHECK(j.is_number(), "JSON: expected a number, got ", short_dump(j));
+  return j.get<double>();
+}
+
+int64_t json_int(const Json& j) {
+  if (j.is_number_integer() && !j.is_number_unsigned()) return j.get<int64_t>();
+  if (j.is_number_unsigned()) {
+    const uint64_t u = j.get<uint64_t>();
+    SCION_CHECK(u <= uint64_t(std::numeric_limits<int64_t>::max()), "JSON: integer ", u, " does not fit int64");
+    return int64_t(u);
+  }
+  SCION_CHECK(j.is_number_float(), "JSON: expected an integer, got ", short_dump(j));
+  // A double that holds an integer exactly (1e3, 4.0) is one; the range test keeps the cast defined.
+  const double v = j.get<double>();
+  SCION_CHECK(v == std::floor(v) && v >= -9.223372036854775808e18 && v < 9.223372036854775808e18,
+              "JSON: expected an integer, got ", short_dump(j));
   return int64_t(v);
 }
-const std::string& Json::as_string() const {
-  SCION_CHECK(is_string(), "JSON: expected a string, got ", dump());
-  return std::get<std::string>(v_);
+
+bool json_bool(const Json& j) {
+  SCION_CHECK(j.is_boolean(), "JSON: expected a boolean, got ", short_dump(j));
+  return j.get<bool>();
 }
-const Json::Array& Json::as_array() const {
-  SCION_CHECK(is_array(), "JSON: expected an array, got ", dump().substr(0, 80));
-  return std::get<Array>(v_);
+
+const std::string& json_string(const Json& j) {
+  SCION_CHECK(j.is_string(), "JSON: expected a string, got ", short_dump(j));
+  return j.get_ref<const std::string&>();
 }
-Json::Array& Json::as_array() {
-  SCION_CHECK(is_array(), "JSON: expected an array, got ", dump().substr(0, 80));
-  return std::get<Array>(v_);
+
+const Json::array_t& json_array(const Json& j) {
+  SCION_CHECK(j.is_array(), "JSON: expected an array, got ", short_dump(j));
+  return j.get_ref<const Json::array_t&>();
 }
-const Json::Object& Json::as_object() const {
-  SCION_CHECK(is_object(), "JSON: expected an object, got ", dump().substr(0, 80));
-  return std::get<Object>(v_);
-}
-Json::Object& Json::as_object() {
-  SCION_CHECK(is_object(), "JSON: expected an object, got ", dump().substr(0, 80));
-  return std::get<Object>(v_);
-}
-bool Json::contains(const std::string& key) const { return is_object() && as_object().count(key) > 0; }
-const Json& Json::at(const std::string& key) const {
-  const auto& o = as_object();
-  auto it = o.find(key);
-  SCION_CHECK(it != o.end(), "JSON: missing key '", key, "'");
-  return it->second;
-}
-Json& Json::operator[](const std::string& key) {
-  if (is_null()) v_ = Object{};
-  return as_object()[key];
-}
-const Json& Json::at(size_t i) const {
-  const auto& a = as_array();
-  SCION_CHECK(i < a.size(), "JSON: index ", i, " out of range (", a.size(), " items)");
-  return a[i];
+
+const Json::object_t& json_object(const Json& j) {
+  SCION_CHECK(j.is_object(), "JSON: expected an object, got ", short_dump(j));
+  return j.get_ref<const Json::object_t&>();
 }
 
 }  // namespace scion

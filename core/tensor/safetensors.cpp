@@ -80,7 +80,7 @@ void save(const std::string& path, const Named& tensors, const Metadata& metadat
   NoGradGuard no_grad;
   Json header;
   if (!metadata.empty()) {
-    Json::Object md;
+    Json::object_t md;
     for (const auto& [k, v] : metadata) md[k] = Json(v);
     header["__metadata__"] = Json(std::move(md));
   }
@@ -90,17 +90,17 @@ void save(const std::string& path, const Named& tensors, const Metadata& metadat
     SCION_CHECK(t.defined(), "safetensors: tensor '", name, "' is undefined (writing ", path, ")");
     SCION_CHECK(!header.contains(name), "safetensors: tensor name '", name, "' appears twice (writing ", path, ")");
     Tensor h = t.detach().to(Device::cpu()).contiguous();
-    Json::Array shape;
+    Json::array_t shape;
     for (int64_t d : h.shape()) shape.push_back(Json(d));
     Json entry;
     entry["dtype"] = Json(st_dtype(h.dtype()));
     entry["shape"] = Json(std::move(shape));
-    entry["data_offsets"] = Json(Json::Array{Json(uint64_t(offset)), Json(uint64_t(offset + h.nbytes()))});
+    entry["data_offsets"] = Json(Json::array_t{Json(uint64_t(offset)), Json(uint64_t(offset + h.nbytes()))});
     header[name] = std::move(entry);
     offset += h.nbytes();
     host.push_back(h);
   }
-  std::string head = header.is_null() ? "{}" : header.dump();
+  std::string head = header.is_null() ? "{}" : json_dump(header);
   while ((head.size() + 8) % 8 != 0) head += ' ';  // align the data to 8 bytes
   std::string bytes(8, '\0');
   const uint64_t n = head.size();
@@ -120,24 +120,24 @@ Loaded load(const std::string& path) {
   for (int i = 0; i < 8; ++i) n |= uint64_t(static_cast<unsigned char>(bytes[size_t(i)])) << (8 * i);
   SCION_CHECK(n <= bytes.size() - 8, "safetensors: '", path, "' declares a ", n, "-byte header but holds only ",
               bytes.size() - 8, " bytes after the length (truncated, or not a safetensors file)");
-  const Json header = Json::parse(std::string_view(bytes).substr(8, n), path + " (header)");
+  const Json header = json_parse(std::string_view(bytes).substr(8, n), path + " (header)");
   SCION_CHECK(header.is_object(), "safetensors: '", path, "': the header is not a JSON object");
   const size_t data_start = 8 + size_t(n), data_size = bytes.size() - data_start;
   Loaded out;
   std::vector<std::pair<size_t, std::pair<std::string, Tensor>>> ordered;
-  for (const auto& [name, e] : header.as_object()) {
+  for (const auto& [name, e] : json_object(header)) {
     if (name == "__metadata__") {
-      for (const auto& [k, v] : e.as_object()) out.metadata[k] = v.is_string() ? v.as_string() : v.dump();
+      for (const auto& [k, v] : json_object(e)) out.metadata[k] = v.is_string() ? json_string(v) : json_dump(v);
       continue;
     }
     SCION_CHECK(e.is_object() && e.contains("dtype") && e.contains("shape") && e.contains("data_offsets"),
                 "safetensors: '", path, "': entry '", name, "' needs dtype, shape and data_offsets");
     DType dt;
-    SCION_CHECK(from_st_dtype(e.at("dtype").as_string(), dt), "safetensors: '", path, "': tensor '", name,
-                "' has dtype ", e.at("dtype").as_string(), ", which Scion does not read (F32, BF16, F16, I32, I64, U16, U8, BOOL)");
+    SCION_CHECK(from_st_dtype(json_string(e.at("dtype")), dt), "safetensors: '", path, "': tensor '", name,
+                "' has dtype ", json_string(e.at("dtype")), ", which Scion does not read (F32, BF16, F16, I32, I64, U16, U8, BOOL)");
     Shape shape;
-    for (const Json& d : e.at("shape").as_array()) shape.push_back(d.as_int());
-    const size_t b = size_t(e.at("data_offsets").at(0).as_int()), en = size_t(e.at("data_offsets").at(1).as_int());
+    for (const Json& d : json_array(e.at("shape"))) shape.push_back(json_int(d));
+    const size_t b = size_t(json_int(e.at("data_offsets").at(0))), en = size_t(json_int(e.at("data_offsets").at(1)));
     const size_t want = size_t(shape_numel(shape)) * dtype_size(dt);
     SCION_CHECK(b <= en && en <= data_size && en - b == want, "safetensors: '", path, "': tensor '", name,
                 "' has offsets [", b, ", ", en, ") but needs ", want, " bytes inside ", data_size, " data bytes");

@@ -64,10 +64,10 @@ class InheritNode final : public Loss {
     return j;
   }
   void restore(const Json& j) override {
-    alpha_.set_surpassed(j.at("surpassed").as_bool());
+    alpha_.set_surpassed(json_bool(j.at("surpassed")));
     SCION_CHECK(j.contains("updates"), "loss.inherit: this checkpoint predates the saved update count of alpha's ",
                 "schedule (hint: resume it with the Scion build that wrote it, or start the run afresh)");
-    updates_ = j.at("updates").as_int();
+    updates_ = json_int(j.at("updates"));
   }
 
  private:

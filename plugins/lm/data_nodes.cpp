@@ -27,13 +27,13 @@ class TextNode final : public DataSource {
     const Json& by_stage = p.raw("stage_files");
     if (by_stage.is_object()) {
       const std::vector<std::string> stages = p.has("__stages") ? p.strings("__stages") : std::vector<std::string>{};
-      for (const auto& [stage, globs] : by_stage.as_object()) {
+      for (const auto& [stage, globs] : json_object(by_stage)) {
         SCION_CHECK(std::find(stages.begin(), stages.end(), stage) != stages.end(), "data.text: stage_files names stage '",
                     stage, "', which the graph does not have (its stages: ", join(stages), ")");
         std::vector<std::string> files;
         SCION_CHECK(globs.is_array(), "data.text: stage_files.", stage, " must be a list of files (globs)");
-        for (const Json& g : globs.as_array()) files.push_back(g.as_string());
-        streams_[stage] = make_stream(files, std::hash<std::string>{}(stage));
+        for (const Json& g : json_array(globs)) files.push_back(json_string(g));
+        streams_[stage] = make_stream(files, hash_name(stage));
       }
     }
     mlm_.prob = float(p.f("mlm_prob"));
@@ -84,7 +84,7 @@ class TextNode final : public DataSource {
   // stage ("" = the default).
   Json state() const override {
     auto flat = [](const TextStream& s) {
-      Json::Array a;
+      Json::array_t a;
       for (int64_t v : s.state()) a.push_back(Json(v));
       return Json(std::move(a));
     };
@@ -96,7 +96,7 @@ class TextNode final : public DataSource {
   void restore(const Json& j) override {
     auto load = [](TextStream& s, const Json& a) {
       std::vector<int64_t> v;
-      for (const Json& x : a.as_array()) v.push_back(x.as_int());
+      for (const Json& x : json_array(a)) v.push_back(json_int(x));
       s.restore(v);
     };
     if (j.is_array()) {
@@ -132,9 +132,9 @@ PluginEntry text_entry() {
   e.version = "1.0.0";
   e.description = "Streams text/JSON-lines files, tokenizes, packs fixed-length windows, shuffles with a seed";
   e.params = {{"files", ParamType::string_list, Json(), true, "training files (globs): .txt (blank-line documents) or .jsonl", true},
-              {"stage_files", ParamType::table, Json(Json::Object{}), false,
+              {"stage_files", ParamType::table, Json(Json::object_t{}), false,
                "{ <stage> = [globs] }: files those stages read instead (each set keeps its own position)"},
-              {"valid_files", ParamType::string_list, Json(Json::Array{}), false, "validation files (globs) for evaluators", true},
+              {"valid_files", ParamType::string_list, Json(Json::array_t{}), false, "validation files (globs) for evaluators", true},
               {"seq_len", ParamType::integer, Json(128), false, "tokens per window"},
               {"batch_size", ParamType::integer, Json(8), false, "windows per batch (per rank)"},
               {"shuffle", ParamType::boolean, Json(true), false, "shuffle file order per epoch and windows in a buffer"},
@@ -142,7 +142,7 @@ PluginEntry text_entry() {
               {"domain", ParamType::string, Json(""), false, "domain tag (e.g. news, bio) for per-domain metrics"},
               {"mlm_prob", ParamType::number, Json(0.0), false, "BERT masking probability (0 = causal LM targets)"},
               {"mask_id", ParamType::integer, Json(103), false, "[MASK] id for MLM"},
-              {"never_mask", ParamType::string_list, Json(Json::Array{Json("0"), Json("101"), Json("102")}), false,
+              {"never_mask", ParamType::string_list, Json(Json::array_t{Json("0"), Json("101"), Json("102")}), false,
                "ids never selected for masking ([PAD], [CLS], [SEP])"}};
   e.node_refs = {"tokenizer"};
   e.outputs = {{"tokens", "tokens", false, "input ids [B, T]"}, {"targets", "targets", false, "target ids [B, T] (-100 = none)"}};
@@ -189,8 +189,8 @@ class ShardsNode final : public DataSource {
     return j;
   }
   void restore(const Json& j) override {
-    shard_ = j.at("shard").as_int();
-    pos_ = j.at("pos").as_int();
+    shard_ = json_int(j.at("shard"));
+    pos_ = json_int(j.at("pos"));
   }
 
  private:

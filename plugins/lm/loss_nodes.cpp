@@ -52,16 +52,16 @@ class PplNode final : public Evaluator {
     for (const auto& d : p.strings("data")) data_.push_back({d, r.get<DataSource>(d)});
     // Per-domain validation files: domain = "glob", tokenized once with `tokenizer`.
     const Json& domains = p.raw("domains");
-    if (domains.is_object() && !domains.as_object().empty()) {
+    if (domains.is_object() && !json_object(domains).empty()) {
       SCION_CHECK(p.has("tokenizer"), "eval.ppl: domains = {...} needs tokenizer = \"<tokenizer node>\"");
       auto tok = r.get<scion::Tokenizer>(p.s("tokenizer"));
       const int64_t T = p.i("seq_len"), B = p.i("batch_size");
       TokenizeFn fn = [tok](std::string_view s) { return tok->encode(std::string(s)); };
-      for (const auto& [name, glob] : domains.as_object()) {
-        auto windows = TextStream::all_windows(expand_globs({glob.as_string()}, "eval.ppl"), fn, tok->eot_id(), T);
+      for (const auto& [name, glob] : json_object(domains)) {
+        auto windows = TextStream::all_windows(expand_globs({json_string(glob)}, "eval.ppl"), fn, tok->eot_id(), T);
         std::vector<TensorMap> batches;
         for (auto& [x, y] : batches_from_windows(windows, B, T, max_batches_)) batches.push_back({{"tokens", x}, {"targets", y}});
-        SCION_CHECK(!batches.empty(), "eval.ppl: domain '", name, "' (", glob.as_string(), ") is shorter than one window");
+        SCION_CHECK(!batches.empty(), "eval.ppl: domain '", name, "' (", json_string(glob), ") is shorter than one window");
         fixed_.push_back({name, std::move(batches)});
       }
     }
@@ -125,8 +125,8 @@ PluginEntry ppl_entry() {
   e.kind = PluginKind::evaluator;
   e.version = "1.0.0";
   e.description = "validation loss and perplexity of a model on each data node's validation split";
-  e.params = {{"data", ParamType::string_list, Json(Json::Array{}), false, "data nodes whose valid_files are evaluated (one domain each)"},
-              {"domains", ParamType::table, Json(Json::Object{}), false, "domain = \"validation glob\" (needs tokenizer)"},
+  e.params = {{"data", ParamType::string_list, Json(Json::array_t{}), false, "data nodes whose valid_files are evaluated (one domain each)"},
+              {"domains", ParamType::table, Json(Json::object_t{}), false, "domain = \"validation glob\" (needs tokenizer)"},
               {"seq_len", ParamType::integer, Json(128), false, "window length for domains"},
               {"batch_size", ParamType::integer, Json(8), false, "windows per batch for domains"},
               {"max_batches", ParamType::integer, Json(50), false, "validation batches per domain (at most)"}};

@@ -11,7 +11,7 @@ namespace {
 Json checkpoint_config(const std::string& path) {
   auto loaded = safetensors::load(path);
   auto it = loaded.metadata.find("scion.config");
-  return it == loaded.metadata.end() ? Json() : Json::parse(it->second, path + " (scion.config)");
+  return it == loaded.metadata.end() ? Json() : json_parse(it->second, path + " (scion.config)");
 }
 }  // namespace
 
@@ -20,20 +20,20 @@ namespace {
 // per-layer sizes and the head size once a method made them differ from the defaults.
 template <class C>
 C config_from_json(const Json& j, C c) {
-  if (j.contains("vocab")) c.vocab = j.at("vocab").as_int();
-  if (j.contains("context")) c.context = j.at("context").as_int();
-  if (j.contains("layers")) c.layers = j.at("layers").as_int();
-  if (j.contains("width")) c.width = j.at("width").as_int();
-  if (j.contains("heads")) c.heads = j.at("heads").as_int();
-  if (j.contains("ffn")) c.ffn = j.at("ffn").as_int();
-  if (j.contains("tied")) c.tied = j.at("tied").as_bool();
-  c.head_size = j.contains("head_size") ? j.at("head_size").as_int() : 0;
+  if (j.contains("vocab")) c.vocab = json_int(j.at("vocab"));
+  if (j.contains("context")) c.context = json_int(j.at("context"));
+  if (j.contains("layers")) c.layers = json_int(j.at("layers"));
+  if (j.contains("width")) c.width = json_int(j.at("width"));
+  if (j.contains("heads")) c.heads = json_int(j.at("heads"));
+  if (j.contains("ffn")) c.ffn = json_int(j.at("ffn"));
+  if (j.contains("tied")) c.tied = json_bool(j.at("tied"));
+  c.head_size = j.contains("head_size") ? json_int(j.at("head_size")) : 0;
   c.layer_heads.clear();
   c.layer_ffn.clear();
   if (j.contains("layer_heads"))
-    for (const Json& v : j.at("layer_heads").as_array()) c.layer_heads.push_back(v.as_int());
+    for (const Json& v : json_array(j.at("layer_heads"))) c.layer_heads.push_back(json_int(v));
   if (j.contains("layer_ffn"))
-    for (const Json& v : j.at("layer_ffn").as_array()) c.layer_ffn.push_back(v.as_int());
+    for (const Json& v : json_array(j.at("layer_ffn"))) c.layer_ffn.push_back(json_int(v));
   return c;
 }
 
@@ -49,7 +49,7 @@ Json config_to_json(const C& c) {
   j["tied"] = Json(c.tied);
   if (c.head_size > 0 && c.head_size * c.heads != c.width) j["head_size"] = Json(c.head_size);
   auto list = [](const std::vector<int64_t>& v) {
-    Json::Array a;
+    Json::array_t a;
     for (int64_t x : v) a.push_back(Json(x));
     return Json(a);
   };

@@ -16,7 +16,8 @@
 #include <stdexcept>
 #include <unordered_map>
 
-#include "json_min.h"
+#include <nlohmann/json.hpp>
+
 #include "unicode.h"
 #include "utf8.h"
 
@@ -32,6 +33,75 @@ std::string read_file(const std::filesystem::path& p, const char* what) {
   std::ostringstream ss;
   ss << f.rdbuf();
   return ss.str();
+}
+
+// vocab.json / encoder.json: one object of token -> integer id, read in file order with
+// nlohmann-json's SAX interface (no document tree for 50k entries; duplicates are kept, so
+// the caller can refuse them). Errors: "<file>:<line>:<column>: <what>" or name the token.
+class VocabSax {
+public:
+  using json = nlohmann::json;
+  explicit VocabSax(std::vector<std::pair<std::string, int64_t>>& out) : out_(out) {}
+  std::string error;  // a shape error (the syntax is fine); empty when none
+
+  bool start_object(std::size_t) { return depth_++ == 0 || refuse("an object"); }
+  bool end_object() { return --depth_, true; }
+  bool key(std::string& k) { return key_ = k, true; }
+  bool number_integer(json::number_integer_t v) { return add(v); }
+  bool number_unsigned(json::number_unsigned_t v) {
+    return v <= json::number_unsigned_t(INT64_MAX) ? add(int64_t(v)) : refuse("an id too large");
+  }
+  bool number_float(json::number_float_t, const std::string& text) { return refuse("the id " + text); }
+  bool null() { return refuse("null"); }
+  bool boolean(bool) { return refuse("a boolean"); }
+  bool string(std::string&) { return refuse("a string"); }
+  bool binary(json::binary_t&) { return refuse("binary data"); }
+  bool start_array(std::size_t) { return refuse("an array"); }
+  bool end_array() { return false; }
+  // A syntax error: where (1-based index of the last character read) and nlohmann's words.
+  bool parse_error(std::size_t byte, const std::string&, const json::exception& e) {
+    syntax_at = byte > 0 ? byte - 1 : 0;
+    syntax = e.what();
+    return false;
+  }
+  std::size_t syntax_at = 0;
+  std::string syntax;
+
+private:
+  bool add(int64_t v) {
+    if (depth_ != 1) return refuse("a bare number");
+    out_.emplace_back(std::move(key_), v);
+    return true;
+  }
+  bool refuse(const std::string& what) {
+    error = depth_ == 0 ? "the file holds " + what + ", not an object of token -> id"
+                        : "token \"" + key_ + "\" maps to " + what + " (ids are integers)";
+    return false;
+  }
+  std::vector<std::pair<std::string, int64_t>>& out_;
+  std::string key_;
+  int depth_ = 0;
+};
+
+std::vector<std::pair<std::string, int64_t>> read_vocab_json(const std::string& text, const std::string& src) {
+  std::vector<std::pair<std::string, int64_t>> out;
+  VocabSax sax(out);
+  // strict: the whole file is the object (text after it is an error)
+  if (nlohmann::json::sax_parse(text, &sax, nlohmann::json::input_format_t::json, true)) return out;
+  if (!sax.syntax.empty()) {
+    const std::size_t at = sax.syntax_at;
+    std::size_t line = 1, col = 1;  // the column counts UTF-8 characters
+    for (std::size_t k = 0; k < at && k < text.size(); ++k) {
+      if (text[k] == '\n') line += 1, col = 1;
+      else if ((static_cast<unsigned char>(text[k]) & 0xC0) != 0x80) ++col;
+    }
+    std::string what = sax.syntax;  // "[json.exception.parse_error.101] parse error at ...: <what>"
+    const std::size_t pe = what.find("parse error"), colon = what.find(": ", pe == std::string::npos ? 0 : pe);
+    if (colon != std::string::npos) what = what.substr(colon + 2);
+    throw std::runtime_error(src + ":" + std::to_string(line) + ":" + std::to_string(col) + ": " + what +
+                             (at >= text.size() ? " (the file ends inside the vocabulary)" : ""));
+  }
+  throw std::runtime_error(src + ": " + sax.error);
 }
 
 // GPT-2's reversible byte <-> printable-unicode table: bytes that are printable Latin-1
@@ -292,7 +362,7 @@ Gpt2Bpe::Gpt2Bpe(const std::filesystem::path& vocab_path, const std::filesystem:
   Impl& m = *impl_;
   const ByteAlphabet& alpha = byte_alphabet();
   const std::string vsrc = vocab_path.string();
-  const auto entries = json::parse_string_int_object(read_file(vocab_path, "vocabulary"), vsrc);
+  const auto entries = read_vocab_json(read_file(vocab_path, "vocabulary"), vsrc);
   if (entries.empty()) throw std::runtime_error(vsrc + ": vocabulary is empty (expected token -> id entries)");
 
   std::unordered_map<std::string, int32_t, SvHash, std::equal_to<>> by_token;  // byte-alphabet form

@@ -35,7 +35,7 @@ TEST(Graphs, GptPretrainLowersValidationPerplexity) {
   ASSERT_EQ(r.rc, 0) << r.out;
   std::vector<double> ppl;
   for (const Json& m : metrics(d))
-    if (m.contains("ppl/ppl")) ppl.push_back(m.at("ppl/ppl").as_number());
+    if (m.contains("ppl/ppl")) ppl.push_back(json_number(m.at("ppl/ppl")));
   ASSERT_EQ(ppl.size(), 3u);
   // Measured: 20810 -> 8064 between steps 20 and 60; the stated margin is 40% lower.
   EXPECT_LT(ppl.back(), 0.6 * ppl.front());
@@ -46,8 +46,8 @@ TEST(Graphs, GptPretrainLowersValidationPerplexity) {
   const Result ev = sh("eval graphs/gpt_pretrain.toml --checkpoint " + (d / "student.safetensors").string() +
                        " --set nodes.student.layers=2 --set nodes.student.width=64");
   ASSERT_EQ(ev.rc, 0) << ev.out;
-  const Json j = Json::parse(ev.out.substr(ev.out.find('{')));
-  EXPECT_NEAR(j.at("ppl").at("ppl").as_number(), ppl.back(), 1e-3 * ppl.back());
+  const Json j = json_parse(ev.out.substr(ev.out.find('{')));
+  EXPECT_NEAR(json_number(j.at("ppl").at("ppl")), ppl.back(), 1e-3 * ppl.back());
   EXPECT_TRUE(j.at("ppl").contains("news/ppl"));
 
   // scion generate: a continuation of the prompt.
@@ -138,24 +138,24 @@ TEST(Graphs, MultiGenerationInheritanceStopsOnceTheStudentSurpassesItsTeacher) {
   double g2_final = 0;
   std::vector<double> g3_teacher;
   for (const Json& l : m) {
-    const std::string stage = l.at("stage").as_string();
+    const std::string stage = json_string(l.at("stage"));
     if (stage == "g2" && l.contains("ppl2/teacher_loss")) {
-      g2_final = l.at("ppl2/loss").as_number();
-      if (surpassed_at < 0 && l.at("ppl2/loss").as_number() < l.at("ppl2/teacher_loss").as_number())
-        surpassed_at = l.at("step").as_int();
+      g2_final = json_number(l.at("ppl2/loss"));
+      if (surpassed_at < 0 && json_number(l.at("ppl2/loss")) < json_number(l.at("ppl2/teacher_loss")))
+        surpassed_at = json_int(l.at("step"));
     }
-    if (stage == "g3" && l.contains("ppl3/teacher_loss")) g3_teacher.push_back(l.at("ppl3/teacher_loss").as_number());
+    if (stage == "g3" && l.contains("ppl3/teacher_loss")) g3_teacher.push_back(json_number(l.at("ppl3/teacher_loss")));
   }
   ASSERT_GT(surpassed_at, 40) << "G2 never surpassed G1 in 120 updates";
   // α is 0.5 up to the evaluation that showed G2 ahead and 0 after it; G1's forward passes
   // (2N FLOPs per token) stop being counted with it.
   double prev_flops = 0, teaching = 0, alone = 0;
   for (const Json& l : m) {
-    if (l.at("stage").as_string() != "g2" || !l.contains("g1_to_g2/alpha")) continue;
-    const int64_t step = l.at("step").as_int();
-    const double flops = l.at("flops").as_number(), delta = flops - prev_flops;
+    if (json_string(l.at("stage")) != "g2" || !l.contains("g1_to_g2/alpha")) continue;
+    const int64_t step = json_int(l.at("step"));
+    const double flops = json_number(l.at("flops")), delta = flops - prev_flops;
     prev_flops = flops;
-    EXPECT_DOUBLE_EQ(l.at("g1_to_g2/alpha").as_number(), step <= surpassed_at ? 0.5 : 0.0) << "step " << step;
+    EXPECT_DOUBLE_EQ(json_number(l.at("g1_to_g2/alpha")), step <= surpassed_at ? 0.5 : 0.0) << "step " << step;
     EXPECT_EQ(l.contains("g1_to_g2/kl"), step <= surpassed_at) << "step " << step;
     if (step > 42 && step <= surpassed_at) teaching = delta;
     if (step > surpassed_at + 1) alone = delta;
@@ -242,8 +242,8 @@ targets = "corpus.targets"
   ASSERT_EQ(r.rc, 0) << r.out;
   const auto m = metrics(d / "run");
   ASSERT_EQ(m.size(), 63u);
-  const double learnt = m[59].at("loss").as_number(), other = m[60].at("loss").as_number(),
-               back = m[62].at("loss").as_number();
+  const double learnt = json_number(m[59].at("loss")), other = json_number(m[60].at("loss")),
+               back = json_number(m[62].at("loss"));
   EXPECT_LT(learnt, 0.5);
   EXPECT_GT(other, 2.0) << "the 'other' stage reads b.txt";
   EXPECT_LT(back, 1.0) << "a stage not in stage_files reads files";
@@ -274,9 +274,9 @@ TEST(Graphs, StackingGraphDoublesTheDepthTwice) {
   EXPECT_EQ(layers.size(), 4u);
   int trained = 0;
   for (const Json& l : metrics(d))
-    if (l.contains("loss") && l.at("stage").as_string() == "L4") {
+    if (l.contains("loss") && json_string(l.at("stage")) == "L4") {
       ++trained;
-      EXPECT_TRUE(std::isfinite(l.at("loss").as_number()));
+      EXPECT_TRUE(std::isfinite(json_number(l.at("loss"))));
     }
   EXPECT_EQ(trained, 3) << "the 4-layer model took its 3 updates";
   fs::remove_all(d);

@@ -172,10 +172,10 @@ optimizer = { lr = 5e-4 }
   std::vector<double> delta;
   double prev = 0;
   for (size_t i = 0; i < m.size(); ++i) {
-    EXPECT_NEAR(m[i].at("inherit/alpha").as_number(), std::max(0.0, 1.0 - double(i) / 6.0), 1e-8) << "update " << i;
+    EXPECT_NEAR(json_number(m[i].at("inherit/alpha")), std::max(0.0, 1.0 - double(i) / 6.0), 1e-8) << "update " << i;
     EXPECT_EQ(m[i].contains("inherit/kl"), i < 6) << "update " << i;
-    delta.push_back(m[i].at("flops").as_number() - prev);
-    prev = m[i].at("flops").as_number();
+    delta.push_back(json_number(m[i].at("flops")) - prev);
+    prev = json_number(m[i].at("flops"));
   }
   // Updates 1..5 pay for the teacher's forward, 6 and 7 do not.
   EXPECT_DOUBLE_EQ(delta[1], delta[5]);

@@ -35,7 +35,7 @@ std::pair<int, std::string> run_twin(const std::string& kind, Model& model, Json
   cfg["lr"] = Json(double(lr));
   cfg["wd"] = Json(double(wd));
   cfg["steps"] = Json(steps);
-  safetensors::save((run.dir / "init.safetensors").string(), model.state_dict(), {{"config", cfg.dump()}});
+  safetensors::save((run.dir / "init.safetensors").string(), model.state_dict(), {{"config", json_dump(cfg)}});
   safetensors::save((run.dir / "batch.safetensors").string(), batch);
   auto params = model.parameters();
   auto names = model.named_parameters();

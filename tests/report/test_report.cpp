@@ -64,3 +64,25 @@ TEST(Report, WritesOneChartPerMetricAndAxis) {
   EXPECT_THROW(report::write_html({(root / "nope").string()}, out2), Error);
   fs::remove_all(root);
 }
+
+TEST(Report, NonFiniteValuesAreGapsAndCounted) {
+  // A diverged step logs NaN (as the executor writes it, like Python's json); the report reads
+  // the line, leaves a gap in that curve and says how many values were not finite.
+  const fs::path root = fs::temp_directory_path() / ("scion_report_nan_" + std::to_string(::getpid()));
+  fs::create_directories(root / "r");
+  std::ofstream(root / "r" / "metrics.jsonl") << "{\"step\":1,\"loss\":3.0}\n{\"step\":2,\"loss\":2.0}\n"
+                                              << "{\"step\":3,\"loss\":NaN}\n{\"step\":4,\"loss\":1.5}\n"
+                                              << "{\"step\":5,\"loss\":Infinity}\n{\"step\":6,\"loss\":1.0}\n";
+  const std::string out = (root / "report.html").string();
+  report::write_html({(root / "r").string()}, out);
+  std::ifstream in(out);
+  const std::string html((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(html.find("r (6 lines, 2 values not finite, left as gaps)"), std::string::npos) << html.substr(0, 600);
+  EXPECT_NE(html.find(">r (2 not finite)<"), std::string::npos);
+  // The loss-vs-step chart: three pieces of line (1-2, 4, 6), not one drawn across the gaps.
+  const size_t chart = html.find("loss vs step"), end = html.find("</svg>", chart);
+  size_t lines = 0;
+  for (size_t p = html.find("<polyline", chart); p < end; p = html.find("<polyline", p + 1)) ++lines;
+  EXPECT_EQ(lines, 3u);
+  fs::remove_all(root);
+}

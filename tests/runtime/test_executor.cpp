@@ -124,12 +124,12 @@ checkpoint = { every = 20 }
   ex.run();
   const auto ms = lines(dir / "run" / "metrics.jsonl");
   ASSERT_EQ(ms.size(), 60u);
-  const Json first = Json::parse(ms.front()), last = Json::parse(ms.back());
+  const Json first = json_parse(ms.front()), last = json_parse(ms.back());
   for (const char* k : {"step", "stage", "loss", "lr", "tokens_per_s", "elapsed_s", "loss"}) EXPECT_TRUE(first.contains(k)) << k;
-  EXPECT_EQ(first.at("stage").as_string(), "fit");
-  EXPECT_NEAR(first.at("loss").as_number(), 2.0 * first.at("mse").as_number(), 1e-6 * first.at("loss").as_number());  // the weight
-  EXPECT_LT(last.at("loss").as_number(), 0.1 * first.at("loss").as_number());  // it fits
-  EXPECT_NEAR(first.at("lr").as_number(), 0.2 / 5, 1e-12);  // warmup step 1 of 5
+  EXPECT_EQ(json_string(first.at("stage")), "fit");
+  EXPECT_NEAR(json_number(first.at("loss")), 2.0 * json_number(first.at("mse")), 1e-6 * json_number(first.at("loss")));  // the weight
+  EXPECT_LT(json_number(last.at("loss")), 0.1 * json_number(first.at("loss")));  // it fits
+  EXPECT_NEAR(json_number(first.at("lr")), 0.2 / 5, 1e-12);  // warmup step 1 of 5
   EXPECT_TRUE(fs::exists(dir / "run" / "graph.toml"));
   EXPECT_TRUE(fs::exists(dir / "run" / "model.safetensors"));
   EXPECT_TRUE(fs::exists(dir / "run" / "checkpoints" / "latest.json"));
@@ -171,7 +171,7 @@ checkpoint = { every = 10 }
   auto latest = [&] {
     std::ifstream in(ck / "latest.json");
     std::string t((std::istreambuf_iterator<char>(in)), {});
-    return Json::parse(t).at("checkpoint").as_string();
+    return json_string(json_parse(t).at("checkpoint"));
   };
   auto listing = [&] {
     std::set<std::string> out;

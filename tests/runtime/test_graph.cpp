@@ -84,7 +84,7 @@ TEST(Graph, AGoodGraphValidatesAndFillsDefaults) {
   EXPECT_EQ(g.name, "good");
   ASSERT_EQ(g.nodes.size(), 3u);
   EXPECT_EQ(g.nodes.back().name, "loss");  // dependency order
-  EXPECT_EQ(g.node("data")->params.at("dim").as_int(), 4);  // default filled
+  EXPECT_EQ(json_int(g.node("data")->params.at("dim")), 4);  // default filled
   EXPECT_NE(g.resolved_toml.find("dim = 4"), std::string::npos) << g.resolved_toml;
   EXPECT_NE(g.resolved_toml.find("weight_decay"), std::string::npos) << g.resolved_toml;
 }
@@ -314,7 +314,7 @@ TEST(Graph, AllProblemsAreReportedTogether) {
 TEST(Graph, SetOverridesAndBadPaths) {
   GraphSpec g = load_graph("g.toml", kGood, {"stages.0.steps=7", "nodes.data.dim=6", "nodes.model.dim=6"}, registry());
   EXPECT_EQ(g.stages[0].steps, 7);
-  EXPECT_EQ(g.node("data")->params.at("dim").as_int(), 6);
+  EXPECT_EQ(json_int(g.node("data")->params.at("dim")), 6);
   auto d = diagnose(kGood, {"nodes.dta.batch=3"});
   ASSERT_EQ(d.size(), 1u);
   EXPECT_NE(d[0].message.find("'dta' does not exist"), std::string::npos) << d[0].message;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -156,9 +157,9 @@ void expect_resume_on_the_same_curve(const fs::path& dir, std::string text, int 
   const auto got = metrics(part);
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) {
-    EXPECT_EQ(got[i].at("step").as_int(), want[i].at("step").as_int());
-    EXPECT_EQ(got[i].at("loss").as_number(), want[i].at("loss").as_number()) << "step " << i + 1;
-    EXPECT_EQ(got[i].at("lr").as_number(), want[i].at("lr").as_number());
+    EXPECT_EQ(json_int(got[i].at("step")), json_int(want[i].at("step")));
+    EXPECT_EQ(json_number(got[i].at("loss")), json_number(want[i].at("loss"))) << "step " << i + 1;
+    EXPECT_EQ(json_number(got[i].at("lr")), json_number(want[i].at("lr")));
   }
 }
 
@@ -189,8 +190,8 @@ TEST(Resume, InheritanceResumesMidDecayAcrossAStageBoundary) {
   expect_resume_on_the_same_curve(dir, text, 24, 40);  // killed in the second stage, α ≈ 0.2
   const auto m = metrics(dir / "part");
   ASSERT_EQ(m.size(), 40u);
-  EXPECT_NEAR(m[25].at("inherit/alpha").as_number(), 1.0 - 25.0 / 30.0, 1e-8);
-  EXPECT_EQ(m[35].at("inherit/alpha").as_number(), 0.0);
+  EXPECT_NEAR(json_number(m[25].at("inherit/alpha")), 1.0 - 25.0 / 30.0, 1e-8);
+  EXPECT_EQ(json_number(m[35].at("inherit/alpha")), 0.0);
   EXPECT_FALSE(m[35].contains("inherit/kl"));
   fs::remove_all(dir);
 }
@@ -207,5 +208,43 @@ TEST(Resume, MaskedGrowthRampsAcrossStagesAndResumesMidRamp) {
   EXPECT_EQ(st.at("model.transformer.wte.weight.step").to_vector_i64()[0], 48);
   EXPECT_EQ(st.at("model.transformer.wte.weight.exp_avg").shape(), (Shape{257, 64}));
   EXPECT_EQ(st.at("model.transformer.h.2.attn.c_attn.weight.step").to_vector_i64()[0], 28);
+  fs::remove_all(dir);
+}
+
+TEST(Resume, KeepsANonFiniteMetricLineAndExactCounters) {
+  // A metrics line with NaN (a diverged step, written as Python's json writes it) is a metric,
+  // not a torn line: resume keeps it (it dropped it when the reader refused NaN). And state.json's counters carry all their digits.
+  std::string text = kGraph;
+  text = text.substr(0, text.find("[[stages]]\nname = \"grown\""));
+  text.replace(text.find("steps = 20"), 10, "steps = 8");
+  for (size_t at; (at = text.find("@DATA@")) != std::string::npos;) text.replace(at, 6, SCION_SOURCE_DIR);
+  const fs::path dir = fs::temp_directory_path() / ("scion_resume_nan_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "g.toml") << text;
+  const fs::path run = dir / "run";
+  ASSERT_EQ(run_scion((dir / "g.toml").string() + " --out " + run.string()), 0);
+  auto m = metrics(run);
+  ASSERT_EQ(m.size(), 8u);
+  {
+    std::ifstream in(run / "checkpoints" / "step_8" / "state.json");
+    const Json state = json_parse(std::string((std::istreambuf_iterator<char>(in)), {}));
+    EXPECT_EQ(json_number(state.at("flops")), json_number(m[7].at("flops")));
+    EXPECT_EQ(json_number(state.at("tokens")), json_number(m[7].at("tokens")));
+  }
+  m[2]["loss"] = std::nan("");
+  {
+    std::ofstream out(run / "metrics.jsonl");
+    for (const Json& l : m) out << json_dump(l) << "\n";
+  }
+  // Resume from step 4 (as if killed before step 8's checkpoint): lines 1-4 are kept, 5-8 rerun.
+  fs::remove_all(run / "checkpoints" / "step_8");
+  ASSERT_TRUE(fs::exists(run / "checkpoints" / "step_4"));
+  std::ofstream(run / "checkpoints" / "latest.json") << "{\"checkpoint\":\"step_4\",\"step\":4}\n";
+  ASSERT_EQ(run_scion((dir / "g.toml").string() + " --out " + run.string() + " --resume"), 0);
+  const auto after = metrics(run);
+  ASSERT_EQ(after.size(), 8u);
+  EXPECT_TRUE(std::isnan(json_number(after[2].at("loss"))));
+  for (size_t i = 0; i < after.size(); ++i) EXPECT_EQ(json_int(after[i].at("step")), int64_t(i + 1));
   fs::remove_all(dir);
 }

@@ -228,7 +228,16 @@ TEST(Gpt2Bpe, MalformedJsonNamesFileAndLine) {
   EXPECT_NE(msg2.find("file ends"), std::string::npos) << msg2;
 
   const auto floaty = tmp.write("float.json", "{\"a\": 1.5}");
-  EXPECT_NE(error_of([&] { Gpt2Bpe(floaty, merges); }).find("float.json:1:8:"), std::string::npos);
+  const std::string msg3 = error_of([&] { Gpt2Bpe(floaty, merges); });
+  EXPECT_NE(msg3.find("float.json: token \"a\" maps to the id 1.5 (ids are integers)"), std::string::npos) << msg3;
+
+  // The reader sees every entry in file order (no document tree that would merge a repeated key).
+  const auto twice = tmp.write("twice.json", "{\"a\": 0, \"b\": 1, \"a\": 2}");
+  const std::string msg4 = error_of([&] { Gpt2Bpe(twice, merges); });
+  EXPECT_NE(msg4.find("twice.json: token \"a\" appears twice"), std::string::npos) << msg4;
+  const auto nested = tmp.write("nested.json", "{\"a\": {\"b\": 1}}");
+  const std::string msg5 = error_of([&] { Gpt2Bpe(nested, merges); });
+  EXPECT_NE(msg5.find("nested.json: token \"a\" maps to an object (ids are integers)"), std::string::npos) << msg5;
 
   const auto notbpe = tmp.write("words.json", "{\"hello\": 0}");
   EXPECT_NE(error_of([&] { Gpt2Bpe(notbpe, merges); }).find("all 256 bytes"), std::string::npos);

@@ -1,60 +1,41 @@
-// A small JSON value with a parser (errors carry line and column) and a writer. Used for
-// safetensors headers, training state, metrics lines and model configs.
+// JSON in Scion is nlohmann-json's ordered_json (objects keep their insertion or file order),
+// plus a few helpers for what nlohmann leaves to the caller. Used for safetensors headers,
+// training state, metrics lines, model configs and resolved parameters.
+//
+// Two conventions on top of nlohmann:
+//   * Non-finite numbers: json_dump writes NaN, Infinity and -Infinity as bare tokens, as
+//     Python's json module writes them (and reads them back), and json_parse reads them back
+//     as the doubles they were. nlohmann's own dump() would write null for them: write with
+//     json_dump wherever a value may be non-finite (metrics, state).
+//   * Integers are exact over 64 bits: nlohmann keeps integers as int64/uint64, and
+//     json_int refuses a number that is not an integer or does not fit int64.
+// The accessors throw scion::Error naming what they got; nlohmann's own get<>() and at()
+// throw nlohmann::json::exception (a std::exception), which is fine where that is enough.
 #pragma once
 #include <cstdint>
-#include <map>
-#include <memory>
 #include <string>
 #include <string_view>
-#include <variant>
-#include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace scion {
 
-class Json {
- public:
-  using Array = std::vector<Json>;
-  using Object = std::map<std::string, Json>;  // sorted keys: stable output
+using Json = nlohmann::ordered_json;
 
-  Json() : v_(nullptr) {}
-  Json(std::nullptr_t) : v_(nullptr) {}
-  Json(bool b) : v_(b) {}
-  Json(int v) : v_(double(v)) {}
-  Json(int64_t v) : v_(double(v)) {}
-  Json(uint64_t v) : v_(double(v)) {}
-  Json(double v) : v_(v) {}
-  Json(const char* s) : v_(std::string(s)) {}
-  Json(std::string s) : v_(std::move(s)) {}
-  Json(Array a) : v_(std::move(a)) {}
-  Json(Object o) : v_(std::move(o)) {}
+// Parses one JSON document. `source` names it in errors ("<source>:<line>:<column>: <what>").
+Json json_parse(std::string_view text, const std::string& source = "JSON");
+// Compact, one line; numbers round-trip exactly (shortest form that reads back the same
+// double); non-finite numbers as NaN / Infinity / -Infinity.
+std::string json_dump(const Json& j);
 
-  // `what` names the source in error messages (a file name).
-  static Json parse(std::string_view text, const std::string& what = "JSON");
-  std::string dump() const;  // compact, one line
+double json_number(const Json& j);              // any number (int64, uint64 or double)
+int64_t json_int(const Json& j);                // exact: refuses 1.5, 2^63, "3"
+bool json_bool(const Json& j);
+const std::string& json_string(const Json& j);
+const Json::array_t& json_array(const Json& j);
+const Json::object_t& json_object(const Json& j);
 
-  bool is_null() const { return std::holds_alternative<std::nullptr_t>(v_); }
-  bool is_bool() const { return std::holds_alternative<bool>(v_); }
-  bool is_number() const { return std::holds_alternative<double>(v_); }
-  bool is_string() const { return std::holds_alternative<std::string>(v_); }
-  bool is_array() const { return std::holds_alternative<Array>(v_); }
-  bool is_object() const { return std::holds_alternative<Object>(v_); }
-
-  bool as_bool() const;
-  double as_number() const;
-  int64_t as_int() const;  // throws unless the number is integral
-  const std::string& as_string() const;
-  const Array& as_array() const;
-  Array& as_array();
-  const Object& as_object() const;
-  Object& as_object();
-
-  bool contains(const std::string& key) const;
-  const Json& at(const std::string& key) const;  // throws naming the key
-  Json& operator[](const std::string& key);      // makes an object of null
-  const Json& at(size_t i) const;
-
- private:
-  std::variant<std::nullptr_t, bool, double, std::string, Array, Object> v_;
-};
+// "<line>:<column>" (both from 1) of byte `offset` in `text`; columns count UTF-8 characters.
+std::string json_position(std::string_view text, size_t offset);
 
 }  // namespace scion

@@ -3,6 +3,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <string_view>
 
 namespace scion {
 
@@ -25,6 +26,14 @@ inline float random_normal(uint64_t seed, uint64_t i) {
   const float u1 = (float(r >> 40) + 0.5f) * (1.0f / 16777216.0f);
   const float u2 = float((r >> 8) & 0xffffffu) * (1.0f / 16777216.0f);
   return std::sqrt(-2.0f * std::log(u1)) * std::cos(6.283185307179586f * u2);
+}
+// A fixed 64-bit hash of a name (FNV-1a over its bytes), for seeds derived from node and
+// stage names: std::hash is implementation-defined, so seeds from it would differ between
+// standard libraries (and runs would not reproduce across them).
+inline constexpr uint64_t hash_name(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const char c : s) h = (h ^ uint64_t(static_cast<unsigned char>(c))) * 0x100000001b3ull;
+  return h;
 }
 // Derives an independent seed for a sub-stream (a layer, a step).
 inline constexpr uint64_t derive_seed(uint64_t seed, uint64_t salt) {

@@ -66,7 +66,7 @@ class Synthetic final : public DataSource {
   }
   int64_t tokens_per_batch() const override { return b_; }
   Json state() const override { return Json(count_); }
-  void restore(const Json& j) override { count_ = j.as_int(); }
+  void restore(const Json& j) override { count_ = json_int(j); }
 
  private:
   Tracer tr_;
