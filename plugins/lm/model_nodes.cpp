@@ -85,13 +85,24 @@ TensorMap GptNode::forward(const TensorMap& in, const StepContext& ctx) {
 
 Json GptNode::config() const { return config_to_json(model_->config()); }
 
-// llm.c's count for the whole model, less the layers a sub-model step skips on average.
-double GptNode::flops_per_token(int64_t) {
+// Training FLOPs per token (forward + backward) at sequence length T, GPT and BERT alike, by
+// PaLM's count (Chowdhery et al. 2022, appendix B): 6N for the matrix products of the N
+// parameters (embeddings included, as llm.c counts them) plus 12·L·C·T for attention's
+// scores (Q·Kᵀ) and weighted values (A·V): 2·T·C each per token and layer in the forward
+// pass, three times that with the backward. Causal attention is not halved (PaLM does not).
+// A sub-model step (grow.subnets) runs mean_depth of the L blocks: the rest comes off.
+static double transformer_flops_per_token(const nn::Module& model, const std::vector<std::shared_ptr<nn::TransformerBlock>>& blocks,
+                                          int64_t layers, int64_t width, int64_t T, double mean_depth) {
+  const double attention = 12.0 * double(width) * double(T);
+  const double full = 6.0 * double(model.parameter_count()) + double(layers) * attention;
+  if (blocks.empty()) return full;
+  const double per_layer = 6.0 * double(blocks[0]->parameter_count()) + attention;
+  return full - (double(layers) - mean_depth) * per_layer;
+}
+
+double GptNode::flops_per_token(int64_t seq_len) {
   const GptConfig& c = model_->config();
-  const double full = model_->train_flops_per_token(c.context);
-  if (model_->blocks.empty()) return full;
-  const double per_layer = 6.0 * double(model_->blocks[0]->parameter_count()) + 6.0 * double(c.width * c.context);
-  return full - (double(c.layers) - subnets_.mean_depth(c.layers)) * per_layer;
+  return transformer_flops_per_token(*model_, model_->blocks, c.layers, c.width, seq_len, subnets_.mean_depth(c.layers));
 }
 
 BertNode::BertNode(const Params& p) : frozen_(p.b("frozen")), seed_(uint64_t(p.i("__seed"))) {
@@ -113,11 +124,9 @@ TensorMap BertNode::forward(const TensorMap& in, const StepContext& ctx) {
 
 Json BertNode::config() const { return config_to_json(model_->config()); }
 
-double BertNode::flops_per_token(int64_t) {
-  const double full = 6.0 * double(model_->parameter_count());
-  if (model_->layers.empty()) return full;
-  const int64_t L = model_->config().layers;
-  return full - (double(L) - subnets_.mean_depth(L)) * 6.0 * double(model_->layers[0]->parameter_count());
+double BertNode::flops_per_token(int64_t seq_len) {
+  const BertConfig& c = model_->config();
+  return transformer_flops_per_token(*model_, model_->layers, c.layers, c.width, seq_len, subnets_.mean_depth(c.layers));
 }
 
 namespace {
