@@ -164,8 +164,7 @@ void Executor::make_nodes() {
     try {
       nodes_[n.name] = reg_.create(n.plugin, Params(params, n.name), *this);
     } catch (const std::exception& e) {
-      throw Error(n.pos.file + ":" + std::to_string(n.pos.line) + ":" + std::to_string(n.pos.column) + ": node '" +
-                  n.name + "' (" + n.plugin + "): " + e.what());
+      throw Error(where(n.pos) + "node '" + n.name + "' (" + n.plugin + "): " + e.what());
     }
   }
 }
@@ -746,8 +745,7 @@ void Executor::check_before_training() const {
                            std::find(s.evaluators.begin(), s.evaluators.end(), ev) != s.evaluators.end();
         if (there) continue;
         const SourcePos& p = g_.node(name)->pos;
-        throw Error(p.file + ":" + std::to_string(p.line) + ":" + std::to_string(p.column) + ": stage '" + s.name +
-                    "' uses loss '" + name + "', which acts on the evaluation metric '" + metric +
+        throw Error(where(p) + "stage '" + s.name + "' uses loss '" + name + "', which acts on the evaluation metric '" + metric +
                     "', but the stage does not evaluate with '" + ev + "' (hint: metrics are named <evaluator>/<key>; " +
                     "add eval = { every = N, evaluators = [\"" + ev + "\"] } to the stage)");
       }
