@@ -1,5 +1,6 @@
 #include "runtime/executor.h"
 
+#include <fnmatch.h>
 #include <tbb/flow_graph.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "runtime/checkpoint.h"
 #include "runtime/schedule.h"
 #include "scion/ops.h"
 #include "scion/random.h"
@@ -30,6 +32,88 @@ std::string fmt_eta(double s) {
   if (s < 0 || !std::isfinite(s)) return "?";
   std::snprintf(buf, sizeof buf, "%dm%02ds", int(s) / 60, int(s) % 60);
   return buf;
+}
+
+}  // namespace
+
+// ---- the optimizer of a stage ----------------------------------------------------------------
+// One optimizer instance per parameter group (a group may use another plugin or other
+// settings), the stage's default group last. The state of every instance is keyed
+// "<node>.<param>.<what>" as one optimizer's would be, so a checkpoint holds one
+// optimizer.safetensors and each key goes back to the group that selects its parameter.
+class Executor::OptimizerSet {
+ public:
+  struct Group {
+    std::shared_ptr<Optimizer> opt;
+    std::vector<std::string> nodes;  // empty: every trained node
+    std::string match = "*";
+    double lr = 0;  // peak learning rate
+    int sign = 1;
+    bool selects(const std::string& param) const {
+      const size_t dot = param.find('.');
+      const std::string node = param.substr(0, dot), name = dot == std::string::npos ? "" : param.substr(dot + 1);
+      if (!nodes.empty() && std::find(nodes.begin(), nodes.end(), node) == nodes.end()) return false;
+      return ::fnmatch(match.c_str(), name.c_str(), 0) == 0;
+    }
+  };
+  std::vector<Group> groups;  // the first that selects a parameter wins; the last selects all
+
+  // The stage's groups without their optimizers: enough to say which parameter is in which.
+  static OptimizerSet selection(const StageSpec& s) {
+    OptimizerSet set;
+    for (const ParamGroupSpec& g : s.param_groups) set.groups.push_back({nullptr, g.nodes, g.match, g.lr, g.sign});
+    set.groups.push_back({nullptr, {}, "*", s.lr, 1});
+    return set;
+  }
+
+  size_t group_of(const std::string& param) const {
+    for (size_t i = 0; i + 1 < groups.size(); ++i)
+      if (groups[i].selects(param)) return i;
+    return groups.size() - 1;
+  }
+  nn::NamedTensors state_tensors() const {
+    nn::NamedTensors all;
+    for (const Group& g : groups)
+      for (auto& st : g.opt->state_tensors()) all.push_back(std::move(st));
+    return all;
+  }
+  void load_state_tensors(const nn::NamedTensors& state) {
+    std::vector<nn::NamedTensors> per(groups.size());
+    for (const auto& [k, t] : state) per[group_of(k.substr(0, k.rfind('.')))].emplace_back(k, t);
+    for (size_t i = 0; i < groups.size(); ++i)
+      if (!per[i].empty()) groups[i].opt->load_state_tensors(per[i]);
+  }
+};
+
+namespace {
+
+// What decides whether the next stage continues this stage's optimizer: its plugin, its own
+// settings and its groups, but not the learning-rate schedule (each stage has its own).
+std::string optimizer_identity(const StageSpec& st) {
+  auto own = [](Json j) {
+    if (j.is_object())
+      for (const char* k : {"lr", "warmup", "decay", "min_lr", "clip"}) j.erase(k);
+    return json_dump(j);
+  };
+  std::string id = st.optimizer + " " + own(st.optimizer_params);
+  for (const ParamGroupSpec& g : st.param_groups) {
+    id += " | " + g.optimizer + " " + own(g.optimizer_params) + " " + g.match + " " + std::to_string(g.sign);
+    for (const auto& n : g.nodes) id += " " + n;
+  }
+  return id;
+}
+
+std::string where(const SourcePos& p) {
+  return p.file + ":" + std::to_string(p.line) + ":" + std::to_string(p.column) + ": ";
+}
+
+// The sequence length a model reads: the last axis of its token input ([B, T]).
+int64_t seq_len_of(const TensorMap& in) {
+  auto it = in.find("tokens");
+  if (it != in.end() && it->second.dim() >= 2) return it->second.shape().back();
+  for (const auto& [port, t] : in)
+    if (t.dim() >= 2) return t.shape()[1];
+  return 1;
 }
 
 }  // namespace
@@ -81,8 +165,7 @@ void Executor::make_nodes() {
     try {
       nodes_[n.name] = reg_.create(n.plugin, Params(params, n.name), *this);
     } catch (const std::exception& e) {
-      throw Error(n.pos.file + ":" + std::to_string(n.pos.line) + ":" + std::to_string(n.pos.column) + ": node '" +
-                  n.name + "' (" + n.plugin + "): " + e.what());
+      throw Error(where(n.pos) + "node '" + n.name + "' (" + n.plugin + "): " + e.what());
     }
   }
 }
@@ -194,81 +277,411 @@ void Executor::evaluate(const StageSpec& s, const StepContext& ctx) {
   }
 }
 
-// ---- checkpoints --------------------------------------------------------------------------
-// runs/<name>/checkpoints/step_<N>/{<model>.safetensors, optimizer.safetensors, state.json},
-// written into a temporary folder and renamed; latest.json (atomic) names the newest one.
+// ---- the plan of a stage ---------------------------------------------------------------------
+struct Executor::StagePlan {
+  size_t index = 0;
+  const StageSpec* spec = nullptr;
+  std::vector<const NodeSpec*> run_nodes;  // its losses and everything upstream, in dependency order
+  std::set<std::string> trained;           // the nodes listed in train
+  std::vector<std::string> models;         // the model nodes among run_nodes
+  int64_t tokens_per_step = 0;             // on this rank
+  // The trained parameters, after the stage's ops, each with its group in optimizer_.
+  struct Param {
+    std::string name;  // "<node>.<param>"
+    Tensor tensor;
+    size_t group = 0;
+  };
+  std::vector<Param> params;
+};
+
+nn::NamedTensors Executor::parameters_of(const std::string& name) const {
+  auto p = node(name);
+  if (auto m = std::dynamic_pointer_cast<Model>(p)) return m->module().named_parameters();
+  return p->owned_parameters();
+}
+
+Executor::StagePlan Executor::plan_stage(size_t si) const {
+  StagePlan plan;
+  plan.index = si;
+  plan.spec = &g_.stages[si];
+  const StageSpec& s = *plan.spec;
+  std::set<std::string> needed;
+  std::function<void(const std::string&)> need = [&](const std::string& n) {
+    if (!needed.insert(n).second) return;
+    for (const auto& [port, src] : g_.node(n)->inputs) need(src.substr(0, src.find('.')));
+  };
+  for (const auto& [l, w] : s.losses) need(l);
+  for (const NodeSpec& n : g_.nodes)
+    if (needed.count(n.name)) plan.run_nodes.push_back(&n);
+  plan.trained = {s.train.begin(), s.train.end()};
+  for (const NodeSpec* n : plan.run_nodes) {
+    if (n->info->entry.kind == PluginKind::model) plan.models.push_back(n->name);
+    if (n->info->entry.kind != PluginKind::data) continue;
+    if (!s.data.empty() && std::find(s.data.begin(), s.data.end(), n->name) == s.data.end())
+      throw Error("stage '" + s.name + "': loss inputs come from data node '" + n->name +
+                  "', which is not in the stage's data list");
+    plan.tokens_per_step += std::dynamic_pointer_cast<DataSource>(node(n->name))->tokens_per_batch();
+  }
+  return plan;
+}
+
+// Which parameters the stage trains and in which group each is. Runs once the stage's ops
+// have shaped the models; a group that selects nothing, or a trained node that owns no
+// parameters, is an error here, before the stage's first update.
+void Executor::plan_parameters(StagePlan& plan, const OptimizerSet& groups) const {
+  const StageSpec& s = *plan.spec;
+  plan.params.clear();
+  std::vector<size_t> count(groups.groups.size(), 0);
+  for (const auto& n : s.train) {
+    const nn::NamedTensors own = parameters_of(n);
+    if (own.empty())
+      throw Error(where(s.pos) + "stage '" + s.name + "' trains node '" + n + "', which has no trainable parameters " +
+                  "(hint: a node other than a model is trainable when its plugin owns parameters)");
+    for (const auto& [k, t] : own) {
+      StagePlan::Param p{n + "." + k, t, 0};
+      p.group = groups.group_of(p.name);
+      ++count[p.group];
+      plan.params.push_back(std::move(p));
+    }
+  }
+  for (size_t i = 0; i < s.param_groups.size(); ++i) {
+    if (count[i] > 0) continue;
+    const ParamGroupSpec& g = s.param_groups[i];
+    std::string nodes;
+    for (const auto& n : g.nodes.empty() ? s.train : g.nodes) nodes += (nodes.empty() ? "" : ", ") + n;
+    throw Error(where(g.pos) + "parameter group " + std::to_string(i) + " of stage '" + s.name +
+                "' selects no parameter: none of " + nodes + " has a parameter matching '" + g.match +
+                "' that an earlier group did not take (hint: patterns match the name within the node, e.g. "
+                "\"h.*.attn.*\" or \"*.bias\"; `scion inspect` lists a checkpoint's names)");
+  }
+}
+
+// The stage's optimizer: the previous stage's when plugin, settings and groups are the same
+// (moments of tensors that kept their shape continue, resized ones restart), else fresh.
+void Executor::start_optimizer(const StagePlan& plan) {
+  const StageSpec& s = *plan.spec;
+  const size_t si = plan.index;
+  optimizer_same_config_ =
+      si > 0 && !s.train.empty() && optimizer_identity(g_.stages[si - 1]) == optimizer_identity(s);
+  optimizer_carried_ = optimizer_ && optimizer_same_config_;
+  if (s.train.empty()) {
+    optimizer_.reset();
+  } else if (optimizer_carried_) {
+    // Same groups (optimizer_identity); the learning rates are this stage's.
+    for (size_t i = 0; i < s.param_groups.size(); ++i) optimizer_->groups[i].lr = s.param_groups[i].lr;
+    optimizer_->groups.back().lr = s.lr;
+  } else {
+    optimizer_ = std::make_unique<OptimizerSet>();
+    auto make = [&](const std::string& plugin, const Json& params) {
+      return std::dynamic_pointer_cast<Optimizer>(reg_.create(plugin, Params(params, plugin), *this));
+    };
+    for (const ParamGroupSpec& g : s.param_groups)
+      optimizer_->groups.push_back({make(g.optimizer, g.optimizer_params), g.nodes, g.match, g.lr, g.sign});
+    optimizer_->groups.push_back({make(s.optimizer, s.optimizer_params), {}, "*", s.lr, 1});
+  }
+  for (const auto& n : s.train)
+    if (auto m = std::dynamic_pointer_cast<Model>(node(n))) m->module().set_training(true);
+}
+
+// ---- the flow graph of a stage ---------------------------------------------------------------
+// One continue_node per node the stage runs, with an edge per input; one pass runs the active
+// nodes in dependency order (independent ones concurrently) and leaves the losses' values.
+class Executor::StepGraph {
+ public:
+  StepGraph(const Executor& ex, const StagePlan& plan) : start_(fg_) {
+    for (const NodeSpec* n : plan.run_nodes) {
+      outputs_[n->name];
+      losses[n->name];
+      metrics[n->name];
+      seq_len[n->name] = 1;
+    }
+    for (const NodeSpec* n : plan.run_nodes) {
+      const bool trained = plan.trained.count(n->name) > 0;
+      auto body = [this, &ex, n, trained](const tbb::flow::continue_msg&) {
+        run_node(*n, ex.node(n->name), trained);
+        return tbb::flow::continue_msg();
+      };
+      nodes_[n->name] = std::make_unique<tbb::flow::continue_node<tbb::flow::continue_msg>>(fg_, body);
+    }
+    for (const NodeSpec* n : plan.run_nodes) {
+      std::set<std::string> preds;
+      for (const auto& [port, src] : n->inputs) preds.insert(src.substr(0, src.find('.')));
+      if (preds.empty()) tbb::flow::make_edge(start_, *nodes_.at(n->name));
+      for (const auto& pr : preds) tbb::flow::make_edge(*nodes_.at(pr), *nodes_.at(n->name));
+    }
+  }
+  void run(const StepContext& ctx, const std::set<std::string>& active) {
+    ctx_ = ctx;
+    active_ = &active;
+    start_.try_put(tbb::flow::continue_msg());
+    fg_.wait_for_all();
+  }
+  // Filled by run(), one slot per node (each written by its own node only).
+  std::map<std::string, Tensor> losses;
+  std::map<std::string, std::map<std::string, double>> metrics;
+  std::map<std::string, int64_t> seq_len;  // of each model's input
+
+ private:
+  void run_node(const NodeSpec& spec, const std::shared_ptr<Plugin>& p, bool trained) {
+    if (!active_->count(spec.name)) {  // skipped at this step: nothing reads it
+      outputs_.at(spec.name).clear();
+      return;
+    }
+    TensorMap in;
+    for (const auto& [port, src] : spec.inputs) {
+      const std::string sn = src.substr(0, src.find('.')), sp = src.substr(src.find('.') + 1);
+      if (!active_->count(sn)) continue;  // an idle port of a loss
+      auto it = outputs_.at(sn).find(sp);
+      if (it == outputs_.at(sn).end())
+        throw Error("node '" + sn + "' produced no output '" + sp + "' for node '" + spec.name + "'");
+      in[port] = it->second;
+    }
+    switch (spec.info->entry.kind) {
+      case PluginKind::data: outputs_.at(spec.name) = std::dynamic_pointer_cast<DataSource>(p)->next(ctx_); break;
+      case PluginKind::model: {
+        auto m = std::dynamic_pointer_cast<Model>(p);
+        seq_len.at(spec.name) = seq_len_of(in);
+        if (trained) {
+          outputs_.at(spec.name) = m->forward(in, ctx_);
+        } else {  // a teacher or a model not trained in this stage: no tape, no dropout
+          NoGradGuard ng;
+          StepContext eval_ctx = ctx_;
+          eval_ctx.training = false;
+          outputs_.at(spec.name) = m->forward(in, eval_ctx);
+        }
+        break;
+      }
+      case PluginKind::loss: {
+        auto& mets = metrics.at(spec.name);
+        mets.clear();
+        losses.at(spec.name) = std::dynamic_pointer_cast<Loss>(p)->compute(in, ctx_, mets);
+        break;
+      }
+      default: break;
+    }
+  }
+
+  tbb::flow::graph fg_;
+  tbb::flow::broadcast_node<tbb::flow::continue_msg> start_;
+  std::map<std::string, std::unique_ptr<tbb::flow::continue_node<tbb::flow::continue_msg>>> nodes_;
+  std::map<std::string, TensorMap> outputs_;
+  StepContext ctx_;
+  const std::set<std::string>* active_ = nullptr;
+};
+
+// ---- training ---------------------------------------------------------------------------------
+// One optimizer update, top to bottom.
+Executor::StepResult Executor::train_step(const StagePlan& plan, StepGraph& graph, const StepContext& ctx) {
+  const StageSpec& s = *plan.spec;
+  StepResult r;
+
+  // 1. Which nodes run: the losses and trained nodes and what they read, except through the
+  // ports a loss declares idle now (a teacher whose α is 0). Data nodes always advance, so
+  // that a stream does not depend on what was skipped.
+  std::set<std::string> active;
+  std::function<void(const std::string&)> visit = [&](const std::string& n) {
+    if (!active.insert(n).second) return;
+    const NodeSpec* spec = g_.node(n);
+    std::set<std::string> idle;
+    if (spec->info->entry.kind == PluginKind::loss)
+      for (const auto& port : std::dynamic_pointer_cast<Loss>(node(n))->idle_inputs(ctx)) idle.insert(port);
+    for (const auto& [port, src] : spec->inputs)
+      if (!idle.count(port)) visit(src.substr(0, src.find('.')));
+  };
+  for (const auto& [l, w] : s.losses) visit(l);
+  for (const auto& n : s.train) visit(n);
+  for (const NodeSpec* n : plan.run_nodes)
+    if (n->info->entry.kind == PluginKind::data) active.insert(n->name);
+
+  // 2. Data -> forward -> losses: one pass of the flow graph.
+  graph.run(ctx, active);
+
+  // 3. The weighted sum of the losses.
+  for (const auto& [name, w] : s.losses) {
+    const Tensor& l = graph.losses.at(name);
+    SCION_CHECK(l.defined() && l.numel() == 1, "loss node '", name, "' did not produce a scalar");
+    r.terms[name] = l.item();
+    Tensor wl = w == 1.0 ? l : ops::mul_scalar(l, float(w));
+    r.total = r.total.defined() ? ops::add(r.total, wl) : wl;
+    for (const auto& [k, v] : graph.metrics.at(name)) r.loss_metrics[name + "/" + k] = v;
+  }
+  // FLOPs: a trained model's forward and backward, a third of it for a forward alone, at the
+  // sequence length the model read.
+  for (const auto& m : plan.models)
+    if (active.count(m)) {
+      const double per_token = std::dynamic_pointer_cast<Model>(node(m))->flops_per_token(graph.seq_len.at(m));
+      r.flops += double(plan.tokens_per_step) * (plan.trained.count(m) ? per_token : per_token / 3.0);
+    }
+  r.lr = learning_rate(ctx.stage_step, s.steps, s.lr, s.warmup, s.decay, s.min_lr);
+  if (!optimizer_) return r;
+
+  // 4. Backward.
+  SCION_CHECK(r.total.requires_grad(), "stage '", s.name, "': the losses do not depend on the trained models ",
+              "(are the loss inputs connected to a trained model's outputs?)");
+  r.total.backward();
+
+  // 5. The parameters that got a gradient. One that got none (a layer a sub-model step
+  // skipped) is not stepped at all: no momentum, no weight decay, its step count unchanged,
+  // as PyTorch's optimizers skip a parameter whose .grad is None. Whether a parameter gets a
+  // gradient depends on the graph and the step only, so it is the same on every rank.
+  std::vector<const StagePlan::Param*> stepped;
+  std::vector<Tensor> grads;
+  for (const auto& p : plan.params)
+    if (p.tensor.grad().defined()) {
+      stepped.push_back(&p);
+      grads.push_back(p.tensor.grad());
+    }
+
+  // 6. Gradient all-reduce: the mean over ranks (the data-parallel seam).
+  opt_.comm->allreduce_mean(grads);
+
+  // 7. Clip the global norm.
+  r.grad_norm = s.clip > 0 ? ops::clip_grad_norm(grads, float(s.clip)) : ops::global_norm(grads);
+
+  // 8. The optimizer, group by group: the stage's schedule scales each group's peak lr; a
+  // group with sign -1 steps up its gradient (ascent).
+  for (size_t gi = 0; gi < optimizer_->groups.size(); ++gi) {
+    const OptimizerSet::Group& group = optimizer_->groups[gi];
+    nn::NamedTensors mine;
+    for (const StagePlan::Param* p : stepped) {
+      if (p->group != gi) continue;
+      Tensor t = p->tensor;
+      if (group.sign < 0) t.set_grad(ops::neg(t.grad()));
+      mine.emplace_back(p->name, t);
+    }
+    if (mine.empty()) continue;
+    const double lr = group.lr == s.lr ? r.lr
+                      : s.lr > 0       ? group.lr * (r.lr / s.lr)
+                                       : group.lr * learning_rate(ctx.stage_step, s.steps, 1.0, s.warmup, s.decay, 0.0);
+    group.opt->step(mine, lr, ctx);
+  }
+  for (const auto& p : plan.params) {
+    Tensor t = p.tensor;
+    t.zero_grad();
+  }
+  return r;
+}
+
+void Executor::log_step(const StagePlan& plan, const StepResult& r, int64_t stage_step, double dt, double rate) {
+  const StageSpec& s = *plan.spec;
+  if (!opt_.comm->is_writer() || (stage_step % s.log_every != 0 && stage_step != s.steps)) return;
+  Json line;
+  for (const auto& [k, v] : r.loss_metrics) line[k] = Json(v);
+  line["step"] = Json(step_);
+  line["stage"] = Json(s.name);
+  for (const auto& [k, v] : r.terms) line[k] = Json(v);  // each term under its node's name
+  const double loss = r.total.defined() ? double(r.total.item()) : 0.0;
+  line["loss"] = Json(loss);  // the weighted total
+  line["lr"] = Json(r.lr);
+  line["grad_norm"] = Json(r.grad_norm);
+  const double tps = double(plan.tokens_per_step * opt_.comm->world()) / dt;
+  line["tokens_per_s"] = Json(tps);
+  line["tokens"] = Json(tokens_);
+  line["flops"] = Json(flops_);
+  line["elapsed_s"] = Json(elapsed_before_ + now_s(start_));
+  log_metrics(line);
+  const double eta = double(s.steps - stage_step) / std::max(rate, 1e-9);
+  if (tty_)
+    std::printf("\r[%s] step %lld/%lld  loss %.4f  lr %.2e  %.0f tok/s  ETA %s   ", s.name.c_str(),
+                (long long)stage_step, (long long)s.steps, loss, r.lr, tps, fmt_eta(eta).c_str());
+  else
+    std::printf("[%s] step %lld/%lld loss %.4f lr %.3e tokens/s %.0f\n", s.name.c_str(), (long long)stage_step,
+                (long long)s.steps, loss, r.lr, tps);
+  std::fflush(stdout);
+}
+
+void Executor::train_stage(size_t si) {
+  const StageSpec& s = g_.stages[si];
+  StepContext ctx;
+  ctx.stage = s.name;
+  ctx.seed = g_.seed;
+  ctx.device = device_;
+  ctx.rank = opt_.comm->rank();
+  ctx.world = opt_.comm->world();
+
+  StagePlan plan = plan_stage(si);
+  start_optimizer(plan);
+  int64_t stage_step = resume_stage_step_;
+  resume_stage_step_ = 0;
+  const bool resumed_here = resumed_;
+  resumed_ = false;
+  // Resuming: the checkpoint holds the moments this stage continues from (loaded before the
+  // stage's ops so that a growth op maps them as in the uninterrupted run).
+  if (optimizer_ && resumed_here && (stage_step > 0 || optimizer_same_config_)) {
+    const fs::path f = fs::path(resume_dir_) / "optimizer.safetensors";
+    if (fs::exists(f)) optimizer_->load_state_tensors(safetensors::load(f.string()).tensors);
+  }
+  if (stage_step == 0) {
+    ctx.step = step_;
+    apply_ops(si, ctx);
+  }
+  if (optimizer_) plan_parameters(plan, *optimizer_);
+  StepGraph graph(*this, plan);
+
+  const auto stage_t0 = std::chrono::steady_clock::now();
+  const int64_t first = stage_step;
+  while (stage_step < s.steps) {
+    const auto t0 = std::chrono::steady_clock::now();
+    ctx.step = step_;
+    ctx.stage_step = stage_step;
+    ctx.training = true;
+    const StepResult r = train_step(plan, graph, ctx);
+    ++step_;
+    ++stage_step;
+    tokens_ += double(plan.tokens_per_step * opt_.comm->world());
+    flops_ += r.flops * opt_.comm->world();
+    log_step(plan, r, stage_step, now_s(t0), double(stage_step - first) / std::max(1e-9, now_s(stage_t0)));
+    if (s.eval_every > 0 && (stage_step % s.eval_every == 0 || stage_step == s.steps)) {
+      if (tty_) std::printf("\n");
+      evaluate(s, ctx);
+    }
+    const bool last = stage_step == s.steps;
+    if ((s.checkpoint_every > 0 && stage_step % s.checkpoint_every == 0) || last)
+      save_checkpoint(last ? si + 1 : si, last ? 0 : stage_step);
+  }
+  if (tty_) std::printf("\n");
+}
+
+// ---- checkpoints (the files: checkpoint.cpp) --------------------------------------------------
+namespace {
+// Every node's tensors as checkpoint files: a model's state dict, and the parameters a
+// non-model node owns, each as <node>.safetensors.
+std::vector<checkpoint::TensorFile> node_files(const GraphSpec& g, const Executor& ex) {
+  std::vector<checkpoint::TensorFile> files;
+  for (const NodeSpec& n : g.nodes) {
+    auto p = ex.node(n.name);
+    if (auto m = std::dynamic_pointer_cast<Model>(p))
+      files.push_back({n.name + ".safetensors", m->module().state_dict(),
+                       {{"scion.plugin", n.plugin}, {"scion.config", json_dump(m->config())}}});
+    else if (auto own = p->owned_parameters(); !own.empty())
+      files.push_back({n.name + ".safetensors", own, {{"scion.plugin", n.plugin}}});
+  }
+  return files;
+}
+}  // namespace
+
 void Executor::save_checkpoint(size_t si, int64_t stage_step) {
   if (!opt_.comm->is_writer()) return;
-  const fs::path root = fs::path(out_dir_) / "checkpoints";
-  const std::string name = "step_" + std::to_string(step_);
-  const fs::path tmp = root / (name + ".tmp"), dst = root / name;
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  Json state;
-  state["step"] = Json(step_);
-  state["stage_index"] = Json(int64_t(si));
-  state["stage_step"] = Json(stage_step);
-  state["tokens"] = Json(tokens_);
-  state["flops"] = Json(flops_);
-  state["elapsed_s"] = Json(elapsed_before_ + now_s(start_));
-  Json nodes_state;
-  for (const NodeSpec& n : g_.nodes) {
-    auto p = node(n.name);
-    if (auto m = std::dynamic_pointer_cast<Model>(p)) {
-      safetensors::save((tmp / (n.name + ".safetensors")).string(), m->module().state_dict(),
-                        {{"scion.plugin", n.plugin}, {"scion.config", json_dump(m->config())}});
-    }
-    Json st = p->state();
-    if (!st.is_null()) nodes_state[n.name] = st;
-  }
-  state["nodes"] = nodes_state;
-  if (optimizer_) safetensors::save((tmp / "optimizer.safetensors").string(), optimizer_->state_tensors());
-  safetensors::write_file_atomic((tmp / "state.json").string(), json_dump(state) + "\n");
-  fs::remove_all(dst);
-  fs::rename(tmp, dst);
-  Json latest;
-  latest["checkpoint"] = Json(name);
-  latest["step"] = Json(step_);
-  safetensors::write_file_atomic((root / "latest.json").string(), json_dump(latest) + "\n");
-  // Keep the checkpoint just written and the newest one before it. Anything else goes: older
-  // ones, leftovers of a killed write (step_N.tmp), and a later-numbered one that a kill
-  // left unnamed by latest.json (an abandoned timeline: keeping it by number would make the
-  // checkpoint just written the one removed).
-  int64_t previous = -1;
-  for (const auto& d : fs::directory_iterator(root)) {
-    const std::string fn = d.path().filename().string();
-    if (d.is_directory() && fn.rfind("step_", 0) == 0 && fn.find(".tmp") == std::string::npos) {
-      const int64_t k = std::stoll(fn.substr(5));
-      if (k < step_) previous = std::max(previous, k);
-    }
-  }
-  std::vector<fs::path> stale;
-  for (const auto& d : fs::directory_iterator(root)) {
-    const std::string fn = d.path().filename().string();
-    if (!d.is_directory() || fn.rfind("step_", 0) != 0 || fn == name) continue;
-    if (fn.find(".tmp") == std::string::npos && std::stoll(fn.substr(5)) == previous) continue;
-    stale.push_back(d.path());
-  }
-  for (const auto& d : stale) fs::remove_all(d);
+  checkpoint::Contents c;
+  c.counters = {step_, int64_t(si), stage_step, tokens_, flops_, elapsed_before_ + now_s(start_)};
+  c.nodes = Json(Json::object_t{});
+  for (const NodeSpec& n : g_.nodes)
+    if (Json st = node(n.name)->state(); !st.is_null()) c.nodes[n.name] = st;
+  c.files = node_files(g_, *this);
+  if (optimizer_) c.files.push_back({"optimizer.safetensors", optimizer_->state_tensors(), {}});
+  checkpoint::write(fs::path(out_dir_) / "checkpoints", c);
 }
 
 bool Executor::load_checkpoint(size_t& si, int64_t& stage_step) {
-  const fs::path root = fs::path(out_dir_) / "checkpoints";
-  if (!fs::exists(root / "latest.json")) return false;
-  std::ifstream lf(root / "latest.json");
-  const std::string ltext((std::istreambuf_iterator<char>(lf)), {});
-  const Json latest = json_parse(ltext, (root / "latest.json").string());
-  const fs::path dir = root / json_string(latest.at("checkpoint"));
-  std::ifstream sf(dir / "state.json");
-  SCION_CHECK(sf.good(), "resume: '", (dir / "state.json").string(), "' is missing");
-  const std::string stext((std::istreambuf_iterator<char>(sf)), {});
-  const Json state = json_parse(stext, (dir / "state.json").string());
-  step_ = json_int(state.at("step"));
-  si = size_t(json_int(state.at("stage_index")));
-  stage_step = json_int(state.at("stage_step"));
-  tokens_ = json_number(state.at("tokens"));
-  flops_ = json_number(state.at("flops"));
-  elapsed_before_ = json_number(state.at("elapsed_s"));
+  const auto found = checkpoint::read_latest(fs::path(out_dir_) / "checkpoints");
+  if (!found) return false;
+  resume_dir_ = found->dir.string();
+  step_ = found->counters.step;
+  si = size_t(found->counters.stage_index);
+  stage_step = found->counters.stage_step;
+  tokens_ = found->counters.tokens;
+  flops_ = found->counters.flops;
+  elapsed_before_ = found->counters.elapsed_s;
   // Re-apply the ops of every stage begun so far so that the models have the shapes the
   // checkpoint was written with; the weights are then overwritten.
   // Ops see the run's update count at their stage's start, as in the uninterrupted run.
@@ -284,268 +697,27 @@ bool Executor::load_checkpoint(size_t& si, int64_t& stage_step) {
   for (const NodeSpec& n : g_.nodes) {
     auto p = node(n.name);
     if (auto m = std::dynamic_pointer_cast<Model>(p)) {
-      auto loaded = safetensors::load((dir / (n.name + ".safetensors")).string());
-      m->module().load_state_dict(loaded.tensors);
+      m->module().load_state_dict(found->load(n.name + ".safetensors").tensors);
+    } else if (nn::NamedTensors own = p->owned_parameters(); !own.empty()) {
+      // Back into the node's own tensors, checked first so that a mismatch changes nothing.
+      const auto loaded = found->load(n.name + ".safetensors").tensors;
+      std::map<std::string, Tensor> by_name(loaded.begin(), loaded.end());
+      for (const auto& [k, t] : own) {
+        auto it = by_name.find(k);
+        SCION_CHECK(it != by_name.end(), "resume: node '", n.name, "' owns parameter '", k,
+                    "', which the checkpoint does not have");
+        SCION_CHECK(it->second.shape() == t.shape(), "resume: parameter '", n.name, ".", k, "' is ",
+                    it->second.desc(), " in the checkpoint but ", t.desc(), " in the node");
+      }
+      NoGradGuard ng;
+      for (auto& [k, t] : own) {
+        Tensor dst = t;
+        dst.copy_(by_name.at(k));
+      }
     }
-    if (state.at("nodes").contains(n.name)) p->restore(state.at("nodes").at(n.name));
+    if (found->nodes.contains(n.name)) p->restore(found->nodes.at(n.name));
   }
   return true;
-}
-
-// ---- training -----------------------------------------------------------------------------
-void Executor::train_stage(size_t si) {
-  const StageSpec& s = g_.stages[si];
-  StepContext ctx;
-  ctx.stage = s.name;
-  ctx.seed = g_.seed;
-  ctx.device = device_;
-  ctx.rank = opt_.comm->rank();
-  ctx.world = opt_.comm->world();
-
-  // The nodes this stage runs each step: its losses and everything upstream of them.
-  std::set<std::string> needed;
-  std::function<void(const std::string&)> need = [&](const std::string& n) {
-    if (!needed.insert(n).second) return;
-    for (const auto& [port, src] : g_.node(n)->inputs) need(src.substr(0, src.find('.')));
-  };
-  for (const auto& [l, w] : s.losses) need(l);
-  std::vector<const NodeSpec*> run_nodes;
-  for (const NodeSpec& n : g_.nodes)
-    if (needed.count(n.name)) run_nodes.push_back(&n);
-  for (const NodeSpec* n : run_nodes)
-    if (n->info->entry.kind == PluginKind::data && !s.data.empty() &&
-        std::find(s.data.begin(), s.data.end(), n->name) == s.data.end())
-      throw Error("stage '" + s.name + "': loss inputs come from data node '" + n->name +
-                  "', which is not in the stage's data list");
-  const std::set<std::string> trained(s.train.begin(), s.train.end());
-
-  // Parameters trained in this stage, by "node.param" name.
-  auto trained_params = [&] {
-    nn::NamedTensors out;
-    for (const auto& m : s.train)
-      for (auto& [k, t] : std::dynamic_pointer_cast<Model>(node(m))->module().named_parameters())
-        out.emplace_back(m + "." + k, t);
-    return out;
-  };
-  // Optimizer for this stage (its moments live in the checkpoint).
-  // The optimizer carries over from the previous stage when its plugin and its own
-  // parameters are the same (the learning-rate schedule may differ): moments of tensors that
-  // kept their shape continue, resized (grown) tensors restart. Otherwise a fresh one.
-  auto own_params = [](const StageSpec& st) {
-    Json j = st.optimizer_params;
-    if (j.is_object())
-      for (const char* k : {"lr", "warmup", "decay", "min_lr", "clip"}) j.erase(k);
-    return json_dump(j);
-  };
-  const bool same_config = si > 0 && !s.train.empty() && g_.stages[si - 1].optimizer == s.optimizer &&
-                           own_params(g_.stages[si - 1]) == own_params(s);
-  const bool carry = optimizer_ && same_config;
-  if (!carry) {
-    optimizer_.reset();
-    if (!s.train.empty()) {
-      Json params = s.optimizer_params;
-      optimizer_ = std::dynamic_pointer_cast<Optimizer>(reg_.create(s.optimizer, Params(params, s.optimizer), *this));
-    }
-  }
-  for (const auto& m : s.train) std::dynamic_pointer_cast<Model>(node(m))->module().set_training(true);
-
-  // The nodes that run at one step: the stage's losses and trained models and whatever they
-  // read, except through ports a loss declares idle at this step (a teacher whose α is 0).
-  // Data nodes always advance, so that the stream does not depend on what was skipped.
-  std::set<std::string> active;
-  auto find_active = [&](const StepContext& c) {
-    active.clear();
-    std::function<void(const std::string&)> visit = [&](const std::string& n) {
-      if (!active.insert(n).second) return;
-      const NodeSpec* spec = g_.node(n);
-      std::set<std::string> idle;
-      if (spec->info->entry.kind == PluginKind::loss)
-        for (const auto& port : std::dynamic_pointer_cast<Loss>(node(n))->idle_inputs(c)) idle.insert(port);
-      for (const auto& [port, src] : spec->inputs)
-        if (!idle.count(port)) visit(src.substr(0, src.find('.')));
-    };
-    for (const auto& [l, w] : s.losses) visit(l);
-    for (const auto& m : s.train) visit(m);
-    for (const NodeSpec* n : run_nodes)
-      if (n->info->entry.kind == PluginKind::data) active.insert(n->name);
-  };
-
-  // One slot of outputs per node; the flow graph fills them in dependency order.
-  std::map<std::string, TensorMap> outputs;
-  std::map<std::string, Tensor> loss_values;
-  std::map<std::string, std::map<std::string, double>> loss_metrics;
-  tbb::flow::graph fg;
-  tbb::flow::broadcast_node<tbb::flow::continue_msg> start(fg);
-  std::map<std::string, std::unique_ptr<tbb::flow::continue_node<tbb::flow::continue_msg>>> fnodes;
-  for (const NodeSpec* n : run_nodes) {
-    outputs[n->name];
-    loss_values[n->name];
-    loss_metrics[n->name];
-  }
-  for (const NodeSpec* n : run_nodes) {
-    const NodeSpec& spec = *n;
-    auto body = [this, &spec, &outputs, &loss_values, &loss_metrics, &ctx, &trained,
-                 &active](const tbb::flow::continue_msg&) {
-      if (!active.count(spec.name)) {  // skipped at this step: nothing reads it
-        outputs.at(spec.name).clear();
-        return tbb::flow::continue_msg();
-      }
-      TensorMap in;
-      for (const auto& [port, src] : spec.inputs) {
-        const std::string sn = src.substr(0, src.find('.')), sp = src.substr(src.find('.') + 1);
-        if (!active.count(sn)) continue;  // an idle port of a loss
-        auto it = outputs.at(sn).find(sp);
-        if (it == outputs.at(sn).end())
-          throw Error("node '" + sn + "' produced no output '" + sp + "' for node '" + spec.name + "'");
-        in[port] = it->second;
-      }
-      auto p = node(spec.name);
-      switch (spec.info->entry.kind) {
-        case PluginKind::data: outputs.at(spec.name) = std::dynamic_pointer_cast<DataSource>(p)->next(ctx); break;
-        case PluginKind::model: {
-          auto m = std::dynamic_pointer_cast<Model>(p);
-          if (trained.count(spec.name)) {
-            outputs.at(spec.name) = m->forward(in, ctx);
-          } else {  // a teacher or a model not trained in this stage: no tape, no dropout
-            NoGradGuard ng;
-            StepContext eval_ctx = ctx;
-            eval_ctx.training = false;
-            outputs.at(spec.name) = m->forward(in, eval_ctx);
-          }
-          break;
-        }
-        case PluginKind::loss: {
-          auto& mets = loss_metrics.at(spec.name);
-          mets.clear();
-          loss_values.at(spec.name) = std::dynamic_pointer_cast<Loss>(p)->compute(in, ctx, mets);
-          break;
-        }
-        default: break;
-      }
-      return tbb::flow::continue_msg();
-    };
-    fnodes[spec.name] = std::make_unique<tbb::flow::continue_node<tbb::flow::continue_msg>>(fg, body);
-  }
-  for (const NodeSpec* n : run_nodes) {
-    std::set<std::string> preds;
-    for (const auto& [port, src] : n->inputs) preds.insert(src.substr(0, src.find('.')));
-    if (preds.empty()) tbb::flow::make_edge(start, *fnodes[n->name]);
-    for (const auto& pr : preds) tbb::flow::make_edge(*fnodes.at(pr), *fnodes[n->name]);
-  }
-
-  // FLOPs per step: 6N per token for trained models, 2N (a forward) for the others.
-  int64_t tokens_per_step = 0, seq_len = 1;
-  for (const NodeSpec* n : run_nodes)
-    if (n->info->entry.kind == PluginKind::data) {
-      auto d = std::dynamic_pointer_cast<DataSource>(node(n->name));
-      tokens_per_step += d->tokens_per_batch();
-    }
-  (void)seq_len;
-
-  int64_t stage_step = resume_stage_step_;
-  resume_stage_step_ = 0;
-  const bool resumed_here = resumed_;
-  resumed_ = false;
-  // Resuming: the checkpoint holds the moments this stage continues from (loaded before the
-  // stage's ops so that a growth op maps them as in the uninterrupted run).
-  if (optimizer_ && resumed_here && (stage_step > 0 || same_config)) {
-    const fs::path root = fs::path(out_dir_) / "checkpoints";
-    std::ifstream lf(root / "latest.json");
-    const std::string ltext((std::istreambuf_iterator<char>(lf)), {});
-    const fs::path dir = root / json_string(json_parse(ltext).at("checkpoint"));
-    if (fs::exists(dir / "optimizer.safetensors"))
-      optimizer_->load_state_tensors(safetensors::load((dir / "optimizer.safetensors").string()).tensors);
-  }
-  if (stage_step == 0) {
-    ctx.step = step_;
-    apply_ops(si, ctx);
-  }
-  std::map<std::string, double> model_flops;  // per step, of each model that runs
-  for (const NodeSpec* n : run_nodes)
-    if (n->info->entry.kind == PluginKind::model) {
-      auto m = std::dynamic_pointer_cast<Model>(node(n->name));
-      const double per_token = m->flops_per_token(1);
-      model_flops[n->name] = double(tokens_per_step) * (trained.count(n->name) ? per_token : per_token / 3.0);
-    }
-
-  const auto stage_t0 = std::chrono::steady_clock::now();
-  const int64_t first = stage_step;
-  while (stage_step < s.steps) {
-    const auto t0 = std::chrono::steady_clock::now();
-    ctx.step = step_;
-    ctx.stage_step = stage_step;
-    ctx.training = true;
-    find_active(ctx);
-    double flops_per_step = 0;
-    for (const auto& [name, f] : model_flops)
-      if (active.count(name)) flops_per_step += f;
-    start.try_put(tbb::flow::continue_msg());
-    fg.wait_for_all();
-    Json line;
-    Tensor total;
-    std::map<std::string, double> terms;
-    for (const auto& [name, w] : s.losses) {
-      Tensor l = loss_values.at(name);
-      SCION_CHECK(l.defined() && l.numel() == 1, "loss node '", name, "' did not produce a scalar");
-      terms[name] = l.item();
-      Tensor wl = w == 1.0 ? l : ops::mul_scalar(l, float(w));
-      total = total.defined() ? ops::add(total, wl) : wl;
-      for (const auto& [k, v] : loss_metrics.at(name)) line[name + "/" + k] = Json(v);
-    }
-    const double lr = learning_rate(stage_step, s.steps, s.lr, s.warmup, s.decay, s.min_lr);
-    double grad_norm = 0;
-    if (optimizer_) {
-      SCION_CHECK(total.requires_grad(), "stage '", s.name, "': the losses do not depend on the trained models ",
-                  "(are the loss inputs connected to a trained model's outputs?)");
-      total.backward();
-      nn::NamedTensors params = trained_params();
-      std::vector<Tensor> grads;
-      for (auto& [k, p] : params) {
-        if (!p.grad().defined()) p.set_grad(Tensor::zeros(p.shape()));
-        grads.push_back(p.grad());
-      }
-      opt_.comm->allreduce_mean(grads);  // the data-parallel seam
-      grad_norm = s.clip > 0 ? ops::clip_grad_norm(grads, float(s.clip)) : ops::global_norm(grads);
-      optimizer_->step(params, lr, ctx);
-      for (auto& [k, p] : params) p.zero_grad();
-    }
-    ++step_;
-    ++stage_step;
-    tokens_ += double(tokens_per_step * opt_.comm->world());
-    flops_ += flops_per_step * opt_.comm->world();
-    const double dt = now_s(t0);
-    line["step"] = Json(step_);
-    line["stage"] = Json(s.name);
-    for (const auto& [k, v] : terms) line[k] = Json(v);  // each term under its node's name
-    line["loss"] = Json(total.defined() ? double(total.item()) : 0.0);  // the weighted total
-    line["lr"] = Json(lr);
-    line["grad_norm"] = Json(grad_norm);
-    line["tokens_per_s"] = Json(double(tokens_per_step * opt_.comm->world()) / dt);
-    line["tokens"] = Json(tokens_);
-    line["flops"] = Json(flops_);
-    line["elapsed_s"] = Json(elapsed_before_ + now_s(start_));
-    if (opt_.comm->is_writer() && (stage_step % s.log_every == 0 || stage_step == s.steps)) {
-      log_metrics(line);
-      const double rate = double(stage_step - first) / std::max(1e-9, now_s(stage_t0));
-      const double eta = double(s.steps - stage_step) / std::max(rate, 1e-9);
-      if (tty_)
-        std::printf("\r[%s] step %lld/%lld  loss %.4f  lr %.2e  %.0f tok/s  ETA %s   ", s.name.c_str(),
-                    (long long)stage_step, (long long)s.steps, json_number(line.at("loss")), lr,
-                    json_number(line.at("tokens_per_s")), fmt_eta(eta).c_str());
-      else
-        std::printf("[%s] step %lld/%lld loss %.4f lr %.3e tokens/s %.0f\n", s.name.c_str(), (long long)stage_step,
-                    (long long)s.steps, json_number(line.at("loss")), lr, json_number(line.at("tokens_per_s")));
-      std::fflush(stdout);
-    }
-    if (s.eval_every > 0 && (stage_step % s.eval_every == 0 || stage_step == s.steps)) {
-      if (tty_) std::printf("\n");
-      evaluate(s, ctx);
-    }
-    const bool last = stage_step == s.steps;
-    if ((s.checkpoint_every > 0 && stage_step % s.checkpoint_every == 0) || last)
-      save_checkpoint(last ? si + 1 : si, last ? 0 : stage_step);
-  }
-  if (tty_) std::printf("\n");
 }
 
 std::map<std::string, double> Executor::evaluate_only(const std::vector<std::string>& evaluators) {
@@ -561,9 +733,8 @@ std::map<std::string, double> Executor::evaluate_only(const std::vector<std::str
   return all;
 }
 
-void Executor::run() {
-  start_ = std::chrono::steady_clock::now();
-  make_nodes();
+// What can only be checked once the nodes exist, before anything runs or is written.
+void Executor::check_before_training() const {
   // A loss that acts on evaluation metrics (loss.inherit's until_surpassed) in a stage that
   // does not produce them would never see one: refuse before anything runs or is written.
   for (const StageSpec& s : g_.stages)
@@ -575,11 +746,24 @@ void Executor::run() {
                            std::find(s.evaluators.begin(), s.evaluators.end(), ev) != s.evaluators.end();
         if (there) continue;
         const SourcePos& p = g_.node(name)->pos;
-        throw Error(p.file + ":" + std::to_string(p.line) + ":" + std::to_string(p.column) + ": stage '" + s.name +
-                    "' uses loss '" + name + "', which acts on the evaluation metric '" + metric +
+        throw Error(where(p) + "stage '" + s.name + "' uses loss '" + name + "', which acts on the evaluation metric '" + metric +
                     "', but the stage does not evaluate with '" + ev + "' (hint: metrics are named <evaluator>/<key>; " +
                     "add eval = { every = N, evaluators = [\"" + ev + "\"] } to the stage)");
       }
+  // Parameter groups select by name: a group that selects nothing is refused here for every
+  // stage up to the first with ops (whose names are known now), and for the others when they
+  // start, before their first update.
+  for (size_t si = 0; si < g_.stages.size() && g_.stages[si].ops.empty(); ++si) {
+    if (g_.stages[si].train.empty()) continue;
+    StagePlan plan = plan_stage(si);
+    plan_parameters(plan, OptimizerSet::selection(g_.stages[si]));
+  }
+}
+
+void Executor::run() {
+  start_ = std::chrono::steady_clock::now();
+  make_nodes();
+  check_before_training();
   size_t first_stage = 0;
   int64_t stage_step = 0;
   if (opt_.resume) {
@@ -640,12 +824,11 @@ void Executor::run() {
     resume_stage_step_ = si == first_stage ? stage_step : 0;
     train_stage(si);
   }
-  // Final weights of every model, next to the metrics, for `scion eval` and `scion generate`.
+  // Final weights of every model (and parameters other nodes own), next to the metrics, for
+  // `scion eval` and `scion generate`.
   if (opt_.comm->is_writer())
-    for (const NodeSpec& n : g_.nodes)
-      if (auto m = std::dynamic_pointer_cast<Model>(node(n.name)))
-        safetensors::save((fs::path(out_dir_) / (n.name + ".safetensors")).string(), m->module().state_dict(),
-                          {{"scion.plugin", n.plugin}, {"scion.config", json_dump(m->config())}});
+    for (const auto& f : node_files(g_, *this))
+      safetensors::save((fs::path(out_dir_) / f.file).string(), f.tensors, f.metadata);
 }
 
 }  // namespace scion::runtime

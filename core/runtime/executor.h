@@ -1,7 +1,8 @@
-// Runs a validated graph: makes the nodes, then for each stage applies its ops and trains:
-// per step the node DAG runs in a oneTBB flow graph (independent nodes concurrently), the
-// weighted losses are summed and back-propagated, gradients are averaged across ranks,
-// clipped, and the optimizer steps; metrics, evaluation and checkpoints follow.
+// Runs a validated graph: makes the nodes, then for each stage plans it once (what trains,
+// what runs, which parameter group each parameter is in), applies its ops and trains. One
+// step (train_step) reads top to bottom: data -> forward -> losses (the node DAG in a oneTBB
+// flow graph, independent nodes concurrently) -> backward -> gradient all-reduce -> clip ->
+// optimizer, group by group. Metrics, evaluation and checkpoints (checkpoint.h) follow.
 #pragma once
 #include <chrono>
 #include <cstdio>
@@ -36,13 +37,27 @@ class Executor : public NodeResolver {
   const std::string& out_dir() const { return out_dir_; }
 
  private:
-  struct Live;
+  struct StagePlan;    // what a stage trains and runs, computed once when it starts
+  class StepGraph;     // the oneTBB flow graph of a stage's nodes
+  class OptimizerSet;  // one optimizer per parameter group
+  struct StepResult {
+    Tensor total;  // the weighted sum of the losses
+    std::map<std::string, double> terms, loss_metrics;
+    double lr = 0, grad_norm = 0, flops = 0;
+  };
   void make_nodes();
+  void check_before_training() const;
   void apply_ops(size_t stage, const StepContext& ctx);
   void carry_optimizer_state(const Op& op, const std::string& target, Model& model,
                              const std::map<std::string, Shape>& before);
   void train_stage(size_t stage_index);
+  StagePlan plan_stage(size_t stage_index) const;
+  void plan_parameters(StagePlan& plan, const OptimizerSet& groups) const;
+  void start_optimizer(const StagePlan& plan);
+  StepResult train_step(const StagePlan& plan, StepGraph& graph, const StepContext& ctx);
+  void log_step(const StagePlan& plan, const StepResult& r, int64_t stage_step, double dt, double rate);
   void evaluate(const StageSpec& s, const StepContext& ctx);
+  nn::NamedTensors parameters_of(const std::string& node) const;
   void save_checkpoint(size_t stage_index, int64_t stage_step);
   bool load_checkpoint(size_t& stage_index, int64_t& stage_step);
   void log_metrics(const Json& line);
@@ -53,12 +68,15 @@ class Executor : public NodeResolver {
   std::string out_dir_;
   Device device_;
   std::map<std::string, std::shared_ptr<Plugin>> nodes_;
-  std::shared_ptr<Optimizer> optimizer_;
-  int64_t step_ = 0;           // optimizer updates in the whole run
+  std::unique_ptr<OptimizerSet> optimizer_;
+  bool optimizer_same_config_ = false;  // this stage's optimizer is configured as the previous one's
+  bool optimizer_carried_ = false;      // ... and continues it (it was made in this process)
+  int64_t step_ = 0;                // optimizer updates in the whole run
   int64_t resume_stage_step_ = 0;
-  bool resumed_ = false;  // the next stage continues from a checkpoint
+  bool resumed_ = false;            // the next stage continues from a checkpoint
+  std::string resume_dir_;          // the checkpoint resumed from (latest.json read once)
   double tokens_ = 0, flops_ = 0;
-  double elapsed_before_ = 0;  // seconds spent before a resume
+  double elapsed_before_ = 0;       // seconds spent before a resume
   std::chrono::steady_clock::time_point start_;
   std::FILE* metrics_ = nullptr;
   bool tty_ = false;

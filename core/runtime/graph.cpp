@@ -222,6 +222,91 @@ class Validator {
   std::vector<Diagnostic> diags_;
 };
 
+// param_groups = [{ nodes = [...], match = "glob", plugin = "...", lr = ..., sign = -1, <the
+// optimizer's own keys> }]: each group's keys are checked against its optimizer's schema;
+// keys it does not give take the stage's values when it uses the stage's optimizer (the
+// plugin's defaults otherwise). Whether a pattern selects any parameter can only be known
+// once the nodes exist: the executor refuses a group that selects nothing before the first
+// update.
+void parse_param_groups(Validator& v, toml::table& t, StageSpec& s, const std::map<std::string, NodeSpec>& specs,
+                        const std::vector<std::string>& node_names, const PluginRegistry& reg,
+                        const std::string& where) {
+  toml::node* pg = t.get("param_groups");
+  if (!pg) return;
+  auto a = pg->as_array();
+  if (!a) {
+    v.error(v.pos(*pg), "'param_groups' in " + where + " must be an array of tables",
+            "param_groups = [{ nodes = [\"model\"], match = \"*.bias\", weight_decay = 0.0 }]");
+    return;
+  }
+  if (s.train.empty()) {
+    v.error(v.pos(*pg), where + " has param_groups but trains nothing", "list the trained nodes in train");
+    return;
+  }
+  for (auto& gv : *a) {
+    auto gt = gv.as_table();
+    const std::string gwhere = "a parameter group of " + where;
+    if (!gt) {
+      v.error(v.pos(gv), "each entry of param_groups in " + where + " must be a table { nodes = [...], match = ... }");
+      continue;
+    }
+    ParamGroupSpec g;
+    g.pos = v.pos(gv);
+    if (auto n = gt->get("nodes")) {
+      auto na = n->as_array();
+      if (!na) v.error(v.pos(*n), "'nodes' in " + gwhere + " must be an array of node names");
+      for (size_t i = 0; na && i < na->size(); ++i) {
+        auto name = na->get(i)->value<std::string>();
+        const SourcePos at = v.pos(*na->get(i));
+        if (!name) {
+          v.error(at, "'nodes' in " + gwhere + " must list node names");
+        } else if (std::find(s.train.begin(), s.train.end(), *name) != s.train.end()) {
+          g.nodes.push_back(*name);
+        } else if (specs.count(*name)) {
+          v.error(at, "node '" + *name + "' in " + gwhere + " is not trained in it",
+                  "a group selects parameters of trained nodes: add '" + *name + "' to train");
+        } else {
+          const std::string guess = did_you_mean(*name, node_names);
+          v.error(at, "node '" + *name + "' in " + gwhere + " does not exist",
+                  guess.empty() ? "trained here: " + Validator::join(s.train) : "did you mean '" + guess + "'?");
+        }
+      }
+    }
+    g.match = v.string(*gt, "match", "*", gwhere);
+    if (g.match.empty()) v.error(v.pos(*gt->get("match")), "'match' in " + gwhere + " is empty", "\"*\" selects every parameter");
+    g.optimizer = v.string(*gt, "plugin", s.optimizer, gwhere);
+    g.optimizer_info = reg.find(g.optimizer);
+    if (!g.optimizer_info || g.optimizer_info->entry.kind != PluginKind::optimizer) {
+      const std::string guess = did_you_mean(g.optimizer, reg.names());
+      v.error(gt->get("plugin") ? v.pos(*gt->get("plugin")) : g.pos, gwhere + ": '" + g.optimizer + "' is not an optimizer plugin",
+              guess.empty() ? "" : "did you mean '" + guess + "'?");
+      continue;
+    }
+    if (auto sg = gt->get("sign")) {
+      if (!sg->is_integer() || (sg->as_integer()->get() != 1 && sg->as_integer()->get() != -1))
+        v.error(v.pos(*sg), "'sign' in " + gwhere + " must be 1 or -1", "-1 steps up the gradient (ascent, for Lagrange multipliers)");
+      else
+        g.sign = int(sg->as_integer()->get());
+    }
+    // The group's own optimizer keys; with the stage's optimizer, the stage's values are the
+    // defaults (a group changes what it names and nothing else).
+    const bool same = g.optimizer == s.optimizer;
+    std::vector<ParamSpec> schema = {{"lr", ParamType::number, Json(s.lr), false, "peak learning rate of the group"}};
+    for (ParamSpec p : g.optimizer_info->entry.params) {
+      if (same && s.optimizer_params.is_object() && s.optimizer_params.contains(p.name))
+        p.default_value = s.optimizer_params.at(p.name);
+      schema.push_back(p);
+    }
+    Json params = v.check_params(*gt, schema, gwhere, {"nodes", "match", "plugin", "sign"}, g.pos);
+    if (params.contains("lr") && params.at("lr").is_number()) {
+      g.lr = json_number(params.at("lr"));
+      if (g.lr < 0) v.error(v.pos(*gt->get("lr")), "'lr' in " + gwhere + " must be at least 0");
+    }
+    g.optimizer_params = params;
+    s.param_groups.push_back(std::move(g));
+  }
+}
+
 // Applies one --set override to the parsed table.
 void apply_override(toml::table& root, const std::string& ov, Validator& v) {
   const SourcePos p{"--set " + ov, 1, 1};
@@ -582,15 +667,18 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
         continue;
       }
       StageSpec s;
+      s.pos = v.pos(sv);
       const std::vector<std::string> keys = {"name", "steps", "train", "losses", "optimizer", "eval",
-                                             "checkpoint", "ops", "data", "log_every"};
+                                             "checkpoint", "ops", "data", "log_every", "param_groups"};
       for (auto&& [k, val] : *t)
         if (std::find(keys.begin(), keys.end(), std::string(k.str())) == keys.end()) v.unknown_key(k, where, keys);
       s.name = v.string(*t, "name", "stage" + std::to_string(si), where);
       if (auto st = t->get("steps"); st && st->is_integer() && st->as_integer()->get() > 0) s.steps = st->as_integer()->get();
       else v.error(st ? v.pos(*st) : v.pos(*t), where + " needs steps = <positive integer>");
       s.log_every = v.integer(*t, "log_every", 1, 1, where);
-      auto node_list = [&](const char* key, PluginKind kind, std::vector<std::string>& out) {
+      // `kinds`: the kinds the list may name (train: models, and losses or prompts that own
+      // parameters of their own).
+      auto node_list = [&](const char* key, std::vector<PluginKind> kinds, std::vector<std::string>& out) {
         auto n = t->get(key);
         if (!n) return;
         auto a = n->as_array();
@@ -610,23 +698,26 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
             const std::string guess = did_you_mean(*name, node_names);
             v.error(v.pos(e), "'" + std::string(key) + "' in " + where + " names node '" + *name + "', which does not exist",
                     guess.empty() ? "" : "did you mean '" + guess + "'?");
-          } else if (it->second.info->entry.kind != kind) {
+          } else if (std::find(kinds.begin(), kinds.end(), it->second.info->entry.kind) == kinds.end()) {
+            std::string want;
+            for (size_t i = 0; i < kinds.size(); ++i)
+              want += std::string(i == 0 ? "" : i + 1 == kinds.size() ? " or " : ", ") + kind_name(kinds[i]);
             v.error(v.pos(e), "node '" + *name + "' in '" + key + "' of " + where + " is a " +
-                                  kind_name(it->second.info->entry.kind) + ", not a " + kind_name(kind));
+                                  kind_name(it->second.info->entry.kind) + ", not a " + want);
           } else {
             out.push_back(*name);
           }
         }
       };
-      node_list("train", PluginKind::model, s.train);
-      node_list("data", PluginKind::data, s.data);
+      node_list("train", {PluginKind::model, PluginKind::loss, PluginKind::prompt}, s.train);
+      node_list("data", {PluginKind::data}, s.data);
       for (const auto& m : s.train)
         if (specs.at(m).frozen)
           v.error(v.pos(*t->get("train")), "node '" + m + "' is frozen and cannot be trained in " + where);
       if (auto l = t->get("losses")) {
         if (l->is_array()) {
           std::vector<std::string> names;
-          node_list("losses", PluginKind::loss, names);
+          node_list("losses", {PluginKind::loss}, names);
           for (auto& n : names) s.losses.push_back({n, 1.0});
         } else if (auto lt = l->as_table()) {
           for (auto&& [k, w] : *lt) {
@@ -762,6 +853,7 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
           s.ops.push_back(std::move(op));
         }
       }
+      parse_param_groups(v, *t, s, specs, node_names, reg, where);
       g.stages.push_back(std::move(s));
       ++si;
     }

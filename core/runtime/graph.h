@@ -49,10 +49,26 @@ struct OpSpec {
   Json params;
 };
 
+// One parameter group of a stage (param_groups = [{ nodes = [...], match = "*", ... }]):
+// optimizer settings for the parameters of the listed trained nodes whose names match the
+// glob. A parameter belongs to the first group that selects it, else to the stage's default
+// group (the stage's optimizer table).
+struct ParamGroupSpec {
+  std::vector<std::string> nodes;  // trained nodes; empty: every trained node
+  std::string match = "*";         // fnmatch glob on the parameter's name within its node
+  std::string optimizer;           // plugin; the stage's unless the group names its own
+  const LoadedPlugin* optimizer_info = nullptr;
+  Json optimizer_params;           // the plugin's parameters (the stage's values by default)
+  double lr = 0;                   // peak lr; the stage's schedule scales it
+  int sign = 1;                    // -1: gradient ascent (Lagrange multipliers)
+  SourcePos pos;
+};
+
 struct StageSpec {
   std::string name;
   int64_t steps = 0;
-  std::vector<std::string> train;              // model nodes whose parameters are trained
+  std::vector<std::string> train;              // nodes whose parameters are trained (models, and other
+                                               // nodes that own parameters: Plugin::owned_parameters)
   std::vector<std::pair<std::string, double>> losses;  // loss node -> weight
   std::string optimizer = "optim.adamw";
   const LoadedPlugin* optimizer_info = nullptr;
@@ -66,6 +82,8 @@ struct StageSpec {
   int64_t log_every = 1;
   std::vector<OpSpec> ops;
   std::vector<std::string> data;               // data nodes active in this stage (default: all)
+  std::vector<ParamGroupSpec> param_groups;    // in order: the first that selects a parameter wins
+  SourcePos pos;
 };
 
 struct GraphSpec {

@@ -77,9 +77,4 @@ std::vector<nn::LayerNorm*> GptModel::hidden_norms() const {
   return out;
 }
 
-double GptModel::train_flops_per_token(int64_t T) const {
-  const int64_t n = parameter_count();  // llm.c counts every parameter, embeddings included
-  return 6.0 * double(n) + 6.0 * double(cfg_.layers) * double(cfg_.width) * double(T);
-}
-
 }  // namespace scion::lm

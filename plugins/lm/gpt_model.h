@@ -32,8 +32,6 @@ class GptModel : public nn::Module {
   // "lm_head.weight" that equals the tied wte (ignored when tied).
   void load_hf_state_dict(const nn::NamedTensors& state);
   const GptConfig& config() const { return cfg_; }
-  // FLOPs of one training step per token by llm.c's count: 6N + 6·L·C·T, N = all parameters.
-  double train_flops_per_token(int64_t seq_len) const;
 
   std::vector<std::shared_ptr<nn::TransformerBlock>>& block_list() { return blocks; }
   // Every LayerNorm over the residual width (the hidden gate's users).

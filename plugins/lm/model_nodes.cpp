@@ -261,15 +261,20 @@ int64_t TransformerNode<M, C>::prepare(const StepContext& ctx) {
   return subnets_.enabled && ctx.training ? subnets_.depth(L, seed_, ctx.step) : -1;
 }
 
+// Training FLOPs per token (forward + backward) at sequence length T, GPT and BERT alike, by
+// PaLM's count (Chowdhery et al. 2022, appendix B): 6N for the matrix products of the N
+// parameters (embeddings included, as llm.c counts them) plus 12·L·C·T for attention's
+// scores (Q·Kᵀ) and weighted values (A·V): 2·T·C each per token and layer in the forward
+// pass, three times that with the backward. Causal attention is not halved (PaLM does not).
+// A sub-model step (grow.subnets) runs mean_depth of the L blocks: the rest comes off.
 template <class M, class C>
 double TransformerNode<M, C>::flops_with_subnets(int64_t seq_len) const {
-  // 6 FLOPs per parameter and token (forward + backward), plus attention's scores and values:
-  // 6 · C · T per layer and token (llm.c's count), less the layers a sub-model step skips.
   const C& c = model_->config();
-  const double full = 6.0 * double(model_->parameter_count()) + 6.0 * double(c.layers * c.width * seq_len);
+  const double attention = 12.0 * double(c.width) * double(seq_len);
+  const double full = 6.0 * double(model_->parameter_count()) + double(c.layers) * attention;
   auto& blocks = model_->block_list();
   if (blocks.empty()) return full;
-  const double per_layer = 6.0 * double(blocks[0]->parameter_count()) + 6.0 * double(c.width * seq_len);
+  const double per_layer = 6.0 * double(blocks[0]->parameter_count()) + attention;
   return full - (double(c.layers) - subnets_.mean_depth(c.layers)) * per_layer;
 }
 

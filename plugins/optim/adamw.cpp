@@ -1,6 +1,7 @@
 // optim.adamw: AdamW with decoupled weight decay (PyTorch's update order). Moments are kept
 // per parameter name; a parameter whose shape changed (a grown model) restarts from zero
-// moments, an unchanged one keeps them (MSG's "transfer" policy for old parameters).
+// moments, an unchanged one keeps them (MSG's "transfer" policy for old parameters). The step
+// count is per parameter: one that got no gradient in some steps has taken fewer.
 #include <map>
 
 #include "scion/ops.h"
@@ -20,8 +21,10 @@ class AdamW final : public Optimizer {
     no_decay_1d_ = p.b("no_decay_1d");
   }
   void step(const nn::NamedTensors& params, double lr, const StepContext&) override {
-    ++t_;
     for (const auto& [name, p] : params) {
+      // A parameter without a gradient this step is not stepped (PyTorch skips grad None):
+      // its moments, its step count and its value stay as they are.
+      if (!p.grad().defined()) continue;
       Slot& s = slots_[name];
       if (!s.m.defined() || s.m.shape() != p.shape()) {
         s.m = Tensor::zeros(p.shape());
@@ -64,7 +67,6 @@ class AdamW final : public Optimizer {
   };
   ops::AdamWConfig cfg_;
   bool no_decay_1d_ = true;
-  int64_t t_ = 0;
   std::map<std::string, Slot> slots_;
 };
 

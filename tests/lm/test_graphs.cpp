@@ -281,3 +281,31 @@ TEST(Graphs, StackingGraphDoublesTheDepthTwice) {
   EXPECT_EQ(trained, 3) << "the 4-layer model took its 3 updates";
   fs::remove_all(d);
 }
+
+// The FLOP counter per update: tokens × (6N + 12·L·C·T) for a trained transformer, T the
+// sequence length the model read (not its context), GPT and BERT alike (PaLM's count, with
+// attention). Before: GPT counted 6·L·C·context, BERT no attention at all.
+TEST(Graphs, FlopsCountAttentionAtTheSequenceLengthRead) {
+  const fs::path d = temp("flops");
+  auto one_update = [&](const std::string& graph, const std::string& model, int64_t T, int64_t B) {
+    const fs::path out = d / (model + std::to_string(T));
+    const Result r = sh("run " + graph + " --plain --out " + out.string() + " --set stages.0.steps=1 --set stages.0.log_every=1 --set stages.0.eval.every=0" +
+                        " --set nodes.corpus.seq_len=" + std::to_string(T) + " --set nodes.corpus.batch_size=" +
+                        std::to_string(B) + " --set nodes." + model + ".layers=2 --set nodes." + model + ".width=32" +
+                        " --set nodes." + model + ".heads=2");
+    EXPECT_EQ(r.rc, 0) << r.out;
+    double n = 0;
+    for (const auto& [k, t] : safetensors::load((out / (model + ".safetensors")).string()).tensors) n += double(t.numel());
+    const auto m = metrics(out);
+    EXPECT_EQ(m.size(), 1u);
+    const double want = double(B * T) * (6.0 * n + 12.0 * 2 * 32 * double(T));
+    return std::make_pair(m.empty() ? 0.0 : json_number(m[0].at("flops")), want);
+  };
+  for (const auto& [graph, model] : {std::pair<std::string, std::string>{"graphs/gpt_pretrain.toml", "student"},
+                                     std::pair<std::string, std::string>{"graphs/bert_pretrain.toml", "bert"}})
+    for (int64_t T : {16, 48}) {
+      const auto [got, want] = one_update(graph, model, T, 2);
+      EXPECT_NEAR(got, want, 1e-9 * want) << graph << " T=" << T;
+    }
+  fs::remove_all(d);
+}

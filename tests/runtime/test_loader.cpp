@@ -24,7 +24,7 @@ TEST(Loader, LoadsAGoodLibraryAndMakesItsPlugins) {
   reg.load_library(kTp + "/good/libscion_testing.so");
   ASSERT_NE(reg.find("test.mse"), nullptr);
   EXPECT_EQ(reg.find("test.linear")->entry.kind, PluginKind::model);
-  EXPECT_EQ(reg.names(), (std::vector<std::string>{"test.linear", "test.mse", "test.synthetic"}));
+  EXPECT_EQ(reg.names(), (std::vector<std::string>{"test.lagrangian", "test.linear", "test.mse", "test.synthetic"}));
   struct None : NodeResolver {
     std::shared_ptr<Plugin> node(const std::string&) const override { return nullptr; }
   } none;
@@ -32,6 +32,7 @@ TEST(Loader, LoadsAGoodLibraryAndMakesItsPlugins) {
   p["trace"] = Json("");
   p["sleep_ms"] = Json(0);
   p["dim"] = Json(3);
+  p["bias_every"] = Json(0);
   p["__seed"] = Json(1);
   auto m = std::dynamic_pointer_cast<Model>(reg.create("test.linear", Params(p, "m"), none));
   ASSERT_TRUE(m);

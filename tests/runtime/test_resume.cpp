@@ -128,12 +128,14 @@ int run_scion(const std::string& args) {
 
 // Runs `text` uninterrupted into dir/full, then again into dir/part killed (SIGKILL) once
 // checkpoint step_<kill_after> exists, resumes it, and compares every logged loss bit for bit.
-void expect_resume_on_the_same_curve(const fs::path& dir, std::string text, int kill_after, size_t lines) {
+// `plugin_dir`: an extra folder of plugin libraries (the testing plugins).
+void expect_resume_on_the_same_curve(const fs::path& dir, std::string text, int kill_after, size_t lines,
+                                     const std::string& plugin_dir = "") {
   fs::remove_all(dir);
   fs::create_directories(dir);
   for (size_t at; (at = text.find("@DATA@")) != std::string::npos;) text.replace(at, 6, SCION_SOURCE_DIR);
   std::ofstream(dir / "g.toml") << text;
-  const std::string g = (dir / "g.toml").string();
+  const std::string g = (dir / "g.toml").string() + (plugin_dir.empty() ? "" : " --plugin-dir " + plugin_dir);
 
   ASSERT_EQ(run_scion(g + " --out " + (dir / "full").string()), 0);
   const auto want = metrics(dir / "full");
@@ -142,7 +144,12 @@ void expect_resume_on_the_same_curve(const fs::path& dir, std::string text, int 
   const fs::path part = dir / "part";
   const pid_t pid = ::fork();
   if (pid == 0) {
-    ::execl(SCION_EXE, SCION_EXE, "run", g.c_str(), "--out", part.c_str(), "--plain", (char*)nullptr);
+    const std::string file = (dir / "g.toml").string();
+    if (plugin_dir.empty())
+      ::execl(SCION_EXE, SCION_EXE, "run", file.c_str(), "--out", part.c_str(), "--plain", (char*)nullptr);
+    else
+      ::execl(SCION_EXE, SCION_EXE, "run", file.c_str(), "--out", part.c_str(), "--plain", "--plugin-dir",
+              plugin_dir.c_str(), (char*)nullptr);
     _exit(127);
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
@@ -246,5 +253,50 @@ TEST(Resume, KeepsANonFiniteMetricLineAndExactCounters) {
   ASSERT_EQ(after.size(), 8u);
   EXPECT_TRUE(std::isnan(json_number(after[2].at("loss"))));
   for (size_t i = 0; i < after.size(); ++i) EXPECT_EQ(json_int(after[i].at("step")), int64_t(i + 1));
+  fs::remove_all(dir);
+}
+
+// A multiplier owned by a loss node (not a model), trained by SGD ascent in a parameter group
+// of its own while AdamW trains the model: killed mid-run and resumed, the curve and the final
+// multiplier are bit-identical to an uninterrupted run's.
+TEST(Resume, AMultiplierOwnedByALossResumesBitIdentically) {
+  const std::string text = R"(
+[run]
+seed = 9
+threads = 1
+[nodes.data]
+plugin = "test.synthetic"
+batch = 16
+sleep_ms = 15
+[nodes.model]
+plugin = "test.linear"
+x = "data.x"
+[nodes.lag]
+plugin = "test.lagrangian"
+pred = "model.y"
+target = "data.y"
+bound = -1.0
+[[stages]]
+name = "fit"
+steps = 40
+train = ["model", "lag"]
+losses = ["lag"]
+optimizer = { lr = 0.05, warmup = 4 }
+checkpoint = { every = 4 }
+param_groups = [ { nodes = ["lag"], plugin = "optim.sgd", momentum = 0.9, lr = 0.5, sign = -1 } ]
+)";
+  const fs::path dir = fs::temp_directory_path() / ("scion_resume_lag_" + std::to_string(::getpid()));
+  expect_resume_on_the_same_curve(dir, text, 16, 40, std::string(SCION_TEST_PLUGINS) + "/good");
+  const auto full = metrics(dir / "full"), part = metrics(dir / "part");
+  for (size_t i = 0; i < full.size(); ++i)
+    EXPECT_EQ(json_number(part[i].at("lag/lambda")), json_number(full[i].at("lag/lambda"))) << "update " << i + 1;
+  EXPECT_NE(json_number(full.back().at("lag/lambda")), 0.0);
+  const auto a = safetensors::load((dir / "full" / "lag.safetensors").string()).tensors;
+  const auto b = safetensors::load((dir / "part" / "lag.safetensors").string()).tensors;
+  ASSERT_EQ(a.size(), 1u);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(a[0].second.to_vector(), b[0].second.to_vector());
+  // The multiplier's momentum went through the checkpoint too.
+  EXPECT_TRUE(last_optimizer_state(dir / "part").count("lag.lambda.momentum_buffer"));
   fs::remove_all(dir);
 }

@@ -114,6 +114,13 @@ class Plugin {
   // Extra state saved in checkpoints (a data position, an alpha switch). Null = none.
   virtual Json state() const { return Json(); }
   virtual void restore(const Json&) {}
+  // Trainable tensors this node owns itself, by name: a loss's Lagrange multipliers, a gate's
+  // log alpha, a prompt's embeddings. Leaves that require grad, returned as the tensors
+  // themselves (not copies), their names and shapes fixed for the node's life. A stage that
+  // lists the node in `train` trains them (parameter "<node>.<name>", optimizer state
+  // "<node>.<name>.<what>"); checkpoints save them as <node>.safetensors and a resume copies
+  // the values back into these same tensors. Models own theirs through module() instead.
+  virtual nn::NamedTensors owned_parameters() { return {}; }
 };
 
 class Tokenizer : public Plugin {
@@ -140,7 +147,11 @@ class Model : public Plugin {
   virtual TensorMap forward(const TensorMap& inputs, const StepContext& ctx) = 0;
   virtual nn::Module& module() = 0;
   virtual bool frozen() const { return false; }
-  // FLOPs of one training step per token (forward + backward), for reports.
+  // FLOPs of one training step (forward + backward) per token of a sequence of `seq_len`
+  // tokens, for the run's FLOP counter; the executor passes the length of the batch the
+  // model read. In-tree transformers count 6N + 12*L*C*T (PaLM, appendix B: 6 per parameter,
+  // plus attention's scores and weighted values, forward and backward); a forward alone is a
+  // third of it. The default knows no architecture: 6N.
   virtual double flops_per_token(int64_t seq_len) { return 6.0 * double(module().parameter_count()); }
   virtual Json config() const { return Json(); }
 };

@@ -1,5 +1,5 @@
-// Small plugins the runtime's own tests use: a synthetic regression source, a linear model
-// and an MSE loss. Each node can sleep and write start/end times to a trace file, so a test
+// Small plugins the runtime's own tests use: a synthetic regression source, a linear model,
+// an MSE loss and a Lagrangian loss that owns its multiplier (a trainable non-model node). Each node can sleep and write start/end times to a trace file, so a test
 // can see which nodes ran concurrently.
 #include <chrono>
 #include <fstream>
@@ -76,15 +76,23 @@ class Synthetic final : public DataSource {
 
 class Linear final : public Model {
  public:
-  explicit Linear(const Params& p) : tr_(p), lin_(p.i("dim"), 1, true, false, {uint64_t(p.i("__seed")), 0.1f}) {}
-  TensorMap forward(const TensorMap& in, const StepContext&) override {
-    return tr_.traced([&] { return TensorMap{{"y", lin_.forward(in.at("x"))}}; });
+  explicit Linear(const Params& p)
+      : tr_(p), lin_(p.i("dim"), 1, true, false, {uint64_t(p.i("__seed")), 0.1f}), bias_every_(p.i("bias_every")) {}
+  TensorMap forward(const TensorMap& in, const StepContext& ctx) override {
+    return tr_.traced([&] {
+      // bias_every = k: the bias takes part only when the run's update count is a multiple of
+      // k, so in the other steps it gets no gradient at all (as a skipped layer does).
+      if (bias_every_ > 0 && ctx.step % bias_every_ != 0)
+        return TensorMap{{"y", ops::matmul(in.at("x"), lin_.weight, false, true)}};
+      return TensorMap{{"y", lin_.forward(in.at("x"))}};
+    });
   }
   nn::Module& module() override { return lin_; }
 
  private:
   Tracer tr_;
   nn::Linear lin_;
+  int64_t bias_every_;
 };
 
 class Mse final : public Loss {
@@ -102,6 +110,28 @@ class Mse final : public Loss {
   Tracer tr_;
 };
 
+// L = mse(pred, target) + λ·(mean(pred) − bound): the Lagrangian of "fit, subject to
+// mean(pred) <= bound". The multiplier λ is the node's own parameter; trained by ascent
+// (sign = -1 in its parameter group) it grows while the constraint is violated.
+class Lagrangian final : public Loss {
+ public:
+  explicit Lagrangian(const Params& p) : bound_(float(p.f("bound"))) {
+    lambda_ = Tensor::full({1}, p.f("init"));
+    lambda_.set_requires_grad(true);
+  }
+  Tensor compute(const TensorMap& in, const StepContext&, std::map<std::string, double>& metrics) override {
+    Tensor violation = ops::add_scalar(ops::mean_all(in.at("pred")), -bound_);
+    metrics["violation"] = violation.item();
+    metrics["lambda"] = lambda_.item();
+    return ops::add(ops::mse(in.at("pred"), in.at("target")), ops::sum_all(ops::mul(lambda_, violation)));
+  }
+  nn::NamedTensors owned_parameters() override { return {{"lambda", lambda_}}; }
+
+ private:
+  float bound_;
+  Tensor lambda_;
+};
+
 PluginEntry synthetic_entry() {
   PluginEntry e = make("test.synthetic", PluginKind::data, "seeded linear-regression batches");
   e.params = trace_params();
@@ -115,6 +145,7 @@ PluginEntry linear_entry() {
   PluginEntry e = make("test.linear", PluginKind::model, "a linear model");
   e.params = trace_params();
   e.params.push_back({"dim", ParamType::integer, Json(4), false, "features"});
+  e.params.push_back({"bias_every", ParamType::integer, Json(0), false, "use the bias only every k-th update (0 = always)"});
   e.inputs = {{"x", "features:f32[B,{dim}]", false, ""}};
   e.outputs = {{"y", "values:f32[B,1]", false, ""}};
   e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<Linear>(p); };
@@ -130,8 +161,18 @@ PluginEntry mse_entry() {
   return e;
 }
 
+PluginEntry lagrangian_entry() {
+  PluginEntry e = make("test.lagrangian", PluginKind::loss, "MSE plus a trainable multiplier times mean(pred) - bound");
+  e.params = {{"bound", ParamType::number, Json(0.0), false, "the constraint mean(pred) <= bound"},
+              {"init", ParamType::number, Json(0.0), false, "initial multiplier"}};
+  e.inputs = {{"pred", "values:f32[B,1]", false, ""}, {"target", "values:f32[B,1]", false, ""}};
+  e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<Lagrangian>(p); };
+  return e;
+}
+
 }  // namespace
 
+SCION_REGISTER_PLUGIN(lagrangian_entry)
 SCION_REGISTER_PLUGIN(synthetic_entry)
 SCION_REGISTER_PLUGIN(linear_entry)
 SCION_REGISTER_PLUGIN(mse_entry)

@@ -1,0 +1,61 @@
+// Checkpoint files of a run, and nothing else: the executor decides what goes in (which
+// models, which node state, which optimizer moments); this file decides how it lands on disk
+// so that a SIGKILL at any moment leaves a checkpoint that resumes bit-identically.
+//
+//   runs/<name>/checkpoints/step_<N>/{<node>.safetensors..., optimizer.safetensors, state.json}
+//   runs/<name>/checkpoints/latest.json  {"checkpoint": "step_<N>", "step": N}
+//
+// A checkpoint is written into step_<N>.tmp and renamed; latest.json is written atomically
+// after the rename, so it only ever names a complete folder.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "scion/json.h"
+#include "scion/nn.h"
+#include "scion/safetensors.h"
+
+namespace scion::runtime::checkpoint {
+
+// Where the run stands: enough to continue the loop where it stopped.
+struct Counters {
+  int64_t step = 0;         // optimizer updates in the whole run
+  int64_t stage_index = 0;  // the stage to continue (the next one when a stage just ended)
+  int64_t stage_step = 0;   // updates done in that stage
+  double tokens = 0, flops = 0, elapsed_s = 0;
+};
+
+// One safetensors file of a checkpoint ("<node>.safetensors", "optimizer.safetensors").
+struct TensorFile {
+  std::string file;
+  nn::NamedTensors tensors;
+  safetensors::Metadata metadata;
+};
+
+struct Contents {
+  Counters counters;
+  Json nodes;  // node name -> Plugin::state() (non-null ones only)
+  std::vector<TensorFile> files;
+};
+
+// Writes step_<counters.step> under `root` (rank 0 only: the caller decides), points
+// latest.json at it, and keeps it and the newest one before it; anything else goes (older
+// ones, leftovers of a killed write, and a later-numbered one that a kill left unnamed by
+// latest.json: an abandoned timeline).
+void write(const std::filesystem::path& root, const Contents& c);
+
+// The newest complete checkpoint under `root`, read once: its folder, counters and node
+// state. nullopt when there is none (no latest.json).
+struct Found {
+  std::filesystem::path dir;
+  Counters counters;
+  Json nodes;  // an object; may lack any node
+  bool has(const std::string& file) const;
+  safetensors::Loaded load(const std::string& file) const;  // throws naming the file when missing
+};
+std::optional<Found> read_latest(const std::filesystem::path& root);
+
+}  // namespace scion::runtime::checkpoint
