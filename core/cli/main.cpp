@@ -107,10 +107,15 @@ int cmd_plugins(int argc, char** argv) {
   std::printf("%s %s (%s) — %s\nlibrary: %s\n", e.name.c_str(), e.version.c_str(), kind_name(e.kind),
               e.description.c_str(), p->library.c_str());
   if (!e.params.empty()) std::printf("\nparameters:\n");
-  for (const auto& ps : e.params)
-    std::printf("  %-16s %-16s %-12s %s\n", ps.name.c_str(), param_type_name(ps.type),
-                ps.required ? "(required)" : ("= " + json_dump(ps.default_value)).c_str(), ps.doc.c_str());
-  for (const auto& r : e.node_refs) std::printf("  %-16s %-16s %-12s %s\n", r.c_str(), "node", "", "name of another node");
+  for (const auto& ps : e.params) {
+    std::string type = param_type_name(ps.type), rule;
+    if (ps.has_kind) type += std::string(" (") + kind_name(ps.node_kind) + ")";
+    for (const auto& c : ps.choices) rule += (rule.empty() ? " [" : " | ") + c;
+    if (!ps.choices.empty()) rule += "]";
+    if (ps.has_min || ps.has_max) rule += " [" + ps.range_text() + "]";
+    std::printf("  %-16s %-16s %-12s %s%s\n", ps.name.c_str(), type.c_str(),
+                ps.required ? "(required)" : ("= " + json_dump(ps.default_value)).c_str(), ps.doc.c_str(), rule.c_str());
+  }
   if (!e.inputs.empty()) std::printf("\ninputs:\n");
   for (const auto& ps : e.inputs)
     std::printf("  %-16s %-16s %-12s %s\n", ps.name.c_str(), ps.type.c_str(), ps.optional ? "(optional)" : "",

@@ -5,6 +5,7 @@
 #include <glob.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -57,26 +58,36 @@ Json to_json(const toml::node& n) {
   return Json(n.is_date_time() || n.is_date() || n.is_time() ? Json("<date>") : Json());
 }
 
-void insert_toml(toml::table& t, const std::string& key, const Json& v) {
-  if (v.is_boolean()) t.insert_or_assign(key, json_bool(v));
+// A JSON value as TOML, for defaults written into the resolved graph. Whole numbers are
+// written as integers (JSON keeps one number type); arrays and tables nest to any depth.
+// `put` receives the converted value of its concrete TOML type (null: nothing is written).
+template <class Put>
+void with_toml(const Json& v, Put&& put);
+
+toml::array toml_array(const Json& v) {
+  toml::array a;
+  for (const Json& e : json_array(v)) with_toml(e, [&](auto&& x) { a.push_back(std::move(x)); });
+  return a;
+}
+toml::table toml_table(const Json& v) {
+  toml::table t;
+  for (const auto& [k, e] : json_object(v)) with_toml(e, [&](auto&& x) { t.insert_or_assign(k, std::move(x)); });
+  return t;
+}
+template <class Put>
+void with_toml(const Json& v, Put&& put) {
+  if (v.is_boolean()) put(bool(json_bool(v)));
   else if (v.is_number()) {
     const double d = json_number(v);
-    if (d == double(int64_t(d))) t.insert_or_assign(key, int64_t(d));
-    else t.insert_or_assign(key, d);
-  } else if (v.is_string()) t.insert_or_assign(key, json_string(v));
-  else if (v.is_array()) {
-    toml::array a;
-    for (const Json& e : json_array(v)) {
-      if (e.is_string()) a.push_back(json_string(e));
-      else if (e.is_number()) a.push_back(json_number(e));
-      else if (e.is_boolean()) a.push_back(json_bool(e));
-    }
-    t.insert_or_assign(key, std::move(a));
-  } else if (v.is_object()) {
-    toml::table sub;
-    for (const auto& [k, e] : json_object(v)) insert_toml(sub, k, e);
-    t.insert_or_assign(key, std::move(sub));
-  }
+    if (std::isfinite(d) && d == std::trunc(d) && std::fabs(d) < 9.2e18) put(int64_t(d));
+    else put(double(d));
+  } else if (v.is_string()) put(std::string(json_string(v)));
+  else if (v.is_array()) put(toml_array(v));
+  else if (v.is_object()) put(toml_table(v));
+}
+
+void insert_toml(toml::table& t, const std::string& key, const Json& v) {
+  with_toml(v, [&](auto&& x) { t.insert_or_assign(key, std::move(x)); });
 }
 
 bool type_ok(ParamType t, const toml::node& n) {
@@ -85,12 +96,21 @@ bool type_ok(ParamType t, const toml::node& n) {
     case ParamType::number: return n.is_number();
     case ParamType::boolean: return n.is_boolean();
     case ParamType::string: return n.is_string();
-    case ParamType::string_list: {
+    case ParamType::node: return n.is_string();
+    case ParamType::string_list:
+    case ParamType::node_list: {
       if (n.is_string()) return true;
       auto a = n.as_array();
       if (!a) return false;
       for (const auto& e : *a)
         if (!e.is_string()) return false;
+      return true;
+    }
+    case ParamType::integer_list: {
+      auto a = n.as_array();
+      if (!a) return false;
+      for (const auto& e : *a)
+        if (!e.is_integer()) return false;
       return true;
     }
     case ParamType::table: return n.is_table();
@@ -166,6 +186,7 @@ class Validator {
       }
       Json val = to_json(v);
       if (it->type == ParamType::number && v.is_integer()) val = Json(double(v.as_integer()->get()));
+      check_value(*it, v, where);
       if (it->path) {
         std::vector<std::string> paths;
         if (val.is_string()) paths.push_back(json_string(val));
@@ -188,6 +209,41 @@ class Validator {
       if (!p.default_value.is_null()) insert_toml(t, p.name, p.default_value);
     }
     return out;
+  }
+
+  // The value's elements (the value itself when it is not an array), for per-element rules.
+  static std::vector<const toml::node*> elements(const toml::node& v) {
+    std::vector<const toml::node*> out;
+    if (auto a = v.as_array())
+      for (const auto& e : *a) out.push_back(&e);
+    else
+      out.push_back(&v);
+    return out;
+  }
+
+  // Choices and ranges, each element of a list on its own: the error is at the element.
+  void check_value(const ParamSpec& spec, const toml::node& v, const std::string& where) {
+    for (const toml::node* e : elements(v)) {
+      if (!spec.choices.empty() && e->is_string()) {
+        const std::string s = e->as_string()->get();
+        if (std::find(spec.choices.begin(), spec.choices.end(), s) == spec.choices.end()) {
+          const std::string guess = did_you_mean(s, spec.choices);
+          error(pos(*e), "'" + spec.name + "' in " + where + " must be one of " + join(spec.choices) + ", got '" + s + "'",
+                guess.empty() ? spec.name + ": " + spec.doc : "did you mean '" + guess + "'?");
+        }
+      }
+      if ((spec.has_min || spec.has_max) && e->is_number()) {
+        const double x = e->is_integer() ? double(e->as_integer()->get()) : e->as_floating_point()->get();
+        const bool low = spec.has_min && (spec.min_exclusive ? x <= spec.min : x < spec.min);
+        const bool high = spec.has_max && (spec.max_exclusive ? x >= spec.max : x > spec.max);
+        if (low || high || std::isnan(x)) {
+          std::ostringstream got;
+          got << x;
+          error(pos(*e), "'" + spec.name + "' in " + where + " must be " + spec.range_text() + ", got " + got.str(),
+                spec.name + " is " + spec.range_text() + ": " + spec.doc);
+        }
+      }
+    }
   }
 
   // Core keys of stages read with their type checked: a value of the wrong type or out of
@@ -415,7 +471,16 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
     Json r = v.check_params(*run, schema, "[run]", {}, v.pos(*run));
     if (r.contains("name") && r.at("name").is_string()) g.name = json_string(r.at("name"));
     if (r.contains("seed") && r.at("seed").is_number()) g.seed = uint64_t(json_int(r.at("seed")));
-    if (r.contains("device") && r.at("device").is_string()) g.device = json_string(r.at("device"));
+    if (r.contains("device") && r.at("device").is_string()) {
+      g.device = json_string(r.at("device"));
+      const bool indexed = g.device.rfind("cuda:", 0) == 0 && g.device.size() > 5 &&
+                           g.device.find_first_not_of("0123456789", 5) == std::string::npos;
+      if (g.device != "cpu" && g.device != "cuda" && g.device != "auto" && !indexed)
+        v.error(v.pos(*run->get("device")), "'device' in [run] must be cpu, cuda, cuda:N or auto, got '" + g.device + "'",
+                did_you_mean(g.device, {"cpu", "cuda", "auto"}).empty()
+                    ? "auto picks cuda when a CUDA device is available"
+                    : "did you mean '" + did_you_mean(g.device, {"cpu", "cuda", "auto"}) + "'?");
+    }
     if (r.contains("threads") && r.at("threads").is_number()) g.threads = int(json_int(r.at("threads")));
   }
 
@@ -440,7 +505,11 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
       n.pos = v.pos(k);
       auto plugin = (*t)["plugin"].value<std::string>();
       if (!plugin) {
-        v.error(v.pos(k), "node '" + name + "' has no plugin = \"...\"", "`scion plugins` lists the plugins found");
+        if (auto pn = t->get("plugin"))
+          v.error(v.pos(*pn), "'plugin' of node '" + name + "' must be a string, got " + toml_type(*pn),
+                  "plugin = \"<name>\"; `scion plugins` lists the plugins found");
+        else
+          v.error(v.pos(k), "node '" + name + "' has no plugin = \"...\"", "`scion plugins` lists the plugins found");
         broken.insert(name);
         continue;
       }
@@ -457,7 +526,6 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
       std::set<std::string> extra = {"plugin"};
       if (e.kind == PluginKind::model) extra.insert("frozen");
       for (const auto& p : e.inputs) extra.insert(p.name);
-      for (const auto& r : e.node_refs) extra.insert(r);
       const std::string where = "node '" + name + "' (" + n.plugin + ")";
       n.params = v.check_params(*t, e.params, where, extra, n.pos);
       if (auto fr = t->get("frozen")) {
@@ -480,15 +548,17 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
         }
         n.inputs[p.name] = *s;
       }
-      for (const auto& r : e.node_refs) {
-        auto in = t->get(r);
-        if (!in) continue;  // optional reference unless the plugin's schema says otherwise
-        auto s = in->value<std::string>();
-        if (!s) {
-          v.error(v.pos(*in), "'" + r + "' of " + where + " must name a node");
-          continue;
+      // Parameters naming nodes: checked (existence, kind) once every node is known, and
+      // part of the dependency order.
+      for (const auto& p : e.params) {
+        if (!n.params.contains(p.name) || (!n.params.at(p.name).is_string() && !n.params.at(p.name).is_array())) continue;
+        if (p.type == ParamType::node) n.refs[p.name] = json_string(n.params.at(p.name));
+        if (p.type == ParamType::node_list) {
+          const Json& list = n.params.at(p.name);
+          if (list.is_string()) n.list_refs[p.name] = {json_string(list)};
+          else
+            for (const Json& x : json_array(list)) n.list_refs[p.name].push_back(json_string(x));
         }
-        n.refs[r] = *s;
       }
       specs.emplace(name, std::move(n));
     }
@@ -547,11 +617,35 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
       else
         edges.push_back({name, port, src_node, src_port, *in_t, *out_t});
     }
-    for (const auto& [key, target] : n.refs) {
-      if (!specs.count(target) && !broken.count(target)) {
+    // A named node must exist and be of the kind the parameter declares.
+    auto check_ref = [&](const std::string& key, const std::string& target, SourcePos at) {
+      const ParamSpec* spec = nullptr;
+      for (const auto& p : n.info->entry.params)
+        if (p.name == key) spec = &p;
+      auto it = specs.find(target);
+      if (it == specs.end()) {
+        if (broken.count(target)) return;
         const std::string guess = did_you_mean(target, node_names);
-        v.error(ref_pos(name, key), "'" + key + "' of node '" + name + "' names node '" + target + "', which does not exist",
+        v.error(at, "'" + key + "' of node '" + name + "' names node '" + target + "', which does not exist",
                 guess.empty() ? "nodes: " + Validator::join(node_names) : "did you mean '" + guess + "'?");
+      } else if (spec && spec->has_kind && it->second.info->entry.kind != spec->node_kind) {
+        std::vector<std::string> fit;
+        for (const auto& [other, os] : specs)
+          if (os.info->entry.kind == spec->node_kind) fit.push_back(other);
+        v.error(at, "'" + key + "' of node '" + name + "' names node '" + target + "', a " +
+                        kind_name(it->second.info->entry.kind) + " (" + it->second.plugin + "), but needs a " +
+                        kind_name(spec->node_kind) + " node",
+                fit.empty() ? "the graph has no " + std::string(kind_name(spec->node_kind)) + " node"
+                            : std::string(kind_name(spec->node_kind)) + " nodes: " + Validator::join(fit));
+      }
+    };
+    for (const auto& [key, target] : n.refs) check_ref(key, target, ref_pos(name, key));
+    for (const auto& [key, targets] : n.list_refs) {
+      auto t = (*nodes_tbl)[name].as_table();
+      auto list = t ? t->get(key) : nullptr;
+      for (size_t i = 0; i < targets.size(); ++i) {
+        const toml::node* e = list && list->is_array() ? list->as_array()->get(i) : list;
+        check_ref(key, targets[i], e ? v.pos(*e) : ref_pos(name, key));
       }
     }
   }
@@ -575,6 +669,8 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
     path.push_back(n);
     for (const auto& [port, src] : it->second.inputs) visit(src.substr(0, src.find('.')), path);
     for (const auto& [key, target] : it->second.refs) visit(target, path);
+    for (const auto& [key, targets] : it->second.list_refs)
+      for (const auto& target : targets) visit(target, path);
     path.pop_back();
     state[n] = 2;
     order.push_back(n);
@@ -768,11 +864,11 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
                     guess.empty() ? "" : "did you mean '" + guess + "'?");
           } else {
             const std::vector<ParamSpec> sched = {
-                {"lr", ParamType::number, Json(3e-4), false, "peak learning rate"},
-                {"warmup", ParamType::integer, Json(0), false, "linear warmup steps"},
-                {"decay", ParamType::string, Json("cosine"), false, "constant | linear | cosine"},
-                {"min_lr", ParamType::number, Json(0.0), false, "learning rate at the end of the decay"},
-                {"clip", ParamType::number, Json(1.0), false, "global gradient-norm clip (0 = off)"}};
+                num_param("lr", 3e-4, "peak learning rate").at_least(0),
+                int_param("warmup", 0, "linear warmup steps").at_least(0),
+                str_param("decay", "cosine", "learning-rate decay after warmup").one_of({"constant", "linear", "cosine"}),
+                num_param("min_lr", 0.0, "learning rate at the end of the decay").at_least(0),
+                num_param("clip", 1.0, "global gradient-norm clip (0 = off)").at_least(0)};
             std::vector<ParamSpec> all = sched;
             for (const auto& p : s.optimizer_info->entry.params) all.push_back(p);
             Json params = v.check_params(*ot, all, "the optimizer of " + where, {"plugin"}, v.pos(*o));
@@ -781,8 +877,6 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
             if (params.contains("decay") && params.at("decay").is_string()) s.decay = json_string(params.at("decay"));
             if (params.contains("min_lr") && params.at("min_lr").is_number()) s.min_lr = json_number(params.at("min_lr"));
             if (params.contains("clip") && params.at("clip").is_number()) s.clip = json_number(params.at("clip"));
-            if (s.decay != "constant" && s.decay != "linear" && s.decay != "cosine")
-              v.error(v.pos(*ot->get("decay")), "decay must be constant, linear or cosine, got '" + s.decay + "'");
             s.optimizer_params = params;
           }
         } else {
@@ -834,6 +928,15 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
             continue;
           }
           OpSpec op;
+          bool typed = true;
+          for (const char* key : {"plugin", "target"})
+            if (auto kn = ot->get(key); kn && !kn->is_string()) {
+              v.error(v.pos(*kn), "'" + std::string(key) + "' of an op in " + where + " must be a string, got " + toml_type(*kn),
+                      std::string(key) == "plugin" ? "plugin = \"<op plugin>\"; `scion plugins` lists them"
+                                                   : "target = \"<model node>\"");
+              typed = false;
+            }
+          if (!typed) continue;
           op.plugin = (*ot)["plugin"].value_or<std::string>("");
           op.target = (*ot)["target"].value_or<std::string>("");
           op.info = reg.find(op.plugin);
@@ -856,6 +959,59 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
       parse_param_groups(v, *t, s, specs, node_names, reg, where);
       g.stages.push_back(std::move(s));
       ++si;
+    }
+  }
+
+  // ---- the plugins' own checks, on the whole graph: only once everything above holds, so
+  // that a check sees nodes, ports and stages that are what they say ----
+  if (v.diags_.empty()) {
+    GraphView view;
+    for (const auto& name : order) {
+      const NodeSpec& n = specs.at(name);
+      Json params = n.params;
+      for (const auto& [k, target] : n.refs) params[k] = Json(target);
+      view.nodes.push_back({n.name, n.plugin, n.info->entry.kind, Params(params, n.name), n.inputs});
+    }
+    for (const StageSpec& s : g.stages) {
+      GraphStageView sv{s.name, s.steps, s.eval_every, s.train, {}, s.evaluators, s.data};
+      for (const auto& [l, w] : s.losses) sv.losses.push_back(l);
+      view.stages.push_back(std::move(sv));
+    }
+    // The node at a dotted path inside `base` ("stage_files.teacher", "data.1"): the deepest
+    // part that exists, so a problem with a default points at its table.
+    auto locate = [&](const toml::node* base, const std::string& path, const SourcePos& fallback) -> SourcePos {
+      const toml::node* cur = base;
+      std::stringstream ss(path);
+      std::string part;
+      while (cur && !path.empty() && std::getline(ss, part, '.')) {
+        const toml::node* next = nullptr;
+        if (auto t = cur->as_table()) next = t->get(part);
+        else if (auto a = cur->as_array(); a && !part.empty() && part.find_first_not_of("0123456789") == std::string::npos)
+          next = a->get(size_t(std::stoul(part)));
+        if (!next) break;
+        cur = next;
+      }
+      // A table made by a [header] has no position of its own in toml++: the node's key has.
+      const SourcePos at = cur ? v.pos(*cur) : fallback;
+      return at.line > 0 ? at : fallback;
+    };
+    for (const GraphNodeView& self : view.nodes) {
+      const NodeSpec& n = specs.at(self.name);
+      if (!n.info->entry.check) continue;
+      std::vector<GraphProblem> problems;
+      try {
+        problems = n.info->entry.check(view, self);
+      } catch (const std::exception& e) {
+        problems.push_back({"", std::string("the plugin's graph check failed: ") + e.what(), "a bug of the plugin"});
+      }
+      for (const GraphProblem& p : problems) {
+        SourcePos at = n.pos;
+        if (p.stage >= 0 && stages && size_t(p.stage) < stages->size())
+          at = locate(stages->get(size_t(p.stage)), p.at, v.pos(*stages->get(size_t(p.stage))));
+        else if (!p.at.empty())
+          at = locate((*nodes_tbl).get(n.name), p.at, n.pos);
+        v.error(at, "node '" + n.name + "' (" + n.plugin + "): " + p.message, p.hint);
+      }
     }
   }
 

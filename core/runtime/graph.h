@@ -37,7 +37,8 @@ struct NodeSpec {
   const LoadedPlugin* info = nullptr;
   Json params;                                  // validated, defaults filled
   std::map<std::string, std::string> inputs;    // input port -> "node.port"
-  std::map<std::string, std::string> refs;      // node-reference parameter -> node
+  std::map<std::string, std::string> refs;      // node parameter -> node
+  std::map<std::string, std::vector<std::string>> list_refs;  // node-list parameter -> nodes
   bool frozen = false;
   SourcePos pos;
 };

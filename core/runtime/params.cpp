@@ -1,5 +1,7 @@
 #include "scion/plugin.h"
 
+#include <cstdio>
+
 namespace scion {
 
 const char* kind_name(PluginKind k) {
@@ -25,8 +27,28 @@ const char* param_type_name(ParamType t) {
     case ParamType::string_list: return "list of strings";
     case ParamType::table: return "table";
     case ParamType::any: return "any";
+    case ParamType::integer_list: return "list of integers";
+    case ParamType::node: return "node name";
+    case ParamType::node_list: return "list of node names";
   }
   return "?";
+}
+
+namespace {
+std::string number_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.10g", v);
+  return buf;
+}
+}  // namespace
+
+std::string ParamSpec::range_text() const {
+  if (has_min && has_max)
+    return std::string("in ") + (min_exclusive ? "(" : "[") + number_text(min) + ", " + number_text(max) +
+           (max_exclusive ? ")" : "]");
+  if (has_min) return (min_exclusive ? "above " : "at least ") + number_text(min);
+  if (has_max) return (max_exclusive ? "below " : "at most ") + number_text(max);
+  return "";
 }
 
 namespace {
@@ -48,6 +70,11 @@ std::vector<std::string> Params::strings(const std::string& k) const {
   const Json& v = raw(k);
   if (v.is_string()) return {json_string(v)};
   for (const Json& e : json_array(v)) out.push_back(json_string(e));
+  return out;
+}
+std::vector<int64_t> Params::ints(const std::string& k) const {
+  std::vector<int64_t> out;
+  for (const Json& e : json_array(raw(k))) out.push_back(json_int(e));
   return out;
 }
 

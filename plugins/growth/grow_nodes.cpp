@@ -153,12 +153,12 @@ class Subnets final : public Op {
 };
 
 std::vector<ParamSpec> width_params() {
-  return {{"width", ParamType::integer, Json(), true, "new hidden width (a multiple of the head size)"},
-          {"ffn", ParamType::integer, Json(0), false, "new FFN width (0 = keep the FFN/width ratio)"},
-          {"uniform", ParamType::boolean, Json(true), false, "uniform unit duplication (exact under LayerNorm)"},
-          {"noise", ParamType::number, Json(0.0), false,
-           "std of symmetry-breaking noise on divided copies, zero-sum over each unit's copies (exact where "
-           "fpi with a uniform map is)"}};
+  return {int_param("width", 0, "new hidden width (a multiple of the head size)").at_least(1).needed(),
+          int_param("ffn", 0, "new FFN width (0 = keep the FFN/width ratio)").at_least(0),
+          bool_param("uniform", true, "uniform unit duplication (exact under LayerNorm)"),
+          num_param("noise", 0.0,
+                    "std of symmetry-breaking noise on divided copies, zero-sum over each unit's copies (exact where "
+                    "fpi with a uniform map is)").at_least(0)};
 }
 
 PluginEntry op_entry(const char* name, const char* desc, std::vector<ParamSpec> params, Factory f) {
@@ -187,30 +187,31 @@ PluginEntry stack_entry() {
 }
 PluginEntry b2b_entry() {
   auto params = width_params();
-  params[0].required = false;
-  params[0].default_value = Json(0);
-  params.push_back({"method", ParamType::string, Json("aki"), false, "fpi | aki (new units of layer l from layer l+1)"});
-  params.push_back({"layers", ParamType::integer, Json(0), false, "target depth by bert2BERT stacking (0 = unchanged)"});
+  params[0] = int_param("width", 0, "new hidden width, a multiple of the head size (0 = unchanged)").at_least(0);
+  params.push_back(str_param("method", "aki", "fpi | aki (new units of layer l from layer l+1)").one_of({"fpi", "aki"}));
+  params.push_back(int_param("layers", 0, "target depth by bert2BERT stacking (0 = unchanged)").at_least(0));
   return op_entry("grow.bert2bert", "bert2BERT: FPI or AKI width growth, then depth by stacking", params,
                   [](const Params& p, const NodeResolver&) { return std::make_shared<Bert2Bert>(p); });
 }
 PluginEntry subnets_entry() {
   return op_entry("grow.subnets", "bert2BERT two-stage training: train sampled bottom sub-models (on) / the full model (off)",
-                  {{"enabled", ParamType::boolean, Json(true), false, "sample a prefix depth each step from now on (false: full model)"},
-                   {"min_layers", ParamType::integer, Json(1), false, "smallest prefix depth sampled"}},
+                  {bool_param("enabled", true, "sample a prefix depth each step from now on (false: full model)"),
+                   int_param("min_layers", 1, "smallest prefix depth sampled").at_least(1)},
                   [](const Params& p, const NodeResolver&) { return std::make_shared<Subnets>(p); });
 }
 
 PluginEntry masked_entry() {
   return op_entry("grow.masked", "MSG: new hidden units, heads, FFN units and layers behind masks rising 0 -> 1 "
                   "(exact at growth; old optimizer moments carry over)",
-                  {{"width", ParamType::integer, Json(0), false,
-                    "new hidden width, a multiple of the head size; heads follow at a fixed head size (0 = unchanged)"},
-                   {"ffn", ParamType::integer, Json(0), false, "new FFN width (0 = unchanged)"},
-                   {"layers", ParamType::integer, Json(0), false, "new layer count, added on top (0 = unchanged)"},
-                   {"ramp_steps", ParamType::integer, Json(1000), false, "updates (across stages) for the masks to reach 1"},
-                   {"new_layers", ParamType::string, Json("random"), false,
-                    "random | stack: new layer l starts from old layer l mod L (MSG's stack_block); exact either way"}},
+                  {int_param("width", 0,
+                             "new hidden width, a multiple of the head size; heads follow at a fixed head size (0 = unchanged)")
+                       .at_least(0),
+                   int_param("ffn", 0, "new FFN width (0 = unchanged)").at_least(0),
+                   int_param("layers", 0, "new layer count, added on top (0 = unchanged)").at_least(0),
+                   int_param("ramp_steps", 1000, "updates (across stages) for the masks to reach 1").at_least(1),
+                   str_param("new_layers", "random",
+                             "random | stack: new layer l starts from old layer l mod L (MSG's stack_block); exact either way")
+                       .one_of({"random", "stack"})},
                   [](const Params& p, const NodeResolver&) { return std::make_shared<Masked>(p); });
 }
 

@@ -1,4 +1,5 @@
 // loss.inherit: the knowledge-inheritance loss as a node (built into scion_lm).
+#include <algorithm>
 #include <cstdio>
 
 #include "inherit.h"
@@ -87,18 +88,58 @@ PluginEntry inherit_entry() {
   e.kind = PluginKind::loss;
   e.version = "1.0.0";
   e.description = "knowledge inheritance: (1-a) CE + a tau^2 KL(teacher || student), a decaying with updates";
-  e.params = {{"schedule", ParamType::string, Json("linear"), false, "constant | linear | until_surpassed"},
-              {"alpha", ParamType::number, Json(1.0), false, "alpha at the first update"},
-              {"steps", ParamType::integer, Json(1000), false, "linear: updates until alpha reaches 0"},
-              {"temperature", ParamType::number, Json(2.0), false, "softmax temperature tau (reference code: 2)"},
-              {"ignore_index", ParamType::integer, Json(-100), false, "target id of rows that do not count"},
-              {"student_metric", ParamType::string, Json("ppl/loss"), false,
-               "until_surpassed: evaluator metric of the student's validation loss"},
-              {"teacher_metric", ParamType::string, Json("ppl/teacher_loss"), false,
-               "until_surpassed: evaluator metric of the teacher's validation loss"}};
-  e.inputs = {{"student", "logits", false, "student logits [B, T, V]"},
-              {"teacher", "logits", false, "teacher logits [B, T, V] (a frozen model node)"},
-              {"targets", "targets", false, "targets [B, T] (-100 = none)"}};
+  e.params = {str_param("schedule", "linear", "how alpha decays").one_of({"constant", "linear", "until_surpassed"}),
+              num_param("alpha", 1.0, "alpha at the first update").in_range(0, 1),
+              int_param("steps", 1000, "linear: updates until alpha reaches 0").at_least(0),
+              num_param("temperature", 2.0, "softmax temperature tau (reference code: 2)").above(0),
+              int_param("ignore_index", -100, "target id of rows that do not count"),
+              str_param("student_metric", "ppl/loss", "until_surpassed: evaluator metric of the student's validation loss"),
+              str_param("teacher_metric", "ppl/teacher_loss",
+                        "until_surpassed: evaluator metric of the teacher's validation loss")};
+  e.inputs = {{"student", "logits:f32[B,T,V]", false, "student logits [B, T, V]"},
+              {"teacher", "logits:f32[B,T,V]", false, "teacher logits [B, T, V] (a frozen model node)"},
+              {"targets", "targets:i64[B,T]", false, "targets [B, T] (-100 = none)"}};
+  // What the constructor and the executor (needed_metrics) refuse before the first update.
+  e.check = [](const GraphView& g, const GraphNodeView& self) {
+    std::vector<GraphProblem> out;
+    const Params& p = self.params;
+    const std::string schedule = p.s("schedule");
+    if (schedule == "linear" && p.i("steps") <= 0)
+      out.push_back({"steps", "a linear schedule needs steps > 0, got " + std::to_string(p.i("steps")),
+                     "steps: the updates over which alpha falls to 0"});
+    if (schedule != "until_surpassed") return out;
+    for (size_t si = 0; si < g.stages.size(); ++si) {
+      const GraphStageView& s = g.stages[si];
+      const auto used = std::find(s.losses.begin(), s.losses.end(), self.name);
+      if (used == s.losses.end()) continue;
+      for (const char* key : {"student_metric", "teacher_metric"}) {
+        const std::string metric = p.s(key);
+        const size_t slash = metric.find('/');
+        const std::string ev = metric.substr(0, slash);
+        if (slash == std::string::npos) {
+          out.push_back({key, std::string(key) + " '" + metric + "' names no evaluator",
+                         "metrics are named <evaluator node>/<key>, e.g. ppl/loss"});
+          continue;
+        }
+        const bool there = s.eval_every > 0 && std::find(s.evaluators.begin(), s.evaluators.end(), ev) != s.evaluators.end();
+        if (!there) {
+          out.push_back({"eval", "stage '" + s.name + "' uses loss '" + self.name + "', which acts on the evaluation metric '" +
+                                     metric + "', but the stage does not evaluate with '" + ev + "'",
+                         "metrics are named <evaluator>/<key>; add eval = { every = N, evaluators = [\"" + ev +
+                             "\"] } to the stage",
+                         int(si)});
+          break;  // one problem per stage
+        }
+        // eval.ppl gives teacher_loss only when it scores a teacher.
+        const GraphNodeView* en = g.node(ev);
+        if (en && en->plugin == "eval.ppl" && metric.substr(slash + 1).find("teacher_loss") != std::string::npos &&
+            !en->params.has("teacher"))
+          out.push_back({key, std::string(key) + " '" + metric + "' needs '" + ev + "' to score a teacher, but it has none",
+                         "set teacher = \"<the teacher model node>\" on node '" + ev + "'"});
+      }
+    }
+    return out;
+  };
   e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<InheritNode>(p); };
   return e;
 }

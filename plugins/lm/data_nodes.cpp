@@ -13,6 +13,12 @@
 namespace scion::lm {
 namespace {
 
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
 // With stage_files = { <stage> = [globs] }, the named stages read their own files (a domain
 // post-training stage, ELLE's stream of domains) and every other stage reads `files`. Each
 // file set keeps its own stream and position, so a stage that returns to a set continues it.
@@ -39,7 +45,7 @@ class TextNode final : public DataSource {
     mlm_.prob = float(p.f("mlm_prob"));
     mlm_.mask_id = p.i("mask_id");
     mlm_.vocab = tok_->vocab_size();
-    for (const auto& s : p.strings("never_mask")) mlm_.never_mask.push_back(std::stoll(s));
+    for (int64_t id : p.ints("never_mask")) mlm_.never_mask.push_back(id);
   }
   TensorMap next(const StepContext& ctx) override {
     Tensor x, y;
@@ -49,11 +55,6 @@ class TextNode final : public DataSource {
   }
 
  private:
-  static std::string join(const std::vector<std::string>& v) {
-    std::string s;
-    for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
-    return s;
-  }
   std::unique_ptr<TextStream> make_stream(const std::vector<std::string>& files, uint64_t salt) const {
     TextStreamConfig c;
     c.files = files;
@@ -135,21 +136,51 @@ PluginEntry text_entry() {
               {"stage_files", ParamType::table, Json(Json::object_t{}), false,
                "{ <stage> = [globs] }: files those stages read instead (each set keeps its own position)"},
               {"valid_files", ParamType::string_list, Json(Json::array_t{}), false, "validation files (globs) for evaluators", true},
-              {"seq_len", ParamType::integer, Json(128), false, "tokens per window"},
-              {"batch_size", ParamType::integer, Json(8), false, "windows per batch (per rank)"},
-              {"shuffle", ParamType::boolean, Json(true), false, "shuffle file order per epoch and windows in a buffer"},
-              {"shuffle_buffer", ParamType::integer, Json(1024), false, "windows held for shuffling (long documents need many: batches from one document are of one domain)"},
-              {"domain", ParamType::string, Json(""), false, "domain tag (e.g. news, bio) for per-domain metrics"},
-              {"mlm_prob", ParamType::number, Json(0.0), false, "BERT masking probability (0 = causal LM targets)"},
-              {"mask_id", ParamType::integer, Json(103), false, "[MASK] id for MLM"},
-              {"never_mask", ParamType::string_list, Json(Json::array_t{Json("0"), Json("101"), Json("102")}), false,
-               "ids never selected for masking ([PAD], [CLS], [SEP])"}};
-  e.node_refs = {"tokenizer"};
-  e.outputs = {{"tokens", "tokens", false, "input ids [B, T]"}, {"targets", "targets", false, "target ids [B, T] (-100 = none)"}};
-  e.factory = [](const Params& p, const NodeResolver& r) {
-    SCION_CHECK(p.has("tokenizer"), "data.text needs tokenizer = \"<tokenizer node>\"");
-    return std::make_shared<TextNode>(p, r);
+              int_param("seq_len", 128, "tokens per window").at_least(1),
+              int_param("batch_size", 8, "windows per batch (per rank)").at_least(1),
+              bool_param("shuffle", true, "shuffle file order per epoch and windows in a buffer"),
+              int_param("shuffle_buffer", 1024, "windows held for shuffling (long documents need many: batches from one document are of one domain)").at_least(0),
+              str_param("domain", "", "domain tag (e.g. news, bio) for per-domain metrics"),
+              num_param("mlm_prob", 0.0, "BERT masking probability (0 = causal LM targets)").in_range(0, 1),
+              int_param("mask_id", 103, "[MASK] id for MLM").at_least(0),
+              int_list_param("never_mask", {0, 101, 102}, "ids never selected for masking ([PAD], [CLS], [SEP])"),
+              node_param("tokenizer", PluginKind::tokenizer, "the tokenizer node").needed()};
+  e.outputs = {{"tokens", "tokens:i64[{batch_size},{seq_len}]", false, "input ids [B, T]"},
+               {"targets", "targets:i64[{batch_size},{seq_len}]", false, "target ids [B, T] (-100 = none)"}};
+  // stage_files names stages and holds globs: what the schema cannot say, checked on the graph.
+  e.check = [](const GraphView& g, const GraphNodeView& self) {
+    std::vector<GraphProblem> out;
+    std::vector<std::string> stages;
+    for (const auto& s : g.stages) stages.push_back(s.name);
+    const Json& by_stage = self.params.raw("stage_files");
+    for (const auto& [stage, globs] : json_object(by_stage)) {
+      const std::string at = "stage_files." + stage;
+      if (std::find(stages.begin(), stages.end(), stage) == stages.end()) {
+        out.push_back({at, "stage_files names stage '" + stage + "', which the graph does not have",
+                       "its stages: " + join(stages)});
+        continue;
+      }
+      bool strings = globs.is_array();
+      if (strings)
+        for (const Json& x : json_array(globs)) strings = strings && x.is_string();
+      if (!strings) {
+        out.push_back({at, "stage_files." + stage + " must be a list of files (globs)",
+                       "stage_files = { " + stage + " = [\"data/domain/*.txt\"] }"});
+        continue;
+      }
+      for (size_t i = 0; i < json_array(globs).size(); ++i) {
+        const std::string glob = json_string(json_array(globs)[i]);
+        try {
+          expand_globs({glob}, "data.text");
+        } catch (const Error&) {
+          out.push_back({at + "." + std::to_string(i), "stage_files." + stage + ": no file matches '" + glob + "'",
+                         "paths are relative to the directory scion runs in"});
+        }
+      }
+    }
+    return out;
   };
+  e.factory = [](const Params& p, const NodeResolver& r) { return std::make_shared<TextNode>(p, r); };
   return e;
 }
 
@@ -206,9 +237,10 @@ PluginEntry shards_entry() {
   e.version = "1.0.0";
   e.description = "Pre-tokenized llm.c shards (uint16 tokens), memory-mapped, read in order";
   e.params = {{"files", ParamType::string_list, Json(), true, "shard files (globs), written by `scion tokenize`", true},
-              {"seq_len", ParamType::integer, Json(128), false, "tokens per row"},
-              {"batch_size", ParamType::integer, Json(8), false, "rows per batch (per rank)"}};
-  e.outputs = {{"tokens", "tokens", false, "input ids [B, T]"}, {"targets", "targets", false, "next-token ids [B, T]"}};
+              int_param("seq_len", 128, "tokens per row").at_least(1),
+              int_param("batch_size", 8, "rows per batch (per rank)").at_least(1)};
+  e.outputs = {{"tokens", "tokens:i64[{batch_size},{seq_len}]", false, "input ids [B, T]"},
+               {"targets", "targets:i64[{batch_size},{seq_len}]", false, "next-token ids [B, T]"}};
   e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<ShardsNode>(p); };
   return e;
 }

@@ -35,7 +35,8 @@ PluginEntry ce_entry(bool mlm) {
   e.description = mlm ? "masked-LM cross-entropy over the positions data.text masked (mlm_prob; 80/10/10)"
                       : "next-token cross-entropy (fused softmax), ignoring padding targets";
   e.params = {{"ignore_index", ParamType::integer, Json(-100), false, "target id that does not count"}};
-  e.inputs = {{"logits", "logits", false, "model logits [B, T, V]"}, {"targets", "targets", false, "target ids [B, T]"}};
+  e.inputs = {{"logits", "logits:f32[B,T,V]", false, "model logits [B, T, V]"},
+              {"targets", "targets:i64[B,T]", false, "target ids [B, T]"}};
   e.factory = [mlm](const Params& p, const NodeResolver&) { return std::make_shared<CrossEntropyNode>(p, mlm); };
   return e;
 }
@@ -125,16 +126,52 @@ PluginEntry ppl_entry() {
   e.kind = PluginKind::evaluator;
   e.version = "1.0.0";
   e.description = "validation loss and perplexity of a model on each data node's validation split";
-  e.params = {{"data", ParamType::string_list, Json(Json::array_t{}), false, "data nodes whose valid_files are evaluated (one domain each)"},
+  e.params = {node_param("model", PluginKind::model, "the model evaluated").needed(),
+              node_param("teacher", PluginKind::model, "a second model scored on the same batches (teacher_loss)"),
+              node_param("tokenizer", PluginKind::tokenizer, "tokenizes the domains' files"),
+              node_list_param("data", PluginKind::data, "data nodes whose valid_files are evaluated (one domain each)"),
               {"domains", ParamType::table, Json(Json::object_t{}), false, "domain = \"validation glob\" (needs tokenizer)"},
-              {"seq_len", ParamType::integer, Json(128), false, "window length for domains"},
-              {"batch_size", ParamType::integer, Json(8), false, "windows per batch for domains"},
-              {"max_batches", ParamType::integer, Json(50), false, "validation batches per domain (at most)"}};
-  e.node_refs = {"model", "teacher", "tokenizer"};
-  e.factory = [](const Params& p, const NodeResolver& r) {
-    SCION_CHECK(p.has("model"), "eval.ppl needs model = \"<model node>\"");
-    return std::make_shared<PplNode>(p, r);
+              int_param("seq_len", 128, "window length for domains").at_least(1),
+              int_param("batch_size", 8, "windows per batch for domains").at_least(1),
+              int_param("max_batches", 50, "validation batches per domain (at most)").at_least(1)};
+  // What the constructor and the first evaluation would refuse, refused at validation.
+  e.check = [](const GraphView& g, const GraphNodeView& self) {
+    std::vector<GraphProblem> out;
+    const Params& p = self.params;
+    const Json& domains = p.raw("domains");
+    const bool has_domains = !json_object(domains).empty();
+    if (has_domains && !p.has("tokenizer"))
+      out.push_back({"domains", "domains = {...} needs tokenizer = \"<tokenizer node>\"",
+                     "add tokenizer = \"<the tokenizer node>\" to this node"});
+    for (const auto& [name, glob] : json_object(domains)) {
+      if (!glob.is_string()) {
+        out.push_back({"domains." + name, "domain '" + name + "' must be a glob string", name + " = \"data/x/valid.txt\""});
+        continue;
+      }
+      try {
+        expand_globs({json_string(glob)}, "eval.ppl");
+      } catch (const Error&) {
+        out.push_back({"domains." + name, "domain '" + name + "': no file matches '" + json_string(glob) + "'",
+                       "paths are relative to the directory scion runs in"});
+      }
+    }
+    const auto data = p.strings("data");
+    if (data.empty() && !has_domains)
+      out.push_back({"", "name data nodes (data = [...]) or domains = {...} to evaluate on",
+                     "data = [\"<data node with valid_files>\"] or domains = { name = \"glob\" }"});
+    // A data node without a validation split gives no batches: the first evaluation would stop
+    // the run. Data plugins that take valid_files say so by that parameter.
+    for (size_t i = 0; i < data.size(); ++i) {
+      const GraphNodeView* d = g.node(data[i]);
+      if (!d) continue;
+      const bool declares = d->params.all().contains("valid_files");
+      if ((declares && d->params.strings("valid_files").empty()) || d->plugin == "data.shards")
+        out.push_back({"data." + std::to_string(i), "data node '" + data[i] + "' (" + d->plugin + ") has no validation files",
+                       declares ? "set valid_files on node '" + data[i] + "'" : "evaluate on a data.text node with valid_files, or use domains"});
+    }
+    return out;
   };
+  e.factory = [](const Params& p, const NodeResolver& r) { return std::make_shared<PplNode>(p, r); };
   return e;
 }
 

@@ -76,11 +76,11 @@ PluginEntry adamw_entry() {
   e.kind = PluginKind::optimizer;
   e.version = "1.0.0";
   e.description = "AdamW with decoupled weight decay; moments kept by parameter name";
-  e.params = {{"beta1", ParamType::number, Json(0.9), false, "first-moment decay"},
-              {"beta2", ParamType::number, Json(0.999), false, "second-moment decay"},
-              {"eps", ParamType::number, Json(1e-8), false, "denominator epsilon"},
-              {"weight_decay", ParamType::number, Json(0.01), false, "decoupled weight decay"},
-              {"no_decay_1d", ParamType::boolean, Json(true), false, "skip decay for biases and LayerNorm weights"}};
+  e.params = {num_param("beta1", 0.9, "first-moment decay").at_least(0).below(1),
+              num_param("beta2", 0.999, "second-moment decay").at_least(0).below(1),
+              num_param("eps", 1e-8, "denominator epsilon").above(0),
+              num_param("weight_decay", 0.01, "decoupled weight decay").at_least(0),
+              bool_param("no_decay_1d", true, "skip decay for biases and LayerNorm weights")};
   e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<AdamW>(p); };
   return e;
 }

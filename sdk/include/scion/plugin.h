@@ -26,15 +26,26 @@ namespace scion {
 constexpr uint32_t kSdkAbiMajor = 4;  // 2: Op::carry_state; 3: Loss::idle_inputs and needed_metrics, Op::state_source;
                                       // 4: model surgery (scion/surgery.h), nn buffers and gates, parameter groups,
                                       //    plugin-owned parameters, schema checks, nlohmann JSON
+                                      //    (ParamSpec choices/ranges/node kinds, PluginEntry::check; node_refs gone)
 constexpr uint32_t kSdkAbiMinor = 0;
 
 enum class PluginKind { data, tokenizer, model, op, loss, prompt, optimizer, evaluator };
 const char* kind_name(PluginKind k);
 
 // ---- parameters -----------------------------------------------------------------------
-enum class ParamType { integer, number, boolean, string, string_list, table, any };
+// integer_list: a list of integers ([0, 101, 102]); node: the name of another node of the
+// graph (a tokenizer, a teacher model), node_list: a list of such names.
+enum class ParamType { integer, number, boolean, string, string_list, table, any, integer_list, node, node_list };
 const char* param_type_name(ParamType t);
 
+// What a graph may give a parameter. The validator refuses, with the value's file:line:column
+// and a hint, a value of another type, a string (or each string of a list) outside `choices`,
+// a number (or each integer of a list) outside [min, max] (an exclusive end excludes its
+// bound), a path that matches no file, and a node name that does not exist or is not of
+// `node_kind`. The builders below keep entries readable:
+//   int_param("seq_len", 128, "tokens per window").at_least(1)
+//   str_param("decay", "cosine", "learning-rate decay").one_of({"constant", "linear", "cosine"})
+//   node_param("tokenizer", PluginKind::tokenizer, "the tokenizer node").needed()
 struct ParamSpec {
   std::string name;
   ParamType type = ParamType::string;
@@ -42,7 +53,53 @@ struct ParamSpec {
   bool required = false;
   std::string doc;     // one line
   bool path = false;   // a file path or glob that must match an existing file at validation
+  std::vector<std::string> choices;  // string / string_list: the values allowed (empty: any)
+  bool has_min = false, has_max = false, min_exclusive = false, max_exclusive = false;
+  double min = 0, max = 0;           // integer / number / integer_list: the range allowed
+  bool has_kind = false;             // node / node_list: the named nodes must be of node_kind
+  PluginKind node_kind = PluginKind::data;
+
+  ParamSpec one_of(std::vector<std::string> c) const { ParamSpec p = *this; p.choices = std::move(c); return p; }
+  ParamSpec at_least(double v) const { ParamSpec p = *this; p.has_min = true, p.min = v, p.min_exclusive = false; return p; }
+  ParamSpec above(double v) const { ParamSpec p = *this; p.has_min = true, p.min = v, p.min_exclusive = true; return p; }
+  ParamSpec at_most(double v) const { ParamSpec p = *this; p.has_max = true, p.max = v, p.max_exclusive = false; return p; }
+  ParamSpec below(double v) const { ParamSpec p = *this; p.has_max = true, p.max = v, p.max_exclusive = true; return p; }
+  ParamSpec in_range(double lo, double hi) const { return at_least(lo).at_most(hi); }
+  ParamSpec needed() const { ParamSpec p = *this; p.required = true, p.default_value = Json(); return p; }
+  ParamSpec file() const { ParamSpec p = *this; p.path = true; return p; }
+  // "in [0, 1]", "at least 1", "in (0, 1]": the range as the validator's hint writes it.
+  std::string range_text() const;
 };
+
+inline ParamSpec int_param(std::string name, int64_t def, std::string doc) {
+  return {std::move(name), ParamType::integer, Json(def), false, std::move(doc)};
+}
+inline ParamSpec num_param(std::string name, double def, std::string doc) {
+  return {std::move(name), ParamType::number, Json(def), false, std::move(doc)};
+}
+inline ParamSpec bool_param(std::string name, bool def, std::string doc) {
+  return {std::move(name), ParamType::boolean, Json(def), false, std::move(doc)};
+}
+inline ParamSpec str_param(std::string name, std::string def, std::string doc) {
+  return {std::move(name), ParamType::string, Json(std::move(def)), false, std::move(doc)};
+}
+inline ParamSpec int_list_param(std::string name, std::vector<int64_t> def, std::string doc) {
+  Json::array_t a;
+  for (int64_t v : def) a.push_back(Json(v));
+  return {std::move(name), ParamType::integer_list, Json(std::move(a)), false, std::move(doc)};
+}
+// Optional with no default unless .needed(); the executor passes the node's name.
+inline ParamSpec node_param(std::string name, PluginKind kind, std::string doc) {
+  ParamSpec p{std::move(name), ParamType::node, Json(), false, std::move(doc)};
+  p.has_kind = true, p.node_kind = kind;
+  return p;
+}
+// Empty by default.
+inline ParamSpec node_list_param(std::string name, PluginKind kind, std::string doc) {
+  ParamSpec p{std::move(name), ParamType::node_list, Json(Json::array_t{}), false, std::move(doc)};
+  p.has_kind = true, p.node_kind = kind;
+  return p;
+}
 
 // A node's validated parameters: every key is in the schema, of the declared type, with
 // defaults filled. Core-owned; no TOML type crosses the plugin boundary.
@@ -55,7 +112,8 @@ class Params {
   double f(const std::string& k) const;
   bool b(const std::string& k) const;
   std::string s(const std::string& k) const;
-  std::vector<std::string> strings(const std::string& k) const;
+  std::vector<std::string> strings(const std::string& k) const;  // string_list, node_list
+  std::vector<int64_t> ints(const std::string& k) const;          // integer_list
   const Json& raw(const std::string& k) const;
   const Json& all() const { return v_; }
   const std::string& node() const { return node_; }
@@ -216,6 +274,44 @@ class PromptInjector : public Plugin {
 // ---- the descriptor a library exports ------------------------------------------------------
 using Factory = std::function<std::shared_ptr<Plugin>(const Params&, const NodeResolver&)>;
 
+// The whole graph as a plugin's check sees it at validation: every node that validated (its
+// plugin, kind, parameters with defaults filled, inputs as "node.port") and every stage.
+struct GraphNodeView {
+  std::string name, plugin;
+  PluginKind kind = PluginKind::data;
+  Params params;
+  std::map<std::string, std::string> inputs;  // input port -> "node.port"
+};
+struct GraphStageView {
+  std::string name;
+  int64_t steps = 0, eval_every = 0;
+  std::vector<std::string> train, losses, evaluators, data;  // node names (data: empty = all)
+};
+struct GraphView {
+  std::vector<GraphNodeView> nodes;
+  std::vector<GraphStageView> stages;
+  const GraphNodeView* node(const std::string& name) const {
+    for (const auto& n : nodes)
+      if (n.name == name) return &n;
+    return nullptr;
+  }
+};
+// A problem a check found. `at` locates it: a parameter of the checked node ("stage_files"),
+// a key or index inside one ("stage_files.teacher", "data.1"), or "" for the node itself;
+// with stage >= 0, a key of that [[stages]] table instead ("eval", "losses.0"). Where the
+// path does not exist in the file (a default), the closest enclosing table is named.
+struct GraphProblem {
+  std::string at;
+  std::string message;
+  std::string hint;
+  int stage = -1;
+};
+// Runs once per node of the plugin, after every parameter, port and stage validated, and
+// refuses what the schema alone cannot say (a stage name in a table's keys, the metrics a loss
+// acts on, a combination of parameters), so that `scion validate` refuses what `scion run`
+// would refuse before its first update.
+using GraphCheck = std::function<std::vector<GraphProblem>(const GraphView& graph, const GraphNodeView& self)>;
+
 struct PluginEntry {
   std::string name;  // "model.gpt"
   PluginKind kind;
@@ -223,8 +319,9 @@ struct PluginEntry {
   std::string description;  // one line
   std::vector<ParamSpec> params;
   std::vector<PortSpec> inputs, outputs;
-  std::vector<std::string> node_refs;  // parameters naming a whole node ("tokenizer", "teacher")
   Factory factory;
+  GraphCheck check;  // optional
+
 };
 
 // The C-layout header the loader reads before calling any C++ in the library.

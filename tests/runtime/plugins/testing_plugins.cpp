@@ -137,6 +137,10 @@ PluginEntry synthetic_entry() {
   e.params = trace_params();
   e.params.push_back({"batch", ParamType::integer, Json(16), false, "rows"});
   e.params.push_back({"dim", ParamType::integer, Json(4), false, "features"});
+  // A default of nested arrays and tables (the resolved graph must keep it whole).
+  e.params.push_back({"layout", ParamType::any,
+                      json_parse(R"({"groups": [[1, 2], [3]], "names": [{"a": [0.5]}], "deep": [[["x"]]]})"), false,
+                      "unused: a nested default"});
   e.outputs = {{"x", "features:f32[{batch},{dim}]", false, ""}, {"y", "values:f32[{batch},1]", false, ""}};
   e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<Synthetic>(p); };
   return e;
