@@ -12,6 +12,8 @@
 #include "runtime/schedule.h"
 #include "scion/ops.h"
 #include "scion/random.h"
+#include "scion/checkpoint.h"
+#include "scion/files.h"
 #include "scion/safetensors.h"
 #include "scion/threads.h"
 
@@ -204,31 +206,31 @@ void Executor::save_checkpoint(size_t si, int64_t stage_step) {
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   Json state;
-  state["step"] = Json(step_);
-  state["stage_index"] = Json(int64_t(si));
-  state["stage_step"] = Json(stage_step);
-  state["tokens"] = Json(tokens_);
-  state["flops"] = Json(flops_);
-  state["elapsed_s"] = Json(elapsed_before_ + now_s(start_));
+  state[checkpoint::kStep] = Json(step_);
+  state[checkpoint::kStageIndex] = Json(int64_t(si));
+  state[checkpoint::kStageStep] = Json(stage_step);
+  state[checkpoint::kTokens] = Json(tokens_);
+  state[checkpoint::kFlops] = Json(flops_);
+  state[checkpoint::kElapsed] = Json(elapsed_before_ + now_s(start_));
   Json nodes_state;
   for (const NodeSpec& n : g_.nodes) {
     auto p = node(n.name);
     if (auto m = std::dynamic_pointer_cast<Model>(p)) {
       safetensors::save((tmp / (n.name + ".safetensors")).string(), m->module().state_dict(),
-                        {{"scion.plugin", n.plugin}, {"scion.config", m->config().dump()}});
+                        {{checkpoint::kPluginKey, n.plugin}, {checkpoint::kConfigKey, m->config().dump()}});
     }
     Json st = p->state();
     if (!st.is_null()) nodes_state[n.name] = st;
   }
-  state["nodes"] = nodes_state;
-  if (optimizer_) safetensors::save((tmp / "optimizer.safetensors").string(), optimizer_->state_tensors());
-  safetensors::write_file_atomic((tmp / "state.json").string(), state.dump() + "\n");
+  state[checkpoint::kNodes] = nodes_state;
+  if (optimizer_) safetensors::save((tmp / checkpoint::kOptimizerFile).string(), optimizer_->state_tensors());
+  files::write_atomic((tmp / checkpoint::kStateFile).string(), state.dump() + "\n");
   fs::remove_all(dst);
   fs::rename(tmp, dst);
   Json latest;
-  latest["checkpoint"] = Json(name);
-  latest["step"] = Json(step_);
-  safetensors::write_file_atomic((root / "latest.json").string(), latest.dump() + "\n");
+  latest[checkpoint::kLatestCheckpoint] = Json(name);
+  latest[checkpoint::kLatestStep] = Json(step_);
+  files::write_atomic((root / checkpoint::kLatestFile).string(), latest.dump() + "\n");
   // Keep the checkpoint just written and the newest one before it. Anything else goes: older
   // ones, leftovers of a killed write (step_N.tmp), and a later-numbered one that a kill
   // left unnamed by latest.json (an abandoned timeline: keeping it by number would make the
@@ -253,21 +255,21 @@ void Executor::save_checkpoint(size_t si, int64_t stage_step) {
 
 bool Executor::load_checkpoint(size_t& si, int64_t& stage_step) {
   const fs::path root = fs::path(out_dir_) / "checkpoints";
-  if (!fs::exists(root / "latest.json")) return false;
-  std::ifstream lf(root / "latest.json");
+  if (!fs::exists(root / checkpoint::kLatestFile)) return false;
+  std::ifstream lf(root / checkpoint::kLatestFile);
   const std::string ltext((std::istreambuf_iterator<char>(lf)), {});
-  const Json latest = Json::parse(ltext, (root / "latest.json").string());
-  const fs::path dir = root / latest.at("checkpoint").as_string();
-  std::ifstream sf(dir / "state.json");
-  SCION_CHECK(sf.good(), "resume: '", (dir / "state.json").string(), "' is missing");
+  const Json latest = Json::parse(ltext, (root / checkpoint::kLatestFile).string());
+  const fs::path dir = root / latest.at(checkpoint::kLatestCheckpoint).as_string();
+  std::ifstream sf(dir / checkpoint::kStateFile);
+  SCION_CHECK(sf.good(), "resume: '", (dir / checkpoint::kStateFile).string(), "' is missing");
   const std::string stext((std::istreambuf_iterator<char>(sf)), {});
-  const Json state = Json::parse(stext, (dir / "state.json").string());
-  step_ = state.at("step").as_int();
-  si = size_t(state.at("stage_index").as_int());
-  stage_step = state.at("stage_step").as_int();
-  tokens_ = state.at("tokens").as_number();
-  flops_ = state.at("flops").as_number();
-  elapsed_before_ = state.at("elapsed_s").as_number();
+  const Json state = Json::parse(stext, (dir / checkpoint::kStateFile).string());
+  step_ = state.at(checkpoint::kStep).as_int();
+  si = size_t(state.at(checkpoint::kStageIndex).as_int());
+  stage_step = state.at(checkpoint::kStageStep).as_int();
+  tokens_ = state.at(checkpoint::kTokens).as_number();
+  flops_ = state.at(checkpoint::kFlops).as_number();
+  elapsed_before_ = state.at(checkpoint::kElapsed).as_number();
   // Re-apply the ops of every stage begun so far so that the models have the shapes the
   // checkpoint was written with; the weights are then overwritten.
   // Ops see the run's update count at their stage's start, as in the uninterrupted run.
@@ -286,7 +288,7 @@ bool Executor::load_checkpoint(size_t& si, int64_t& stage_step) {
       auto loaded = safetensors::load((dir / (n.name + ".safetensors")).string());
       m->module().load_state_dict(loaded.tensors);
     }
-    if (state.at("nodes").contains(n.name)) p->restore(state.at("nodes").at(n.name));
+    if (state.at(checkpoint::kNodes).contains(n.name)) p->restore(state.at(checkpoint::kNodes).at(n.name));
   }
   return true;
 }
@@ -449,11 +451,11 @@ void Executor::train_stage(size_t si) {
   // stage's ops so that a growth op maps them as in the uninterrupted run).
   if (optimizer_ && resumed_here && (stage_step > 0 || same_config)) {
     const fs::path root = fs::path(out_dir_) / "checkpoints";
-    std::ifstream lf(root / "latest.json");
+    std::ifstream lf(root / checkpoint::kLatestFile);
     const std::string ltext((std::istreambuf_iterator<char>(lf)), {});
-    const fs::path dir = root / Json::parse(ltext).at("checkpoint").as_string();
-    if (fs::exists(dir / "optimizer.safetensors"))
-      optimizer_->load_state_tensors(safetensors::load((dir / "optimizer.safetensors").string()).tensors);
+    const fs::path dir = root / Json::parse(ltext).at(checkpoint::kLatestCheckpoint).as_string();
+    if (fs::exists(dir / checkpoint::kOptimizerFile))
+      optimizer_->load_state_tensors(safetensors::load((dir / checkpoint::kOptimizerFile).string()).tensors);
   }
   if (stage_step == 0) {
     ctx.step = step_;
@@ -612,7 +614,7 @@ void Executor::run() {
                      "not on the curve an uninterrupted run of either graph would give\n",
                      gp.c_str());
     }
-    safetensors::write_file_atomic(gp.string(), g_.resolved_toml);
+    files::write_atomic(gp.string(), g_.resolved_toml);
     const fs::path mp = fs::path(out_dir_) / "metrics.jsonl";
     if (opt_.resume && fs::exists(mp)) {
       // Keep only the lines up to the checkpoint's step: the run continues from there.
@@ -628,7 +630,7 @@ void Executor::run() {
       in.close();
       std::string all;
       for (const auto& l : keep) all += l + "\n";
-      safetensors::write_file_atomic(mp.string(), all);
+      files::write_atomic(mp.string(), all);
       metrics_ = std::fopen(mp.c_str(), "a");
     } else {
       metrics_ = std::fopen(mp.c_str(), "w");
@@ -644,7 +646,7 @@ void Executor::run() {
     for (const NodeSpec& n : g_.nodes)
       if (auto m = std::dynamic_pointer_cast<Model>(node(n.name)))
         safetensors::save((fs::path(out_dir_) / (n.name + ".safetensors")).string(), m->module().state_dict(),
-                          {{"scion.plugin", n.plugin}, {"scion.config", m->config().dump()}});
+                          {{checkpoint::kPluginKey, n.plugin}, {checkpoint::kConfigKey, m->config().dump()}});
 }
 
 }  // namespace scion::runtime

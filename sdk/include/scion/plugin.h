@@ -10,7 +10,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/dll/alias.hpp>
@@ -23,7 +25,8 @@ namespace scion {
 
 // SDK ABI: a plugin built for another major version is refused; a plugin built against a
 // newer minor version than the host's is refused too (it may use what the host lacks).
-constexpr uint32_t kSdkAbiMajor = 3;  // 2: Op::carry_state; 3: Loss::idle_inputs and needed_metrics, Op::state_source
+constexpr uint32_t kSdkAbiMajor = 4;  // 2: Op::carry_state; 3: Loss::idle_inputs and needed_metrics, Op::state_source;
+                                      // 4: Tokenizer takes string_view / span<const int32_t>
 constexpr uint32_t kSdkAbiMinor = 0;
 
 enum class PluginKind { data, tokenizer, model, op, loss, prompt, optimizer, evaluator };
@@ -114,11 +117,16 @@ class Plugin {
   virtual void restore(const Json&) {}
 };
 
+// The one tokenizer interface: the in-tree text tokenizers (plugins/text: GPT-2 BPE,
+// WordPiece, bytes) implement it directly and are the tokenizer.* nodes themselves.
 class Tokenizer : public Plugin {
  public:
-  virtual std::vector<int32_t> encode(const std::string& text) const = 0;
-  virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
+  // Token ids of UTF-8 text. Thread-safe (const) on every implementation.
+  virtual std::vector<int32_t> encode(std::string_view text) const = 0;
+  // Text of a sequence of ids; throws (std::out_of_range) on an id outside the vocabulary.
+  virtual std::string decode(std::span<const int32_t> ids) const = 0;
   virtual int64_t vocab_size() const = 0;
+  // End-of-text / separator id appended between documents, or -1 when there is none.
   virtual int32_t eot_id() const = 0;
 };
 
