@@ -158,10 +158,42 @@ losses = ["lm"]
 // about ln(50257) everywhere, not its size: the mean is over the positions that count.
 TEST(Graphs, EvalPplTakesItsIgnoreIndex) {
   const fs::path d = temp("ppl_ignore");
+  ASSERT_EQ(sh("tokenize data/corpus/news/valid.txt --out " + (d / "news.bin").string()).rc, 0);
+  std::ofstream(d / "g.toml") << R"(
+[nodes.tok]
+plugin = "tokenizer.gpt2"
+[nodes.data]
+plugin = "data.shards"
+files = [")" + (d / "news.bin").string() + R"("]
+seq_len = 32
+batch_size = 2
+[nodes.model]
+plugin = "model.gpt"
+vocab = 50257
+context = 32
+layers = 1
+width = 32
+heads = 2
+tokens = "data.tokens"
+[nodes.lm]
+plugin = "loss.lm"
+logits = "model.logits"
+targets = "data.targets"
+[nodes.ppl]
+plugin = "eval.ppl"
+model = "model"
+tokenizer = "tok"
+seq_len = 32
+max_batches = 4
+domains = { news = "data/corpus/news/valid.txt" }
+[[stages]]
+steps = 1
+train = ["model"]
+losses = ["lm"]
+eval = { every = 1, evaluators = ["ppl"] }
+)";
   auto loss_of = [&](const std::string& extra) {
-    const Result r = sh("run graphs/gpt_pretrain.toml --plain --out " + (d / "run").string() +
-                        " --set stages.0.steps=1 --set stages.0.eval.every=1 --set nodes.student.layers=1"
-                        " --set nodes.student.width=32 --set nodes.ppl.max_batches=2" + extra);
+    const Result r = sh("run " + (d / "g.toml").string() + " --plain --out " + (d / "run").string() + extra);
     EXPECT_EQ(r.rc, 0) << r.out;
     double l = -1;
     for (const Json& m : metrics(d / "run"))
