@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "scion/checkpoint.h"
 #include "scion/json.h"
 #include "scion/safetensors.h"
 
@@ -51,9 +52,9 @@ inline std::vector<Json> metrics(const fs::path& run) {
 
 // The optimizer state of a run's newest checkpoint, by "<node>.<param>.<what>".
 inline std::map<std::string, Tensor> last_optimizer_state(const fs::path& run) {
-  std::ifstream lf(run / "checkpoints" / "latest.json");
+  std::ifstream lf(run / "checkpoints" / checkpoint::kLatestFile);
   const std::string text((std::istreambuf_iterator<char>(lf)), {});
-  const fs::path dir = run / "checkpoints" / json_string(json_parse(text).at("checkpoint"));
-  auto st = safetensors::load((dir / "optimizer.safetensors").string());
+  const fs::path dir = run / "checkpoints" / json_string(json_parse(text).at(checkpoint::kLatestCheckpoint));
+  auto st = safetensors::load((dir / checkpoint::kOptimizerFile).string());
   return {st.tensors.begin(), st.tensors.end()};
 }

@@ -1,5 +1,4 @@
 // The `scion` command: run, validate, plugins, eval, generate, tokenize, report.
-#include <glob.h>
 
 #include <boost/program_options.hpp>
 #include <cstdio>
@@ -12,6 +11,8 @@
 #include "runtime/registry.h"
 #include "runtime/sampling.h"
 #include "scion/report.h"
+#include "scion/checkpoint.h"
+#include "scion/files.h"
 #include "scion/safetensors.h"
 #include "scion/shards.h"
 #include "scion/threads.h"
@@ -174,12 +175,14 @@ int cmd_run(int argc, char** argv) {
 // Loads a model node from a Scion checkpoint (plugin and config from its metadata).
 std::shared_ptr<Model> model_from_checkpoint(const PluginRegistry& reg, const std::string& file,
                                             const std::string& plugin_override) {
-  auto loaded = safetensors::load(file);
+  // The header only: the model node reads the weights itself (reading them here too was a
+  // second full read of the file).
+  const safetensors::Metadata metadata = safetensors::load_metadata(file);
   std::string plugin = plugin_override;
   if (plugin.empty()) {
-    auto it = loaded.metadata.find("scion.plugin");
-    SCION_CHECK(it != loaded.metadata.end(), "'", file,
-                "' carries no scion.plugin metadata; name the model plugin with --model-plugin");
+    auto it = metadata.find(checkpoint::kPluginKey);
+    SCION_CHECK(it != metadata.end(), "'", file, "' carries no ", checkpoint::kPluginKey,
+                " metadata; name the model plugin with --model-plugin");
     plugin = it->second;
   }
   const auto* info = reg.find(plugin);
@@ -195,11 +198,28 @@ std::shared_ptr<Model> model_from_checkpoint(const PluginRegistry& reg, const st
   return std::dynamic_pointer_cast<Model>(reg.create(plugin, Params(params, plugin), none));
 }
 
+// A tokenizer node from its plugin's defaults; --vocab / --merges override them where the
+// plugin has such a parameter (tokenizer.wordpiece's vocabulary is data/bert/vocab.txt, not
+// GPT-2's; it takes no merges).
 std::shared_ptr<scion::Tokenizer> make_tokenizer(const PluginRegistry& reg, const std::string& tok,
                                                 const std::string& vocab, const std::string& merges) {
+  const auto* info = reg.find(tok);
+  SCION_CHECK(info && info->entry.kind == PluginKind::tokenizer, "'", tok, "' is not a tokenizer plugin");
   Json tp;
-  if (tok == "tokenizer.gpt2") tp["vocab"] = Json(vocab), tp["merges"] = Json(merges);
-  else if (tok == "tokenizer.wordpiece") tp["vocab"] = Json(vocab), tp["lower_case"] = Json(true);
+  bool has_vocab = false, has_merges = false;
+  for (const auto& ps : info->entry.params) {
+    tp[ps.name] = ps.default_value;
+    has_vocab |= ps.name == "vocab";
+    has_merges |= ps.name == "merges";
+  }
+  if (!vocab.empty()) {
+    SCION_CHECK(has_vocab, "--vocab: '", tok, "' takes no vocabulary file");
+    tp["vocab"] = Json(vocab);
+  }
+  if (!merges.empty()) {
+    SCION_CHECK(has_merges, "--merges: '", tok, "' takes no merges file (BPE only)");
+    tp["merges"] = Json(merges);
+  }
   const NoNodes none;
   auto tk = std::dynamic_pointer_cast<scion::Tokenizer>(reg.create(tok, Params(tp, tok), none));
   SCION_CHECK(tk, "'", tok, "' is not a tokenizer plugin");
@@ -208,8 +228,7 @@ std::shared_ptr<scion::Tokenizer> make_tokenizer(const PluginRegistry& reg, cons
 
 int cmd_generate(int argc, char** argv) {
   Common c;
-  std::string ckpt, prompt, tok = "tokenizer.gpt2", vocab = "data/gpt2/encoder.json", merges = "data/gpt2/vocab.bpe",
-                            model_plugin;
+  std::string ckpt, prompt, tok = "tokenizer.gpt2", vocab, merges, model_plugin;  // empty: the plugin's default
   SampleOptions o;
   o.temperature = 0.8;
   o.top_k = 40;
@@ -220,7 +239,8 @@ int cmd_generate(int argc, char** argv) {
       "temperature", po::value(&o.temperature), "sampling temperature (0.8; 0 = greedy)")(
       "top-k", po::value(&o.top_k), "sample among the k most likely tokens (40; 0 = all)")(
       "seed", po::value(&o.seed), "sampling seed")("tokenizer", po::value(&tok), "tokenizer plugin (tokenizer.gpt2)")(
-      "vocab", po::value(&vocab), "tokenizer vocabulary file")("merges", po::value(&merges), "BPE merges file")(
+      "vocab", po::value(&vocab), "tokenizer vocabulary file (default: the tokenizer plugin's)")(
+      "merges", po::value(&merges), "BPE merges file (default: the tokenizer plugin's)")(
       "model-plugin", po::value(&model_plugin), "model plugin when the checkpoint does not say");
   d.add_options()("plugin-dir", po::value(&c.plugin_dirs)->composing(), "extra folder of plugin libraries");
   if (!parse(argc, argv, d, nullptr, "usage: scion generate --checkpoint FILE --prompt TEXT [options]")) return 0;
@@ -276,12 +296,13 @@ int cmd_eval(int argc, char** argv) {
 int cmd_tokenize(int argc, char** argv) {
   Common c;
   std::vector<std::string> inputs;
-  std::string out, tok = "tokenizer.gpt2", vocab = "data/gpt2/encoder.json", merges = "data/gpt2/vocab.bpe";
+  std::string out, tok = "tokenizer.gpt2", vocab, merges;  // empty: the plugin's default
   po::options_description d("scion tokenize options");
   d.add_options()("input", po::value(&inputs)->composing()->required(), "text files or globs (repeatable)")(
       "out", po::value(&out)->required(), "shard file to write (llm.c format, uint16 tokens)")(
-      "tokenizer", po::value(&tok), "tokenizer plugin (tokenizer.gpt2)")("vocab", po::value(&vocab), "vocabulary file")(
-      "merges", po::value(&merges), "BPE merges file");
+      "tokenizer", po::value(&tok), "tokenizer plugin (tokenizer.gpt2)")(
+      "vocab", po::value(&vocab), "vocabulary file (default: the tokenizer plugin's)")(
+      "merges", po::value(&merges), "BPE merges file (default: the tokenizer plugin's)");
   d.add_options()("plugin-dir", po::value(&c.plugin_dirs)->composing(), "extra folder of plugin libraries");
   po::positional_options_description pos;
   pos.add("input", -1);
@@ -291,15 +312,7 @@ int cmd_tokenize(int argc, char** argv) {
   std::vector<int32_t> all;
   size_t bytes = 0, files = 0;
   for (const auto& pattern : inputs) {
-    std::vector<std::string> matched;
-    glob_t gl{};
-    if (::glob(pattern.c_str(), 0, nullptr, &gl) != 0 || gl.gl_pathc == 0) {
-      globfree(&gl);
-      throw Error("tokenize: no file matches '" + pattern + "'");
-    }
-    for (size_t i = 0; i < gl.gl_pathc; ++i) matched.push_back(gl.gl_pathv[i]);
-    globfree(&gl);
-    for (const auto& f : matched) {
+    for (const auto& f : files::expand({pattern}, "tokenize")) {
       std::ifstream in(f, std::ios::binary);
       SCION_CHECK(in.good(), "tokenize: cannot open '", f, "'");
       std::string text((std::istreambuf_iterator<char>(in)), {});

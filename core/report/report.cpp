@@ -10,6 +10,7 @@
 
 #include "scion/error.h"
 #include "scion/json.h"
+#include "scion/files.h"
 #include "scion/safetensors.h"
 
 namespace scion::report {
@@ -211,7 +212,7 @@ void write(const std::vector<std::string>& run_dirs, const std::string& out_path
     if (!last.empty()) o << "</div>";
     o << "</body></html>\n";
   }
-  safetensors::write_file_atomic(out_path, o.str());
+  files::write_atomic(out_path, o.str());
 }
 
 void write_html(const std::vector<std::string>& run_dirs, const std::string& out_path) { write(run_dirs, out_path); }

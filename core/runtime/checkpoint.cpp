@@ -2,11 +2,14 @@
 
 #include <fstream>
 
+#include "scion/checkpoint.h"
 #include "scion/error.h"
+#include "scion/files.h"
 
 namespace scion::runtime::checkpoint {
 
 namespace fs = std::filesystem;
+namespace keys = ::scion::checkpoint;  // the names in checkpoints (scion/checkpoint.h)
 
 namespace {
 
@@ -48,20 +51,20 @@ void write(const fs::path& root, const Contents& c) {
   fs::create_directories(tmp);
   for (const TensorFile& f : c.files) safetensors::save((tmp / f.file).string(), f.tensors, f.metadata);
   Json state;
-  state["step"] = Json(c.counters.step);
-  state["stage_index"] = Json(c.counters.stage_index);
-  state["stage_step"] = Json(c.counters.stage_step);
-  state["tokens"] = Json(c.counters.tokens);
-  state["flops"] = Json(c.counters.flops);
-  state["elapsed_s"] = Json(c.counters.elapsed_s);
-  state["nodes"] = c.nodes.is_null() ? Json(Json::object_t{}) : c.nodes;
-  safetensors::write_file_atomic((tmp / "state.json").string(), json_dump(state) + "\n");
+  state[keys::kStep] = Json(c.counters.step);
+  state[keys::kStageIndex] = Json(c.counters.stage_index);
+  state[keys::kStageStep] = Json(c.counters.stage_step);
+  state[keys::kTokens] = Json(c.counters.tokens);
+  state[keys::kFlops] = Json(c.counters.flops);
+  state[keys::kElapsed] = Json(c.counters.elapsed_s);
+  state[keys::kNodes] = c.nodes.is_null() ? Json(Json::object_t{}) : c.nodes;
+  files::write_atomic((tmp / keys::kStateFile).string(), json_dump(state) + "\n");
   fs::remove_all(dst);
   fs::rename(tmp, dst);
   Json latest;
-  latest["checkpoint"] = Json(name);
-  latest["step"] = Json(c.counters.step);
-  safetensors::write_file_atomic((root / "latest.json").string(), json_dump(latest) + "\n");
+  latest[keys::kLatestCheckpoint] = Json(name);
+  latest[keys::kLatestStep] = Json(c.counters.step);
+  files::write_atomic((root / keys::kLatestFile).string(), json_dump(latest) + "\n");
   prune(root, c.counters.step);
 }
 
@@ -73,20 +76,20 @@ safetensors::Loaded Found::load(const std::string& file) const {
 }
 
 std::optional<Found> read_latest(const fs::path& root) {
-  const fs::path lp = root / "latest.json";
+  const fs::path lp = root / keys::kLatestFile;
   if (!fs::exists(lp)) return std::nullopt;
   const Json latest = json_parse(read_text(lp), lp.string());
   Found f;
-  f.dir = root / json_string(latest.at("checkpoint"));
-  const fs::path sp = f.dir / "state.json";
+  f.dir = root / json_string(latest.at(keys::kLatestCheckpoint));
+  const fs::path sp = f.dir / keys::kStateFile;
   const Json state = json_parse(read_text(sp), sp.string());
-  f.counters.step = json_int(state.at("step"));
-  f.counters.stage_index = json_int(state.at("stage_index"));
-  f.counters.stage_step = json_int(state.at("stage_step"));
-  f.counters.tokens = json_number(state.at("tokens"));
-  f.counters.flops = json_number(state.at("flops"));
-  f.counters.elapsed_s = json_number(state.at("elapsed_s"));
-  f.nodes = state.contains("nodes") ? state.at("nodes") : Json(Json::object_t{});
+  f.counters.step = json_int(state.at(keys::kStep));
+  f.counters.stage_index = json_int(state.at(keys::kStageIndex));
+  f.counters.stage_step = json_int(state.at(keys::kStageStep));
+  f.counters.tokens = json_number(state.at(keys::kTokens));
+  f.counters.flops = json_number(state.at(keys::kFlops));
+  f.counters.elapsed_s = json_number(state.at(keys::kElapsed));
+  f.nodes = state.contains(keys::kNodes) ? state.at(keys::kNodes) : Json(Json::object_t{});
   return f;
 }
 

@@ -14,6 +14,8 @@
 #include "runtime/schedule.h"
 #include "scion/ops.h"
 #include "scion/random.h"
+#include "scion/checkpoint.h"
+#include "scion/files.h"
 #include "scion/safetensors.h"
 #include "scion/threads.h"
 
@@ -608,7 +610,7 @@ void Executor::train_stage(size_t si) {
   // Resuming: the checkpoint holds the moments this stage continues from (loaded before the
   // stage's ops so that a growth op maps them as in the uninterrupted run).
   if (optimizer_ && resumed_here && (stage_step > 0 || optimizer_same_config_)) {
-    const fs::path f = fs::path(resume_dir_) / "optimizer.safetensors";
+    const fs::path f = fs::path(resume_dir_) / ::scion::checkpoint::kOptimizerFile;
     if (fs::exists(f)) optimizer_->load_state_tensors(safetensors::load(f.string()).tensors);
   }
   if (stage_step == 0) {
@@ -652,9 +654,9 @@ std::vector<checkpoint::TensorFile> node_files(const GraphSpec& g, const Executo
     auto p = ex.node(n.name);
     if (auto m = std::dynamic_pointer_cast<Model>(p))
       files.push_back({n.name + ".safetensors", m->module().state_dict(),
-                       {{"scion.plugin", n.plugin}, {"scion.config", json_dump(m->config())}}});
+                       {{::scion::checkpoint::kPluginKey, n.plugin}, {::scion::checkpoint::kConfigKey, json_dump(m->config())}}});
     else if (auto own = p->owned_parameters(); !own.empty())
-      files.push_back({n.name + ".safetensors", own, {{"scion.plugin", n.plugin}}});
+      files.push_back({n.name + ".safetensors", own, {{::scion::checkpoint::kPluginKey, n.plugin}}});
   }
   return files;
 }
@@ -668,7 +670,7 @@ void Executor::save_checkpoint(size_t si, int64_t stage_step) {
   for (const NodeSpec& n : g_.nodes)
     if (Json st = node(n.name)->state(); !st.is_null()) c.nodes[n.name] = st;
   c.files = node_files(g_, *this);
-  if (optimizer_) c.files.push_back({"optimizer.safetensors", optimizer_->state_tensors(), {}});
+  if (optimizer_) c.files.push_back({::scion::checkpoint::kOptimizerFile, optimizer_->state_tensors(), {}});
   checkpoint::write(fs::path(out_dir_) / "checkpoints", c);
 }
 
@@ -797,7 +799,7 @@ void Executor::run() {
                      "not on the curve an uninterrupted run of either graph would give\n",
                      gp.c_str());
     }
-    safetensors::write_file_atomic(gp.string(), g_.resolved_toml);
+    files::write_atomic(gp.string(), g_.resolved_toml);
     const fs::path mp = fs::path(out_dir_) / "metrics.jsonl";
     if (opt_.resume && fs::exists(mp)) {
       // Keep only the lines up to the checkpoint's step: the run continues from there.
@@ -813,7 +815,7 @@ void Executor::run() {
       in.close();
       std::string all;
       for (const auto& l : keep) all += l + "\n";
-      safetensors::write_file_atomic(mp.string(), all);
+      files::write_atomic(mp.string(), all);
       metrics_ = std::fopen(mp.c_str(), "a");
     } else {
       metrics_ = std::fopen(mp.c_str(), "w");

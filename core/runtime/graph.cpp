@@ -2,8 +2,6 @@
 
 #include "runtime/port_type.h"
 
-#include <glob.h>
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -13,6 +11,8 @@
 #include <set>
 #include <sstream>
 #include <toml++/toml.h>
+
+#include "scion/files.h"
 
 namespace scion::runtime {
 
@@ -129,14 +129,6 @@ const char* toml_type(const toml::node& n) {
   return "a date or time";
 }
 
-bool glob_matches(const std::string& pattern) {
-  glob_t g{};
-  const int rc = ::glob(pattern.c_str(), 0, nullptr, &g);
-  const bool any = rc == 0 && g.gl_pathc > 0;
-  globfree(&g);
-  return any;
-}
-
 class Validator {
  public:
   Validator(std::string file, const PluginRegistry& reg) : file_(std::move(file)), reg_(reg) {}
@@ -193,7 +185,7 @@ class Validator {
         else
           for (const Json& e : json_array(val)) paths.push_back(json_string(e));
         for (const auto& p : paths)
-          if (!p.empty() && !glob_matches(p))
+          if (!p.empty() && files::glob(p).empty())
             error(pos(v), "'" + key + "' in " + where + ": no file matches '" + p + "'",
                   "paths are relative to the directory scion runs in (" + std::filesystem::current_path().string() + ")");
       }

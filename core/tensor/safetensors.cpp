@@ -1,14 +1,11 @@
 #include "scion/safetensors.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "scion/autograd.h"
+#include "scion/files.h"
 #include "scion/json.h"
 
 namespace scion::safetensors {
@@ -38,43 +35,9 @@ bool from_st_dtype(const std::string& s, DType& t) {
   return true;
 }
 
-}  // namespace
+Loaded load_impl(const std::string& path, bool with_tensors);
 
-void write_file_atomic(const std::string& path, const std::string& bytes) {
-  namespace fs = std::filesystem;
-  const fs::path target(path);
-  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  fs::path tmp_path = dir / target.filename();
-  tmp_path += ".tmp" + std::to_string(::getpid());
-  const std::string tmp = tmp_path.string();
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  SCION_CHECK(fd >= 0, "cannot create '", tmp, "': ", std::strerror(errno));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (w < 0) {
-      const int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw Error("writing '" + tmp + "' failed: " + std::strerror(e));
-    }
-    done += size_t(w);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    throw Error("flushing '" + tmp + "' failed: " + std::strerror(errno));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    throw Error("cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(e));
-  }
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dfd >= 0) {
-    ::fsync(dfd);  // make the rename itself durable
-    ::close(dfd);
-  }
-}
+}  // namespace
 
 void save(const std::string& path, const Named& tensors, const Metadata& metadata) {
   NoGradGuard no_grad;
@@ -106,21 +69,31 @@ void save(const std::string& path, const Named& tensors, const Metadata& metadat
   const uint64_t n = head.size();
   for (int i = 0; i < 8; ++i) bytes[size_t(i)] = char((n >> (8 * i)) & 0xff);
   bytes += head;
-  bytes.reserve(bytes.size() + offset);
-  for (const Tensor& h : host) bytes.append(static_cast<const char*>(h.raw_data()), h.nbytes());
-  write_file_atomic(path, bytes);
+  // Streamed tensor by tensor: no second copy of the whole file in memory.
+  files::AtomicWriter out(path);
+  out.write(bytes.data(), bytes.size());
+  for (const Tensor& h : host) out.write(h.raw_data(), h.nbytes());
+  out.commit();
 }
 
-Loaded load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  SCION_CHECK(in.good(), "safetensors: cannot open '", path, "'");
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+// The file is memory-mapped, not read into a buffer: each tensor is copied from the map
+// and its pages are released straight after, so loading holds the tensors and little more
+// (reading into a buffer first held the whole file twice). load_metadata() touches only the
+// header's pages.
+Loaded load(const std::string& path) { return load_impl(path, true); }
+
+Metadata load_metadata(const std::string& path) { return load_impl(path, false).metadata; }
+
+namespace {
+Loaded load_impl(const std::string& path, bool with_tensors) {
+  const files::MappedFile map(path, "safetensors");
+  const std::string_view bytes(map.data(), map.size());
   SCION_CHECK(bytes.size() >= 8, "safetensors: '", path, "' is ", bytes.size(), " bytes, too short for a header");
   uint64_t n = 0;
   for (int i = 0; i < 8; ++i) n |= uint64_t(static_cast<unsigned char>(bytes[size_t(i)])) << (8 * i);
   SCION_CHECK(n <= bytes.size() - 8, "safetensors: '", path, "' declares a ", n, "-byte header but holds only ",
               bytes.size() - 8, " bytes after the length (truncated, or not a safetensors file)");
-  const Json header = json_parse(std::string_view(bytes).substr(8, n), path + " (header)");
+  const Json header = json_parse(bytes.substr(8, n), path + " (header)");
   SCION_CHECK(header.is_object(), "safetensors: '", path, "': the header is not a JSON object");
   const size_t data_start = 8 + size_t(n), data_size = bytes.size() - data_start;
   Loaded out;
@@ -130,6 +103,7 @@ Loaded load(const std::string& path) {
       for (const auto& [k, v] : json_object(e)) out.metadata[k] = v.is_string() ? json_string(v) : json_dump(v);
       continue;
     }
+    if (!with_tensors) continue;  // load_metadata: the tensors' entries are not looked at
     SCION_CHECK(e.is_object() && e.contains("dtype") && e.contains("shape") && e.contains("data_offsets"),
                 "safetensors: '", path, "': entry '", name, "' needs dtype, shape and data_offsets");
     DType dt;
@@ -142,7 +116,14 @@ Loaded load(const std::string& path) {
     SCION_CHECK(b <= en && en <= data_size && en - b == want, "safetensors: '", path, "': tensor '", name,
                 "' has offsets [", b, ", ", en, ") but needs ", want, " bytes inside ", data_size, " data bytes");
     Tensor t = Tensor::empty(shape, dt);
-    if (want) std::memcpy(t.raw_data(), bytes.data() + data_start + b, want);
+    // In 8 MiB pieces, each released once copied: a large tensor never has all its file pages
+    // resident next to its copy.
+    constexpr size_t kPiece = size_t(8) << 20;
+    for (size_t o = 0; o < want; o += kPiece) {
+      const size_t len = std::min(kPiece, want - o);
+      std::memcpy(static_cast<char*>(t.raw_data()) + o, bytes.data() + data_start + b + o, len);
+      map.release(data_start + b + o, len);
+    }
     ordered.push_back({b, {name, t}});
   }
   std::sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -154,5 +135,7 @@ Loaded load(const std::string& path) {
   for (auto& o : ordered) out.tensors.push_back(std::move(o.second));
   return out;
 }
+
+}  // namespace
 
 }  // namespace scion::safetensors

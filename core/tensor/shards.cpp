@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "scion/error.h"
+#include "scion/files.h"
 
 namespace scion::shards {
 
@@ -23,28 +24,10 @@ void write_shard(const std::string& path, const std::vector<int32_t>& tokens) {
                 " does not fit uint16 (vocabularies above 65536 entries need another format)");
     body[i] = uint16_t(tokens[i]);
   }
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  SCION_CHECK(fd >= 0, "write_shard: cannot create '", tmp, "': ", std::strerror(errno));
-  auto write_all = [&](const void* p, size_t n) {
-    const char* c = static_cast<const char*>(p);
-    while (n > 0) {
-      const ssize_t w = ::write(fd, c, n);
-      if (w < 0) {
-        const int e = errno;
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        throw Error("write_shard: writing '" + tmp + "' failed: " + std::strerror(e));
-      }
-      c += w;
-      n -= size_t(w);
-    }
-  };
-  write_all(header.data(), header.size() * 4);
-  write_all(body.data(), body.size() * 2);
-  ::fsync(fd);
-  ::close(fd);
-  SCION_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, "write_shard: cannot rename '", tmp, "' to '", path, "'");
+  files::AtomicWriter out(path);
+  out.write(header.data(), header.size() * 4);
+  out.write(body.data(), body.size() * 2);
+  out.commit();
 }
 
 ShardReader::ShardReader(const std::string& path) : path_(path) {

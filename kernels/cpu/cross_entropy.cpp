@@ -14,9 +14,8 @@ namespace {
 inline float row_lse(const float* x, int64_t V, float inv_t) {
   float mx = -std::numeric_limits<float>::infinity();
   for (int64_t i = 0; i < V; ++i) mx = std::max(mx, x[i] * inv_t);
-  float s = 0.f;
-  for (int64_t i = 0; i < V; ++i) s += exp_approx(x[i] * inv_t - mx);
-  return mx + std::log(s);
+  // f64 sum (vec_math.h) and f64 log: the loss is l - x[t], so lse's rounding is the loss's.
+  return float(double(mx) + std::log(sum_exp(x, V, inv_t, mx)));
 }
 
 }  // namespace

@@ -16,18 +16,14 @@ void softmax_rows(const float* x, float* y, int64_t rows, int64_t n, bool log) {
       float mx = -std::numeric_limits<float>::infinity();
       for (int64_t i = 0; i < n; ++i) mx = std::max(mx, xr[i]);
       if (mx == -std::numeric_limits<float>::infinity()) mx = 0.f;  // fully masked row
-      float s = 0.f;
-      for (int64_t i = 0; i < n; ++i) {
-        const float e = exp_approx(xr[i] - mx);
-        yr[i] = e;
-        s += e;
-      }
+      // The normaliser in f64 (vec_math.h's sum_exp: an f32 running sum is biased on long rows).
+      const double s = sum_exp(xr, n, 1.f, mx);
       if (log) {
-        const float lse = mx + std::log(s);
+        const float lse = float(double(mx) + std::log(s));
         for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] - lse;
       } else {
-        const float inv = 1.f / s;
-        for (int64_t i = 0; i < n; ++i) yr[i] *= inv;
+        const float inv = float(1.0 / s);
+        for (int64_t i = 0; i < n; ++i) yr[i] = exp_approx(xr[i] - mx) * inv;
       }
     }
   });
@@ -39,12 +35,15 @@ void softmax_rows_backward(const float* y, const float* gy, float* gx, int64_t r
       const float* yr = y + r * n;
       const float* gr = gy + r * n;
       float* out = gx + r * n;
-      float dot = 0.f;
+      // The row's dot product in f64 for the same reason as the forward's normaliser.
+      double acc = 0.0;
       if (log) {
-        for (int64_t i = 0; i < n; ++i) dot += gr[i];
+        for (int64_t i = 0; i < n; ++i) acc += double(gr[i]);
+        const float dot = float(acc);
         for (int64_t i = 0; i < n; ++i) out[i] = gr[i] - exp_approx(yr[i]) * dot;
       } else {
-        for (int64_t i = 0; i < n; ++i) dot += gr[i] * yr[i];
+        for (int64_t i = 0; i < n; ++i) acc += double(gr[i]) * double(yr[i]);
+        const float dot = float(acc);
         for (int64_t i = 0; i < n; ++i) out[i] = yr[i] * (gr[i] - dot);
       }
     }

@@ -31,6 +31,21 @@ inline float exp_approx(float x_in) {
   return x_in < -87.33654f ? 0.f : p * scale;
 }
 
+// sum_i exp(x[i] * scale - shift), accumulated in f64. A softmax over a vocabulary adds tens of
+// thousands of terms of similar size; an f32 running sum rounds each addition at the size of
+// the total, which biases it (1.4e-4 nats low on a flat 50257-way row). Eight f64 partial sums
+// in a fixed order (element i goes to lane i % 8, lanes combined pairwise) keep the loop's
+// additions independent for speed and the result independent of threads: one row is always
+// summed by one thread in this order.
+inline double sum_exp(const float* x, int64_t n, float scale, float shift) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += double(exp_approx(x[i + k] * scale - shift));
+  for (int k = 0; i < n; ++i, ++k) acc[k] += double(exp_approx(x[i] * scale - shift));
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
 inline float tanh_approx(float x) {
   // tanh(x) = sign(x) (1 - e^{-2|x|}) / (1 + e^{-2|x|}) (no overflow); near 0, where that
   // form cancels, an odd Taylor polynomial. Both are computed and one is selected, so the

@@ -124,21 +124,30 @@ __device__ inline float block_max(float v, float* shared) {
 }
 
 // Online softmax state (running max m, sum s of exp(x - m)), merged associatively; the merge
-// order is fixed by the reduction shape above, so the result is deterministic.
+// order is fixed by the reduction shape above, so the result is deterministic. The sum is f64,
+// as on the CPU (kernels/cpu/vec_math.h, sum_exp): an f32 sum of a vocabulary's exponentials
+// rounds at the size of the total and biases a flat softmax's log-sum-exp low. Rescales (rare:
+// a new maximum, a merge) use the f64 exp so they add no rounding of their own.
 struct MaxSum {
-  float m, s;
+  float m;
+  double s;
+};
+struct MaxSumShared {
+  float m[32];
+  double s[32];
 };
 __device__ __forceinline__ MaxSum maxsum_merge(MaxSum a, MaxSum b) {
   const float m = fmaxf(a.m, b.m);
-  if (m == -INFINITY) return {m, 0.f};  // both empty: avoid (-inf) - (-inf)
-  return {m, a.s * __expf(a.m - m) + b.s * __expf(b.m - m)};
+  if (m == -INFINITY) return {m, 0.0};  // both empty: avoid (-inf) - (-inf)
+  return {m, a.s * exp(double(a.m) - double(m)) + b.s * exp(double(b.m) - double(m))};
 }
 __device__ __forceinline__ MaxSum maxsum_add(MaxSum a, float x) {
-  if (x <= a.m) return {a.m, a.s + __expf(x - a.m)};
+  if (x <= a.m) return {a.m, a.s + double(__expf(x - a.m))};
   // new maximum (also the first finite value: a.m = -inf gives exp(-inf) = 0)
-  return {x, a.s * __expf(a.m - x) + 1.f};
+  return {x, a.s * exp(double(a.m) - double(x)) + 1.0};
 }
-__device__ inline MaxSum block_maxsum(MaxSum v, float* shared /* >= 64 floats */) {
+// Every thread gets the block's (max, sum). Ends with a barrier so `shared` can be reused.
+__device__ inline MaxSum block_maxsum(MaxSum v, MaxSumShared& shared) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) {
@@ -146,11 +155,11 @@ __device__ inline MaxSum block_maxsum(MaxSum v, float* shared /* >= 64 floats */
     v = maxsum_merge(v, u);
   }
   if (lane == 0) {
-    shared[warp] = v.m;
-    shared[32 + warp] = v.s;
+    shared.m[warp] = v.m;
+    shared.s[warp] = v.s;
   }
   __syncthreads();
-  MaxSum t = lane < warps ? MaxSum{shared[lane], shared[32 + lane]} : MaxSum{-INFINITY, 0.f};
+  MaxSum t = lane < warps ? MaxSum{shared.m[lane], shared.s[lane]} : MaxSum{-INFINITY, 0.0};
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) {
     MaxSum u{__shfl_xor_sync(0xffffffffu, t.m, o), __shfl_xor_sync(0xffffffffu, t.s, o)};

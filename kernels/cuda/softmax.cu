@@ -8,8 +8,8 @@ namespace {
 using namespace detail;
 
 template <class T>
-__device__ __forceinline__ MaxSum row_maxsum(const T* x, int64_t n, float inv_t, float* sh) {
-  MaxSum a{-INFINITY, 0.f};
+__device__ __forceinline__ MaxSum row_maxsum(const T* x, int64_t n, float inv_t, MaxSumShared& sh) {
+  MaxSum a{-INFINITY, 0.0};
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) a = maxsum_add(a, ld(x, i) * inv_t);
   return block_maxsum(a, sh);
 }
@@ -17,29 +17,30 @@ __device__ __forceinline__ MaxSum row_maxsum(const T* x, int64_t n, float inv_t,
 // ---- softmax / log-softmax --------------------------------------------------------------------------
 template <class T>
 __global__ void softmax_kernel(const T* x, T* y, int64_t n, bool log) {
-  __shared__ float sh[64];
+  __shared__ MaxSumShared sh;
   const T* xr = x + blockIdx.x * n;
   T* yr = y + blockIdx.x * n;
   MaxSum a = row_maxsum(xr, n, 1.f, sh);
   // A fully masked row (all -inf): the CPU's formula with max 0 and sum 0, kept for parity.
-  if (a.m == -INFINITY) a = {0.f, 0.f};
+  if (a.m == -INFINITY) a = {0.f, 0.0};
   if (log) {
-    const float lse = a.m + logf(a.s);
+    const float lse = float(double(a.m) + ::log(a.s));
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) st(yr, i, ld(xr, i) - lse);
   } else {
-    const float inv = 1.f / a.s;
+    const float inv = float(1.0 / a.s);
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) st(yr, i, __expf(ld(xr, i) - a.m) * inv);
   }
 }
 template <class T>
 __global__ void softmax_bwd_kernel(const T* y, const T* gy, T* gx, int64_t n, bool log) {
-  __shared__ float sh[32];
+  __shared__ double sh[32];
   const T* yr = y + blockIdx.x * n;
   const T* gr = gy + blockIdx.x * n;
   T* out = gx + blockIdx.x * n;
-  float dot = 0.f;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) dot += log ? ld(gr, i) : ld(gr, i) * ld(yr, i);
-  dot = block_sum(dot, sh);
+  double acc = 0.0;  // f64 like the CPU's softmax_rows_backward
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+    acc += log ? double(ld(gr, i)) : double(ld(gr, i)) * double(ld(yr, i));
+  const float dot = float(block_sum(acc, sh));
   if (log)
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) st(out, i, ld(gr, i) - __expf(ld(yr, i)) * dot);
   else
@@ -83,12 +84,12 @@ __device__ __forceinline__ bool counted(int64_t t, int64_t V, int64_t ignore) {
 template <class T>
 __global__ void ce_forward_kernel(const T* logits, const int64_t* targets, int64_t V, int64_t ignore,
                                   float* loss_rows, float* lse) {
-  __shared__ float sh[64];
+  __shared__ MaxSumShared sh;
   const int64_t r = blockIdx.x;
   const T* x = logits + r * V;
   const MaxSum a = row_maxsum(x, V, 1.f, sh);
   if (threadIdx.x == 0) {
-    const float l = a.m + logf(a.s);
+    const float l = float(double(a.m) + ::log(a.s));
     lse[r] = l;
     const int64_t t = targets[r];
     loss_rows[r] = counted(t, V, ignore) ? l - ld(x, t) : 0.f;
@@ -113,7 +114,7 @@ __global__ void ce_backward_kernel(const T* logits, const int64_t* targets, cons
 template <class T>
 __global__ void ce_fused_kernel(const T* logits, const int64_t* targets, int64_t V, int64_t ignore,
                                 float scale, float* loss_rows, float* lse, T* g) {
-  __shared__ float sh[64];
+  __shared__ MaxSumShared sh;
   __shared__ float target_logit;
   const int64_t r = blockIdx.x;
   const T* x = logits + r * V;
@@ -121,7 +122,7 @@ __global__ void ce_fused_kernel(const T* logits, const int64_t* targets, int64_t
   const int64_t t = targets[r];
   const bool on = counted(t, V, ignore);
   const MaxSum a = row_maxsum(x, V, 1.f, sh);
-  const float l = a.m + logf(a.s);
+  const float l = float(double(a.m) + ::log(a.s));
   // Read the target logit before the gradient pass may overwrite it (g may alias logits).
   if (threadIdx.x == 0) target_logit = on ? ld(x, t) : 0.f;
   __syncthreads();
@@ -136,14 +137,14 @@ __global__ void ce_fused_kernel(const T* logits, const int64_t* targets, int64_t
 // ---- soft targets at temperature -----------------------------------------------------------------------
 __global__ void soft_ce_forward_kernel(const float* x, const float* t, const uint8_t* mask, int64_t V,
                                        float inv_t, bool kl, float* loss_rows, float* lse_x, float* lse_t) {
-  __shared__ float sh[64];
+  __shared__ MaxSumShared sh;
   __shared__ double shd[32];
   const int64_t r = blockIdx.x;
   const float* xr = x + r * V;
   const float* tr = t + r * V;
   const MaxSum ax = row_maxsum(xr, V, inv_t, sh);
   const MaxSum at = row_maxsum(tr, V, inv_t, sh);
-  const float lx = ax.m + logf(ax.s), lt = at.m + logf(at.s);
+  const float lx = float(double(ax.m) + ::log(ax.s)), lt = float(double(at.m) + ::log(at.s));
   if (threadIdx.x == 0) {
     lse_x[r] = lx;
     lse_t[r] = lt;

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "mlm.h"
+#include "scion/files.h"
 #include "scion/plugin.h"
 #include "scion/random.h"
 #include "scion/shards.h"
@@ -28,7 +29,7 @@ class TextNode final : public DataSource {
     tok_ = r.get<scion::Tokenizer>(p.s("tokenizer"));
     SCION_CHECK(tok_->eot_id() >= 0, "data.text: the tokenizer has no end-of-text id to separate documents");
     auto t = tok_;
-    tokenize_ = [t](std::string_view s) { return t->encode(std::string(s)); };
+    tokenize_ = [t](std::string_view s) { return t->encode(s); };
     streams_[""] = make_stream(p.strings("files"), 0);
     const Json& by_stage = p.raw("stage_files");
     if (by_stage.is_object()) {
@@ -72,7 +73,7 @@ class TextNode final : public DataSource {
   std::vector<TensorMap> validation(int64_t max_batches) override {
     std::vector<TensorMap> out;
     if (!p_.has("valid_files") || p_.strings("valid_files").empty()) return out;
-    auto windows = TextStream::all_windows(expand_globs(p_.strings("valid_files"), "data.text"), tokenize_,
+    auto windows = TextStream::all_windows(files::expand(p_.strings("valid_files"), "data.text"), tokenize_,
                                            tok_->eot_id(), p_.i("seq_len"));
     uint64_t k = 0;
     for (auto& [x, y] : batches_from_windows(windows, p_.i("batch_size"), p_.i("seq_len"), max_batches))
@@ -171,7 +172,7 @@ PluginEntry text_entry() {
       for (size_t i = 0; i < json_array(globs).size(); ++i) {
         const std::string glob = json_string(json_array(globs)[i]);
         try {
-          expand_globs({glob}, "data.text");
+          files::expand({glob}, "data.text");
         } catch (const Error&) {
           out.push_back({at + "." + std::to_string(i), "stage_files." + stage + ": no file matches '" + glob + "'",
                          "paths are relative to the directory scion runs in"});
@@ -187,7 +188,7 @@ PluginEntry text_entry() {
 class ShardsNode final : public DataSource {
  public:
   explicit ShardsNode(const Params& p) : p_(p) {
-    for (const auto& f : expand_globs(p.strings("files"), "data.shards"))
+    for (const auto& f : files::expand(p.strings("files"), "data.shards"))
       shards_.push_back(std::make_unique<shards::ShardReader>(f));
     rank_ = p.i("__rank");
     world_ = p.i("__world");

@@ -1,12 +1,17 @@
 // loss.lm, loss.mlm and eval.ppl.
 #include <cmath>
 
+#include "scion/files.h"
 #include "scion/ops.h"
 #include "scion/plugin.h"
 #include "text_stream.h"
 
 namespace scion::lm {
 namespace {
+
+// Targets with this id do not count, in loss.lm, loss.mlm and eval.ppl alike (the data nodes
+// write it where there is no target: MLM's unmasked positions; PyTorch's default too).
+constexpr int64_t kIgnoreIndex = -100;
 
 class CrossEntropyNode final : public Loss {
  public:
@@ -34,7 +39,7 @@ PluginEntry ce_entry(bool mlm) {
   e.version = "1.0.0";
   e.description = mlm ? "masked-LM cross-entropy over the positions data.text masked (mlm_prob; 80/10/10)"
                       : "next-token cross-entropy (fused softmax), ignoring padding targets";
-  e.params = {{"ignore_index", ParamType::integer, Json(-100), false, "target id that does not count"}};
+  e.params = {{"ignore_index", ParamType::integer, Json(kIgnoreIndex), false, "target id that does not count"}};
   e.inputs = {{"logits", "logits:f32[B,T,V]", false, "model logits [B, T, V]"},
               {"targets", "targets:i64[B,T]", false, "target ids [B, T]"}};
   e.factory = [mlm](const Params& p, const NodeResolver&) { return std::make_shared<CrossEntropyNode>(p, mlm); };
@@ -47,7 +52,7 @@ PluginEntry mlm_entry() { return ce_entry(true); }
 // over every validation window (causal), or over the masked positions (MLM data).
 class PplNode final : public Evaluator {
  public:
-  PplNode(const Params& p, const NodeResolver& r) : max_batches_(p.i("max_batches")) {
+  PplNode(const Params& p, const NodeResolver& r) : max_batches_(p.i("max_batches")), ignore_(p.i("ignore_index")) {
     model_ = r.get<Model>(p.s("model"));
     if (p.has("teacher") && !p.s("teacher").empty()) teacher_ = r.get<Model>(p.s("teacher"));
     for (const auto& d : p.strings("data")) data_.push_back({d, r.get<DataSource>(d)});
@@ -57,9 +62,9 @@ class PplNode final : public Evaluator {
       SCION_CHECK(p.has("tokenizer"), "eval.ppl: domains = {...} needs tokenizer = \"<tokenizer node>\"");
       auto tok = r.get<scion::Tokenizer>(p.s("tokenizer"));
       const int64_t T = p.i("seq_len"), B = p.i("batch_size");
-      TokenizeFn fn = [tok](std::string_view s) { return tok->encode(std::string(s)); };
+      TokenizeFn fn = [tok](std::string_view s) { return tok->encode(s); };
       for (const auto& [name, glob] : json_object(domains)) {
-        auto windows = TextStream::all_windows(expand_globs({json_string(glob)}, "eval.ppl"), fn, tok->eot_id(), T);
+        auto windows = TextStream::all_windows(files::expand({json_string(glob)}, "eval.ppl"), fn, tok->eot_id(), T);
         std::vector<TensorMap> batches;
         for (auto& [x, y] : batches_from_windows(windows, B, T, max_batches_)) batches.push_back({{"tokens", x}, {"targets", y}});
         SCION_CHECK(!batches.empty(), "eval.ppl: domain '", name, "' (", json_string(glob), ") is shorter than one window");
@@ -79,12 +84,12 @@ class PplNode final : public Evaluator {
     double sum_model = 0, sum_teacher = 0;
     int domains = 0;
     for (auto& [key, batches] : sets) {
-      const double l = mean_loss(*model_, batches, ctx);
+      const double l = mean_loss(*model_, batches, ctx, ignore_);
       out[key + "/loss"] = l;
       out[key + "/ppl"] = std::exp(l);
       sum_model += l;
       if (teacher_) {
-        const double lt = mean_loss(*teacher_, batches, ctx);
+        const double lt = mean_loss(*teacher_, batches, ctx, ignore_);
         out[key + "/teacher_loss"] = lt;
         sum_teacher += lt;
       }
@@ -97,7 +102,9 @@ class PplNode final : public Evaluator {
   }
 
  private:
-  static double mean_loss(Model& m, const std::vector<TensorMap>& batches, const StepContext& ctx) {
+  // Mean cross-entropy over every counted target: the batch means weighted by their counts,
+  // with the same ignore index for the count and the loss.
+  static double mean_loss(Model& m, const std::vector<TensorMap>& batches, const StepContext& ctx, int64_t ignore) {
     NoGradGuard ng;
     const bool was = m.module().training();
     m.module().set_training(false);
@@ -107,14 +114,14 @@ class PplNode final : public Evaluator {
       TensorMap out = m.forward(b, ctx);
       const Tensor& targets = b.at("targets");
       int64_t n = 0;
-      for (int64_t t : targets.to_vector_i64()) n += t != -100;
-      total += double(ops::cross_entropy(out.at("logits"), targets).item()) * double(n);
+      for (int64_t t : targets.to_vector_i64()) n += t != ignore;
+      total += double(ops::cross_entropy(out.at("logits"), targets, ignore).item()) * double(n);
       count += n;
     }
     m.module().set_training(was);
     return count ? total / double(count) : 0.0;
   }
-  int64_t max_batches_;
+  int64_t max_batches_, ignore_;
   std::shared_ptr<Model> model_, teacher_;
   std::vector<std::pair<std::string, std::shared_ptr<DataSource>>> data_;
   std::vector<std::pair<std::string, std::vector<TensorMap>>> fixed_;
@@ -133,7 +140,8 @@ PluginEntry ppl_entry() {
               {"domains", ParamType::table, Json(Json::object_t{}), false, "domain = \"validation glob\" (needs tokenizer)"},
               int_param("seq_len", 128, "window length for domains").at_least(1),
               int_param("batch_size", 8, "windows per batch for domains").at_least(1),
-              int_param("max_batches", 50, "validation batches per domain (at most)").at_least(1)};
+              int_param("max_batches", 50, "validation batches per domain (at most)").at_least(1),
+              {"ignore_index", ParamType::integer, Json(kIgnoreIndex), false, "target id that does not count (loss.lm's default)"}};
   // What the constructor and the first evaluation would refuse, refused at validation.
   e.check = [](const GraphView& g, const GraphNodeView& self) {
     std::vector<GraphProblem> out;
@@ -149,7 +157,7 @@ PluginEntry ppl_entry() {
         continue;
       }
       try {
-        expand_globs({json_string(glob)}, "eval.ppl");
+        files::expand({json_string(glob)}, "eval.ppl");
       } catch (const Error&) {
         out.push_back({"domains." + name, "domain '" + name + "': no file matches '" + json_string(glob) + "'",
                        "paths are relative to the directory scion runs in"});

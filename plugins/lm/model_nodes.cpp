@@ -1,17 +1,19 @@
 // model.gpt and model.bert: the node classes (the plugin entries are in model_entries.cpp).
 #include "lm_nodes.h"
+#include "scion/checkpoint.h"
 #include "scion/random.h"
 #include "scion/safetensors.h"
 
 namespace scion::lm {
 
 namespace {
-// Reads the model config a Scion checkpoint carries (metadata "scion.config"); files from
-// elsewhere (Hugging Face) carry none and the node's parameters give the config.
+// Reads the model config a Scion checkpoint carries (metadata checkpoint::kConfigKey); files
+// from elsewhere (Hugging Face) carry none and the node's parameters give the config. Only the
+// header is read: the weights are read once, by the constructor.
 Json checkpoint_config(const std::string& path) {
-  auto loaded = safetensors::load(path);
-  auto it = loaded.metadata.find("scion.config");
-  return it == loaded.metadata.end() ? Json() : json_parse(it->second, path + " (scion.config)");
+  const safetensors::Metadata metadata = safetensors::load_metadata(path);
+  auto it = metadata.find(checkpoint::kConfigKey);
+  return it == metadata.end() ? Json() : json_parse(it->second, path + " (" + checkpoint::kConfigKey + ")");
 }
 }  // namespace
 

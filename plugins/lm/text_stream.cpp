@@ -1,6 +1,5 @@
 #include "text_stream.h"
 
-#include <glob.h>
 
 #include <algorithm>
 #include <cstring>
@@ -10,6 +9,7 @@
 #include <set>
 
 #include "scion/error.h"
+#include "scion/files.h"
 #include "scion/random.h"
 
 namespace scion::lm {
@@ -101,28 +101,12 @@ std::vector<std::pair<Tensor, Tensor>> batches_from_windows(const std::vector<st
   return out;
 }
 
-std::vector<std::string> expand_globs(const std::vector<std::string>& patterns, const std::string& who) {
-  std::set<std::string> out;
-  for (const std::string& p : patterns) {
-    glob_t g{};
-    const int rc = ::glob(p.c_str(), GLOB_NOSORT, nullptr, &g);
-    if (rc == 0)
-      for (size_t i = 0; i < g.gl_pathc; ++i)
-        if (std::filesystem::is_regular_file(g.gl_pathv[i])) out.insert(g.gl_pathv[i]);
-    globfree(&g);
-    if (rc != 0 || out.empty())
-      throw Error(who + ": no file matches '" + p + "' (working directory " + std::filesystem::current_path().string() +
-                  ")");
-  }
-  return {out.begin(), out.end()};
-}
-
 TextStream::TextStream(TextStreamConfig cfg, TokenizeFn tokenize, int32_t eot_id)
     : cfg_(std::move(cfg)), tokenize_(std::move(tokenize)), eot_(eot_id) {
   SCION_CHECK(cfg_.seq_len > 0 && cfg_.batch_size > 0, "data.text: seq_len and batch_size must be positive");
   SCION_CHECK(cfg_.world >= 1 && cfg_.rank >= 0 && cfg_.rank < cfg_.world, "data.text: bad rank ", cfg_.rank, " of ",
               cfg_.world);
-  files_ = expand_globs(cfg_.files, "data.text");
+  files_ = files::expand(cfg_.files, "data.text");
   // Every file must open and look like text before training starts.
   for (const std::string& f : files_) {
     std::ifstream in(f, std::ios::binary);

@@ -39,8 +39,6 @@ struct TextStreamConfig {
   int rank = 0, world = 1;      // data-parallel sharding: rank r takes every world-th window
 };
 
-// Expands globs (sorted, deduplicated). Throws naming the pattern when one matches nothing.
-std::vector<std::string> expand_globs(const std::vector<std::string>& patterns, const std::string& who);
 
 // Groups windows of seq_len + 1 tokens into batches of at most batch_size rows: inputs and
 // next-token targets, i64 [rows, seq_len]. At most max_batches batches.

@@ -1,4 +1,5 @@
-// tokenizer.bytes, tokenizer.gpt2, tokenizer.wordpiece: the text tokenizers as nodes.
+// tokenizer.bytes, tokenizer.gpt2, tokenizer.wordpiece: the text tokenizers (plugins/text),
+// which implement scion::Tokenizer themselves, as nodes.
 #include <memory>
 
 #include "byte_tokenizer.h"
@@ -8,18 +9,6 @@
 
 namespace scion::lm {
 namespace {
-
-class TokenizerNode final : public scion::Tokenizer {
- public:
-  explicit TokenizerNode(std::unique_ptr<text::Tokenizer> t) : t_(std::move(t)) {}
-  std::vector<int32_t> encode(const std::string& s) const override { return t_->encode(s); }
-  std::string decode(const std::vector<int32_t>& ids) const override { return t_->decode(ids); }
-  int64_t vocab_size() const override { return int64_t(t_->vocab_size()); }
-  int32_t eot_id() const override { return t_->eot_id(); }
-
- private:
-  std::unique_ptr<text::Tokenizer> t_;
-};
 
 // The text library reports problems as std::runtime_error; nodes report scion::Error.
 template <class F>
@@ -40,7 +29,7 @@ PluginEntry bytes_entry() {
   e.version = "1.0.0";
   e.description = "UTF-8 bytes as tokens (256 ids, end-of-text 256)";
   e.factory = [](const Params&, const NodeResolver&) {
-    return std::make_shared<TokenizerNode>(std::make_unique<text::ByteTokenizer>(true));
+    return std::make_shared<text::ByteTokenizer>(true);
   };
   return e;
 }
@@ -55,7 +44,7 @@ PluginEntry gpt2_entry() {
               {"merges", ParamType::string, Json("data/gpt2/vocab.bpe"), false, "vocab.bpe or merges.txt", true}};
   e.factory = [](const Params& p, const NodeResolver&) {
     return rethrow("tokenizer.gpt2", [&] {
-      return std::make_shared<TokenizerNode>(std::make_unique<text::Gpt2Bpe>(p.s("vocab"), p.s("merges")));
+      return std::make_shared<text::Gpt2Bpe>(p.s("vocab"), p.s("merges"));
     });
   };
   return e;
@@ -71,7 +60,7 @@ PluginEntry wordpiece_entry() {
               {"lower_case", ParamType::boolean, Json(true), false, "lower-case and strip accents (uncased models)"}};
   e.factory = [](const Params& p, const NodeResolver&) {
     return rethrow("tokenizer.wordpiece", [&] {
-      return std::make_shared<TokenizerNode>(std::make_unique<text::WordPiece>(p.s("vocab"), p.b("lower_case")));
+      return std::make_shared<text::WordPiece>(p.s("vocab"), p.b("lower_case"));
     });
   };
   return e;

@@ -509,7 +509,7 @@ std::vector<std::string_view> Gpt2Bpe::pretokenize(std::string_view text) const 
   return out;
 }
 
-std::size_t Gpt2Bpe::vocab_size() const { return impl_->id_bytes.size(); }
+int64_t Gpt2Bpe::vocab_size() const { return int64_t(impl_->id_bytes.size()); }
 int32_t Gpt2Bpe::eot_id() const { return impl_->eot; }
 std::size_t Gpt2Bpe::num_merges() const { return impl_->n_merges; }
 

@@ -9,11 +9,11 @@
 #include <utility>
 #include <vector>
 
-#include "tokenizer.h"
+#include "scion/plugin.h"
 
 namespace scion::text {
 
-class Gpt2Bpe final : public Tokenizer {
+class Gpt2Bpe final : public scion::Tokenizer {
 public:
   // vocab: encoder.json (OpenAI) / vocab.json (Hugging Face), a JSON object token -> id.
   // merges: vocab.bpe (OpenAI) / merges.txt (Hugging Face), one "left right" pair a line,
@@ -35,7 +35,7 @@ public:
   // Appends to out instead of returning a new vector.
   void encode_into(std::string_view text, std::vector<int32_t>& out) const;
   std::string decode(std::span<const int32_t> ids) const override;
-  std::size_t vocab_size() const override;
+  int64_t vocab_size() const override;
   // Id of "<|endoftext|>" (50256 for GPT-2), or -1 if the vocabulary has none.
   int32_t eot_id() const override;
 

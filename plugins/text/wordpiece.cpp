@@ -225,6 +225,6 @@ int32_t WordPiece::token_id(std::string_view t) const {
   return it == impl_->all.end() ? -1 : it->second;
 }
 
-std::size_t WordPiece::vocab_size() const { return impl_->tokens.size(); }
+int64_t WordPiece::vocab_size() const { return int64_t(impl_->tokens.size()); }
 
 }  // namespace scion::text

@@ -8,11 +8,11 @@
 #include <string_view>
 #include <vector>
 
-#include "tokenizer.h"
+#include "scion/plugin.h"
 
 namespace scion::text {
 
-class WordPiece final : public Tokenizer {
+class WordPiece final : public scion::Tokenizer {
 public:
   // vocab: BERT's vocab.txt, one token a line, id = line number - 1; continuation pieces
   // carry a "##" prefix. Must contain [UNK]. Throws std::runtime_error naming the file and
@@ -31,7 +31,7 @@ public:
   void encode_into(std::string_view text, std::vector<int32_t>& out) const;
   // Tokens joined by spaces with " ##" glued, as BERT's convert_tokens_to_string.
   std::string decode(std::span<const int32_t> ids) const override;
-  std::size_t vocab_size() const override;
+  int64_t vocab_size() const override;
   int32_t eot_id() const override { return sep_id(); }  // [SEP] separates documents
 
   // The BasicTokenizer's words (normalised), before WordPiece.

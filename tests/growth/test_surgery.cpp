@@ -10,6 +10,7 @@
 #include "masked_growth.h"
 #include "scion/autograd.h"
 #include "scion/ops.h"
+#include "scion/checkpoint.h"
 #include "scion/safetensors.h"
 
 using namespace scion;
@@ -72,7 +73,7 @@ Tensor vec(std::vector<float> v) { return Tensor::from_vector(v, {int64_t(v.size
 template <class N>
 std::shared_ptr<N> save_and_load(N& node, const std::string& file) {
   const std::string path = (std::filesystem::temp_directory_path() / file).string();
-  safetensors::save(path, node.module().state_dict(), {{"scion.config", json_dump(node.config())}});
+  safetensors::save(path, node.module().state_dict(), {{checkpoint::kConfigKey, json_dump(node.config())}});
   Json p;
   p["vocab"] = Json(int64_t(1));
   p["context"] = Json(int64_t(1));

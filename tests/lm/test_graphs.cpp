@@ -128,6 +128,113 @@ losses = ["lm"]
   fs::remove_all(d);
 }
 
+// --tokenizer tokenizer.wordpiece takes BERT's vocabulary by default (it was handed GPT-2's
+// encoder.json): tokenize writes WordPiece ids ending in [SEP], and generate decodes with it.
+TEST(Graphs, TokenizeAndGenerateWithWordPieceUseItsOwnVocabulary) {
+  const fs::path d = temp("wp");
+  const Result t = sh("tokenize data/corpus/news/valid.txt --tokenizer tokenizer.wordpiece --out " + (d / "wp.bin").string());
+  ASSERT_EQ(t.rc, 0) << t.out;
+  shards::ShardReader r((d / "wp.bin").string());
+  ASSERT_GT(r.size(), 1000);
+  EXPECT_EQ(r[r.size() - 1], 102);  // [SEP] after the file
+  int64_t max_id = 0;
+  for (int64_t i = 0; i < r.size(); ++i) max_id = std::max<int64_t>(max_id, r[i]);
+  EXPECT_LT(max_id, 30522);
+  const Result bad = sh("tokenize data/corpus/news/valid.txt --tokenizer tokenizer.wordpiece --merges x --out " +
+                        (d / "x.bin").string());
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_NE(bad.out.find("--merges: 'tokenizer.wordpiece' takes no merges file"), std::string::npos) << bad.out;
+  std::ofstream(d / "g.toml") << R"(
+[nodes.data]
+plugin = "data.shards"
+files = [")" + (d / "wp.bin").string() + R"("]
+seq_len = 16
+batch_size = 2
+[nodes.model]
+plugin = "model.gpt"
+vocab = 30522
+context = 16
+layers = 1
+width = 16
+heads = 2
+tokens = "data.tokens"
+[nodes.lm]
+plugin = "loss.lm"
+logits = "model.logits"
+targets = "data.targets"
+[[stages]]
+steps = 2
+train = ["model"]
+losses = ["lm"]
+)";
+  const Result run = sh("run " + (d / "g.toml").string() + " --plain --out " + (d / "run").string());
+  ASSERT_EQ(run.rc, 0) << run.out;
+  const Result gen = sh("generate --checkpoint " + (d / "run" / "model.safetensors").string() +
+                        " --tokenizer tokenizer.wordpiece --prompt \"the history of\" --max-tokens 4 --seed 3");
+  ASSERT_EQ(gen.rc, 0) << gen.out;
+  EXPECT_EQ(gen.out.rfind("the history of", 0), 0u) << gen.out;
+  fs::remove_all(d);
+}
+
+// eval.ppl counts targets with its ignore_index (default loss.lm's, -100). Ignoring a frequent
+// token (",", GPT-2 id 11) changes the loss but, on an untrained model whose per-token loss is
+// about ln(50257) everywhere, not its size: the mean is over the positions that count.
+TEST(Graphs, EvalPplTakesItsIgnoreIndex) {
+  const fs::path d = temp("ppl_ignore");
+  ASSERT_EQ(sh("tokenize data/corpus/news/valid.txt --out " + (d / "news.bin").string()).rc, 0);
+  std::ofstream(d / "g.toml") << R"(
+[nodes.tok]
+plugin = "tokenizer.gpt2"
+[nodes.data]
+plugin = "data.shards"
+files = [")" + (d / "news.bin").string() + R"("]
+seq_len = 32
+batch_size = 2
+[nodes.model]
+plugin = "model.gpt"
+vocab = 50257
+context = 32
+layers = 1
+width = 32
+heads = 2
+tokens = "data.tokens"
+[nodes.lm]
+plugin = "loss.lm"
+logits = "model.logits"
+targets = "data.targets"
+[nodes.ppl]
+plugin = "eval.ppl"
+model = "model"
+tokenizer = "tok"
+seq_len = 32
+max_batches = 4
+domains = { news = "data/corpus/news/valid.txt" }
+[[stages]]
+steps = 1
+train = ["model"]
+losses = ["lm"]
+eval = { every = 1, evaluators = ["ppl"] }
+)";
+  auto loss_of = [&](const std::string& extra) {
+    const Result r = sh("run " + (d / "g.toml").string() + " --plain --out " + (d / "run").string() + extra);
+    EXPECT_EQ(r.rc, 0) << r.out;
+    double l = -1;
+    for (const Json& m : metrics(d / "run"))
+      if (m.contains("ppl/news/loss")) l = json_number(m.at("ppl/news/loss"));
+    fs::remove_all(d / "run");
+    return l;
+  };
+  const double all = loss_of(""), same = loss_of(" --set nodes.ppl.ignore_index=-100"),
+               no_comma = loss_of(" --set nodes.ppl.ignore_index=11");
+  ASSERT_GT(all, 0);
+  EXPECT_EQ(same, all);
+  EXPECT_NE(no_comma, all);
+  // Counting every position against the loss of the kept ones would come out lower by the
+  // commas' share of the tokens.
+  EXPECT_NEAR(no_comma, all, 0.01 * all);
+  fs::remove_all(d);
+}
+
 TEST(Graphs, GrowthGraphChangesTheModelBetweenStages) {
   const fs::path d = temp("grow");
   const Result r = sh("run graphs/grow_bert2bert.toml --plain --out " + d.string() +

@@ -12,6 +12,8 @@
 #include <sstream>
 
 #include "runtime/executor.h"
+#include "scion/checkpoint.h"
+#include "scion/files.h"
 #include "scion/safetensors.h"
 
 using namespace scion;
@@ -137,7 +139,7 @@ checkpoint = { every = 20 }
   EXPECT_FALSE(fs::exists(dir / "run" / "checkpoints" / "step_20"));  // only the two newest are kept
   auto w = safetensors::load((dir / "run" / "model.safetensors").string());
   EXPECT_EQ(w.tensors.size(), 2u);
-  EXPECT_EQ(w.metadata.at("scion.plugin"), "test.linear");
+  EXPECT_EQ(w.metadata.at(checkpoint::kPluginKey), "test.linear");
   fs::remove_all(dir);
 }
 
@@ -190,7 +192,7 @@ checkpoint = { every = 10 }
   // Leftovers of a killed run: step_30 renamed but the kill came before latest.json named it,
   // a write never finished (step_25.tmp), and a stray later-numbered checkpoint. Resuming
   // continues from step_20, rewrites step_30, keeps step_20 beside it and clears the rest.
-  safetensors::write_file_atomic((ck / "latest.json").string(), "{\"checkpoint\": \"step_20\", \"step\": 20}\n");
+  files::write_atomic((ck / "latest.json").string(), "{\"checkpoint\": \"step_20\", \"step\": 20}\n");
   fs::create_directories(ck / "step_25.tmp");
   fs::create_directories(ck / "step_999");
   testing::internal::CaptureStderr();
@@ -200,7 +202,7 @@ checkpoint = { every = 10 }
   EXPECT_EQ(listing(), (std::set<std::string>{"step_20", "step_30"}));
   EXPECT_EQ(lines(run / "metrics.jsonl").size(), 30u);
   // Resuming with a changed graph works but warns that the curve is not the same one.
-  safetensors::write_file_atomic((ck / "latest.json").string(), "{\"checkpoint\": \"step_20\", \"step\": 20}\n");
+  files::write_atomic((ck / "latest.json").string(), "{\"checkpoint\": \"step_20\", \"step\": 20}\n");
   testing::internal::CaptureStderr();
   {
     RunOptions o;

@@ -126,7 +126,7 @@ const std::vector<Case> kGpt2Cases = {
 // ---- GPT-2 ---------------------------------------------------------------------------
 
 TEST(Gpt2Bpe, LoadsOpenAIFiles) {
-  EXPECT_EQ(gpt2().vocab_size(), 50257u);
+  EXPECT_EQ(gpt2().vocab_size(), 50257);
   EXPECT_EQ(gpt2().eot_id(), 50256);
   EXPECT_EQ(gpt2().num_merges(), 50000u);
   EXPECT_EQ(gpt2().token_bytes(50256), "<|endoftext|>");
@@ -275,7 +275,7 @@ TEST(Gpt2Bpe, SmallVocabularyWithHandMadeMerges) {
   const auto v = tmp.write("vocab.json", json);
   const auto m = tmp.write("merges.txt", "a b\nab c\n\xC4\xA0 ab\n");
   const Gpt2Bpe t(v, m);
-  EXPECT_EQ(t.vocab_size(), 259u);
+  EXPECT_EQ(t.vocab_size(), 259);
   EXPECT_EQ(t.eot_id(), -1);
   // " abab": Ġ a b a b -> (rank 0, both) Ġ ab ab -> (rank 2) Ġab ab
   EXPECT_EQ(t.encode("abc ab abab"), (Ids{257, 258, 258, 256}));
@@ -285,7 +285,7 @@ TEST(Gpt2Bpe, SmallVocabularyWithHandMadeMerges) {
 // ---- WordPiece -------------------------------------------------------------------------
 
 TEST(WordPiece, LoadsBertVocab) {
-  EXPECT_EQ(bert().vocab_size(), 30522u);
+  EXPECT_EQ(bert().vocab_size(), 30522);
   EXPECT_EQ(bert().pad_id(), 0);
   EXPECT_EQ(bert().unk_id(), 100);
   EXPECT_EQ(bert().cls_id(), 101);
@@ -392,7 +392,7 @@ TEST(WordPiece, BadVocabularies) {
 
 TEST(ByteTokenizer, Basics) {
   const ByteTokenizer t;
-  EXPECT_EQ(t.vocab_size(), 257u);
+  EXPECT_EQ(t.vocab_size(), 257);
   EXPECT_EQ(t.eot_id(), 256);
   const std::string s = "h\xc3\xa9\n\xff";
   EXPECT_EQ(t.encode(s), (Ids{104, 0xc3, 0xa9, 10, 255}));
@@ -400,7 +400,7 @@ TEST(ByteTokenizer, Basics) {
   EXPECT_EQ(t.decode(t.encode(s)), s);
   EXPECT_THROW(t.decode(Ids{257}), std::out_of_range);
   const ByteTokenizer plain(false);
-  EXPECT_EQ(plain.vocab_size(), 256u);
+  EXPECT_EQ(plain.vocab_size(), 256);
   EXPECT_EQ(plain.eot_id(), -1);
   EXPECT_THROW(plain.decode(Ids{256}), std::out_of_range);
 }

@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::filesystem::path data = argv[2];
-  std::unique_ptr<scion::text::Tokenizer> tok;
+  std::unique_ptr<scion::Tokenizer> tok;
   if (!std::strcmp(argv[1], "gpt2")) tok = std::make_unique<scion::text::Gpt2Bpe>(scion::text::Gpt2Bpe::from_dir(data / "gpt2"));
   else tok = std::make_unique<scion::text::WordPiece>(data / "bert" / "vocab.txt");
   std::ifstream f(argv[3], std::ios::binary);

@@ -10,7 +10,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/dll/alias.hpp>
@@ -27,6 +29,7 @@ constexpr uint32_t kSdkAbiMajor = 4;  // 2: Op::carry_state; 3: Loss::idle_input
                                       // 4: model surgery (scion/surgery.h), nn buffers and gates, parameter groups,
                                       //    plugin-owned parameters, schema checks, nlohmann JSON
                                       //    (ParamSpec choices/ranges/node kinds, PluginEntry::check; node_refs gone)
+                                      //    (Tokenizer takes string_view / span<const int32_t>)
 constexpr uint32_t kSdkAbiMinor = 0;
 
 enum class PluginKind { data, tokenizer, model, op, loss, prompt, optimizer, evaluator };
@@ -181,11 +184,16 @@ class Plugin {
   virtual nn::NamedTensors owned_parameters() { return {}; }
 };
 
+// The one tokenizer interface: the in-tree text tokenizers (plugins/text: GPT-2 BPE,
+// WordPiece, bytes) implement it directly and are the tokenizer.* nodes themselves.
 class Tokenizer : public Plugin {
  public:
-  virtual std::vector<int32_t> encode(const std::string& text) const = 0;
-  virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
+  // Token ids of UTF-8 text. Thread-safe (const) on every implementation.
+  virtual std::vector<int32_t> encode(std::string_view text) const = 0;
+  // Text of a sequence of ids; throws (std::out_of_range) on an id outside the vocabulary.
+  virtual std::string decode(std::span<const int32_t> ids) const = 0;
   virtual int64_t vocab_size() const = 0;
+  // End-of-text / separator id appended between documents, or -1 when there is none.
   virtual int32_t eot_id() const = 0;
 };
 

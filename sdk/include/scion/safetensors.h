@@ -14,7 +14,8 @@ namespace scion::safetensors {
 using Named = std::vector<std::pair<std::string, Tensor>>;
 using Metadata = std::map<std::string, std::string>;
 
-// Writes atomically: a temporary file in the same folder, fsync, rename, fsync of the folder.
+// Writes atomically (scion/files.h): a temporary file in the same folder, fsync, rename,
+// fsync of the folder.
 // A crash at any moment leaves either the old file or the new one, never a torn one.
 void save(const std::string& path, const Named& tensors, const Metadata& metadata = {});
 
@@ -23,10 +24,10 @@ struct Loaded {
   Metadata metadata;
 };
 // Throws scion::Error naming the file for a missing file, a bad header, unknown dtypes,
-// offsets outside the file or overlapping data.
+// offsets outside the file or overlapping data. The file is memory-mapped and each tensor
+// copied out of the map, so the peak memory is the tensors', not twice the file.
 Loaded load(const std::string& path);
-
-// Writes `bytes` to `path` atomically (the same protocol as save()).
-void write_file_atomic(const std::string& path, const std::string& bytes);
+// Only the metadata (reads the header, not the tensors): a checkpoint's plugin and config.
+Metadata load_metadata(const std::string& path);
 
 }  // namespace scion::safetensors

@@ -1,0 +1,136 @@
+#include "scion/files.h"
+
+#include <fcntl.h>
+#include <glob.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+#include "scion/error.h"
+
+namespace scion::files {
+
+namespace fs = std::filesystem;
+
+std::vector<std::string> glob(const std::string& pattern) {
+  glob_t g{};
+  const int rc = ::glob(pattern.c_str(), 0, nullptr, &g);  // sorted (no GLOB_NOSORT)
+  std::vector<std::string> out;
+  if (rc == 0)
+    for (size_t i = 0; i < g.gl_pathc; ++i) {
+      std::error_code ec;
+      if (fs::is_regular_file(g.gl_pathv[i], ec)) out.emplace_back(g.gl_pathv[i]);
+    }
+  globfree(&g);
+  return out;
+}
+
+std::vector<std::string> expand(const std::vector<std::string>& patterns, const std::string& who) {
+  std::set<std::string> out;
+  for (const std::string& p : patterns) {
+    const std::vector<std::string> m = glob(p);
+    if (m.empty())
+      throw Error(who + ": no file matches '" + p + "' (working directory " + fs::current_path().string() + ")");
+    out.insert(m.begin(), m.end());
+  }
+  return {out.begin(), out.end()};
+}
+
+AtomicWriter::AtomicWriter(std::string path) : path_(std::move(path)) {
+  const fs::path target(path_);
+  fs::path tmp = (target.has_parent_path() ? target.parent_path() : fs::path(".")) / target.filename();
+  tmp += ".tmp" + std::to_string(::getpid());  // per process: two writers never share one
+  tmp_ = tmp.string();
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  SCION_CHECK(fd_ >= 0, "cannot create '", tmp_, "': ", std::strerror(errno));
+}
+
+AtomicWriter::~AtomicWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!tmp_.empty()) ::unlink(tmp_.c_str());
+}
+
+void AtomicWriter::write(const void* data, size_t n) {
+  SCION_CHECK(fd_ >= 0, "writing '", path_, "' after commit");
+  const char* c = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::write(fd_, c, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      throw Error("writing '" + tmp_ + "' failed: " + std::strerror(errno));
+    }
+    c += w;
+    n -= size_t(w);
+  }
+}
+
+void AtomicWriter::commit() {
+  SCION_CHECK(fd_ >= 0, "'", path_, "' committed twice");
+  const int fd = fd_;
+  fd_ = -1;
+  if (::fsync(fd) != 0) {
+    const int e = errno;
+    ::close(fd);
+    throw Error("flushing '" + tmp_ + "' failed: " + std::strerror(e));
+  }
+  if (::close(fd) != 0) throw Error("flushing '" + tmp_ + "' failed: " + std::strerror(errno));
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0)
+    throw Error("cannot rename '" + tmp_ + "' to '" + path_ + "': " + std::strerror(errno));
+  tmp_.clear();  // renamed: nothing left to remove
+  const fs::path target(path_);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    ::fsync(dfd);  // make the rename itself durable
+    ::close(dfd);
+  }
+}
+
+void write_atomic(const std::string& path, std::string_view bytes) {
+  AtomicWriter w(path);
+  w.write(bytes.data(), bytes.size());
+  w.commit();
+}
+
+MappedFile::MappedFile(const std::string& path, const std::string& who) : path_(path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  SCION_CHECK(fd >= 0, who, ": cannot open '", path, "': ", std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw Error(who + ": '" + path + "' is not a regular file");
+  }
+  size_ = size_t(st.st_size);
+  if (size_ > 0) {
+    map_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    const int e = errno;
+    ::close(fd);
+    if (map_ == MAP_FAILED) {
+      map_ = nullptr;
+      throw Error(who + ": cannot map '" + path + "': " + std::strerror(e));
+    }
+  } else {
+    ::close(fd);
+  }
+}
+
+MappedFile::~MappedFile() {
+  if (map_) ::munmap(map_, size_);
+}
+
+void MappedFile::release(size_t offset, size_t n) const {
+  if (!map_ || n == 0) return;
+  const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+  const size_t b = (offset + page - 1) / page * page, e = std::min(offset + n, size_) / page * page;
+  // MADV_DONTNEED on a private read-only file map drops the pages; touching them again
+  // re-reads the file, so this changes memory use, never contents.
+  if (e > b) ::madvise(static_cast<char*>(map_) + b, e - b, MADV_DONTNEED);
+}
+
+}  // namespace scion::files
