@@ -1,6 +1,6 @@
 // Node classes of the language-model plugin library (scion_lm), shared by its source files.
-// Growth ops and knowledge inheritance live in this same library because they reach into
-// the concrete model types, and C++ type identity does not cross hidden-visibility plugins.
+// Growth ops live in this same library because they reach into the concrete model types,
+// and C++ type identity does not cross hidden-visibility plugins.
 #pragma once
 #include <memory>
 
