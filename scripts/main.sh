@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 BUILD_DIR="${SCION_BUILD_DIR:-build}"
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release
-cmake --build "$BUILD_DIR" -j "$(nproc)" --target scion scion_lm scion_optim
+cmake --build "$BUILD_DIR" -j "$(nproc)" --target scion scion_lm scion_growth scion_inherit scion_optim
 "$BUILD_DIR/bin/scion" run graphs/gpt_pretrain.toml "$@"

@@ -1,4 +1,4 @@
-// loss.inherit: the knowledge-inheritance loss as a node (built into scion_lm).
+// loss.inherit: the knowledge-inheritance loss as a node (the scion_inherit plugin library).
 #include <algorithm>
 #include <cstdio>
 

@@ -9,6 +9,12 @@ function(scion_add_plugin name)
     CXX_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON
     LIBRARY_OUTPUT_DIRECTORY ${SCION_PLUGIN_OUTPUT_DIR})
+  # Never unmapped once loaded (DF_1_NODELETE): code and type data of a plugin (an error it
+  # threw, whose vtable is emitted in the plugin under hidden visibility) must outlive the
+  # registry, because an error is printed after the run's nodes and libraries are released.
+  # A small library such as loss.inherit's was otherwise unmapped and `scion` crashed printing
+  # its error.
+  target_link_options(${name} PRIVATE -Wl,-z,nodelete)
   if(TARGET scion_core)
     target_link_libraries(${name} PRIVATE scion_core Boost::boost ${P_LIBS})
   else()  # an out-of-tree plugin: find_package(Scion)
