@@ -7,43 +7,15 @@
 #include "growth.h"
 #include "lm_nodes.h"
 #include "masked_growth.h"
+#include "tiny_models.h"
 #include "scion/ops.h"
 
 using namespace scion;
+using tiny::bert_cfg;
+using tiny::gpt_cfg;
+using tiny::scramble;
 
 namespace {
-
-lm::GptConfig gpt_cfg() {
-  lm::GptConfig c;
-  c.vocab = 37;
-  c.context = 12;
-  c.layers = 3;
-  c.width = 16;
-  c.heads = 4;
-  c.seed = 3;
-  return c;
-}
-lm::BertConfig bert_cfg() {
-  lm::BertConfig c;
-  c.vocab = 41;
-  c.context = 12;
-  c.layers = 2;
-  c.width = 16;
-  c.heads = 4;
-  c.seed = 5;
-  return c;
-}
-
-// Randomises every parameter (LayerNorm included) so nothing is preserved by accident.
-template <class M>
-void scramble(M& m, uint64_t seed) {
-  NoGradGuard g;
-  uint64_t k = 0;
-  for (auto& [n, t] : m.named_parameters()) {
-    const bool ln = n.find("ln_") != std::string::npos || n.find("LayerNorm") != std::string::npos;
-    t.copy_(ln ? Tensor::rand(t.shape(), seed + k++, 0.5f, 1.5f) : Tensor::randn(t.shape(), seed + k++, 0.f, 0.2f));
-  }
-}
 
 // max |a - b| / max |b|
 double rel_err(const Tensor& a, const Tensor& b) {

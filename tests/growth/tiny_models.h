@@ -1,0 +1,41 @@
+// The tiny GPT and BERT the growth and surgery tests share, and a scrambler that randomises
+// every parameter (LayerNorms included) so that nothing is preserved by accident.
+#pragma once
+#include <string>
+
+#include "lm_nodes.h"
+#include "scion/autograd.h"
+
+namespace scion::tiny {
+
+inline lm::GptConfig gpt_cfg() {
+  lm::GptConfig c;
+  c.vocab = 37;
+  c.context = 12;
+  c.layers = 3;
+  c.width = 16;
+  c.heads = 4;
+  c.seed = 3;
+  return c;
+}
+inline lm::BertConfig bert_cfg() {
+  lm::BertConfig c;
+  c.vocab = 41;
+  c.context = 12;
+  c.layers = 2;
+  c.width = 16;
+  c.heads = 4;
+  c.seed = 5;
+  return c;
+}
+
+inline void scramble(nn::Module& m, uint64_t seed, float std = 0.2f) {
+  NoGradGuard g;
+  uint64_t k = 0;
+  for (auto& [n, t] : m.named_parameters()) {
+    const bool ln = n.find("ln_") != std::string::npos || n.find("LayerNorm") != std::string::npos;
+    t.copy_(ln ? Tensor::rand(t.shape(), seed + k++, 0.5f, 1.5f) : Tensor::randn(t.shape(), seed + k++, 0.f, std));
+  }
+}
+
+}  // namespace scion::tiny
