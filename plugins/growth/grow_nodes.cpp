@@ -201,7 +201,7 @@ PluginEntry subnets_entry() {
 }
 
 PluginEntry masked_entry() {
-  return op_entry("grow.masked", "MSG: new hidden units, heads, FFN units and layers behind masks rising 0 -> 1 "
+  return op_entry("grow.masked", "MSG: new hidden units, heads, FFN units and layers behind structural gates rising 0 -> 1 "
                   "(exact at growth; old optimizer moments carry over)",
                   {int_param("width", 0,
                              "new hidden width, a multiple of the head size; heads follow at a fixed head size (0 = unchanged)")
