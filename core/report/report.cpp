@@ -363,7 +363,7 @@ std::string agg_text(const Agg& a, bool percent) {
   auto f = [&](double x) {
     if (percent) return pct(x);
     char buf[40];
-    std::snprintf(buf, sizeof buf, "%+.4f", x);
+    std::snprintf(buf, sizeof buf, "%+.3f", x);
     return std::string(buf);
   };
   return a.n > 1 ? f(a.mean) + " (" + f(a.min) + " … " + f(a.max) + ")" : f(a.mean);
@@ -459,8 +459,8 @@ std::vector<double> nice_ticks(double lo, double hi, bool log_scale) {
       for (size_t i = 0; i < t.size(); i += every) thin.push_back(t[i]);
       t = thin;
     }
-    if (t.size() >= 2) return t;
-    t.clear();  // less than a decade and no round value inside: linear ticks on the log axis
+    if (t.size() >= 3) return t;
+    t.clear();  // about a decade or less, too few round values: linear ticks on the log axis
   }
   if (hi == lo) return {lo};
   const double raw = (hi - lo) / 5, mag = std::pow(10.0, std::floor(std::log10(raw))), r = raw / mag;
@@ -646,7 +646,11 @@ std::string summary_html(const std::vector<Run>& runs, const Metrics& ms, const 
   tps.lower = false;
   cols.push_back(loss), cols.push_back(tok), cols.push_back(fl), cols.push_back(tps), cols.push_back(el);
   o << "<div class=\"scroll\"><table id=\"summary\"><thead><tr><th>run</th>";
-  for (const auto& c : cols) o << "<th>" << esc(c.head) << "</th>";
+  for (const auto& c : cols) {
+    std::string h = esc(c.head);  // long metric names break after a slash
+    for (size_t p = h.find('/'); p != std::string::npos; p = h.find('/', p + 6)) h.insert(p + 1, "<wbr>");
+    o << "<th>" << h << "</th>";
+  }
   o << "<th>stages</th>" << (diff.empty() ? "" : "<th>differs in</th>") << "</tr></thead><tbody>";
   for (size_t i = 0; i < runs.size(); ++i) {
     const auto& r = runs[i];

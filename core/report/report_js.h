@@ -14,6 +14,7 @@ h2{margin-top:26px;font-size:18px}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;font-size:13px}
 th,td{border-bottom:1px solid #ddd;padding:4px 8px;text-align:right;white-space:nowrap}
+th{white-space:normal;max-width:120px;vertical-align:bottom}
 th:first-child,td:first-child{text-align:left}
 td.diff{text-align:left;white-space:normal;max-width:420px}
 td.best{font-weight:bold;background:#e8f5e9}
@@ -63,7 +64,7 @@ function niceTicks(lo, hi, log) {
     }
     t.sort(function (a, b) { return a - b; });
     if (dec > 6) { const ev = Math.floor((t.length + 6) / 7); t = t.filter(function (_, i) { return i % ev === 0; }); }
-    if (t.length >= 2) return t;
+    if (t.length >= 3) return t;
     t = [];
   }
   if (hi === lo) return [lo];
@@ -249,7 +250,8 @@ function legend() {
 function redraw() { for (const c of charts) draw(c); }
 
 const main = document.getElementById("charts"), more = document.getElementById("charts-other");
-for (const m of D.validation.concat(D.loss)) makeChart(m, main);
+// the main validation metric, then the training losses, then the other validation losses
+for (const m of D.validation.slice(0, 1).concat(D.loss, D.validation.slice(1))) makeChart(m, main);
 for (const m of D.other) makeChart(m, more);
 if (!D.other.length) document.getElementById("more").style.display = "none";
 for (const c of charts) {
