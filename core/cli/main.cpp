@@ -359,7 +359,8 @@ int cmd_report(int argc, char** argv) {
   o.metric = metric;
   const std::string table = report::write(runs, out, o);
   if (!table.empty()) std::printf("%s\n", table.c_str());
-  std::printf("wrote %s (%zu runs)\n", out.c_str(), runs.size() + o.baseline.size());
+  if (o.baseline.empty()) std::printf("wrote %s (%zu runs)\n", out.c_str(), runs.size());
+  else std::printf("wrote %s (%zu runs, %zu baselines)\n", out.c_str(), runs.size(), o.baseline.size());
   return 0;
 }
 

@@ -644,7 +644,11 @@ std::string summary_html(const std::vector<Run>& runs, const Metrics& ms, const 
     // tokens/FLOPs/wall time are the budget, not a result: shown, not ranked
   }
   tps.lower = false;
-  cols.push_back(loss), cols.push_back(tok), cols.push_back(fl), cols.push_back(tps), cols.push_back(el);
+  for (Col* c : {&loss, &tok, &fl, &tps, &el})  // a column no run has (no training loss logged) is left out
+    if (std::any_of(c->text.begin(), c->text.end(), [](const std::string& t) { return !t.empty(); })) cols.push_back(*c);
+  // The best of a column among the compared runs: the baselines (other budgets) are not ranked
+  // unless every run is one.
+  const bool all_base = std::all_of(runs.begin(), runs.end(), [](const Run& r) { return r.baseline; });
   o << "<div class=\"scroll\"><table id=\"summary\"><thead><tr><th>run</th>";
   for (const auto& c : cols) {
     std::string h = esc(c.head);  // long metric names break after a slash
@@ -658,10 +662,11 @@ std::string summary_html(const std::vector<Run>& runs, const Metrics& ms, const 
       << esc(r.name) << (r.baseline ? " <small>(baseline)</small>" : "") << "</td>";
     for (const auto& c : cols) {
       bool best = false;
-      if (!std::isnan(c.v[i]) && runs.size() > 1) {
+      if (!std::isnan(c.v[i]) && runs.size() > 1 && (all_base || !r.baseline)) {
         best = true;
-        for (double w : c.v)
-          if (!std::isnan(w) && (c.lower ? w < c.v[i] : w > c.v[i])) best = false;
+        for (size_t j = 0; j < runs.size(); ++j)
+          if (!std::isnan(c.v[j]) && (all_base || !runs[j].baseline) && (c.lower ? c.v[j] < c.v[i] : c.v[j] > c.v[i]))
+            best = false;
       }
       o << "<td" << (best ? " class=\"best\"" : "");
       if (!std::isnan(c.v[i])) o << " data-v=\"" << exact(c.v[i]) << "\"";

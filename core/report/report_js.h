@@ -83,6 +83,9 @@ function ema(ys, a) {
   }
   return out;
 }
+function h(t) {
+  return String(t).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+}
 function el(tag, attrs, text) {
   const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
   for (const k in attrs) e.setAttribute(k, attrs[k]);
@@ -117,7 +120,7 @@ function makeChart(metric, parent) {
   c.div.appendChild(c.svg);
   parent.appendChild(c.div);
   const sync = function () { cb.checked = !!c.log[c.axis]; cb.disabled = c.axis === "step"; };
-  sel.onchange = function () { c.axis = sel.value; sync(); draw(c); };
+  sel.onchange = function () { if (AX[sel.value] === undefined) return; c.axis = sel.value; sync(); draw(c); };
   cb.onchange = function () { c.log[c.axis] = cb.checked; draw(c); };
   sync();
   charts.push(c);
@@ -223,13 +226,13 @@ function hover(c, ev) {
     if (bi < 0) continue;
     if (snap === null) snap = s.xs[bi];
     const v = s.sm[bi];
-    rows.push('<span class="sw" style="background:' + s.run.color + '"></span>' + s.run.name + ": <b>" +
+    rows.push('<span class="sw" style="background:' + s.run.color + '"></span>' + h(s.run.name) + ": <b>" +
       (v === null ? "NaN" : parseFloat(Number(v).toPrecision(5))) + "</b> <small>@" + si(s.xs[bi]) + "</small>");
   }
   if (!rows.length) return;
   const X = c.px(snap === null ? want : snap);
   c.cursor.setAttribute("x1", X); c.cursor.setAttribute("x2", X); c.cursor.setAttribute("visibility", "visible");
-  tip.innerHTML = "<b>" + c.metric + "</b> · " + AXNAME[c.axis] + " " + si(snap) + "<br>" + rows.join("<br>");
+  tip.innerHTML = "<b>" + h(c.metric) + "</b> · " + AXNAME[c.axis] + " " + si(snap) + "<br>" + rows.join("<br>");
   tip.style.display = "block";
   tip.style.left = (ev.clientX + 14) + "px"; tip.style.top = (ev.clientY + 10) + "px";
 }

@@ -217,8 +217,43 @@ TEST(Report, LoadsInHeadlessChromium) {
   const fs::path root = tmp("browser");
   std::vector<std::string> runs = {make_run(root, "scratch", 1.0).string(), make_run(root, "ki", 0.8).string(),
                                    make_run(root, "grow", 0.9).string()};
+  // grow has a second stage from step 11: a boundary in its charts.
+  {
+    std::ifstream in(fs::path(runs[2]) / "metrics.jsonl");
+    std::string all, line;
+    for (int n = 1; std::getline(in, line); ++n) {
+      if (n > 10) line.replace(line.find("\"train\""), 7, "\"grown\"");
+      all += line + "\n";
+    }
+    in.close();
+    std::ofstream(fs::path(runs[2]) / "metrics.jsonl") << all;
+  }
   const fs::path out = root / "report.html";
   report::write_html(runs, out.string());
+  // What a user does, scripted in a copy of the page: hide a run in the legend, hover the
+  // first chart, smooth the training loss, switch its chart to FLOPs.
+  {
+    std::string page = slurp(out);
+    page.insert(page.rfind("</body>"), R"(<script>(function () {
+  const out = [], q = function (s) { return document.querySelector(s); };
+  const n0 = function () { return q("#chart-0").querySelectorAll("g.series").length; };
+  out.push("series=" + n0());
+  q('#legend .item[data-run="ki"]').click();
+  out.push("hidden=" + n0());
+  q('#legend .item[data-run="ki"]').click();
+  const svg = q("#chart-0 svg"), r = svg.getBoundingClientRect();
+  svg.dispatchEvent(new MouseEvent("mousemove", { clientX: r.left + r.width * 0.9, clientY: r.top + 40, bubbles: true }));
+  out.push("tip=" + q("#tip").textContent);
+  const sl = q("#smooth"); sl.value = "0.6"; sl.dispatchEvent(new Event("input"));
+  out.push("loss-lines=" + q('.chart[data-metric="loss"]').querySelectorAll("polyline").length);
+  out.push("stages=" + q('.chart[data-metric="loss"]').querySelectorAll("line.stage").length);
+  const lc = q('.chart[data-metric="loss"]'), sel = lc.querySelector("select");
+  sel.value = "flops"; sel.dispatchEvent(new Event("change"));
+  out.push("flops-ticks=" + Array.from(lc.querySelectorAll(".xtick")).map(function (e) { return e.textContent; }).join(","));
+  document.body.setAttribute("data-probe", out.join(";"));
+})();</script>)");
+    std::ofstream(root / "probe.html") << page;
+  }
   const fs::path dom = root / "dom.html", profile = root / "profile";
   const std::string cmd = "timeout 25 " + browser + " --headless --no-sandbox --disable-gpu --no-first-run " +
                           "--user-data-dir=" + profile.string() + " --virtual-time-budget=2000 --dump-dom file://" +
@@ -240,5 +275,18 @@ TEST(Report, LoadsInHeadlessChromium) {
   EXPECT_NE(d.find(">2.7 <small>@20</small>"), std::string::npos);  // grow's
   EXPECT_NE(d.find("class=\"xtick\">10</text>"), std::string::npos);  // ticks at round steps
   EXPECT_NE(d.find("<span class=\"item\" data-run=\"grow\">"), std::string::npos);  // the legend
+  // The scripted session: the hidden run leaves the first chart; the hover lists every run's
+  // value at the nearest point; smoothing draws each training curve twice (faint raw, EMA);
+  // the stage boundary is marked; FLOPs (1G..20G, log) are ticked at 1-2-5 with SI suffixes.
+  const std::string pcmd = "timeout 25 " + browser + " --headless --no-sandbox --disable-gpu --no-first-run " +
+                           "--user-data-dir=" + profile.string() + " --virtual-time-budget=2000 --dump-dom file://" +
+                           (root / "probe.html").string() + " > " + dom.string() + " 2>/dev/null";
+  ASSERT_EQ(std::system(pcmd.c_str()), 0) << pcmd;
+  const std::string pd = slurp(dom);
+  EXPECT_EQ(pd.find("data-error="), std::string::npos) << pd.substr(0, 400);
+  EXPECT_NE(pd.find("data-probe=\"series=3;hidden=2;tip=ppl/loss · steps 20scratch: 3 @20ki: 2.4 @20grow: 2.7 @20;"
+                    "loss-lines=6;stages=1;flops-ticks=1G,2G,5G,10G,20G\""),
+            std::string::npos)
+      << pd.substr(std::min(pd.find("<body"), pd.size()), 400);
   fs::remove_all(root);
 }
