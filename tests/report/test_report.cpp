@@ -255,7 +255,7 @@ TEST(Report, LoadsInHeadlessChromium) {
     std::ofstream(root / "probe.html") << page;
   }
   const fs::path dom = root / "dom.html", profile = root / "profile";
-  const std::string cmd = "timeout 25 " + browser + " --headless --no-sandbox --disable-gpu --no-first-run " +
+  const std::string cmd = "timeout 25 " + browser + " --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run " +
                           "--user-data-dir=" + profile.string() + " --virtual-time-budget=2000 --dump-dom file://" +
                           out.string() + " > " + dom.string() + " 2>/dev/null";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
@@ -278,7 +278,7 @@ TEST(Report, LoadsInHeadlessChromium) {
   // The scripted session: the hidden run leaves the first chart; the hover lists every run's
   // value at the nearest point; smoothing draws each training curve twice (faint raw, EMA);
   // the stage boundary is marked; FLOPs (1G..20G, log) are ticked at 1-2-5 with SI suffixes.
-  const std::string pcmd = "timeout 25 " + browser + " --headless --no-sandbox --disable-gpu --no-first-run " +
+  const std::string pcmd = "timeout 25 " + browser + " --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run " +
                            "--user-data-dir=" + profile.string() + " --virtual-time-budget=2000 --dump-dom file://" +
                            (root / "probe.html").string() + " > " + dom.string() + " 2>/dev/null";
   ASSERT_EQ(std::system(pcmd.c_str()), 0) << pcmd;
