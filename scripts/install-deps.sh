@@ -16,6 +16,8 @@ PKGS=(
   # references the tests compare against: the tokenizers' Python twins (regex) and the
   # models' PyTorch twins (Debian's python3-torch, CPU)
   python3 python3-regex python3-numpy python3-torch
+  # the report's browser test (tests/report: the page loaded in headless Chromium)
+  chromium
 )
 missing=()
 for p in "${PKGS[@]}"; do

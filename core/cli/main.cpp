@@ -330,22 +330,37 @@ int cmd_tokenize(int argc, char** argv) {
 
 int cmd_report(int argc, char** argv) {
   std::vector<std::string> runs;
-  std::string out = "report.html", only;
+  std::string out = "report.html", only, baseline, metric;
   po::options_description d("scion report options");
   d.add_options()("run", po::value(&runs)->composing()->required(), "run directories")(
       "out", po::value(&out), "file to write: .html (a page) or .svg (one picture) (report.html)")(
-      "metrics", po::value(&only), "comma-separated metrics to chart, e.g. ppl/loss,loss (all)");
+      "metrics", po::value(&only), "comma-separated metrics to chart, e.g. ppl/loss,loss (all)")(
+      "baseline", po::value(&baseline),
+      "comma-separated from-scratch runs at several budgets: every other run is priced in the compute they need to "
+      "reach its final validation metric")(
+      "metric", po::value(&metric), "the validation metric of the summary and the savings (ppl/loss, or the first)");
   po::positional_options_description pos;
   pos.add("run", -1);
-  if (!parse(argc, argv, d, &pos, "usage: scion report RUN_DIR... --out FILE [--metrics a,b]")) return 0;
-  std::vector<std::string> metrics;
-  for (size_t at = 0; !only.empty() && at <= only.size();) {
-    const size_t comma = std::min(only.find(',', at), only.size());
-    if (comma > at) metrics.push_back(only.substr(at, comma - at));
-    at = comma + 1;
-  }
-  report::write(runs, out, metrics);
-  std::printf("wrote %s (%zu runs)\n", out.c_str(), runs.size());
+  if (!parse(argc, argv, d, &pos,
+             "usage: scion report RUN_DIR... --out FILE [--baseline RUN_A,RUN_B,...] [--metric ppl/loss] [--metrics a,b]"))
+    return 0;
+  auto split = [](const std::string& s) {
+    std::vector<std::string> v;
+    for (size_t at = 0; !s.empty() && at <= s.size();) {
+      const size_t comma = std::min(s.find(',', at), s.size());
+      if (comma > at) v.push_back(s.substr(at, comma - at));
+      at = comma + 1;
+    }
+    return v;
+  };
+  report::Options o;
+  o.metrics = split(only);
+  o.baseline = split(baseline);
+  o.metric = metric;
+  const std::string table = report::write(runs, out, o);
+  if (!table.empty()) std::printf("%s\n", table.c_str());
+  if (o.baseline.empty()) std::printf("wrote %s (%zu runs)\n", out.c_str(), runs.size());
+  else std::printf("wrote %s (%zu runs, %zu baselines)\n", out.c_str(), runs.size(), o.baseline.size());
   return 0;
 }
 
