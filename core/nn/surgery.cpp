@@ -121,16 +121,15 @@ std::string block_rest(const TransformerModel& m, const std::string& name, int64
 
 Tensor select_units(const Tensor& t, int axis, const std::vector<int64_t>& index) { return select_axis(t, axis, index); }
 
-std::vector<std::pair<std::string, Tensor>> gates(const TransformerModel& m) {
-  std::vector<std::pair<std::string, Tensor>> out;
+std::string GateEntry::name() const { return std::string(gate_kind_name(kind)) + "." + std::to_string(layer); }
+
+std::vector<GateEntry> gates(const TransformerModel& m) {
+  std::vector<GateEntry> out;
   const int64_t L = m.architecture().layers();
   for (int64_t l = 0; l < L; ++l)
-    for (GateKind k : kLayerGates) {
-      Tensor g = m.gate(k, l);
-      if (g.defined()) out.emplace_back(std::string(gate_kind_name(k)) + "." + std::to_string(l), g);
-    }
-  Tensor h = m.gate(GateKind::hidden, -1);
-  if (h.defined()) out.emplace_back("hidden.-1", h);
+    for (GateKind k : kLayerGates)
+      if (Tensor g = m.gate(k, l); g.defined()) out.push_back({k, l, g});
+  if (Tensor h = m.gate(GateKind::hidden, -1); h.defined()) out.push_back({GateKind::hidden, -1, h});
   return out;
 }
 
@@ -226,14 +225,6 @@ void keep_units(TransformerModel& m, Unit unit, int64_t layer, const std::vector
   const bool removes_sublayer = unit != Unit::hidden && keep.empty();
   for (const auto& [name, t] : m.module().named_parameters()) {
     const ParamLayout lay = m.layout(name);
-    if (removes_sublayer && lay.layer == layer) {
-      // The whole sublayer goes: its parameters are the ones with a unit axis of its kind or
-      // its LayerNorm; initial_parameters() of the new architecture tells which remain.
-      bool touches = false;
-      for (const AxisLayout& ax : lay.axis)
-        touches |= unit == Unit::head ? (ax.unit == Unit::head || ax.unit == Unit::qkv) : ax.unit == Unit::ffn;
-      if (touches) continue;
-    }
     Tensor v = t;
     for (int ax = 0; ax < t.dim() && ax < 2; ++ax) {
       const std::vector<int64_t> idx = index_for(lay.axis[ax], lay.layer);
@@ -242,7 +233,8 @@ void keep_units(TransformerModel& m, Unit unit, int64_t layer, const std::vector
     params.emplace_back(name, v);
   }
   if (removes_sublayer) {
-    // Keep only the parameters the new architecture has (its LayerNorm and biases go too).
+    // The sublayer's tensors, its LayerNorm included, are the ones the new architecture no
+    // longer has: keep exactly those it has.
     std::map<std::string, Tensor> by(params.begin(), params.end());
     params.clear();
     for (const auto& [name, fresh] : m.initial_parameters(na, 0)) {

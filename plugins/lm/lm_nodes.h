@@ -67,7 +67,7 @@ class TransformerNode : public TransformerModel {
   bool frozen_ = false;
   uint64_t seed_ = 0;
   // A running gate ramp: the gates set when it began, and its span in updates.
-  std::vector<std::pair<std::string, Tensor>> ramp_start_;
+  std::vector<surgery::GateEntry> ramp_start_;
   int64_t ramp_at_ = 0, ramp_steps_ = 0;
 };
 

@@ -223,7 +223,7 @@ void TransformerNode<M, C>::set_gate_ramp(int64_t at_step, int64_t steps) {
   ramp_at_ = at_step;
   ramp_steps_ = steps;
   if (steps == 0) return;
-  for (auto& [name, g] : surgery::gates(*this)) ramp_start_.emplace_back(name, g.detach().clone());
+  for (surgery::GateEntry& g : surgery::gates(*this)) ramp_start_.push_back({g.kind, g.layer, g.value.detach().clone()});
 }
 
 template <class M, class C>
@@ -232,25 +232,13 @@ int64_t TransformerNode<M, C>::gate_ramp_progress(int64_t step) const {
   return ramp_steps_ > 0 && t < ramp_steps_ ? t : -1;
 }
 
-namespace {
-GateKind gate_kind_of(const std::string& name) {
-  for (GateKind k : {GateKind::layer, GateKind::attention, GateKind::head, GateKind::ffn, GateKind::ffn_unit,
-                     GateKind::hidden})
-    if (name.rfind(std::string(gate_kind_name(k)) + ".", 0) == 0) return k;
-  throw Error("model: unknown gate '" + name + "'");
-}
-}  // namespace
-
 template <class M, class C>
 void TransformerNode<M, C>::apply_gate_ramp(int64_t step) {
   if (ramp_steps_ > 0) {
     // g = start + (1 - start) * progress; the ramp ends (and its gates go) at progress 1.
     const float p = std::min(1.f, float(std::max<int64_t>(0, step - ramp_at_)) / float(ramp_steps_));
-    for (const auto& [name, start] : ramp_start_) {
-      const GateKind k = gate_kind_of(name);
-      const int64_t layer = std::stoll(name.substr(name.find('.') + 1));
-      set_gate(k, layer, p >= 1.f ? Tensor() : ops::add_scalar(ops::mul_scalar(start, 1.f - p), p));
-    }
+    for (const surgery::GateEntry& g : ramp_start_)
+      set_gate(g.kind, g.layer, p >= 1.f ? Tensor() : ops::add_scalar(ops::mul_scalar(g.value, 1.f - p), p));
     if (p >= 1.f) ramp_start_.clear(), ramp_steps_ = 0;
   }
 }

@@ -56,7 +56,7 @@ class DropLayers final : public Op {
     const auto gates = surgery::gates(m);
     if (!gates.empty()) {
       std::string names;
-      for (const auto& [name, g] : gates) names += (names.empty() ? "" : ", ") + name;
+      for (const auto& g : gates) names += (names.empty() ? "" : ", ") + g.name();
       throw Error(std::string(kWho) + ": the model has structural gates set (" + names +
                   "); removing layers would drop them and change what it computes");
     }

@@ -107,8 +107,15 @@ class SCION_API TransformerModel : public Model {
 
 namespace surgery {
 
-// Every gate the model has set, named "<kind>.<layer>" (layer -1 for the hidden gate).
-std::vector<std::pair<std::string, Tensor>> gates(const TransformerModel& m);
+// One gate the model has set (layer -1 for the hidden gate).
+struct GateEntry {
+  GateKind kind;
+  int64_t layer;
+  Tensor value;
+  std::string name() const;  // "<kind>.<layer>", for messages
+};
+// Every gate the model has set.
+std::vector<GateEntry> gates(const TransformerModel& m);
 void clear_gates(TransformerModel& m);
 
 // Blocks in a new order: order[i] = the block that new block i copies, -1 for an identity
