@@ -242,6 +242,23 @@ void Executor::carry_optimizer_state(const Op& op, const std::string& target, Mo
   if (!mapped.empty()) optimizer_->load_state_tensors(mapped);
 }
 
+// ---- the plan of a stage ---------------------------------------------------------------------
+struct Executor::StagePlan {
+  size_t index = 0;
+  const StageSpec* spec = nullptr;
+  std::vector<const NodeSpec*> run_nodes;  // its losses and everything upstream, in dependency order
+  std::set<std::string> trained;           // the nodes listed in train
+  std::vector<std::string> models;         // the model nodes among run_nodes
+  int64_t tokens_per_step = 0;             // on this rank
+  // The trained parameters, after the stage's ops, each with its group in optimizer_.
+  struct Param {
+    std::string name;  // "<node>.<param>"
+    Tensor tensor;
+    size_t group = 0;
+  };
+  std::vector<Param> params;
+};
+
 void Executor::log_metrics(const Json& line) {
   if (!metrics_) return;
   const std::string s = json_dump(line);
@@ -249,7 +266,8 @@ void Executor::log_metrics(const Json& line) {
   std::fflush(metrics_);
 }
 
-void Executor::evaluate(const StageSpec& s, const StepContext& ctx) {
+void Executor::evaluate(const StagePlan& plan, const StepContext& ctx) {
+  const StageSpec& s = *plan.spec;
   if (s.evaluators.empty()) return;
   Json line;
   line["step"] = Json(step_);
@@ -268,7 +286,8 @@ void Executor::evaluate(const StageSpec& s, const StepContext& ctx) {
       line[e + "/" + k] = Json(v);
     }
   }
-  for (const auto& [name, w] : s.losses) std::dynamic_pointer_cast<Loss>(node(name))->observe(all);
+  // Every node the stage runs hears the results (a loss's switch, a replay sampler).
+  for (const NodeSpec* n : plan.run_nodes) node(n->name)->observe(all);
   if (opt_.comm->is_writer()) {
     log_metrics(line);
     if (!tty_) {
@@ -278,23 +297,6 @@ void Executor::evaluate(const StageSpec& s, const StepContext& ctx) {
     }
   }
 }
-
-// ---- the plan of a stage ---------------------------------------------------------------------
-struct Executor::StagePlan {
-  size_t index = 0;
-  const StageSpec* spec = nullptr;
-  std::vector<const NodeSpec*> run_nodes;  // its losses and everything upstream, in dependency order
-  std::set<std::string> trained;           // the nodes listed in train
-  std::vector<std::string> models;         // the model nodes among run_nodes
-  int64_t tokens_per_step = 0;             // on this rank
-  // The trained parameters, after the stage's ops, each with its group in optimizer_.
-  struct Param {
-    std::string name;  // "<node>.<param>"
-    Tensor tensor;
-    size_t group = 0;
-  };
-  std::vector<Param> params;
-};
 
 nn::NamedTensors Executor::parameters_of(const std::string& name) const {
   auto p = node(name);
@@ -397,10 +399,18 @@ class Executor::StepGraph {
       metrics[n->name];
       seq_len[n->name] = 1;
     }
+    // A node on a gradient path (trained, or reading a trained node's output: a frozen model
+    // under a trained prompt) runs with a tape; only a trained one in training mode.
+    std::set<std::string> tape;
+    for (const NodeSpec* n : plan.run_nodes) {  // dependency order: sources are decided first
+      bool t = plan.trained.count(n->name) > 0;
+      for (const auto& [port, src] : n->inputs) t = t || tape.count(src.substr(0, src.find('.')));
+      if (t) tape.insert(n->name);
+    }
     for (const NodeSpec* n : plan.run_nodes) {
-      const bool trained = plan.trained.count(n->name) > 0;
-      auto body = [this, &ex, n, trained](const tbb::flow::continue_msg&) {
-        run_node(*n, ex.node(n->name), trained);
+      const Mode mode = plan.trained.count(n->name) ? Mode::trained : tape.count(n->name) ? Mode::pass_gradient : Mode::no_tape;
+      auto body = [this, &ex, n, mode](const tbb::flow::continue_msg&) {
+        run_node(*n, ex.node(n->name), mode);
         return tbb::flow::continue_msg();
       };
       nodes_[n->name] = std::make_unique<tbb::flow::continue_node<tbb::flow::continue_msg>>(fg_, body);
@@ -424,7 +434,8 @@ class Executor::StepGraph {
   std::map<std::string, int64_t> seq_len;  // of each model's input
 
  private:
-  void run_node(const NodeSpec& spec, const std::shared_ptr<Plugin>& p, bool trained) {
+  enum class Mode { trained, pass_gradient, no_tape };
+  void run_node(const NodeSpec& spec, const std::shared_ptr<Plugin>& p, Mode mode) {
     if (!active_->count(spec.name)) {  // skipped at this step: nothing reads it
       outputs_.at(spec.name).clear();
       return;
@@ -443,13 +454,25 @@ class Executor::StepGraph {
       case PluginKind::model: {
         auto m = std::dynamic_pointer_cast<Model>(p);
         seq_len.at(spec.name) = seq_len_of(in);
-        if (trained) {
+        StepContext eval_ctx = ctx_;
+        eval_ctx.training = false;
+        if (mode == Mode::trained) {
           outputs_.at(spec.name) = m->forward(in, ctx_);
+        } else if (mode == Mode::pass_gradient) {  // frozen (no dropout), gradients flow through
+          outputs_.at(spec.name) = m->forward(in, eval_ctx);
         } else {  // a teacher or a model not trained in this stage: no tape, no dropout
           NoGradGuard ng;
-          StepContext eval_ctx = ctx_;
-          eval_ctx.training = false;
           outputs_.at(spec.name) = m->forward(in, eval_ctx);
+        }
+        break;
+      }
+      case PluginKind::prompt: {
+        auto pi = std::dynamic_pointer_cast<PromptInjector>(p);
+        if (mode != Mode::no_tape) {
+          outputs_.at(spec.name) = pi->inject(in, ctx_);
+        } else {
+          NoGradGuard ng;
+          outputs_.at(spec.name) = pi->inject(in, ctx_);
         }
         break;
       }
@@ -495,7 +518,9 @@ Executor::StepResult Executor::train_step(const StagePlan& plan, StepGraph& grap
   for (const NodeSpec* n : plan.run_nodes)
     if (n->info->entry.kind == PluginKind::data) active.insert(n->name);
 
-  // 2. Data -> forward -> losses: one pass of the flow graph.
+  // 2. Data -> forward -> losses: one pass of the flow graph, after the nodes' begin_step
+  // hooks (a pruning loss sets its sampled gates into the model there).
+  for (const NodeSpec* n : plan.run_nodes) node(n->name)->begin_step(ctx);
   graph.run(ctx, active);
 
   // 3. The weighted sum of the losses.
@@ -561,6 +586,8 @@ Executor::StepResult Executor::train_step(const StagePlan& plan, StepGraph& grap
     Tensor t = p.tensor;
     t.zero_grad();
   }
+  // 9. The nodes' end_step hooks (clamp log alpha, advance a schedule).
+  for (const NodeSpec* n : plan.run_nodes) node(n->name)->end_step(ctx);
   return r;
 }
 
@@ -618,6 +645,11 @@ void Executor::train_stage(size_t si) {
     apply_ops(si, ctx);
   }
   if (optimizer_) plan_parameters(plan, *optimizer_);
+  // The models this stage does not train keep no gradient of their own, even where gradients
+  // pass through them to a trained node upstream (a frozen model under a trained prompt).
+  for (const auto& [name, p] : nodes_)
+    if (auto m = std::dynamic_pointer_cast<Model>(p))
+      for (auto& [pn, t] : m->module().named_parameters()) Tensor(t).set_requires_grad(plan.trained.count(name) > 0);
   StepGraph graph(*this, plan);
 
   const auto stage_t0 = std::chrono::steady_clock::now();
@@ -635,9 +667,11 @@ void Executor::train_stage(size_t si) {
     log_step(plan, r, stage_step, now_s(t0), double(stage_step - first) / std::max(1e-9, now_s(stage_t0)));
     if (s.eval_every > 0 && (stage_step % s.eval_every == 0 || stage_step == s.steps)) {
       if (tty_) std::printf("\n");
-      evaluate(s, ctx);
+      evaluate(plan, ctx);
     }
     const bool last = stage_step == s.steps;
+    if (last)  // before the checkpoint that closes the stage, so what the hooks keep is saved
+      for (const NodeSpec* n : plan.run_nodes) node(n->name)->end_stage(ctx);
     if ((s.checkpoint_every > 0 && stage_step % s.checkpoint_every == 0) || last)
       save_checkpoint(last ? si + 1 : si, last ? 0 : stage_step);
   }

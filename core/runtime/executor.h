@@ -56,7 +56,7 @@ class Executor : public NodeResolver {
   void start_optimizer(const StagePlan& plan);
   StepResult train_step(const StagePlan& plan, StepGraph& graph, const StepContext& ctx);
   void log_step(const StagePlan& plan, const StepResult& r, int64_t stage_step, double dt, double rate);
-  void evaluate(const StageSpec& s, const StepContext& ctx);
+  void evaluate(const StagePlan& plan, const StepContext& ctx);
   nn::NamedTensors parameters_of(const std::string& node) const;
   void save_checkpoint(size_t stage_index, int64_t stage_step);
   bool load_checkpoint(size_t& stage_index, int64_t& stage_step);

@@ -24,7 +24,8 @@ TEST(Loader, LoadsAGoodLibraryAndMakesItsPlugins) {
   reg.load_library(kTp + "/good/libscion_testing.so");
   ASSERT_NE(reg.find("test.mse"), nullptr);
   EXPECT_EQ(reg.find("test.linear")->entry.kind, PluginKind::model);
-  EXPECT_EQ(reg.names(), (std::vector<std::string>{"test.lagrangian", "test.linear", "test.mse", "test.synthetic"}));
+  EXPECT_EQ(reg.names(), (std::vector<std::string>{"test.hooks", "test.lagrangian", "test.linear", "test.mse", "test.shift",
+                                                 "test.step_count", "test.synthetic"}));
   struct None : NodeResolver {
     std::shared_ptr<Plugin> node(const std::string&) const override { return nullptr; }
   } none;

@@ -25,11 +25,13 @@ namespace scion {
 
 // SDK ABI: a plugin built for another major version is refused; a plugin built against a
 // newer minor version than the host's is refused too (it may use what the host lacks).
-constexpr uint32_t kSdkAbiMajor = 4;  // 2: Op::carry_state; 3: Loss::idle_inputs and needed_metrics, Op::state_source;
+constexpr uint32_t kSdkAbiMajor = 5;  // 2: Op::carry_state; 3: Loss::idle_inputs and needed_metrics, Op::state_source;
                                       // 4: model surgery (scion/surgery.h), nn buffers and gates, parameter groups,
                                       //    plugin-owned parameters, schema checks, nlohmann JSON
                                       //    (ParamSpec choices/ranges/node kinds, PluginEntry::check; node_refs gone)
                                       //    (Tokenizer takes string_view / span<const int32_t>)
+                                      // 5: Plugin::begin_step / end_step / end_stage, observe() on every kind,
+                                      //    prompt nodes run in the step graph
 constexpr uint32_t kSdkAbiMinor = 0;
 
 enum class PluginKind { data, tokenizer, model, op, loss, prompt, optimizer, evaluator };
@@ -182,6 +184,22 @@ class Plugin {
   // "<node>.<name>.<what>"); checkpoints save them as <node>.safetensors and a resume copies
   // the values back into these same tensors. Models own theirs through module() instead.
   virtual nn::NamedTensors owned_parameters() { return {}; }
+
+  // Hooks of the training loop, called on every node the stage runs (its losses, what they
+  // read, the trained nodes), in graph order, on the executor's thread:
+  //   begin_step: before the step's forward pass (a pruning loss samples its gates into the
+  //               model here, so the forward sees them);
+  //   end_step:   after the optimizer update (clamp a parameter, advance a schedule);
+  //   end_stage:  after the stage's last update and evaluation, before the checkpoint that
+  //               closes the stage (a domain stream keeps its memory here, so it is saved).
+  // A resumed run calls them exactly where the uninterrupted run would have.
+  virtual void begin_step(const StepContext&) {}
+  virtual void end_step(const StepContext&) {}
+  virtual void end_stage(const StepContext&) {}
+  // Each evaluation's results ("<evaluator node>/<metric>"), given to every node the stage runs
+  // after the stage's evaluators ran (loss.inherit's 'until surpassed', a replay sampler's
+  // forgetting measure).
+  virtual void observe(const std::map<std::string, double>& eval_metrics) {}
 };
 
 // The one tokenizer interface: the in-tree text tokenizers (plugins/text: GPT-2 BPE,
@@ -226,8 +244,6 @@ class Loss : public Plugin {
  public:
   // A scalar loss; `metrics` may receive extra named values to log.
   virtual Tensor compute(const TensorMap& inputs, const StepContext& ctx, std::map<std::string, double>& metrics) = 0;
-  // Called with each evaluation result (e.g. loss.inherit's 'until surpassed').
-  virtual void observe(const std::map<std::string, double>& eval_metrics) {}
   // Input ports this loss will not read at this step (loss.inherit's teacher once α is 0).
   // The runtime then skips the nodes that only those ports need, a frozen teacher's forward
   // pass above all, and counts no FLOPs for them; compute() may then get no entry for such a
@@ -274,6 +290,10 @@ class Evaluator : public Plugin {
   virtual std::map<std::string, double> evaluate(const StepContext& ctx) = 0;
 };
 
+// Sits between a data node and a model as a node of its own: rewrites the model's inputs
+// (prepends a domain token, soft-prompt embeddings) and may own trainable tensors
+// (owned_parameters()), trained when the stage lists the node in `train`. The executor runs
+// it in the step graph like a model: with a tape when trained, without one otherwise.
 class PromptInjector : public Plugin {
  public:
   virtual TensorMap inject(const TensorMap& inputs, const StepContext& ctx) = 0;

@@ -132,6 +132,81 @@ class Lagrangian final : public Loss {
   Tensor lambda_;
 };
 
+// Records the training loop's hooks (begin_step, end_step, end_stage, observe) as lines of a
+// trace file; its state counts the stage ends, so a resume shows whether they were saved.
+class Hooks final : public Loss {
+ public:
+  explicit Hooks(const Params& p) : file_(p.s("trace")) {}
+  Tensor compute(const TensorMap& in, const StepContext& ctx, std::map<std::string, double>& metrics) override {
+    mark("compute " + std::to_string(ctx.step));
+    metrics["stage_ends"] = double(stage_ends_);
+    return ops::mse(in.at("pred"), in.at("target"));
+  }
+  void begin_step(const StepContext& ctx) override { mark("begin_step " + std::to_string(ctx.step)); }
+  void end_step(const StepContext& ctx) override { mark("end_step " + std::to_string(ctx.step)); }
+  void end_stage(const StepContext& ctx) override {
+    ++stage_ends_;
+    mark("end_stage " + ctx.stage);
+  }
+  void observe(const std::map<std::string, double>& m) override {
+    for (const auto& [k, v] : m) mark("observe " + k + "=" + std::to_string(int64_t(v)));
+  }
+  Json state() const override { return Json(stage_ends_); }
+  void restore(const Json& j) override { stage_ends_ = json_int(j); }
+
+ private:
+  void mark(const std::string& what) {
+    if (!file_.empty()) std::ofstream(file_, std::ios::app) << what << "\n";
+  }
+  std::string file_;
+  int64_t stage_ends_ = 0;
+};
+
+// An evaluator that reports the number of updates done (observe() tests).
+class StepCount final : public Evaluator {
+ public:
+  std::map<std::string, double> evaluate(const StepContext& ctx) override { return {{"step", double(ctx.step)}}; }
+};
+
+// A prompt injector: x + offset, the offset a trainable vector the node owns.
+class Shift final : public PromptInjector {
+ public:
+  explicit Shift(const Params& p) {
+    offset_ = Tensor::zeros({1, p.i("dim")});
+    offset_.set_requires_grad(true);
+  }
+  TensorMap inject(const TensorMap& in, const StepContext&) override {
+    TensorMap out = in;
+    out["x"] = ops::add(in.at("x"), offset_);
+    return out;
+  }
+  nn::NamedTensors owned_parameters() override { return {{"offset", offset_}}; }
+
+ private:
+  Tensor offset_;
+};
+
+PluginEntry hooks_entry() {
+  PluginEntry e = make("test.hooks", PluginKind::loss, "MSE that traces the training loop's hooks");
+  e.params = {{"trace", ParamType::string, Json(""), false, "file to append hook calls to"}};
+  e.inputs = {{"pred", "values:f32[B,1]", false, ""}, {"target", "values:f32[B,1]", false, ""}};
+  e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<Hooks>(p); };
+  return e;
+}
+PluginEntry step_count_entry() {
+  PluginEntry e = make("test.step_count", PluginKind::evaluator, "reports the updates done");
+  e.factory = [](const Params&, const NodeResolver&) { return std::make_shared<StepCount>(); };
+  return e;
+}
+PluginEntry shift_entry() {
+  PluginEntry e = make("test.shift", PluginKind::prompt, "adds a trainable offset to x");
+  e.params = {{"dim", ParamType::integer, Json(4), false, "features"}};
+  e.inputs = {{"x", "features:f32[B,{dim}]", false, ""}, {"y", "values:f32[B,1]", true, ""}};
+  e.outputs = {{"x", "features:f32[B,{dim}]", false, ""}};
+  e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<Shift>(p); };
+  return e;
+}
+
 PluginEntry synthetic_entry() {
   PluginEntry e = make("test.synthetic", PluginKind::data, "seeded linear-regression batches");
   e.params = trace_params();
@@ -180,4 +255,7 @@ SCION_REGISTER_PLUGIN(lagrangian_entry)
 SCION_REGISTER_PLUGIN(synthetic_entry)
 SCION_REGISTER_PLUGIN(linear_entry)
 SCION_REGISTER_PLUGIN(mse_entry)
+SCION_REGISTER_PLUGIN(hooks_entry)
+SCION_REGISTER_PLUGIN(step_count_entry)
+SCION_REGISTER_PLUGIN(shift_entry)
 SCION_PLUGIN_LIBRARY()
