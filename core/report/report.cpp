@@ -526,6 +526,15 @@ std::string svg_chart(const std::string& title, const std::string& x_label, cons
   }
   o << "<text x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 8 << "\" text-anchor=\"middle\">" << esc(x_label)
     << (log_x ? " (log)" : "") << "</text>";
+  // Stage boundaries, as the page draws them: a dashed line and the new stage's name.
+  std::set<double> marked;
+  for (const auto& s : series)
+    for (const auto& [x, name] : s.stages) {
+      if (!std::isfinite(x) || (log_x && x <= 0) || x < x0 || x > x1 || !marked.insert(x).second) continue;
+      o << "<line class=\"stage\" x1=\"" << px(x) << "\" x2=\"" << px(x) << "\" y1=\"" << T << "\" y2=\"" << H - B
+        << "\" stroke=\"#999\" stroke-dasharray=\"4 3\"/>";
+      o << "<text x=\"" << px(x) + 3 << "\" y=\"" << T + 11 << "\" fill=\"#777\">" << esc(name) << "</text>";
+    }
   for (size_t si_ = 0; si_ < series.size(); ++si_) {
     const auto& s = series[si_];
     const char* color = kColors[si_ % kNColors];
@@ -793,8 +802,13 @@ std::string write(const std::vector<std::string>& run_dirs_in, const std::string
         for (const auto& r : runs) {
           Series s;
           s.run = r.name;
-          for (const auto& row : r.rows)
+          std::string last;
+          for (const auto& row : r.rows) {
             if (row.has(xa) && row.has(m)) s.x.push_back(row.get(xa)), s.y.push_back(row.get(m));
+            if (row.stage.empty() || row.stage == last) continue;
+            if (!last.empty() && row.has(xa)) s.stages.push_back({row.get(xa), row.stage});
+            last = row.stage;
+          }
           if (!s.x.empty()) series.push_back(std::move(s));
         }
         if (series.empty()) continue;

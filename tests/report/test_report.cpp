@@ -126,6 +126,26 @@ TEST(Report, SummaryTableAndPageData) {
   fs::remove_all(root);
 }
 
+TEST(Report, TheSvgMarksStageBoundariesAsThePageDoes) {
+  const fs::path root = tmp("stages");
+  fs::create_directories(root / "r");
+  {
+    std::ofstream o(root / "r" / "metrics.jsonl");
+    for (int s = 1; s <= 20; ++s)
+      o << "{\"step\":" << s << ",\"stage\":\"" << (s <= 10 ? "small" : "grown") << "\",\"loss\":" << 10.0 / s
+        << ",\"tokens\":" << s * 1000 << ",\"flops\":" << s * 1e9 << "}\n";
+  }
+  report::write({(root / "r").string()}, (root / "r.svg").string(), {"loss"});
+  const std::string pic = slurp(root / "r.svg");
+  // One boundary (small -> grown) on each of the three charts (steps, tokens, FLOPs).
+  size_t n = 0;
+  for (size_t at = pic.find("class=\"stage\""); at != std::string::npos; at = pic.find("class=\"stage\"", at + 1)) ++n;
+  EXPECT_EQ(n, 3u);
+  EXPECT_NE(pic.find(">grown<"), std::string::npos);
+  EXPECT_EQ(pic.find(">small<"), std::string::npos);  // the first stage starts the chart: no mark
+  fs::remove_all(root);
+}
+
 TEST(Report, BadLinesNeverBlockAndInputsAreNotOverwritten) {
   const fs::path root = tmp("bad");
   const auto a = make_run(root, "a", 1.0);

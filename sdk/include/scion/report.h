@@ -3,6 +3,7 @@
 // no network), or one SVG picture for papers, from the metrics of several runs.
 #pragma once
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace scion::report {
@@ -10,6 +11,9 @@ namespace scion::report {
 struct Series {
   std::string run;                      // the run's name (its folder)
   std::vector<double> x, y;
+  // Where a new stage starts, on this chart's x axis, with the stage's name: drawn as a
+  // dashed line (once per x over all series).
+  std::vector<std::pair<double, std::string>> stages;
 };
 
 struct Options {
