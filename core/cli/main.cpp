@@ -390,6 +390,15 @@ int main(int argc, char** argv) {
   } catch (const GraphError& e) {
     std::cerr << e.what() << "\n";
     return 3;
+  } catch (const NonFiniteError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 4;
+  } catch (const RunDirectoryBusy& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 5;
+  } catch (const Interrupted& e) {
+    std::cerr << "stopped: " << e.what() << "\n";
+    return 128 + e.signal();
   } catch (const po::error& e) {
     std::cerr << "error: " << e.what() << " (see scion " << cmd << " --help)\n";
     return 2;

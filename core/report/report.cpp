@@ -116,6 +116,9 @@ Run read_run(const std::string& dir) {
       if (v.is_number()) {
         row.v[k] = json_number(v);
         if (!std::isfinite(row.v[k])) ++r.non_finite;
+      } else if (v.is_null()) {  // how the executor writes a value that was not finite
+        row.v[k] = NAN;
+        ++r.non_finite;
       } else if (k == "stage" && v.is_string()) {
         row.stage = json_string(v);
       }

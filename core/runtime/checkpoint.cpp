@@ -1,5 +1,10 @@
 #include "runtime/checkpoint.h"
 
+#include <boost/crc.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <fstream>
 
 #include "scion/checkpoint.h"
@@ -42,6 +47,70 @@ void prune(const fs::path& root, int64_t kept) {
   for (const auto& p : stale) fs::remove_all(p);
 }
 
+// CRC-32 (Boost.CRC) and size of a file, read in 1 MiB pieces.
+std::pair<uint32_t, uint64_t> crc_of(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  SCION_CHECK(in.good(), "resume: '", p.string(), "' is missing");
+  boost::crc_32_type crc;
+  std::vector<char> buf(1 << 20);
+  uint64_t n = 0;
+  while (in) {
+    in.read(buf.data(), std::streamsize(buf.size()));
+    crc.process_bytes(buf.data(), size_t(in.gcount()));
+    n += uint64_t(in.gcount());
+  }
+  return {crc.checksum(), n};
+}
+
+int64_t counter(const Json& state, const char* key, const fs::path& where) {
+  const int64_t v = json_int(state.at(key));
+  SCION_CHECK(v >= 0, "resume: '", where.string(), "' has ", key, " = ", v, ", which no run writes (a counter is >= 0)");
+  return v;
+}
+double amount(const Json& state, const char* key, const fs::path& where) {
+  const double v = json_number(state.at(key));
+  SCION_CHECK(std::isfinite(v) && v >= 0, "resume: '", where.string(), "' has ", key, " = ", v,
+              ", which no run writes (a finite amount >= 0)");
+  return v;
+}
+
+// Reads step_<N>/state.json and checks every file its manifest lists: present, of the size
+// and CRC-32 written. A checkpoint from before manifests (no "files") is taken as it is.
+Found read_folder(const fs::path& dir) {
+  const fs::path sp = dir / keys::kStateFile;
+  Json state;
+  try {
+    state = json_parse(read_text(sp), sp.string());
+    Found f;
+    f.dir = dir;
+    f.counters.step = counter(state, keys::kStep, sp);
+    f.counters.stage_index = counter(state, keys::kStageIndex, sp);
+    f.counters.stage_step = counter(state, keys::kStageStep, sp);
+    f.counters.tokens = amount(state, keys::kTokens, sp);
+    f.counters.flops = amount(state, keys::kFlops, sp);
+    f.counters.elapsed_s = amount(state, keys::kElapsed, sp);
+    f.nodes = state.contains(keys::kNodes) ? state.at(keys::kNodes) : Json(Json::object_t{});
+    SCION_CHECK(f.nodes.is_object(), "resume: '", sp.string(), "': '", keys::kNodes, "' is not an object");
+    if (state.contains(keys::kFiles)) {
+      f.manifest = true;
+      for (const auto& [file, want] : json_object(state.at(keys::kFiles))) {
+        const fs::path fp = dir / file;
+        SCION_CHECK(fs::exists(fp), "resume: '", fp.string(), "' is missing, but the checkpoint's manifest (", sp.string(),
+                    ") lists it (hint: restore the file, or delete this checkpoint folder to resume from the one before)");
+        const auto [crc, bytes] = crc_of(fp);
+        SCION_CHECK(bytes == uint64_t(json_int(want.at("bytes"))) && crc == uint32_t(json_int(want.at("crc32"))),
+                    "resume: '", fp.string(), "' is corrupted or replaced (", bytes, " bytes, CRC-32 ", crc, "; the manifest says ",
+                    json_int(want.at("bytes")), " bytes, CRC-32 ", json_int(want.at("crc32")),
+                    ") (hint: delete this checkpoint folder to resume from the one before)");
+        f.files.push_back(file);
+      }
+    }
+    return f;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("resume: '" + sp.string() + "' is not a Scion checkpoint state: " + e.what());
+  }
+}
+
 }  // namespace
 
 void write(const fs::path& root, const Contents& c) {
@@ -58,6 +127,13 @@ void write(const fs::path& root, const Contents& c) {
   state[keys::kFlops] = Json(c.counters.flops);
   state[keys::kElapsed] = Json(c.counters.elapsed_s);
   state[keys::kNodes] = c.nodes.is_null() ? Json(Json::object_t{}) : c.nodes;
+  // What the checkpoint holds, each file with its size and CRC-32, verified on resume.
+  Json manifest = Json::object();
+  for (const TensorFile& f : c.files) {
+    const auto [crc, bytes] = crc_of(tmp / f.file);
+    manifest[f.file] = Json{{"bytes", bytes}, {"crc32", crc}};
+  }
+  state[keys::kFiles] = manifest;
   files::write_atomic((tmp / keys::kStateFile).string(), json_dump(state) + "\n");
   fs::remove_all(dst);
   fs::rename(tmp, dst);
@@ -68,29 +144,41 @@ void write(const fs::path& root, const Contents& c) {
   prune(root, c.counters.step);
 }
 
-bool Found::has(const std::string& file) const { return fs::exists(dir / file); }
+bool Found::has(const std::string& file) const {
+  return manifest ? std::find(files.begin(), files.end(), file) != files.end() : fs::exists(dir / file);
+}
 
 safetensors::Loaded Found::load(const std::string& file) const {
-  SCION_CHECK(has(file), "resume: '", (dir / file).string(), "' is missing");
+  SCION_CHECK(has(file), "resume: '", (dir / file).string(), "' is missing (the checkpoint does not hold it)");
   return safetensors::load((dir / file).string());
 }
 
 std::optional<Found> read_latest(const fs::path& root) {
   const fs::path lp = root / keys::kLatestFile;
-  if (!fs::exists(lp)) return std::nullopt;
-  const Json latest = json_parse(read_text(lp), lp.string());
-  Found f;
-  f.dir = root / json_string(latest.at(keys::kLatestCheckpoint));
-  const fs::path sp = f.dir / keys::kStateFile;
-  const Json state = json_parse(read_text(sp), sp.string());
-  f.counters.step = json_int(state.at(keys::kStep));
-  f.counters.stage_index = json_int(state.at(keys::kStageIndex));
-  f.counters.stage_step = json_int(state.at(keys::kStageStep));
-  f.counters.tokens = json_number(state.at(keys::kTokens));
-  f.counters.flops = json_number(state.at(keys::kFlops));
-  f.counters.elapsed_s = json_number(state.at(keys::kElapsed));
-  f.nodes = state.contains(keys::kNodes) ? state.at(keys::kNodes) : Json(Json::object_t{});
-  return f;
+  if (fs::exists(lp)) {
+    const Json latest = json_parse(read_text(lp), lp.string());
+    SCION_CHECK(latest.is_object() && latest.contains(keys::kLatestCheckpoint) && latest.at(keys::kLatestCheckpoint).is_string(),
+                "resume: '", lp.string(), "' does not name a checkpoint folder");
+    const std::string name = json_string(latest.at(keys::kLatestCheckpoint));
+    SCION_CHECK(name.rfind("step_", 0) == 0 && name.find('/') == std::string::npos && fs::is_directory(root / name),
+                "resume: '", lp.string(), "' names '", name, "', which is not a checkpoint folder of ", root.string());
+    return read_folder(root / name);
+  }
+  // No latest.json (deleted, or lost with a disk): the newest complete folder. A complete
+  // folder has its state.json (written last, inside the .tmp folder before the rename).
+  if (!fs::is_directory(root)) return std::nullopt;
+  std::vector<std::pair<int64_t, fs::path>> complete;
+  for (const auto& d : fs::directory_iterator(root)) {
+    const std::string fn = d.path().filename().string();
+    if (!d.is_directory() || fn.rfind("step_", 0) != 0 || fn.find(".tmp") != std::string::npos) continue;
+    if (fn.size() == 5 || fn.find_first_not_of("0123456789", 5) != std::string::npos) continue;
+    if (fs::exists(d.path() / keys::kStateFile)) complete.emplace_back(std::stoll(fn.substr(5)), d.path());
+  }
+  if (complete.empty()) return std::nullopt;
+  std::sort(complete.begin(), complete.end());
+  std::fprintf(stderr, "warning: %s is missing; resuming from the newest complete checkpoint, %s\n", lp.c_str(),
+               complete.back().second.filename().c_str());
+  return read_folder(complete.back().second);
 }
 
 }  // namespace scion::runtime::checkpoint

@@ -48,11 +48,16 @@ struct Contents {
 void write(const std::filesystem::path& root, const Contents& c);
 
 // The newest complete checkpoint under `root`, read once: its folder, counters and node
-// state. nullopt when there is none (no latest.json).
+// state, every file its manifest lists verified (size and CRC-32); a missing or corrupted
+// file, nonsense counters or a latest.json naming no folder are errors naming the file.
+// Without latest.json, the newest complete step_<N> folder (with a warning); nullopt when
+// there is no checkpoint at all.
 struct Found {
   std::filesystem::path dir;
   Counters counters;
   Json nodes;  // an object; may lack any node
+  bool manifest = false;            // state.json lists its files (every checkpoint written since session 5)
+  std::vector<std::string> files;   // ... and these are they, each verified (size, CRC-32) when read
   bool has(const std::string& file) const;
   safetensors::Loaded load(const std::string& file) const;  // throws naming the file when missing
 };

@@ -1,10 +1,17 @@
 #include "runtime/executor.h"
 
+#include <fcntl.h>
 #include <fnmatch.h>
+#include <sys/file.h>
 #include <tbb/flow_graph.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <csignal>
+#include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -137,6 +144,7 @@ Executor::Executor(GraphSpec graph, const PluginRegistry& registry, RunOptions o
 
 Executor::~Executor() {
   if (metrics_) std::fclose(metrics_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the lock
 }
 
 std::shared_ptr<Plugin> Executor::node(const std::string& name) const {
@@ -242,6 +250,39 @@ void Executor::carry_optimizer_state(const Op& op, const std::string& target, Mo
   if (!mapped.empty()) optimizer_->load_state_tensors(mapped);
 }
 
+// ---- signals ------------------------------------------------------------------------------------
+// SIGINT / SIGTERM (Slurm's preemption signal) ask the run to stop after the step in progress,
+// with a checkpoint; a second one stops at once (the default action).
+namespace {
+std::atomic<int> g_stop_signal{0};
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop_signal.exchange(sig) != 0) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+  }
+}
+// Installs the handlers for the life of a run and puts the earlier ones back.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_signal = 0;
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, &old_int_);
+    ::sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~StopSignals() {
+    ::sigaction(SIGINT, &old_int_, nullptr);
+    ::sigaction(SIGTERM, &old_term_, nullptr);
+  }
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
+};
+const char* signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal"; }
+}  // namespace
+
 // ---- the plan of a stage ---------------------------------------------------------------------
 struct Executor::StagePlan {
   size_t index = 0;
@@ -261,7 +302,12 @@ struct Executor::StagePlan {
 
 void Executor::log_metrics(const Json& line) {
   if (!metrics_) return;
-  const std::string s = json_dump(line);
+  // Every line is valid JSON: a value that is not finite (a skipped step's loss, an infinite
+  // perplexity) is written as null, which the report draws as a gap.
+  Json clean = line;
+  for (auto& [k, v] : clean.items())
+    if (v.is_number_float() && !std::isfinite(v.get<double>())) v = Json();
+  const std::string s = json_dump(clean);
   std::fprintf(metrics_, "%s\n", s.c_str());
   std::fflush(metrics_);
 }
@@ -532,6 +578,25 @@ Executor::StepResult Executor::train_step(const StagePlan& plan, StepGraph& grap
     r.total = r.total.defined() ? ops::add(r.total, wl) : wl;
     for (const auto& [k, v] : graph.metrics.at(name)) r.loss_metrics[name + "/" + k] = v;
   }
+  // A step that is not finite never reaches the optimizer (docs/runtime.md, "Numerical guard").
+  auto not_finite = [&](const std::string& what) {
+    const std::string at = "step " + std::to_string(ctx.step + 1) + " (stage '" + s.name + "', its update " +
+                           std::to_string(ctx.stage_step + 1) + "): " + what;
+    if (!g_.skip_nonfinite)
+      throw NonFiniteError(at + "; the weights were not updated and no checkpoint of this state is written (hint: "
+                           "lower the learning rate, clip gradients, check the data; [run] on_nonfinite = \"skip\" "
+                           "skips such steps instead)");
+    for (const auto& p : plan.params) Tensor(p.tensor).zero_grad();
+    ++skipped_steps_;
+    std::fprintf(stderr, "warning: %s; step skipped (%lld so far)\n", at.c_str(), (long long)skipped_steps_);
+    r.skipped = true;
+    return r;
+  };
+  for (const auto& [name, v] : r.terms)
+    if (!std::isfinite(v)) return not_finite("loss term '" + name + "' is " + std::to_string(v));
+  if (r.total.defined() && !std::isfinite(r.total.item()))
+    return not_finite("the weighted sum of the losses is " + std::to_string(r.total.item()) +
+                      " (a loss weight is not finite?)");
   // FLOPs: a trained model's forward and backward, a third of it for a forward alone, at the
   // sequence length the model read.
   for (const auto& m : plan.models)
@@ -541,6 +606,7 @@ Executor::StepResult Executor::train_step(const StagePlan& plan, StepGraph& grap
     }
   r.lr = learning_rate(ctx.stage_step, s.steps, s.lr, s.warmup, s.decay, s.min_lr);
   if (!optimizer_) return r;
+  if (!std::isfinite(r.lr)) return not_finite("the learning rate is " + std::to_string(r.lr));
 
   // 4. Backward.
   SCION_CHECK(r.total.requires_grad(), "stage '", s.name, "': the losses do not depend on the trained models ",
@@ -564,6 +630,15 @@ Executor::StepResult Executor::train_step(const StagePlan& plan, StepGraph& grap
 
   // 7. Clip the global norm.
   r.grad_norm = s.clip > 0 ? ops::clip_grad_norm(grads, float(s.clip)) : ops::global_norm(grads);
+  if (!std::isfinite(r.grad_norm)) {
+    std::string first = "?";
+    for (size_t i = 0; i < stepped.size(); ++i)
+      if (!std::isfinite(ops::global_norm({stepped[i]->tensor.grad()}))) {
+        first = stepped[i]->name;
+        break;
+      }
+    return not_finite("the gradient norm is " + std::to_string(r.grad_norm) + ", first in parameter '" + first + "'");
+  }
 
   // 8. The optimizer, group by group: the stage's schedule scales each group's peak lr; a
   // group with sign -1 steps up its gradient (ascent).
@@ -608,6 +683,7 @@ void Executor::log_step(const StagePlan& plan, const StepResult& r, int64_t stag
   line["tokens"] = Json(tokens_);
   line["flops"] = Json(flops_);
   line["elapsed_s"] = Json(elapsed_before_ + now_s(start_));
+  if (skipped_steps_ > 0) line["skipped_steps"] = Json(skipped_steps_);
   log_metrics(line);
   const double eta = double(s.steps - stage_step) / std::max(rate, 1e-9);
   if (tty_)
@@ -636,15 +712,36 @@ void Executor::train_stage(size_t si) {
   resumed_ = false;
   // Resuming: the checkpoint holds the moments this stage continues from (loaded before the
   // stage's ops so that a growth op maps them as in the uninterrupted run).
+  // A stage that continues its moments and finds none in the checkpoint is an error: a fresh
+  // optimizer would change the curve without a word.
+  std::vector<std::string> resumed_state;
   if (optimizer_ && resumed_here && (stage_step > 0 || optimizer_same_config_)) {
     const fs::path f = fs::path(resume_dir_) / ::scion::checkpoint::kOptimizerFile;
-    if (fs::exists(f)) optimizer_->load_state_tensors(safetensors::load(f.string()).tensors);
+    const bool held = resume_manifest_ ? resume_files_.count(::scion::checkpoint::kOptimizerFile) > 0 : fs::exists(f);
+    SCION_CHECK(held, "resume: '", f.string(), "' is missing: stage '", s.name,
+                "' continues the optimizer state saved with the checkpoint (hint: restore the file, or resume from "
+                "an earlier checkpoint folder)");
+    auto loaded = safetensors::load(f.string()).tensors;
+    for (const auto& [k, t] : loaded) resumed_state.push_back(k);
+    optimizer_->load_state_tensors(loaded);
   }
   if (stage_step == 0) {
     ctx.step = step_;
     apply_ops(si, ctx);
   }
   if (optimizer_) plan_parameters(plan, *optimizer_);
+  // Mid-stage the parameter names are final: moments of a parameter the stage does not train
+  // mean the file came from another graph or run.
+  if (stage_step > 0 && !resumed_state.empty()) {
+    std::set<std::string> names;
+    for (const auto& p : plan.params) names.insert(p.name);
+    for (const auto& k : resumed_state) {
+      const std::string param = k.substr(0, k.rfind('.'));
+      SCION_CHECK(names.count(param), "resume: '", resume_dir_, "/", ::scion::checkpoint::kOptimizerFile,
+                  "' holds state '", k, "' for parameter '", param, "', which stage '", s.name,
+                  "' does not train: the file belongs to another graph or run");
+    }
+  }
   // The models this stage does not train keep no gradient of their own, even where gradients
   // pass through them to a trained node upstream (a frozen model under a trained prompt).
   for (const auto& [name, p] : nodes_)
@@ -672,8 +769,15 @@ void Executor::train_stage(size_t si) {
     const bool last = stage_step == s.steps;
     if (last)  // before the checkpoint that closes the stage, so what the hooks keep is saved
       for (const NodeSpec* n : plan.run_nodes) node(n->name)->end_stage(ctx);
-    if ((s.checkpoint_every > 0 && stage_step % s.checkpoint_every == 0) || last)
-      save_checkpoint(last ? si + 1 : si, last ? 0 : stage_step);
+    const bool due = (s.checkpoint_every > 0 && stage_step % s.checkpoint_every == 0) || last;
+    const int sig = g_stop_signal.load();
+    if (due || sig) save_checkpoint(last ? si + 1 : si, last ? 0 : stage_step);
+    if (sig) {
+      if (tty_) std::printf("\n");
+      throw Interrupted(sig, std::string(signal_name(sig)) + " at step " + std::to_string(step_) + " (stage '" + s.name +
+                                 "', update " + std::to_string(stage_step) + " of " + std::to_string(s.steps) +
+                                 "): checkpoint written to " + out_dir_ + "/checkpoints; continue with --resume");
+    }
   }
   if (tty_) std::printf("\n");
 }
@@ -696,8 +800,20 @@ std::vector<checkpoint::TensorFile> node_files(const GraphSpec& g, const Executo
 }
 }  // namespace
 
+// Before a checkpoint: an update can overflow the weights even when its loss and gradient
+// were finite; such a state is never saved as if it were good.
+void Executor::check_parameters_finite() const {
+  for (const NodeSpec& n : g_.nodes)
+    for (const auto& [name, t] : parameters_of(n.name))
+      if (!std::isfinite(ops::global_norm({t})))
+        throw NonFiniteError("after step " + std::to_string(step_) + ", parameter '" + n.name + "." + name +
+                             "' is not finite; no checkpoint of this state is written (hint: lower the learning "
+                             "rate or clip gradients)");
+}
+
 void Executor::save_checkpoint(size_t si, int64_t stage_step) {
   if (!opt_.comm->is_writer()) return;
+  if (optimizer_) check_parameters_finite();
   checkpoint::Contents c;
   c.counters = {step_, int64_t(si), stage_step, tokens_, flops_, elapsed_before_ + now_s(start_)};
   c.nodes = Json(Json::object_t{});
@@ -712,6 +828,15 @@ bool Executor::load_checkpoint(size_t& si, int64_t& stage_step) {
   const auto found = checkpoint::read_latest(fs::path(out_dir_) / "checkpoints");
   if (!found) return false;
   resume_dir_ = found->dir.string();
+  resume_manifest_ = found->manifest;
+  resume_files_ = {found->files.begin(), found->files.end()};
+  SCION_CHECK(found->counters.stage_index <= int64_t(g_.stages.size()) &&
+                  (found->counters.stage_index == int64_t(g_.stages.size())
+                       ? found->counters.stage_step == 0
+                       : found->counters.stage_step < g_.stages[size_t(found->counters.stage_index)].steps),
+              "resume: '", resume_dir_, "/state.json' is at stage ", found->counters.stage_index, ", update ",
+              found->counters.stage_step, ", which this graph (", g_.stages.size(),
+              " stages) does not have (hint: resume with the graph the run was started with)");
   step_ = found->counters.step;
   si = size_t(found->counters.stage_index);
   stage_step = found->counters.stage_step;
@@ -796,10 +921,56 @@ void Executor::check_before_training() const {
   }
 }
 
+// One live run per run directory: an exclusive flock on <dir>/.lock, released by the OS when
+// the process dies however it dies, so a stale lock never blocks a rerun.
+void Executor::lock_run_directory() {
+  fs::create_directories(out_dir_);
+  const fs::path lp = fs::path(out_dir_) / ".lock";
+  lock_fd_ = ::open(lp.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  SCION_CHECK(lock_fd_ >= 0, "cannot open '", lp.string(), "': ", std::strerror(errno));
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {0};
+    const ssize_t n = ::pread(lock_fd_, buf, sizeof buf - 1, 0);
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+    throw RunDirectoryBusy("run directory '" + out_dir_ + "' is in use by another scion run" +
+                           (n > 0 ? " (pid " + std::string(buf, size_t(n)) + ")" : std::string()) +
+                           " (hint: wait for it, or give this run another --out or [run] name)");
+  }
+  const std::string pid = std::to_string(::getpid());
+  if (::ftruncate(lock_fd_, 0) == 0 && ::pwrite(lock_fd_, pid.data(), pid.size(), 0) < 0) {
+  }  // the pid is only for the message above
+}
+
+// A fresh run in a directory an earlier run used moves that run's results (checkpoints,
+// metrics, graph, weights) to <dir>/earlier/<UTC time>/ before writing anything: a run that
+// then fails at its first step has destroyed nothing.
+void Executor::move_earlier_results() {
+  std::vector<fs::path> earlier;
+  for (const auto& e : fs::directory_iterator(out_dir_)) {
+    const std::string fn = e.path().filename().string();
+    if (fn != ".lock" && fn != "earlier") earlier.push_back(e.path());
+  }
+  if (earlier.empty()) return;
+  char stamp[32];
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+  fs::path dst = fs::path(out_dir_) / "earlier" / stamp;
+  for (int k = 2; fs::exists(dst); ++k) dst = fs::path(out_dir_) / "earlier" / (std::string(stamp) + "-" + std::to_string(k));
+  fs::create_directories(dst);
+  for (const auto& p : earlier) fs::rename(p, dst / p.filename());
+  std::printf("%s: moved the earlier run's results to %s (use --resume to continue a run instead)\n",
+              out_dir_.c_str(), dst.c_str());
+}
+
 void Executor::run() {
   start_ = std::chrono::steady_clock::now();
   make_nodes();
   check_before_training();
+  StopSignals stop_signals;
+  if (opt_.comm->is_writer()) lock_run_directory();
   size_t first_stage = 0;
   int64_t stage_step = 0;
   if (opt_.resume) {
@@ -813,14 +984,9 @@ void Executor::run() {
     }
   }
   if (opt_.comm->is_writer()) {
-    // A fresh run in a directory used before starts clean: checkpoints of the earlier run
-    // would otherwise be resumed from, or outrank this run's in the retention above.
-    if (!resumed_ && fs::exists(fs::path(out_dir_) / "checkpoints")) {
-      if (!opt_.resume)
-        std::printf("%s: removing the checkpoints of an earlier run (use --resume to continue it)\n", out_dir_.c_str());
-      fs::remove_all(fs::path(out_dir_) / "checkpoints");
-    }
-    fs::create_directories(out_dir_);
+    // A fresh run in a directory used before starts clean, the earlier results moved aside:
+    // its checkpoints would otherwise be resumed from, or outrank this run's.
+    if (!resumed_) move_earlier_results();
     const fs::path gp = fs::path(out_dir_) / "graph.toml";
     if (resumed_ && fs::exists(gp)) {
       // Resuming with another graph (an override, an edited file) is allowed, but the curve

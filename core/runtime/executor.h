@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,29 @@
 #include "runtime/graph.h"
 
 namespace scion::runtime {
+
+// How a run ends, as `scion run` exits (docs/runtime.md, "Exit codes"): 0 done, 1 an error,
+// 2 a usage error, 3 an invalid graph, and these three:
+// A step's loss or gradient was NaN/Inf ([run] on_nonfinite = "stop"): nothing was updated
+// and no checkpoint of that state written. Exit 4.
+class NonFiniteError : public Error {
+ public:
+  using Error::Error;
+};
+// Another live run holds the run directory's lock. Exit 5.
+class RunDirectoryBusy : public Error {
+ public:
+  using Error::Error;
+};
+// SIGINT or SIGTERM: the step in progress finished and a checkpoint was written. Exit 128 + signal.
+class Interrupted : public Error {
+ public:
+  Interrupted(int signal, const std::string& what) : Error(what), signal_(signal) {}
+  int signal() const { return signal_; }
+
+ private:
+  int signal_;
+};
 
 struct RunOptions {
   std::string out_dir;    // default runs/<graph name>
@@ -44,6 +68,7 @@ class Executor : public NodeResolver {
     Tensor total;  // the weighted sum of the losses
     std::map<std::string, double> terms, loss_metrics;
     double lr = 0, grad_norm = 0, flops = 0;
+    bool skipped = false;  // not finite, and skipped: no update was made
   };
   void make_nodes();
   void check_before_training() const;
@@ -61,6 +86,12 @@ class Executor : public NodeResolver {
   void save_checkpoint(size_t stage_index, int64_t stage_step);
   bool load_checkpoint(size_t& stage_index, int64_t& stage_step);
   void log_metrics(const Json& line);
+  void lock_run_directory();
+  void move_earlier_results();
+  // The first non-finite thing of a step ("loss term 'lm' is nan", "gradient of 'gpt.wte'
+  // is inf"), or "" when the step is finite.
+  std::string nonfinite_in(const StepResult& r, const std::vector<std::pair<std::string, Tensor>>& grads) const;
+  void check_parameters_finite() const;
 
   GraphSpec g_;
   const PluginRegistry& reg_;
@@ -75,11 +106,15 @@ class Executor : public NodeResolver {
   int64_t resume_stage_step_ = 0;
   bool resumed_ = false;            // the next stage continues from a checkpoint
   std::string resume_dir_;          // the checkpoint resumed from (latest.json read once)
+  bool resume_manifest_ = false;    // ... lists its files, which are these (verified)
+  std::set<std::string> resume_files_;
   double tokens_ = 0, flops_ = 0;
   double elapsed_before_ = 0;       // seconds spent before a resume
   std::chrono::steady_clock::time_point start_;
   std::FILE* metrics_ = nullptr;
   bool tty_ = false;
+  int lock_fd_ = -1;                // the run directory's .lock, held (flock) for the run's life
+  int64_t skipped_steps_ = 0;       // non-finite steps skipped (on_nonfinite = "skip")
 };
 
 }  // namespace scion::runtime

@@ -3,6 +3,7 @@
 #include "runtime/port_type.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +18,14 @@
 namespace scion::runtime {
 
 namespace {
+// A name that becomes one file or folder name inside the run root: non-empty, at most 100
+// characters of [A-Za-z0-9_-] (and '.' where `dots`), not starting with '.'.
+bool file_name_ok(const std::string& n, bool dots) {
+  if (n.empty() || n.size() > 100 || n[0] == '.') return false;
+  for (char c : n)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || (dots && c == '.'))) return false;
+  return true;
+}
 
 std::string format(const std::vector<Diagnostic>& d) {
   std::ostringstream os;
@@ -459,7 +468,10 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
         {"name", ParamType::string, Json(g.name), false, "run name (the run directory is runs/<name>)"},
         {"seed", ParamType::integer, Json(0), false, "seed of every random stream"},
         {"device", ParamType::string, Json("cpu"), false, "cpu | cuda | auto"},
-        {"threads", ParamType::integer, Json(0), false, "CPU threads (0 = all)"}};
+        {"threads", ParamType::integer, Json(0), false, "CPU threads (0 = all)"},
+        str_param("on_nonfinite", "stop",
+                  "a step whose loss or gradient is NaN/Inf: stop the run (exit 4) or skip the step (counted, logged)")
+            .one_of({"stop", "skip"})};
     Json r = v.check_params(*run, schema, "[run]", {}, v.pos(*run));
     if (r.contains("name") && r.at("name").is_string()) g.name = json_string(r.at("name"));
     if (r.contains("seed") && r.at("seed").is_number()) g.seed = uint64_t(json_int(r.at("seed")));
@@ -474,6 +486,16 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
                     : "did you mean '" + did_you_mean(g.device, {"cpu", "cuda", "auto"}) + "'?");
     }
     if (r.contains("threads") && r.at("threads").is_number()) g.threads = int(json_int(r.at("threads")));
+    if (r.contains("on_nonfinite") && r.at("on_nonfinite").is_string())
+      g.skip_nonfinite = json_string(r.at("on_nonfinite")) == "skip";
+  }
+  // The run directory is runs/<name>: a name that is empty, a path, or hidden would put the
+  // run's files outside runs/<name> (or straight into runs/).
+  if (!file_name_ok(g.name, true)) {
+    const toml::node* at = root["run"].as_table() ? root["run"].as_table()->get("name") : nullptr;
+    v.error(at ? v.pos(*at) : SourcePos{file, 1, 1}, "run name '" + g.name + "' cannot name a run directory",
+            "use letters, digits, '_', '-' and '.', not starting with '.' (the run goes to runs/<name>; --out DIR "
+            "picks another directory)");
   }
 
   // ---- [nodes.*] ----
@@ -490,6 +512,12 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
       auto t = val.as_table();
       if (!t) {
         v.error(v.pos(k), "node '" + name + "' must be a table", "write [nodes." + name + "] with plugin = \"...\"");
+        continue;
+      }
+      if (!file_name_ok(name, false)) {  // its files are <run>/<node>.safetensors
+        v.error(v.pos(k), "node name '" + name + "' is not a plain name",
+                "use letters, digits, '_' and '-' (a node's files are named after it inside the run directory)");
+        broken.insert(name);
         continue;
       }
       NodeSpec n;

@@ -153,6 +153,10 @@ TEST(Report, BadLinesNeverBlockAndInputsAreNotOverwritten) {
   const std::string out = (root / "r.html").string();
   report::write_html({a.string()}, out);
   EXPECT_NE(slurp(out).find("a (21 lines, 3 malformed lines skipped (22, 23, 24))"), std::string::npos);
+  // A value the run could not write as a number (the executor writes null for NaN/Inf) is a gap.
+  std::ofstream(a / "metrics.jsonl", std::ios::app) << "{\"step\": 22, \"stage\": \"train\", \"loss\": null}\n";
+  report::write_html({a.string()}, out);
+  EXPECT_NE(slurp(out).find("a (22 lines, 1 values not finite, left as gaps"), std::string::npos) << slurp(out).substr(0, 900);
   const std::string before = slurp(a / "metrics.jsonl");
   for (const fs::path& p : {a / "metrics.jsonl", a / "graph.toml", a / ".." / "a" / "metrics.jsonl", a}) {
     try {

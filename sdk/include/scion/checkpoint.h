@@ -31,5 +31,6 @@ inline constexpr char kTokens[] = "tokens";            // training tokens so far
 inline constexpr char kFlops[] = "flops";              // training FLOPs so far
 inline constexpr char kElapsed[] = "elapsed_s";        // wall time so far
 inline constexpr char kNodes[] = "nodes";              // node name -> Plugin::state()
+inline constexpr char kFiles[] = "files";              // file name -> {"bytes": N, "crc32": X}: what it holds
 
 }  // namespace scion::checkpoint
