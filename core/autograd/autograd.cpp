@@ -13,6 +13,7 @@
 namespace scion::autograd {
 namespace {
 thread_local bool t_grad_enabled = true;
+thread_local LeafReadyFn t_leaf_ready;
 std::atomic<bool> g_profiling{false};
 std::mutex g_profile_mutex;
 std::map<std::string, OpTime> g_profile;
@@ -29,6 +30,9 @@ void accumulate_leaf(const Tensor& leaf, const Tensor& g) {
   }
 }
 }  // namespace
+
+LeafReadyHook::LeafReadyHook(LeafReadyFn fn) : previous_(std::move(t_leaf_ready)) { t_leaf_ready = std::move(fn); }
+LeafReadyHook::~LeafReadyHook() { t_leaf_ready = std::move(previous_); }
 
 bool grad_enabled() { return t_grad_enabled; }
 void set_grad_enabled(bool enabled) { t_grad_enabled = enabled; }
@@ -91,12 +95,28 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
   }
   std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a->sequence > b->sequence; });
 
+  // With a leaf-ready hook: how many nodes of the pass read each leaf; a leaf is final when
+  // the last of them has run (or was skipped for want of a gradient).
+  std::unordered_map<const TensorImpl*, int> readers;
+  if (t_leaf_ready)
+    for (const auto& node : order)
+      for (const Tensor& in : node->inputs)
+        if (in.defined() && in.requires_grad() && !in.impl().grad_fn) ++readers[&in.impl()];
+  auto leaves_done = [&](const Node* n) {
+    if (!t_leaf_ready) return;
+    for (const Tensor& in : n->inputs)
+      if (in.defined() && in.requires_grad() && !in.impl().grad_fn)
+        if (--readers[&in.impl()] == 0) t_leaf_ready(&in.impl());
+  };
   std::unordered_map<Node*, Tensor> pending;
   pending[root.impl().grad_fn.get()] = seed;
   for (const std::shared_ptr<Node>& node : order) {
     Node* n = node.get();
     auto it = pending.find(n);
-    if (it == pending.end()) continue;
+    if (it == pending.end()) {
+      leaves_done(n);
+      continue;
+    }
     Tensor g = std::move(it->second);
     pending.erase(it);
     SCION_CHECK(n->backward, "backward: the graph through '", n->op,
@@ -128,6 +148,7 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
         accumulate_leaf(in, gi);
       }
     }
+    leaves_done(n);
     if (!retain_graph) {
       n->backward = nullptr;
       n->inputs.clear();

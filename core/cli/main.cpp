@@ -146,6 +146,15 @@ int cmd_validate(int argc, char** argv) {
   return 0;
 }
 
+// The exit code of an error (docs/runtime.md, "Exit codes").
+int exit_code_of(const std::exception& e) {
+  if (dynamic_cast<const GraphError*>(&e)) return 3;
+  if (dynamic_cast<const NonFiniteError*>(&e)) return 4;
+  if (dynamic_cast<const RunDirectoryBusy*>(&e)) return 5;
+  if (auto* i = dynamic_cast<const Interrupted*>(&e)) return 128 + i->signal();
+  return 1;
+}
+
 int cmd_run(int argc, char** argv) {
   Common c;
   std::string graph;
@@ -157,17 +166,30 @@ int cmd_run(int argc, char** argv) {
       "resume", po::bool_switch(&o.resume), "continue from the run directory's last checkpoint")(
       "device", po::value(&o.device), "cpu | cuda | auto (default: the graph's)")(
       "threads", po::value(&o.threads), "CPU threads (0 = all; default: the graph's)")(
-      "plain", po::bool_switch(&plain), "plain log lines even on a terminal");
+      "plain", po::bool_switch(&plain), "plain log lines even on a terminal")(
+      "comm", po::value(&o.comm_choice), "data-parallel communicator: auto | single | mpi | nccl (default: the graph's)");
   add_common(d, c);
   po::positional_options_description pos;
   pos.add("graph", 1);
-  if (!parse(argc, argv, d, &pos, "usage: scion run GRAPH [--set k=v]... [--out DIR] [--resume] [--device D] [--threads N]"))
+  if (!parse(argc, argv, d, &pos, "usage: scion run GRAPH [--set k=v]... [--out DIR] [--resume] [--device D] [--threads N] [--comm C]\n"
+             "       mpirun -np N scion run GRAPH ...   (data parallel: docs/distributed.md)"))
     return 0;
   if (plain) o.progress = 0;
   PluginRegistry reg = load_registry(c.plugin_dirs);
   GraphSpec g = load_graph_file(graph, c.sets, reg);  // every problem before any work
   Executor ex(std::move(g), reg, o);
-  ex.run();
+  try {
+    ex.run();
+  } catch (const Interrupted&) {
+    throw;  // every rank stopped at the same update: a clean end
+  } catch (const std::exception& e) {
+    // One rank's error must not leave the others waiting in a collective: end the job.
+    if (ex.world() > 1) {
+      std::cerr << "error: " << e.what() << "\n";
+      abort_distributed(exit_code_of(e));
+    }
+    throw;
+  }
   std::printf("done: %s\n", ex.out_dir().c_str());
   return 0;
 }

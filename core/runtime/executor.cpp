@@ -17,8 +17,10 @@
 #include <set>
 #include <sstream>
 
+#include "dist/buckets.h"
 #include "runtime/checkpoint.h"
 #include "runtime/schedule.h"
+#include "scion/autograd.h"
 #include "scion/ops.h"
 #include "scion/random.h"
 #include "scion/checkpoint.h"
@@ -129,7 +131,11 @@ int64_t seq_len_of(const TensorMap& in) {
 
 Executor::Executor(GraphSpec graph, const PluginRegistry& registry, RunOptions opt)
     : g_(std::move(graph)), reg_(registry), opt_(std::move(opt)) {
-  if (!opt_.comm) opt_.comm = std::make_shared<SingleProcess>();
+  if (!opt_.comm) {
+    const std::string dev = opt_.device.empty() ? g_.device : opt_.device;
+    opt_.comm = make_communicator(opt_.comm_choice.empty() ? g_.comm : opt_.comm_choice,
+                                  dev.rfind("cuda", 0) == 0 || (dev == "auto" && cuda_available()));
+  }
   out_dir_ = opt_.out_dir.empty() ? "runs/" + g_.name : opt_.out_dir;
   std::string dev = opt_.device.empty() ? g_.device : opt_.device;
   if (dev == "auto") dev = cuda_available() ? "cuda" : "cpu";
@@ -298,6 +304,7 @@ struct Executor::StagePlan {
     size_t group = 0;
   };
   std::vector<Param> params;
+  std::shared_ptr<GradBuckets> buckets;  // with several ranks: the gradient buckets of `params`
 };
 
 void Executor::log_metrics(const Json& line) {
@@ -578,6 +585,19 @@ Executor::StepResult Executor::train_step(const StagePlan& plan, StepGraph& grap
     r.total = r.total.defined() ? ops::add(r.total, wl) : wl;
     for (const auto& [k, v] : graph.metrics.at(name)) r.loss_metrics[name + "/" + k] = v;
   }
+  // Over ranks, the terms and metrics logged are means (so the non-finite check below decides
+  // alike on every rank: a NaN on one rank is a NaN in the mean); the loss backpropagated
+  // stays this rank's.
+  if (opt_.comm->world() > 1) {
+    std::vector<double> v;
+    for (const auto& [k, x] : r.terms) v.push_back(x);
+    for (const auto& [k, x] : r.loss_metrics) v.push_back(x);
+    opt_.comm->allreduce(v, Reduce::mean);
+    size_t i = 0;
+    for (auto& [k, x] : r.terms) x = v[i++];
+    for (auto& [k, x] : r.loss_metrics) x = v[i++];
+  }
+  for (const auto& [name, w] : s.losses) r.loss += w * r.terms.at(name);
   // A step that is not finite never reaches the optimizer (docs/runtime.md, "Numerical guard").
   auto not_finite = [&](const std::string& what) {
     const std::string at = "step " + std::to_string(ctx.step + 1) + " (stage '" + s.name + "', its update " +
@@ -594,9 +614,8 @@ Executor::StepResult Executor::train_step(const StagePlan& plan, StepGraph& grap
   };
   for (const auto& [name, v] : r.terms)
     if (!std::isfinite(v)) return not_finite("loss term '" + name + "' is " + std::to_string(v));
-  if (r.total.defined() && !std::isfinite(r.total.item()))
-    return not_finite("the weighted sum of the losses is " + std::to_string(r.total.item()) +
-                      " (a loss weight is not finite?)");
+  if (!std::isfinite(r.loss))
+    return not_finite("the weighted sum of the losses is " + std::to_string(r.loss) + " (a loss weight is not finite?)");
   // FLOPs: a trained model's forward and backward, a third of it for a forward alone, at the
   // sequence length the model read.
   for (const auto& m : plan.models)
@@ -611,7 +630,14 @@ Executor::StepResult Executor::train_step(const StagePlan& plan, StepGraph& grap
   // 4. Backward.
   SCION_CHECK(r.total.requires_grad(), "stage '", s.name, "': the losses do not depend on the trained models ",
               "(are the loss inputs connected to a trained model's outputs?)");
-  r.total.backward();
+  if (plan.buckets) {  // data parallel: each bucket's all-reduce starts as backward completes it
+    plan.buckets->begin_step();
+    autograd::LeafReadyHook hook([&](const TensorImpl* leaf) { plan.buckets->on_ready(leaf); });
+    r.total.backward();
+    plan.buckets->finish();
+  } else {
+    r.total.backward();
+  }
 
   // 5. The parameters that got a gradient. One that got none (a layer a sub-model step
   // skipped) is not stepped at all: no momentum, no weight decay, its step count unchanged,
@@ -625,8 +651,8 @@ Executor::StepResult Executor::train_step(const StagePlan& plan, StepGraph& grap
       grads.push_back(p.tensor.grad());
     }
 
-  // 6. Gradient all-reduce: the mean over ranks (the data-parallel seam).
-  opt_.comm->allreduce_mean(grads);
+  // 6. Gradient all-reduce: the mean over ranks, done by the buckets during backward above
+  // (core/dist/buckets.h).
 
   // 7. Clip the global norm.
   r.grad_norm = s.clip > 0 ? ops::clip_grad_norm(grads, float(s.clip)) : ops::global_norm(grads);
@@ -674,7 +700,7 @@ void Executor::log_step(const StagePlan& plan, const StepResult& r, int64_t stag
   line["step"] = Json(step_);
   line["stage"] = Json(s.name);
   for (const auto& [k, v] : r.terms) line[k] = Json(v);  // each term under its node's name
-  const double loss = r.total.defined() ? double(r.total.item()) : 0.0;
+  const double loss = r.loss;
   line["loss"] = Json(loss);  // the weighted total
   line["lr"] = Json(r.lr);
   line["grad_norm"] = Json(r.grad_norm);
@@ -703,6 +729,7 @@ void Executor::train_stage(size_t si) {
   ctx.device = device_;
   ctx.rank = opt_.comm->rank();
   ctx.world = opt_.comm->world();
+  if (ctx.world > 1) ctx.allreduce_sum = [c = opt_.comm](double* v, size_t n) { c->allreduce_host(v, n, Reduce::sum); };
 
   StagePlan plan = plan_stage(si);
   start_optimizer(plan);
@@ -742,6 +769,11 @@ void Executor::train_stage(size_t si) {
                   "' does not train: the file belongs to another graph or run");
     }
   }
+  if (optimizer_ && opt_.comm->world() > 1) {
+    std::vector<Tensor> ps;
+    for (const auto& p : plan.params) ps.push_back(p.tensor);
+    plan.buckets = std::make_shared<GradBuckets>(*opt_.comm, ps);
+  }
   // The models this stage does not train keep no gradient of their own, even where gradients
   // pass through them to a trained node upstream (a frozen model under a trained prompt).
   for (const auto& [name, p] : nodes_)
@@ -770,7 +802,12 @@ void Executor::train_stage(size_t si) {
     if (last)  // before the checkpoint that closes the stage, so what the hooks keep is saved
       for (const NodeSpec* n : plan.run_nodes) node(n->name)->end_stage(ctx);
     const bool due = (s.checkpoint_every > 0 && stage_step % s.checkpoint_every == 0) || last;
-    const int sig = g_stop_signal.load();
+    int sig = g_stop_signal.load();
+    if (opt_.comm->world() > 1) {  // every rank stops at the same update
+      std::vector<double> v{double(sig)};
+      opt_.comm->allreduce(v, Reduce::max);
+      sig = int(v[0]);
+    }
     if (due || sig) save_checkpoint(last ? si + 1 : si, last ? 0 : stage_step);
     if (sig) {
       if (tty_) std::printf("\n");
@@ -1022,6 +1059,7 @@ void Executor::run() {
     }
     SCION_CHECK(metrics_, "cannot write '", mp.string(), "'");
   }
+  opt_.comm->barrier();  // the other ranks start once rank 0 has set the run directory up
   for (size_t si = first_stage; si < g_.stages.size(); ++si) {
     resume_stage_step_ = si == first_stage ? stage_step : 0;
     train_stage(si);

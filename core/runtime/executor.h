@@ -46,7 +46,8 @@ struct RunOptions {
   std::string device;     // overrides the graph's [run] device when set
   int threads = -1;       // overrides [run] threads when >= 0
   int progress = -1;      // 1 live progress line, 0 plain log lines, -1 decide by isatty
-  std::shared_ptr<Communicator> comm;
+  std::string comm_choice;  // overrides [run] comm when set: auto, single, mpi, nccl
+  std::shared_ptr<Communicator> comm;  // made from the choice and the launch when null
 };
 
 class Executor : public NodeResolver {
@@ -59,6 +60,7 @@ class Executor : public NodeResolver {
   std::map<std::string, double> evaluate_only(const std::vector<std::string>& evaluators);
   std::shared_ptr<Plugin> node(const std::string& name) const override;
   const std::string& out_dir() const { return out_dir_; }
+  int world() const { return opt_.comm->world(); }
 
  private:
   struct StagePlan;    // what a stage trains and runs, computed once when it starts
@@ -68,6 +70,7 @@ class Executor : public NodeResolver {
     Tensor total;  // the weighted sum of the losses
     std::map<std::string, double> terms, loss_metrics;
     double lr = 0, grad_norm = 0, flops = 0;
+    double loss = 0;       // the weighted sum of the terms (means over ranks)
     bool skipped = false;  // not finite, and skipped: no update was made
   };
   void make_nodes();

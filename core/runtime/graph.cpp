@@ -469,6 +469,10 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
         {"seed", ParamType::integer, Json(0), false, "seed of every random stream"},
         {"device", ParamType::string, Json("cpu"), false, "cpu | cuda | auto"},
         {"threads", ParamType::integer, Json(0), false, "CPU threads (0 = all)"},
+        str_param("comm", "auto",
+                  "data-parallel communicator: auto (MPI for CPU ranks, NCCL for GPU ranks when launched with "
+                  "mpirun/srun; none for one process), single, mpi, nccl")
+            .one_of({"auto", "single", "mpi", "nccl"}),
         str_param("on_nonfinite", "stop",
                   "a step whose loss or gradient is NaN/Inf: stop the run (exit 4) or skip the step (counted, logged)")
             .one_of({"stop", "skip"})};
@@ -486,6 +490,7 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
                     : "did you mean '" + did_you_mean(g.device, {"cpu", "cuda", "auto"}) + "'?");
     }
     if (r.contains("threads") && r.at("threads").is_number()) g.threads = int(json_int(r.at("threads")));
+    if (r.contains("comm") && r.at("comm").is_string()) g.comm = json_string(r.at("comm"));
     if (r.contains("on_nonfinite") && r.at("on_nonfinite").is_string())
       g.skip_nonfinite = json_string(r.at("on_nonfinite")) == "skip";
   }

@@ -93,6 +93,7 @@ struct GraphSpec {
   uint64_t seed = 0;
   std::string device = "cpu";
   int threads = 0;
+  std::string comm = "auto";    // [run] comm: auto, single, mpi, nccl
   bool skip_nonfinite = false;  // [run] on_nonfinite = "skip": drop a step whose loss or gradient is not finite
   std::vector<NodeSpec> nodes;  // in dependency order (inputs and references first)
   std::vector<StageSpec> stages;

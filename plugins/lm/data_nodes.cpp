@@ -196,19 +196,25 @@ class ShardsNode final : public DataSource {
     for (auto& s : shards_)
       SCION_CHECK(s->size() >= need, "data.shards: '", s->path(), "' holds ", s->size(), " tokens, fewer than one batch (",
                   need, ")");
-    pos_ = rank_ * (need - 1);
   }
+  // A step reads the span [pos, pos + world·n] of the shard, rank r the n tokens at
+  // pos + r·n; every rank moves to the next shard at the same step (when the whole span no
+  // longer fits), and `pos` (the checkpointed state) is the same on every rank and means the
+  // same at any world size.
   TensorMap next(const StepContext&) override {
     const int64_t B = p_.i("batch_size"), T = p_.i("seq_len"), n = B * T;
-    if (pos_ + n + 1 > shards_[size_t(shard_)]->size()) {  // next shard (wrapping), as llm.c's loader
+    if (pos_ + n * world_ + 1 > shards_[size_t(shard_)]->size()) {  // next shard (wrapping), as llm.c's loader
       shard_ = (shard_ + 1) % int64_t(shards_.size());
-      pos_ = rank_ * n;
+      pos_ = 0;
     }
     const auto& s = *shards_[size_t(shard_)];
+    SCION_CHECK(n * world_ + 1 <= s.size(), "data.shards: '", s.path(), "' holds ", s.size(), " tokens, fewer than one step of ",
+                world_, " ranks (", n * world_ + 1, ")");
+    const int64_t at = pos_ + rank_ * n;
     Tensor x = Tensor::empty({B, T}, DType::i64), y = Tensor::empty({B, T}, DType::i64);
     for (int64_t i = 0; i < n; ++i) {
-      x.data<int64_t>()[i] = s[pos_ + i];
-      y.data<int64_t>()[i] = s[pos_ + i + 1];
+      x.data<int64_t>()[i] = s[at + i];
+      y.data<int64_t>()[i] = s[at + i + 1];
     }
     pos_ += n * world_;
     return {{"tokens", x}, {"targets", y}};

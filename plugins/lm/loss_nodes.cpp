@@ -108,9 +108,13 @@ class PplNode final : public Evaluator {
     NoGradGuard ng;
     const bool was = m.module().training();
     m.module().set_training(false);
+    // Over ranks, each takes every world-th batch and the sums are added up: the same mean
+    // as one rank's (to rounding), in 1/world of the time.
     double total = 0;
     int64_t count = 0;
-    for (const auto& b : batches) {
+    for (size_t i = 0; i < batches.size(); ++i) {
+      if (int64_t(i) % ctx.world != ctx.rank) continue;
+      const TensorMap& b = batches[i];
       TensorMap out = m.forward(b, ctx);
       const Tensor& targets = b.at("targets");
       int64_t n = 0;
@@ -119,6 +123,11 @@ class PplNode final : public Evaluator {
       count += n;
     }
     m.module().set_training(was);
+    if (ctx.allreduce_sum) {
+      double v[2] = {total, double(count)};
+      ctx.allreduce_sum(v, 2);
+      total = v[0], count = int64_t(v[1]);
+    }
     return count ? total / double(count) : 0.0;
   }
   int64_t max_batches_, ignore_;

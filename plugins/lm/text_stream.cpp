@@ -204,23 +204,32 @@ void TextStream::next(Tensor& tokens, Tensor& targets) {
   targets = Tensor::empty({B, T}, DType::i64);
   int64_t* tp = tokens.data<int64_t>();
   int64_t* gp = targets.data<int64_t>();
+  auto draw = [&] {
+    if (!(cfg_.shuffle && cfg_.shuffle_buffer > 0)) return next_window();
+    while (int64_t(buffer_.size()) < cfg_.shuffle_buffer) buffer_.push_back(next_window());
+    const size_t pick = size_t(random_bits(derive_seed(cfg_.seed, 0xb0ffull), draws_++) % buffer_.size());
+    std::vector<int32_t> w = std::move(buffer_[pick]);
+    buffer_[pick] = next_window();
+    return w;
+  };
+  // Every rank reads the same stream; of the B·world windows a step takes from it, rank r
+  // keeps those whose index is r modulo world (B of them: no window read twice, none skipped),
+  // and every rank ends the step at the same position. So the stream state of any rank (the
+  // checkpoint holds rank 0's) is every rank's, and a run resumes on another world size.
+  const int64_t start = window_count_;
   for (int64_t b = 0; b < B; ++b) {
     std::vector<int32_t> w;
-    // Rank r keeps windows r, r+world, ...: every rank reads the same stream.
     do {
-      if (cfg_.shuffle && cfg_.shuffle_buffer > 0) {
-        while (int64_t(buffer_.size()) < cfg_.shuffle_buffer) buffer_.push_back(next_window());
-        const size_t pick = size_t(random_bits(derive_seed(cfg_.seed, 0xb0ffull), draws_++) % buffer_.size());
-        w = std::move(buffer_[pick]);
-        buffer_[pick] = next_window();
-      } else {
-        w = next_window();
-      }
+      w = draw();
     } while (window_count_++ % cfg_.world != cfg_.rank);
     for (int64_t t = 0; t < T; ++t) {
       tp[b * T + t] = w[size_t(t)];
       gp[b * T + t] = w[size_t(t) + 1];
     }
+  }
+  while (window_count_ < start + B * cfg_.world) {
+    (void)draw();
+    ++window_count_;
   }
 }
 

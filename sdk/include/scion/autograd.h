@@ -39,6 +39,22 @@ void record(const char* op, Tensor& out, std::vector<Tensor> inputs, BackwardFn 
 
 void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph);
 
+// Called during backward, on the thread running it, once for each leaf that requires grad as
+// soon as every node of the pass that reads it has run: its gradient (possibly none) is final.
+// The data-parallel executor launches a gradient bucket's all-reduce from here, overlapping
+// communication with the rest of backward. Set for the current thread while the guard lives.
+using LeafReadyFn = std::function<void(const TensorImpl* leaf)>;
+class LeafReadyHook {
+ public:
+  explicit LeafReadyHook(LeafReadyFn fn);
+  ~LeafReadyHook();
+  LeafReadyHook(const LeafReadyHook&) = delete;
+  LeafReadyHook& operator=(const LeafReadyHook&) = delete;
+
+ private:
+  LeafReadyFn previous_;
+};
+
 // Optional timing of backward by op (for benchmarks): seconds and calls per op name,
 // accumulated over backward passes while enabled.
 struct OpTime {

@@ -152,6 +152,9 @@ struct StepContext {
   uint64_t seed = 0;       // run seed
   Device device = Device::cpu();
   int rank = 0, world = 1;
+  // Sums `n` doubles over every rank in place (an evaluator's loss sums and counts over its
+  // share of the validation batches); empty on one rank.
+  std::function<void(double* values, size_t n)> allreduce_sum;
 };
 
 using TensorMap = std::map<std::string, Tensor>;

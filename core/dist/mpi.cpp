@@ -1,0 +1,120 @@
+// The MPI communicator (Debian's OpenMPI): CPU tensors, MPI_COMM_WORLD. MPI is initialised
+// only when a run is launched on several ranks, so a plain `scion run` pays nothing for it.
+#include <mpi.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "dist/mpi.h"
+#include "scion/error.h"
+
+namespace scion::runtime {
+
+namespace {
+MPI_Datatype mpi_type(const Tensor& t) {
+  SCION_CHECK(t.dtype() == DType::f32, "mpi: allreduce of ", t.desc(), ": only f32 tensors are reduced");
+  return MPI_FLOAT;
+}
+MPI_Op mpi_op(Reduce op) { return op == Reduce::max ? MPI_MAX : MPI_SUM; }
+void check(int rc, const char* what) {
+  if (rc == MPI_SUCCESS) return;
+  char msg[MPI_MAX_ERROR_STRING];
+  int n = 0;
+  MPI_Error_string(rc, msg, &n);
+  throw Error(std::string("mpi: ") + what + " failed: " + std::string(msg, size_t(n)));
+}
+void check_host(const Tensor& t, const char* what) {
+  SCION_CHECK(t.defined() && t.device().is_cpu() && t.is_contiguous(), "mpi: ", what, " needs a contiguous CPU tensor, got ",
+              t.defined() ? t.desc() : std::string("an undefined tensor"), " (CUDA tensors go through the NCCL communicator)");
+}
+// Divides in place by the world size (mean = sum / world).
+void scale(const Tensor& t, int world) {
+  float* p = static_cast<float*>(t.raw_data());
+  const float s = 1.0f / float(world);
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] *= s;
+}
+}  // namespace
+
+bool mpi_initialized() {
+  int init = 0, fin = 0;
+  MPI_Initialized(&init);
+  MPI_Finalized(&fin);
+  return init && !fin;
+}
+
+MpiCommunicator::MpiCommunicator() {
+  if (!mpi_initialized()) {
+    int provided = 0;
+    check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+    owns_ = true;
+  }
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+  MPI_Comm_size(MPI_COMM_WORLD, &world_);
+  MPI_Comm local;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local);
+  MPI_Comm_rank(local, &local_rank_);
+  MPI_Comm_free(&local);
+}
+
+MpiCommunicator::~MpiCommunicator() {
+  if (owns_ && mpi_initialized()) MPI_Finalize();
+}
+
+void MpiCommunicator::allreduce(const Tensor& t, Reduce op) {
+  check_host(t, "allreduce");
+  if (world_ == 1 || t.numel() == 0) return;
+  check(MPI_Allreduce(MPI_IN_PLACE, t.raw_data(), int(t.numel()), mpi_type(t), mpi_op(op), MPI_COMM_WORLD),
+        "MPI_Allreduce");
+  if (op == Reduce::mean) scale(t, world_);
+}
+
+void MpiCommunicator::broadcast(const Tensor& t, int root) {
+  check_host(t, "broadcast");
+  if (world_ == 1 || t.nbytes() == 0) return;
+  check(MPI_Bcast(t.raw_data(), int(t.nbytes()), MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
+}
+
+void MpiCommunicator::allgather(const Tensor& in, const Tensor& out) {
+  check_host(in, "allgather");
+  check_host(out, "allgather");
+  SCION_CHECK(out.nbytes() == in.nbytes() * size_t(world_), "allgather: out holds ", out.nbytes(), " bytes, not ",
+              in.nbytes() * size_t(world_));
+  check(MPI_Allgather(in.raw_data(), int(in.nbytes()), MPI_BYTE, out.raw_data(), int(in.nbytes()), MPI_BYTE,
+                      MPI_COMM_WORLD),
+        "MPI_Allgather");
+}
+
+void MpiCommunicator::allreduce_host(double* v, size_t n, Reduce op) {
+  if (world_ == 1 || n == 0) return;
+  check(MPI_Allreduce(MPI_IN_PLACE, v, int(n), MPI_DOUBLE, mpi_op(op), MPI_COMM_WORLD), "MPI_Allreduce");
+  if (op == Reduce::mean)
+    for (size_t i = 0; i < n; ++i) v[i] /= double(world_);
+}
+
+void MpiCommunicator::barrier() { check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
+
+void MpiCommunicator::start_allreduce_sum(const Tensor& flat) {
+  check_host(flat, "allreduce");
+  SCION_CHECK(flat.dtype() == DType::f32, "mpi: a gradient bucket is f32, got ", flat.desc());
+  if (world_ == 1) return;
+  MPI_Request r;
+  check(MPI_Iallreduce(MPI_IN_PLACE, flat.raw_data(), int(flat.numel()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &r),
+        "MPI_Iallreduce");
+  pending_.push_back(r);
+  // OpenMPI progresses non-blocking collectives inside MPI calls: testing the ones in flight
+  // moves them on while backward computes the next bucket.
+  int done = 0;
+  MPI_Testall(int(pending_.size()), pending_.data(), &done, MPI_STATUSES_IGNORE);
+}
+
+void MpiCommunicator::wait_all() {
+  if (pending_.empty()) return;
+  check(MPI_Waitall(int(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+  pending_.clear();
+}
+
+void abort_distributed(int code) {
+  if (mpi_initialized()) MPI_Abort(MPI_COMM_WORLD, code);
+}
+
+}  // namespace scion::runtime
