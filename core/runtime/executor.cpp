@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "dist/buckets.h"
+#include "dist/zero.h"
 #include "runtime/checkpoint.h"
 #include "runtime/schedule.h"
 #include "scion/autograd.h"
@@ -305,6 +306,8 @@ struct Executor::StagePlan {
   };
   std::vector<Param> params;
   std::shared_ptr<GradBuckets> buckets;  // with several ranks: the gradient buckets of `params`
+  std::shared_ptr<ZeroShards> zero;      // [run] zero = 1 with several ranks: who owns which parameter
+  std::map<const TensorImpl*, size_t> param_index;  // params: position, by tensor
 };
 
 void Executor::log_metrics(const Json& line) {
@@ -673,6 +676,7 @@ Executor::StepResult Executor::train_step(const StagePlan& plan, StepGraph& grap
     nn::NamedTensors mine;
     for (const StagePlan::Param* p : stepped) {
       if (p->group != gi) continue;
+      if (plan.zero && !plan.zero->mine(plan.param_index.at(&p->tensor.impl()))) continue;  // another rank's shard
       Tensor t = p->tensor;
       if (group.sign < 0) t.set_grad(ops::neg(t.grad()));
       mine.emplace_back(p->name, t);
@@ -683,6 +687,7 @@ Executor::StepResult Executor::train_step(const StagePlan& plan, StepGraph& grap
                                        : group.lr * learning_rate(ctx.stage_step, s.steps, 1.0, s.warmup, s.decay, 0.0);
     group.opt->step(mine, lr, ctx);
   }
+  if (plan.zero) plan.zero->share_parameters();  // every parameter from its owner
   for (const auto& p : plan.params) {
     Tensor t = p.tensor;
     t.zero_grad();
@@ -732,6 +737,7 @@ void Executor::train_stage(size_t si) {
   if (ctx.world > 1) ctx.allreduce_sum = [c = opt_.comm](double* v, size_t n) { c->allreduce_host(v, n, Reduce::sum); };
 
   StagePlan plan = plan_stage(si);
+  zero_.reset();
   start_optimizer(plan);
   int64_t stage_step = resume_stage_step_;
   resume_stage_step_ = 0;
@@ -773,6 +779,18 @@ void Executor::train_stage(size_t si) {
     std::vector<Tensor> ps;
     for (const auto& p : plan.params) ps.push_back(p.tensor);
     plan.buckets = std::make_shared<GradBuckets>(*opt_.comm, ps);
+    if (g_.zero_stage == 1) {
+      plan.zero = std::make_shared<ZeroShards>(*opt_.comm, ps);
+      for (size_t k = 0; k < ps.size(); ++k) plan.param_index[&ps[k].impl()] = k;
+      zero_ = plan.zero;
+      if (!tty_ || opt_.comm->is_writer())
+        std::printf("[%s] zero-1: rank %d steps %zu of %zu parameter elements (optimizer state for those only)\n",
+                    s.name.c_str(), opt_.comm->rank(), plan.zero->owned_elements(), [&] {
+                      size_t n = 0;
+                      for (const auto& t : ps) n += size_t(t.numel());
+                      return n;
+                    }());
+    }
   }
   // The models this stage does not train keep no gradient of their own, even where gradients
   // pass through them to a trained node upstream (a frozen model under a trained prompt).
@@ -849,6 +867,9 @@ void Executor::check_parameters_finite() const {
 }
 
 void Executor::save_checkpoint(size_t si, int64_t stage_step) {
+  // The optimizer state, all of it on rank 0 (with ZeRO every rank takes part in the gather).
+  nn::NamedTensors opt_state;
+  if (optimizer_) opt_state = zero_ ? zero_->gather_state(optimizer_->state_tensors()) : optimizer_->state_tensors();
   if (!opt_.comm->is_writer()) return;
   if (optimizer_) check_parameters_finite();
   checkpoint::Contents c;
@@ -857,7 +878,7 @@ void Executor::save_checkpoint(size_t si, int64_t stage_step) {
   for (const NodeSpec& n : g_.nodes)
     if (Json st = node(n.name)->state(); !st.is_null()) c.nodes[n.name] = st;
   c.files = node_files(g_, *this);
-  if (optimizer_) c.files.push_back({::scion::checkpoint::kOptimizerFile, optimizer_->state_tensors(), {}});
+  if (optimizer_) c.files.push_back({::scion::checkpoint::kOptimizerFile, opt_state, {}});
   checkpoint::write(fs::path(out_dir_) / "checkpoints", c);
 }
 

@@ -17,6 +17,8 @@
 
 namespace scion::runtime {
 
+class ZeroShards;
+
 // How a run ends, as `scion run` exits (docs/runtime.md, "Exit codes"): 0 done, 1 an error,
 // 2 a usage error, 3 an invalid graph, and these three:
 // A step's loss or gradient was NaN/Inf ([run] on_nonfinite = "stop"): nothing was updated
@@ -118,6 +120,7 @@ class Executor : public NodeResolver {
   bool tty_ = false;
   int lock_fd_ = -1;                // the run directory's .lock, held (flock) for the run's life
   int64_t skipped_steps_ = 0;       // non-finite steps skipped (on_nonfinite = "skip")
+  std::shared_ptr<ZeroShards> zero_;  // this stage's ZeRO-1 shards (core/dist/zero.h), when on
 };
 
 }  // namespace scion::runtime

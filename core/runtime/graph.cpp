@@ -473,6 +473,7 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
                   "data-parallel communicator: auto (MPI for CPU ranks, NCCL for GPU ranks when launched with "
                   "mpirun/srun; none for one process), single, mpi, nccl")
             .one_of({"auto", "single", "mpi", "nccl"}),
+        int_param("zero", 0, "ZeRO stage: 1 shards the optimizer state over data-parallel ranks (0 = off)").in_range(0, 1),
         str_param("on_nonfinite", "stop",
                   "a step whose loss or gradient is NaN/Inf: stop the run (exit 4) or skip the step (counted, logged)")
             .one_of({"stop", "skip"})};
@@ -491,6 +492,7 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
     }
     if (r.contains("threads") && r.at("threads").is_number()) g.threads = int(json_int(r.at("threads")));
     if (r.contains("comm") && r.at("comm").is_string()) g.comm = json_string(r.at("comm"));
+    if (r.contains("zero") && r.at("zero").is_number_integer()) g.zero_stage = int(json_int(r.at("zero")));
     if (r.contains("on_nonfinite") && r.at("on_nonfinite").is_string())
       g.skip_nonfinite = json_string(r.at("on_nonfinite")) == "skip";
   }

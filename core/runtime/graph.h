@@ -93,7 +93,8 @@ struct GraphSpec {
   uint64_t seed = 0;
   std::string device = "cpu";
   int threads = 0;
-  std::string comm = "auto";    // [run] comm: auto, single, mpi, nccl
+  std::string comm = "auto";
+  int zero_stage = 0;           // [run] zero: 1 shards the optimizer state over ranks    // [run] comm: auto, single, mpi, nccl
   bool skip_nonfinite = false;  // [run] on_nonfinite = "skip": drop a step whose loss or gradient is not finite
   std::vector<NodeSpec> nodes;  // in dependency order (inputs and references first)
   std::vector<StageSpec> stages;

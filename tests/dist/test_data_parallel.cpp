@@ -118,3 +118,22 @@ TEST(DataParallel, APlainRunNeverStartsMpiAndSingleIsRefusedUnderMpirun) {
   EXPECT_NE(r.out.find("every rank would train alone"), std::string::npos) << r.out;
   fs::remove_all(dir);
 }
+
+TEST(DataParallel, ZeroStageOneShardsTheOptimizerStateAndKeepsTheCurve) {
+  const fs::path dir = temp("dp_zero");
+  ASSERT_EQ(mpi(2, run_cmd(dir / "plain", "--set stages.0.steps=20")).rc, 0);
+  const Result z = mpi(2, run_cmd(dir / "zero", "--set stages.0.steps=20 --set run.zero=1"));
+  ASSERT_EQ(z.rc, 0) << z.out;
+  // Each rank steps about half of the parameters (and so keeps about half the moments).
+  EXPECT_NE(z.out.find("zero-1: rank 1 steps"), std::string::npos) << z.out;
+  // The same arithmetic per parameter: the same losses, bit for bit.
+  EXPECT_EQ(losses(dir / "zero"), losses(dir / "plain"));
+  // The checkpoint gathers every rank's moments into one file: the same as without ZeRO.
+  const auto a = last_optimizer_state(dir / "plain"), b = last_optimizer_state(dir / "zero");
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [k, t] : a) {
+    ASSERT_TRUE(b.count(k)) << k;
+    if (t.dtype() == DType::f32) EXPECT_EQ(t.to_vector(), b.at(k).to_vector()) << k;
+  }
+  fs::remove_all(dir);
+}
