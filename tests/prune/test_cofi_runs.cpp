@@ -10,6 +10,7 @@
 #include <fstream>
 #include <thread>
 
+#include "lm_nodes.h"
 #include "scion_cli.h"
 
 namespace {
@@ -211,5 +212,49 @@ TEST(CofiRuns, BadGraphsAreRefusedWithTheirPosition) {
   r = sh("run " + (dir / "g2.toml").string() + " --out " + (dir / "bad").string() + " --plain");
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.out.find("op.cofi_prune: the target has no CoFi masks"), std::string::npos) << r.out;
+  fs::remove_all(dir);
+}
+
+namespace {
+// A tiny stand-in for gpt_pretrain's / bert_pretrain's model: their vocabularies, 2 layers.
+template <class Node, class Config>
+std::string stand_in(const fs::path& dir, int64_t vocab, const char* file) {
+  Config c;
+  c.vocab = vocab, c.context = 128, c.layers = 2, c.width = 16, c.heads = 2, c.seed = 4;
+  Node n(c);
+  const std::string path = (dir / file).string();
+  safetensors::save(path, n.module().state_dict(), {{checkpoint::kConfigKey, json_dump(n.config())}});
+  return path;
+}
+const char* kShort =
+    " --plain --set run.threads=1 --set nodes.corpus.seq_len=16 --set nodes.corpus.batch_size=2"
+    " --set stages.0.steps=6 --set stages.1.steps=2 --set nodes.cofi.start=1 --set nodes.cofi.warmup=3"
+    " --set nodes.cofi.target=0.5 --set stages.0.eval.every=0 --set stages.1.eval.every=2 --set nodes.ppl.max_batches=1"
+    " --set stages.0.checkpoint.every=0 --set stages.1.checkpoint.every=0"
+    " --set 'stages.0.param_groups.0.lr=2.0'";
+}  // namespace
+
+TEST(CofiRuns, TheShippedGraphsPruneFinetuneAndTheirModelEvaluatesAndGenerates) {
+  const fs::path dir = temp("cofi_shipped");
+  // GPT: prune, finetune, then the pruned file through eval and generate.
+  const std::string gpt = stand_in<lm::GptNode, lm::GptConfig>(dir, 50257, "gpt.safetensors");
+  Result r = sh("run graphs/cofi_gpt.toml --out " + (dir / "gpt").string() + " --set nodes.teacher.load=" + gpt +
+                " --set nodes.student.load=" + gpt + " --set nodes.ppl.seq_len=16" + kShort);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("op op.cofi_prune applied to student"), std::string::npos) << r.out;
+  const std::string pruned = (dir / "gpt" / "student.safetensors").string();
+  EXPECT_LT(fs::file_size(pruned), fs::file_size(gpt)) << "the pruned checkpoint is smaller on disk";
+  r = sh("eval graphs/gpt_pretrain.toml --checkpoint " + pruned + " --set nodes.student.load=" + pruned +
+         " --set nodes.ppl.max_batches=1 --set nodes.ppl.seq_len=16");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("\"ppl\":"), std::string::npos) << r.out;
+  r = sh("generate --checkpoint " + pruned + " --prompt \"The\" --max-tokens 4 --seed 1");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  // BERT.
+  const std::string bert = stand_in<lm::BertNode, lm::BertConfig>(dir, 30522, "bert.safetensors");
+  r = sh("run graphs/cofi_bert.toml --out " + (dir / "bert").string() + " --set nodes.teacher.load=" + bert +
+         " --set nodes.bert.load=" + bert + kShort);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("op op.cofi_prune applied to bert"), std::string::npos) << r.out;
   fs::remove_all(dir);
 }
