@@ -75,9 +75,9 @@ def table(runs):
     dense_speed = sp[runs + "/dense/model.safetensors"]
     dense_ppl = last(runs + "/dense", "ppl/ppl")
     print("| target | expected ŝ at the end of pruning | achieved sparsity (pruned model) | heads / FFN units left "
-          "| val. ppl pruned + fine-tuned | dense | dense from scratch, same size and FLOPs | forward tokens/s "
-          "| speed-up |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| val. ppl pruned + fine-tuned | dense | from scratch, same size and FLOPs "
+          "| from scratch, same size and updates | forward tokens/s | speed-up |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for t in (50, 75, 90, 95):
         run = f"{runs}/t{t}"
         c = config(run + "/student.safetensors")
@@ -86,9 +86,11 @@ def table(runs):
         s = sp[run + "/student.safetensors"]
         scratch = last(f"{runs}/scratch{t}", "ppl/ppl")
         sc = config(f"{runs}/scratch{t}/model.safetensors")
+        same_updates = last(f"{runs}/tokens{t}", "ppl/ppl")
         print(f"| {t}% | {last(run, 'cofi/expected_sparsity'):.3f} | {achieved:.3f} (width {w}) "
               f"| {sum(heads)} / {sum(ffn)} | {last(run, 'ppl/ppl'):.2f} | {dense_ppl:.2f} "
-              f"| {scratch:.2f} (width {sc['width']}) | {s:.0f} | {s / dense_speed:.2f}x |")
+              f"| {scratch:.2f} (width {sc['width']}, {last(f'{runs}/scratch{t}', 'step')} updates) "
+              f"| {same_updates:.2f} | {s:.0f} | {s / dense_speed:.2f}x |")
     print(f"\ndense model: {sum(arch(dense_c)[0])} heads, {sum(arch(dense_c)[1])} FFN units, "
           f"{base} prunable parameters, forward {dense_speed:.0f} tokens/s")
 

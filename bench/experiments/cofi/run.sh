@@ -2,7 +2,8 @@
 # The CoFiPruning experiment (CPU, one thread, about 13 minutes): a byte-level GPT (4 layers,
 # width 128) is trained once (teacher.toml), then pruned with distillation to 50, 75, 90 and
 # 95% sparsity and fine-tuned (prune.toml); for each target a dense GPT of the pruned model's
-# parameter count is trained from scratch for the same FLOPs (teacher.toml, narrower); then
+# parameter count is trained from scratch for the same FLOPs and, again, for the same updates
+# (teacher.toml, narrower); then
 # the forward tokens/s of every model on the same batch with the same thread count.
 # Results go to runs/cofi-exp/; the table (docs/methods.md) is printed.
 #   SCION=build/bin/scion bash bench/experiments/cofi/run.sh
@@ -21,6 +22,10 @@ for t in 50 75 90 95; do
   [ -f $R/scratch$t/model.safetensors ] || \
     $S run $E/teacher.toml --plain --set nodes.model.width=$width --set nodes.model.heads=$heads \
       --set stages.0.steps=$steps --set stages.0.eval.every=$steps --out $R/scratch$t > /dev/null
+  # The same model from scratch for as many updates (tokens) as pruning + fine-tuning took.
+  [ -f $R/tokens$t/model.safetensors ] || \
+    $S run $E/teacher.toml --plain --set nodes.model.width=$width --set nodes.model.heads=$heads \
+      --set stages.0.steps=600 --set stages.0.eval.every=600 --out $R/tokens$t > /dev/null
 done
 $B --threads 1 --batch 8 --seq 64 --reps 30 $R/dense/model.safetensors \
   $R/t50/student.safetensors $R/t75/student.safetensors $R/t90/student.safetensors $R/t95/student.safetensors \
