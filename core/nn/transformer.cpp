@@ -17,6 +17,8 @@ Tensor gate_heads(const Tensor& y, const Tensor& gate, int64_t heads) {
   return ops::mul(y.view({B, T, heads, C / heads}), gate.view({heads, 1})).view({B, T, C});
 }
 Tensor gated(const Tensor& y, const Tensor& gate) { return gate.defined() ? ops::mul(y, gate) : y; }
+// A sublayer gate that is exactly 0 (a hard-concrete sample clamped to 0, a pruned sublayer).
+bool closed(const Tensor& gate) { return gate.defined() && gate.numel() == 1 && gate.item() == 0.f; }
 float residual_std(const BlockConfig& c) {
   // GPT-2 scales the projections that write into the residual stream by 1/sqrt(2 * layers).
   return c.style == BlockStyle::gpt2 ? c.init.std / std::sqrt(2.f * float(c.layers_for_init)) : c.init.std;
@@ -114,10 +116,14 @@ Tensor TransformerBlock::forward(const Tensor& x, const Tensor& key_padding_mask
     if (drop) m = ops::dropout(m, cfg.dropout, derive_seed(dropout_seed, 2));
     return ops::add(h, gated(gated(m, ffn_gate), layer_gate));
   }
+  // Post-LN: a sublayer whose gate is exactly 0 is skipped with the LayerNorm after it, as
+  // CoFi's reference skips a sublayer whose output is all zeros: a closed gate then computes
+  // what removing the sublayer (and its LayerNorm) computes.
   Tensor h = x;
-  if (attn) h = ln_1->forward(ops::add(x, gated(attn->forward(x, key_padding_mask, derive_seed(dropout_seed, 1)), attention_gate)));
+  if (attn && !closed(attention_gate))
+    h = ln_1->forward(ops::add(x, gated(attn->forward(x, key_padding_mask, derive_seed(dropout_seed, 1)), attention_gate)));
   Tensor y = h;
-  if (mlp) {
+  if (mlp && !closed(ffn_gate)) {
     Tensor m = mlp->forward(h);
     if (drop) m = ops::dropout(m, cfg.dropout, derive_seed(dropout_seed, 2));
     y = ln_2->forward(ops::add(h, gated(m, ffn_gate)));

@@ -78,17 +78,27 @@ Tensor layernorm_masked(const Tensor& x, const Tensor& weight, const Tensor& bia
   if (weight.shape() != Shape{n} || bias.shape() != Shape{n} || mask.shape() != Shape{n})
     fail(op, "weight " + weight.desc() + ", bias " + bias.desc() + " and mask " + mask.desc() + " must all be [" +
                  std::to_string(n) + "] for input " + x.desc());
-  // The mask is a constant of the schedule, never trained: its total is read once here.
   double total = 0;
   for (float m : mask.contiguous().to_vector()) total += m;
   if (!(total > 0)) fail(op, "mask " + mask.desc() + " sums to " + std::to_string(total) + "; it must be positive");
-  const float inv = float(1.0 / total);
-  Tensor m = mask.detach();
-  Tensor mean = mul_scalar(sum(mul(x, m), {-1}, true), inv);
+  if (!mask.requires_grad()) {
+    // A constant of the schedule (MSG's ramp): its total is a number, not a tape entry.
+    const float inv = float(1.0 / total);
+    Tensor m = mask.detach();
+    Tensor mean = mul_scalar(sum(mul(x, m), {-1}, true), inv);
+    Tensor d = sub(x, mean);
+    Tensor var = mul_scalar(sum(mul(mul(d, d), m), {-1}, true), inv);
+    Tensor y = add(mul(mul(d, rsqrt(add_scalar(var, eps))), weight), bias);
+    return mul(y, m);
+  }
+  // A trained mask (CoFi's hidden-dimension gate): the same function, with the mask's total
+  // on the tape too, so the statistics pass gradients to the mask as well as the output does.
+  Tensor inv = pow_scalar(sum_all(mask), -1.f);
+  Tensor mean = mul(sum(mul(x, mask), {-1}, true), inv);
   Tensor d = sub(x, mean);
-  Tensor var = mul_scalar(sum(mul(mul(d, d), m), {-1}, true), inv);
+  Tensor var = mul(sum(mul(mul(d, d), mask), {-1}, true), inv);
   Tensor y = add(mul(mul(d, rsqrt(add_scalar(var, eps))), weight), bias);
-  return mul(y, m);
+  return mul(y, mask);
 }
 
 }  // namespace scion::ops

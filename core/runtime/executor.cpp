@@ -901,6 +901,29 @@ bool Executor::load_checkpoint(size_t& si, int64_t& stage_step) {
   tokens_ = found->counters.tokens;
   flops_ = found->counters.flops;
   elapsed_before_ = found->counters.elapsed_s;
+  // Parameters owned by non-model nodes first: an op may read them (op.cofi_prune prunes by
+  // the masks a loss.cofi node trained), so they hold their saved values when the ops re-run.
+  for (const NodeSpec& n : g_.nodes) {
+    auto p = node(n.name);
+    if (std::dynamic_pointer_cast<Model>(p)) continue;
+    nn::NamedTensors own = p->owned_parameters();
+    if (own.empty()) continue;
+    // Back into the node's own tensors, checked first so that a mismatch changes nothing.
+    const auto loaded = found->load(n.name + ".safetensors").tensors;
+    std::map<std::string, Tensor> by_name(loaded.begin(), loaded.end());
+    for (const auto& [k, t] : own) {
+      auto it = by_name.find(k);
+      SCION_CHECK(it != by_name.end(), "resume: node '", n.name, "' owns parameter '", k,
+                  "', which the checkpoint does not have");
+      SCION_CHECK(it->second.shape() == t.shape(), "resume: parameter '", n.name, ".", k, "' is ",
+                  it->second.desc(), " in the checkpoint but ", t.desc(), " in the node");
+    }
+    NoGradGuard ng;
+    for (auto& [k, t] : own) {
+      Tensor dst = t;
+      dst.copy_(by_name.at(k));
+    }
+  }
   // Re-apply the ops of every stage begun so far so that the models have the shapes the
   // checkpoint was written with; the weights are then overwritten.
   // Ops see the run's update count at their stage's start, as in the uninterrupted run.
@@ -915,25 +938,8 @@ bool Executor::load_checkpoint(size_t& si, int64_t& stage_step) {
   }
   for (const NodeSpec& n : g_.nodes) {
     auto p = node(n.name);
-    if (auto m = std::dynamic_pointer_cast<Model>(p)) {
+    if (auto m = std::dynamic_pointer_cast<Model>(p))
       m->module().load_state_dict(found->load(n.name + ".safetensors").tensors);
-    } else if (nn::NamedTensors own = p->owned_parameters(); !own.empty()) {
-      // Back into the node's own tensors, checked first so that a mismatch changes nothing.
-      const auto loaded = found->load(n.name + ".safetensors").tensors;
-      std::map<std::string, Tensor> by_name(loaded.begin(), loaded.end());
-      for (const auto& [k, t] : own) {
-        auto it = by_name.find(k);
-        SCION_CHECK(it != by_name.end(), "resume: node '", n.name, "' owns parameter '", k,
-                    "', which the checkpoint does not have");
-        SCION_CHECK(it->second.shape() == t.shape(), "resume: parameter '", n.name, ".", k, "' is ",
-                    it->second.desc(), " in the checkpoint but ", t.desc(), " in the node");
-      }
-      NoGradGuard ng;
-      for (auto& [k, t] : own) {
-        Tensor dst = t;
-        dst.copy_(by_name.at(k));
-      }
-    }
     if (found->nodes.contains(n.name)) p->restore(found->nodes.at(n.name));
   }
   return true;

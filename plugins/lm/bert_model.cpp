@@ -41,7 +41,7 @@ BertModel::BertModel(const BertConfig& c) : cfg_(c) {
 }
 
 Tensor BertModel::hidden(const Tensor& ids, const Tensor& token_types, const Tensor& attention_mask,
-                         uint64_t dropout_seed, int64_t max_layers) const {
+                         uint64_t dropout_seed, int64_t max_layers, std::vector<Tensor>* layer_states) const {
   SCION_CHECK(ids.defined() && ids.dim() == 2, "model.bert: tokens must be [B, T], got ", ids.desc());
   const int64_t B = ids.size(0), T = ids.size(1);
   SCION_CHECK(T <= cfg_.context, "model.bert: sequence length ", T, " exceeds the context of ", cfg_.context,
@@ -53,7 +53,10 @@ Tensor BertModel::hidden(const Tensor& ids, const Tensor& token_types, const Ten
   x = emb_ln->forward(x);
   if (training_ && cfg_.dropout > 0.f) x = ops::dropout(x, cfg_.dropout, derive_seed(dropout_seed, 0));
   const size_t n = max_layers < 0 ? layers.size() : std::min(layers.size(), size_t(max_layers));
-  for (size_t i = 0; i < n; ++i) x = layers[i]->forward(x, attention_mask, derive_seed(dropout_seed, 1 + i));
+  for (size_t i = 0; i < n; ++i) {
+    x = layers[i]->forward(x, attention_mask, derive_seed(dropout_seed, 1 + i));
+    if (layer_states) layer_states->push_back(x);
+  }
   return x;
 }
 

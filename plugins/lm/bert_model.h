@@ -29,8 +29,10 @@ class BertModel : public nn::Module {
   // ids [B, T]; token_types [B, T] or undefined (all 0); attention_mask u8 [B, T] (1 = real
   // token) or undefined. Returns the encoder output [B, T, C].
   // max_layers >= 0 runs only the bottom layers (a prefix sub-model sharing the MLM head).
+  // `layer_states`, when given, receives each layer's output (for layerwise distillation).
   Tensor hidden(const Tensor& ids, const Tensor& token_types, const Tensor& attention_mask,
-                uint64_t dropout_seed = 0, int64_t max_layers = -1) const;
+                uint64_t dropout_seed = 0, int64_t max_layers = -1,
+                std::vector<Tensor>* layer_states = nullptr) const;
   // MLM logits [B, T, V].
   Tensor forward(const Tensor& ids, const Tensor& token_types = Tensor(), const Tensor& attention_mask = Tensor(),
                  uint64_t dropout_seed = 0) const;

@@ -34,7 +34,8 @@ GptModel::GptModel(const GptConfig& c) : cfg_(c) {
                                                                       nn::InitConfig{derive_seed(c.seed, 3), 0.02f}));
 }
 
-Tensor GptModel::hidden(const Tensor& ids, uint64_t dropout_seed, int64_t max_layers) const {
+Tensor GptModel::hidden(const Tensor& ids, uint64_t dropout_seed, int64_t max_layers,
+                        std::vector<Tensor>* layer_states) const {
   SCION_CHECK(ids.defined() && ids.dim() == 2, "model.gpt: tokens must be [B, T], got ", ids.desc());
   const int64_t T = ids.size(1);
   SCION_CHECK(T <= cfg_.context, "model.gpt: sequence length ", T, " exceeds the context of ", cfg_.context,
@@ -43,7 +44,10 @@ Tensor GptModel::hidden(const Tensor& ids, uint64_t dropout_seed, int64_t max_la
   Tensor x = ops::add(wte->forward(ids), wpe->forward(pos));
   if (training_ && cfg_.dropout > 0.f) x = ops::dropout(x, cfg_.dropout, derive_seed(dropout_seed, 0));
   const size_t n = max_layers < 0 ? blocks.size() : std::min(blocks.size(), size_t(max_layers));
-  for (size_t i = 0; i < n; ++i) x = blocks[i]->forward(x, Tensor(), derive_seed(dropout_seed, 1 + i));
+  for (size_t i = 0; i < n; ++i) {
+    x = blocks[i]->forward(x, Tensor(), derive_seed(dropout_seed, 1 + i));
+    if (layer_states) layer_states->push_back(x);
+  }
   return ln_f->forward(x);
 }
 

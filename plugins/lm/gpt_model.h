@@ -24,7 +24,10 @@ class GptModel : public nn::Module {
   explicit GptModel(const GptConfig& cfg);
   // ids [B, T] (i64/i32) -> final hidden states [B, T, C] (after ln_f). `max_layers` >= 0
   // runs only the bottom blocks (a prefix sub-model sharing embeddings and head).
-  Tensor hidden(const Tensor& ids, uint64_t dropout_seed = 0, int64_t max_layers = -1) const;
+  // `layer_states`, when given, receives each block's output (the residual stream, before
+  // ln_f), for layerwise distillation.
+  Tensor hidden(const Tensor& ids, uint64_t dropout_seed = 0, int64_t max_layers = -1,
+                std::vector<Tensor>* layer_states = nullptr) const;
   // ids [B, T] -> logits [B, T, V]
   Tensor forward(const Tensor& ids, uint64_t dropout_seed = 0) const;
   Tensor logits_from_hidden(const Tensor& h) const;

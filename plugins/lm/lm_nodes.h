@@ -53,6 +53,8 @@ class TransformerNode : public TransformerModel {
   int64_t gate_ramp_progress(int64_t step) const override;
   void set_depth_sampling(bool enabled, int64_t min_layers) override { subnets_ = {enabled, min_layers}; }
   M& impl() { return *model_; }
+  // Whether forward() also gives port "layers" (the node parameter layer_outputs).
+  void set_layer_outputs(bool on) { layer_outputs_ = on; }
   // Sets the ramped gates to their values at update `step` (forward() does this itself).
   void apply_gate_ramp(int64_t step);
 
@@ -65,6 +67,7 @@ class TransformerNode : public TransformerModel {
   std::unique_ptr<M> model_;
   SubnetSampling subnets_;
   bool frozen_ = false;
+  bool layer_outputs_ = false;  // emit the "layers" port (every block's output, stacked)
   uint64_t seed_ = 0;
   // A running gate ramp: the gates set when it began, and its span in updates.
   std::vector<surgery::GateEntry> ramp_start_;

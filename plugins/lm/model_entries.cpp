@@ -15,7 +15,8 @@ std::vector<ParamSpec> model_params(int64_t vocab, int64_t ctx, bool gpt) {
           bool_param("tied", true, "tie the output head to the input embedding"),
           {"init_seed", ParamType::integer, Json(), false, "initialisation seed (default: derived from the run seed)"},
           {"load", ParamType::string, Json(""), false, "safetensors file to load (config read from it when it has one)",
-           true}};
+           true},
+          bool_param("layer_outputs", false, "also give every block's output on port 'layers' (layerwise distillation)")};
 }
 
 // What the model's constructor and first forward pass would refuse. A model that loads a
@@ -49,7 +50,8 @@ PluginEntry gpt_entry() {
   e.params = model_params(50257, 1024, true);
   e.inputs = {{"tokens", "tokens:i64[B,T]", false, "token ids [B, T]"}};
   e.outputs = {{"logits", "logits:f32[B,T,{vocab}]", false, "next-token logits [B, T, V]"},
-               {"hidden", "hidden:f32[B,T,{width}]", false, "final hidden states [B, T, C]"}};
+               {"hidden", "hidden:f32[B,T,{width}]", false, "final hidden states [B, T, C]"},
+               {"layers", "layers:f32[?,B,T,?]", true, "every block's output [L, B, T, C] (with layer_outputs = true)"}};
   e.check = check_model;
   e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<GptNode>(p); };
   return e;
@@ -65,7 +67,8 @@ PluginEntry bert_entry() {
   e.inputs = {{"tokens", "tokens:i64[B,T]", false, "token ids [B, T]"},
               {"attention_mask", "mask:u8[B,T]", true, "1 for real tokens, 0 for padding [B, T]"}};
   e.outputs = {{"logits", "logits:f32[B,T,{vocab}]", false, "masked-LM logits [B, T, V]"},
-               {"hidden", "hidden:f32[B,T,{width}]", false, "encoder output [B, T, C]"}};
+               {"hidden", "hidden:f32[B,T,{width}]", false, "encoder output [B, T, C]"},
+               {"layers", "layers:f32[?,B,T,?]", true, "every layer's output [L, B, T, C] (with layer_outputs = true)"}};
   e.check = check_model;
   e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<BertNode>(p); };
   return e;

@@ -102,6 +102,7 @@ TransformerNode<M, C>::TransformerNode(const Params& p) : frozen_(p.b("frozen"))
   const std::string load = p.s("load");
   if (!load.empty()) load_weights(*model_, safetensors::load(load).tensors);
   if (frozen_) model_->set_training(false);
+  layer_outputs_ = p.has("layer_outputs") && p.b("layer_outputs");
 }
 
 template <class M, class C>
@@ -271,11 +272,29 @@ double TransformerNode<M, C>::flops_with_subnets(int64_t seq_len) const {
 template class TransformerNode<GptModel, GptConfig>;
 template class TransformerNode<BertModel, BertConfig>;
 
+namespace {
+// [L, B, T, C]: each block's output, for layerwise distillation (one copy, only when asked for).
+Tensor stack_layers(const std::vector<Tensor>& layers) {
+  std::vector<Tensor> parts;
+  parts.reserve(layers.size());
+  for (const Tensor& x : layers) {
+    Shape s = x.shape();
+    s.insert(s.begin(), 1);
+    parts.push_back(x.view(s));
+  }
+  return ops::concat(parts, 0);
+}
+}  // namespace
+
 // ---- GPT ------------------------------------------------------------------------------------
 TensorMap GptNode::forward(const TensorMap& in, const StepContext& ctx) {
   const int64_t depth = prepare(ctx);
-  Tensor h = model_->hidden(in.at("tokens"), derive_seed(seed_, uint64_t(ctx.step)), depth);
-  return {{"logits", model_->logits_from_hidden(h)}, {"hidden", h}};
+  std::vector<Tensor> layers;
+  Tensor h = model_->hidden(in.at("tokens"), derive_seed(seed_, uint64_t(ctx.step)), depth,
+                            layer_outputs_ ? &layers : nullptr);
+  TensorMap out{{"logits", model_->logits_from_hidden(h)}, {"hidden", h}};
+  if (layer_outputs_) out["layers"] = stack_layers(layers);
+  return out;
 }
 
 namespace {
@@ -318,9 +337,12 @@ ParamLayout GptNode::layout(const std::string& name) const {
 TensorMap BertNode::forward(const TensorMap& in, const StepContext& ctx) {
   const int64_t depth = prepare(ctx);
   auto mask = in.find("attention_mask");
+  std::vector<Tensor> layers;
   Tensor h = model_->hidden(in.at("tokens"), Tensor(), mask == in.end() ? Tensor() : mask->second,
-                            derive_seed(seed_, uint64_t(ctx.step)), depth);
-  return {{"logits", model_->mlm_logits(h)}, {"hidden", h}};
+                            derive_seed(seed_, uint64_t(ctx.step)), depth, layer_outputs_ ? &layers : nullptr);
+  TensorMap out{{"logits", model_->mlm_logits(h)}, {"hidden", h}};
+  if (layer_outputs_) out["layers"] = stack_layers(layers);
+  return out;
 }
 
 // BERT's tensors (nn.Linear weights are [out, in]).

@@ -1,0 +1,103 @@
+#include "cofi_masks.h"
+
+#include "hard_concrete.h"
+#include "scion/autograd.h"
+#include "scion/ops.h"
+#include "scion/random.h"
+
+namespace scion::prune {
+
+namespace {
+Tensor init_log_alpha(int64_t n, float mean, float std, uint64_t seed) {
+  Tensor t = Tensor::randn({n}, seed, mean, std);
+  t.set_requires_grad(true);
+  return t;
+}
+}  // namespace
+
+double prunable_params(const Architecture& a) {
+  double n = 0;
+  for (int64_t l = 0; l < a.layers(); ++l)
+    n += 4.0 * double(a.width) * double(a.head_size) * double(a.heads[size_t(l)]) +
+         2.0 * double(a.width) * double(a.ffn[size_t(l)]);
+  return n;
+}
+
+CofiMasks::CofiMasks(const Architecture& a, const MaskInit& init) : arch_(a) {
+  for (int64_t l = 0; l < a.layers(); ++l) {
+    SCION_CHECK(a.heads[size_t(l)] > 0 && a.ffn[size_t(l)] > 0, "loss.cofi: layer ", l, " has ", a.heads[size_t(l)],
+                " heads and ", a.ffn[size_t(l)], " FFN units; CoFi prunes a model whose layers all have both sublayers "
+                "(hint: load the dense model, not an already pruned one)");
+    const uint64_t s = derive_seed(init.seed, uint64_t(l) * 8);
+    head_.push_back(init_log_alpha(a.heads[size_t(l)], init.log_alpha, init.std, derive_seed(s, 1)));
+    attention_.push_back(init_log_alpha(1, init.log_alpha, init.std, derive_seed(s, 2)));
+    ffn_unit_.push_back(init_log_alpha(a.ffn[size_t(l)], init.ffn_unit_log_alpha, init.std, derive_seed(s, 3)));
+    ffn_.push_back(init_log_alpha(1, init.log_alpha, init.std, derive_seed(s, 4)));
+  }
+  hidden_ = init_log_alpha(a.width, init.log_alpha, init.std, derive_seed(init.seed, 0x41d));
+}
+
+nn::NamedTensors CofiMasks::log_alphas() const {
+  nn::NamedTensors out;
+  for (size_t l = 0; l < head_.size(); ++l) {
+    const std::string i = std::to_string(l);
+    out.emplace_back("head." + i, head_[l]);
+    out.emplace_back("attention." + i, attention_[l]);
+    out.emplace_back("ffn_unit." + i, ffn_unit_[l]);
+    out.emplace_back("ffn." + i, ffn_[l]);
+  }
+  out.emplace_back("hidden", hidden_);
+  return out;
+}
+
+void CofiMasks::set_sampled(TransformerModel& m, uint64_t seed) const {
+  SCION_CHECK(m.architecture() == arch_, "loss.cofi: the model's architecture changed since its masks were made "
+              "(hint: prune a model once, after any growth)");
+  uint64_t k = 0;
+  auto z = [&](const Tensor& la) { return HardConcrete::sample(la, derive_seed(seed, k++)); };
+  for (size_t l = 0; l < head_.size(); ++l) {
+    m.set_gate(GateKind::head, int64_t(l), z(head_[l]));
+    m.set_gate(GateKind::attention, int64_t(l), z(attention_[l]));
+    m.set_gate(GateKind::ffn_unit, int64_t(l), z(ffn_unit_[l]));
+    m.set_gate(GateKind::ffn, int64_t(l), z(ffn_[l]));
+  }
+  m.set_gate(GateKind::hidden, -1, z(hidden_));
+}
+
+void CofiMasks::set_deterministic(TransformerModel& m) const {
+  SCION_CHECK(m.architecture() == arch_, "loss.cofi: the model's architecture changed since its masks were made");
+  for (size_t l = 0; l < head_.size(); ++l) {
+    m.set_gate(GateKind::head, int64_t(l), HardConcrete::deterministic(head_[l]));
+    m.set_gate(GateKind::attention, int64_t(l), HardConcrete::deterministic(attention_[l]));
+    m.set_gate(GateKind::ffn_unit, int64_t(l), HardConcrete::deterministic(ffn_unit_[l]));
+    m.set_gate(GateKind::ffn, int64_t(l), HardConcrete::deterministic(ffn_[l]));
+  }
+  m.set_gate(GateKind::hidden, -1, HardConcrete::deterministic(hidden_));
+}
+
+void CofiMasks::clamp() {
+  for (auto& [name, t] : log_alphas()) HardConcrete::clamp_(t);
+}
+
+Tensor CofiMasks::expected_params() const {
+  // Hidden, head and unit masks are independent: E[Σ_i Σ_h z_i·z_h] = (Σ_i p_i)·(Σ_h p_h).
+  Tensor hidden = ops::sum_all(HardConcrete::keep_prob(hidden_));
+  Tensor total;
+  for (size_t l = 0; l < head_.size(); ++l) {
+    Tensor heads = ops::mul(ops::sum_all(HardConcrete::keep_prob(head_[l])),
+                            ops::sum_all(HardConcrete::keep_prob(attention_[l])));
+    Tensor units = ops::mul(ops::sum_all(HardConcrete::keep_prob(ffn_unit_[l])),
+                            ops::sum_all(HardConcrete::keep_prob(ffn_[l])));
+    Tensor layer = ops::add(ops::mul_scalar(heads, 4.f * float(arch_.head_size)), ops::mul_scalar(units, 2.f));
+    total = total.defined() ? ops::add(total, layer) : layer;
+  }
+  return total.defined() ? ops::mul(total, hidden) : Tensor::scalar(0.f);
+}
+
+double CofiMasks::dense_params() const { return prunable_params(arch_); }
+
+Tensor CofiMasks::expected_sparsity() const {
+  return ops::add_scalar(ops::mul_scalar(expected_params(), float(-1.0 / dense_params())), 1.f);
+}
+
+}  // namespace scion::prune

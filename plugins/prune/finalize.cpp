@@ -1,0 +1,116 @@
+#include "finalize.h"
+
+#include "scion/autograd.h"
+
+namespace scion::prune {
+
+namespace {
+std::vector<float> values(const Tensor& g, int64_t n) {
+  if (!g.defined()) return std::vector<float>(size_t(n), 1.f);
+  return g.detach().contiguous().to_vector();
+}
+
+// The output projection of a sublayer: the parameter of `layer` whose in-axis indexes `unit`
+// (heads or FFN units); its bias is named like it.
+std::string out_projection(const TransformerModel& m, int64_t layer, Unit unit, int& axis) {
+  for (const auto& [name, t] : const_cast<TransformerModel&>(m).module().named_parameters()) {
+    const ParamLayout lay = m.layout(name);
+    if (lay.layer != layer || t.dim() != 2) continue;
+    for (int ax = 0; ax < 2; ++ax)
+      if (lay.axis[ax].unit == unit && lay.axis[ax].reads) {
+        axis = ax;
+        return name;
+      }
+  }
+  throw Error("cofi: layer " + std::to_string(layer) + " has no output projection over " + unit_name(unit));
+}
+
+Tensor find(TransformerModel& m, const std::string& name) {
+  for (const auto& [n, t] : m.module().named_parameters())
+    if (n == name) return t;
+  throw Error("cofi: the model has no parameter '" + name + "'");
+}
+
+// W[.., u, ..] *= scale[u] along `axis` (u in units of `group` rows), bias *= sublayer.
+void fold(TransformerModel& m, const std::string& weight, int axis, const std::vector<float>& scale, int64_t group,
+          float sublayer) {
+  Tensor w = find(m, weight);
+  const std::string bias_name = weight.substr(0, weight.size() - std::string("weight").size()) + "bias";
+  std::vector<float> v = w.detach().contiguous().to_vector();
+  const int64_t r = w.size(0), c = w.size(1);
+  for (int64_t i = 0; i < r; ++i)
+    for (int64_t j = 0; j < c; ++j) v[size_t(i * c + j)] *= scale[size_t((axis == 0 ? i : j) / group)];
+  w.copy_(Tensor::from_vector(v, w.shape()));
+  Tensor b = find(m, bias_name);
+  std::vector<float> bv = b.detach().contiguous().to_vector();
+  for (float& x : bv) x *= sublayer;
+  b.copy_(Tensor::from_vector(bv, b.shape()));
+}
+
+// One sublayer: fold, then the units to keep (empty: remove the sublayer).
+std::vector<int64_t> settle(TransformerModel& m, int64_t layer, Unit unit, GateKind units_kind, GateKind sub_kind,
+                            int64_t n, int64_t group, PruneReport& r, int64_t& removed) {
+  const std::vector<float> u = values(m.gate(units_kind, layer), n);
+  const float s = values(m.gate(sub_kind, layer), 1)[0];
+  m.set_gate(units_kind, layer, Tensor());
+  m.set_gate(sub_kind, layer, Tensor());
+  if (s == 0.f) {
+    ++removed;
+    return {};
+  }
+  std::vector<int64_t> keep;
+  std::vector<float> scale(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    scale[size_t(i)] = u[size_t(i)] * s;
+    if (u[size_t(i)] != 0.f) keep.push_back(i);
+  }
+  if (keep.empty()) {
+    keep.push_back(0);  // a dead unit: zero output weights, the bias stays
+    ++r.bias_only;
+  }
+  int axis = 0;
+  const std::string proj = out_projection(m, layer, unit, axis);
+  fold(m, proj, axis, scale, group, s);
+  return keep;
+}
+}  // namespace
+
+PruneReport prune_with_gates(TransformerModel& m) {
+  NoGradGuard ng;
+  PruneReport r;
+  const Architecture a = m.architecture();
+  r.width_before = a.width;
+  for (int64_t l = 0; l < a.layers(); ++l) {
+    SCION_CHECK(!m.gate(GateKind::layer, l).defined(), "cofi: layer ", l, " has a layer gate; CoFi's finalisation "
+                "folds head, sublayer, FFN-unit and hidden gates only (hint: end a grow.masked ramp before pruning)");
+    r.heads_before += a.heads[size_t(l)];
+    r.ffn_before += a.ffn[size_t(l)];
+  }
+  for (int64_t l = 0; l < a.layers(); ++l) {
+    const Architecture now = m.architecture();
+    if (now.heads[size_t(l)] > 0) {
+      const auto keep = settle(m, l, Unit::head, GateKind::head, GateKind::attention, now.heads[size_t(l)],
+                               now.head_size, r, r.attention_removed);
+      if (int64_t(keep.size()) != now.heads[size_t(l)]) surgery::keep_units(m, Unit::head, l, keep);
+    }
+    if (now.ffn[size_t(l)] > 0) {
+      const auto keep = settle(m, l, Unit::ffn, GateKind::ffn_unit, GateKind::ffn, now.ffn[size_t(l)], 1, r,
+                               r.ffn_removed);
+      if (int64_t(keep.size()) != now.ffn[size_t(l)]) surgery::keep_units(m, Unit::ffn, l, keep);
+    }
+  }
+  const std::vector<float> h = values(m.gate(GateKind::hidden, -1), a.width);
+  std::vector<int64_t> keep;
+  bool all_one = true;
+  for (int64_t i = 0; i < a.width; ++i)
+    if (h[size_t(i)] != 0.f) keep.push_back(i), all_one = all_one && h[size_t(i)] == 1.f;
+  SCION_CHECK(!keep.empty(), "cofi: every hidden dimension's gate is 0; nothing would be left of the model");
+  if (int64_t(keep.size()) != a.width) surgery::keep_units(m, Unit::hidden, -1, keep);
+  if (all_one) m.set_gate(GateKind::hidden, -1, Tensor());
+  const Architecture b = m.architecture();
+  for (int64_t l = 0; l < b.layers(); ++l) r.heads_after += b.heads[size_t(l)], r.ffn_after += b.ffn[size_t(l)];
+  r.width_after = b.width;
+  return r;
+}
+
+}  // namespace scion::prune

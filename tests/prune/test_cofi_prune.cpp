@@ -1,0 +1,242 @@
+// CoFi's finalisation on model.gpt and model.bert: the masked model and the physically pruned
+// one compute the same function (soft survivors folded into the weights, a removed attention
+// sublayer, an FFN whose units all closed while its sublayer gate stayed open: reference issue
+// #36); the expected sparsity equals the pruned model's parameter count; a pruned model
+// survives save -> load -> eval; gradients reach log α through the model's gates.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "cofi_masks.h"
+#include "finalize.h"
+#include "growth/tiny_models.h"
+#include "hard_concrete.h"
+#include "lm_nodes.h"
+#include "scion/autograd.h"
+#include "scion/checkpoint.h"
+#include "scion/ops.h"
+#include "scion/random.h"
+#include "scion/safetensors.h"
+
+using namespace scion;
+
+namespace {
+
+double max_diff(const Tensor& a, const Tensor& b) {
+  auto x = a.to_vector(), y = b.to_vector();
+  EXPECT_EQ(x.size(), y.size());
+  double d = 0;
+  for (size_t i = 0; i < x.size() && i < y.size(); ++i) d = std::max(d, std::fabs(double(x[i]) - y[i]));
+  return d;
+}
+
+Tensor ids(int64_t vocab) { return Tensor::randint({2, 9}, 77, 0, vocab); }
+
+Tensor logits(Model& m, const Tensor& tokens) {
+  NoGradGuard g;
+  StepContext ctx;
+  ctx.training = false;
+  return m.forward({{"tokens", tokens}}, ctx).at("logits");
+}
+
+Tensor vec(std::vector<float> v) { return Tensor::from_vector(v, {int64_t(v.size())}); }
+
+std::unique_ptr<TransformerModel> tiny_model(int family) {
+  std::unique_ptr<TransformerModel> m;
+  if (family == 0) {
+    auto c = tiny::gpt_cfg();
+    c.layers = 4;
+    m = std::make_unique<lm::GptNode>(c);
+  } else {
+    auto c = tiny::bert_cfg();
+    c.layers = 4;
+    m = std::make_unique<lm::BertNode>(c);
+  }
+  tiny::scramble(m->module(), 31 + uint64_t(family), 0.3f);
+  return m;
+}
+
+// Soft gates everywhere, with every edge case of the finalisation in one model:
+// layer 0: soft heads and units; layer 1: attention sublayer closed; layer 2: all FFN units
+// closed while the FFN gate is open (issue #36), all heads closed while attention is open;
+// layer 3: FFN sublayer closed; some hidden dimensions closed, the rest soft.
+void edge_case_gates(TransformerModel& m) {
+  const Architecture a = m.architecture();
+  const int64_t H = a.heads[0], F = a.ffn[0];
+  std::vector<float> units(size_t(F), 0.f);
+  for (int64_t u = 0; u < F; u += 3) units[size_t(u)] = 0.4f + 0.01f * float(u);
+  m.set_gate(GateKind::head, 0, vec({0.7f, 0.f, 1.f, 0.35f}));
+  m.set_gate(GateKind::attention, 0, vec({0.8f}));
+  m.set_gate(GateKind::ffn_unit, 0, vec(units));
+  m.set_gate(GateKind::ffn, 0, vec({0.9f}));
+  m.set_gate(GateKind::attention, 1, vec({0.f}));
+  m.set_gate(GateKind::head, 1, vec({0.5f, 0.5f, 0.5f, 0.5f}));
+  m.set_gate(GateKind::head, 2, Tensor::zeros({H}));
+  m.set_gate(GateKind::attention, 2, vec({0.6f}));
+  m.set_gate(GateKind::ffn_unit, 2, Tensor::zeros({F}));
+  m.set_gate(GateKind::ffn, 2, vec({1.f}));
+  m.set_gate(GateKind::ffn, 3, vec({0.f}));
+  std::vector<float> hidden(size_t(a.width), 1.f);
+  hidden[2] = hidden[7] = hidden[11] = 0.f;
+  hidden[4] = 0.55f, hidden[9] = 0.9f;
+  m.set_gate(GateKind::hidden, -1, vec(hidden));
+}
+
+}  // namespace
+
+TEST(CofiPrune, MaskedAndPhysicallyPrunedModelsComputeTheSameFunction) {
+  for (int family = 0; family < 2; ++family) {
+    auto m = tiny_model(family);
+    const Architecture a = m->architecture();
+    const Tensor x = ids(a.vocab);
+    const Tensor dense = logits(*m, x);
+    edge_case_gates(*m);
+    const Tensor want = logits(*m, x);
+    ASSERT_GT(max_diff(want, dense), 1e-2) << "the gates matter";
+    const int64_t before = m->module().parameter_count();
+    const prune::PruneReport r = prune::prune_with_gates(*m);
+    const Architecture b = m->architecture();
+    const char* fam = family == 0 ? "gpt" : "bert";
+    EXPECT_EQ(b.width, a.width - 3) << fam;
+    EXPECT_EQ(b.heads, (std::vector<int64_t>{3, 0, 1, 4})) << fam << ": layer 2 keeps one dead head";
+    const int64_t F = a.ffn[0];
+    EXPECT_EQ(b.ffn, (std::vector<int64_t>{(F + 2) / 3, F, 1, 0})) << fam << ": layer 2 keeps one dead unit";
+    EXPECT_EQ(r.attention_removed, 1);
+    EXPECT_EQ(r.ffn_removed, 1);
+    EXPECT_EQ(r.bias_only, 2);
+    EXPECT_LT(m->module().parameter_count(), before);
+    // Only the hidden survivors' soft values remain as a gate; everything else is folded.
+    for (const auto& g : surgery::gates(*m)) EXPECT_EQ(g.kind, GateKind::hidden) << fam << " " << g.name();
+    EXPECT_LT(max_diff(logits(*m, x), want), 1e-5) << fam;
+  }
+}
+
+TEST(CofiPrune, WithoutTheDeadUnitIssue36WouldChangeTheOutput) {
+  // Removing the FFN whose units all closed (what the reference does) drops its output bias.
+  for (int family = 0; family < 2; ++family) {
+    auto m = tiny_model(family);
+    const Tensor x = ids(m->architecture().vocab);
+    m->set_gate(GateKind::ffn_unit, 2, Tensor::zeros(Shape{m->architecture().ffn[2]}));
+    const Tensor want = logits(*m, x);
+    m->set_gate(GateKind::ffn_unit, 2, Tensor());
+    surgery::keep_units(*m, Unit::ffn, 2, {});
+    EXPECT_GT(max_diff(logits(*m, x), want), 1e-3) << family;
+  }
+}
+
+TEST(CofiPrune, ExpectedSparsityEqualsThePrunedParameterCount) {
+  for (int family = 0; family < 2; ++family) {
+    auto m = tiny_model(family);
+    const Architecture a = m->architecture();
+    prune::MaskInit init;
+    init.seed = 5 + uint64_t(family);
+    prune::CofiMasks masks(a, init);
+    // Decided gates (|log α| large: every keep probability is 0 or 1), some whole sublayers off.
+    uint64_t k = 0;
+    for (auto& [name, t] : masks.log_alphas()) {
+      std::vector<float> v(size_t(t.numel()));
+      for (size_t i = 0; i < v.size(); ++i) v[i] = random_uniform(99, k++) < 0.35f ? -60.f : 60.f;
+      if (name == "attention.1" || name == "ffn.3") v[0] = -60.f;
+      if (name.rfind("head.", 0) == 0) v[0] = 60.f;  // no layer loses every head with attention open
+      NoGradGuard ng;
+      t.copy_(Tensor::from_vector(v, t.shape()));
+    }
+    const double expected = masks.expected_params().item();
+    const double sparsity = masks.expected_sparsity().item();
+    masks.set_deterministic(*m);
+    prune::prune_with_gates(*m);
+    const double counted = prune::prunable_params(m->architecture());
+    EXPECT_NEAR(expected, counted, 1e-6 * counted) << family;
+    EXPECT_NEAR(sparsity, 1.0 - counted / prune::prunable_params(a), 1e-6) << family;
+    EXPECT_GT(sparsity, 0.3);
+  }
+}
+
+TEST(CofiPrune, ExpectedSparsityMatchesThePrunedCountToRounding) {
+  // Undecided gates: the deterministic masks keep round(Σ P(z ≠ 0)) of each group, so the pruned
+  // count and ŝ differ only by that rounding.
+  auto m = tiny_model(0);
+  const Architecture a = m->architecture();
+  prune::MaskInit init;
+  init.log_alpha = 1.f, init.ffn_unit_log_alpha = -1.f, init.std = 2.f, init.seed = 8;
+  prune::CofiMasks masks(a, init);
+  const double expected = masks.expected_params().item();
+  masks.set_deterministic(*m);
+  prune::prune_with_gates(*m);
+  const double counted = prune::prunable_params(m->architecture());
+  // Each rounding moves a group by at most half a unit: bound the count by those moves.
+  const double bound = 0.5 * (4.0 * a.head_size * a.width + 2.0 * a.width) * double(a.layers()) * 2 +
+                       0.5 * prune::prunable_params(a) / double(a.width);
+  EXPECT_NEAR(counted, expected, bound);
+  EXPECT_LT(std::fabs(counted - expected) / prune::prunable_params(a), 0.15);
+}
+
+TEST(CofiPrune, APrunedCheckpointSurvivesSaveLoadEval) {
+  auto m = tiny_model(0);
+  edge_case_gates(*m);
+  prune::prune_with_gates(*m);
+  auto& node = static_cast<lm::GptNode&>(*m);
+  const Tensor x = ids(m->architecture().vocab);
+  const Tensor want = logits(*m, x);
+  const std::string path = (std::filesystem::temp_directory_path() / "scion_cofi_pruned.safetensors").string();
+  safetensors::save(path, node.module().state_dict(), {{checkpoint::kConfigKey, json_dump(node.config())}});
+  Json p;
+  for (const char* k : {"vocab", "context", "layers", "heads", "ffn"}) p[k] = Json(int64_t(1));
+  p["width"] = Json(int64_t(4));
+  p["dropout"] = Json(0.0);
+  p["tied"] = Json(true);
+  p["load"] = Json(path);
+  p["frozen"] = Json(true);
+  p["__seed"] = Json(int64_t(1));
+  lm::GptNode back(Params(p, "loaded"));
+  EXPECT_EQ(back.architecture(), m->architecture());
+  EXPECT_LT(max_diff(logits(back, x), want), 1e-6);
+  // Smaller on disk than the dense model.
+  auto dense = tiny_model(0);
+  const std::string dpath = (std::filesystem::temp_directory_path() / "scion_cofi_dense.safetensors").string();
+  safetensors::save(dpath, dense->module().state_dict(), {});
+  EXPECT_LT(std::filesystem::file_size(path), std::filesystem::file_size(dpath));
+}
+
+TEST(CofiPrune, LogAlphaGetsFiniteDifferenceGradientsThroughTheModelsGates) {
+  for (int family = 0; family < 2; ++family) {
+    auto m = tiny_model(family);
+    const Architecture a = m->architecture();
+    prune::MaskInit init;
+    init.log_alpha = 0.5f, init.ffn_unit_log_alpha = 0.3f, init.std = 0.5f, init.seed = 12;
+    prune::CofiMasks masks(a, init);
+    const Tensor x = ids(a.vocab), tg = Tensor::randint({2, 9}, 78, 0, a.vocab);
+    auto loss = [&] {
+      masks.set_sampled(*m, 1234);
+      StepContext ctx;
+      ctx.training = false;
+      return ops::cross_entropy(m->forward({{"tokens", x}}, ctx).at("logits"), tg);
+    };
+    loss().backward();
+    for (const char* which : {"head.1", "ffn_unit.0", "attention.2", "ffn.1", "hidden"}) {
+      Tensor t;
+      for (auto& [n, v] : masks.log_alphas())
+        if (n == which) t = v;
+      ASSERT_TRUE(t.grad().defined()) << which;
+      const auto got = t.grad().to_vector();
+      NoGradGuard ng;
+      const std::vector<float> v0 = t.detach().to_vector();
+      for (size_t i = 0; i < std::min<size_t>(v0.size(), 4); ++i) {
+        // Skip a gate clamped at 0 or 1 by this sample (no gradient there, nor a derivative).
+        const float h = 1e-2f;
+        auto at = [&](float d) {
+          std::vector<float> w = v0;
+          w[i] += d;
+          Tensor tt = t;
+          tt.copy_(Tensor::from_vector(w, t.shape()));
+          const double r = loss().item();
+          tt.copy_(Tensor::from_vector(v0, t.shape()));
+          return r;
+        };
+        const double want = (at(h) - at(-h)) / (2 * h);
+        EXPECT_NEAR(got[i], want, 2e-3 + 0.05 * std::fabs(want)) << (family ? "bert " : "gpt ") << which << "[" << i << "]";
+      }
+    }
+  }
+}

@@ -1,0 +1,260 @@
+// loss.cofi and op.cofi_prune in real `scion run`s: the multipliers rise while ŝ is below the
+// target, the finetuned model is physically smaller, a run killed mid-pruning resumes on the
+// same curve, and bad graphs are refused with their file position before anything runs.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "lm_nodes.h"
+#include "scion_cli.h"
+
+namespace {
+
+const char* kGraph = R"(
+[run]
+name = "cofi-test"
+seed = 9
+threads = 1
+
+[nodes.tok]
+plugin = "tokenizer.bytes"
+
+[nodes.corpus]
+plugin = "data.text"
+tokenizer = "tok"
+files = ["@DATA@/data/corpus/literature/train.txt"]
+valid_files = ["@DATA@/data/corpus/literature/valid.txt"]
+seq_len = 32
+batch_size = 4
+
+[nodes.teacher]
+plugin = "model.gpt"
+vocab = 257
+context = 32
+layers = 4
+width = 32
+heads = 4
+init_seed = 3
+frozen = true
+layer_outputs = true
+tokens = "corpus.tokens"
+
+[nodes.student]
+plugin = "model.gpt"
+vocab = 257
+context = 32
+layers = 4
+width = 32
+heads = 4
+init_seed = 3
+layer_outputs = true
+tokens = "corpus.tokens"
+
+[nodes.cofi]
+plugin = "loss.cofi"
+model = "student"
+student = "student.logits"
+teacher = "teacher.logits"
+student_layers = "student.layers"
+teacher_layers = "teacher.layers"
+target = 0.6
+warmup = 10
+start = 2
+
+[nodes.lm]
+plugin = "loss.lm"
+logits = "student.logits"
+targets = "corpus.targets"
+
+[nodes.ppl]
+plugin = "eval.ppl"
+model = "student"
+data = ["corpus"]
+max_batches = 40
+
+[[stages]]
+name = "prune"
+steps = 30
+train = ["student", "cofi"]
+losses = ["cofi"]
+optimizer = { plugin = "optim.adamw", lr = 1e-3, weight_decay = 0.0 }
+param_groups = [
+  { nodes = ["cofi"], match = "log_alpha.*", lr = 0.1 },
+  { nodes = ["cofi"], match = "lambda_*", plugin = "optim.sgd", lr = 0.1, momentum = 0.0, weight_decay = 0.0, sign = -1 },
+]
+eval = { every = 1, evaluators = ["ppl"] }
+checkpoint = { every = 5 }
+log_every = 1
+
+[[stages]]
+name = "finetune"
+steps = 6
+train = ["student"]
+losses = ["lm"]
+ops = [{ plugin = "op.cofi_prune", target = "student", masks = "cofi" }]
+optimizer = { plugin = "optim.adamw", lr = 1e-3 }
+log_every = 1
+)";
+
+std::string with_data(std::string text) {
+  for (size_t at; (at = text.find("@DATA@")) != std::string::npos;) text.replace(at, 6, SCION_SOURCE_DIR);
+  return text;
+}
+
+int run_scion(const std::string& args) {
+  return std::system((std::string(SCION_EXE) + " run " + args + " --plain > /dev/null 2>&1").c_str());
+}
+
+// The training lines (those with a loss) of a run's metrics.
+std::vector<Json> train_lines(const fs::path& run) {
+  std::vector<Json> out;
+  for (const Json& j : metrics(run))
+    if (j.contains("loss")) out.push_back(j);
+  return out;
+}
+
+}  // namespace
+
+TEST(CofiRuns, MultipliersRiseWhileBelowTargetAndThePrunedModelIsSmaller) {
+  const fs::path dir = temp("cofi_run");
+  std::ofstream(dir / "g.toml") << with_data(kGraph);
+  ASSERT_EQ(run_scion((dir / "g.toml").string() + " --out " + (dir / "run").string()), 0);
+  const auto m = train_lines(dir / "run");
+  ASSERT_EQ(m.size(), 36u);
+  // Before pruning starts: no Lagrangian term, the multipliers untouched.
+  EXPECT_EQ(json_number(m[0].at("cofi/lambda_2")), 0.0);
+  EXPECT_EQ(json_number(m[1].at("cofi/target")), 0.0);
+  int rises = 0, steps_below = 0;
+  for (size_t i = 3; i < 30; ++i) {
+    const double s = json_number(m[i - 1].at("cofi/expected_sparsity")), t = json_number(m[i - 1].at("cofi/target"));
+    if (s >= t) continue;
+    ++steps_below;
+    // Ascent on λ (plain SGD here, so each step follows its own gradient): λ₂ grows by (ŝ − t)² > 0; λ₁ moves by ŝ − t < 0, i.e. −λ₁ (the push on ŝ) rises.
+    rises += json_number(m[i].at("cofi/lambda_2")) > json_number(m[i - 1].at("cofi/lambda_2")) &&
+             json_number(m[i].at("cofi/lambda_1")) < json_number(m[i - 1].at("cofi/lambda_1"));
+  }
+  EXPECT_GT(steps_below, 5);
+  EXPECT_EQ(rises, steps_below);
+  EXPECT_NEAR(json_number(m[7].at("cofi/target")), 0.6 * 5 / 10, 1e-6) << "the target ramps from 0 after start";
+  EXPECT_GT(json_number(m[29].at("cofi/expected_sparsity")), 0.05);
+  // The finetuned student is the pruned model: smaller on disk than the teacher's shapes.
+  const auto st = safetensors::load((dir / "run" / "student.safetensors").string());
+  int64_t n = 0;
+  for (const auto& [k, t] : st.tensors)
+    if (k.find(".h.") != std::string::npos && k.find("gate") == std::string::npos) n += t.numel();
+  EXPECT_LT(n, 4 * (12 * 32 * 32 + 13 * 32)) << "block parameters after pruning";
+  fs::remove_all(dir);
+}
+
+TEST(CofiRuns, AKilledRunResumesMidPruningOnTheSameCurve) {
+  const fs::path dir = temp("cofi_resume");
+  std::ofstream(dir / "g.toml") << with_data(kGraph);
+  const std::string g = (dir / "g.toml").string();
+  ASSERT_EQ(run_scion(g + " --out " + (dir / "full").string()), 0);
+  const auto want = train_lines(dir / "full");
+  const fs::path part = dir / "part";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl(SCION_EXE, SCION_EXE, "run", g.c_str(), "--out", part.c_str(), "--plain", (char*)nullptr);
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  const fs::path mark = part / "checkpoints" / "step_10";
+  while (!fs::exists(mark) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the run finished before it could be killed";
+  ASSERT_EQ(run_scion(g + " --out " + part.string() + " --resume"), 0);
+  const auto got = train_lines(part);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(json_number(got[i].at("loss")), json_number(want[i].at("loss"))) << "step " << i + 1;
+    if (want[i].contains("cofi/expected_sparsity"))
+      EXPECT_EQ(json_number(got[i].at("cofi/expected_sparsity")), json_number(want[i].at("cofi/expected_sparsity")));
+  }
+  fs::remove_all(dir);
+}
+
+TEST(CofiRuns, BadGraphsAreRefusedWithTheirPosition) {
+  const fs::path dir = temp("cofi_bad");
+  auto validate = [&](const std::string& from, const std::string& to) {
+    std::string text = with_data(kGraph);
+    const size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+    std::ofstream(dir / "g.toml") << text;
+    return sh("validate " + (dir / "g.toml").string());
+  };
+  Result r = validate("target = 0.6", "target = 1.0");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("g.toml:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("target"), std::string::npos) << r.out;
+  r = validate("start = 2", "start = 2\nmatch_layers = [0, 1, 2, 3, 3]");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("g.toml:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("matches 5 teacher layers but the student 'student' has only 4"), std::string::npos) << r.out;
+  r = validate("init_seed = 3\nlayer_outputs = true\ntokens = \"corpus.tokens\"\n\n[nodes.cofi]",
+               "init_seed = 3\ntokens = \"corpus.tokens\"\n\n[nodes.cofi]");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("layer_outputs = true"), std::string::npos) << r.out;
+  // Pruning a model the masks do not gate: refused when the finetune stage starts, before its
+  // first update.
+  std::string text = with_data(kGraph);
+  text.replace(text.find("target = \"student\", masks"), 26, "target = \"teacher\", masks");
+  std::ofstream(dir / "g2.toml") << text;
+  r = sh("run " + (dir / "g2.toml").string() + " --out " + (dir / "bad").string() + " --plain");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("op.cofi_prune: the target has no CoFi masks"), std::string::npos) << r.out;
+  fs::remove_all(dir);
+}
+
+namespace {
+// A tiny stand-in for gpt_pretrain's / bert_pretrain's model: their vocabularies, 2 layers.
+template <class Node, class Config>
+std::string stand_in(const fs::path& dir, int64_t vocab, const char* file) {
+  Config c;
+  c.vocab = vocab, c.context = 128, c.layers = 2, c.width = 16, c.heads = 2, c.seed = 4;
+  Node n(c);
+  const std::string path = (dir / file).string();
+  safetensors::save(path, n.module().state_dict(), {{checkpoint::kConfigKey, json_dump(n.config())}});
+  return path;
+}
+const char* kShort =
+    " --plain --set run.threads=1 --set nodes.corpus.seq_len=16 --set nodes.corpus.batch_size=2"
+    " --set stages.0.steps=6 --set stages.1.steps=2 --set nodes.cofi.start=1 --set nodes.cofi.warmup=3"
+    " --set nodes.cofi.target=0.5 --set stages.0.eval.every=0 --set stages.1.eval.every=2 --set nodes.ppl.max_batches=1"
+    " --set stages.0.checkpoint.every=0 --set stages.1.checkpoint.every=0"
+    " --set 'stages.0.param_groups.0.lr=2.0'";
+}  // namespace
+
+TEST(CofiRuns, TheShippedGraphsPruneFinetuneAndTheirModelEvaluatesAndGenerates) {
+  const fs::path dir = temp("cofi_shipped");
+  // GPT: prune, finetune, then the pruned file through eval and generate.
+  const std::string gpt = stand_in<lm::GptNode, lm::GptConfig>(dir, 50257, "gpt.safetensors");
+  Result r = sh("run graphs/cofi_gpt.toml --out " + (dir / "gpt").string() + " --set nodes.teacher.load=" + gpt +
+                " --set nodes.student.load=" + gpt + " --set nodes.ppl.seq_len=16" + kShort);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("op op.cofi_prune applied to student"), std::string::npos) << r.out;
+  const std::string pruned = (dir / "gpt" / "student.safetensors").string();
+  EXPECT_LT(fs::file_size(pruned), fs::file_size(gpt)) << "the pruned checkpoint is smaller on disk";
+  r = sh("eval graphs/gpt_pretrain.toml --checkpoint " + pruned + " --set nodes.student.load=" + pruned +
+         " --set nodes.ppl.max_batches=1 --set nodes.ppl.seq_len=16");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("\"ppl\":"), std::string::npos) << r.out;
+  r = sh("generate --checkpoint " + pruned + " --prompt \"The\" --max-tokens 4 --seed 1");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  // BERT.
+  const std::string bert = stand_in<lm::BertNode, lm::BertConfig>(dir, 30522, "bert.safetensors");
+  r = sh("run graphs/cofi_bert.toml --out " + (dir / "bert").string() + " --set nodes.teacher.load=" + bert +
+         " --set nodes.bert.load=" + bert + kShort);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("op op.cofi_prune applied to bert"), std::string::npos) << r.out;
+  fs::remove_all(dir);
+}
