@@ -18,6 +18,8 @@ PKGS=(
   python3 python3-regex python3-numpy python3-torch
   # the report's browser test (tests/report: the page loaded in headless Chromium)
   chromium
+  # the Debian package (cpack -G DEB: dpkg-shlibdeps finds its Depends; CPack needs `file`)
+  dpkg-dev file
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -8,6 +8,8 @@
 
 #include "runtime/executor.h"
 #include "runtime/graph.h"
+#include "runtime/install.h"
+#include "runtime/paths.h"
 #include "runtime/registry.h"
 #include "runtime/sampling.h"
 #include "scion/report.h"
@@ -45,11 +47,7 @@ struct NoNodes : NodeResolver {
 
 PluginRegistry load_registry(const std::vector<std::string>& extra, bool quiet = false) {
   PluginRegistry reg;
-#ifdef SCION_PLUGIN_BUILD_DIR
-  reg.scan(plugin_search_path(extra, SCION_PLUGIN_BUILD_DIR));
-#else
   reg.scan(plugin_search_path(extra));
-#endif
   if (!quiet)
     for (const auto& p : reg.problems()) std::cerr << "warning: " << p << "\n";
   return reg;
@@ -111,6 +109,7 @@ int cmd_plugins(int argc, char** argv) {
   for (const auto& ps : e.params) {
     std::string type = param_type_name(ps.type), rule;
     if (ps.has_kind) type += std::string(" (") + kind_name(ps.node_kind) + ")";
+    if (ps.path) type += " file";  // found as docs/graph-reference.md "Paths" says
     for (const auto& c : ps.choices) rule += (rule.empty() ? " [" : " | ") + c;
     if (!ps.choices.empty()) rule += "]";
     if (ps.has_min || ps.has_max) rule += " [" + ps.range_text() + "]";
@@ -241,6 +240,17 @@ std::shared_ptr<scion::Tokenizer> make_tokenizer(const PluginRegistry& reg, cons
   if (!merges.empty()) {
     SCION_CHECK(has_merges, "--merges: '", tok, "' takes no merges file (BPE only)");
     tp["merges"] = Json(merges);
+  }
+  // Files the graph rule would find (runtime/paths.h), without a graph: the current
+  // directory, then Scion's data directory (a tokenizer's default vocabulary).
+  const std::vector<PathBase> bases = path_bases("");
+  for (const auto& ps : info->entry.params) {
+    if (!ps.path || !tp[ps.name].is_string() || json_string(tp[ps.name]).empty()) continue;
+    const std::string f = json_string(tp[ps.name]);
+    const auto r = resolve_path(f, bases);
+    SCION_CHECK(r, tok, ": no file matches its ", ps.name, " '", f, "' (tried ", bases_tried(bases), "; hint: --",
+                ps.name, " FILE)");
+    tp[ps.name] = Json(*r);
   }
   const NoNodes none;
   auto tk = std::dynamic_pointer_cast<scion::Tokenizer>(reg.create(tok, Params(tp, tok), none));
@@ -386,6 +396,20 @@ int cmd_report(int argc, char** argv) {
   return 0;
 }
 
+// Where this scion looks, for `scion --version`: its prefix, its plugin folders in search
+// order, and the data directory graphs' relative paths fall back to.
+void print_locations() {
+  std::error_code ec;
+  auto mark = [&](const std::string& d) { return fs::is_directory(d, ec) ? "" : " (missing)"; };
+  std::printf("prefix: %s\nplugin folders, in search order:\n  --plugin-dir folders\n", install_prefix().c_str());
+  const auto env = env_plugin_dirs();
+  if (env.empty()) std::printf("  $SCION_PLUGIN_PATH (unset)\n");
+  for (const auto& d : env) std::printf("  %s%s ($SCION_PLUGIN_PATH)\n", d.c_str(), mark(d));
+  for (const auto& d : default_plugin_dirs()) std::printf("  %s%s\n", d.c_str(), mark(d));
+  std::printf("data: %s%s (relative paths: the current directory, the graph's directory, then here)\n",
+              data_dir().c_str(), mark(data_dir()));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -397,6 +421,7 @@ int main(int argc, char** argv) {
   if (cmd == "--version" || cmd == "version") {
     std::printf("scion %s (SDK ABI %u.%u, %s, CUDA backend %s)\n", SCION_VERSION, kSdkAbiMajor, kSdkAbiMinor,
                 SCION_BUILD_FINGERPRINT, cuda_device_count() > 0 ? "with a device" : "without a device");
+    print_locations();
     return 0;
   }
   try {

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "runtime/paths.h"
 #include "scion/files.h"
 
 namespace scion::runtime {
@@ -140,7 +141,7 @@ const char* toml_type(const toml::node& n) {
 
 class Validator {
  public:
-  Validator(std::string file, const PluginRegistry& reg) : file_(std::move(file)), reg_(reg) {}
+  Validator(std::string file, const PluginRegistry& reg) : file_(std::move(file)), reg_(reg), bases_(path_bases(file_)) {}
 
   SourcePos pos(const toml::node& n) const {
     const auto& s = n.source();
@@ -188,17 +189,8 @@ class Validator {
       Json val = to_json(v);
       if (it->type == ParamType::number && v.is_integer()) val = Json(double(v.as_integer()->get()));
       check_value(*it, v, where);
-      if (it->path) {
-        std::vector<std::string> paths;
-        if (val.is_string()) paths.push_back(json_string(val));
-        else
-          for (const Json& e : json_array(val)) paths.push_back(json_string(e));
-        for (const auto& p : paths)
-          if (!p.empty() && files::glob(p).empty())
-            error(pos(v), "'" + key + "' in " + where + ": no file matches '" + p + "'",
-                  "paths are relative to the directory scion runs in (" + std::filesystem::current_path().string() + ")");
-      }
-      out[key] = std::move(val);
+      if (it->path) resolve_paths(v, key, where);
+      out[key] = it->path ? to_json(v) : std::move(val);
     }
     for (const auto& p : schema) {
       if (out.contains(p.name)) continue;
@@ -206,10 +198,57 @@ class Validator {
         error(table_pos, where + " needs '" + p.name + "' (" + param_type_name(p.type) + ")", p.doc);
         continue;
       }
-      out[p.name] = p.default_value;
-      if (!p.default_value.is_null()) insert_toml(t, p.name, p.default_value);
+      out[p.name] = p.path ? resolve_default(p, where, table_pos) : p.default_value;
+      if (!out[p.name].is_null()) insert_toml(t, p.name, out[p.name]);
     }
     return out;
+  }
+
+  // A file parameter's strings (a string, each string of a list, each string or list of
+  // strings in a table) found by the rule of runtime/paths.h: each is rewritten in the graph
+  // to the path it resolved to, so plugins open exactly what was checked and the resolved
+  // graph names it. A string or list that matches nowhere is an error at its position; in a
+  // table it is left to the plugin's own check, which knows what the table's keys mean.
+  void resolve_paths(toml::node& v, const std::string& key, const std::string& where) {
+    // An error is at the value (a list's first character), as every check of a parameter.
+    auto one = [&](toml::node& e, bool report) {
+      auto s = e.as_string();
+      if (!s || s->get().empty()) return;
+      if (auto r = resolve_path(s->get(), bases_)) s->get() = *r;
+      else if (report)
+        error(pos(v), "'" + key + "' in " + where + ": no file matches '" + s->get() + "'",
+              "paths are relative to the directory scion runs in, else to the graph's directory, else to Scion's data "
+              "directory; tried " + bases_tried(bases_));
+    };
+    auto strings = [&](toml::node& n, bool report) {
+      if (auto a = n.as_array())
+        for (auto& e : *a) one(e, report);
+      else
+        one(n, report);
+    };
+    if (auto t = v.as_table())
+      for (auto&& [k, e] : *t) strings(e, false);
+    else
+      strings(v, true);
+  }
+
+  // The default of a file parameter the graph does not set (a tokenizer's vocabulary), found
+  // by the same rule; one that matches nowhere is an error at the node's table.
+  Json resolve_default(const ParamSpec& p, const std::string& where, const SourcePos& table_pos) {
+    auto one = [&](const std::string& s) -> Json {
+      if (s.empty()) return Json(s);
+      if (auto r = resolve_path(s, bases_)) return Json(*r);
+      error(table_pos, where + ": the default of '" + p.name + "', '" + s + "', matches no file",
+            "name the file: " + p.name + " = \"...\" (" + p.doc + "); tried " + bases_tried(bases_));
+      return Json(s);
+    };
+    if (p.default_value.is_string()) return one(json_string(p.default_value));
+    if (p.default_value.is_array() && p.type == ParamType::string_list) {
+      Json::array_t a;
+      for (const Json& e : json_array(p.default_value)) a.push_back(e.is_string() ? one(json_string(e)) : e);
+      return Json(std::move(a));
+    }
+    return p.default_value;
   }
 
   // The value's elements (the value itself when it is not an array), for per-element rules.
@@ -276,6 +315,7 @@ class Validator {
 
   std::string file_;
   const PluginRegistry& reg_;
+  std::vector<PathBase> bases_;  // where a relative file path is looked for (runtime/paths.h)
   std::vector<Diagnostic> diags_;
 };
 

@@ -1,7 +1,8 @@
 #include "runtime/registry.h"
 
+#include "runtime/install.h"
+
 #include <boost/dll/shared_library.hpp>
-#include <boost/dll/runtime_symbol_info.hpp>
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
@@ -88,20 +89,24 @@ std::shared_ptr<Plugin> PluginRegistry::create(const std::string& name, const Pa
   });
 }
 
-std::vector<std::string> plugin_search_path(const std::vector<std::string>& extra, const std::string& build_dir) {
+std::vector<std::string> env_plugin_dirs() {
   std::vector<std::string> dirs;
-  if (!build_dir.empty()) dirs.push_back(build_dir);
-  // Installed layout: <prefix>/bin/scion and <prefix>/lib/scion/plugins.
-  const fs::path exe = boost::dll::program_location().string();
-  dirs.push_back((exe.parent_path().parent_path() / "plugins").string());
-  dirs.push_back((exe.parent_path().parent_path() / "lib" / "scion" / "plugins").string());
   if (const char* env = std::getenv("SCION_PLUGIN_PATH")) {
     std::stringstream ss(env);
     std::string d;
     while (std::getline(ss, d, ':'))
       if (!d.empty()) dirs.push_back(d);
   }
-  for (const auto& d : extra) dirs.push_back(d);
+  return dirs;
+}
+
+std::vector<std::string> plugin_search_path(const std::vector<std::string>& extra, const std::string& build_dir) {
+  // The first folder that defines a plugin name wins (a later definition is refused), so
+  // what the user names comes before what this Scion ships.
+  std::vector<std::string> dirs = extra;
+  for (const auto& d : env_plugin_dirs()) dirs.push_back(d);
+  if (!build_dir.empty()) dirs.push_back(build_dir);
+  for (const auto& d : default_plugin_dirs()) dirs.push_back(d);
   // Keep the first occurrence of each folder.
   std::vector<std::string> out;
   for (const auto& d : dirs) {

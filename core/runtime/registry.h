@@ -41,10 +41,13 @@ class PluginRegistry {
   std::vector<std::string> problems_;
 };
 
-// The folders searched, in order: `build_dir` (the build tree's plugin folder, which the
-// `scion` executable knows from CMake; empty for none), the folders next to the executable
-// (<prefix>/plugins, <prefix>/lib/scion/plugins), each folder of $SCION_PLUGIN_PATH, then
-// `extra` (--plugin-dir). Each folder appears once.
+// The folders searched, in order: `extra` (--plugin-dir), each folder of
+// $SCION_PLUGIN_PATH (colon-separated), `build_dir` (empty for none), then this Scion's own
+// plugin folders (runtime/install.h: <prefix>/lib/scion/plugins, and a build tree's
+// <prefix>/plugins). Each folder appears once. A plugin name is taken from the first
+// library that defines it; a later one is refused (PluginRegistry::scan's problems).
 std::vector<std::string> plugin_search_path(const std::vector<std::string>& extra, const std::string& build_dir = "");
+// The folders of $SCION_PLUGIN_PATH, in order (empty when unset).
+std::vector<std::string> env_plugin_dirs();
 
 }  // namespace scion::runtime

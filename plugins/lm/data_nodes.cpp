@@ -135,7 +135,7 @@ PluginEntry text_entry() {
   e.description = "Streams text/JSON-lines files, tokenizes, packs fixed-length windows, shuffles with a seed";
   e.params = {{"files", ParamType::string_list, Json(), true, "training files (globs): .txt (blank-line documents) or .jsonl", true},
               {"stage_files", ParamType::table, Json(Json::object_t{}), false,
-               "{ <stage> = [globs] }: files those stages read instead (each set keeps its own position)"},
+               "{ <stage> = [globs] }: files those stages read instead (each set keeps its own position)", true},
               {"valid_files", ParamType::string_list, Json(Json::array_t{}), false, "validation files (globs) for evaluators", true},
               int_param("seq_len", 128, "tokens per window").at_least(1),
               int_param("batch_size", 8, "windows per batch (per rank)").at_least(1),
@@ -175,7 +175,7 @@ PluginEntry text_entry() {
           files::expand({glob}, "data.text");
         } catch (const Error&) {
           out.push_back({at + "." + std::to_string(i), "stage_files." + stage + ": no file matches '" + glob + "'",
-                         "paths are relative to the directory scion runs in"});
+                         "paths are relative to the directory scion runs in, else to the graph's directory, else to Scion's data directory"});
         }
       }
     }

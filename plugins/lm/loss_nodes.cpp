@@ -146,7 +146,7 @@ PluginEntry ppl_entry() {
               node_param("teacher", PluginKind::model, "a second model scored on the same batches (teacher_loss)"),
               node_param("tokenizer", PluginKind::tokenizer, "tokenizes the domains' files"),
               node_list_param("data", PluginKind::data, "data nodes whose valid_files are evaluated (one domain each)"),
-              {"domains", ParamType::table, Json(Json::object_t{}), false, "domain = \"validation glob\" (needs tokenizer)"},
+              {"domains", ParamType::table, Json(Json::object_t{}), false, "domain = \"validation glob\" (needs tokenizer)", true},
               int_param("seq_len", 128, "window length for domains").at_least(1),
               int_param("batch_size", 8, "windows per batch for domains").at_least(1),
               int_param("max_batches", 50, "validation batches per domain (at most)").at_least(1),
@@ -169,7 +169,7 @@ PluginEntry ppl_entry() {
         files::expand({json_string(glob)}, "eval.ppl");
       } catch (const Error&) {
         out.push_back({"domains." + name, "domain '" + name + "': no file matches '" + json_string(glob) + "'",
-                       "paths are relative to the directory scion runs in"});
+                       "paths are relative to the directory scion runs in, else to the graph's directory, else to Scion's data directory"});
       }
     }
     const auto data = p.strings("data");

@@ -15,9 +15,18 @@ function(scion_add_plugin name)
   # A small library such as loss.inherit's was otherwise unmapped and `scion` crashed printing
   # its error.
   target_link_options(${name} PRIVATE -Wl,-z,nodelete)
+  # `cmake --install` puts the library where Scion looks for plugins without flags: in-tree,
+  # the install's plugin folder (<prefix>/lib/scion/plugins, RUNPATH back to libscion_core);
+  # out of tree, SCION_PLUGIN_INSTALL_DIR, by default the plugin folder of the Scion that
+  # find_package(Scion) found (set it to a relative path to install under your own prefix).
   if(TARGET scion_core)
     target_link_libraries(${name} PRIVATE scion_core Boost::boost ${P_LIBS})
+    file(RELATIVE_PATH _to_lib /p/${SCION_INSTALL_PLUGINDIR} /p/${SCION_INSTALL_LIBDIR})
+    set_target_properties(${name} PROPERTIES INSTALL_RPATH "$ORIGIN/${_to_lib}" INSTALL_RPATH_USE_LINK_PATH ON)
+    install(TARGETS ${name} LIBRARY DESTINATION ${SCION_INSTALL_PLUGINDIR})
   else()  # an out-of-tree plugin: find_package(Scion)
     target_link_libraries(${name} PRIVATE Scion::scion_core Boost::boost ${P_LIBS})
+    set_target_properties(${name} PROPERTIES INSTALL_RPATH "${SCION_LIBRARY_DIR}")
+    install(TARGETS ${name} LIBRARY DESTINATION "${SCION_PLUGIN_INSTALL_DIR}")
   endif()
 endfunction()
