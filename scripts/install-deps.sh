@@ -20,6 +20,10 @@ PKGS=(
   chromium
   # the Debian package (cpack -G DEB: dpkg-shlibdeps finds its Depends; CPack needs `file`)
   dpkg-dev file
+  # the libFuzzer targets and the sanitizer build (scripts/fuzz.sh, scripts/sanitize.sh): clang
+  # with its runtime libraries. 16, not 14: clang before 16 cannot capture structured bindings
+  # in lambdas (C++20), which the tree does.
+  clang-16 libclang-rt-16-dev
 )
 missing=()
 for p in "${PKGS[@]}"; do

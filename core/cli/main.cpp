@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <new>
 
 #include "runtime/executor.h"
 #include "runtime/graph.h"
@@ -17,6 +18,7 @@
 #include "scion/files.h"
 #include "scion/safetensors.h"
 #include "scion/shards.h"
+#include "scion/surgery.h"
 #include "scion/threads.h"
 
 namespace po = boost::program_options;
@@ -25,6 +27,11 @@ using namespace scion;
 using namespace scion::runtime;
 
 namespace {
+
+// Exit codes (docs/reliability.md): 0 done; 1 failed while working (a file, a node, a
+// checkpoint, out of memory); 2 the command line is wrong; 3 the graph was refused by
+// validation, before anything ran or was written.
+constexpr int kExitFailed = 1, kExitUsage = 2, kExitGraph = 3, kExitNonFinite = 4, kExitBusy = 5;
 
 const char* kUsage =
     "scion — pre-train language models by reusing knowledge that already exists\n\n"
@@ -100,7 +107,7 @@ int cmd_plugins(int argc, char** argv) {
   if (!p) {
     const std::string g = did_you_mean(name, reg.names());
     std::cerr << "error: no plugin named '" << name << "'" << (g.empty() ? "" : " (did you mean '" + g + "'?)") << "\n";
-    return 2;
+    return kExitUsage;
   }
   const PluginEntry& e = p->entry;
   std::printf("%s %s (%s) — %s\nlibrary: %s\n", e.name.c_str(), e.version.c_str(), kind_name(e.kind),
@@ -175,6 +182,9 @@ int cmd_run(int argc, char** argv) {
     return 0;
   if (plain) o.progress = 0;
   PluginRegistry reg = load_registry(c.plugin_dirs);
+  // --device replaces the graph's [run] device before validation, so a graph that names a
+  // device this machine lacks runs with --device cpu, and a bad --device is refused there.
+  if (!o.device.empty()) c.sets.push_back("run.device=\"" + o.device + "\"");
   GraphSpec g = load_graph_file(graph, c.sets, reg);  // every problem before any work
   Executor ex(std::move(g), reg, o);
   try {
@@ -258,6 +268,25 @@ std::shared_ptr<scion::Tokenizer> make_tokenizer(const PluginRegistry& reg, cons
   return tk;
 }
 
+// `generate` samples left to right: the checkpoint must hold a causal model whose vocabulary
+// covers the tokenizer's ids and no more than padding to a multiple of 128 (GPT-2's 50257 as
+// 50304); anything else samples meaningless text or fails on an id the tokenizer lacks.
+void check_generates(const std::string& ckpt, Model& model, const std::string& tok_name, const scion::Tokenizer& tk) {
+  if (auto* t = dynamic_cast<TransformerModel*>(&model)) {
+    const std::string family = t->architecture().family;
+    SCION_CHECK(family != "bert", "generate: '", ckpt, "' holds a BERT model (", family,
+                "): an encoder trained to fill in masked tokens, not to continue text; generate needs a causal model "
+                "(model.gpt)");
+  }
+  const Json cfg = model.config();
+  if (!cfg.contains("vocab") || !cfg.at("vocab").is_number_integer()) return;
+  const int64_t mv = json_int(cfg.at("vocab")), tv = tk.vocab_size(), padded = (tv + 127) / 128 * 128;
+  SCION_CHECK(mv >= tv && mv <= padded, "generate: the model in '", ckpt, "' has a vocabulary of ", mv,
+              ", but tokenizer ", tok_name, " has ", tv, " ids (a fit is ", tv, " to ", padded,
+              "): it was trained with another tokenizer; name that one with --tokenizer (tokenizer.bytes: 257 ids, "
+              "tokenizer.gpt2: 50257, tokenizer.wordpiece: its vocab.txt) and --vocab/--merges");
+}
+
 int cmd_generate(int argc, char** argv) {
   Common c;
   std::string ckpt, prompt, tok = "tokenizer.gpt2", vocab, merges, model_plugin;  // empty: the plugin's default
@@ -281,6 +310,7 @@ int cmd_generate(int argc, char** argv) {
   const Json cfg = model->config();
   if (cfg.contains("context")) o.context = json_int(cfg.at("context"));
   auto tk = make_tokenizer(reg, tok, vocab, merges);
+  check_generates(ckpt, *model, tok, *tk);
   o.stop_id = tk->eot_id();
   auto ids = sample(*model, tk->encode(prompt), o);
   std::cout << tk->decode(ids) << std::endl;
@@ -340,6 +370,10 @@ int cmd_tokenize(int argc, char** argv) {
   pos.add("input", -1);
   if (!parse(argc, argv, d, &pos, "usage: scion tokenize FILES... --out SHARD [--tokenizer P]")) return 0;
   PluginRegistry reg = load_registry(c.plugin_dirs);
+  // Where the shard cannot go (a directory, a missing or read-only folder, a name too long) is
+  // refused before the tokenization, which may take long: the probe creates the temporary
+  // file the shard will be written through and removes it.
+  { files::AtomicWriter probe(out); }
   auto tk = make_tokenizer(reg, tok, vocab, merges);
   std::vector<int32_t> all;
   size_t bytes = 0, files = 0;
@@ -415,7 +449,7 @@ void print_locations() {
 int main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" || std::string(argv[1]) == "help") {
     std::cout << kUsage;
-    return argc < 2 ? 1 : 0;
+    return argc < 2 ? kExitUsage : 0;
   }
   const std::string cmd = argv[1];
   if (cmd == "--version" || cmd == "version") {
@@ -433,24 +467,33 @@ int main(int argc, char** argv) {
     if (cmd == "tokenize") return cmd_tokenize(argc - 1, argv + 1);
     if (cmd == "report") return cmd_report(argc - 1, argv + 1);
     std::cerr << "error: unknown command '" << cmd << "'\n\n" << kUsage;
-    return 2;
+    return kExitUsage;
   } catch (const GraphError& e) {
     std::cerr << e.what() << "\n";
-    return 3;
+    return kExitGraph;
   } catch (const NonFiniteError& e) {
     std::cerr << "error: " << e.what() << "\n";
-    return 4;
+    return kExitNonFinite;
   } catch (const RunDirectoryBusy& e) {
     std::cerr << "error: " << e.what() << "\n";
-    return 5;
+    return kExitBusy;
   } catch (const Interrupted& e) {
     std::cerr << "stopped: " << e.what() << "\n";
     return 128 + e.signal();
   } catch (const po::error& e) {
     std::cerr << "error: " << e.what() << " (see scion " << cmd << " --help)\n";
-    return 2;
+    return kExitUsage;
+  } catch (const std::bad_alloc&) {
+    // An absurd size (layers, width, a tensor a file declares) used to abort the process.
+    std::cerr << "error: out of memory: scion " << cmd
+              << " needed more memory than this machine could give (check the sizes in the graph or the file: "
+                 "layers, width, vocab, batch_size, seq_len)\n";
+    return kExitFailed;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
-    return 1;
+    return kExitFailed;
+  } catch (...) {
+    std::cerr << "error: scion " << cmd << " stopped on an unknown exception\n";
+    return kExitFailed;
   }
 }

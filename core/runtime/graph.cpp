@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -14,6 +17,7 @@
 #include <toml++/toml.h>
 
 #include "runtime/paths.h"
+#include "scion/device.h"
 #include "scion/files.h"
 
 namespace scion::runtime {
@@ -32,7 +36,9 @@ std::string format(const std::vector<Diagnostic>& d) {
   std::ostringstream os;
   os << d.size() << " problem" << (d.size() == 1 ? "" : "s") << " in the graph:";
   for (const auto& x : d) {
-    os << "\n" << x.pos.file << ":" << x.pos.line << ":" << x.pos.column << ": error: " << x.message;
+    // Line 0: no place inside a file (a --set override, a file that cannot be read).
+    if (x.pos.line > 0) os << "\n" << x.pos.file << ":" << x.pos.line << ":" << x.pos.column << ": error: " << x.message;
+    else os << "\n" << x.pos.file << ": error: " << x.message;
     if (!x.hint.empty()) os << "\n    hint: " << x.hint;
   }
   return os.str();
@@ -143,12 +149,26 @@ class Validator {
  public:
   Validator(std::string file, const PluginRegistry& reg) : file_(std::move(file)), reg_(reg), bases_(path_bases(file_)) {}
 
+  // A value a --set override gave carries the override as its source path (apply_override):
+  // its problems name the override, not a place in the file it never came from.
   SourcePos pos(const toml::node& n) const {
+    if (auto it = from_override_.find(&n); it != from_override_.end()) return {it->second, 0, 0};
     const auto& s = n.source();
     return {file_, int(s.begin.line), int(s.begin.column)};
   }
+  // Records `n` and everything inside it as given by the override `ov`.
+  void mark_override(const toml::node& n, const std::string& ov) {
+    from_override_[&n] = ov;
+    if (auto a = n.as_array())
+      for (const auto& e : *a) mark_override(e, ov);
+    if (auto t = n.as_table())
+      for (auto&& [k, e] : *t) mark_override(e, ov);
+  }
   SourcePos pos(const toml::key& k) const {
     const auto& s = k.source();
+    // A key an override added has no place in the file (toml++ gives it none).
+    if (s.begin.line == 0)
+      if (auto it = override_keys_.find(std::string(k.str())); it != override_keys_.end()) return {it->second, 0, 0};
     return {file_, int(s.begin.line), int(s.begin.column)};
   }
   void error(SourcePos p, std::string msg, std::string hint = "") {
@@ -317,6 +337,8 @@ class Validator {
   const PluginRegistry& reg_;
   std::vector<PathBase> bases_;  // where a relative file path is looked for (runtime/paths.h)
   std::vector<Diagnostic> diags_;
+  std::map<const toml::node*, std::string> from_override_;  // value -> "--set path=value"
+  std::map<std::string, std::string> override_keys_;        // key an override added -> "--set path=value"
 };
 
 // param_groups = [{ nodes = [...], match = "glob", plugin = "...", lr = ..., sign = -1, <the
@@ -406,7 +428,7 @@ void parse_param_groups(Validator& v, toml::table& t, StageSpec& s, const std::m
 
 // Applies one --set override to the parsed table.
 void apply_override(toml::table& root, const std::string& ov, Validator& v) {
-  const SourcePos p{"--set " + ov, 1, 1};
+  const SourcePos p{"--set " + ov, 0, 0};
   const size_t eq = ov.find('=');
   if (eq == std::string::npos || eq == 0) {
     v.error(p, "an override must look like path.to.key=value");
@@ -417,6 +439,9 @@ void apply_override(toml::table& root, const std::string& ov, Validator& v) {
   std::stringstream ss(path);
   std::string part;
   while (std::getline(ss, part, '.')) parts.push_back(part);
+  // [run] is optional with every key defaulted: --set run.seed=3 (and `scion run --device`)
+  // works on a graph without one.
+  if (parts.size() == 2 && parts[0] == "run" && !root.contains("run")) root.insert("run", toml::table{});
   toml::node* cur = &root;
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
     const std::string& k = parts[i];
@@ -452,11 +477,33 @@ void apply_override(toml::table& root, const std::string& ov, Validator& v) {
   }
   // The value is read as TOML when it parses as TOML (numbers, booleans, arrays, quoted
   // strings) and as a plain string otherwise.
-  try {
-    toml::table parsed = toml::parse("v = " + value);
+  // Either way the value inserted is marked as the override's, so that a problem with it is
+  // reported at the override (Validator::pos), not at a place in the file.
+  const std::string source = "--set " + ov;
+  auto put = [&](toml::table& parsed) {
+    if (!t->contains(parts.back())) v.override_keys_[parts.back()] = source;
     t->insert_or_assign(parts.back(), *parsed.get("v"));
+    if (const toml::node* n = t->get(parts.back())) v.mark_override(*n, source);
+  };
+  try {
+    toml::table parsed = toml::parse("v = " + value, source);
+    put(parsed);
   } catch (const toml::parse_error&) {
-    t->insert_or_assign(parts.back(), value);
+    std::string quoted = "v = \"";
+    for (const unsigned char c : value) {
+      if (c == '"' || c == '\\') quoted += '\\', quoted += char(c);
+      else if (c < 0x20 || c == 0x7f) {
+        char esc[8];
+        std::snprintf(esc, sizeof esc, "\\u%04x", c);
+        quoted += esc;
+      } else quoted += char(c);
+    }
+    try {
+      toml::table parsed = toml::parse(quoted + "\"", source);
+      put(parsed);
+    } catch (const toml::parse_error& e) {  // not UTF-8: TOML strings cannot hold it
+      v.error(p, "--set " + path + ": the value is not valid UTF-8 text (" + std::string(e.description()) + ")");
+    }
   }
 }
 
@@ -508,7 +555,7 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
         {"name", ParamType::string, Json(g.name), false, "run name (the run directory is runs/<name>)"},
         {"seed", ParamType::integer, Json(0), false, "seed of every random stream"},
         {"device", ParamType::string, Json("cpu"), false, "cpu | cuda | auto"},
-        {"threads", ParamType::integer, Json(0), false, "CPU threads (0 = all)"},
+        ParamSpec{"threads", ParamType::integer, Json(0), false, "CPU threads (0 = all)"}.at_least(0),
         str_param("comm", "auto",
                   "data-parallel communicator: auto (MPI for CPU ranks, NCCL for GPU ranks when launched with "
                   "mpirun/srun; none for one process), single, mpi, nccl")
@@ -529,6 +576,17 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
                 did_you_mean(g.device, {"cpu", "cuda", "auto"}).empty()
                     ? "auto picks cuda when a CUDA device is available"
                     : "did you mean '" + did_you_mean(g.device, {"cpu", "cuda", "auto"}) + "'?");
+      // A CUDA device this machine does not have: the run would stop before its first update.
+      else if (g.device == "cuda" || indexed) {
+        const int have = cuda_device_count();
+        const long want = indexed ? std::strtol(g.device.c_str() + 5, nullptr, 10) : 0;
+        if (want >= have)
+          v.error(v.pos(*run->get("device")),
+                  "'device' in [run] is " + g.device + ", but this machine has " +
+                      (have == 0 ? std::string("no CUDA device") : std::to_string(have) + " CUDA device(s)") +
+                      (have == 0 ? "" : " (cuda:0 to cuda:" + std::to_string(have - 1) + ")"),
+                  "device = \"auto\" uses a CUDA device when there is one and the CPU otherwise; `scion run --device cpu` overrides the graph");
+      }
     }
     if (r.contains("threads") && r.at("threads").is_number()) g.threads = int(json_int(r.at("threads")));
     if (r.contains("comm") && r.at("comm").is_string()) g.comm = json_string(r.at("comm"));
@@ -1059,8 +1117,9 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
         cur = next;
       }
       // A table made by a [header] has no position of its own in toml++: the node's key has.
+      // A value a --set override gave is located at the override (line 0, another "file").
       const SourcePos at = cur ? v.pos(*cur) : fallback;
-      return at.line > 0 ? at : fallback;
+      return at.line > 0 || at.file != v.file_ ? at : fallback;
     };
     for (const GraphNodeView& self : view.nodes) {
       const NodeSpec& n = specs.at(self.name);
@@ -1092,9 +1151,27 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
 
 GraphSpec load_graph_file(const std::string& file, const std::vector<std::string>& overrides,
                           const PluginRegistry& reg) {
+  // Said in words, with the file: the C++ library's own messages ("basic_filebuf::underflow
+  // error reading the file: Is a directory") name neither.
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec))
+    throw GraphError({{{file, 0, 0}, "this is a directory, not a graph file", "name a .toml graph file (graphs/*.toml)"}});
+  errno = 0;
   std::ifstream in(file, std::ios::binary);
-  if (!in) throw GraphError({{{file, 0, 0}, "cannot open the graph file", "check the path"}});
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in) {
+    const int err = errno;
+    throw GraphError({{{file, 0, 0},
+                       std::string("cannot open the graph file") + (err ? std::string(": ") + std::strerror(err) : ""),
+                       err == ENAMETOOLONG ? "the path (or one of its folder names) is longer than the system allows"
+                                           : "check the path"}});
+  }
+  std::string text;
+  try {
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  } catch (const std::exception&) {
+    text.clear();
+  }
+  if (in.bad()) throw GraphError({{{file, 0, 0}, "cannot read the graph file", "is it a regular, readable file?"}});
   return load_graph(file, text, overrides, reg);
 }
 

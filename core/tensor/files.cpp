@@ -47,8 +47,19 @@ AtomicWriter::AtomicWriter(std::string path) : path_(std::move(path)) {
   fs::path tmp = (target.has_parent_path() ? target.parent_path() : fs::path(".")) / target.filename();
   tmp += ".tmp" + std::to_string(::getpid());  // per process: two writers never share one
   tmp_ = tmp.string();
+  std::error_code ec;
+  SCION_CHECK(!fs::is_directory(target, ec), "cannot write '", path_, "': it is a directory (name a file to write)");
   fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  SCION_CHECK(fd_ >= 0, "cannot create '", tmp_, "': ", std::strerror(errno));
+  if (fd_ < 0) {
+    const int e = errno;
+    const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+    SCION_CHECK(e != ENOENT || fs::is_directory(dir, ec), "cannot create '", path_, "': the folder '", dir.string(),
+                "' does not exist");
+    SCION_CHECK(e != ENAMETOOLONG, "cannot create '", path_, "': the name of its temporary file '",
+                tmp_.substr(tmp_.rfind('/') + 1), "' is longer than the system allows (", std::strerror(e),
+                "); choose a shorter file name");
+    throw Error("cannot create '" + path_ + "' (through its temporary file '" + tmp_ + "'): " + std::strerror(e));
+  }
 }
 
 AtomicWriter::~AtomicWriter() {
@@ -80,8 +91,11 @@ void AtomicWriter::commit() {
     throw Error("flushing '" + tmp_ + "' failed: " + std::strerror(e));
   }
   if (::close(fd) != 0) throw Error("flushing '" + tmp_ + "' failed: " + std::strerror(errno));
-  if (::rename(tmp_.c_str(), path_.c_str()) != 0)
-    throw Error("cannot rename '" + tmp_ + "' to '" + path_ + "': " + std::strerror(errno));
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    const int e = errno;
+    if (e == EISDIR) throw Error("cannot write '" + path_ + "': it is a directory (name a file to write)");
+    throw Error("cannot put '" + path_ + "' in place (renaming its temporary file '" + tmp_ + "'): " + std::strerror(e));
+  }
   tmp_.clear();  // renamed: nothing left to remove
   const fs::path target(path_);
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");

@@ -111,8 +111,32 @@ Loaded load_impl(const std::string& path, bool with_tensors) {
                 "' has dtype ", json_string(e.at("dtype")), ", which Scion does not read (F32, BF16, F16, I32, I64, U16, U8, BOOL)");
     Shape shape;
     for (const Json& d : json_array(e.at("shape"))) shape.push_back(json_int(d));
-    const size_t b = size_t(json_int(e.at("data_offsets").at(0))), en = size_t(json_int(e.at("data_offsets").at(1)));
-    const size_t want = size_t(shape_numel(shape)) * dtype_size(dt);
+    // The element and byte counts from the header are checked before they are trusted: a
+    // negative dimension, or a product that wraps around (2^32 x 2^32 is 0 in int64), would
+    // otherwise match small offsets and make a tensor larger than its storage.
+    auto shape_text = [&] {
+      std::string t = "[";
+      for (size_t i = 0; i < shape.size(); ++i) t += (i ? ", " : "") + std::to_string(shape[i]);
+      return t + "]";
+    };
+    uint64_t numel = 1;
+    bool too_many = false, empty = false;
+    for (int64_t d : shape) {
+      SCION_CHECK(d >= 0, "safetensors: '", path, "': tensor '", name, "' has a negative dimension in shape ", shape_text());
+      if (d == 0) empty = true;
+      else if (numel > (uint64_t(1) << 62) / uint64_t(d)) too_many = true;
+      else numel *= uint64_t(d);
+    }
+    if (empty) numel = 0, too_many = false;  // a zero dimension: an empty tensor, whatever the others
+    SCION_CHECK(!too_many && numel <= ((uint64_t(1) << 62) / dtype_size(dt)), "safetensors: '", path, "': tensor '",
+                name, "' has shape ", shape_text(), ": too many elements for any file");
+    const Json& offsets = e.at("data_offsets");
+    SCION_CHECK(offsets.is_array() && offsets.size() == 2 && offsets.at(0).is_number_unsigned() &&
+                    offsets.at(1).is_number_unsigned(),
+                "safetensors: '", path, "': tensor '", name, "' needs data_offsets = [begin, end], two non-negative integers, got ",
+                json_dump(offsets));
+    const size_t b = size_t(offsets.at(0).get<uint64_t>()), en = size_t(offsets.at(1).get<uint64_t>());
+    const size_t want = size_t(numel) * dtype_size(dt);
     SCION_CHECK(b <= en && en <= data_size && en - b == want, "safetensors: '", path, "': tensor '", name,
                 "' has offsets [", b, ", ", en, ") but needs ", want, " bytes inside ", data_size, " data bytes");
     Tensor t = Tensor::empty(shape, dt);

@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 
+#include "graph_facts.h"
 #include "mlm.h"
 #include "scion/files.h"
 #include "scion/plugin.h"
@@ -179,6 +180,25 @@ PluginEntry text_entry() {
         }
       }
     }
+    // Text too short for one window stops the run at its first batch (training files) or at
+    // its first evaluation (valid_files), after the run directory exists: refused here.
+    const GraphNodeView* tn = g.node(self.params.s("tokenizer"));
+    const TokenizerFacts* tf = tn && tn->kind == PluginKind::tokenizer ? &tokenizer_facts(*tn) : nullptr;
+    if (tf && tf->tokenizer) {
+      const int64_t T = self.params.i("seq_len");
+      for (const char* key : {"files", "valid_files"}) {
+        const auto globs = self.params.strings(key);
+        if (!globs.empty() && !makes_a_window(globs, *tf->tokenizer, T))
+          out.push_back({key, std::string(key) + " of node '" + self.name + "' hold fewer tokens than one window of " +
+                                  std::to_string(T + 1) + " (seq_len + 1, tokenized by '" + tn->name + "')",
+                         "give longer files, or a smaller seq_len"});
+      }
+      // MLM masking writes mask_id into the inputs: it must be an id of the tokenizer.
+      if (self.params.f("mlm_prob") > 0 && self.params.i("mask_id") >= tf->vocab())
+        out.push_back({"mask_id", "mask_id " + std::to_string(self.params.i("mask_id")) + " is not an id of tokenizer '" +
+                                      tn->name + "' (" + std::to_string(tf->vocab()) + " ids)",
+                       "the tokenizer's [MASK] id (103 in BERT's vocab.txt)"});
+    }
     return out;
   };
   e.factory = [](const Params& p, const NodeResolver& r) { return std::make_shared<TextNode>(p, r); };
@@ -248,6 +268,30 @@ PluginEntry shards_entry() {
               int_param("batch_size", 8, "rows per batch (per rank)").at_least(1)};
   e.outputs = {{"tokens", "tokens:i64[{batch_size},{seq_len}]", false, "input ids [B, T]"},
                {"targets", "targets:i64[{batch_size},{seq_len}]", false, "next-token ids [B, T]"}};
+  // Each shard's header and size, as the node's constructor checks them (a map of the header
+  // only; no token is read).
+  e.check = [](const GraphView&, const GraphNodeView& self) {
+    std::vector<GraphProblem> out;
+    std::vector<std::string> paths;
+    try {
+      paths = files::expand(self.params.strings("files"), "data.shards");
+    } catch (const Error&) {
+      return out;  // the schema's path check says so
+    }
+    const int64_t need = self.params.i("batch_size") * self.params.i("seq_len") + 1;
+    for (const auto& f : paths) {
+      try {
+        shards::ShardReader r(f);
+        if (r.size() < need)
+          out.push_back({"files", "shard '" + f + "' holds " + std::to_string(r.size()) + " tokens, fewer than one batch (" +
+                                      std::to_string(need) + " = batch_size * seq_len + 1)",
+                         "a smaller batch_size or seq_len, or a longer shard (scion tokenize)"});
+      } catch (const std::exception& e) {
+        out.push_back({"files", e.what(), "shards are written by `scion tokenize` (llm.c's format)"});
+      }
+    }
+    return out;
+  };
   e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<ShardsNode>(p); };
   return e;
 }

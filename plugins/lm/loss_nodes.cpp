@@ -1,6 +1,7 @@
 // loss.lm, loss.mlm and eval.ppl.
 #include <cmath>
 
+#include "graph_facts.h"
 #include "scion/files.h"
 #include "scion/ops.h"
 #include "scion/plugin.h"
@@ -176,6 +177,31 @@ PluginEntry ppl_entry() {
     if (data.empty() && !has_domains)
       out.push_back({"", "name data nodes (data = [...]) or domains = {...} to evaluate on",
                      "data = [\"<data node with valid_files>\"] or domains = { name = \"glob\" }"});
+    // Windows longer than the model's positions, and domain files too short for one window,
+    // would stop the run at its first evaluation (possibly after all the training).
+    const GraphNodeView* model = p.has("model") ? g.node(p.s("model")) : nullptr;
+    const int64_t context = model ? model_context(*model) : -1;
+    if (has_domains && context > 0 && p.i("seq_len") > context)
+      out.push_back({"seq_len", "seq_len " + std::to_string(p.i("seq_len")) + " is longer than the context of model '" +
+                                    model->name + "' (" + std::to_string(context) + ")",
+                     "seq_len <= " + std::to_string(context)});
+    const GraphNodeView* tn = p.has("tokenizer") ? g.node(p.s("tokenizer")) : nullptr;
+    if (has_domains && tn && tn->kind == PluginKind::tokenizer && tokenizer_facts(*tn).tokenizer)
+      for (const auto& [name, glob] : json_object(domains))
+        if (glob.is_string() && !makes_a_window({json_string(glob)}, *tokenizer_facts(*tn).tokenizer, p.i("seq_len")))
+          out.push_back({"domains." + name, "domain '" + name + "' (" + json_string(glob) +
+                                                ") holds fewer tokens than one window of " + std::to_string(p.i("seq_len") + 1),
+                         "a longer file, or a smaller seq_len"});
+    for (size_t i = 0; i < p.strings("data").size(); ++i) {
+      const GraphNodeView* d = g.node(p.strings("data")[i]);
+      if (d && context > 0 && d->params.all().contains("seq_len") && d->params.raw("seq_len").is_number_integer() &&
+          d->params.i("seq_len") > context)
+        out.push_back({"data." + std::to_string(i), "data node '" + d->name + "' has windows of " +
+                                                         std::to_string(d->params.i("seq_len")) +
+                                                         " tokens, longer than the context of model '" + model->name +
+                                                         "' (" + std::to_string(context) + ")",
+                       "seq_len of '" + d->name + "' <= " + std::to_string(context)});
+    }
     // A data node without a validation split gives no batches: the first evaluation would stop
     // the run. Data plugins that take valid_files say so by that parameter.
     for (size_t i = 0; i < data.size(); ++i) {

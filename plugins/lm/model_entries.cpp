@@ -1,4 +1,10 @@
 // The model.gpt and model.bert plugin entries: schemas and ports.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "graph_facts.h"
 #include "lm_nodes.h"
 
 namespace scion::lm {
@@ -19,25 +25,86 @@ std::vector<ParamSpec> model_params(int64_t vocab, int64_t ctx, bool gpt) {
           bool_param("layer_outputs", false, "also give every block's output on port 'layers' (layerwise distillation)")};
 }
 
-// What the model's constructor and first forward pass would refuse. A model that loads a
-// checkpoint takes its config from the file, so its own parameters are checked only without.
+// What the model's constructor and first forward pass would refuse, and what would make its
+// results meaningless: a checkpoint of another kind, a vocabulary that does not cover the
+// tokenizer's ids, windows longer than its positions, a size this machine cannot hold. A model
+// that loads a Scion checkpoint takes its config from the file, so the file's config is checked.
 std::vector<GraphProblem> check_model(const GraphView& g, const GraphNodeView& self) {
   std::vector<GraphProblem> out;
   const Params& p = self.params;
-  if (!p.s("load").empty()) return out;
-  if (p.i("width") % p.i("heads") != 0)
-    out.push_back({"heads", "width " + std::to_string(p.i("width")) + " is not divisible by heads " +
-                                std::to_string(p.i("heads")),
-                   "choose heads that divide the width (head size = width / heads)"});
+  const std::string load = p.s("load");
+  if (!load.empty()) {
+    const CheckpointFacts& c = checkpoint_facts(load);
+    if (!c.error.empty()) {
+      out.push_back({"load", "cannot read the model file '" + load + "': " + c.error,
+                     "load = a .safetensors file written by scion (or a Hugging Face one)"});
+      return out;
+    }
+    if (!c.plugin.empty() && c.plugin != self.plugin)
+      out.push_back({"load", "'" + load + "' holds a " + c.plugin + " model, but node '" + self.name + "' is " +
+                                 self.plugin,
+                     "load it into a node with plugin = \"" + c.plugin + "\", or name a " + self.plugin + " checkpoint"});
+  } else {
+    if (p.i("width") % p.i("heads") != 0)
+      out.push_back({"heads", "width " + std::to_string(p.i("width")) + " is not divisible by heads " +
+                                  std::to_string(p.i("heads")),
+                     "choose heads that divide the width (head size = width / heads)"});
+    // The weights alone (4 bytes each) must fit in this machine's memory; training needs
+    // about four times that (gradients, two optimizer moments).
+    const double w = double(p.i("width")), ffn = p.i("ffn") > 0 ? double(p.i("ffn")) : 4 * w;
+    const double params = double(p.i("layers")) * (4 * w * w + 2 * w * ffn + 9 * w + ffn) +
+                          double(p.i("vocab")) * w * (p.b("tied") ? 1 : 2) + double(p.i("context")) * w;
+    const double ram = double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGESIZE));
+    if (ram > 0 && 4 * params > ram) {
+      char text[160];
+      std::snprintf(text, sizeof text, "a model of %.3g parameters needs %.3g GiB for its weights alone; this machine has %.3g GiB",
+                    params, 4 * params / double(1 << 30), ram / double(1 << 30));
+      out.push_back({p.i("layers") * 4 * w * w > double(p.i("vocab")) * w ? "layers" : "vocab", text,
+                     "check layers, width, ffn and vocab"});
+    }
+  }
+  const int64_t vocab = model_vocab(self), context = model_context(self);
+  const std::string from = load.empty() ? "" : " (from '" + load + "')";
+  const std::string at = load.empty() ? "" : "load";
   // The windows fed to the model must fit its positions.
   auto in = self.inputs.find("tokens");
   const GraphNodeView* src = in == self.inputs.end() ? nullptr : g.node(in->second.substr(0, in->second.find('.')));
-  if (src && src->params.all().contains("seq_len") && src->params.all().at("seq_len").is_number() &&
-      src->params.i("seq_len") > p.i("context"))
-    out.push_back({"context", "node '" + src->name + "' feeds windows of " + std::to_string(src->params.i("seq_len")) +
-                                  " tokens, more than the context of " + std::to_string(p.i("context")),
-                   "set context >= " + std::to_string(src->params.i("seq_len")) + ", or seq_len of '" + src->name +
-                       "' <= " + std::to_string(p.i("context"))});
+  if (src && context > 0 && src->params.all().contains("seq_len") && src->params.raw("seq_len").is_number_integer() &&
+      src->params.i("seq_len") > context)
+    out.push_back({at.empty() ? "context" : at,
+                   "node '" + src->name + "' feeds windows of " + std::to_string(src->params.i("seq_len")) +
+                       " tokens, more than the context of " + std::to_string(context) + from,
+                   (load.empty() ? "set context >= " + std::to_string(src->params.i("seq_len")) + ", or seq_len of '"
+                                 : "the checkpoint's positions are fixed: seq_len of '") +
+                       src->name + "' <= " + std::to_string(context)});
+  // Every id the tokenizers that reach the model can give must have an embedding row: the
+  // one feeding its tokens, and those of the evaluators scoring it.
+  std::vector<const GraphNodeView*> tokenizers;
+  if (const GraphNodeView* t = tokenizer_feeding(g, self)) tokenizers.push_back(t);
+  for (const auto& n : g.nodes)
+    if (n.kind == PluginKind::evaluator && n.params.has("tokenizer") && n.params.raw("tokenizer").is_string())
+      for (const char* role : {"model", "teacher"})
+        if (n.params.has(role) && n.params.raw(role).is_string() && n.params.s(role) == self.name)
+          if (const GraphNodeView* t = g.node(n.params.s("tokenizer")); t && t->kind == PluginKind::tokenizer)
+            tokenizers.push_back(t);
+  for (size_t i = 0; i < tokenizers.size(); ++i) {
+    if (std::find(tokenizers.begin(), tokenizers.begin() + long(i), tokenizers[i]) != tokenizers.begin() + long(i)) continue;
+    const GraphNodeView& t = *tokenizers[i];
+    const int64_t tv = tokenizer_facts(t).vocab();
+    if (tv <= 0 || vocab <= 0) continue;
+    if (vocab < tv)
+      out.push_back({at.empty() ? "vocab" : at,
+                     "a vocabulary of " + std::to_string(vocab) + from + " is smaller than tokenizer '" + t.name +
+                         "' (" + t.plugin + "), which gives ids up to " + std::to_string(tv - 1),
+                     load.empty() ? "set vocab = " + std::to_string(tv) + " (or up to " + std::to_string(padded_vocab(tv)) +
+                                        ", padded to a multiple of 128)"
+                                  : "this checkpoint was trained with another tokenizer; use that one"});
+    else if (!load.empty() && !vocab_fits_tokenizer(vocab, tv))
+      out.push_back({at, "'" + load + "' has a vocabulary of " + std::to_string(vocab) + ", far more than the " +
+                             std::to_string(tv) + " ids of tokenizer '" + t.name + "' (" + t.plugin + ")",
+                     "this checkpoint was trained with another tokenizer (its vocabulary would be " + std::to_string(tv) +
+                         " to " + std::to_string(padded_vocab(tv)) + "); use that one"});
+  }
   return out;
 }
 

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "byte_tokenizer.h"
+#include "graph_facts.h"
 #include "gpt2_bpe.h"
 #include "scion/plugin.h"
 #include "wordpiece.h"
@@ -20,6 +21,16 @@ auto rethrow(const char* who, F&& f) {
   } catch (const std::exception& e) {
     throw scion::Error(std::string(who) + ": " + e.what());
   }
+}
+
+// The tokenizer's files are loaded at validation (once, graph_facts.h), so a broken vocabulary
+// is refused before the run starts rather than when the node is made.
+std::vector<GraphProblem> check_loads(const GraphView&, const GraphNodeView& self) {
+  const TokenizerFacts& f = tokenizer_facts(self);
+  if (f.error.empty()) return {};
+  return {{"vocab", "the tokenizer's files cannot be loaded: " + f.error,
+           self.plugin == "tokenizer.gpt2" ? "vocab = GPT-2's encoder.json (or vocab.json), merges = its vocab.bpe (or merges.txt)"
+                                           : "vocab = BERT's vocab.txt, one token a line"}};
 }
 
 PluginEntry bytes_entry() {
@@ -42,6 +53,7 @@ PluginEntry gpt2_entry() {
   e.description = "GPT-2 byte-level BPE (encoder.json/vocab.json + vocab.bpe/merges.txt), GPT-2's exact ids";
   e.params = {{"vocab", ParamType::string, Json("data/gpt2/encoder.json"), false, "encoder.json or vocab.json", true},
               {"merges", ParamType::string, Json("data/gpt2/vocab.bpe"), false, "vocab.bpe or merges.txt", true}};
+  e.check = check_loads;
   e.factory = [](const Params& p, const NodeResolver&) {
     return rethrow("tokenizer.gpt2", [&] {
       return std::make_shared<text::Gpt2Bpe>(p.s("vocab"), p.s("merges"));
@@ -58,6 +70,7 @@ PluginEntry wordpiece_entry() {
   e.description = "BERT WordPiece (vocab.txt; lower-casing and accent stripping as bert-base-uncased)";
   e.params = {{"vocab", ParamType::string, Json("data/bert/vocab.txt"), false, "BERT vocab.txt", true},
               {"lower_case", ParamType::boolean, Json(true), false, "lower-case and strip accents (uncased models)"}};
+  e.check = check_loads;
   e.factory = [](const Params& p, const NodeResolver&) {
     return rethrow("tokenizer.wordpiece", [&] {
       return std::make_shared<text::WordPiece>(p.s("vocab"), p.b("lower_case"));

@@ -1,0 +1,156 @@
+// Facts for the graph checks (graph_facts.h).
+#include "graph_facts.h"
+
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+#include "byte_tokenizer.h"
+#include "gpt2_bpe.h"
+#include "scion/checkpoint.h"
+#include "scion/files.h"
+#include "scion/safetensors.h"
+#include "text_stream.h"
+#include "wordpiece.h"
+
+namespace scion::lm {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::mutex facts_mutex;
+
+// Size and modification time of a file: a cache key that changes when the file does.
+std::string file_stamp(const std::string& path) {
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  const auto time = fs::last_write_time(path, ec);
+  return path + "#" + std::to_string(ec ? 0 : size) + "#" + std::to_string(ec ? 0 : time.time_since_epoch().count());
+}
+
+std::shared_ptr<scion::Tokenizer> make_tokenizer(const GraphNodeView& n) {
+  const Params& p = n.params;
+  if (n.plugin == "tokenizer.bytes") return std::make_shared<text::ByteTokenizer>(true);
+  if (n.plugin == "tokenizer.gpt2") return std::make_shared<text::Gpt2Bpe>(p.s("vocab"), p.s("merges"));
+  if (n.plugin == "tokenizer.wordpiece") return std::make_shared<text::WordPiece>(p.s("vocab"), p.b("lower_case"));
+  return nullptr;  // a tokenizer of another library: nothing is known of it here
+}
+
+}  // namespace
+
+const TokenizerFacts& tokenizer_facts(const GraphNodeView& n) {
+  static std::map<std::string, TokenizerFacts> cache;
+  std::string key = n.plugin + " " + json_dump(n.params.all());
+  for (const char* k : {"vocab", "merges"})
+    if (n.params.has(k) && n.params.raw(k).is_string()) key += " " + file_stamp(n.params.s(k));
+  std::lock_guard<std::mutex> lock(facts_mutex);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  TokenizerFacts f;
+  try {
+    f.tokenizer = make_tokenizer(n);
+  } catch (const std::exception& e) {
+    f.error = e.what();
+  }
+  if (cache.size() > 64) cache.clear();  // a long-lived process (the fuzzer) sees many
+  return cache.emplace(key, std::move(f)).first->second;
+}
+
+const GraphNodeView* tokenizer_feeding(const GraphView& g, const GraphNodeView& model) {
+  const GraphNodeView* at = &model;
+  for (int hops = 0; hops < 16; ++hops) {  // a chain through prompt nodes; never a cycle
+    auto in = at->inputs.find("tokens");
+    if (in == at->inputs.end()) return nullptr;
+    const GraphNodeView* src = g.node(in->second.substr(0, in->second.find('.')));
+    if (!src) return nullptr;
+    if (src->kind == PluginKind::data) {
+      if (!src->params.has("tokenizer") || !src->params.raw("tokenizer").is_string()) return nullptr;
+      const GraphNodeView* tok = g.node(src->params.s("tokenizer"));
+      return tok && tok->kind == PluginKind::tokenizer ? tok : nullptr;
+    }
+    at = src;
+  }
+  return nullptr;
+}
+
+const CheckpointFacts& checkpoint_facts(const std::string& path) {
+  static std::map<std::string, CheckpointFacts> cache;
+  const std::string key = file_stamp(path);
+  std::lock_guard<std::mutex> lock(facts_mutex);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  CheckpointFacts f;
+  try {
+    const safetensors::Metadata m = safetensors::load_metadata(path);
+    if (auto p = m.find(checkpoint::kPluginKey); p != m.end()) f.plugin = p->second;
+    if (auto c = m.find(checkpoint::kConfigKey); c != m.end()) {
+      f.config = json_parse(c->second, path + " (" + checkpoint::kConfigKey + ")");
+      if (!f.config.is_object()) throw Error(path + ": " + checkpoint::kConfigKey + " is not a JSON object");
+    }
+  } catch (const std::exception& e) {
+    f.error = e.what();
+    f.config = Json();
+  }
+  if (cache.size() > 64) cache.clear();
+  return cache.emplace(key, std::move(f)).first->second;
+}
+
+namespace {
+int64_t model_size(const GraphNodeView& m, const char* key) {
+  if (m.params.has("load") && m.params.raw("load").is_string() && !m.params.s("load").empty()) {
+    const CheckpointFacts& c = checkpoint_facts(m.params.s("load"));
+    if (c.config.is_object() && c.config.contains(key) && c.config.at(key).is_number_integer())
+      return c.config.at(key).get<int64_t>();
+  }
+  if (m.params.has(key) && m.params.raw(key).is_number_integer()) return m.params.i(key);
+  return -1;
+}
+}  // namespace
+
+int64_t model_vocab(const GraphNodeView& m) { return model_size(m, "vocab"); }
+int64_t model_context(const GraphNodeView& m) { return model_size(m, "context"); }
+
+bool makes_a_window(const std::vector<std::string>& globs, const scion::Tokenizer& tok, int64_t seq_len) {
+  std::vector<std::string> paths;
+  try {
+    paths = files::expand(globs, "validation");
+  } catch (const Error&) {
+    return true;  // no file: the path check of the schema says so already
+  }
+  uintmax_t bytes = 0;
+  for (const auto& p : paths) {
+    std::error_code ec;
+    const auto n = fs::file_size(p, ec);
+    bytes += ec ? 0 : n;
+  }
+  constexpr uintmax_t kTokenizeUpTo = uintmax_t(256) << 10;  // a fraction of a second to tokenize
+  if (bytes > kTokenizeUpTo) return 2 * bytes + 1 >= uintmax_t(seq_len) + 1;
+  if (2 * bytes + 1 < uintmax_t(seq_len) + 1) return false;  // no tokenizer makes that many
+  static std::map<std::string, bool> cache;
+  std::string key = std::to_string(reinterpret_cast<uintptr_t>(&tok)) + " " + std::to_string(seq_len);
+  for (const auto& p : paths) key += " " + file_stamp(p);
+  {
+    std::lock_guard<std::mutex> lock(facts_mutex);
+    if (auto it = cache.find(key); it != cache.end()) return it->second;
+  }
+  bool ok = true;
+  try {
+    TokenizeFn fn = [&tok](std::string_view s) { return tok.encode(s); };
+    ok = !TextStream::all_windows(paths, fn, tok.eot_id(), seq_len).empty();
+  } catch (const std::exception&) {
+    ok = true;  // unreadable here: the node's own error will say what it is
+  }
+  std::lock_guard<std::mutex> lock(facts_mutex);
+  if (cache.size() > 256) cache.clear();
+  cache[key] = ok;
+  return ok;
+}
+
+int64_t padded_vocab(int64_t tok_vocab) { return (tok_vocab + 127) / 128 * 128; }
+
+bool vocab_fits_tokenizer(int64_t model_vocab, int64_t tok_vocab) {
+  return model_vocab >= tok_vocab && model_vocab <= padded_vocab(tok_vocab);
+}
+
+}  // namespace scion::lm
