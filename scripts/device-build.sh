@@ -39,6 +39,7 @@ PACKAGES=(
   libtomlplusplus-dev libtomlplusplus3
   libgtest-dev libgmock-dev
   libopenblas-dev libopenblas0 libopenblas0-pthread libopenblas-pthread-dev libgfortran5 libquadmath0
+  libfaiss-dev
 )
 
 fetch() {

@@ -12,6 +12,8 @@ PKGS=(
   nlohmann-json3-dev
   libgtest-dev libgmock-dev
   libopenblas-dev
+  # kNN-LM / TRIME datastores (plugins/memory): FAISS's exact and IVF/PQ indexes
+  libfaiss-dev
   libopenmpi-dev openmpi-bin
   # references the tests compare against: the tokenizers' Python twins (regex) and the
   # models' PyTorch twins (Debian's python3-torch, CPU)

@@ -104,6 +104,11 @@ TransformerBlock::TransformerBlock(const BlockConfig& c) : cfg(c) {
 }
 
 Tensor TransformerBlock::forward(const Tensor& x, const Tensor& key_padding_mask, uint64_t dropout_seed) const {
+  return forward(x, key_padding_mask, dropout_seed, nullptr);
+}
+
+Tensor TransformerBlock::forward(const Tensor& x, const Tensor& key_padding_mask, uint64_t dropout_seed,
+                                 Tensor* ffn_input) const {
   const bool drop = training_ && cfg.dropout > 0.f;
   if (cfg.style == BlockStyle::gpt2) {
     Tensor h = x;
@@ -112,7 +117,9 @@ Tensor TransformerBlock::forward(const Tensor& x, const Tensor& key_padding_mask
       h = ops::add(x, gated(gated(a, attention_gate), layer_gate));
     }
     if (!mlp) return h;
-    Tensor m = mlp->forward(ln_2->forward(h));
+    Tensor ln = ln_2->forward(h);
+    if (ffn_input) *ffn_input = ln;
+    Tensor m = mlp->forward(ln);
     if (drop) m = ops::dropout(m, cfg.dropout, derive_seed(dropout_seed, 2));
     return ops::add(h, gated(gated(m, ffn_gate), layer_gate));
   }
@@ -124,6 +131,7 @@ Tensor TransformerBlock::forward(const Tensor& x, const Tensor& key_padding_mask
     h = ln_1->forward(ops::add(x, gated(attn->forward(x, key_padding_mask, derive_seed(dropout_seed, 1)), attention_gate)));
   Tensor y = h;
   if (mlp && !closed(ffn_gate)) {
+    if (ffn_input) *ffn_input = h;
     Tensor m = mlp->forward(h);
     if (drop) m = ops::dropout(m, cfg.dropout, derive_seed(dropout_seed, 2));
     y = ln_2->forward(ops::add(h, gated(m, ffn_gate)));

@@ -35,7 +35,7 @@ GptModel::GptModel(const GptConfig& c) : cfg_(c) {
 }
 
 Tensor GptModel::hidden(const Tensor& ids, uint64_t dropout_seed, int64_t max_layers,
-                        std::vector<Tensor>* layer_states) const {
+                        std::vector<Tensor>* layer_states, Tensor* last_ffn_input) const {
   SCION_CHECK(ids.defined() && ids.dim() == 2, "model.gpt: tokens must be [B, T], got ", ids.desc());
   const int64_t T = ids.size(1);
   SCION_CHECK(T <= cfg_.context, "model.gpt: sequence length ", T, " exceeds the context of ", cfg_.context,
@@ -45,7 +45,7 @@ Tensor GptModel::hidden(const Tensor& ids, uint64_t dropout_seed, int64_t max_la
   if (training_ && cfg_.dropout > 0.f) x = ops::dropout(x, cfg_.dropout, derive_seed(dropout_seed, 0));
   const size_t n = max_layers < 0 ? blocks.size() : std::min(blocks.size(), size_t(max_layers));
   for (size_t i = 0; i < n; ++i) {
-    x = blocks[i]->forward(x, Tensor(), derive_seed(dropout_seed, 1 + i));
+    x = blocks[i]->forward(x, Tensor(), derive_seed(dropout_seed, 1 + i), i + 1 == n ? last_ffn_input : nullptr);
     if (layer_states) layer_states->push_back(x);
   }
   return ln_f->forward(x);

@@ -25,9 +25,11 @@ class GptModel : public nn::Module {
   // ids [B, T] (i64/i32) -> final hidden states [B, T, C] (after ln_f). `max_layers` >= 0
   // runs only the bottom blocks (a prefix sub-model sharing embeddings and head).
   // `layer_states`, when given, receives each block's output (the residual stream, before
-  // ln_f), for layerwise distillation.
+  // ln_f), for layerwise distillation. `last_ffn_input`, when given, receives the last block
+  // run's FFN input (after its ln_2, [B, T, C]; undefined when that block has no FFN):
+  // TRIME's and kNN-LM's representation.
   Tensor hidden(const Tensor& ids, uint64_t dropout_seed = 0, int64_t max_layers = -1,
-                std::vector<Tensor>* layer_states = nullptr) const;
+                std::vector<Tensor>* layer_states = nullptr, Tensor* last_ffn_input = nullptr) const;
   // ids [B, T] -> logits [B, T, V]
   Tensor forward(const Tensor& ids, uint64_t dropout_seed = 0) const;
   Tensor logits_from_hidden(const Tensor& h) const;

@@ -118,7 +118,9 @@ PluginEntry gpt_entry() {
   e.inputs = {{"tokens", "tokens:i64[B,T]", false, "token ids [B, T]"}};
   e.outputs = {{"logits", "logits:f32[B,T,{vocab}]", false, "next-token logits [B, T, V]"},
                {"hidden", "hidden:f32[B,T,{width}]", false, "final hidden states [B, T, C]"},
-               {"layers", "layers:f32[?,B,T,?]", true, "every block's output [L, B, T, C] (with layer_outputs = true)"}};
+               {"layers", "layers:f32[?,B,T,?]", true, "every block's output [L, B, T, C] (with layer_outputs = true)"},
+               {"ffn_input", "hidden:f32[B,T,{width}]", false,
+                "the last block's FFN input after its LayerNorm [B, T, C] (TRIME, kNN-LM keys)"}};
   e.check = check_model;
   e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<GptNode>(p); };
   return e;

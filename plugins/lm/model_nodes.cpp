@@ -290,9 +290,13 @@ Tensor stack_layers(const std::vector<Tensor>& layers) {
 TensorMap GptNode::forward(const TensorMap& in, const StepContext& ctx) {
   const int64_t depth = prepare(ctx);
   std::vector<Tensor> layers;
+  Tensor ffn_input;
   Tensor h = model_->hidden(in.at("tokens"), derive_seed(seed_, uint64_t(ctx.step)), depth,
-                            layer_outputs_ ? &layers : nullptr);
-  TensorMap out{{"logits", model_->logits_from_hidden(h)}, {"hidden", h}};
+                            layer_outputs_ ? &layers : nullptr, &ffn_input);
+  // A model without blocks (or whose last block lost its FFN) has no FFN input: its final
+  // hidden states stand in, so the port always carries [B, T, C].
+  TensorMap out{{"logits", model_->logits_from_hidden(h)}, {"hidden", h},
+                {"ffn_input", ffn_input.defined() ? ffn_input : h}};
   if (layer_outputs_) out["layers"] = stack_layers(layers);
   return out;
 }

@@ -158,6 +158,9 @@ class TransformerBlock : public Module {
   explicit TransformerBlock(const BlockConfig& cfg);
   Tensor forward(const Tensor& x, const Tensor& key_padding_mask = Tensor(),
                  uint64_t dropout_seed = 0) const;
+  // The same, and *ffn_input receives the FFN sublayer's input (gpt2: after ln_2; left
+  // undefined without an FFN), the representation TRIME and kNN-LM use as keys.
+  Tensor forward(const Tensor& x, const Tensor& key_padding_mask, uint64_t dropout_seed, Tensor* ffn_input) const;
   BlockConfig cfg;
   // Layer gate (buffer "gate.layer", f32 [1]): the block becomes an identity at gate 0 and
   // itself at 1. Pre-LN (GPT): the block adds gate * its attention and MLP outputs to the

@@ -1,0 +1,89 @@
+// The kNN-LM datastore: keys (a model's memory representation, e.g. model.gpt's ffn_input)
+// and values (the next token) of every position of a corpus, with a FAISS index over the keys.
+//
+// On disk a datastore is one folder:
+//   manifest.json   what built it (the model's fingerprint and config), sizes, index, metric
+//   keys.f32        size × dim float32, row-major
+//   vals.i32        size int32 next-token ids
+//   index.faiss     the FAISS index (faiss::write_index)
+// It is built in "<path>.partial.<pid>" and renamed to <path> only once every file is written
+// and synced, the manifest last; an older datastore at <path> is replaced in one rename. A
+// killed build leaves at most a .partial folder, which open() never takes for a datastore.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "scion/json.h"
+#include "scion/nn.h"
+
+namespace faiss {
+struct Index;
+}
+
+namespace scion::memory {
+
+// FNV-1a over the names, shapes and bytes of a module's parameters: two models give the same
+// fingerprint exactly when their weights are identical.
+std::string model_fingerprint(const nn::Module& m);
+
+struct DatastoreInfo {
+  std::string fingerprint;  // of the model that built it
+  Json model_config;        // its config (for error messages)
+  int64_t size = 0, dim = 0, seq_len = 0;
+  std::string index = "Flat";  // a FAISS index_factory description: Flat, IVF256,Flat, IVF256,PQ16, ...
+  std::string metric = "ip";   // ip (inner product) or l2 (squared L2 distance)
+};
+
+class DatastoreWriter {
+ public:
+  // Opens <path>.partial.<pid> for `info.dim`-dimensional keys. info.size is counted by add().
+  DatastoreWriter(std::string path, DatastoreInfo info);
+  ~DatastoreWriter();  // without finish(): removes the partial folder
+  DatastoreWriter(const DatastoreWriter&) = delete;
+  DatastoreWriter& operator=(const DatastoreWriter&) = delete;
+  void add(const float* keys, const int32_t* values, int64_t n);
+  int64_t size() const { return int64_t(values_.size()); }
+  // Builds the index (training it first when it needs training), writes everything and
+  // renames the folder into place. Returns the info written.
+  DatastoreInfo finish();
+
+ private:
+  std::string path_, tmp_;
+  DatastoreInfo info_;
+  std::vector<float> keys_;
+  std::vector<int32_t> values_;
+  bool done_ = false;
+};
+
+class Datastore {
+ public:
+  // Refuses a folder without a complete manifest (a killed build, another folder) and, when
+  // `fingerprint` is not empty, a datastore built by another model.
+  static std::unique_ptr<Datastore> open(const std::string& path, const std::string& fingerprint = "");
+  ~Datastore();
+  const DatastoreInfo& info() const { return info_; }
+  int64_t size() const { return info_.size; }
+  // The k nearest keys of n queries: similarities (ip: inner product; l2: minus the squared
+  // distance) and ids, n × k each, best first. Throws when k exceeds the store.
+  void search(const float* queries, int64_t n, int64_t k, float* sims, int64_t* ids) const;
+  int32_t value(int64_t id) const { return values_[size_t(id)]; }
+  // IVF indexes: inverted lists visited per query (FAISS's nprobe; more: slower, closer to
+  // exact). No effect on a flat index.
+  void set_nprobe(int64_t nprobe);
+  const std::vector<float>& keys() const { return keys_; }
+
+ private:
+  Datastore() = default;
+  DatastoreInfo info_;
+  std::vector<float> keys_;
+  std::vector<int32_t> values_;
+  std::unique_ptr<faiss::Index> index_;
+};
+
+// Reads a manifest without opening the rest (validation); false when `path` holds none.
+bool read_manifest(const std::string& path, DatastoreInfo& info);
+
+}  // namespace scion::memory

@@ -1,0 +1,270 @@
+// The kNN-LM datastore and evaluation: FAISS search against brute force, the interpolation,
+// TRIME's long memory at evaluation, atomic builds (a killed build never looks complete).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <numeric>
+
+#include "datastore.h"
+#include "gpt_model.h"
+#include "knnlm.h"
+#include "scion/random.h"
+
+namespace fs = std::filesystem;
+
+namespace scion::memory {
+namespace {
+
+fs::path fresh_dir(const std::string& tag) {
+  fs::path p = fs::temp_directory_path() / ("scion_memory_" + tag + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+std::vector<float> random_floats(size_t n, uint64_t seed) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = random_normal(seed, i);
+  return v;
+}
+
+DatastoreInfo info(int64_t dim, const std::string& metric, const std::string& fp = "abc") {
+  DatastoreInfo i;
+  i.fingerprint = fp;
+  i.dim = dim;
+  i.metric = metric;
+  i.seq_len = 4;
+  return i;
+}
+
+TEST(Datastore, FlatSearchEqualsBruteForceTopK) {
+  const int64_t N = 400, D = 16, Q = 12, K = 10;
+  const auto keys = random_floats(size_t(N * D), 1), queries = random_floats(size_t(Q * D), 2);
+  std::vector<int32_t> vals(static_cast<size_t>(N));
+  std::iota(vals.begin(), vals.end(), 0);
+  for (std::string metric : {"ip", "l2"}) {
+    const fs::path dir = fresh_dir("flat_" + metric);
+    DatastoreWriter w((dir / "store").string(), info(D, metric));
+    w.add(keys.data(), vals.data(), N / 2);
+    w.add(keys.data() + (N / 2) * D, vals.data() + N / 2, N - N / 2);
+    w.finish();
+    auto store = Datastore::open((dir / "store").string(), "abc");
+    ASSERT_EQ(store->size(), N);
+    std::vector<float> sims(size_t(Q * K));
+    std::vector<int64_t> ids(size_t(Q * K));
+    store->search(queries.data(), Q, K, sims.data(), ids.data());
+    for (int64_t q = 0; q < Q; ++q) {
+      std::vector<std::pair<double, int64_t>> all;
+      for (int64_t j = 0; j < N; ++j) {
+        double s = 0;
+        for (int64_t d = 0; d < D; ++d) {
+          const double a = queries[size_t(q * D + d)], b = keys[size_t(j * D + d)];
+          s += metric == "ip" ? a * b : -(a - b) * (a - b);
+        }
+        all.push_back({s, j});
+      }
+      std::sort(all.begin(), all.end(), [](auto& a, auto& b) { return a.first > b.first; });
+      for (int64_t r = 0; r < K; ++r) {
+        EXPECT_EQ(ids[size_t(q * K + r)], all[size_t(r)].second) << metric << " query " << q << " rank " << r;
+        EXPECT_NEAR(sims[size_t(q * K + r)], all[size_t(r)].first, 1e-3) << metric;
+        EXPECT_EQ(store->value(ids[size_t(q * K + r)]), int32_t(all[size_t(r)].second));
+      }
+    }
+    // k larger than the store is refused with the store's size.
+    try {
+      store->search(queries.data(), 1, N + 1, sims.data(), ids.data());
+      ADD_FAILURE() << "k > size accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("holds"), std::string::npos);
+      EXPECT_NE(std::string(e.what()).find(std::to_string(N)), std::string::npos) << e.what();
+    }
+    fs::remove_all(dir);
+  }
+}
+
+TEST(Datastore, IvfIndexIsAnOption) {
+  const int64_t N = 2000, D = 8;
+  const auto keys = random_floats(size_t(N * D), 3);
+  std::vector<int32_t> vals(static_cast<size_t>(N), 7);
+  const fs::path dir = fresh_dir("ivf");
+  DatastoreInfo i = info(D, "l2");
+  i.index = "IVF16,Flat";
+  DatastoreWriter w((dir / "s").string(), i);
+  w.add(keys.data(), vals.data(), N);
+  w.finish();
+  auto store = Datastore::open((dir / "s").string());
+  std::vector<float> sims(5);
+  std::vector<int64_t> ids(5);
+  store->search(keys.data(), 1, 5, sims.data(), ids.data());  // a stored key finds itself first
+  EXPECT_EQ(ids[0], 0);
+  EXPECT_NEAR(sims[0], 0.f, 1e-4);
+  // Visiting all 16 lists, IVF is exact: the brute-force top 5 of another query.
+  store->set_nprobe(16);
+  const auto q = random_floats(size_t(D), 99);
+  store->search(q.data(), 1, 5, sims.data(), ids.data());
+  std::vector<std::pair<double, int64_t>> all;
+  for (int64_t j = 0; j < N; ++j) {
+    double s = 0;
+    for (int64_t d = 0; d < D; ++d) s -= (q[size_t(d)] - keys[size_t(j * D + d)]) * (q[size_t(d)] - keys[size_t(j * D + d)]);
+    all.push_back({s, j});
+  }
+  std::sort(all.begin(), all.end(), [](auto& a, auto& b) { return a.first > b.first; });
+  for (int r = 0; r < 5; ++r) EXPECT_EQ(ids[size_t(r)], all[size_t(r)].second) << "rank " << r;
+  DatastoreInfo bad = info(D, "ip");
+  bad.index = "NoSuchIndex";
+  DatastoreWriter wb((dir / "b").string(), bad);
+  wb.add(keys.data(), vals.data(), N);
+  EXPECT_THROW(wb.finish(), Error);
+  EXPECT_FALSE(fs::exists(dir / "b"));
+  fs::remove_all(dir);
+}
+
+TEST(Datastore, RefusesAnotherModelsStoreAndIncompleteFolders) {
+  const fs::path dir = fresh_dir("refuse");
+  const auto keys = random_floats(32, 4);
+  std::vector<int32_t> vals(8, 1);
+  {
+    DatastoreWriter w((dir / "s").string(), info(4, "ip", "model-a"));
+    w.add(keys.data(), vals.data(), 8);
+    w.finish();
+  }
+  try {
+    Datastore::open((dir / "s").string(), "model-b");
+    ADD_FAILURE() << "another model's datastore accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("different model"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(Datastore::open((dir / "s").string(), "model-a"));
+  // A writer dropped before finish() leaves nothing (its partial folder is removed).
+  {
+    DatastoreWriter w((dir / "t").string(), info(4, "ip"));
+    w.add(keys.data(), vals.data(), 8);
+  }
+  EXPECT_FALSE(fs::exists(dir / "t"));
+  for (const auto& e : fs::directory_iterator(dir)) EXPECT_EQ(e.path().filename(), "s");
+  // A folder with the files but no finished manifest is not a datastore.
+  fs::create_directories(dir / "u");
+  EXPECT_THROW(Datastore::open((dir / "u").string()), Error);
+  fs::remove_all(dir);
+}
+
+TEST(Datastore, AKilledBuildIsNeverLeftLookingComplete) {
+  const fs::path dir = fresh_dir("killed");
+  const auto keys = random_floats(64, 5);
+  std::vector<int32_t> vals(16, 2);
+  // An older, complete datastore at the path.
+  {
+    DatastoreWriter w((dir / "s").string(), info(4, "ip", "old"));
+    w.add(keys.data(), vals.data(), 16);
+    w.finish();
+  }
+  // A child process rebuilds it and is killed (SIGKILL: no destructor runs) mid-build.
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    DatastoreWriter w((dir / "s").string(), info(4, "ip", "new"));
+    for (;;) {
+      w.add(keys.data(), vals.data(), 16);
+      ::usleep(1000);
+    }
+  }
+  // Wait until the child's partial folder exists, then kill it.
+  const std::string partial = (dir / "s").string() + ".partial." + std::to_string(child);
+  for (int i = 0; i < 2000 && !fs::exists(partial); ++i) ::usleep(1000);
+  EXPECT_TRUE(fs::exists(partial));
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFSIGNALED(status));
+  // The old datastore is intact; the partial folder is not taken for a datastore.
+  EXPECT_EQ(Datastore::open((dir / "s").string())->info().fingerprint, "old");
+  EXPECT_THROW(Datastore::open(partial), Error);
+  fs::remove_all(dir);
+}
+
+TEST(KnnLm, LambdaZeroIsThePlainLmAndTheMixtureIsExact) {
+  const float sims[4] = {2.f, 1.f, 0.5f, -1.f};
+  const int32_t vals[4] = {3, 5, 3, -1};  // the last: FAISS's "no result"
+  // p_kNN(3) = (e^2 + e^0.5) / (e^2 + e^1 + e^0.5).
+  const double want = std::log((std::exp(2.0) + std::exp(0.5)) / (std::exp(2.0) + std::exp(1.0) + std::exp(0.5)));
+  EXPECT_NEAR(knn_log_prob(sims, vals, 4, 3, 1.0), want, 1e-9);
+  // A temperature divides the similarities.
+  const double want_t = std::log((std::exp(1.0) + std::exp(0.25)) / (std::exp(1.0) + std::exp(0.5) + std::exp(0.25)));
+  EXPECT_NEAR(knn_log_prob(sims, vals, 4, 3, 2.0), want_t, 1e-9);
+  EXPECT_EQ(knn_log_prob(sims, vals, 4, 9, 1.0), -INFINITY);
+  EXPECT_EQ(interpolate(-2.5, want, 0.0), -2.5);
+  EXPECT_EQ(interpolate(-2.5, -INFINITY, 0.0), -2.5);
+  EXPECT_NEAR(interpolate(-2.5, want, 0.3), std::log(0.7 * std::exp(-2.5) + 0.3 * std::exp(want)), 1e-12);
+  EXPECT_NEAR(interpolate(-2.5, -INFINITY, 0.3), std::log(0.7) - 2.5, 1e-12);
+  EXPECT_THROW(interpolate(-1, -1, 1.5), Error);
+  EXPECT_THROW(interpolate(-1, -1, -0.1), Error);
+}
+
+// log P(target) from the definition over vocabulary ∪ a given memory set.
+double joint(const std::vector<float>& logits, int64_t V, const std::vector<std::vector<float>>& mem_keys,
+             const std::vector<int64_t>& mem_labels, const float* q, int64_t C, int64_t y, double temp) {
+  double num = 0, den = 0;
+  for (int64_t v = 0; v < V; ++v) {
+    den += std::exp(double(logits[size_t(v)]));
+    if (v == y) num += std::exp(double(logits[size_t(v)]));
+  }
+  for (size_t j = 0; j < mem_keys.size(); ++j) {
+    double s = 0;
+    for (int64_t c = 0; c < C; ++c) s += double(q[c]) * mem_keys[j][size_t(c)];
+    s /= std::sqrt(double(C)) * temp;
+    den += std::exp(s);
+    if (mem_labels[j] == y) num += std::exp(s);
+  }
+  return std::log(num / den);
+}
+
+TEST(KnnLm, LongMemoryIsAFifoOfTheDocumentsEarlierWindows) {
+  const int64_t T = 3, V = 4, C = 2;
+  const auto L1 = random_floats(size_t(T * V), 10), R1 = random_floats(size_t(T * C), 11);
+  const auto L2 = random_floats(size_t(T * V), 12), R2 = random_floats(size_t(T * C), 13);
+  const int64_t y1[T] = {1, 2, 1}, y2[T] = {1, 0, 2};
+  const int64_t d1[T] = {0, 0, 0}, same[T] = {0, 0, 0}, other[T] = {1, 1, 1};
+  for (float temp : {1.f, 0.5f}) {
+    MemoryScorer m(EvalMemory::long_, /*mem_size=*/2, temp);
+    m.score_window(L1.data(), R1.data(), y1, d1, T, V, C);
+    EXPECT_EQ(m.held(), 2);  // FIFO: the last two of window 1
+    const auto got = m.score_window(L2.data(), R2.data(), y2, same, T, V, C);
+    for (int64_t t = 0; t < T; ++t) {
+      std::vector<std::vector<float>> keys;
+      std::vector<int64_t> labels;
+      for (int64_t j = 1; j < T; ++j) keys.push_back({R1[size_t(j * C)], R1[size_t(j * C + 1)]}), labels.push_back(y1[j]);
+      for (int64_t j = 0; j < t; ++j) keys.push_back({R2[size_t(j * C)], R2[size_t(j * C + 1)]}), labels.push_back(y2[j]);
+      std::vector<float> row(L2.begin() + t * V, L2.begin() + (t + 1) * V);
+      EXPECT_NEAR(got[size_t(t)], joint(row, V, keys, labels, R2.data() + t * C, C, y2[t], temp), 1e-9);
+    }
+    // A new document: the FIFO's earlier entries are not memory (a reset at the boundary).
+    MemoryScorer fresh(EvalMemory::long_, 2, temp), local(EvalMemory::local, 0, temp);
+    fresh.score_window(L1.data(), R1.data(), y1, d1, T, V, C);
+    const auto a = fresh.score_window(L2.data(), R2.data(), y2, other, T, V, C);
+    const auto b = local.score_window(L2.data(), R2.data(), y2, other, T, V, C);
+    for (int64_t t = 0; t < T; ++t) EXPECT_NEAR(a[size_t(t)], b[size_t(t)], 1e-12);
+  }
+  // No memory: the log-softmax of the logits.
+  MemoryScorer none(EvalMemory::none, 0, 1.f);
+  const auto p = none.score_window(L1.data(), R1.data(), y1, d1, T, V, C);
+  std::vector<float> row(L1.begin(), L1.begin() + V);
+  EXPECT_NEAR(p[0], joint(row, V, {}, {}, R1.data(), C, y1[0], 1.0), 1e-9);
+}
+
+TEST(Datastore, FingerprintFollowsTheWeights) {
+  lm::GptConfig c;
+  c.vocab = 11, c.context = 8, c.layers = 1, c.width = 8, c.heads = 2, c.seed = 1;
+  lm::GptModel a(c), b(c);
+  c.seed = 2;
+  lm::GptModel other(c);
+  EXPECT_EQ(model_fingerprint(a), model_fingerprint(b));
+  EXPECT_NE(model_fingerprint(a), model_fingerprint(other));
+}
+
+}  // namespace
+}  // namespace scion::memory
