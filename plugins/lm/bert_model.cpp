@@ -60,6 +60,31 @@ Tensor BertModel::hidden(const Tensor& ids, const Tensor& token_types, const Ten
   return x;
 }
 
+Tensor BertModel::hidden_with_prompt(const Tensor& ids, const Tensor& prompt, const Tensor& attention_mask,
+                                     uint64_t dropout_seed) const {
+  SCION_CHECK(ids.defined() && ids.dim() == 2 && prompt.dim() == 3 && prompt.size(0) == ids.size(0) &&
+                  prompt.size(2) == cfg_.width,
+              "model.bert: a prompt [B, k, ", cfg_.width, "] for tokens [B, T] expected, got ", prompt.desc(), " and ",
+              ids.desc());
+  const int64_t B = ids.size(0), k = prompt.size(1), T = ids.size(1);
+  SCION_CHECK(k + T <= cfg_.context, "model.bert: a prompt of ", k, " and ", T, " tokens exceed the context of ",
+              cfg_.context, " positions");
+  Tensor x = ops::add(ops::add(ops::concat({prompt, word->forward(ids)}, 1),
+                               position->forward(Tensor::arange(k + T, DType::i64, ids.device()))),
+                      token_type->forward(Tensor::zeros({B, k + T}, DType::i64, ids.device())));
+  x = emb_ln->forward(x);
+  if (training_ && cfg_.dropout > 0.f) x = ops::dropout(x, cfg_.dropout, derive_seed(dropout_seed, 0));
+  Tensor mask;
+  if (attention_mask.defined()) {  // the prompt positions are always attended
+    Tensor m = attention_mask.contiguous();
+    mask = Tensor::empty({B, k + T}, DType::u8);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < k + T; ++t) mask.data<uint8_t>()[b * (k + T) + t] = t < k ? 1 : m.data<uint8_t>()[b * T + t - k];
+  }
+  for (size_t i = 0; i < layers.size(); ++i) x = layers[i]->forward(x, mask, derive_seed(dropout_seed, 1 + i));
+  return ops::split(x, {k, T}, 1)[1];
+}
+
 std::vector<nn::LayerNorm*> BertModel::hidden_norms() const {
   std::vector<nn::LayerNorm*> out{emb_ln.get()};
   for (const auto& b : layers)

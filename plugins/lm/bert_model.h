@@ -33,6 +33,10 @@ class BertModel : public nn::Module {
   Tensor hidden(const Tensor& ids, const Tensor& token_types, const Tensor& attention_mask,
                 uint64_t dropout_seed = 0, int64_t max_layers = -1,
                 std::vector<Tensor>* layer_states = nullptr) const;
+  // Prompt tuning: `prompt` [B, k, C] is prepended to the word embeddings (positions 0..k-1,
+  // always attended); the encoder output of the token positions only, [B, T, C].
+  Tensor hidden_with_prompt(const Tensor& ids, const Tensor& prompt, const Tensor& attention_mask,
+                            uint64_t dropout_seed = 0) const;
   // MLM logits [B, T, V].
   Tensor forward(const Tensor& ids, const Tensor& token_types = Tensor(), const Tensor& attention_mask = Tensor(),
                  uint64_t dropout_seed = 0) const;

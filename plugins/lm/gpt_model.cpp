@@ -51,6 +51,20 @@ Tensor GptModel::hidden(const Tensor& ids, uint64_t dropout_seed, int64_t max_la
   return ln_f->forward(x);
 }
 
+Tensor GptModel::hidden_with_prompt(const Tensor& ids, const Tensor& prompt, uint64_t dropout_seed) const {
+  SCION_CHECK(ids.defined() && ids.dim() == 2 && prompt.dim() == 3 && prompt.size(0) == ids.size(0) &&
+                  prompt.size(2) == cfg_.width,
+              "model.gpt: a prompt [B, k, ", cfg_.width, "] for tokens [B, T] expected, got ", prompt.desc(), " and ",
+              ids.desc());
+  const int64_t k = prompt.size(1), T = ids.size(1);
+  SCION_CHECK(k + T <= cfg_.context, "model.gpt: a prompt of ", k, " and ", T, " tokens exceed the context of ",
+              cfg_.context, " positions");
+  Tensor x = ops::add(ops::concat({prompt, wte->forward(ids)}, 1), wpe->forward(Tensor::arange(k + T, DType::i64, ids.device())));
+  if (training_ && cfg_.dropout > 0.f) x = ops::dropout(x, cfg_.dropout, derive_seed(dropout_seed, 0));
+  for (size_t i = 0; i < blocks.size(); ++i) x = blocks[i]->forward(x, Tensor(), derive_seed(dropout_seed, 1 + i));
+  return ln_f->forward(ops::split(x, {k, T}, 1)[1]);
+}
+
 Tensor GptModel::logits_from_hidden(const Tensor& h) const {
   if (lm_head) return lm_head->forward(h);
   return ops::matmul(h, wte->weight, false, true);  // tied: h · wte^T, one GEMM over all rows

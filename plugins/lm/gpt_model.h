@@ -33,6 +33,9 @@ class GptModel : public nn::Module {
   // ids [B, T] -> logits [B, T, V]
   Tensor forward(const Tensor& ids, uint64_t dropout_seed = 0) const;
   Tensor logits_from_hidden(const Tensor& h) const;
+  // Prompt tuning: `prompt` [B, k, C] is prepended to the token embeddings (positions 0..k-1,
+  // the tokens after them); the hidden states of the token positions only, [B, T, C].
+  Tensor hidden_with_prompt(const Tensor& ids, const Tensor& prompt, uint64_t dropout_seed = 0) const;
   // Accepts Hugging Face Hub naming too: keys without the "transformer." prefix, and an
   // "lm_head.weight" that equals the tied wte (ignored when tied).
   void load_hf_state_dict(const nn::NamedTensors& state);

@@ -115,7 +115,8 @@ PluginEntry gpt_entry() {
   e.version = "1.0.0";
   e.description = "GPT-2 (pre-LN, learned positions, tanh GELU, tied head) with Hugging Face names";
   e.params = model_params(50257, 1024, true);
-  e.inputs = {{"tokens", "tokens:i64[B,T]", false, "token ids [B, T]"}};
+  e.inputs = {{"tokens", "tokens:i64[B,T]", false, "token ids [B, T]"},
+              {"prompt_embeds", "embeds:f32[B,?,{width}]", true, "soft prompt [B, k, C] before the token embeddings (prompt.tuning)"}};
   e.outputs = {{"logits", "logits:f32[B,T,{vocab}]", false, "next-token logits [B, T, V]"},
                {"hidden", "hidden:f32[B,T,{width}]", false, "final hidden states [B, T, C]"},
                {"layers", "layers:f32[?,B,T,?]", true, "every block's output [L, B, T, C] (with layer_outputs = true)"},
@@ -134,7 +135,8 @@ PluginEntry bert_entry() {
   e.description = "BERT encoder (post-LN, padding mask) with its masked-LM head, Hugging Face names";
   e.params = model_params(30522, 512, false);
   e.inputs = {{"tokens", "tokens:i64[B,T]", false, "token ids [B, T]"},
-              {"attention_mask", "mask:u8[B,T]", true, "1 for real tokens, 0 for padding [B, T]"}};
+              {"attention_mask", "mask:u8[B,T]", true, "1 for real tokens, 0 for padding [B, T]"},
+              {"prompt_embeds", "embeds:f32[B,?,{width}]", true, "soft prompt [B, k, C] before the word embeddings (prompt.tuning)"}};
   e.outputs = {{"logits", "logits:f32[B,T,{vocab}]", false, "masked-LM logits [B, T, V]"},
                {"hidden", "hidden:f32[B,T,{width}]", false, "encoder output [B, T, C]"},
                {"layers", "layers:f32[?,B,T,?]", true, "every layer's output [L, B, T, C] (with layer_outputs = true)"}};

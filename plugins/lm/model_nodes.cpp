@@ -289,6 +289,11 @@ Tensor stack_layers(const std::vector<Tensor>& layers) {
 // ---- GPT ------------------------------------------------------------------------------------
 TensorMap GptNode::forward(const TensorMap& in, const StepContext& ctx) {
   const int64_t depth = prepare(ctx);
+  auto prompt = in.find("prompt_embeds");  // prompt tuning: the soft prompt before the tokens
+  if (prompt != in.end()) {
+    Tensor h = model_->hidden_with_prompt(in.at("tokens"), prompt->second, derive_seed(seed_, uint64_t(ctx.step)));
+    return {{"logits", model_->logits_from_hidden(h)}, {"hidden", h}, {"ffn_input", h}};
+  }
   std::vector<Tensor> layers;
   Tensor ffn_input;
   Tensor h = model_->hidden(in.at("tokens"), derive_seed(seed_, uint64_t(ctx.step)), depth,
@@ -341,6 +346,12 @@ ParamLayout GptNode::layout(const std::string& name) const {
 TensorMap BertNode::forward(const TensorMap& in, const StepContext& ctx) {
   const int64_t depth = prepare(ctx);
   auto mask = in.find("attention_mask");
+  auto prompt = in.find("prompt_embeds");  // prompt tuning: the soft prompt before the tokens
+  if (prompt != in.end()) {
+    Tensor h = model_->hidden_with_prompt(in.at("tokens"), prompt->second, mask == in.end() ? Tensor() : mask->second,
+                                          derive_seed(seed_, uint64_t(ctx.step)));
+    return {{"logits", model_->mlm_logits(h)}, {"hidden", h}};
+  }
   std::vector<Tensor> layers;
   Tensor h = model_->hidden(in.at("tokens"), Tensor(), mask == in.end() ? Tensor() : mask->second,
                             derive_seed(seed_, uint64_t(ctx.step)), depth, layer_outputs_ ? &layers : nullptr);
