@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -13,9 +14,11 @@
 #include "scion/checkpoint.h"
 #include "scion/json.h"
 #include "scion/safetensors.h"
+#include "test_files.h"
 
 namespace fs = std::filesystem;
 using namespace scion;
+using namespace scion::tests;
 
 struct Result {
   int rc;
@@ -33,23 +36,6 @@ inline Result sh(const std::string& args) {
   return {rc, out};
 }
 
-// A fresh, empty folder of this test process.
-inline fs::path temp(const std::string& tag) {
-  fs::path p = fs::temp_directory_path() / ("scion_lmg_" + tag + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-
-// Every line of a run's metrics.jsonl.
-inline std::vector<Json> metrics(const fs::path& run) {
-  std::ifstream in(run / "metrics.jsonl");
-  std::vector<Json> out;
-  std::string l;
-  while (std::getline(in, l)) out.push_back(json_parse(l));
-  return out;
-}
-
 // The optimizer state of a run's newest checkpoint, by "<node>.<param>.<what>".
 inline std::map<std::string, Tensor> last_optimizer_state(const fs::path& run) {
   std::ifstream lf(run / "checkpoints" / checkpoint::kLatestFile);
@@ -57,4 +43,9 @@ inline std::map<std::string, Tensor> last_optimizer_state(const fs::path& run) {
   const fs::path dir = run / "checkpoints" / json_string(json_parse(text).at(checkpoint::kLatestCheckpoint));
   auto st = safetensors::load((dir / checkpoint::kOptimizerFile).string());
   return {st.tensors.begin(), st.tensors.end()};
+}
+
+// `scion run ARGS --plain`, its output discarded; the exit status as std::system gives it.
+inline int run_scion(const std::string& args) {
+  return std::system((std::string(SCION_EXE) + " run " + args + " --plain > /dev/null 2>&1").c_str());
 }

@@ -27,17 +27,26 @@ std::vector<PathBase> path_bases(const std::string& graph_file) {
   return out;
 }
 
+namespace {
+// A pattern matches when it globs to a regular file, or names a folder (a parameter such as
+// data.domains' `root` is a folder of files).
+bool matches(const std::string& pattern) {
+  std::error_code ec;
+  return !files::glob(pattern).empty() || fs::is_directory(pattern, ec);
+}
+}  // namespace
+
 std::optional<std::string> resolve_path(const std::string& pattern, const std::vector<PathBase>& bases) {
   if (pattern.empty()) return std::nullopt;
   if (fs::path(pattern).is_absolute()) {
-    if (files::glob(pattern).empty()) return std::nullopt;
+    if (!matches(pattern)) return std::nullopt;
     return pattern;
   }
   for (const PathBase& b : bases) {
     // The base is joined as written: a prefix holding glob characters (*, ?, [) is not
     // supported, since the result is also opened as a plain file name.
     const std::string candidate = b.dir.empty() ? pattern : (fs::path(b.dir) / pattern).lexically_normal().string();
-    if (!files::glob(candidate).empty()) return candidate;
+    if (matches(candidate)) return candidate;
   }
   return std::nullopt;
 }

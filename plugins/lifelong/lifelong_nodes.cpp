@@ -117,7 +117,7 @@ PluginEntry domains_entry() {
   e.description = "ELLE's stream of domains: one stage per domain, a seeded memory per domain, replay of earlier "
                   "domains by measured forgetting, warmup stages on memories only";
   e.params = {{"domains", ParamType::string_list, Json(), true, "the domains in stream order (folders <root>/<domain>/{train,valid}.txt)"},
-              str_param("root", "data/corpus", "folder holding one sub-folder per domain"),
+              str_param("root", "data/corpus", "folder holding one sub-folder per domain").file(),
               {"schedule", ParamType::table, Json(), true, "{ <stage> = \"<domain>\" | \"warmup\" }: what each stage reads"},
               int_param("memory_tokens", 16384, "tokens of each domain kept as its memory when its stage ends").at_least(1),
               num_param("replay", 0.1, "share of every batch's rows replayed from earlier domains' memories").in_range(0, 1),

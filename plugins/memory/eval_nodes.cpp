@@ -268,7 +268,7 @@ PluginEntry knnlm_entry() {
                   "datastore (FAISS)";
   e.params = {node_param("model", PluginKind::model, "the model evaluated (any model with an ffn_input port)").needed(),
               node_param("tokenizer", PluginKind::tokenizer, "tokenizes the domains' files").needed(),
-              {"domains", ParamType::table, Json(Json::object_t{}), true, "domain = \"validation glob\""},
+              {"domains", ParamType::table, Json(Json::object_t{}), true, "domain = \"validation glob\"", true},
               int_param("seq_len", 128, "tokens per window").at_least(1),
               int_param("batch_size", 8, "windows per forward pass").at_least(1),
               int_param("max_batches", 50, "windows per domain: the first batch_size × max_batches, in order").at_least(1),

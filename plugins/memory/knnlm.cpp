@@ -4,19 +4,13 @@
 #include <cmath>
 #include <limits>
 
+#include "log_space.h"
 #include "scion/error.h"
 
 namespace scion::memory {
 
 namespace {
-constexpr double kNegInf = -std::numeric_limits<double>::infinity();
-
-double log_add(double a, double b) {
-  if (a == kNegInf) return b;
-  if (b == kNegInf) return a;
-  const double m = std::max(a, b);
-  return m + std::log(std::exp(a - m) + std::exp(b - m));
-}
+constexpr double kNegInf = kLogZero<double>;
 
 double dot(const float* a, const float* b, int64_t n) {
   double s = 0;

@@ -7,19 +7,13 @@
 #include <memory>
 
 #include "scion/autograd.h"
+#include "log_space.h"
 #include "scion/error.h"
 
 namespace scion::memory {
 
 namespace {
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-
-float log_add_exp(float a, float b) {
-  if (a == kNegInf) return b;
-  if (b == kNegInf) return a;
-  const float m = std::max(a, b);
-  return m + std::log(std::exp(a - m) + std::exp(b - m));
-}
+constexpr float kNegInf = kLogZero<float>;
 
 // The keys a tile of queries (segment r, columns [c0, c1)) can have in memory: [k0, k1).
 std::pair<int64_t, int64_t> key_range(const MemorySpec& m, int64_t r, int64_t c1) {
@@ -150,8 +144,8 @@ Tensor trime_loss(const Tensor& logits, const Tensor& reps, const Tensor& target
         }
       const float ctx_all = visible ? max_all + float(std::log(sum_all)) : kNegInf;
       const float ctx_pos = sum_pos > 0 ? max_pos + float(std::log(sum_pos)) : kNegInf;
-      s->log_den[size_t(i)] = log_add_exp(lse_vocab[size_t(i)], ctx_all);
-      s->log_num[size_t(i)] = log_add_exp(tok[size_t(i)], ctx_pos);
+      s->log_den[size_t(i)] = log_add(lse_vocab[size_t(i)], ctx_all);
+      s->log_num[size_t(i)] = log_add(tok[size_t(i)], ctx_pos);
       mem_total += double(visible);
       if (ctx_pos != kNegInf) hits += 1, mass += std::exp(double(ctx_pos - s->log_num[size_t(i)]));
     }

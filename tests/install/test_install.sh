@@ -83,10 +83,17 @@ R="$W/runs/gpt-pretrain"
 [ "$(wc -l < "$R/metrics.jsonl")" -ge 1 ] || fail "the run logged no metrics"
 has "$R/graph.toml" "$P/share/scion/data/corpus/*/train.txt"
 has "$R/graph.toml" "$P/share/scion/data/gpt2/encoder.json"
+# Two graphs start from a model that another shipped graph trains at full size (cofi_bert from
+# bert_pretrain, elle_prompt_tuning from elle_gpt) and validation checks that checkpoint's
+# shapes; tests/lm/test_graphs.cpp validates them in the tree with stand-ins. ki_gpt's teacher
+# is the run just made.
+n=0
 for g in "$G"/*.toml; do
+  case "$(basename "$g")" in cofi_bert.toml | elle_prompt_tuning.toml) continue ;; esac
   "$P/bin/scion" validate "$g" > validate.txt 2>&1 || { cat validate.txt; fail "$g does not validate"; }
+  n=$((n + 1))
 done
-echo "$(ls "$G"/*.toml | wc -l) graphs validate"
+echo "$n graphs validate (cofi_bert and elle_prompt_tuning need full-size models: tests/lm)"
 
 step "4. sdk/example against the installed SDK"
 CXX=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$BUILD/CMakeCache.txt")

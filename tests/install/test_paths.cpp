@@ -150,7 +150,7 @@ TEST(GraphPaths, TheDataDirectoryComesLastForFilesAndTokenizerDefaults) {
   // data.text's valid_files and eval.ppl's domains (a table of globs) too.
   const fs::path g = t.write(t.graphs / "g.toml",
                              replace_tok(graph("data/corpus/news/train.txt", "valid_files = [\"data/corpus/news/valid.txt\"]\n") +
-                                         "\n[nodes.ppl]\nplugin = \"eval.ppl\"\nmodel = \"model\"\ntokenizer = \"tok\"\n"
+                                         "\n[nodes.ppl]\nplugin = \"eval.ppl\"\nmodel = \"model\"\ntokenizer = \"tok\"\nseq_len = 8\n"
                                          "domains = { news = \"data/corpus/news/valid.txt\" }\n"));
   InDir in(t.elsewhere);
   const GraphSpec spec = load_graph_file(g.string(), {}, registry());
@@ -197,11 +197,11 @@ TEST(GraphPaths, ADefaultThatMatchesNowhereIsRefusedAtTheNode) {
 
 TEST(GraphPaths, AGlobInATableThatMatchesNowhereIsLeftToThePluginsCheck) {
   Tree t;
-  t.write(t.graphs / "a.txt", "text\n");
+  t.write(t.graphs / "a.txt", "text longer than one window\n");
   const fs::path g = t.write(t.graphs / "g.toml", graph("a.txt", "stage_files = { train = [\"b/*.txt\"] }\n"));
   InDir in(t.elsewhere);
   const auto d = diagnose(g.string());
-  ASSERT_EQ(d.size(), 1u);
+  ASSERT_EQ(d.size(), 1u) << (d.size() > 1 ? d[1].message : "");
   EXPECT_NE(d[0].message.find("stage_files.train: no file matches 'b/*.txt'"), std::string::npos) << d[0].message;
   EXPECT_NE(d[0].hint.find("the graph's directory"), std::string::npos) << d[0].hint;
 }

@@ -116,9 +116,6 @@ int line_of(const std::string& text, const std::string& what) {
   const size_t at = text.find(what);
   return at == std::string::npos ? -1 : 1 + int(std::count(text.begin(), text.begin() + long(at), '\n'));
 }
-int run_scion(const std::string& args) {
-  return std::system((std::string(SCION_EXE) + " run " + args + " --plain > /dev/null 2>&1").c_str());
-}
 }  // namespace
 
 TEST(ElleGraphs, BadInputsAreRefusedAtValidationWithTheirPlace) {

@@ -65,7 +65,8 @@ TEST_F(MemoryGraphs, RefusesKLargerThanTheStoreAndAnotherModelsStore) {
   // The datastore exists: with no builder for that path in the graph, validation checks k.
   Result k = sh("validate graphs/knnlm_gpt.toml --set nodes.knn.datastore='\"" + store() + "\"' --set nodes.knn.k=5000");
   EXPECT_NE(k.rc, 0);
-  EXPECT_NE(k.out.find("knnlm_gpt.toml:"), std::string::npos) << k.out;
+  // The value came from the command line, so the error is placed there.
+  EXPECT_NE(k.out.find("--set nodes.knn.k=5000: error:"), std::string::npos) << k.out;
   EXPECT_NE(k.out.find("holds 2048 keys"), std::string::npos) << k.out;
   // Run 18's model on run 17's datastore (not rebuilt: the builder writes elsewhere).
   Result other = sh("eval graphs/knnlm_gpt.toml --checkpoint " + ckpt("18") + " --set run.threads=1"
@@ -80,7 +81,7 @@ TEST_F(MemoryGraphs, TrimeNeedsTheFfnInputAndLongNeedsDocuments) {
   Result r = sh("validate graphs/trime_gpt.toml --set nodes.trime.reps='\"student.hidden\"'");
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.out.find("ffn_input"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("trime_gpt.toml:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--set nodes.trime.reps=\"student.hidden\": error:"), std::string::npos) << r.out;
   Result bad = sh("validate graphs/trime_gpt.toml --set nodes.trime.memory='\"longer\"'");
   EXPECT_NE(bad.rc, 0);
   EXPECT_NE(bad.out.find("local"), std::string::npos) << bad.out;

@@ -106,9 +106,6 @@ std::string with_data(std::string text) {
   return text;
 }
 
-int run_scion(const std::string& args) {
-  return std::system((std::string(SCION_EXE) + " run " + args + " --plain > /dev/null 2>&1").c_str());
-}
 
 // The training lines (those with a loss) of a run's metrics.
 std::vector<Json> train_lines(const fs::path& run) {

@@ -15,34 +15,12 @@
 #include "scion/checkpoint.h"
 #include "scion/files.h"
 #include "scion/safetensors.h"
+#include "in_process.h"
 
 using namespace scion;
 using namespace scion::runtime;
+using namespace scion::tests;
 namespace fs = std::filesystem;
-
-namespace {
-const PluginRegistry& registry() {
-  static PluginRegistry reg = [] {
-    PluginRegistry r;
-    r.scan({SCION_PLUGIN_DIR, std::string(SCION_TEST_PLUGINS) + "/good"});
-    return r;
-  }();
-  return reg;
-}
-fs::path temp(const std::string& tag) {
-  fs::path p = fs::temp_directory_path() / ("scion_exec_" + tag + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-std::vector<std::string> lines(const fs::path& p) {
-  std::ifstream in(p);
-  std::vector<std::string> out;
-  std::string l;
-  while (std::getline(in, l)) out.push_back(l);
-  return out;
-}
-}  // namespace
 
 TEST(Executor, IndependentNodesRunConcurrentlyAndDependentsWait) {
   const fs::path dir = temp("conc");

@@ -9,22 +9,14 @@
 
 #include "runtime/graph.h"
 #include "runtime/port_type.h"
+#include "in_process.h"
 
 using namespace scion;
 using namespace scion::runtime;
+using namespace scion::tests;
 namespace fs = std::filesystem;
 
 namespace {
-
-const PluginRegistry& registry() {
-  static PluginRegistry reg = [] {
-    PluginRegistry r;
-    r.scan({SCION_PLUGIN_DIR, std::string(SCION_TEST_PLUGINS) + "/good"});
-    return r;
-  }();
-  return reg;
-}
-
 const char* kGood = R"(
 [run]
 name = "good"

@@ -9,41 +9,12 @@
 
 #include "runtime/executor.h"
 #include "scion/safetensors.h"
+#include "in_process.h"
 
 using namespace scion;
 using namespace scion::runtime;
+using namespace scion::tests;
 namespace fs = std::filesystem;
-
-namespace {
-const PluginRegistry& registry() {
-  static PluginRegistry reg = [] {
-    PluginRegistry r;
-    r.scan({SCION_PLUGIN_DIR, std::string(SCION_TEST_PLUGINS) + "/good"});
-    return r;
-  }();
-  return reg;
-}
-fs::path temp(const std::string& tag) {
-  fs::path p = fs::temp_directory_path() / ("scion_hooks_" + tag + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-void run_graph(const std::string& text, const fs::path& out) {
-  RunOptions o;
-  o.out_dir = out.string();
-  o.progress = 0;
-  o.threads = 1;
-  Executor ex(load_graph("g.toml", text, {}, registry()), registry(), o);
-  ex.run();
-}
-std::vector<std::string> lines(const fs::path& f) {
-  std::ifstream in(f);
-  std::vector<std::string> out;
-  for (std::string l; std::getline(in, l);) out.push_back(l);
-  return out;
-}
-}  // namespace
 
 TEST(Hooks, CalledAroundEveryStepAtEvaluationAndAtTheEndOfEachStage) {
   const fs::path dir = temp("order");

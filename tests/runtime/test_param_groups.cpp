@@ -8,49 +8,14 @@
 
 #include "runtime/executor.h"
 #include "scion/safetensors.h"
+#include "in_process.h"
 
 using namespace scion;
 using namespace scion::runtime;
+using namespace scion::tests;
 namespace fs = std::filesystem;
 
 namespace {
-const PluginRegistry& registry() {
-  static PluginRegistry reg = [] {
-    PluginRegistry r;
-    r.scan({SCION_PLUGIN_DIR, std::string(SCION_TEST_PLUGINS) + "/good"});
-    return r;
-  }();
-  return reg;
-}
-fs::path temp(const std::string& tag) {
-  fs::path p = fs::temp_directory_path() / ("scion_pg_" + tag + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-std::vector<Json> metric_lines(const fs::path& run) {
-  std::ifstream in(run / "metrics.jsonl");
-  std::vector<Json> out;
-  std::string l;
-  while (std::getline(in, l)) out.push_back(json_parse(l));
-  return out;
-}
-void run_graph(const std::string& text, const fs::path& out, const std::vector<std::string>& overrides = {}) {
-  RunOptions o;
-  o.out_dir = out.string();
-  o.progress = 0;
-  o.threads = 1;
-  Executor ex(load_graph("g.toml", text, overrides, registry()), registry(), o);
-  ex.run();
-}
-std::string graph_error(const std::string& text) {
-  try {
-    load_graph("g.toml", text, {}, registry());
-  } catch (const GraphError& e) {
-    return e.what();
-  }
-  return "";
-}
 std::map<std::string, Tensor> load_map(const fs::path& f) {
   auto l = safetensors::load(f.string());
   return {l.tensors.begin(), l.tensors.end()};
@@ -86,7 +51,7 @@ param_groups = [ { nodes = ["lag"], match = "*", plugin = "optim.sgd", lr = 0.5,
 TEST(ParamGroups, AMultiplierOwnedByALossIsTrainedByAscentWithItsOwnOptimizer) {
   const fs::path dir = temp("lag");
   run_graph(kLagrangian, dir / "run");
-  const auto m = metric_lines(dir / "run");
+  const auto m = metrics(dir / "run");
   ASSERT_EQ(m.size(), 12u);
   // λ is logged before each update: λ_{t+1} = λ_t + 0.5·violation_t, SGD stepping up the
   // gradient ∂L/∂λ = violation (a descent step or AdamW's normalised step would not match).
@@ -124,7 +89,7 @@ TEST(ParamGroups, FirstMatchWinsAndTheScheduleScalesEveryGroup) {
   text.replace(text.find("decay = \"constant\""), 18, "decay = \"linear\", warmup = 2");
   run_graph(text, dir / "run");
   run_graph(text, dir / "one", {"stages.0.steps=1"});
-  const auto m = metric_lines(dir / "run");
+  const auto m = metrics(dir / "run");
   ASSERT_EQ(m.size(), 12u);
   EXPECT_NEAR(json_number(m[0].at("lr")), 0.05 / 2, 1e-12);  // the stage's lr: warmup 1 of 2
   double lambda = 0;

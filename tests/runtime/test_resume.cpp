@@ -122,9 +122,6 @@ optimizer = { lr = 1e-3 }
 checkpoint = { every = 4 }
 )";
 
-int run_scion(const std::string& args) {
-  return std::system((std::string(SCION_EXE) + " run " + args + " --plain > /dev/null 2>&1").c_str());
-}
 
 // Runs `text` uninterrupted into dir/full, then again into dir/part killed (SIGKILL) once
 // checkpoint step_<kill_after> exists, resumes it, and compares every logged loss bit for bit.

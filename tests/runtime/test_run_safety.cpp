@@ -17,47 +17,14 @@
 #include "runtime/executor.h"
 #include "scion/checkpoint.h"
 #include "scion/safetensors.h"
+#include "in_process.h"
 
 using namespace scion;
 using namespace scion::runtime;
+using namespace scion::tests;
 namespace fs = std::filesystem;
 
 namespace {
-const PluginRegistry& registry() {
-  static PluginRegistry reg = [] {
-    PluginRegistry r;
-    r.scan({SCION_PLUGIN_DIR, std::string(SCION_TEST_PLUGINS) + "/good"});
-    return r;
-  }();
-  return reg;
-}
-fs::path temp(const std::string& tag) {
-  fs::path p = fs::temp_directory_path() / ("scion_safety_" + tag + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-void run_graph(const std::string& text, const fs::path& out, bool resume = false) {
-  RunOptions o;
-  o.out_dir = out.string();
-  o.progress = 0;
-  o.threads = 1;
-  o.resume = resume;
-  Executor ex(load_graph("g.toml", text, {}, registry()), registry(), o);
-  ex.run();
-}
-std::string graph_error(const std::string& text) {
-  try {
-    load_graph("g.toml", text, {}, registry());
-  } catch (const GraphError& e) {
-    return e.what();
-  }
-  return "";
-}
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
 // Every file under `dir` with its contents.
 std::map<std::string, std::string> tree(const fs::path& dir) {
   std::map<std::string, std::string> out;
@@ -124,7 +91,7 @@ TEST(RunSafety, ASecondRunIntoALiveRunsDirectoryIsRefusedAndTouchesNothing) {
   }
   EXPECT_EQ(tree(dir / "run"), before);
   ::close(fd);  // the live run ends: the directory is free again
-  run_graph(graph(), dir / "run", /*resume=*/true);
+  run_graph(graph(), dir / "run", {}, /*resume=*/true);
   fs::remove_all(dir);
 }
 
@@ -202,7 +169,7 @@ TEST(RunSafety, ResumeVerifiesEveryFileTheCheckpointHolds) {
     std::ofstream(dir / "r" / "checkpoints" / "latest.json") << R"({"checkpoint": "step_4", "step": 4})";
     damage(dir / "r" / "checkpoints" / "step_4");
     try {
-      run_graph(g, dir / "r", true);
+      run_graph(g, dir / "r", {}, true);
     } catch (const Error& e) {
       return std::string(e.what());
     }

@@ -13,6 +13,7 @@
 #include <toml++/toml.h>
 
 #include "runtime/graph.h"
+#include "scion_cli.h"
 
 using namespace scion;
 using namespace scion::runtime;
@@ -98,21 +99,6 @@ std::string edit(std::string s, const std::string& from, const std::string& to) 
   EXPECT_NE(at, std::string::npos) << from;
   if (at != std::string::npos) s.replace(at, from.size(), to);
   return s;
-}
-
-struct Result {
-  int rc;
-  std::string out;
-};
-Result sh(const std::string& args) {
-  const std::string cmd = std::string(SCION_EXE) + " " + args + " 2>&1";
-  std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p.get())) > 0) out.append(buf.data(), n);
-  const int status = pclose(p.release());
-  return {WEXITSTATUS(status), out};
 }
 
 struct Refusal {
@@ -219,8 +205,7 @@ std::vector<Refusal> refusals() {
 
 // The base graph is valid and trains: each refusal below is the one edit's doing.
 TEST(ValidateRefusals, TheBaseGraphValidatesAndRuns) {
-  const fs::path dir = fs::temp_directory_path() / ("scion_refusals_base_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  const fs::path dir = temp("refusals_base");
   std::ofstream(dir / "g.toml") << base_graph();
   const Result r = sh("run " + (dir / "g.toml").string() + " --plain --out " + (dir / "run").string());
   EXPECT_EQ(r.rc, 0) << r.out;
@@ -229,7 +214,7 @@ TEST(ValidateRefusals, TheBaseGraphValidatesAndRuns) {
 }
 
 TEST(ValidateRefusals, ValidateRefusesWhatRunRefuses) {
-  const fs::path dir = fs::temp_directory_path() / ("scion_refusals_" + std::to_string(::getpid()));
+  const fs::path dir = temp("refusals");
   for (const Refusal& c : refusals()) {
     SCOPED_TRACE(c.what);
     std::string text = base_graph();
