@@ -40,6 +40,11 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libopenblas-dev libopenblas0 libopenblas0-pthread libopenblas-pthread-dev libgfortran5 libquadmath0
   libfaiss-dev
+  nlohmann-json3-dev
+  # OpenMPI (core/dist: CPU ranks, and NCCL's bootstrap) with the libraries its transports load
+  libopenmpi-dev libopenmpi3 openmpi-bin openmpi-common libpmix2 libevent-2.1-7 libevent-core-2.1-7
+  libevent-pthreads-2.1-7 libhwloc-plugins libfabric1 libucx0 libpsm2-2 libpsm-infinipath1 libibverbs1
+  librdmacm1 libnl-3-200 libnl-route-3-200 libnuma1 libmunge2 libpciaccess0 libxml2 libicu72 libltdl7
 )
 
 fetch() {
@@ -78,6 +83,11 @@ prefix_env() {
   local lib="$ROOT/usr/lib/$ARCH_TRIPLET"
   export LD_LIBRARY_PATH="$lib:$lib/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   export CMAKE_PREFIX_PATH="$ROOT/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+  # OpenMPI was built for /usr: OPAL_PREFIX moves its wrappers, help files and components to
+  # the prefix; its update-alternatives names (mpicc, mpirun) were never made, so the
+  # .openmpi binaries are named directly (configure).
+  export OPAL_PREFIX="$ROOT/usr"
+  export PATH="$ROOT/usr/bin:$PATH"
 }
 
 configure() {
@@ -93,6 +103,7 @@ configure() {
     -DCMAKE_LIBRARY_PATH="$lib;$lib/openblas-pthread" \
     -DCMAKE_INCLUDE_PATH="$ROOT/usr/include;$ROOT/usr/include/$ARCH_TRIPLET/openblas-pthread" \
     -DBoost_NO_SYSTEM_PATHS=ON -DBoost_ROOT="$ROOT/usr" \
+    -DMPI_C_COMPILER="$ROOT/usr/bin/mpicc.openmpi" -DMPIEXEC_EXECUTABLE="$ROOT/usr/bin/mpirun.openmpi" \
     -DCMAKE_BUILD_RPATH="$lib;$lib/openblas-pthread"
   verify_prefix
 }
@@ -101,7 +112,7 @@ configure() {
 verify_prefix() {
   local cache="$BUILD_DIR/CMakeCache.txt" bad=0
   for var in TBB_DIR Boost_DIR boost_program_options_DIR boost_filesystem_DIR tomlplusplus_DIR GTest_DIR \
-             BLAS_openblas_LIBRARY CBLAS_INCLUDE_DIR; do
+             BLAS_openblas_LIBRARY CBLAS_INCLUDE_DIR MPI_mpi_LIBRARY MPIEXEC_EXECUTABLE FAISS_LIBRARY; do
     local val
     val=$(grep -E "^$var:[A-Z]+=" "$cache" | head -1 | cut -d= -f2- || true)
     if [ -z "$val" ]; then

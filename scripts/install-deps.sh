@@ -26,6 +26,9 @@ PKGS=(
   # with its runtime libraries. 16, not 14: clang before 16 cannot capture structured bindings
   # in lambdas (C++20), which the tree does.
   clang-16 libclang-rt-16-dev
+  # clang's OpenMP runtime: FAISS (plugins/memory) needs OpenMP; LLVM's libomp also serves the
+  # GOMP calls of Debian's GCC-built libfaiss
+  libomp-16-dev
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 #include "dist/mpi.h"
 #include "scion/error.h"
@@ -45,9 +46,12 @@ bool mpi_initialized() {
 MpiCommunicator::MpiCommunicator() {
   if (!mpi_initialized()) {
     int provided = 0;
-    check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+    check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
     owns_ = true;
   }
+  int level = MPI_THREAD_SINGLE;
+  MPI_Query_thread(&level);
+  threaded_ = level >= MPI_THREAD_SERIALIZED;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &world_);
   MPI_Comm local;
@@ -57,10 +61,40 @@ MpiCommunicator::MpiCommunicator() {
 }
 
 MpiCommunicator::~MpiCommunicator() {
+  if (worker_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    work_cv_.notify_all();
+    worker_.join();
+  }
   if (owns_ && mpi_initialized()) MPI_Finalize();
 }
 
+void MpiCommunicator::worker_loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    work_cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stop_ and nothing left
+    Tensor flat = queue_.front();
+    queue_.pop_front();
+    lock.unlock();
+    const int rc = MPI_Allreduce(MPI_IN_PLACE, flat.raw_data(), int(flat.numel()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    lock.lock();
+    if (rc != MPI_SUCCESS && !error_) {
+      try {
+        check(rc, "MPI_Allreduce (gradient bucket)");
+      } catch (...) {
+        error_ = std::current_exception();
+      }
+    }
+    if (--in_flight_ == 0) idle_cv_.notify_all();
+  }
+}
+
 void MpiCommunicator::allreduce(const Tensor& t, Reduce op) {
+  wait_all();
   check_host(t, "allreduce");
   if (world_ == 1 || t.numel() == 0) return;
   check(MPI_Allreduce(MPI_IN_PLACE, t.raw_data(), int(t.numel()), mpi_type(t), mpi_op(op), MPI_COMM_WORLD),
@@ -69,12 +103,14 @@ void MpiCommunicator::allreduce(const Tensor& t, Reduce op) {
 }
 
 void MpiCommunicator::broadcast(const Tensor& t, int root) {
+  wait_all();
   check_host(t, "broadcast");
   if (world_ == 1 || t.nbytes() == 0) return;
   check(MPI_Bcast(t.raw_data(), int(t.nbytes()), MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
 }
 
 void MpiCommunicator::allgather(const Tensor& in, const Tensor& out) {
+  wait_all();
   check_host(in, "allgather");
   check_host(out, "allgather");
   SCION_CHECK(out.nbytes() == in.nbytes() * size_t(world_), "allgather: out holds ", out.nbytes(), " bytes, not ",
@@ -85,18 +121,32 @@ void MpiCommunicator::allgather(const Tensor& in, const Tensor& out) {
 }
 
 void MpiCommunicator::allreduce_host(double* v, size_t n, Reduce op) {
+  wait_all();
   if (world_ == 1 || n == 0) return;
   check(MPI_Allreduce(MPI_IN_PLACE, v, int(n), MPI_DOUBLE, mpi_op(op), MPI_COMM_WORLD), "MPI_Allreduce");
   if (op == Reduce::mean)
     for (size_t i = 0; i < n; ++i) v[i] /= double(world_);
 }
 
-void MpiCommunicator::barrier() { check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
+void MpiCommunicator::barrier() {
+  wait_all();
+  check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+}
 
 void MpiCommunicator::start_allreduce_sum(const Tensor& flat) {
   check_host(flat, "allreduce");
   SCION_CHECK(flat.dtype() == DType::f32, "mpi: a gradient bucket is f32, got ", flat.desc());
   if (world_ == 1) return;
+  if (threaded_) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!worker_.joinable()) worker_ = std::thread([this] { worker_loop(); });
+      queue_.push_back(flat);
+      ++in_flight_;
+    }
+    work_cv_.notify_one();
+    return;
+  }
   MPI_Request r;
   check(MPI_Iallreduce(MPI_IN_PLACE, flat.raw_data(), int(flat.numel()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &r),
         "MPI_Iallreduce");
@@ -108,6 +158,12 @@ void MpiCommunicator::start_allreduce_sum(const Tensor& flat) {
 }
 
 void MpiCommunicator::wait_all() {
+  if (threaded_) {
+    std::unique_lock<std::mutex> lock(mu_);
+    idle_cv_.wait(lock, [&] { return in_flight_ == 0; });
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+    return;
+  }
   if (pending_.empty()) return;
   check(MPI_Waitall(int(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
   pending_.clear();

@@ -468,8 +468,14 @@ std::vector<double> nice_ticks(double lo, double hi, bool log_scale) {
   if (hi == lo) return {lo};
   const double raw = (hi - lo) / 5, mag = std::pow(10.0, std::floor(std::log10(raw))), r = raw / mag;
   const double step = (r < 1.5 ? 1 : r < 3 ? 2 : r < 7 ? 5 : 10) * mag;
-  for (double v = std::ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step)
+  // Ticks by index, not by adding step up to hi: when the range is below the values'
+  // precision (lo = 1e17, hi = 1e17 + 16) v += step would never move and the loop never end.
+  const double k0 = std::ceil(lo / step - 1e-9), k1 = std::floor(hi / step + 1e-9);
+  if (!(k1 - k0 <= 20) || k0 * step == (k0 + 1) * step) return {lo, hi};
+  for (double k = k0; k <= k1; ++k) {
+    const double v = k * step;
     t.push_back(std::fabs(v) < step * 1e-9 ? 0.0 : v);
+  }
   return t;
 }
 

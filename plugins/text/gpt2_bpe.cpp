@@ -375,6 +375,15 @@ Gpt2Bpe::Gpt2Bpe(const std::filesystem::path& vocab_path, const std::filesystem:
     }
     max_id = std::max(max_id, id);
   }
+  // The id table is as long as the largest id: a crafted file with one id near 2^31 would
+  // ask for tens of gigabytes. Real vocabularies number their tokens 0..N-1 (a few gaps at
+  // most), so an id far beyond the entry count is refused.
+  const int64_t id_limit = 2 * int64_t(entries.size()) + 1024;
+  if (max_id >= id_limit) {
+    throw std::runtime_error(vsrc + ": the largest id is " + std::to_string(max_id) + " but the vocabulary has only " +
+                             std::to_string(entries.size()) + " tokens (ids must stay below " +
+                             std::to_string(id_limit) + "; a vocabulary numbers its tokens 0..N-1)");
+  }
   m.id_bytes.assign(static_cast<std::size_t>(max_id + 1), std::string());
   std::vector<bool> seen(static_cast<std::size_t>(max_id + 1), false);
   for (const auto& [tok, id64] : entries) {

@@ -137,3 +137,34 @@ TEST(DataParallel, ZeroStageOneShardsTheOptimizerStateAndKeepsTheCurve) {
   }
   fs::remove_all(dir);
 }
+
+// The methods' own paths under two ranks: the KI loss (a frozen teacher's forward on each
+// rank's share) and a growth op between stages (every rank applies the same seeded op to the
+// same weights), against one rank at twice the batch.
+TEST(DataParallel, InheritanceAndGrowthUnderTwoRanksFollowOneRank) {
+  const fs::path dir = temp("dp_ki_grow");
+  ASSERT_EQ(sh(run_cmd(dir / "teacher", "--set stages.0.steps=10")).rc, 0);
+  const std::string g = "run tests/dist/dp_ki_grow.toml --plain --set nodes.teacher.load=" +
+                        (dir / "teacher" / "model.safetensors").string() + " --out ";
+  const Result one = sh(g + (dir / "one").string() + " --set nodes.corpus.batch_size=8");
+  ASSERT_EQ(one.rc, 0) << one.out;
+  const Result two = mpi(2, g + (dir / "two").string());
+  ASSERT_EQ(two.rc, 0) << two.out;
+  const auto a = losses(dir / "one"), b = losses(dir / "two");
+  ASSERT_EQ(a.size(), 24u);
+  ASSERT_EQ(b.size(), 24u);
+  EXPECT_LT(max_rel(a, b), 1e-5);
+  // The grown student (width 64, 4 layers) is the same on both.
+  const auto la = safetensors::load((dir / "one" / "student.safetensors").string());
+  const auto lb = safetensors::load((dir / "two" / "student.safetensors").string());
+  const std::map<std::string, Tensor> wa(la.tensors.begin(), la.tensors.end()), wb(lb.tensors.begin(), lb.tensors.end());
+  EXPECT_EQ(wa.at("transformer.h.3.mlp.c_fc.weight").size(0), 64) << "grown to width 64 and 4 layers";
+  ASSERT_EQ(wa.size(), wb.size());
+  for (const auto& [k, t] : wa) {
+    ASSERT_TRUE(wb.count(k)) << k;
+    const auto x = t.to_vector(), y = wb.at(k).to_vector();
+    ASSERT_EQ(x.size(), y.size()) << k;
+    for (size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(x[i], y[i], 1e-4 * (1 + std::abs(x[i]))) << k << "[" << i << "]";
+  }
+  fs::remove_all(dir);
+}

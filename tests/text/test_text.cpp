@@ -243,6 +243,16 @@ TEST(Gpt2Bpe, MalformedJsonNamesFileAndLine) {
   EXPECT_NE(error_of([&] { Gpt2Bpe(notbpe, merges); }).find("all 256 bytes"), std::string::npos);
 }
 
+// Fuzzing finding: one id near 2^31 made the loader allocate its id table for every id up to
+// it (tens of gigabytes) before any other check.
+TEST(Gpt2Bpe, AnIdFarBeyondTheEntryCountIsRefusedBeforeAllocating) {
+  TempDir tmp;
+  const auto huge = tmp.write("huge.json", "{\"a\": 0, \"b\": 2000000000}");
+  const std::string msg = error_of([&] { Gpt2Bpe(huge, kData / "gpt2" / "vocab.bpe"); });
+  EXPECT_NE(msg.find("huge.json: the largest id is 2000000000 but the vocabulary has only 2 tokens"), std::string::npos)
+      << msg;
+}
+
 TEST(Gpt2Bpe, MalformedMergesLine) {
   TempDir tmp;
   const auto vocab = kData / "gpt2" / "encoder.json";
