@@ -1,7 +1,7 @@
 // Tokens/s of a full GPT training step (forward, backward, clipping, AdamW) on the CPU, and
 // where the time goes. bench/gpt_train_compare.sh runs this beside the same model in PyTorch.
 // Usage: bench_gpt_train [--threads N] [--steps S] [--layers L --width C --heads H --context T
-//                         --batch B --vocab V]
+//                         --batch B --vocab V] [--precision f32|bf16]
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -9,6 +9,7 @@
 
 #include "gpt_model.h"
 #include "scion/ops.h"
+#include "scion/precision.h"
 #include "scion/threads.h"
 
 using namespace scion;
@@ -29,6 +30,10 @@ int main(int argc, char** argv) {
   int threads = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
+    if (k == "--precision") {
+      set_matmul_precision(parse_matmul_precision(argv[i + 1]));
+      continue;
+    }
     const int64_t v = std::atoll(argv[i + 1]);
     if (k == "--threads") threads = int(v);
     else if (k == "--steps") steps = v;
@@ -85,7 +90,7 @@ int main(int argc, char** argv) {
     total += since(t0);
   }
   const double tok = double(batch * T * steps);
-  std::printf("scion  threads=%d layers=%lld width=%lld heads=%lld T=%lld B=%lld V=%lld params=%.2fM\n", num_threads(),
+  std::printf("scion  precision=%s threads=%d layers=%lld width=%lld heads=%lld T=%lld B=%lld V=%lld params=%.2fM\n", precision_name(matmul_precision()), num_threads(),
               (long long)cfg.layers, (long long)cfg.width, (long long)cfg.heads, (long long)T, (long long)batch,
               (long long)cfg.vocab, double(model.parameter_count()) / 1e6);
   std::printf("scion  tokens/s=%.0f  step=%.1f ms  (forward %.1f ms of which head+CE %.1f ms, backward %.1f ms, "

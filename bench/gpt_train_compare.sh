@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# Scion vs PyTorch (CPU), same GPT and batch, same thread count, one after the other in one run.
-# Usage: bench/gpt_train_compare.sh [THREADS] [BUILD_DIR]
+# Scion vs PyTorch (CPU), same GPT and batch, same thread count, f32 and bf16, one after the
+# other in one run, REPS interleaved repetitions (the medians are what docs/benchmarks.md
+# quotes). Scion bf16 is `precision = "bf16"` (bf16 GEMM inputs, f32 accumulation);
+# PyTorch bf16 is torch.autocast("cpu", dtype=torch.bfloat16).
+# Usage: bench/gpt_train_compare.sh [THREADS] [BUILD_DIR] [REPS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS="${1:-$(nproc)}"
 BUILD="${2:-build}"
+REPS="${3:-1}"
 cmake --build "$BUILD" --target bench_gpt_train >/dev/null
-"$BUILD/bin/bench_gpt_train" --threads "$THREADS" --steps 10
-/usr/bin/python3 bench/torch_gpt_train.py --threads "$THREADS" --steps 10
+for _ in $(seq "$REPS"); do
+  "$BUILD/bin/bench_gpt_train" --threads "$THREADS" --steps 10
+  "$BUILD/bin/bench_gpt_train" --threads "$THREADS" --steps 10 --precision bf16
+  /usr/bin/python3 bench/torch_gpt_train.py --threads "$THREADS" --steps 10
+  /usr/bin/python3 bench/torch_gpt_train.py --threads "$THREADS" --steps 10 --bf16
+done

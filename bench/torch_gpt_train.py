@@ -61,6 +61,7 @@ def main():
     for k, d in [("threads", 2), ("steps", 10), ("layers", 4), ("width", 256), ("heads", 4), ("context", 128),
                  ("batch", 8), ("vocab", 50304)]:
         ap.add_argument("--" + k, type=int, default=d)
+    ap.add_argument("--bf16", action="store_true", help='torch.autocast("cpu", dtype=torch.bfloat16) around forward')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -72,14 +73,15 @@ def main():
     for s in range(a.steps + 1):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(idx).view(-1, a.vocab), tgt.view(-1))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            loss = F.cross_entropy(model(idx).view(-1, a.vocab).float(), tgt.view(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if s > 0:
             total += time.perf_counter() - t0
     tok = a.batch * a.context * a.steps
-    print(f"torch  threads={a.threads} torch={torch.__version__}")
+    print(f"torch  threads={a.threads} torch={torch.__version__} autocast_bf16={a.bf16}")
     print(f"torch  tokens/s={tok / total:.0f}  step={total / a.steps * 1e3:.1f} ms  final loss {loss.item():.4f}")
 
 

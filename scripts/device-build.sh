@@ -40,6 +40,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libopenblas-dev libopenblas0 libopenblas0-pthread libopenblas-pthread-dev libgfortran5 libquadmath0
   libfaiss-dev
+  libdnnl-dev libdnnl2
   nlohmann-json3-dev
   # OpenMPI (core/dist: CPU ranks, and NCCL's bootstrap) with the libraries its transports load
   libopenmpi-dev libopenmpi3 openmpi-bin openmpi-common libpmix2 libevent-2.1-7 libevent-core-2.1-7

@@ -14,6 +14,8 @@ PKGS=(
   libopenblas-dev
   # kNN-LM / TRIME datastores (plugins/memory): FAISS's exact and IVF/PQ indexes
   libfaiss-dev
+  # oneDNN: the bf16 GEMMs of precision = "bf16" on the CPU (kernels/cpu/gemm_bf16.cpp)
+  libdnnl-dev
   libopenmpi-dev openmpi-bin
   # references the tests compare against: the tokenizers' Python twins (regex) and the
   # models' PyTorch twins (Debian's python3-torch, CPU)
@@ -26,9 +28,6 @@ PKGS=(
   # with its runtime libraries. 16, not 14: clang before 16 cannot capture structured bindings
   # in lambdas (C++20), which the tree does.
   clang-16 libclang-rt-16-dev
-  # clang's OpenMP runtime: FAISS (plugins/memory) needs OpenMP; LLVM's libomp also serves the
-  # GOMP calls of Debian's GCC-built libfaiss
-  libomp-16-dev
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -27,6 +27,7 @@
 #include "scion/checkpoint.h"
 #include "scion/files.h"
 #include "scion/safetensors.h"
+#include "scion/precision.h"
 #include "scion/threads.h"
 
 namespace scion::runtime {
@@ -146,10 +147,13 @@ Executor::Executor(GraphSpec graph, const PluginRegistry& registry, RunOptions o
   SCION_CHECK(device_.is_cpu(), "device ", device_.str(),
               ": training on CUDA needs the CUDA kernels of every op, which this build does not have yet");
   set_num_threads(opt_.threads >= 0 ? opt_.threads : g_.threads);
+  previous_precision_ = matmul_precision();
+  set_matmul_precision(parse_matmul_precision(g_.precision));
   tty_ = opt_.progress == 1 || (opt_.progress < 0 && ::isatty(STDOUT_FILENO));
 }
 
 Executor::~Executor() {
+  set_matmul_precision(previous_precision_);
   if (metrics_) std::fclose(metrics_);
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the lock
 }

@@ -14,6 +14,7 @@
 
 #include "runtime/communicator.h"
 #include "runtime/graph.h"
+#include "scion/precision.h"
 
 namespace scion::runtime {
 
@@ -119,6 +120,7 @@ class Executor : public NodeResolver {
   std::FILE* metrics_ = nullptr;
   bool tty_ = false;
   int lock_fd_ = -1;                // the run directory's .lock, held (flock) for the run's life
+  MatmulPrecision previous_precision_ = MatmulPrecision::f32;  // restored when the run ends
   int64_t skipped_steps_ = 0;       // non-finite steps skipped (on_nonfinite = "skip")
   std::shared_ptr<ZeroShards> zero_;  // this stage's ZeRO-1 shards (core/dist/zero.h), when on
 };

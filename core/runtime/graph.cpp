@@ -556,6 +556,10 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
         {"seed", ParamType::integer, Json(0), false, "seed of every random stream"},
         {"device", ParamType::string, Json("cpu"), false, "cpu | cuda | auto"},
         ParamSpec{"threads", ParamType::integer, Json(0), false, "CPU threads (0 = all)"}.at_least(0),
+        str_param("precision", "f32",
+                  "matrix products: f32, or bf16 (GEMM inputs rounded to bf16, f32 accumulation; weights, optimizer "
+                  "state, LayerNorm, softmax and losses stay f32)")
+            .one_of({"f32", "bf16"}),
         str_param("comm", "auto",
                   "data-parallel communicator: auto (MPI for CPU ranks, NCCL for GPU ranks when launched with "
                   "mpirun/srun; none for one process), single, mpi, nccl")
@@ -589,6 +593,7 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
       }
     }
     if (r.contains("threads") && r.at("threads").is_number()) g.threads = int(json_int(r.at("threads")));
+    if (r.contains("precision") && r.at("precision").is_string()) g.precision = json_string(r.at("precision"));
     if (r.contains("comm") && r.at("comm").is_string()) g.comm = json_string(r.at("comm"));
     if (r.contains("zero") && r.at("zero").is_number_integer()) g.zero_stage = int(json_int(r.at("zero")));
     if (r.contains("on_nonfinite") && r.at("on_nonfinite").is_string())

@@ -93,6 +93,7 @@ struct GraphSpec {
   uint64_t seed = 0;
   std::string device = "cpu";
   int threads = 0;
+  std::string precision = "f32";  // [run] precision: f32, or bf16 GEMM inputs (scion/precision.h)
   std::string comm = "auto";
   int zero_stage = 0;           // [run] zero: 1 shards the optimizer state over ranks    // [run] comm: auto, single, mpi, nccl
   bool skip_nonfinite = false;  // [run] on_nonfinite = "skip": drop a step whose loss or gradient is not finite

@@ -50,6 +50,12 @@ double sum_squares(const float* x, int64_t n);
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
           int64_t ldc);
+// `precision = "bf16"`: while on, gemm() rounds both inputs to bf16 and accumulates in f32
+// through oneDNN (gemm_bf16.cpp); C stays f32. Process-wide, set by the run.
+void set_gemm_bf16(bool on);
+bool gemm_bf16();
+void gemm_bf16_inputs(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                      int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 // batch of independent GEMMs with element strides between batch items (0 = shared).
 void gemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,
                   float alpha, const float* A, int64_t lda, int64_t stride_a, const float* B,

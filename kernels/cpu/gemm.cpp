@@ -48,6 +48,7 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const 
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
     return;
   }
+  if (gemm_bf16()) return gemm_bf16_inputs(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   const double flops = 2.0 * double(M) * double(N) * double(K);
   if (flops < 4e6 || (M < 128 && N < 128)) {
     sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

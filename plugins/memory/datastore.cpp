@@ -4,7 +4,6 @@
 #include <faiss/Index.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
-#include <omp.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -16,6 +15,10 @@
 #include "scion/threads.h"
 
 namespace fs = std::filesystem;
+
+// GCC's OpenMP runtime (libgomp, linked by name: top-level CMakeLists.txt); no omp.h, which a
+// clang build would take from its own runtime.
+extern "C" void omp_set_num_threads(int);
 
 namespace scion::memory {
 

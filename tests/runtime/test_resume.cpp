@@ -176,6 +176,42 @@ TEST(Resume, KilledRunResumesOnTheSameCurve) {
   fs::remove_all(dir);
 }
 
+// precision = "bf16": the bf16 GEMMs are deterministic too, so a killed bf16 run resumes on its
+// own curve bit for bit.
+TEST(Resume, ABf16RunResumesOnTheSameCurve) {
+  std::string text = kGraph;
+  const std::string at = "threads = 2\n";
+  text.replace(text.find(at), at.size(), at + "precision = \"bf16\"\n");
+  const fs::path dir = temp("resume_bf16");
+  expect_resume_on_the_same_curve(dir, text, 12, 40);
+  fs::remove_all(dir);
+}
+
+// 40 updates of the same graph in f32 and in bf16 follow the same curve to within a few
+// percent (bf16 keeps 8 bits of mantissa in the GEMM inputs only), and bf16 did run (the
+// curves are not identical).
+TEST(Resume, Bf16FollowsTheF32CurveWithinItsTolerance) {
+  const fs::path dir = temp("bf16_curve");
+  std::string text = kGraph;
+  for (size_t at; (at = text.find("@DATA@")) != std::string::npos;) text.replace(at, 6, SCION_SOURCE_DIR);
+  std::ofstream(dir / "g.toml") << text;
+  const std::string g = (dir / "g.toml").string();
+  ASSERT_EQ(run_scion(g + " --out " + (dir / "f32").string()), 0);
+  ASSERT_EQ(run_scion(g + " --out " + (dir / "bf16").string() + " --set run.precision=bf16"), 0);
+  const auto a = metrics(dir / "f32"), b = metrics(dir / "bf16");
+  ASSERT_EQ(a.size(), b.size());
+  double worst = 0;
+  bool differ = false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double x = json_number(a[i].at("loss")), y = json_number(b[i].at("loss"));
+    worst = std::max(worst, std::abs(x - y) / x);
+    differ = differ || x != y;
+  }
+  EXPECT_LT(worst, 0.03) << "bf16 left the f32 curve by more than 3%";
+  EXPECT_TRUE(differ) << "the bf16 run gave f32's losses bit for bit: bf16 did not run";
+  fs::remove_all(dir);
+}
+
 TEST(Resume, StageFilesResumeEachStreamWhereItWas) {
   // The second stage reads another domain (data.text's stage_files); killed there, the run
   // resumes both streams' positions.

@@ -1,0 +1,198 @@
+// The bf16 GEMM behind `precision = "bf16"` on the CPU: both inputs rounded to bf16 (round to
+// nearest even), the products accumulated in f32 by oneDNN's matmul (AVX512-BF16 where the
+// CPU has it), C stays f32. Master weights, optimizer state, LayerNorm, softmax and losses
+// never see bf16: only the GEMM inputs do, as in PyTorch's CPU autocast.
+//
+// Determinism is kept as in gemm.cpp: the inputs are converted once per call, then C is cut
+// into the same shape-only blocks, each computed by one single-threaded oneDNN matmul, so the
+// bits do not depend on the thread count. oneDNN's OpenMP runtime is held to one thread on
+// every calling thread; oneTBB owns the parallelism.
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <dnnl.hpp>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
+#include "cpu/cpu_kernels.h"
+#include "cpu/parallel.h"
+
+// GCC's OpenMP runtime (libgomp, linked by name: top-level CMakeLists.txt); no omp.h, which a
+// clang build would take from its own runtime.
+extern "C" void omp_set_num_threads(int);
+
+namespace scion::cpu {
+namespace {
+
+std::atomic<bool> g_bf16{false};
+
+uint16_t to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);  // NaN stays a (quiet) NaN
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+
+// rows x cols of a row-major matrix with leading dimension ld, packed (ld = cols) as bf16.
+void pack_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld, uint16_t* dst) {
+  parallel_range(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* s = src + r * ld;
+      uint16_t* d = dst + r * cols;
+      for (int64_t c = 0; c < cols; ++c) d[c] = to_bf16(s[c]);
+    }
+  });
+}
+
+// Packed bf16 buffers, reused across calls (no allocation once the largest shapes were seen).
+// A pool, not thread_local storage: a thread that waits in parallel_range may run another
+// GEMM of the same thread before the first one is done.
+struct Buffers {
+  std::vector<uint16_t> a, b;
+};
+// oneDNN's own scratchpad is shared by the primitives of a process unless the library was
+// built for concurrent execution; each block brings its own (scratchpad_mode::user), from a
+// pool like the packed inputs.
+std::mutex g_scratch_mu;
+std::vector<std::unique_ptr<std::vector<uint8_t>>> g_scratch;
+std::unique_ptr<std::vector<uint8_t>> acquire_scratch() {
+  std::lock_guard<std::mutex> lock(g_scratch_mu);
+  if (g_scratch.empty()) return std::make_unique<std::vector<uint8_t>>();
+  auto b = std::move(g_scratch.back());
+  g_scratch.pop_back();
+  return b;
+}
+void release_scratch(std::unique_ptr<std::vector<uint8_t>> b) {
+  std::lock_guard<std::mutex> lock(g_scratch_mu);
+  g_scratch.push_back(std::move(b));
+}
+std::mutex g_pool_mu;
+std::vector<std::unique_ptr<Buffers>> g_pool;
+std::unique_ptr<Buffers> acquire() {
+  std::lock_guard<std::mutex> lock(g_pool_mu);
+  if (g_pool.empty()) return std::make_unique<Buffers>();
+  auto b = std::move(g_pool.back());
+  g_pool.pop_back();
+  return b;
+}
+void release(std::unique_ptr<Buffers> b) {
+  std::lock_guard<std::mutex> lock(g_pool_mu);
+  g_pool.push_back(std::move(b));
+}
+
+const dnnl::engine& engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+// One matmul primitive per (block shape, transposes, leading dims, alpha, beta), created once.
+using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t, int64_t, float, float>;
+std::mutex g_prim_mu;
+struct Prim {
+  dnnl::matmul matmul;
+  size_t scratch_bytes = 0;
+};
+std::map<Key, Prim> g_prims;
+
+Prim primitive(int64_t M, int64_t N, int64_t K, bool ta, bool tb, int64_t lda, int64_t ldb, int64_t ldc,
+                       float alpha, float beta) {
+  const Key key{M, N, K, ta, tb, lda, ldb, ldc, alpha, beta};
+  std::lock_guard<std::mutex> lock(g_prim_mu);
+  auto it = g_prims.find(key);
+  if (it != g_prims.end()) return it->second;
+  using dt = dnnl::memory::data_type;
+  // op(A) is M x K: stored K x M (lda) when transposed; op(B) is K x N likewise.
+  const dnnl::memory::desc a({M, K}, dt::bf16, ta ? dnnl::memory::dims{1, lda} : dnnl::memory::dims{lda, 1});
+  const dnnl::memory::desc b({K, N}, dt::bf16, tb ? dnnl::memory::dims{1, ldb} : dnnl::memory::dims{ldb, 1});
+  const dnnl::memory::desc c({M, N}, dt::f32, dnnl::memory::dims{ldc, 1});
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  if (alpha != 1.f) attr.set_output_scales(0, {alpha});
+  if (beta != 0.f) {
+    dnnl::post_ops po;
+    po.append_sum(beta);
+    attr.set_post_ops(po);
+  }
+  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, engine());
+  const Prim p{dnnl::matmul(pd), pd.scratchpad_desc().get_size()};
+  g_prims.emplace(key, p);
+  return p;
+}
+
+void single_threaded_omp() {
+  thread_local bool done = false;
+  if (!done) omp_set_num_threads(1), done = true;
+}
+
+// One block: op(A) rows [m], op(B) columns [n], all of K, from the packed buffers.
+void block(bool ta, bool tb, int64_t m, int64_t n, int64_t K, float alpha, const uint16_t* A, int64_t lda,
+           const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  single_threaded_omp();
+  const Prim p = primitive(m, n, K, ta, tb, lda, ldb, ldc, alpha, beta);
+  thread_local dnnl::stream stream(engine());
+  using dt = dnnl::memory::data_type;
+  dnnl::memory ma({{m, K}, dt::bf16, ta ? dnnl::memory::dims{1, lda} : dnnl::memory::dims{lda, 1}}, engine(),
+                  const_cast<uint16_t*>(A));
+  dnnl::memory mb({{K, n}, dt::bf16, tb ? dnnl::memory::dims{1, ldb} : dnnl::memory::dims{ldb, 1}}, engine(),
+                  const_cast<uint16_t*>(B));
+  dnnl::memory mc({{m, n}, dt::f32, dnnl::memory::dims{ldc, 1}}, engine(), C);
+  auto scratch = acquire_scratch();
+  if (scratch->size() < p.scratch_bytes) scratch->resize(p.scratch_bytes);
+  dnnl::memory ms({{int64_t(p.scratch_bytes)}, dt::u8, dnnl::memory::dims{1}}, engine(), scratch->data());
+  p.matmul.execute(stream, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_SCRATCHPAD, ms}});
+  stream.wait();
+  release_scratch(std::move(scratch));
+}
+
+int64_t block_edge(int64_t n) {  // as gemm.cpp's block_of: at most ~32 blocks of >= 64
+  int64_t b = (n + 31) / 32;
+  b = (b + 15) / 16 * 16;
+  return b < 64 ? 64 : b;
+}
+
+}  // namespace
+
+void set_gemm_bf16(bool on) { g_bf16.store(on); }
+bool gemm_bf16() { return g_bf16.load(std::memory_order_relaxed); }
+
+void gemm_bf16_inputs(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                      const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  // Packed copies keep each input's layout (transposed or not) with a compact leading dim.
+  const int64_t a_rows = ta ? K : M, a_cols = ta ? M : K, b_rows = tb ? N : K, b_cols = tb ? K : N;
+  auto buf = acquire();
+  buf->a.resize(size_t(a_rows * a_cols));
+  buf->b.resize(size_t(b_rows * b_cols));
+  pack_bf16(A, a_rows, a_cols, lda, buf->a.data());
+  pack_bf16(B, b_rows, b_cols, ldb, buf->b.data());
+  const uint16_t* a = buf->a.data();
+  const uint16_t* b = buf->b.data();
+  const int64_t la = a_cols, lb = b_cols;
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  if (flops < 4e6 || (M < 128 && N < 128)) {
+    block(ta, tb, M, N, K, alpha, a, la, b, lb, beta, C, ldc);
+  } else if (M >= N) {  // row blocks of C: rows of op(A)
+    const int64_t mb = block_edge(M), blocks = (M + mb - 1) / mb;
+    parallel_range(blocks, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t k = b0; k < b1; ++k) {
+        const int64_t i0 = k * mb, m = std::min(M, i0 + mb) - i0;
+        block(ta, tb, m, N, K, alpha, ta ? a + i0 : a + i0 * la, la, b, lb, beta, C + i0 * ldc, ldc);
+      }
+    });
+  } else {  // column blocks of C: columns of op(B)
+    const int64_t nb = block_edge(N), blocks = (N + nb - 1) / nb;
+    parallel_range(blocks, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t k = b0; k < b1; ++k) {
+        const int64_t j0 = k * nb, n = std::min(N, j0 + nb) - j0;
+        block(ta, tb, M, n, K, alpha, a, la, tb ? b + j0 * lb : b + j0, lb, beta, C + j0, ldc);
+      }
+    });
+  }
+  release(std::move(buf));
+}
+
+}  // namespace scion::cpu
