@@ -2,8 +2,12 @@
 // where the time goes. bench/gpt_train_compare.sh runs this beside the same model in PyTorch.
 // Usage: bench_gpt_train [--threads N] [--steps S] [--layers L --width C --heads H --context T
 //                         --batch B --vocab V] [--precision f32|bf16]
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <vector>
 #include <cstring>
 #include <string>
 
@@ -17,6 +21,40 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// The GEMM-bound ceiling: every matrix product of one training step on the model's own
+// shapes (forward, and the two backward products of each: input and weight gradient), timed
+// alone at the current precision and thread count (median of 5). A step cannot be faster
+// than their sum.
+double step_gemm_seconds(const lm::GptConfig& cfg, int64_t batch) {
+  const int64_t N = batch * cfg.context, C = cfg.width, T = cfg.context, H = cfg.heads, hd = C / H;
+  auto time = [](auto&& f) {
+    std::vector<double> t;
+    for (int r = 0; r < 6; ++r) {
+      const auto t0 = Clock::now();
+      f();
+      if (r > 0) t.push_back(since(t0));  // the first builds caches
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+  };
+  // y[N, out] = x[N, in] W[out, in]^T, dx = dy W, dW = dy^T x.
+  auto linear = [&](int64_t in, int64_t out) {
+    const Tensor x = Tensor::randn({N, in}, 1), w = Tensor::randn({out, in}, 2), dy = Tensor::randn({N, out}, 3);
+    return time([&] { ops::matmul(x, w, false, true); }) + time([&] { ops::matmul(dy, w); }) +
+           time([&] { ops::matmul(dy, x, true, false); });
+  };
+  // scores[BH, T, T] = q k^T, out = p v; backward: two products each.
+  auto attention = [&] {
+    const Tensor q = Tensor::randn({batch * H, T, hd}, 4), k = Tensor::randn({batch * H, T, hd}, 5),
+                 p = Tensor::randn({batch * H, T, T}, 6);
+    const double qk = time([&] { ops::matmul(q, k, false, true); });
+    const double pv = time([&] { ops::matmul(p, k); });
+    return 3 * (qk + pv);
+  };
+  double layer = linear(C, 3 * C) + linear(C, C) + linear(C, 4 * C) + linear(4 * C, C) + attention();
+  return double(cfg.layers) * layer + linear(C, cfg.vocab);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -90,6 +128,9 @@ int main(int argc, char** argv) {
     total += since(t0);
   }
   const double tok = double(batch * T * steps);
+  struct rusage ru;  // the training's peak, before the ceiling's own buffers
+  ::getrusage(RUSAGE_SELF, &ru);
+  const double gemm_s = step_gemm_seconds(cfg, batch);
   std::printf("scion  precision=%s threads=%d layers=%lld width=%lld heads=%lld T=%lld B=%lld V=%lld params=%.2fM\n", precision_name(matmul_precision()), num_threads(),
               (long long)cfg.layers, (long long)cfg.width, (long long)cfg.heads, (long long)T, (long long)batch,
               (long long)cfg.vocab, double(model.parameter_count()) / 1e6);
@@ -97,6 +138,9 @@ int main(int argc, char** argv) {
               "clip+adamw %.1f ms)  final loss %.4f\n",
               tok / total, total / double(steps) * 1e3, t_fwd / double(steps) * 1e3, t_head / double(steps) * 1e3,
               t_bwd / double(steps) * 1e3, t_opt / double(steps) * 1e3, loss_v);
+  const double ceiling = double(batch * T) / gemm_s;
+  std::printf("scion  GEMM-bound ceiling %.0f tokens/s (the step's GEMMs alone: %.1f ms): %.0f%% of it; peak RSS %.0f MB\n",
+              ceiling, gemm_s * 1e3, 100.0 * (tok / total) / ceiling, double(ru.ru_maxrss) / 1024.0);
   std::printf("scion  backward by op (ms/step):");
   for (const auto& ot : autograd::backward_profile())
     if (ot.seconds / double(steps) > 1e-3) std::printf(" %s %.1f;", ot.op.c_str(), ot.seconds / double(steps) * 1e3);

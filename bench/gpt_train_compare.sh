@@ -3,6 +3,8 @@
 # other in one run, REPS interleaved repetitions (the medians are what docs/benchmarks.md
 # quotes). Scion bf16 is `precision = "bf16"` (bf16 GEMM inputs, f32 accumulation);
 # PyTorch bf16 is torch.autocast("cpu", dtype=torch.bfloat16).
+# Scion prints its GEMM-bound ceiling (the step's matrix products on the model's shapes, timed
+# alone in the same run), the fraction of it reached and the peak RSS of training.
 # Usage: bench/gpt_train_compare.sh [THREADS] [BUILD_DIR] [REPS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
