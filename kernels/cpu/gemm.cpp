@@ -12,6 +12,7 @@
 #include <mutex>
 
 #include "cpu/cpu_kernels.h"
+#include "cpu/gemm_blocks.h"
 #include "cpu/parallel.h"
 
 extern "C" void openblas_set_num_threads(int);
@@ -30,13 +31,6 @@ void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const
               int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
 }
 
-// Block edge for splitting n rows or columns into at most ~32 blocks of >= 64 (a multiple of 16).
-int64_t block_of(int64_t n) {
-  int64_t b = (n + 31) / 32;
-  b = (b + 15) / 16 * 16;
-  return b < 64 ? 64 : b;
-}
-
 }  // namespace
 
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
@@ -49,30 +43,10 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const 
     return;
   }
   if (gemm_bf16()) return gemm_bf16_inputs(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  const double flops = 2.0 * double(M) * double(N) * double(K);
-  if (flops < 4e6 || (M < 128 && N < 128)) {
-    sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    return;
-  }
-  // Blocks of C whose bounds depend only on the shape, never on the thread count: one
-  // thread or two run the same single-threaded BLAS calls, so the bits are the same.
-  if (M >= N) {  // row blocks of C: rows of op(A)
-    const int64_t mb = block_of(M), blocks = (M + mb - 1) / mb;
-    parallel_range(blocks, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t i0 = b * mb, m = std::min(M, i0 + mb) - i0;
-        sgemm(ta, tb, m, N, K, alpha, ta ? A + i0 : A + i0 * lda, lda, B, ldb, beta, C + i0 * ldc, ldc);
-      }
-    });
-  } else {  // column blocks of C: columns of op(B)
-    const int64_t nb = block_of(N), blocks = (N + nb - 1) / nb;
-    parallel_range(blocks, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t j0 = b * nb, n = std::min(N, j0 + nb) - j0;
-        sgemm(ta, tb, M, n, K, alpha, A, lda, tb ? B + j0 * ldb : B + j0, ldb, beta, C + j0, ldc);
-      }
-    });
-  }
+  for_each_gemm_block(M, N, K, [&](int64_t i0, int64_t m, int64_t j0, int64_t n) {
+    sgemm(ta, tb, m, n, K, alpha, ta ? A + i0 : A + i0 * lda, lda, tb ? B + j0 * ldb : B + j0, ldb, beta,
+          C + i0 * ldc + j0, ldc);
+  });
 }
 
 void gemm_batched(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,

@@ -4,7 +4,7 @@
 // never see bf16: only the GEMM inputs do, as in PyTorch's CPU autocast.
 //
 // Determinism is kept as in gemm.cpp: the inputs are converted once per call, then C is cut
-// into the same shape-only blocks, each computed by one single-threaded oneDNN matmul, so the
+// into the same shape-only blocks (gemm_blocks.h), each computed by one single-threaded oneDNN matmul, so the
 // bits do not depend on the thread count. oneDNN's OpenMP runtime is held to one thread on
 // every calling thread; oneTBB owns the parallelism.
 
@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "cpu/cpu_kernels.h"
+#include "cpu/gemm_blocks.h"
 #include "cpu/parallel.h"
 
 // GCC's OpenMP runtime (libgomp, linked by name: top-level CMakeLists.txt); no omp.h, which a
@@ -49,41 +50,36 @@ void pack_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld, uint16_
   });
 }
 
-// Packed bf16 buffers, reused across calls (no allocation once the largest shapes were seen).
-// A pool, not thread_local storage: a thread that waits in parallel_range may run another
-// GEMM of the same thread before the first one is done.
-struct Buffers {
+// Buffers reused across calls (no allocation once the largest shapes were seen). A pool, not
+// thread_local storage: a thread that waits in parallel_range may run another GEMM of the same
+// thread before the first one is done.
+template <class T>
+class Pool {
+ public:
+  std::unique_ptr<T> acquire() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.empty()) return std::make_unique<T>();
+    auto b = std::move(free_.back());
+    free_.pop_back();
+    return b;
+  }
+  void release(std::unique_ptr<T> b) {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.push_back(std::move(b));
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::unique_ptr<T>> free_;
+};
+// The packed inputs of one call.
+struct Packed {
   std::vector<uint16_t> a, b;
 };
+Pool<Packed> g_packed;
 // oneDNN's own scratchpad is shared by the primitives of a process unless the library was
-// built for concurrent execution; each block brings its own (scratchpad_mode::user), from a
-// pool like the packed inputs.
-std::mutex g_scratch_mu;
-std::vector<std::unique_ptr<std::vector<uint8_t>>> g_scratch;
-std::unique_ptr<std::vector<uint8_t>> acquire_scratch() {
-  std::lock_guard<std::mutex> lock(g_scratch_mu);
-  if (g_scratch.empty()) return std::make_unique<std::vector<uint8_t>>();
-  auto b = std::move(g_scratch.back());
-  g_scratch.pop_back();
-  return b;
-}
-void release_scratch(std::unique_ptr<std::vector<uint8_t>> b) {
-  std::lock_guard<std::mutex> lock(g_scratch_mu);
-  g_scratch.push_back(std::move(b));
-}
-std::mutex g_pool_mu;
-std::vector<std::unique_ptr<Buffers>> g_pool;
-std::unique_ptr<Buffers> acquire() {
-  std::lock_guard<std::mutex> lock(g_pool_mu);
-  if (g_pool.empty()) return std::make_unique<Buffers>();
-  auto b = std::move(g_pool.back());
-  g_pool.pop_back();
-  return b;
-}
-void release(std::unique_ptr<Buffers> b) {
-  std::lock_guard<std::mutex> lock(g_pool_mu);
-  g_pool.push_back(std::move(b));
-}
+// built for concurrent execution; each block brings its own (scratchpad_mode::user).
+Pool<std::vector<uint8_t>> g_scratch;
 
 const dnnl::engine& engine() {
   static dnnl::engine e(dnnl::engine::kind::cpu, 0);
@@ -141,19 +137,14 @@ void block(bool ta, bool tb, int64_t m, int64_t n, int64_t K, float alpha, const
   dnnl::memory mb({{K, n}, dt::bf16, tb ? dnnl::memory::dims{1, ldb} : dnnl::memory::dims{ldb, 1}}, engine(),
                   const_cast<uint16_t*>(B));
   dnnl::memory mc({{m, n}, dt::f32, dnnl::memory::dims{ldc, 1}}, engine(), C);
-  auto scratch = acquire_scratch();
+  auto scratch = g_scratch.acquire();
   if (scratch->size() < p.scratch_bytes) scratch->resize(p.scratch_bytes);
   dnnl::memory ms({{int64_t(p.scratch_bytes)}, dt::u8, dnnl::memory::dims{1}}, engine(), scratch->data());
   p.matmul.execute(stream, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_SCRATCHPAD, ms}});
   stream.wait();
-  release_scratch(std::move(scratch));
+  g_scratch.release(std::move(scratch));
 }
 
-int64_t block_edge(int64_t n) {  // as gemm.cpp's block_of: at most ~32 blocks of >= 64
-  int64_t b = (n + 31) / 32;
-  b = (b + 15) / 16 * 16;
-  return b < 64 ? 64 : b;
-}
 
 }  // namespace
 
@@ -164,7 +155,7 @@ void gemm_bf16_inputs(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float a
                       const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   // Packed copies keep each input's layout (transposed or not) with a compact leading dim.
   const int64_t a_rows = ta ? K : M, a_cols = ta ? M : K, b_rows = tb ? N : K, b_cols = tb ? K : N;
-  auto buf = acquire();
+  auto buf = g_packed.acquire();
   buf->a.resize(size_t(a_rows * a_cols));
   buf->b.resize(size_t(b_rows * b_cols));
   pack_bf16(A, a_rows, a_cols, lda, buf->a.data());
@@ -172,27 +163,13 @@ void gemm_bf16_inputs(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float a
   const uint16_t* a = buf->a.data();
   const uint16_t* b = buf->b.data();
   const int64_t la = a_cols, lb = b_cols;
-  const double flops = 2.0 * double(M) * double(N) * double(K);
-  if (flops < 4e6 || (M < 128 && N < 128)) {
-    block(ta, tb, M, N, K, alpha, a, la, b, lb, beta, C, ldc);
-  } else if (M >= N) {  // row blocks of C: rows of op(A)
-    const int64_t mb = block_edge(M), blocks = (M + mb - 1) / mb;
-    parallel_range(blocks, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t k = b0; k < b1; ++k) {
-        const int64_t i0 = k * mb, m = std::min(M, i0 + mb) - i0;
-        block(ta, tb, m, N, K, alpha, ta ? a + i0 : a + i0 * la, la, b, lb, beta, C + i0 * ldc, ldc);
-      }
-    });
-  } else {  // column blocks of C: columns of op(B)
-    const int64_t nb = block_edge(N), blocks = (N + nb - 1) / nb;
-    parallel_range(blocks, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t k = b0; k < b1; ++k) {
-        const int64_t j0 = k * nb, n = std::min(N, j0 + nb) - j0;
-        block(ta, tb, M, n, K, alpha, a, la, tb ? b + j0 * lb : b + j0, lb, beta, C + j0, ldc);
-      }
-    });
-  }
-  release(std::move(buf));
+  // op(A) rows i0.. sit at column i0 of the stored A when it is transposed, at row i0 if not;
+  // op(B) columns j0.. likewise.
+  for_each_gemm_block(M, N, K, [&](int64_t i0, int64_t m, int64_t j0, int64_t n) {
+    block(ta, tb, m, n, K, alpha, ta ? a + i0 : a + i0 * la, la, tb ? b + j0 * lb : b + j0, lb, beta,
+          C + i0 * ldc + j0, ldc);
+  });
+  g_packed.release(std::move(buf));
 }
 
 }  // namespace scion::cpu
