@@ -95,6 +95,15 @@ bool rewrite_non_finite(std::string_view in, Rewritten& out) {
   throw Error(source + ":" + json_position(original, at) + ": " + what);
 }
 
+// What the parser refuses beyond syntax (a number too large for a double: out_of_range.406),
+// as Scion's error naming the source. nlohmann gives no position for these.
+[[noreturn]] void value_failed(const nlohmann::json::exception& e, const std::string& source) {
+  std::string what = e.what();
+  const size_t close = what.find("] ");
+  if (close != std::string::npos) what = what.substr(close + 2);  // drop "[json.exception.out_of_range.406]"
+  throw Error(source + ": " + what + " (a number beyond the range of a double)");
+}
+
 bool has_non_finite(const Json& j) {
   if (j.is_number_float()) return !std::isfinite(j.get<double>());
   if (j.is_array() || j.is_object())
@@ -145,6 +154,8 @@ Json json_parse(std::string_view text, const std::string& source) {
       return Json::parse(text);
     } catch (const nlohmann::json::parse_error& e) {
       parse_failed(e, text, nullptr, source);
+    } catch (const nlohmann::json::exception& e) {
+      value_failed(e, source);
     }
   }
   const char mark = rw.mark;
@@ -161,6 +172,8 @@ Json json_parse(std::string_view text, const std::string& source) {
     return Json::parse(rw.text, back);
   } catch (const nlohmann::json::parse_error& e) {
     parse_failed(e, text, &rw, source);
+  } catch (const nlohmann::json::exception& e) {
+    value_failed(e, source);
   }
 }
 

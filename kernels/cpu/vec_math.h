@@ -25,7 +25,9 @@ inline float exp_approx(float x_in) {
   p = p * r + 1.0f;
   p = p * r + 1.0f;
   // scale by 2^n through the exponent bits
-  const int32_t bits = (int32_t(n) + 127) << 23;
+  // (A NaN input keeps n NaN, and converting NaN to int is undefined: the exponent is taken
+  // from 0 instead, and p, NaN already, carries the NaN out. Found by UBSan.)
+  const int32_t bits = (int32_t(n == n ? n : 0.f) + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, 4);
   return x_in < -87.33654f ? 0.f : p * scale;

@@ -1,7 +1,9 @@
 # Configures and builds sdk/example against this build's SDK package, then asks `scion
-# plugins` to describe the plugins it made (test_example_op then runs them: a fixture).
+# plugins` to describe the plugins it made (test_example_op then runs them: a fixture). With
+# this build's compiler (CXX): Scion refuses a plugin built by another toolchain.
 file(REMOVE_RECURSE ${BIN})
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SRC} -B ${BIN} -G Ninja -DScion_DIR=${SCION_DIR} -DCMAKE_BUILD_TYPE=Release
+                        -DCMAKE_CXX_COMPILER=${CXX}
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "configuring the example plugin failed:\n${out}")

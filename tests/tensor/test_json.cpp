@@ -79,6 +79,15 @@ TEST(Json, KeysKeepTheirOrder) {
   EXPECT_EQ(json_dump(j), "{\"step\":1,\"stage\":\"s\",\"loss\":2.5}");
 }
 
+// Fuzzing finding (fuzz_safetensors): a number beyond a double's range in a safetensors
+// header made the parser throw its own out_of_range, which nothing caught (the process ended).
+TEST(Json, ANumberBeyondADoubleIsAnErrorNamingTheSource) {
+  const std::string msg = error_of("{\"__metadata__gin\": 7364040570227741e5555}");
+  EXPECT_EQ(msg.rfind("f.json: ", 0), 0u) << msg;
+  EXPECT_NE(msg.find("beyond the range of a double"), std::string::npos) << msg;
+  EXPECT_NE(error_of("[1, NaN, -1e99999]").find("beyond the range of a double"), std::string::npos);
+}
+
 TEST(Json, ErrorsNameSourceLineAndColumn) {
   const std::string msg = error_of("{\n  \"a\": 1,\n  \"b\": }");
   EXPECT_EQ(msg.rfind("f.json:3:8: ", 0), 0u) << msg;
