@@ -471,9 +471,10 @@ std::vector<double> nice_ticks(double lo, double hi, bool log_scale) {
   // Ticks by index, not by adding step up to hi: when the range is below the values'
   // precision (lo = 1e17, hi = 1e17 + 16) v += step would never move and the loop never end.
   const double k0 = std::ceil(lo / step - 1e-9), k1 = std::floor(hi / step + 1e-9);
-  if (!(k1 - k0 <= 20) || k0 * step == (k0 + 1) * step) return {lo, hi};
-  for (double k = k0; k <= k1; ++k) {
-    const double v = k * step;
+  if (!(k1 - k0 >= 0 && k1 - k0 <= 20) || k0 * step == (k0 + 1) * step) return {lo, hi};
+  const int n = int(k1 - k0);  // at most 21 ticks, counted by an int: k0 + i may not move when k0 is huge
+  for (int i = 0; i <= n; ++i) {
+    const double v = (k0 + double(i)) * step;
     t.push_back(std::fabs(v) < step * 1e-9 ? 0.0 : v);
   }
   return t;

@@ -72,6 +72,22 @@ TEST(Report, AxisRules) {
   // units) made the tick loop add a step that never moved it, until memory ran out.
   EXPECT_EQ(report::nice_ticks(1e17, 1e17 + 16, false), (std::vector<double>{1e17, 1e17 + 16}));
   EXPECT_LE(report::nice_ticks(1e300, std::nextafter(1e300, 2e300), false).size(), 2u);
+  // The 10^6-run campaign found another range that still looped (an OOM), tiny and
+  // near-equal bounds where k0 + 1 did not move k0 although k0 * step and (k0 + 1) * step
+  // differ:
+  EXPECT_LE(report::nice_ticks(1e-285, 1.0000000000000004e-285, false).size(), 21u);
+  EXPECT_LE(report::nice_ticks(-1e-263, -9.999999999999997e-264, false).size(), 21u);
+  // Every pair of
+  // extreme, tiny, subnormal, near-equal and far-apart bounds gives at most 21 ticks.
+  for (int e = -320; e <= 308; e += 7)
+    for (const double rel : {0.0, 1e-17, 1e-15, 1e-12, 1e-6, 0.3, 1.0, 1e3, 1e30})
+      for (const double sign : {-1.0, 1.0})
+        for (const bool lg : {false, true}) {
+          const double lo = sign * std::pow(10.0, e);
+          const double hi = lo + std::fabs(lo) * rel;
+          ASSERT_LE(report::nice_ticks(lo, hi, lg).size(), 21u) << lo << " " << hi << " " << lg;
+          ASSERT_LE(report::nice_ticks(std::nextafter(lo, -1e308), hi, lg).size(), 21u) << lo << " " << hi;
+        }
   EXPECT_EQ(report::si(0), "0");
   EXPECT_EQ(report::si(1500), "1.5k");
   EXPECT_EQ(report::si(2e7), "20M");
