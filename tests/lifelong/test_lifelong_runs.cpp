@@ -11,18 +11,11 @@
 
 #include "runtime/graph.h"
 #include "scion_cli.h"
+#include "runtime/in_process.h"
 
 using namespace scion::runtime;
 
 namespace {
-const PluginRegistry& registry() {
-  static PluginRegistry reg = [] {
-    PluginRegistry r;
-    r.scan({SCION_PLUGIN_DIR});
-    return r;
-  }();
-  return reg;
-}
 
 // Three stages: news, a warmup after growing, cs; a domain prompt; AP/AP+ every 4 updates.
 std::string elle_graph() {
@@ -145,7 +138,7 @@ TEST(ElleGraphs, BadInputsAreRefusedAtValidationWithTheirPlace) {
     const std::string text = with_data(edit(elle_graph(), c.from, c.to));
     std::vector<Diagnostic> diags;
     try {
-      load_graph("g.toml", text, {}, registry());
+      load_graph("g.toml", text, {}, scion::tests::in_tree_registry());
     } catch (const GraphError& e) {
       diags = e.diagnostics();
     }
@@ -201,7 +194,7 @@ train = ["soft"]
 losses = ["lm"]
 )");
   try {
-    load_graph("g.toml", g, {}, registry());
+    load_graph("g.toml", g, {}, scion::tests::in_tree_registry());
     FAIL() << "validation passed";
   } catch (const GraphError& e) {
     bool found = false;
@@ -213,7 +206,7 @@ losses = ["lm"]
       }
     EXPECT_TRUE(found) << e.what();
   }
-  EXPECT_NO_THROW(load_graph("g.toml", edit(g, "length = 8", "length = 4"), {}, registry()));
+  EXPECT_NO_THROW(load_graph("g.toml", edit(g, "length = 8", "length = 4"), {}, scion::tests::in_tree_registry()));
 }
 
 TEST(ElleGraphs, AKilledRunResumesOnTheSameCurveWithMemoriesAndReplay) {

@@ -10,26 +10,19 @@
 
 #include <filesystem>
 #include <unistd.h>
+#include "runtime/in_process.h"
 namespace fs = std::filesystem;
 
 using namespace scion;
 
 namespace {
-const runtime::PluginRegistry& registry() {
-  static runtime::PluginRegistry reg = [] {
-    runtime::PluginRegistry r;
-    r.scan({SCION_PLUGIN_DIR});
-    return r;
-  }();
-  return reg;
-}
 class NoNodes final : public NodeResolver {
  public:
   std::shared_ptr<Plugin> node(const std::string& n) const override { throw Error("no node " + n); }
 };
 std::shared_ptr<PromptInjector> make_prompt(const std::string& plugin, Json params) {
   params["__seed"] = Json(int64_t(3));
-  return std::dynamic_pointer_cast<PromptInjector>(registry().create(plugin, Params(params, plugin), NoNodes()));
+  return std::dynamic_pointer_cast<PromptInjector>(scion::tests::in_tree_registry().create(plugin, Params(params, plugin), NoNodes()));
 }
 Tensor i64(const std::vector<int64_t>& v, Shape s) {
   Tensor t = Tensor::empty(s, DType::i64);

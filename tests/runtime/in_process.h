@@ -1,5 +1,6 @@
 // For tests that load and run graphs inside the test process (no `scion` executable): the
-// registry of the in-tree and the testing plugins, a graph run into a folder, a graph's
+// registry of the in-tree plugins (and, where a test defines SCION_TEST_PLUGINS, the testing
+// plugins), a graph run into a folder, a graph's
 // validation error.
 #pragma once
 #include <string>
@@ -12,6 +13,18 @@
 
 namespace scion::tests {
 
+// The in-tree plugins only.
+inline const runtime::PluginRegistry& in_tree_registry() {
+  static runtime::PluginRegistry reg = [] {
+    runtime::PluginRegistry r;
+    r.scan({SCION_PLUGIN_DIR});
+    return r;
+  }();
+  return reg;
+}
+
+#ifdef SCION_TEST_PLUGINS
+// The in-tree plugins and the testing plugins (tests/runtime/plugins/good).
 inline const runtime::PluginRegistry& registry() {
   static runtime::PluginRegistry reg = [] {
     runtime::PluginRegistry r;
@@ -42,5 +55,7 @@ inline std::string graph_error(const std::string& text) {
   }
   return "";
 }
+
+#endif  // SCION_TEST_PLUGINS
 
 }  // namespace scion::tests

@@ -14,6 +14,7 @@
 
 #include "runtime/graph.h"
 #include "scion_cli.h"
+#include "in_process.h"
 
 using namespace scion;
 using namespace scion::runtime;
@@ -21,14 +22,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const PluginRegistry& registry() {
-  static PluginRegistry reg = [] {
-    PluginRegistry r;
-    r.scan({SCION_PLUGIN_DIR});
-    return r;
-  }();
-  return reg;
-}
 
 std::string corpus(const char* file) { return std::string(SCION_SOURCE_DIR) + "/data/corpus/news/" + file; }
 
@@ -221,7 +214,7 @@ TEST(ValidateRefusals, ValidateRefusesWhatRunRefuses) {
     for (const auto& [from, to] : c.edits) text = edit(text, from, to);
     std::vector<Diagnostic> diags;
     try {
-      load_graph("g.toml", text, {}, registry());
+      load_graph("g.toml", text, {}, in_tree_registry());
     } catch (const GraphError& e) {
       diags = e.diagnostics();
     }
@@ -253,13 +246,13 @@ TEST(ValidateRefusals, ValidateRefusesWhatRunRefuses) {
 // as integers, nested arrays and tables of arrays kept, and the resolved graph validates to
 // the same parameters.
 TEST(ValidateRefusals, TheResolvedGraphKeepsEveryDefault) {
-  const GraphSpec g = load_graph("g.toml", base_graph(), {}, registry());
+  const GraphSpec g = load_graph("g.toml", base_graph(), {}, in_tree_registry());
   toml::table resolved = toml::parse(g.resolved_toml);
   const toml::array* never = resolved["nodes"]["corpus"]["never_mask"].as_array();
   ASSERT_NE(never, nullptr) << g.resolved_toml;
   ASSERT_EQ(never->size(), 3u);
   EXPECT_EQ(never->get(1)->value<int64_t>(), 101);  // an integer, not 101.0
-  const GraphSpec again = load_graph("resolved.toml", g.resolved_toml, {}, registry());
+  const GraphSpec again = load_graph("resolved.toml", g.resolved_toml, {}, in_tree_registry());
   // Key order may differ (the resolved TOML is written sorted); the values may not.
   for (const auto& n : g.nodes)
     EXPECT_EQ(nlohmann::json(again.node(n.name)->params).dump(), nlohmann::json(n.params).dump()) << n.name;
