@@ -1,7 +1,9 @@
 // Tokens/s of a full GPT training step (forward, backward, clipping, AdamW) on the CPU, and
 // where the time goes. bench/gpt_train_compare.sh runs this beside the same model in PyTorch.
 // Usage: bench_gpt_train [--threads N] [--steps S] [--layers L --width C --heads H --context T
-//                         --batch B --vocab V] [--precision f32|bf16]
+//                         --batch B --vocab V] [--precision f32|bf16] [--head fused|unfused]
+// --head fused (the default, as loss.lm with hidden + head): ops::linear_cross_entropy, no
+// [B·T, V] logits; unfused: the head's matmul, then cross_entropy on the stored logits.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -66,8 +68,13 @@ int main(int argc, char** argv) {
   cfg.vocab = 50304;
   int64_t batch = 8, steps = 10;
   int threads = 0;
+  bool fused = true;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
+    if (k == "--head") {
+      fused = std::string(argv[i + 1]) != "unfused";
+      continue;
+    }
     if (k == "--precision") {
       set_matmul_precision(parse_matmul_precision(argv[i + 1]));
       continue;
@@ -101,7 +108,8 @@ int main(int argc, char** argv) {
     model.zero_grad();
     Tensor h = model.hidden(ids);
     const auto t1 = Clock::now();
-    Tensor loss = ops::cross_entropy(model.logits_from_hidden(h), targets);
+    Tensor loss = fused ? ops::linear_cross_entropy(h, model.head_weight(), Tensor(), targets)
+                        : ops::cross_entropy(model.logits_from_hidden(h), targets);
     const double head = since(t1);
     const double fwd = since(t0);
     const auto t2 = Clock::now();
@@ -131,7 +139,7 @@ int main(int argc, char** argv) {
   struct rusage ru;  // the training's peak, before the ceiling's own buffers
   ::getrusage(RUSAGE_SELF, &ru);
   const double gemm_s = step_gemm_seconds(cfg, batch);
-  std::printf("scion  precision=%s threads=%d layers=%lld width=%lld heads=%lld T=%lld B=%lld V=%lld params=%.2fM\n", precision_name(matmul_precision()), num_threads(),
+  std::printf("scion  head=%s precision=%s threads=%d layers=%lld width=%lld heads=%lld T=%lld B=%lld V=%lld params=%.2fM\n", fused ? "fused" : "unfused", precision_name(matmul_precision()), num_threads(),
               (long long)cfg.layers, (long long)cfg.width, (long long)cfg.heads, (long long)T, (long long)batch,
               (long long)cfg.vocab, double(model.parameter_count()) / 1e6);
   std::printf("scion  tokens/s=%.0f  step=%.1f ms  (forward %.1f ms of which head+CE %.1f ms, backward %.1f ms, "

@@ -4,7 +4,8 @@
 # quotes). Scion bf16 is `precision = "bf16"` (bf16 GEMM inputs, f32 accumulation);
 # PyTorch bf16 is torch.autocast("cpu", dtype=torch.bfloat16).
 # Scion prints its GEMM-bound ceiling (the step's matrix products on the model's shapes, timed
-# alone in the same run), the fraction of it reached and the peak RSS of training.
+# alone in the same run), the fraction of it reached and the peak RSS of training; with the
+# fused LM head + cross-entropy (the default) and unfused (the logits stored), for the memory.
 # Usage: bench/gpt_train_compare.sh [THREADS] [BUILD_DIR] [REPS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,8 @@ cmake --build "$BUILD" --target bench_gpt_train >/dev/null
 for _ in $(seq "$REPS"); do
   "$BUILD/bin/bench_gpt_train" --threads "$THREADS" --steps 10
   "$BUILD/bin/bench_gpt_train" --threads "$THREADS" --steps 10 --precision bf16
+  "$BUILD/bin/bench_gpt_train" --threads "$THREADS" --steps 10 --head unfused
+  "$BUILD/bin/bench_gpt_train" --threads "$THREADS" --steps 10 --precision bf16 --head unfused
   /usr/bin/python3 bench/torch_gpt_train.py --threads "$THREADS" --steps 10
   /usr/bin/python3 bench/torch_gpt_train.py --threads "$THREADS" --steps 10 --bf16
 done

@@ -455,6 +455,7 @@ class Executor::StepGraph {
   StepGraph(const Executor& ex, const StagePlan& plan) : start_(fg_) {
     for (const NodeSpec* n : plan.run_nodes) {
       outputs_[n->name];
+      wanted_[n->name];
       losses[n->name];
       metrics[n->name];
       seq_len[n->name] = 1;
@@ -475,6 +476,10 @@ class Executor::StepGraph {
       };
       nodes_[n->name] = std::make_unique<tbb::flow::continue_node<tbb::flow::continue_msg>>(fg_, body);
     }
+    // The ports each node's readers take: a model skips the outputs nobody reads (its
+    // logits, when the loss applies the LM head itself).
+    for (const NodeSpec* n : plan.run_nodes)
+      for (const auto& [port, src] : n->inputs) wanted_[src.substr(0, src.find('.'))].insert(src.substr(src.find('.') + 1));
     for (const NodeSpec* n : plan.run_nodes) {
       std::set<std::string> preds;
       for (const auto& [port, src] : n->inputs) preds.insert(src.substr(0, src.find('.')));
@@ -514,10 +519,12 @@ class Executor::StepGraph {
       case PluginKind::model: {
         auto m = std::dynamic_pointer_cast<Model>(p);
         seq_len.at(spec.name) = seq_len_of(in);
-        StepContext eval_ctx = ctx_;
+        StepContext model_ctx = ctx_;
+        model_ctx.wanted_outputs = &wanted_.at(spec.name);
+        StepContext eval_ctx = model_ctx;
         eval_ctx.training = false;
         if (mode == Mode::trained) {
-          outputs_.at(spec.name) = m->forward(in, ctx_);
+          outputs_.at(spec.name) = m->forward(in, model_ctx);
         } else if (mode == Mode::pass_gradient) {  // frozen (no dropout), gradients flow through
           outputs_.at(spec.name) = m->forward(in, eval_ctx);
         } else {  // a teacher or a model not trained in this stage: no tape, no dropout
@@ -550,6 +557,7 @@ class Executor::StepGraph {
   tbb::flow::broadcast_node<tbb::flow::continue_msg> start_;
   std::map<std::string, std::unique_ptr<tbb::flow::continue_node<tbb::flow::continue_msg>>> nodes_;
   std::map<std::string, TensorMap> outputs_;
+  std::map<std::string, std::set<std::string>> wanted_;  // fixed for the stage, read concurrently
   StepContext ctx_;
   const std::set<std::string>* active_ = nullptr;
 };

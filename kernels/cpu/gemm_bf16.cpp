@@ -151,6 +151,20 @@ void block(bool ta, bool tb, int64_t m, int64_t n, int64_t K, float alpha, const
 void set_gemm_bf16(bool on) { g_bf16.store(on); }
 bool gemm_bf16() { return g_bf16.load(std::memory_order_relaxed); }
 
+void pack_bf16_matrix(const float* src, int64_t rows, int64_t cols, int64_t ld, uint16_t* dst) {
+  pack_bf16(src, rows, cols, ld, dst);
+}
+
+void gemm_bf16_packed(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* a, int64_t la,
+                      const uint16_t* b, int64_t lb, float beta, float* C, int64_t ldc) {
+  // op(A) rows i0.. sit at column i0 of the stored A when it is transposed, at row i0 if not;
+  // op(B) columns j0.. likewise.
+  for_each_gemm_block(M, N, K, [&](int64_t i0, int64_t m, int64_t j0, int64_t n) {
+    block(ta, tb, m, n, K, alpha, ta ? a + i0 : a + i0 * la, la, tb ? b + j0 * lb : b + j0, lb, beta,
+          C + i0 * ldc + j0, ldc);
+  });
+}
+
 void gemm_bf16_inputs(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                       const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   // Packed copies keep each input's layout (transposed or not) with a compact leading dim.
@@ -160,15 +174,7 @@ void gemm_bf16_inputs(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float a
   buf->b.resize(size_t(b_rows * b_cols));
   pack_bf16(A, a_rows, a_cols, lda, buf->a.data());
   pack_bf16(B, b_rows, b_cols, ldb, buf->b.data());
-  const uint16_t* a = buf->a.data();
-  const uint16_t* b = buf->b.data();
-  const int64_t la = a_cols, lb = b_cols;
-  // op(A) rows i0.. sit at column i0 of the stored A when it is transposed, at row i0 if not;
-  // op(B) columns j0.. likewise.
-  for_each_gemm_block(M, N, K, [&](int64_t i0, int64_t m, int64_t j0, int64_t n) {
-    block(ta, tb, m, n, K, alpha, ta ? a + i0 : a + i0 * la, la, tb ? b + j0 * lb : b + j0, lb, beta,
-          C + i0 * ldc + j0, ldc);
-  });
+  gemm_bf16_packed(ta, tb, M, N, K, alpha, buf->a.data(), a_cols, buf->b.data(), b_cols, beta, C, ldc);
   g_packed.release(std::move(buf));
 }
 

@@ -94,9 +94,10 @@ std::vector<nn::LayerNorm*> BertModel::hidden_norms() const {
   return out;
 }
 
+Tensor BertModel::mlm_transform(const Tensor& h) const { return transform_ln->forward(ops::gelu(transform->forward(h))); }
+
 Tensor BertModel::mlm_logits(const Tensor& h) const {
-  Tensor t = transform_ln->forward(ops::gelu(transform->forward(h)));
-  return ops::linear(t, cfg_.tied ? word->weight : decoder_weight, decoder_bias, /*w_in_out=*/false);
+  return ops::linear(mlm_transform(h), decoder(), decoder_bias, /*w_in_out=*/false);
 }
 
 Tensor BertModel::forward(const Tensor& ids, const Tensor& token_types, const Tensor& attention_mask,

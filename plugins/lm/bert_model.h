@@ -41,6 +41,9 @@ class BertModel : public nn::Module {
   Tensor forward(const Tensor& ids, const Tensor& token_types = Tensor(), const Tensor& attention_mask = Tensor(),
                  uint64_t dropout_seed = 0) const;
   Tensor mlm_logits(const Tensor& hidden) const;
+  // What the MLM decoder reads: the prediction transform (dense, GELU, LayerNorm) of `hidden`.
+  Tensor mlm_transform(const Tensor& hidden) const;
+  const Tensor& decoder() const { return cfg_.tied ? word->weight : decoder_weight; }
   const BertConfig& config() const { return cfg_; }
 
   std::vector<std::shared_ptr<nn::TransformerBlock>>& block_list() { return layers; }

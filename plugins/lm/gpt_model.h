@@ -33,6 +33,8 @@ class GptModel : public nn::Module {
   // ids [B, T] -> logits [B, T, V]
   Tensor forward(const Tensor& ids, uint64_t dropout_seed = 0) const;
   Tensor logits_from_hidden(const Tensor& h) const;
+  // The head's weight [V, C]: wte when tied, else lm_head's.
+  const Tensor& head_weight() const { return lm_head ? lm_head->weight : wte->weight; }
   // Prompt tuning: `prompt` [B, k, C] is prepended to the token embeddings (positions 0..k-1,
   // the tokens after them); the hidden states of the token positions only, [B, T, C].
   Tensor hidden_with_prompt(const Tensor& ids, const Tensor& prompt, uint64_t dropout_seed = 0) const;

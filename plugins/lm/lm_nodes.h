@@ -78,6 +78,7 @@ class GptNode final : public TransformerNode<GptModel, GptConfig> {
  public:
   using TransformerNode::TransformerNode;
   TensorMap forward(const TensorMap& inputs, const StepContext& ctx) override;
+  LmHead lm_head(const Tensor& hidden) override;
   double flops_per_token(int64_t seq_len) override { return flops_with_subnets(seq_len); }
   std::string block_prefix(int64_t layer) const override { return "transformer.h." + std::to_string(layer) + "."; }
   ParamLayout layout(const std::string& param) const override;
@@ -90,6 +91,7 @@ class BertNode final : public TransformerNode<BertModel, BertConfig> {
  public:
   using TransformerNode::TransformerNode;
   TensorMap forward(const TensorMap& inputs, const StepContext& ctx) override;
+  LmHead lm_head(const Tensor& hidden) override;
   double flops_per_token(int64_t seq_len) override { return flops_with_subnets(seq_len); }
   std::string block_prefix(int64_t layer) const override { return "bert.encoder.layer." + std::to_string(layer) + "."; }
   ParamLayout layout(const std::string& param) const override;

@@ -1,5 +1,6 @@
 // loss.lm, loss.mlm and eval.ppl.
 #include <cmath>
+#include <set>
 
 #include "graph_facts.h"
 #include "scion/files.h"
@@ -14,36 +15,69 @@ namespace {
 // write it where there is no target: MLM's unmasked positions; PyTorch's default too).
 constexpr int64_t kIgnoreIndex = -100;
 
+// The cross-entropy of a model's logits, or, with `hidden` and `head`, of the model's LM head
+// applied inside the loss by ops::linear_cross_entropy: the same loss without the [B·T, V]
+// logits (the model then does not make them, as nothing else reads them).
 class CrossEntropyNode final : public Loss {
  public:
-  CrossEntropyNode(const Params& p, bool mlm) : ignore_(p.i("ignore_index")), mlm_(mlm) {}
+  CrossEntropyNode(const Params& p, const NodeResolver& r, bool mlm) : ignore_(p.i("ignore_index")), mlm_(mlm) {
+    if (p.has("head") && !p.s("head").empty()) head_ = r.get<Model>(p.s("head"));
+  }
   Tensor compute(const TensorMap& in, const StepContext&, std::map<std::string, double>& metrics) override {
-    const Tensor& logits = in.at("logits");
     const Tensor& targets = in.at("targets");
     if (mlm_) {
       int64_t n = 0;
       for (int64_t t : targets.to_vector_i64()) n += t != ignore_;
       metrics["masked_fraction"] = double(n) / double(std::max<int64_t>(1, targets.numel()));
     }
-    return ops::cross_entropy(logits, targets, ignore_);
+    if (!head_) return ops::cross_entropy(in.at("logits"), targets, ignore_);
+    const Model::LmHead h = head_->lm_head(in.at("hidden"));
+    SCION_CHECK(h.input.defined(), mlm_ ? "loss.mlm" : "loss.lm", ": the head model has no LM head to fuse (wire logits instead)");
+    return ops::linear_cross_entropy(h.input, h.weight, h.bias, targets, ignore_);
   }
 
  private:
   int64_t ignore_;
   bool mlm_;
+  std::shared_ptr<Model> head_;
 };
+
+// Either logits, or hidden + head from one model: refused here, not at the first update.
+std::vector<GraphProblem> check_ce(const GraphView&, const GraphNodeView& self) {
+  const bool logits = self.inputs.count("logits") > 0, hidden = self.inputs.count("hidden") > 0;
+  const std::string head = self.params.has("head") ? self.params.s("head") : "";
+  const std::string fused = "hidden = \"<model>.hidden\" and head = \"<model>\"";
+  if (logits && (hidden || !head.empty()))
+    return {{hidden ? "hidden" : "head", "give logits, or hidden and head (the fused LM head), not both",
+             "keep logits = \"" + self.inputs.at("logits") + "\" alone, or replace it by " + fused}};
+  if (logits) return {};
+  if (!hidden)
+    return {{"", "no input to score: wire logits, or hidden and head", "logits = \"<model>.logits\", or " + fused}};
+  if (hidden && head.empty())
+    return {{"hidden", "hidden needs head = \"<model>\": the model whose LM head the loss applies",
+             "head = \"" + self.inputs.at("hidden").substr(0, self.inputs.at("hidden").find('.')) + "\""}};
+  const std::string from = self.inputs.at("hidden").substr(0, self.inputs.at("hidden").find('.'));
+  if (from != head)
+    return {{"head", "hidden comes from '" + from + "' but head names '" + head + "'", "head = \"" + from + "\""}};
+  return {};
+}
 
 PluginEntry ce_entry(bool mlm) {
   PluginEntry e;
   e.name = mlm ? "loss.mlm" : "loss.lm";
   e.kind = PluginKind::loss;
-  e.version = "1.0.0";
+  e.version = "1.1.0";
   e.description = mlm ? "masked-LM cross-entropy over the positions data.text masked (mlm_prob; 80/10/10)"
                       : "next-token cross-entropy (fused softmax), ignoring padding targets";
-  e.params = {{"ignore_index", ParamType::integer, Json(kIgnoreIndex), false, "target id that does not count"}};
-  e.inputs = {{"logits", "logits:f32[B,T,V]", false, "model logits [B, T, V]"},
+  e.params = {{"ignore_index", ParamType::integer, Json(kIgnoreIndex), false, "target id that does not count"},
+              node_param("head", PluginKind::model,
+                         "the model whose LM head this loss applies to `hidden` itself, fused with the cross-entropy: "
+                         "the [B, T, V] logits are never stored")};
+  e.inputs = {{"logits", "logits:f32[B,T,V]", true, "model logits [B, T, V] (or hidden + head)"},
+              {"hidden", "hidden:f32[B,T,C]", true, "the head model's hidden output [B, T, C] (with head)"},
               {"targets", "targets:i64[B,T]", false, "target ids [B, T]"}};
-  e.factory = [mlm](const Params& p, const NodeResolver&) { return std::make_shared<CrossEntropyNode>(p, mlm); };
+  e.check = check_ce;
+  e.factory = [mlm](const Params& p, const NodeResolver& r) { return std::make_shared<CrossEntropyNode>(p, r, mlm); };
   return e;
 }
 PluginEntry lm_entry() { return ce_entry(false); }
@@ -116,11 +150,23 @@ class PplNode final : public Evaluator {
     for (size_t i = 0; i < batches.size(); ++i) {
       if (int64_t(i) % ctx.world != ctx.rank) continue;
       const TensorMap& b = batches[i];
-      TensorMap out = m.forward(b, ctx);
+      // The LM head fused with the loss where the model has one: no [B, T, V] logits.
+      StepContext hidden_only = ctx;
+      const std::set<std::string> want{"hidden"};
+      hidden_only.wanted_outputs = &want;
+      TensorMap out = m.forward(b, hidden_only);
       const Tensor& targets = b.at("targets");
       int64_t n = 0;
       for (int64_t t : targets.to_vector_i64()) n += t != ignore;
-      total += double(ops::cross_entropy(out.at("logits"), targets, ignore).item()) * double(n);
+      Tensor loss;
+      if (auto it = out.find("logits"); it != out.end()) {
+        loss = ops::cross_entropy(it->second, targets, ignore);
+      } else {
+        const Model::LmHead h = m.lm_head(out.at("hidden"));
+        SCION_CHECK(h.input.defined(), "eval.ppl: the model made no logits and has no LM head");
+        loss = ops::linear_cross_entropy(h.input, h.weight, h.bias, targets, ignore);
+      }
+      total += double(loss.item()) * double(n);
       count += n;
     }
     m.module().set_training(was);

@@ -292,7 +292,9 @@ TensorMap GptNode::forward(const TensorMap& in, const StepContext& ctx) {
   auto prompt = in.find("prompt_embeds");  // prompt tuning: the soft prompt before the tokens
   if (prompt != in.end()) {
     Tensor h = model_->hidden_with_prompt(in.at("tokens"), prompt->second, derive_seed(seed_, uint64_t(ctx.step)));
-    return {{"logits", model_->logits_from_hidden(h)}, {"hidden", h}, {"ffn_input", h}};
+    TensorMap out{{"hidden", h}, {"ffn_input", h}};
+    if (ctx.wants("logits")) out["logits"] = model_->logits_from_hidden(h);
+    return out;
   }
   std::vector<Tensor> layers;
   Tensor ffn_input;
@@ -300,11 +302,14 @@ TensorMap GptNode::forward(const TensorMap& in, const StepContext& ctx) {
                             layer_outputs_ ? &layers : nullptr, &ffn_input);
   // A model without blocks (or whose last block lost its FFN) has no FFN input: its final
   // hidden states stand in, so the port always carries [B, T, C].
-  TensorMap out{{"logits", model_->logits_from_hidden(h)}, {"hidden", h},
-                {"ffn_input", ffn_input.defined() ? ffn_input : h}};
+  TensorMap out{{"hidden", h}, {"ffn_input", ffn_input.defined() ? ffn_input : h}};
+  // Not made when only a fused head + loss reads this model (lm_head): 4·B·T·V bytes saved.
+  if (ctx.wants("logits")) out["logits"] = model_->logits_from_hidden(h);
   if (layer_outputs_) out["layers"] = stack_layers(layers);
   return out;
 }
+
+Model::LmHead GptNode::lm_head(const Tensor& hidden) { return {hidden, model_->head_weight(), Tensor()}; }
 
 namespace {
 // Parses "<prefix><layer>.<rest>"; false when `name` is not a block parameter.
@@ -350,14 +355,21 @@ TensorMap BertNode::forward(const TensorMap& in, const StepContext& ctx) {
   if (prompt != in.end()) {
     Tensor h = model_->hidden_with_prompt(in.at("tokens"), prompt->second, mask == in.end() ? Tensor() : mask->second,
                                           derive_seed(seed_, uint64_t(ctx.step)));
-    return {{"logits", model_->mlm_logits(h)}, {"hidden", h}};
+    TensorMap out{{"hidden", h}};
+    if (ctx.wants("logits")) out["logits"] = model_->mlm_logits(h);
+    return out;
   }
   std::vector<Tensor> layers;
   Tensor h = model_->hidden(in.at("tokens"), Tensor(), mask == in.end() ? Tensor() : mask->second,
                             derive_seed(seed_, uint64_t(ctx.step)), depth, layer_outputs_ ? &layers : nullptr);
-  TensorMap out{{"logits", model_->mlm_logits(h)}, {"hidden", h}};
+  TensorMap out{{"hidden", h}};
+  if (ctx.wants("logits")) out["logits"] = model_->mlm_logits(h);
   if (layer_outputs_) out["layers"] = stack_layers(layers);
   return out;
+}
+
+Model::LmHead BertNode::lm_head(const Tensor& hidden) {
+  return {model_->mlm_transform(hidden), model_->decoder(), model_->decoder_bias};
 }
 
 // BERT's tensors (nn.Linear weights are [out, in]).

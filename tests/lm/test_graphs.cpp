@@ -108,6 +108,53 @@ TEST(Graphs, GptPretrainLowersValidationPerplexity) {
   fs::remove_all(d);
 }
 
+// The shipped pre-training graphs apply the LM head inside loss.lm / loss.mlm (hidden + head,
+// ops::linear_cross_entropy). The same graph scoring the model's logits instead follows the
+// same curve: the loss to f32 rounding of a differently summed weight gradient.
+TEST(Graphs, TheFusedLmHeadFollowsTheLogitsCurve) {
+  for (const auto& [graph, model] : {std::pair<std::string, std::string>{"gpt_pretrain", "student"}, {"bert_pretrain", "bert"}}) {
+    SCOPED_TRACE(graph);
+    const fs::path d = temp("fusedhead");
+    std::string text = slurp(fs::path(SCION_SOURCE_DIR) / "graphs" / (graph + ".toml"));
+    const std::string fused = "hidden = \"" + model + ".hidden\"\nhead = \"" + model + "\"\n";
+    ASSERT_NE(text.find(fused), std::string::npos) << "the shipped graph no longer fuses its head";
+    text.replace(text.find(fused), fused.size(), "logits = \"" + model + ".logits\"\n");
+    {
+      std::ofstream(d / "logits.toml") << text;
+    }
+    const std::string args = " --plain --set stages.0.steps=12 --set stages.0.log_every=3 --set stages.0.eval.every=12"
+                             " --set nodes." + model + ".layers=2 --set nodes." + model + ".width=64";
+    // The copy runs from the source tree too, so its relative data paths resolve alike.
+    const Result a = sh("run graphs/" + graph + ".toml --out " + (d / "fused").string() + args);
+    ASSERT_EQ(a.rc, 0) << a.out;
+    const Result b = sh("run " + (d / "logits.toml").string() + " --out " + (d / "logits").string() + args);
+    ASSERT_EQ(b.rc, 0) << b.out;
+    std::vector<double> fa, fb, ea, eb;
+    for (const Json& m : metrics(d / "fused"))
+      (m.contains("loss") ? fa : ea).push_back(json_number(m.at(m.contains("loss") ? "loss" : "ppl/loss")));
+    for (const Json& m : metrics(d / "logits"))
+      (m.contains("loss") ? fb : eb).push_back(json_number(m.at(m.contains("loss") ? "loss" : "ppl/loss")));
+    ASSERT_EQ(fa.size(), 4u);
+    ASSERT_EQ(fa.size(), fb.size());
+    for (size_t i = 0; i < fa.size(); ++i) EXPECT_NEAR(fa[i], fb[i], 1e-4 * fb[i]) << "log line " << i;
+    ASSERT_EQ(ea.size(), 1u);
+    ASSERT_EQ(eb.size(), 1u);
+    EXPECT_NEAR(ea[0], eb[0], 1e-4 * eb[0]);
+    fs::remove_all(d);
+  }
+  // Refused before anything runs, at the key: both ways at once, or a head that is no model.
+  const Result both = sh("validate graphs/gpt_pretrain.toml --set nodes.lm.logits=student.logits");
+  EXPECT_NE(both.rc, 0);
+  EXPECT_NE(both.out.find("gpt_pretrain.toml:38:10: error: node 'lm' (loss.lm): give logits, or hidden and head (the fused LM head), not both"),
+            std::string::npos)
+      << both.out;
+  const Result not_model = sh("validate graphs/gpt_pretrain.toml --set nodes.lm.head=tok");
+  EXPECT_NE(not_model.rc, 0);
+  EXPECT_NE(not_model.out.find("'head' of node 'lm' names node 'tok', a tokenizer (tokenizer.gpt2), but needs a model node"),
+            std::string::npos)
+      << not_model.out;
+}
+
 TEST(Graphs, TokenizeWritesShardsThatTrain) {
   const fs::path d = temp("tok");
   const Result t = sh("tokenize data/corpus/news/valid.txt --out " + (d / "news.bin").string());

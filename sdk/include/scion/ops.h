@@ -80,6 +80,14 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t head
 // logits [N, V] (or [.., V]), targets i64 [N] (or [..]); rows whose target is ignore_index
 // do not count.
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -100);
+// The LM head and its cross-entropy in one op: the mean over counted rows of
+// CE(x · Wᵀ + bias, targets), x [.., C], W [V, C], bias [V] (may be undefined), targets i64
+// [..]. The [rows, V] logits are never stored: rows go through in chunks of `chunk_rows`
+// (0 = at least 256 rows, more while a chunk's logits stay under 32 MB), and the gradients of x, W and bias
+// are made in the same pass. Equal to cross_entropy(linear(x, W, bias), targets): the loss
+// and x's gradient to f32 rounding of the same arithmetic, W's and bias's summed by chunks.
+Tensor linear_cross_entropy(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& targets,
+                            int64_t ignore_index = -100, int64_t chunk_rows = 0);
 // Soft targets: -sum_v softmax(target_logits/T)_v * log_softmax(logits/T)_v, mean over rows
 // with row_mask (u8 [N], may be undefined = all rows). Gradients flow to both logits.
 Tensor soft_cross_entropy(const Tensor& logits, const Tensor& target_logits, float temperature,

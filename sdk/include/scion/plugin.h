@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <span>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -155,6 +156,11 @@ struct StepContext {
   // Sums `n` doubles over every rank in place (an evaluator's loss sums and counts over its
   // share of the validation batches); empty on one rank.
   std::function<void(double* values, size_t n)> allreduce_sum;
+  // The output ports of this node that something reads at this step (set by the runtime for a
+  // model's forward in training); null = all of them. A model may skip an output nobody
+  // reads: its logits when the loss applies the LM head itself (Model::lm_head).
+  const std::set<std::string>* wanted_outputs = nullptr;
+  bool wants(const std::string& port) const { return !wanted_outputs || wanted_outputs->count(port) > 0; }
 };
 
 using TensorMap = std::map<std::string, Tensor>;
@@ -241,6 +247,15 @@ class Model : public Plugin {
   // third of it. The default knows no architecture: 6N.
   virtual double flops_per_token(int64_t seq_len) { return 6.0 * double(module().parameter_count()); }
   virtual Json config() const { return Json(); }
+  // The LM head as one linear map, for losses that fuse it with their cross-entropy
+  // (ops::linear_cross_entropy, so the [B·T, V] logits are never stored): from the model's
+  // `hidden` output, the rows the projection reads (BERT's MLM transform applied), its
+  // weight [V, C] and its bias [V] (undefined when it has none). logits = input · weightᵀ +
+  // bias, exactly the `logits` output. Undefined input: the model has no such head.
+  struct LmHead {
+    Tensor input, weight, bias;
+  };
+  virtual LmHead lm_head(const Tensor& /*hidden*/) { return {}; }
 };
 
 class Loss : public Plugin {
