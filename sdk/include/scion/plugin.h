@@ -26,13 +26,14 @@ namespace scion {
 
 // SDK ABI: a plugin built for another major version is refused; a plugin built against a
 // newer minor version than the host's is refused too (it may use what the host lacks).
-constexpr uint32_t kSdkAbiMajor = 5;  // 2: Op::carry_state; 3: Loss::idle_inputs and needed_metrics, Op::state_source;
+constexpr uint32_t kSdkAbiMajor = 6;  // 2: Op::carry_state; 3: Loss::idle_inputs and needed_metrics, Op::state_source;
                                       // 4: model surgery (scion/surgery.h), nn buffers and gates, parameter groups,
                                       //    plugin-owned parameters, schema checks, nlohmann JSON
                                       //    (ParamSpec choices/ranges/node kinds, PluginEntry::check; node_refs gone)
                                       //    (Tokenizer takes string_view / span<const int32_t>)
                                       // 5: Plugin::begin_step / end_step / end_stage, observe() on every kind,
                                       //    prompt nodes run in the step graph
+                                      // 6: Model::lm_head (the fused LM head + loss), StepContext::wanted_outputs
 constexpr uint32_t kSdkAbiMinor = 0;
 
 enum class PluginKind { data, tokenizer, model, op, loss, prompt, optimizer, evaluator };
