@@ -32,7 +32,8 @@ constexpr uint32_t kSdkAbiMajor = 5;  // 2: Op::carry_state; 3: Loss::idle_input
                                       //    (Tokenizer takes string_view / span<const int32_t>)
                                       // 5: Plugin::begin_step / end_step / end_stage, observe() on every kind,
                                       //    prompt nodes run in the step graph
-constexpr uint32_t kSdkAbiMinor = 0;
+constexpr uint32_t kSdkAbiMinor = 1;  // 5.1: GateKind::hidden_kept (CoFi's hidden gate) and
+                                      //      ParamLayout::hidden_fold (in what was the struct's padding)
 
 enum class PluginKind { data, tokenizer, model, op, loss, prompt, optimizer, evaluator };
 const char* kind_name(PluginKind k);
