@@ -17,10 +17,13 @@ LayerNorm::LayerNorm(int64_t dim, float eps_) : eps(eps_) {
   register_parameter("weight", &weight, Tensor::ones({dim}));
   register_parameter("bias", &bias, Tensor::zeros({dim}));
   register_buffer("gate", &gate);
+  register_buffer("gate.kept", &kept_gate);
 }
 
 Tensor LayerNorm::forward(const Tensor& x) const {
-  return gate.defined() ? ops::layernorm_masked(x, weight, bias, gate, eps) : ops::layernorm(x, weight, bias, eps);
+  if (gate.defined()) return ops::layernorm_masked(x, weight, bias, gate, eps);
+  if (kept_gate.defined()) return ops::layernorm_kept(x, weight, bias, kept_gate, eps);
+  return ops::layernorm(x, weight, bias, eps);
 }
 
 Embedding::Embedding(int64_t count, int64_t dim, InitConfig init) {

@@ -32,6 +32,7 @@ const char* gate_kind_name(GateKind k) {
     case GateKind::ffn: return "ffn";
     case GateKind::ffn_unit: return "ffn_unit";
     case GateKind::hidden: return "hidden";
+    case GateKind::hidden_kept: return "hidden_kept";
   }
   return "?";
 }
@@ -81,7 +82,7 @@ bool operator==(const Architecture& a, const Architecture& b) {
 }
 
 int64_t gate_size(const Architecture& a, GateKind k, int64_t layer) {
-  if (k == GateKind::hidden) return a.width;
+  if (k == GateKind::hidden || k == GateKind::hidden_kept) return a.width;
   SCION_CHECK(layer >= 0 && layer < a.layers(), "gate ", gate_kind_name(k), ": layer ", layer,
               " does not exist (the model has ", a.layers(), " layers)");
   if (k == GateKind::head) return a.heads[size_t(layer)];
@@ -94,6 +95,14 @@ namespace surgery {
 namespace {
 constexpr GateKind kLayerGates[] = {GateKind::layer, GateKind::attention, GateKind::head, GateKind::ffn,
                                     GateKind::ffn_unit};
+constexpr GateKind kHiddenGates[] = {GateKind::hidden, GateKind::hidden_kept};
+
+// The model's hidden gate, whichever rule it follows (kind `hidden` and no value when none).
+GateEntry hidden_gate(const TransformerModel& m) {
+  for (GateKind k : kHiddenGates)
+    if (Tensor h = m.gate(k, -1); h.defined()) return {k, -1, h};
+  return {GateKind::hidden, -1, Tensor()};
+}
 
 // dst[.., j, ..] = src[.., index[j], ..] along `axis` (0 or 1) of a 1-D or 2-D f32 tensor.
 Tensor select_axis(const Tensor& t_in, int axis, const std::vector<int64_t>& index) {
@@ -129,7 +138,7 @@ std::vector<GateEntry> gates(const TransformerModel& m) {
   for (int64_t l = 0; l < L; ++l)
     for (GateKind k : kLayerGates)
       if (Tensor g = m.gate(k, l); g.defined()) out.push_back({k, l, g});
-  if (Tensor h = m.gate(GateKind::hidden, -1); h.defined()) out.push_back({GateKind::hidden, -1, h});
+  if (GateEntry h = hidden_gate(m); h.value.defined()) out.push_back(h);
   return out;
 }
 
@@ -137,7 +146,7 @@ void clear_gates(TransformerModel& m) {
   const int64_t L = m.architecture().layers();
   for (int64_t l = 0; l < L; ++l)
     for (GateKind k : kLayerGates) m.set_gate(k, l, Tensor());
-  m.set_gate(GateKind::hidden, -1, Tensor());
+  for (GateKind k : kHiddenGates) m.set_gate(k, -1, Tensor());
 }
 
 void reorder_blocks(TransformerModel& m, const std::vector<int64_t>& order, uint64_t seed) {
@@ -178,13 +187,13 @@ void reorder_blocks(TransformerModel& m, const std::vector<int64_t>& order, uint
   std::map<std::pair<int, int64_t>, Tensor> old_gates;
   for (int64_t l = 0; l < L; ++l)
     for (GateKind k : kLayerGates) old_gates[{int(k), l}] = m.gate(k, l);
-  const Tensor hidden = m.gate(GateKind::hidden, -1);
+  const GateEntry hidden = hidden_gate(m);
   m.rebuild(na, params);
   // Gates travel with their blocks; an identity block starts ungated.
   for (size_t i = 0; i < order.size(); ++i)
     if (order[i] >= 0)
       for (GateKind k : kLayerGates) m.set_gate(k, int64_t(i), old_gates[{int(k), order[i]}]);
-  m.set_gate(GateKind::hidden, -1, hidden);
+  m.set_gate(hidden.kind, -1, hidden.value);
 }
 
 void keep_units(TransformerModel& m, Unit unit, int64_t layer, const std::vector<int64_t>& keep) {
@@ -247,7 +256,7 @@ void keep_units(TransformerModel& m, Unit unit, int64_t layer, const std::vector
   std::map<std::pair<int, int64_t>, Tensor> g;
   for (int64_t l = 0; l < a.layers(); ++l)
     for (GateKind k : kLayerGates) g[{int(k), l}] = m.gate(k, l);
-  Tensor hidden = m.gate(GateKind::hidden, -1);
+  GateEntry hidden = hidden_gate(m);
   m.rebuild(na, params);
   for (int64_t l = 0; l < a.layers(); ++l)
     for (GateKind k : kLayerGates) {
@@ -262,8 +271,9 @@ void keep_units(TransformerModel& m, Unit unit, int64_t layer, const std::vector
         v = Tensor();
       m.set_gate(k, l, v);
     }
-  if (hidden.defined() && unit == Unit::hidden) hidden = select_axis(hidden.view({hidden.numel()}), 0, keep);
-  m.set_gate(GateKind::hidden, -1, hidden);
+  Tensor& h = hidden.value;
+  if (h.defined() && unit == Unit::hidden) h = select_axis(h.view({h.numel()}), 0, keep);
+  m.set_gate(hidden.kind, -1, h);
 }
 
 std::string block_source(const TransformerModel& m, const std::string& param, const std::vector<int64_t>& order) {

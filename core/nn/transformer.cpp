@@ -107,6 +107,9 @@ Tensor TransformerBlock::forward(const Tensor& x, const Tensor& key_padding_mask
   return forward(x, key_padding_mask, dropout_seed, nullptr);
 }
 
+// CoFi's hidden gate (each LayerNorm's kept_gate, the same tensor in all of them) also
+// multiplies every sublayer output before the residual add, as the reference's does: the
+// residual stream is z ⊙ (...), so the gate folds into the weights that write it.
 Tensor TransformerBlock::forward(const Tensor& x, const Tensor& key_padding_mask, uint64_t dropout_seed,
                                  Tensor* ffn_input) const {
   const bool drop = training_ && cfg.dropout > 0.f;
@@ -114,27 +117,28 @@ Tensor TransformerBlock::forward(const Tensor& x, const Tensor& key_padding_mask
     Tensor h = x;
     if (attn) {
       Tensor a = attn->forward(ln_1->forward(x), key_padding_mask, derive_seed(dropout_seed, 1));
-      h = ops::add(x, gated(gated(a, attention_gate), layer_gate));
+      h = ops::add(x, gated(gated(gated(a, attention_gate), layer_gate), ln_1->kept_gate));
     }
     if (!mlp) return h;
     Tensor ln = ln_2->forward(h);
     if (ffn_input) *ffn_input = ln;
     Tensor m = mlp->forward(ln);
     if (drop) m = ops::dropout(m, cfg.dropout, derive_seed(dropout_seed, 2));
-    return ops::add(h, gated(gated(m, ffn_gate), layer_gate));
+    return ops::add(h, gated(gated(gated(m, ffn_gate), layer_gate), ln_2->kept_gate));
   }
   // Post-LN: a sublayer whose gate is exactly 0 is skipped with the LayerNorm after it, as
   // CoFi's reference skips a sublayer whose output is all zeros: a closed gate then computes
   // what removing the sublayer (and its LayerNorm) computes.
   Tensor h = x;
   if (attn && !closed(attention_gate))
-    h = ln_1->forward(ops::add(x, gated(attn->forward(x, key_padding_mask, derive_seed(dropout_seed, 1)), attention_gate)));
+    h = ln_1->forward(ops::add(
+        x, gated(gated(attn->forward(x, key_padding_mask, derive_seed(dropout_seed, 1)), attention_gate), ln_1->kept_gate)));
   Tensor y = h;
   if (mlp && !closed(ffn_gate)) {
     if (ffn_input) *ffn_input = h;
     Tensor m = mlp->forward(h);
     if (drop) m = ops::dropout(m, cfg.dropout, derive_seed(dropout_seed, 2));
-    y = ln_2->forward(ops::add(h, gated(m, ffn_gate)));
+    y = ln_2->forward(ops::add(h, gated(gated(m, ffn_gate), ln_2->kept_gate)));
   }
   if (!layer_gate.defined()) return y;
   // gate * y + (1 - gate) * x: exactly x at gate 0, exactly y at gate 1.

@@ -91,12 +91,36 @@ Tensor layernorm_masked(const Tensor& x, const Tensor& weight, const Tensor& bia
     Tensor y = add(mul(mul(d, rsqrt(add_scalar(var, eps))), weight), bias);
     return mul(y, m);
   }
-  // A trained mask (CoFi's hidden-dimension gate): the same function, with the mask's total
+  // A trained mask (a plugin's learned gate under MSG's rule): the same function, with the mask's total
   // on the tape too, so the statistics pass gradients to the mask as well as the output does.
   Tensor inv = pow_scalar(sum_all(mask), -1.f);
   Tensor mean = mul(sum(mul(x, mask), {-1}, true), inv);
   Tensor d = sub(x, mean);
   Tensor var = mul(sum(mul(mul(d, d), mask), {-1}, true), inv);
+  Tensor y = add(mul(mul(d, rsqrt(add_scalar(var, eps))), weight), bias);
+  return mul(y, mask);
+}
+
+Tensor layernorm_kept(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mask, float eps) {
+  const char* op = "layernorm_kept";
+  check_cpu(op, {&x, &weight, &bias, &mask});
+  check_float(op, x, "input");
+  check_float(op, mask, "mask");
+  if (x.dim() < 1) fail(op, "input needs rank >= 1, got " + x.desc());
+  const int64_t n = x.size(-1);
+  if (weight.shape() != Shape{n} || bias.shape() != Shape{n} || mask.shape() != Shape{n})
+    fail(op, "weight " + weight.desc() + ", bias " + bias.desc() + " and mask " + mask.desc() + " must all be [" +
+                 std::to_string(n) + "] for input " + x.desc());
+  std::vector<float> kept = mask.contiguous().to_vector();
+  int64_t count = 0;
+  for (float& m : kept) count += (m = m != 0.f ? 1.f : 0.f) != 0.f;
+  if (count == 0) fail(op, "mask " + mask.desc() + " keeps no feature");
+  // The 0/1 indicator of the kept features is a constant: only their values are differentiated.
+  const Tensor k = Tensor::from_vector(kept, {n});
+  const float inv = 1.f / float(count);
+  Tensor mean = mul_scalar(sum(mul(x, k), {-1}, true), inv);
+  Tensor d = sub(x, mean);
+  Tensor var = mul_scalar(sum(mul(mul(d, d), k), {-1}, true), inv);
   Tensor y = add(mul(mul(d, rsqrt(add_scalar(var, eps))), weight), bias);
   return mul(y, mask);
 }

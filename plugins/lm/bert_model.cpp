@@ -40,6 +40,10 @@ BertModel::BertModel(const BertConfig& c) : cfg_(c) {
   register_parameter("cls.predictions.bias", &decoder_bias, Tensor::zeros({c.vocab}));
 }
 
+Tensor BertModel::stream_gated(const Tensor& x) const {
+  return emb_ln->kept_gate.defined() ? ops::mul(x, emb_ln->kept_gate) : x;
+}
+
 Tensor BertModel::hidden(const Tensor& ids, const Tensor& token_types, const Tensor& attention_mask,
                          uint64_t dropout_seed, int64_t max_layers, std::vector<Tensor>* layer_states) const {
   SCION_CHECK(ids.defined() && ids.dim() == 2, "model.bert: tokens must be [B, T], got ", ids.desc());
@@ -50,7 +54,7 @@ Tensor BertModel::hidden(const Tensor& ids, const Tensor& token_types, const Ten
   SCION_CHECK(types.shape() == ids.shape(), "model.bert: token types ", types.desc(), " do not match tokens ", ids.desc());
   Tensor x = ops::add(ops::add(word->forward(ids), position->forward(Tensor::arange(T, DType::i64, ids.device()))),
                       token_type->forward(types));
-  x = emb_ln->forward(x);
+  x = emb_ln->forward(stream_gated(x));
   if (training_ && cfg_.dropout > 0.f) x = ops::dropout(x, cfg_.dropout, derive_seed(dropout_seed, 0));
   const size_t n = max_layers < 0 ? layers.size() : std::min(layers.size(), size_t(max_layers));
   for (size_t i = 0; i < n; ++i) {
@@ -72,7 +76,7 @@ Tensor BertModel::hidden_with_prompt(const Tensor& ids, const Tensor& prompt, co
   Tensor x = ops::add(ops::add(ops::concat({prompt, word->forward(ids)}, 1),
                                position->forward(Tensor::arange(k + T, DType::i64, ids.device()))),
                       token_type->forward(Tensor::zeros({B, k + T}, DType::i64, ids.device())));
-  x = emb_ln->forward(x);
+  x = emb_ln->forward(stream_gated(x));
   if (training_ && cfg_.dropout > 0.f) x = ops::dropout(x, cfg_.dropout, derive_seed(dropout_seed, 0));
   Tensor mask;
   if (attention_mask.defined()) {  // the prompt positions are always attended

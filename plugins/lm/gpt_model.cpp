@@ -34,6 +34,10 @@ GptModel::GptModel(const GptConfig& c) : cfg_(c) {
                                                                       nn::InitConfig{derive_seed(c.seed, 3), 0.02f}));
 }
 
+Tensor GptModel::stream_gated(const Tensor& x) const {
+  return ln_f->kept_gate.defined() ? ops::mul(x, ln_f->kept_gate) : x;
+}
+
 Tensor GptModel::hidden(const Tensor& ids, uint64_t dropout_seed, int64_t max_layers,
                         std::vector<Tensor>* layer_states, Tensor* last_ffn_input) const {
   SCION_CHECK(ids.defined() && ids.dim() == 2, "model.gpt: tokens must be [B, T], got ", ids.desc());
@@ -41,7 +45,7 @@ Tensor GptModel::hidden(const Tensor& ids, uint64_t dropout_seed, int64_t max_la
   SCION_CHECK(T <= cfg_.context, "model.gpt: sequence length ", T, " exceeds the context of ", cfg_.context,
               " positions (tokens ", ids.desc(), ")");
   Tensor pos = Tensor::arange(T, DType::i64, ids.device());
-  Tensor x = ops::add(wte->forward(ids), wpe->forward(pos));
+  Tensor x = stream_gated(ops::add(wte->forward(ids), wpe->forward(pos)));
   if (training_ && cfg_.dropout > 0.f) x = ops::dropout(x, cfg_.dropout, derive_seed(dropout_seed, 0));
   const size_t n = max_layers < 0 ? blocks.size() : std::min(blocks.size(), size_t(max_layers));
   for (size_t i = 0; i < n; ++i) {
@@ -59,7 +63,8 @@ Tensor GptModel::hidden_with_prompt(const Tensor& ids, const Tensor& prompt, uin
   const int64_t k = prompt.size(1), T = ids.size(1);
   SCION_CHECK(k + T <= cfg_.context, "model.gpt: a prompt of ", k, " and ", T, " tokens exceed the context of ",
               cfg_.context, " positions");
-  Tensor x = ops::add(ops::concat({prompt, wte->forward(ids)}, 1), wpe->forward(Tensor::arange(k + T, DType::i64, ids.device())));
+  Tensor x = stream_gated(
+      ops::add(ops::concat({prompt, wte->forward(ids)}, 1), wpe->forward(Tensor::arange(k + T, DType::i64, ids.device()))));
   if (training_ && cfg_.dropout > 0.f) x = ops::dropout(x, cfg_.dropout, derive_seed(dropout_seed, 0));
   for (size_t i = 0; i < blocks.size(); ++i) x = blocks[i]->forward(x, Tensor(), derive_seed(dropout_seed, 1 + i));
   return ln_f->forward(ops::split(x, {k, T}, 1)[1]);

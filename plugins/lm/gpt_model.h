@@ -47,6 +47,10 @@ class GptModel : public nn::Module {
   // Every LayerNorm over the residual width (the hidden gate's users).
   std::vector<nn::LayerNorm*> hidden_norms() const;
 
+  // The embeddings multiplied by CoFi's hidden gate (the LayerNorms' kept_gate), when it is
+  // set: the residual stream is z ⊙ (...), as in CoFi's reference.
+  Tensor stream_gated(const Tensor& x) const;
+
   std::shared_ptr<nn::Embedding> wte, wpe;
   std::vector<std::shared_ptr<nn::TransformerBlock>> blocks;
   std::shared_ptr<nn::LayerNorm> ln_f;

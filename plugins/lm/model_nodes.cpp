@@ -179,8 +179,12 @@ void TransformerNode<M, C>::set_gate(GateKind kind, int64_t layer, const Tensor&
   const int64_t n = gate_size(a, kind, layer);
   SCION_CHECK(!v.defined() || v.numel() == n, "model: a ", gate_kind_name(kind), " gate of layer ", layer, " has ",
               n, " elements, got ", v.desc());
-  if (kind == GateKind::hidden) {
-    for (nn::LayerNorm* ln : model_->hidden_norms()) ln->gate = v.defined() ? v.view({n}) : Tensor();
+  if (kind == GateKind::hidden || kind == GateKind::hidden_kept) {
+    const bool kept = kind == GateKind::hidden_kept;
+    SCION_CHECK(!v.defined() || !gate(kept ? GateKind::hidden : GateKind::hidden_kept, -1).defined(), "model: a ",
+                gate_kind_name(kind), " gate on a model whose hidden gate follows the other rule (hint: clear the ",
+                gate_kind_name(kept ? GateKind::hidden : GateKind::hidden_kept), " gate first)");
+    for (nn::LayerNorm* ln : model_->hidden_norms()) (kept ? ln->kept_gate : ln->gate) = v.defined() ? v.view({n}) : Tensor();
     return;
   }
   nn::TransformerBlock& b = *model_->block_list()[size_t(layer)];
@@ -197,13 +201,15 @@ void TransformerNode<M, C>::set_gate(GateKind kind, int64_t layer, const Tensor&
       SCION_CHECK(b.mlp || !v.defined(), "model: layer ", layer, " has no FFN sublayer to gate");
       if (b.mlp) b.mlp->unit_gate = v.defined() ? v.view({n}) : Tensor();
       return;
-    case GateKind::hidden: return;
+    case GateKind::hidden:
+    case GateKind::hidden_kept: return;
   }
 }
 
 template <class M, class C>
 Tensor TransformerNode<M, C>::gate(GateKind kind, int64_t layer) const {
   if (kind == GateKind::hidden) return model_->hidden_norms().back()->gate;
+  if (kind == GateKind::hidden_kept) return model_->hidden_norms().back()->kept_gate;
   gate_size(architecture(), kind, layer);  // checks the layer
   const nn::TransformerBlock& b = *model_->block_list()[size_t(layer)];
   switch (kind) {
@@ -212,7 +218,8 @@ Tensor TransformerNode<M, C>::gate(GateKind kind, int64_t layer) const {
     case GateKind::ffn: return b.ffn_gate;
     case GateKind::head: return b.attn ? b.attn->head_gate : Tensor();
     case GateKind::ffn_unit: return b.mlp ? b.mlp->unit_gate : Tensor();
-    case GateKind::hidden: break;
+    case GateKind::hidden:
+    case GateKind::hidden_kept: break;
   }
   return Tensor();
 }
@@ -329,19 +336,25 @@ ParamLayout GptNode::layout(const std::string& name) const {
   ParamLayout r;
   std::string s;
   if (split_block(name, "transformer.h.", r.layer, s)) {
-    if (s == "ln_1.weight" || s == "ln_1.bias" || s == "ln_2.weight" || s == "ln_2.bias") r.axis[0] = kHidden;
-    else if (s == "attn.c_proj.bias" || s == "mlp.c_proj.bias") r.axis[0] = kHidden, r.residual_write = true;
+    if (s == "ln_1.weight" || s == "ln_1.bias" || s == "ln_2.weight" || s == "ln_2.bias")
+      r.axis[0] = kHidden, r.hidden_fold = true;
+    else if (s == "attn.c_proj.bias" || s == "mlp.c_proj.bias")
+      r.axis[0] = kHidden, r.residual_write = r.hidden_fold = true;
     else if (s == "attn.c_attn.weight") r.axis[0] = kHiddenIn, r.axis[1] = {Unit::qkv, false};
     else if (s == "attn.c_attn.bias") r.axis[0] = {Unit::qkv, false};
-    else if (s == "attn.c_proj.weight") r.axis[0] = {Unit::head, true}, r.axis[1] = kHidden, r.residual_write = true;
+    else if (s == "attn.c_proj.weight")
+      r.axis[0] = {Unit::head, true}, r.axis[1] = kHidden, r.residual_write = r.hidden_fold = true;
     else if (s == "mlp.c_fc.weight") r.axis[0] = kHiddenIn, r.axis[1] = {Unit::ffn, false};
     else if (s == "mlp.c_fc.bias") r.axis[0] = {Unit::ffn, false};
-    else if (s == "mlp.c_proj.weight") r.axis[0] = {Unit::ffn, true}, r.axis[1] = kHidden, r.residual_write = true;
+    else if (s == "mlp.c_proj.weight")
+      r.axis[0] = {Unit::ffn, true}, r.axis[1] = kHidden, r.residual_write = r.hidden_fold = true;
     else throw Error("model.gpt: no layout for parameter '" + name + "'");
     return r;
   }
-  if (name == "transformer.wte.weight" || name == "transformer.wpe.weight") r.axis[1] = kHidden;
-  else if (name == "transformer.ln_f.weight" || name == "transformer.ln_f.bias") r.axis[0] = kHidden;
+  // The tied head reads ln_f's output through wte, which carries the hidden gate already.
+  if (name == "transformer.wte.weight" || name == "transformer.wpe.weight") r.axis[1] = kHidden, r.hidden_fold = true;
+  else if (name == "transformer.ln_f.weight" || name == "transformer.ln_f.bias")
+    r.axis[0] = kHidden, r.hidden_fold = !model_->config().tied;
   else if (name == "lm_head.weight") r.axis[1] = kHiddenIn;
   else throw Error("model.gpt: no layout for parameter '" + name + "'");
   return r;
@@ -377,25 +390,32 @@ ParamLayout BertNode::layout(const std::string& name) const {
   ParamLayout r;
   std::string s;
   if (split_block(name, "bert.encoder.layer.", r.layer, s)) {
-    if (s.find("LayerNorm") != std::string::npos) r.axis[0] = kHidden;
-    else if (s == "attention.output.dense.bias" || s == "output.dense.bias") r.axis[0] = kHidden, r.residual_write = true;
+    if (s.find("LayerNorm") != std::string::npos) r.axis[0] = kHidden, r.hidden_fold = true;
+    else if (s == "attention.output.dense.bias" || s == "output.dense.bias")
+      r.axis[0] = kHidden, r.residual_write = r.hidden_fold = true;
     else if (s == "attention.self.query.weight" || s == "attention.self.key.weight" || s == "attention.self.value.weight")
       r.axis[0] = {Unit::head, false}, r.axis[1] = kHiddenIn;
     else if (s == "attention.self.query.bias" || s == "attention.self.key.bias" || s == "attention.self.value.bias")
       r.axis[0] = {Unit::head, false};
-    else if (s == "attention.output.dense.weight") r.axis[0] = kHidden, r.axis[1] = {Unit::head, true}, r.residual_write = true;
+    else if (s == "attention.output.dense.weight")
+      r.axis[0] = kHidden, r.axis[1] = {Unit::head, true}, r.residual_write = r.hidden_fold = true;
     else if (s == "intermediate.dense.weight") r.axis[0] = {Unit::ffn, false}, r.axis[1] = kHiddenIn;
     else if (s == "intermediate.dense.bias") r.axis[0] = {Unit::ffn, false};
-    else if (s == "output.dense.weight") r.axis[0] = kHidden, r.axis[1] = {Unit::ffn, true}, r.residual_write = true;
+    else if (s == "output.dense.weight")
+      r.axis[0] = kHidden, r.axis[1] = {Unit::ffn, true}, r.residual_write = r.hidden_fold = true;
     else throw Error("model.bert: no layout for parameter '" + name + "'");
     return r;
   }
   if (name.rfind("bert.embeddings.", 0) == 0) {
     if (name.find("LayerNorm") != std::string::npos) r.axis[0] = kHidden;
     else r.axis[1] = kHidden;
+    r.hidden_fold = true;
   } else if (name == "cls.predictions.transform.dense.weight") r.axis[0] = kHidden, r.axis[1] = kHiddenIn;
-  else if (name == "cls.predictions.transform.dense.bias" || name.find("transform.LayerNorm") != std::string::npos)
-    r.axis[0] = kHidden;
+  else if (name == "cls.predictions.transform.dense.bias") r.axis[0] = kHidden;
+  // The tied decoder reads the head's LayerNorm through the word embeddings, which carry the
+  // hidden gate already.
+  else if (name.find("transform.LayerNorm") != std::string::npos)
+    r.axis[0] = kHidden, r.hidden_fold = !model_->config().tied;
   else if (name == "cls.predictions.decoder.weight") r.axis[1] = kHiddenIn;
   else if (name == "cls.predictions.bias") {
   } else throw Error("model.bert: no layout for parameter '" + name + "'");

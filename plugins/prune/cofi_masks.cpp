@@ -61,7 +61,7 @@ void CofiMasks::set_sampled(TransformerModel& m, uint64_t seed) const {
     m.set_gate(GateKind::ffn_unit, int64_t(l), z(ffn_unit_[l]));
     m.set_gate(GateKind::ffn, int64_t(l), z(ffn_[l]));
   }
-  m.set_gate(GateKind::hidden, -1, z(hidden_));
+  m.set_gate(GateKind::hidden_kept, -1, z(hidden_));
 }
 
 void CofiMasks::set_deterministic(TransformerModel& m) const {
@@ -72,7 +72,7 @@ void CofiMasks::set_deterministic(TransformerModel& m) const {
     m.set_gate(GateKind::ffn_unit, int64_t(l), HardConcrete::deterministic(ffn_unit_[l]));
     m.set_gate(GateKind::ffn, int64_t(l), HardConcrete::deterministic(ffn_[l]));
   }
-  m.set_gate(GateKind::hidden, -1, HardConcrete::deterministic(hidden_));
+  m.set_gate(GateKind::hidden_kept, -1, HardConcrete::deterministic(hidden_));
 }
 
 void CofiMasks::clamp() {

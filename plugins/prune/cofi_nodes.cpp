@@ -95,10 +95,8 @@ class CofiLoss final : public Loss {
     if (alpha_layer_ > 0.f) {
       Tensor sl = in.at("student_layers"), tl = in.at("teacher_layers").detach();
       const Architecture a = model_->architecture();
-      // GPT's residual stream is not masked (its LayerNorms read only the kept dimensions):
-      // mask it by the hidden gate, as the reference's stream is.
-      Tensor hz = model_->gate(GateKind::hidden, -1);
-      if (a.pre_ln && hz.defined()) sl = ops::mul(sl, hz);
+      // The student's layer outputs are its residual stream, which the hidden gate already
+      // multiplies (GateKind::hidden_kept), as the reference's is.
       Tensor mapped = ops::linear(sl, map_w_, map_b_, /*w_in_out=*/false);
       std::vector<bool> exists(size_t(a.layers()), true);
       for (int64_t l = 0; l < a.layers(); ++l) {

@@ -31,20 +31,42 @@ Tensor find(TransformerModel& m, const std::string& name) {
   throw Error("cofi: the model has no parameter '" + name + "'");
 }
 
+// t[.., u, ..] *= scale[u / group] along `axis` of a 1-D or 2-D tensor, in place.
+void scale_along(Tensor t, int axis, const std::vector<float>& scale, int64_t group) {
+  std::vector<float> v = t.detach().contiguous().to_vector();
+  const int64_t r = t.size(0), c = t.dim() == 2 ? t.size(1) : 1;
+  for (int64_t i = 0; i < r; ++i)
+    for (int64_t j = 0; j < c; ++j) v[size_t(i * c + j)] *= scale[size_t((axis == 0 ? i : j) / group)];
+  t.copy_(Tensor::from_vector(v, t.shape()));
+}
+
 // W[.., u, ..] *= scale[u] along `axis` (u in units of `group` rows), bias *= sublayer.
 void fold(TransformerModel& m, const std::string& weight, int axis, const std::vector<float>& scale, int64_t group,
           float sublayer) {
-  Tensor w = find(m, weight);
+  scale_along(find(m, weight), axis, scale, group);
   const std::string bias_name = weight.substr(0, weight.size() - std::string("weight").size()) + "bias";
-  std::vector<float> v = w.detach().contiguous().to_vector();
-  const int64_t r = w.size(0), c = w.size(1);
-  for (int64_t i = 0; i < r; ++i)
-    for (int64_t j = 0; j < c; ++j) v[size_t(i * c + j)] *= scale[size_t((axis == 0 ? i : j) / group)];
-  w.copy_(Tensor::from_vector(v, w.shape()));
   Tensor b = find(m, bias_name);
-  std::vector<float> bv = b.detach().contiguous().to_vector();
-  for (float& x : bv) x *= sublayer;
-  b.copy_(Tensor::from_vector(bv, b.shape()));
+  scale_along(b, 0, std::vector<float>(size_t(b.numel()), sublayer), 1);
+}
+
+// CoFi's hidden gate z: the model multiplies the embeddings, the sublayer outputs and every
+// LayerNorm's output by it, so the residual stream is z ⊙ (...) and the LayerNorms take their
+// statistics over the dimensions where z ≠ 0 of that stream. Multiplying the tensors the model
+// marks (ParamLayout::hidden_fold) by z gives the same stream with no gate; the dimensions at
+// 0 are then zero everywhere the stream is written and can go.
+void fold_hidden(TransformerModel& m, const std::vector<float>& z) {
+  for (const auto& [name, t] : m.module().named_parameters()) {
+    const ParamLayout lay = m.layout(name);
+    if (!lay.hidden_fold) continue;
+    int axis = -1;
+    for (int ax = 0; ax < t.dim() && ax < 2; ++ax)
+      if (lay.axis[ax].unit == Unit::hidden) {
+        SCION_CHECK(axis < 0, "cofi: '", name, "' has two hidden axes; the hidden gate folds into one");
+        axis = ax;
+      }
+    SCION_CHECK(axis >= 0, "cofi: '", name, "' is marked to fold the hidden gate but has no hidden axis");
+    scale_along(t, axis, z, 1);
+  }
 }
 
 // One sublayer: fold, then the units to keep (empty: remove the sublayer).
@@ -80,6 +102,9 @@ PruneReport prune_with_gates(TransformerModel& m) {
   PruneReport r;
   const Architecture a = m.architecture();
   r.width_before = a.width;
+  SCION_CHECK(!m.gate(GateKind::hidden, -1).defined(), "cofi: the model's hidden gate follows MSG's rule (LayerNorm "
+              "statistics weighted by it), which no weight absorbs; CoFi's finalisation folds its own hidden_kept gate "
+              "(hint: end a grow.masked ramp before pruning)");
   for (int64_t l = 0; l < a.layers(); ++l) {
     SCION_CHECK(!m.gate(GateKind::layer, l).defined(), "cofi: layer ", l, " has a layer gate; CoFi's finalisation "
                 "folds head, sublayer, FFN-unit and hidden gates only (hint: end a grow.masked ramp before pruning)");
@@ -99,14 +124,16 @@ PruneReport prune_with_gates(TransformerModel& m) {
       if (int64_t(keep.size()) != now.ffn[size_t(l)]) surgery::keep_units(m, Unit::ffn, l, keep);
     }
   }
-  const std::vector<float> h = values(m.gate(GateKind::hidden, -1), a.width);
-  std::vector<int64_t> keep;
-  bool all_one = true;
-  for (int64_t i = 0; i < a.width; ++i)
-    if (h[size_t(i)] != 0.f) keep.push_back(i), all_one = all_one && h[size_t(i)] == 1.f;
-  SCION_CHECK(!keep.empty(), "cofi: every hidden dimension's gate is 0; nothing would be left of the model");
-  if (int64_t(keep.size()) != a.width) surgery::keep_units(m, Unit::hidden, -1, keep);
-  if (all_one) m.set_gate(GateKind::hidden, -1, Tensor());
+  if (const Tensor hz = m.gate(GateKind::hidden_kept, -1); hz.defined()) {
+    const std::vector<float> h = values(hz, a.width);
+    std::vector<int64_t> keep;
+    for (int64_t i = 0; i < a.width; ++i)
+      if (h[size_t(i)] != 0.f) keep.push_back(i);
+    SCION_CHECK(!keep.empty(), "cofi: every hidden dimension's gate is 0; nothing would be left of the model");
+    fold_hidden(m, h);
+    m.set_gate(GateKind::hidden_kept, -1, Tensor());
+    if (int64_t(keep.size()) != a.width) surgery::keep_units(m, Unit::hidden, -1, keep);
+  }
   const Architecture b = m.architecture();
   for (int64_t l = 0; l < b.layers(); ++l) r.heads_after += b.heads[size_t(l)], r.ffn_after += b.ffn[size_t(l)];
   r.width_after = b.width;

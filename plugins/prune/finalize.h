@@ -23,10 +23,10 @@ struct PruneReport {
 //    LayerNorm (in post-LN BERT the closed gate already skipped both);
 //  * keeps one head or unit with zero output weights where a sublayer's gate is open but all
 //    its heads or units are closed, so the sublayer's output bias stays (issue #36);
-//  * removes hidden dimensions whose gate is 0; the survivors keep their soft values as the
-//    hidden gate (they weight the LayerNorm statistics, which no weight can absorb), and the
-//    gate goes when all of them are 1.
-// Layer gates are not CoFi's and are refused.
+//  * folds CoFi's hidden gate (GateKind::hidden_kept) into the tensors that write the residual
+//    stream and into the LayerNorms (ParamLayout::hidden_fold), removes the gate and the
+//    hidden dimensions at 0: the pruned model has no gate left.
+// Layer gates and MSG's hidden gate (GateKind::hidden) are not CoFi's and are refused.
 PruneReport prune_with_gates(TransformerModel& m);
 
 }  // namespace scion::prune

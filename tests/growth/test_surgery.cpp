@@ -97,7 +97,10 @@ TEST(Surgery, ArchitectureAndLayoutDescribeTheModel) {
 }
 
 TEST(Surgery, PruningHeadsUnitsAndHiddenDimensionsKeepsTheGatedFunction) {
-  for (int family = 0; family < 2; ++family) {
+  // Both rules of the hidden gate: MSG's (hidden) and CoFi's (hidden_kept).
+  for (int variant = 0; variant < 4; ++variant) {
+    const int family = variant % 2;
+    const GateKind hidden_kind = variant < 2 ? GateKind::hidden : GateKind::hidden_kept;
     std::unique_ptr<TransformerModel> m;
     if (family == 0) m = std::make_unique<lm::GptNode>(gpt_cfg());
     else m = std::make_unique<lm::BertNode>(bert_cfg());
@@ -112,7 +115,7 @@ TEST(Surgery, PruningHeadsUnitsAndHiddenDimensionsKeepsTheGatedFunction) {
     std::vector<float> hidden(16, 1.f);
     hidden[3] = hidden[9] = hidden[10] = 0.f;
     hidden[5] = 0.6f;
-    m->set_gate(GateKind::hidden, -1, vec(hidden));
+    m->set_gate(hidden_kind, -1, vec(hidden));
     const Tensor want = logits(*m, x);
     const int64_t before = m->module().parameter_count();
 
@@ -127,9 +130,10 @@ TEST(Surgery, PruningHeadsUnitsAndHiddenDimensionsKeepsTheGatedFunction) {
     EXPECT_EQ(a.ffn[0], int64_t(kept_units.size()));
     EXPECT_FALSE(a.uniform());
     EXPECT_LT(m->module().parameter_count(), before);
-    EXPECT_LT(max_diff(logits(*m, x), want), 1e-5) << (family == 0 ? "gpt" : "bert");
+    EXPECT_LT(max_diff(logits(*m, x), want), 1e-5) << (family == 0 ? "gpt " : "bert ") << gate_kind_name(hidden_kind);
     // The survivors' gates stay with them (soft values kept).
     EXPECT_EQ(m->gate(GateKind::head, 1).to_vector(), (std::vector<float>{0.7f, 1.3f}));
+    EXPECT_EQ(m->gate(hidden_kind, -1).numel(), 13);
   }
 }
 

@@ -201,6 +201,13 @@ TEST(Gradcheck, LayerNormMasked) {
   GRADCHECK([&](const V& v) { return ops::layernorm_masked(v[0], v[1], v[2], mask); }, {x, w, b});
 }
 
+TEST(Gradcheck, LayerNormKept) {
+  Tensor x = ops::add_scalar(randn({3, 8}, 50, 1.5f), 0.3f).detach(), w = uniform({8}, 51, 0.5f, 1.5f),
+         b = randn({8}, 52);
+  Tensor mask = Tensor::from_vector({1, 0.4f, 1, 0, 1, 0.5f, 0.2f, 0}, {8});
+  GRADCHECK([&](const V& v) { return ops::layernorm_kept(v[0], v[1], v[2], mask); }, {x, w, b});
+}
+
 // =============================== indexing ========================================================
 
 TEST(Gradcheck, EmbeddingRepeatedIds) {

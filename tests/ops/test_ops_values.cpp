@@ -523,6 +523,32 @@ TEST(LayerNorm, MaskedStatisticsMatchReference) {
   SCION_EXPECT_CLOSE(got.narrow(2, 6, 4), DVec(24, 0.0), 0, 0);
 }
 
+TEST(LayerNorm, KeptStatisticsRunUnweightedOverTheKeptFeatures) {
+  // CoFi's LayerNorm: the plain LayerNorm of the features whose mask is not 0 (whatever its
+  // soft value), times the mask; the others neither shift the statistics nor show in the output.
+  const int64_t n = 10;
+  Tensor x = ops::add_scalar(randn({3, 2, n}, 124, 2.f), 0.4f);
+  Tensor w = randn({n}, 125), b = randn({n}, 126);
+  Tensor mask = Tensor::from_vector({0.3f, 1, 0, 0.7f, 1, 1, 0.05f, 0, 1, 0.5f}, {n});
+  const float eps = 1e-5f;
+  const std::vector<int64_t> kept{0, 1, 3, 4, 5, 6, 8, 9};
+  Tensor idx = Tensor::from_vector(std::vector<float>(kept.begin(), kept.end()), {int64_t(kept.size())}).to(DType::i64);
+  Tensor ref = ops::mul(ops::layernorm(ops::index_select(x, 2, idx), ops::index_select(w, 0, idx),
+                                       ops::index_select(b, 0, idx), eps),
+                        ops::index_select(mask, 0, idx));
+  Tensor got = ops::layernorm_kept(x, w, b, mask, eps);
+  SCION_EXPECT_CLOSE(ops::index_select(got, 2, idx), to_double(ref), 1e-5, 1e-5);
+  SCION_EXPECT_CLOSE(got.narrow(2, 2, 1), DVec(6, 0.0), 0, 0);
+  SCION_EXPECT_CLOSE(got.narrow(2, 7, 1), DVec(6, 0.0), 0, 0);
+  // A removed feature's input does not matter; an all-ones mask is the plain LayerNorm.
+  Tensor x2 = x.clone();
+  x2.narrow(2, 2, 1).fill_(50.f);
+  SCION_EXPECT_CLOSE(ops::layernorm_kept(x2, w, b, mask, eps), to_double(got), 0, 0);
+  SCION_EXPECT_CLOSE(ops::layernorm_kept(x, w, b, Tensor::ones({n}), eps), to_double(ops::layernorm(x, w, b, eps)),
+                     1e-5, 1e-5);
+  EXPECT_THROW(ops::layernorm_kept(x, w, b, Tensor::zeros({n}), eps), Error);
+}
+
 TEST(LayerNorm, MatchesReference) {
   for (Shape s : {Shape{5, 33}, Shape{2, 3, 129}, Shape{7, 1}, Shape{17}, Shape{3, 65}}) {
     const int64_t n = s.back(), rows = shape_numel(s) / n;

@@ -1,8 +1,9 @@
 // CoFi's finalisation on model.gpt and model.bert: the masked model and the physically pruned
-// one compute the same function (soft survivors folded into the weights, a removed attention
-// sublayer, an FFN whose units all closed while its sublayer gate stayed open: reference issue
-// #36); the expected sparsity equals the pruned model's parameter count; a pruned model
-// survives save -> load -> eval; gradients reach log α through the model's gates.
+// one compute the same function (soft survivors, hidden dimensions included, folded into the
+// weights with no gate left, a removed attention sublayer, an FFN whose units all closed while
+// its sublayer gate stayed open: reference issue #36); each part of the hidden fold is needed;
+// the expected sparsity equals the pruned model's parameter count; a pruned model survives
+// save -> load -> eval as a plain model; gradients reach log α through the model's gates.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -42,15 +43,17 @@ Tensor logits(Model& m, const Tensor& tokens) {
 
 Tensor vec(std::vector<float> v) { return Tensor::from_vector(v, {int64_t(v.size())}); }
 
-std::unique_ptr<TransformerModel> tiny_model(int family) {
+std::unique_ptr<TransformerModel> tiny_model(int family, bool tied = true) {
   std::unique_ptr<TransformerModel> m;
   if (family == 0) {
     auto c = tiny::gpt_cfg();
     c.layers = 4;
+    c.tied = tied;
     m = std::make_unique<lm::GptNode>(c);
   } else {
     auto c = tiny::bert_cfg();
     c.layers = 4;
+    c.tied = tied;
     m = std::make_unique<lm::BertNode>(c);
   }
   tiny::scramble(m->module(), 31 + uint64_t(family), 0.3f);
@@ -79,15 +82,31 @@ void edge_case_gates(TransformerModel& m) {
   m.set_gate(GateKind::ffn, 3, vec({0.f}));
   std::vector<float> hidden(size_t(a.width), 1.f);
   hidden[2] = hidden[7] = hidden[11] = 0.f;
-  hidden[4] = 0.55f, hidden[9] = 0.9f;
-  m.set_gate(GateKind::hidden, -1, vec(hidden));
+  hidden[4] = 0.55f, hidden[9] = 0.9f, hidden[13] = 0.3f;
+  m.set_gate(GateKind::hidden_kept, -1, vec(hidden));
+}
+
+// The kept hidden values after the finalisation removed the dimensions at 0.
+std::vector<float> kept_hidden(const TransformerModel& m) {
+  std::vector<float> z;
+  for (float v : m.gate(GateKind::hidden_kept, -1).to_vector())
+    if (v != 0.f) z.push_back(v);
+  return z;
+}
+
+bool has_gate_buffer(Model& m) {
+  for (const auto& [name, t] : m.module().state_dict())
+    if (name.find("gate") != std::string::npos) return true;
+  return false;
 }
 
 }  // namespace
 
 TEST(CofiPrune, MaskedAndPhysicallyPrunedModelsComputeTheSameFunction) {
-  for (int family = 0; family < 2; ++family) {
-    auto m = tiny_model(family);
+  for (int variant = 0; variant < 4; ++variant) {
+    const int family = variant % 2;
+    const bool tied = variant < 2;  // untied: the final LayerNorms fold the hidden gate too
+    auto m = tiny_model(family, tied);
     const Architecture a = m->architecture();
     const Tensor x = ids(a.vocab);
     const Tensor dense = logits(*m, x);
@@ -97,7 +116,7 @@ TEST(CofiPrune, MaskedAndPhysicallyPrunedModelsComputeTheSameFunction) {
     const int64_t before = m->module().parameter_count();
     const prune::PruneReport r = prune::prune_with_gates(*m);
     const Architecture b = m->architecture();
-    const char* fam = family == 0 ? "gpt" : "bert";
+    const std::string fam = std::string(family == 0 ? "gpt" : "bert") + (tied ? "" : " untied");
     EXPECT_EQ(b.width, a.width - 3) << fam;
     EXPECT_EQ(b.heads, (std::vector<int64_t>{3, 0, 1, 4})) << fam << ": layer 2 keeps one dead head";
     const int64_t F = a.ffn[0];
@@ -106,10 +125,55 @@ TEST(CofiPrune, MaskedAndPhysicallyPrunedModelsComputeTheSameFunction) {
     EXPECT_EQ(r.ffn_removed, 1);
     EXPECT_EQ(r.bias_only, 2);
     EXPECT_LT(m->module().parameter_count(), before);
-    // Only the hidden survivors' soft values remain as a gate; everything else is folded.
-    for (const auto& g : surgery::gates(*m)) EXPECT_EQ(g.kind, GateKind::hidden) << fam << " " << g.name();
+    // Every soft value, the hidden survivors' included, is folded: no gate is left.
+    for (const auto& g : surgery::gates(*m)) ADD_FAILURE() << fam << ": gate " << g.name() << " left";
+    EXPECT_FALSE(has_gate_buffer(*m)) << fam;
     EXPECT_LT(max_diff(logits(*m, x), want), 1e-5) << fam;
   }
+}
+
+TEST(CofiPrune, EachPartOfTheHiddenFoldIsNeeded) {
+  // Undoing the hidden gate's fold in one kind of tensor (dividing by the kept values again)
+  // changes the function: the LayerNorms' weight and bias, the embedding tables, the residual
+  // writes (the sublayers' output projections).
+  for (int family = 0; family < 2; ++family)
+    for (int part = 0; part < 3; ++part) {
+      auto m = tiny_model(family);
+      const Tensor x = ids(m->architecture().vocab);
+      edge_case_gates(*m);
+      const std::vector<float> z = kept_hidden(*m);
+      const Tensor want = logits(*m, x);
+      prune::prune_with_gates(*m);
+      ASSERT_LT(max_diff(logits(*m, x), want), 1e-5);
+      int undone = 0;
+      {
+        NoGradGuard ng;
+        for (const auto& [name, t] : m->module().named_parameters()) {
+          const ParamLayout lay = m->layout(name);
+          if (!lay.hidden_fold) continue;
+          const bool table = lay.layer < 0 && t.dim() == 2, norm = t.dim() == 1 && !lay.residual_write;
+          if ((part == 0 && !norm) || (part == 1 && !table) || (part == 2 && !lay.residual_write)) continue;
+          const int axis = lay.axis[0].unit == Unit::hidden ? 0 : 1;
+          std::vector<float> v = t.detach().contiguous().to_vector();
+          const int64_t c = t.dim() == 2 ? t.size(1) : 1;
+          for (size_t i = 0; i < v.size(); ++i) v[i] /= z[size_t(axis == 0 ? int64_t(i) / c : int64_t(i) % c)];
+          Tensor tt = t;
+          tt.copy_(Tensor::from_vector(v, t.shape()));
+          ++undone;
+        }
+      }
+      ASSERT_GT(undone, 0) << family << " " << part;
+      EXPECT_GT(max_diff(logits(*m, x), want), 1e-3) << (family ? "bert" : "gpt") << " part " << part;
+    }
+}
+
+TEST(CofiPrune, MsgsHiddenGateIsRefused) {
+  // MSG's rule weights the LayerNorm statistics by the gate: no weight absorbs that.
+  auto m = tiny_model(0);
+  m->set_gate(GateKind::hidden, -1, Tensor::full({m->architecture().width}, 0.5f));
+  EXPECT_THROW(prune::prune_with_gates(*m), Error);
+  EXPECT_THROW(m->set_gate(GateKind::hidden_kept, -1, Tensor::ones({m->architecture().width})), Error)
+      << "a model has one hidden gate";
 }
 
 TEST(CofiPrune, WithoutTheDeadUnitIssue36WouldChangeTheOutput) {
@@ -174,13 +238,16 @@ TEST(CofiPrune, ExpectedSparsityMatchesThePrunedCountToRounding) {
 
 TEST(CofiPrune, APrunedCheckpointSurvivesSaveLoadEval) {
   auto m = tiny_model(0);
+  const Tensor x = ids(m->architecture().vocab);
   edge_case_gates(*m);
+  const Tensor masked = logits(*m, x);
   prune::prune_with_gates(*m);
   auto& node = static_cast<lm::GptNode&>(*m);
-  const Tensor x = ids(m->architecture().vocab);
   const Tensor want = logits(*m, x);
+  ASSERT_LT(max_diff(want, masked), 1e-5);
   const std::string path = (std::filesystem::temp_directory_path() / "scion_cofi_pruned.safetensors").string();
   safetensors::save(path, node.module().state_dict(), {{checkpoint::kConfigKey, json_dump(node.config())}});
+  for (const auto& [name, t] : safetensors::load(path).tensors) EXPECT_EQ(name.find("gate"), std::string::npos) << name;
   Json p;
   for (const char* k : {"vocab", "context", "layers", "heads", "ffn"}) p[k] = Json(int64_t(1));
   p["width"] = Json(int64_t(4));
@@ -191,6 +258,7 @@ TEST(CofiPrune, APrunedCheckpointSurvivesSaveLoadEval) {
   p["__seed"] = Json(int64_t(1));
   lm::GptNode back(Params(p, "loaded"));
   EXPECT_EQ(back.architecture(), m->architecture());
+  EXPECT_TRUE(surgery::gates(back).empty()) << "a plain model.gpt, no hidden gate";
   EXPECT_LT(max_diff(logits(back, x), want), 1e-6);
   // Smaller on disk than the dense model.
   auto dense = tiny_model(0);

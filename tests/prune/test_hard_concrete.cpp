@@ -163,6 +163,26 @@ TEST(HardConcrete, FiniteDifferenceGradientOfATrainedHiddenMaskInTheLayerNorm) {
   EXPECT_NEAR(f(mask).item(), f(mask.detach()).item(), 1e-6);
 }
 
+TEST(HardConcrete, FiniteDifferenceGradientOfATrainedHiddenMaskInTheKeptLayerNorm) {
+  // CoFi's rule: the stream is mask ⊙ x and the LayerNorm's output is multiplied by the mask
+  // again; the gradient reaches the mask through both. Which dimensions are kept (mask ≠ 0) is
+  // discrete, so the difference is taken at the nonzero entries only.
+  Tensor x = Tensor::randn({3, 5}, 12), w = Tensor::rand({5}, 13, 0.5f, 1.5f), b = Tensor::randn({5}, 14);
+  Tensor mask = Tensor::from_vector({0.9f, 0.3f, 0.f, 0.6f, 0.05f}, {5});
+  Tensor r = Tensor::randn({3, 5}, 15);
+  auto f = [&](const Tensor& m) {
+    return ops::sum_all(ops::mul(ops::layernorm_kept(ops::mul(x, m), w, b, m, 1e-5f), r));
+  };
+  Tensor m = mask.clone();
+  m.set_requires_grad(true);
+  f(m).backward();
+  const auto got = m.grad().to_vector();
+  const auto want = numeric_grad([&](const Tensor& t) { return double(f(t).item()); }, mask, 1e-3f);
+  for (size_t i = 0; i < got.size(); ++i)
+    if (i != 2) EXPECT_NEAR(got[i], want[i], 3e-3) << i;
+  EXPECT_GT(std::fabs(got[0]) + std::fabs(got[3]), 1e-3) << "the mask gets a gradient";
+}
+
 TEST(LayerMatch, TopDownBelowThePreviousMatchAmongExistingLayers) {
   // Teacher layers are copies of student layers 0, 2 and 3 (plus noise), so the closest match
   // of each is known; student layer 3 is gone, so teacher layer 2 takes the next best below.

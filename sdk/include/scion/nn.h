@@ -95,10 +95,15 @@ class LayerNorm : public Module {
   Tensor forward(const Tensor& x) const;
   Tensor weight, bias;
   float eps;
-  // Hidden-dimension gate (buffer "gate"): when defined (f32 [dim]), statistics are weighted
-  // by it (over the kept dimensions) and the output is multiplied by it
+  // Hidden-dimension gate, MSG's (buffer "gate"): when defined (f32 [dim]), statistics are
+  // weighted by it (over the kept dimensions) and the output is multiplied by it
   // (ops::layernorm_masked).
   Tensor gate;
+  // Hidden-dimension gate, CoFi's (buffer "gate.kept"): when defined (f32 [dim]), statistics
+  // run unweighted over the dimensions where it is not 0 and the output is multiplied by it
+  // (ops::layernorm_kept); the model gates its residual stream with it too. At most one of
+  // the two gates is set.
+  Tensor kept_gate;
 };
 
 class Embedding : public Module {

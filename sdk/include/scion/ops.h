@@ -57,6 +57,12 @@ Tensor layernorm(const Tensor& x, const Tensor& weight, const Tensor& bias, floa
 // runs only while a growth mask ramps up.
 Tensor layernorm_masked(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mask,
                         float eps = 1e-5f);
+// CoFi's LayerNorm (CoFiLayerNorm, Xia et al., ACL 2022): the statistics run unweighted over
+// the kept features (mask ≠ 0) only, the output is multiplied by the mask [n] (sum > 0). The
+// model gates the input itself (its residual stream is mask ⊙ ...). Which features are kept
+// is a discrete choice; a mask that requires grad gets its gradient through the output.
+Tensor layernorm_kept(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mask,
+                      float eps = 1e-5f);
 // ---- embeddings and indexing -------------------------------------------------------------
 Tensor embedding(const Tensor& weight, const Tensor& ids);  // ids i64/i32 any shape -> [.., D]
 Tensor index_select(const Tensor& a, int64_t axis, const Tensor& index);

@@ -33,7 +33,8 @@ constexpr uint32_t kSdkAbiMajor = 6;  // 2: Op::carry_state; 3: Loss::idle_input
                                       //    (Tokenizer takes string_view / span<const int32_t>)
                                       // 5: Plugin::begin_step / end_step / end_stage, observe() on every kind,
                                       //    prompt nodes run in the step graph
-                                      // 6: Model::lm_head (the fused LM head + loss), StepContext::wanted_outputs
+                                      // 6: Model::lm_head (the fused LM head + loss), StepContext::wanted_outputs,
+                                      //    GateKind::hidden_kept (CoFi's hidden gate), ParamLayout::hidden_fold
 constexpr uint32_t kSdkAbiMinor = 0;
 
 enum class PluginKind { data, tokenizer, model, op, loss, prompt, optimizer, evaluator };

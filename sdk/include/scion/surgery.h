@@ -16,7 +16,8 @@
 //    may differ per layer); initial_parameters(arch, seed) gives a fresh initialisation;
 //  * structural gates: per-structure multipliers applied in the forward pass (the layer, the
 //    attention sublayer, each head, the FFN sublayer, each FFN unit, each hidden dimension:
-//    LayerNorm statistics then run over the kept dimensions). A gate tensor that requires
+//    LayerNorm statistics then run over the kept dimensions, weighted by the gate as MSG
+//    defines it, or unweighted on a gated residual stream as CoFi does). A gate tensor that requires
 //    grad receives gradients; gates are part of the model's saved state, and a linear ramp
 //    (scheduled gates) raises them to 1 over a number of updates.
 //
@@ -51,6 +52,12 @@ struct ParamLayout {
   int64_t layer = -1;        // block index, -1 for embeddings, final norms and heads
   AxisLayout axis[2];        // axes 0 and 1 (1-D tensors use axis 0 only)
   bool residual_write = false;  // writes into the residual stream (zeroed: an identity block)
+  // Under CoFi's hidden gate (GateKind::hidden_kept) the model multiplies what this tensor
+  // contributes by the gate along its hidden axis: the embedding tables, the residual writes,
+  // the LayerNorms' weight and bias, except a LayerNorm read by a tied output head (the tied
+  // table carries the gate already). Multiplying every such tensor by the gate and removing
+  // the gate leaves the function on the kept dimensions unchanged (CoFi's finalisation).
+  bool hidden_fold = false;
 };
 
 struct Architecture {
@@ -67,9 +74,17 @@ struct Architecture {
 };
 bool operator==(const Architecture& a, const Architecture& b);
 
-enum class GateKind : uint8_t { layer, attention, head, ffn, ffn_unit, hidden };
+// Two rules for the hidden-dimension gate (a model has at most one of them set):
+//  * hidden (MSG): every LayerNorm over the residual width weights its statistics by the gate
+//    (Σ g·x / Σ g) and multiplies its output by it; the residual stream is not gated;
+//  * hidden_kept (CoFi): the embeddings and every sublayer output are multiplied by the gate
+//    (the residual stream is g ⊙ ...), every such LayerNorm takes its statistics unweighted
+//    over the dimensions where g ≠ 0 and multiplies its output by g.
+// The two compute the same logits when every gate value is 0 or 1.
+enum class GateKind : uint8_t { layer, attention, head, ffn, ffn_unit, hidden, hidden_kept };
 const char* gate_kind_name(GateKind k);
-// Elements of a gate: 1 for layer/attention/ffn, heads/ffn units of the layer, or the width.
+// Elements of a gate: 1 for layer/attention/ffn, heads/ffn units of the layer, or the width
+// (hidden, hidden_kept).
 int64_t gate_size(const Architecture& a, GateKind k, int64_t layer);
 
 class SCION_API TransformerModel : public Model {
@@ -107,7 +122,7 @@ class SCION_API TransformerModel : public Model {
 
 namespace surgery {
 
-// One gate the model has set (layer -1 for the hidden gate).
+// One gate the model has set (layer -1 for a hidden gate).
 struct GateEntry {
   GateKind kind;
   int64_t layer;
