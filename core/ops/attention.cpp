@@ -12,6 +12,26 @@ Tensor rows_dense(const Tensor& t) {
 }
 }  // namespace
 
+namespace {
+
+Tensor padding_mask(const char* op, const Tensor& key_padding_mask, int64_t B, int64_t T) {
+  if (!key_padding_mask.defined()) return Tensor();
+  check_cpu(op, {&key_padding_mask});
+  check_dtype(op, key_padding_mask, DType::u8, "key_padding_mask");
+  if (key_padding_mask.shape() != Shape{B, T})
+    fail(op, "key_padding_mask must be [" + std::to_string(B) + ", " + std::to_string(T) + "], got " +
+                 key_padding_mask.desc());
+  return dense(key_padding_mask);
+}
+
+void check_heads(const char* op, const Tensor& t, int64_t C, int64_t heads) {
+  if (heads <= 0 || C % heads != 0)
+    fail(op, "width " + std::to_string(C) + " of " + t.desc() + " is not divisible by " + std::to_string(heads) +
+                 " heads");
+}
+
+}  // namespace
+
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, bool causal,
                  const Tensor& key_padding_mask) {
   const char* op = "attention";
@@ -23,18 +43,8 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t head
   if (k.shape() != q.shape() || v.shape() != q.shape())
     fail(op, "q, k and v must have one shape, got " + q.desc() + ", " + k.desc() + ", " + v.desc());
   const int64_t B = q.size(0), T = q.size(1), C = q.size(2);
-  if (heads <= 0 || C % heads != 0)
-    fail(op, "width " + std::to_string(C) + " of " + q.desc() + " is not divisible by " + std::to_string(heads) +
-                 " heads");
-  Tensor mask;
-  if (key_padding_mask.defined()) {
-    check_cpu(op, {&key_padding_mask});
-    check_dtype(op, key_padding_mask, DType::u8, "key_padding_mask");
-    if (key_padding_mask.shape() != Shape{B, T})
-      fail(op, "key_padding_mask must be [" + std::to_string(B) + ", " + std::to_string(T) + "], got " +
-                   key_padding_mask.desc());
-    mask = dense(key_padding_mask);
-  }
+  check_heads(op, q, C, heads);
+  const Tensor mask = padding_mask(op, key_padding_mask, B, T);
   Tensor Q = rows_dense(q), K = rows_dense(k), V = rows_dense(v);
   cpu::AttentionShape s{B, T, heads, C / heads,
                         Q.strides()[0], Q.strides()[1], K.strides()[0], K.strides()[1],
@@ -56,6 +66,41 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t head
                               lse.data<float>(), G.data<float>(), gq.data<float>(), gk.data<float>(),
                               gv.data<float>());
       return std::vector<Tensor>{gq, gk, gv};
+    });
+  }
+  return out;
+}
+
+Tensor attention_packed(const Tensor& qkv, int64_t heads, bool causal, const Tensor& key_padding_mask) {
+  const char* op = "attention_packed";
+  check_cpu(op, {&qkv});
+  check_float(op, qkv, "qkv");
+  if (qkv.dim() != 3 || qkv.size(2) % 3 != 0)
+    fail(op, "qkv must be [B, T, 3C] (q, k, v side by side), got " + qkv.desc());
+  const int64_t B = qkv.size(0), T = qkv.size(1), C = qkv.size(2) / 3;
+  check_heads(op, qkv, C, heads);
+  const Tensor mask = padding_mask(op, key_padding_mask, B, T);
+  Tensor P = rows_dense(qkv);
+  const float* base = P.data<float>();
+  const int64_t bs = P.strides()[0], ts = P.strides()[1];
+  cpu::AttentionShape s{B, T, heads, C / heads, bs, ts, bs, ts, bs, ts, causal,
+                        mask.defined() ? mask.data<uint8_t>() : nullptr};
+  Tensor out = Tensor::empty({B, T, C}, DType::f32);
+  Tensor lse = Tensor::empty({B, heads, T}, DType::f32);
+  cpu::attention_forward(s, base, base + C, base + 2 * C, out.data<float>(), lse.data<float>());
+  if (autograd::needs_grad({&qkv})) {
+    Tensor O = out.detach();
+    autograd::record(op, out, {qkv}, [=](const Tensor& g) {
+      cpu::AttentionShape s2 = s;
+      s2.key_mask = mask.defined() ? mask.data<uint8_t>() : nullptr;
+      s2.grad_tstride = 3 * C;
+      Tensor G = dense(g);
+      Tensor gqkv = Tensor::empty({B, T, 3 * C}, DType::f32);
+      float* gp = gqkv.data<float>();
+      const float* b = P.data<float>();
+      cpu::attention_backward(s2, b, b + C, b + 2 * C, O.data<float>(), lse.data<float>(), G.data<float>(), gp,
+                              gp + C, gp + 2 * C);
+      return std::vector<Tensor>{gqkv};
     });
   }
   return out;

@@ -92,7 +92,6 @@ Tensor linear_cross_entropy(const Tensor& x, const Tensor& w, const Tensor& bias
   uint16_t* wbp = bf16 ? static_cast<uint16_t*>(wb.raw_data()) : nullptr;
   uint16_t* xbp = bf16 ? static_cast<uint16_t*>(xb.raw_data()) : nullptr;
   uint16_t* zbp = bf16 && grad ? static_cast<uint16_t*>(zb.raw_data()) : nullptr;
-  int64_t bad = -1;
   for (int64_t r0 = 0; r0 < rows; r0 += R) {
     const int64_t n = std::min(R, rows - r0);
     const float* xr = xp + r0 * C;
@@ -103,12 +102,13 @@ Tensor linear_cross_entropy(const Tensor& x, const Tensor& w, const Tensor& bias
       cpu::gemm(false, true, n, V, C, 1.f, xr, C, wp, C, 0.f, zp, V);
     }
     if (B.defined()) cpu::add_bias_rows(zp, B.data<float>(), n, V);
-    cpu::cross_entropy_forward(zp, tg + r0, n, V, ignore_index, loss_rows.data<float>() + r0, lse.data<float>() + r0, &bad);
+    // Loss and gradient in one pass per row: z becomes scale · (softmax(z) − onehot(target))
+    // in place (f32 GEMMs, or the bias gradient's row sums), and under bf16 GEMMs the same
+    // gradient is written straight to bf16 for them, never stored in f32 only to be rounded.
+    cpu::cross_entropy_rows(zp, tg + r0, n, V, ignore_index, scale, loss_rows.data<float>() + r0,
+                            lse.data<float>() + r0, grad && (!bf16 || gb), grad ? zbp : nullptr);
     if (!grad) continue;
-    // In place: z becomes scale · (softmax(z) − onehot(target)), zero on ignored rows.
-    cpu::cross_entropy_backward(zp, tg + r0, lse.data<float>() + r0, n, V, ignore_index, scale, zp);
     if (bf16) {
-      cpu::pack_bf16_matrix(zp, n, V, V, zbp);
       if (gx) cpu::gemm_bf16_packed(false, false, n, C, V, 1.f, zbp, V, wbp, C, 0.f, dx.data<float>() + r0 * C, C);
       if (gw) cpu::gemm_bf16_packed(true, false, V, C, n, 1.f, zbp, V, xbp, C, 1.f, dw.data<float>(), C);
     } else {
