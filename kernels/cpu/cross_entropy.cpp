@@ -134,13 +134,15 @@ void soft_cross_entropy_forward(const float* x, const float* t, const uint8_t* m
         loss_rows[r] = 0.f;
         continue;
       }
-      double acc = 0.0;
-      for (int64_t i = 0; i < V; ++i) {
-        const float logp = tr[i] * inv_t - lt;
-        const float logq = xr[i] * inv_t - lx;
-        const float p = exp_approx(logp);
-        acc += kl ? double(p) * (logp - logq) : -double(p) * logq;
-      }
+      // Summed as sum_exp sums (vec_math.h): one f64 running sum does not vectorise.
+      const double acc = kl ? blocked_sum(V, [&](int64_t i) {
+        const float logp = tr[i] * inv_t - lt, logq = xr[i] * inv_t - lx;
+        return exp_approx(logp) * (logp - logq);
+      })
+                            : blocked_sum(V, [&](int64_t i) {
+                                const float logp = tr[i] * inv_t - lt, logq = xr[i] * inv_t - lx;
+                                return -exp_approx(logp) * logq;
+                              });
       loss_rows[r] = float(acc);
     }
   });

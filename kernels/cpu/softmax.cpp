@@ -34,15 +34,12 @@ void softmax_rows_backward(const float* y, const float* gy, float* gx, int64_t r
       const float* yr = y + r * n;
       const float* gr = gy + r * n;
       float* out = gx + r * n;
-      // The row's dot product in f64 for the same reason as the forward's normaliser.
-      double acc = 0.0;
+      // The row's dot product summed as the forward's normaliser (vec_math.h's blocked_sum).
       if (log) {
-        for (int64_t i = 0; i < n; ++i) acc += double(gr[i]);
-        const float dot = float(acc);
+        const float dot = float(blocked_sum(n, [&](int64_t i) { return gr[i]; }));
         for (int64_t i = 0; i < n; ++i) out[i] = gr[i] - exp_approx(yr[i]) * dot;
       } else {
-        for (int64_t i = 0; i < n; ++i) acc += double(gr[i]) * double(yr[i]);
-        const float dot = float(acc);
+        const float dot = float(blocked_sum(n, [&](int64_t i) { return gr[i] * yr[i]; }));
         for (int64_t i = 0; i < n; ++i) out[i] = yr[i] * (gr[i] - dot);
       }
     }

@@ -41,30 +41,32 @@ inline float exp_approx(float x_in) {
 // size of 16 terms only), then every lane's block total added to its own f64 sum. The order
 // is fixed by n alone (term i goes to lane i % 16 of block i / 256; the tail to one f64
 // sum; the lanes combined pairwise), so one row gives the same bits on any thread count.
-// With `out`, the terms are also stored there (out may be x): the softmax numerators.
-inline double sum_exp_store(const float* x, int64_t n, float scale, float shift, float* out) {
+// blocked_sum(n, term) is that sum of the f32 values term(0..n-1); sum_exp_store with `out`
+// also stores the terms there (out may be x): the softmax numerators.
+template <class Term>
+inline double blocked_sum(int64_t n, Term&& term) {
   constexpr int kLanes = 16, kPerLane = 16;
   double acc[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes * kPerLane <= n; i += kLanes * kPerLane) {
     float part[kLanes] = {};
     for (int b = 0; b < kPerLane; ++b)
-      for (int k = 0; k < kLanes; ++k) {
-        const float e = exp_approx(x[i + b * kLanes + k] * scale - shift);
-        if (out) out[i + b * kLanes + k] = e;
-        part[k] += e;
-      }
+      for (int k = 0; k < kLanes; ++k) part[k] += term(i + b * kLanes + k);
     for (int k = 0; k < kLanes; ++k) acc[k] += double(part[k]);
   }
   double tail = 0.0;
-  for (; i < n; ++i) {
-    const float e = exp_approx(x[i] * scale - shift);
-    if (out) out[i] = e;
-    tail += double(e);
-  }
+  for (; i < n; ++i) tail += double(term(i));
   for (int w = kLanes / 2; w >= 1; w /= 2)
     for (int k = 0; k < w; ++k) acc[k] += acc[k + w];
   return acc[0] + tail;
+}
+inline double sum_exp_store(const float* x, int64_t n, float scale, float shift, float* out) {
+  if (!out) return blocked_sum(n, [&](int64_t i) { return exp_approx(x[i] * scale - shift); });
+  return blocked_sum(n, [&](int64_t i) {
+    const float e = exp_approx(x[i] * scale - shift);
+    out[i] = e;
+    return e;
+  });
 }
 inline double sum_exp(const float* x, int64_t n, float scale, float shift) {
   return sum_exp_store(x, n, scale, shift, nullptr);
