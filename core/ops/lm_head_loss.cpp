@@ -1,8 +1,9 @@
 // The LM head fused with its cross-entropy: loss = CE(x · Wᵀ + b, targets) without the
 // [rows, V] logits. Rows go through in chunks; each chunk's logits live in one reused buffer,
-// become their own gradient in place (softmax − one-hot), and feed the two gradient GEMMs at
-// once, so the forward pass also computes every gradient (they are scaled by the upstream
-// gradient in backward). Three GEMMs in all, as unfused, and no recomputation.
+// become their own gradient in place (softmax − one-hot; one pass per row, in cache, for the
+// loss and the gradient), and feed the two gradient GEMMs at once, so the forward pass also
+// computes every gradient (they are scaled by the upstream gradient in backward). Three GEMMs
+// in all, as unfused, and no recomputation.
 //
 // Determinism: the chunks are cut by shape only and the weight gradient sums them in order,
 // so the bits do not depend on the thread count. Against the unfused ops, the loss and the
