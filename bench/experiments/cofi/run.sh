@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CoFiPruning experiment (CPU, one thread, about 13 minutes): a byte-level GPT (4 layers,
+# The CoFiPruning experiment (CPU, one thread, about 6 minutes): a byte-level GPT (4 layers,
 # width 128) is trained once (teacher.toml), then pruned with distillation to 50, 75, 90 and
 # 95% sparsity and fine-tuned (prune.toml); for each target a dense GPT of the pruned model's
 # parameter count is trained from scratch for the same FLOPs and, again, for the same updates
