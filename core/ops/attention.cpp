@@ -1,4 +1,4 @@
-// Fused multi-head self-attention (see cpu::attention_forward for the kernel).
+// Fused multi-head self-attention (kernels: cpu/attention.cpp, cuda/attention_*.cu, via the backend table).
 #include "ops/common.h"
 
 namespace scion::ops {
@@ -15,7 +15,8 @@ Tensor rows_dense(const Tensor& t) {
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, bool causal,
                  const Tensor& key_padding_mask) {
   const char* op = "attention";
-  check_cpu(op, {&q, &k, &v});
+  const Backend& be =
+      backend_for(op, {&q, &k, &v, key_padding_mask.defined() ? &key_padding_mask : nullptr});
   check_float(op, q, "q");
   check_float(op, k, "k");
   check_float(op, v, "v");
@@ -28,7 +29,6 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t head
                  " heads");
   Tensor mask;
   if (key_padding_mask.defined()) {
-    check_cpu(op, {&key_padding_mask});
     check_dtype(op, key_padding_mask, DType::u8, "key_padding_mask");
     if (key_padding_mask.shape() != Shape{B, T})
       fail(op, "key_padding_mask must be [" + std::to_string(B) + ", " + std::to_string(T) + "], got " +
@@ -36,25 +36,25 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t head
     mask = dense(key_padding_mask);
   }
   Tensor Q = rows_dense(q), K = rows_dense(k), V = rows_dense(v);
-  cpu::AttentionShape s{B, T, heads, C / heads,
-                        Q.strides()[0], Q.strides()[1], K.strides()[0], K.strides()[1],
-                        V.strides()[0], V.strides()[1], causal,
-                        mask.defined() ? mask.data<uint8_t>() : nullptr};
-  Tensor out = Tensor::empty({B, T, C}, DType::f32);
-  Tensor lse = Tensor::empty({B, heads, T}, DType::f32);
-  cpu::attention_forward(s, Q.data<float>(), K.data<float>(), V.data<float>(), out.data<float>(),
-                         lse.data<float>());
+  AttentionShape s{B, T, heads, C / heads,
+                   Q.strides()[0], Q.strides()[1], K.strides()[0], K.strides()[1],
+                   V.strides()[0], V.strides()[1], causal,
+                   mask.defined() ? ptr<uint8_t>(mask) : nullptr};
+  const Device dev = q.device();
+  Tensor out = Tensor::empty({B, T, C}, DType::f32, dev);
+  Tensor lse = Tensor::empty({B, heads, T}, DType::f32, dev);
+  be.attention_forward(s, fptr(Q), fptr(K), fptr(V), fptr(out), fptr(lse));
   if (autograd::needs_grad({&q, &k, &v})) {
     Tensor O = out.detach();
     autograd::record(op, out, {q, k, v}, [=](const Tensor& g) {
-      cpu::AttentionShape s2 = s;
-      s2.key_mask = mask.defined() ? mask.data<uint8_t>() : nullptr;
+      const Backend& bb = backend_for("attention", {&Q, &g});
+      AttentionShape s2 = s;
+      s2.key_mask = mask.defined() ? ptr<uint8_t>(mask) : nullptr;
       Tensor G = dense(g);
-      Tensor gq = Tensor::empty({B, T, C}, DType::f32), gk = Tensor::empty({B, T, C}, DType::f32),
-             gv = Tensor::empty({B, T, C}, DType::f32);
-      cpu::attention_backward(s2, Q.data<float>(), K.data<float>(), V.data<float>(), O.data<float>(),
-                              lse.data<float>(), G.data<float>(), gq.data<float>(), gk.data<float>(),
-                              gv.data<float>());
+      Tensor gq = Tensor::empty({B, T, C}, DType::f32, dev), gk = Tensor::empty({B, T, C}, DType::f32, dev),
+             gv = Tensor::empty({B, T, C}, DType::f32, dev);
+      bb.attention_backward(s2, fptr(Q), fptr(K), fptr(V), fptr(O), fptr(lse), fptr(G), fptr(gq), fptr(gk),
+                            fptr(gv));
       return std::vector<Tensor>{gq, gk, gv};
     });
   }
