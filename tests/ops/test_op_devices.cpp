@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <functional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -269,6 +270,11 @@ struct Param {
   std::string device;  // "cpu" | "cuda"
   bool bf16;
 };
+
+// gtest prints the parameter in a failure (and in ctest's listing): the row, device and dtype.
+void PrintTo(const Param& p, std::ostream* os) {
+  *os << "row " << p.row << " on " << p.device << (p.bf16 ? " bf16" : " f32");
+}
 
 class OpDevices : public ::testing::TestWithParam<Param> {};
 
