@@ -198,6 +198,18 @@ void Executor::apply_ops(size_t si, const StepContext& ctx) {
   // Each op of the stage draws its own random stream (the first keeps the stage's seed).
   const uint64_t stage_seed = derive_seed(g_.seed, 0x0b5 + si);
   uint64_t k = 0;
+  if (device_.is_cuda() && !g_.stages[si].ops.empty()) {
+    // Model surgery and the ops' mapping of optimizer state read host memory: on a CUDA run the
+    // models and the optimizer's state come back to the CPU for the stage's ops; train_stage
+    // moves the models to the device again afterwards (and AdamW its moments, lazily).
+    for (const auto& [name, p] : nodes_)
+      if (auto m = std::dynamic_pointer_cast<Model>(p)) m->module().to(Device::cpu());
+    if (optimizer_) {
+      nn::NamedTensors host;
+      for (const auto& [key, t] : optimizer_->state_tensors()) host.emplace_back(key, t.to(Device::cpu()));
+      optimizer_->load_state_tensors(host);
+    }
+  }
   for (const OpSpec& op : g_.stages[si].ops) {
     Json params = op.params;
     params["target"] = Json(op.target);

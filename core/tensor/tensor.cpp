@@ -342,8 +342,12 @@ Tensor Tensor::to(Device dev) const {
   if (dev.is_cuda())
     SCION_CHECK(dev.index < cuda_device_count(), "to(", dev.str(), "): tensor ", desc(), " cannot move: ", dev.str(),
                 " is not available (", cuda_device_count(), " CUDA device(s) found)");
-  Tensor src = device().is_cpu() ? contiguous().detach() : *this;
-  SCION_CHECK(src.is_contiguous(), "to(", dev.str(), "): copy a contiguous tensor (", desc(), ")");
+  // A strided view is made contiguous on its own device first (the table's strided copy).
+  Tensor src;
+  {
+    NoGradGuard ng;
+    src = contiguous().detach();
+  }
   Tensor out(new_impl(shape(), dtype(), dev));
   if (device().is_cpu() && dev.is_cuda())
     cuda::copy_host_to_device(out.raw_data(), src.raw_data(), nbytes(), dev.index);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "scion/device.h"
+#include "scion/nn.h"
 #include "scion/ops.h"
 #include "scion/precision.h"
 #include "scion/tensor.h"
@@ -329,6 +330,29 @@ TEST(OpDevices, TableCoversEveryOp) {
                          "masked_fill", "where", "attention", "cross_entropy", "soft_cross_entropy", "kl_div", "mse",
                          "linear_cross_entropy", "adamw_step", "clip_grad_norm"})
     EXPECT_NE(names.find(op), std::string::npos) << "no row for " << op;
+}
+
+// nn::Module::to: a no-op to the device the parameters are on; to a CUDA device, the
+// parameters move (keeping requires_grad), or, without one, the error names the device.
+TEST(OpDevices, ModuleToMovesParametersOrSaysWhy) {
+  nn::Linear lin(4, 3, true, false, nn::InitConfig{7, 0.02f});
+  const std::vector<float> w = lin.weight.to_vector();
+  lin.to(Device::cpu());
+  EXPECT_EQ(lin.weight.to_vector(), w);
+  EXPECT_TRUE(lin.weight.requires_grad());
+  if (cuda_devices() == 0) {
+    try {
+      lin.to(Device::cuda(0));
+      ADD_FAILURE() << "moving to cuda:0 without a CUDA device did not throw";
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find("cuda:0"), std::string::npos) << e.what();
+    }
+    GTEST_SKIP() << "no CUDA device on this machine: the move itself not run";
+  }
+  lin.to(Device::cuda(0));
+  EXPECT_EQ(lin.weight.device(), Device::cuda(0));
+  EXPECT_TRUE(lin.weight.requires_grad());
+  EXPECT_EQ(lin.weight.to(Device::cpu()).to_vector(), w);
 }
 
 }  // namespace
