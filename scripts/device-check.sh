@@ -35,6 +35,16 @@ JOBS="${JOBS:-$(nproc)}"
 LOG="${OUT:-/tmp}/device-check"
 mkdir -p "$LOG"
 T0=$(date +%s)
+# One deadline for the whole check (the device tool's command limit is 600 s): each step's own
+# limit is cut to what is left of BUDGET seconds, and a step with under 10 s left is skipped.
+BUDGET="${BUDGET:-470}"
+[ "${1:-}" = "--rehearse" ] && BUDGET="${BUDGET_REHEARSE:-900}"
+lim() {  # min(step limit, seconds left), at least 1 (timeout 0 would mean no limit)
+  local left=$(( T0 + BUDGET - $(date +%s) ))
+  [ "$left" -lt 1 ] && left=1
+  [ "$left" -lt "$1" ] && echo "$left" || echo "$1"
+}
+enough() { [ "$(lim 10)" -ge 10 ] || { say "$1: SKIPPED (the ${BUDGET}s budget is spent)"; return 1; }; }
 export PATH="/usr/local/cuda/bin:$PATH"
 SUMMARY=()
 note() { echo "== [$(( $(date +%s) - T0 ))s] $*"; }
@@ -59,6 +69,10 @@ if [ "$REHEARSE" = 0 ] && [ -z "$CC" ]; then
   echo "no CUDA device found: run with --rehearse on a machine without a GPU" >&2
   exit 1
 fi
+if [ "$REHEARSE" = 1 ] && ! awk "BEGIN{exit !(${PEAK:-0} > 0)}"; then
+  PEAK=1e12
+  say "rehearse: no device, so a stand-in peak of 1e12 FLOP/s exercises the MFU arithmetic (not a device figure)"
+fi
 
 # ---- 1. build --------------------------------------------------------------------------------
 note "1. build"
@@ -82,11 +96,11 @@ if [ "$REHEARSE" = 1 ]; then
 else
   ARCH="${CC}-real"
   SCION_BUILD_DIR="$BUILD_DIR" SCION_CMAKE_ARGS="-DSCION_CUDA_ARCHS=$ARCH" \
-    timeout 120 scripts/device-build.sh configure ON >"$LOG/configure.log" 2>&1 ||
+    timeout "$(lim 90)" scripts/device-build.sh configure ON >"$LOG/configure.log" 2>&1 ||
     { tail -30 "$LOG/configure.log"; echo "configure failed" >&2; exit 1; }
   export LD_LIBRARY_PATH="$REPO/.deps/root/usr/lib/x86_64-linux-gnu:$REPO/.deps/root/usr/lib/x86_64-linux-gnu/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   export OPAL_PREFIX="$REPO/.deps/root/usr"
-  if ! timeout 300 cmake --build "$BUILD_DIR" -j "$JOBS" --target scion_core test_op_devices test_op_errors \
+  if ! timeout "$(lim 240)" cmake --build "$BUILD_DIR" -j "$JOBS" --target scion_core test_op_devices test_op_errors \
       bench_gpt_train cuda_launch_test >"$LOG/build.log" 2>&1; then
     grep -E "error|FAILED" -A3 "$LOG/build.log" | head -40
     echo "build failed" >&2
@@ -102,7 +116,7 @@ note "2. op tests"
 if [ "$REHEARSE" = 1 ]; then
   timeout 300 ctest --test-dir "$BUILD_DIR" -R 'OpDevices|OpErrors.InputsOnTwoDevices|cuda_' -j 2 >"$LOG/ctest.log" 2>&1
 else
-  timeout 180 ctest --test-dir "$BUILD_DIR" -R 'OpDevices|OpErrors|cuda_' -j "$JOBS" --output-on-failure \
+  timeout "$(lim 90)" ctest --test-dir "$BUILD_DIR" -R 'OpDevices|OpErrors|cuda_' -j "$JOBS" --output-on-failure \
     >"$LOG/ctest.log" 2>&1
 fi
 CT_RC=$?
@@ -114,10 +128,10 @@ say "op tests: rc=$CT_RC, $(grep -E 'tests passed' "$LOG/ctest.log" | tail -1), 
 # ---- 3. a short GPT training, GPU beside CPU ---------------------------------------------------
 note "3. loss curve: cuda vs cpu"
 SMALL="--layers 2 --width 128 --heads 4 --context 64 --batch 4 --vocab 512 --steps 20 --print-losses 1"
-timeout 120 "$BIN/bench_gpt_train" $SMALL --device cpu --threads 4 >"$LOG/curve_cpu.txt" 2>&1
+timeout "$(lim 40)" "$BIN/bench_gpt_train" $SMALL --device cpu --threads 4 >"$LOG/curve_cpu.txt" 2>&1
 GPUDEV=cuda
 [ "$REHEARSE" = 1 ] && GPUDEV=cpu  # rehearsal: the comparator itself, on two CPU runs
-timeout 120 "$BIN/bench_gpt_train" $SMALL --device "$GPUDEV" --threads 4 >"$LOG/curve_gpu.txt" 2>&1
+timeout "$(lim 40)" "$BIN/bench_gpt_train" $SMALL --device "$GPUDEV" --threads 4 >"$LOG/curve_gpu.txt" 2>&1
 CURVE=$(paste <(sed -n 's/^scion  loss step=\([0-9]*\) value=\(.*\)/\1 \2/p' "$LOG/curve_cpu.txt") \
               <(sed -n 's/^scion  loss step=\([0-9]*\) value=\(.*\)/\2/p' "$LOG/curve_gpu.txt") |
   awk '{d = $2 - $3; if (d < 0) d = -d; r = d / ($2 > 0 ? $2 : 1); if (r > m) m = r; n++;
@@ -146,7 +160,7 @@ else
   RSTEPS=$STEPS
 fi
 SCION_CMD="$BIN/bench_gpt_train $GPT2 --batch $RBATCH --steps $RSTEPS --precision bf16 --device $BDEV"
-timeout 200 $SCION_CMD >"$LOG/scion_gpt2.txt" 2>&1
+enough "scion" && timeout "$(lim 120)" $SCION_CMD >"$LOG/scion_gpt2.txt" 2>&1
 S_RC=$?
 cat "$LOG/scion_gpt2.txt" | grep -v "backward by op" | head -6
 S_TPS=$(sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p' "$LOG/scion_gpt2.txt" | head -1)
@@ -169,7 +183,7 @@ if [ "$REHEARSE" = 1 ]; then
 fi
 if $PY -c "import torch, sys; sys.exit(0 if '$TDEV' == 'cpu' or torch.cuda.is_available() else 1)" 2>/dev/null; then
   TORCH_CMD="$PY bench/torch_gpt_train.py $GPT2 --batch $RBATCH --steps $RSTEPS $TORCH_FLAGS --peak-flops ${PEAK:-0}"
-  timeout 300 $TORCH_CMD >"$LOG/torch_gpt2.txt" 2>&1
+  enough "torch" && timeout "$(lim 200)" $TORCH_CMD >"$LOG/torch_gpt2.txt" 2>&1
   T_RC=$?
   cat "$LOG/torch_gpt2.txt" | tail -4
   T_TPS=$(sed -n 's/.*tokens\/s=\([0-9.]*\).*/\1/p' "$LOG/torch_gpt2.txt" | head -1)
