@@ -43,12 +43,10 @@ SelfAttention::SelfAttention(const BlockConfig& c) : cfg(c) {
 }
 
 Tensor SelfAttention::forward(const Tensor& x, const Tensor& key_padding_mask, uint64_t dropout_seed) const {
-  const int64_t A = cfg.heads * cfg.head_dim();
   Tensor y;
   if (cfg.style == BlockStyle::gpt2) {
-    Tensor qkv = c_attn->forward(x);  // [B, T, 3A]; q, k, v are strided views into it
-    y = ops::attention(qkv.narrow(2, 0, A), qkv.narrow(2, A, A), qkv.narrow(2, 2 * A, A), cfg.heads, cfg.causal,
-                       key_padding_mask);
+    Tensor qkv = c_attn->forward(x);  // [B, T, 3A]: q, k, v side by side, read in place
+    y = ops::attention_packed(qkv, cfg.heads, cfg.causal, key_padding_mask);
     if (head_gate.defined()) y = gate_heads(y, head_gate, cfg.heads);
     y = c_proj->forward(y);
   } else {

@@ -12,6 +12,25 @@ Tensor rows_dense(const Tensor& t) {
 }
 }  // namespace
 
+namespace {
+
+Tensor padding_mask(const char* op, const Tensor& key_padding_mask, int64_t B, int64_t T) {
+  if (!key_padding_mask.defined()) return Tensor();
+  check_dtype(op, key_padding_mask, DType::u8, "key_padding_mask");
+  if (key_padding_mask.shape() != Shape{B, T})
+    fail(op, "key_padding_mask must be [" + std::to_string(B) + ", " + std::to_string(T) + "], got " +
+                 key_padding_mask.desc());
+  return dense(key_padding_mask);
+}
+
+void check_heads(const char* op, const Tensor& t, int64_t C, int64_t heads) {
+  if (heads <= 0 || C % heads != 0)
+    fail(op, "width " + std::to_string(C) + " of " + t.desc() + " is not divisible by " + std::to_string(heads) +
+                 " heads");
+}
+
+}  // namespace
+
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, bool causal,
                  const Tensor& key_padding_mask) {
   const char* op = "attention";
@@ -24,17 +43,8 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t head
   if (k.shape() != q.shape() || v.shape() != q.shape())
     fail(op, "q, k and v must have one shape, got " + q.desc() + ", " + k.desc() + ", " + v.desc());
   const int64_t B = q.size(0), T = q.size(1), C = q.size(2);
-  if (heads <= 0 || C % heads != 0)
-    fail(op, "width " + std::to_string(C) + " of " + q.desc() + " is not divisible by " + std::to_string(heads) +
-                 " heads");
-  Tensor mask;
-  if (key_padding_mask.defined()) {
-    check_dtype(op, key_padding_mask, DType::u8, "key_padding_mask");
-    if (key_padding_mask.shape() != Shape{B, T})
-      fail(op, "key_padding_mask must be [" + std::to_string(B) + ", " + std::to_string(T) + "], got " +
-                   key_padding_mask.desc());
-    mask = dense(key_padding_mask);
-  }
+  check_heads(op, q, C, heads);
+  const Tensor mask = padding_mask(op, key_padding_mask, B, T);
   Tensor Q = rows_dense(q), K = rows_dense(k), V = rows_dense(v);
   AttentionShape s{B, T, heads, C / heads,
                    Q.strides()[0], Q.strides()[1], K.strides()[0], K.strides()[1],
@@ -56,6 +66,42 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t head
       bb.attention_backward(s2, fptr(Q), fptr(K), fptr(V), fptr(O), fptr(lse), fptr(G), fptr(gq), fptr(gk),
                             fptr(gv));
       return std::vector<Tensor>{gq, gk, gv};
+    });
+  }
+  return out;
+}
+
+Tensor attention_packed(const Tensor& qkv, int64_t heads, bool causal, const Tensor& key_padding_mask) {
+  const char* op = "attention_packed";
+  const Backend& be = backend_for(op, {&qkv, key_padding_mask.defined() ? &key_padding_mask : nullptr});
+  check_float(op, qkv, "qkv");
+  if (qkv.dim() != 3 || qkv.size(2) % 3 != 0)
+    fail(op, "qkv must be [B, T, 3C] (q, k, v side by side), got " + qkv.desc());
+  const int64_t B = qkv.size(0), T = qkv.size(1), C = qkv.size(2) / 3;
+  check_heads(op, qkv, C, heads);
+  const Tensor mask = padding_mask(op, key_padding_mask, B, T);
+  Tensor P = rows_dense(qkv);
+  const float* base = fptr(P);
+  const int64_t bs = P.strides()[0], ts = P.strides()[1];
+  AttentionShape s{B, T, heads, C / heads, bs, ts, bs, ts, bs, ts, causal,
+                   mask.defined() ? ptr<uint8_t>(mask) : nullptr};
+  const Device dev = qkv.device();
+  Tensor out = Tensor::empty({B, T, C}, DType::f32, dev);
+  Tensor lse = Tensor::empty({B, heads, T}, DType::f32, dev);
+  be.attention_forward(s, base, base + C, base + 2 * C, fptr(out), fptr(lse));
+  if (autograd::needs_grad({&qkv})) {
+    Tensor O = out.detach();
+    autograd::record(op, out, {qkv}, [=](const Tensor& g) {
+      const Backend& bb = backend_for("attention_packed", {&P, &g});
+      AttentionShape s2 = s;
+      s2.key_mask = mask.defined() ? ptr<uint8_t>(mask) : nullptr;
+      s2.grad_tstride = 3 * C;
+      Tensor G = dense(g);
+      Tensor gqkv = Tensor::empty({B, T, 3 * C}, DType::f32, dev);
+      float* gp = fptr(gqkv);
+      const float* b = fptr(P);
+      bb.attention_backward(s2, b, b + C, b + 2 * C, fptr(O), fptr(lse), fptr(G), gp, gp + C, gp + 2 * C);
+      return std::vector<Tensor>{gqkv};
     });
   }
   return out;

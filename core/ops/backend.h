@@ -28,7 +28,7 @@ class Tensor;
 
 namespace scion::ops::detail {
 
-using cpu::AttentionShape;  // key_mask: a pointer in the table's device memory
+using cpu::AttentionShape;  // key_mask: a pointer in the table's device memory; grad_tstride as on the CPU
 using cpu::BinaryOp;
 using cpu::UnaryOp;
 
@@ -123,6 +123,11 @@ struct Backend {
                                 int64_t ignore_index, float* loss_rows, float* lse, int64_t* count, int64_t* bad_row);
   void (*cross_entropy_backward)(const float* logits, const int64_t* targets, const float* lse, int64_t rows,
                                  int64_t V, int64_t ignore_index, float scale, float* g);
+  // Forward and backward of a chunk in one pass per row (the fused LM head; targets valid):
+  // loss_rows and lse; with grad_f32 the logits become scale * (softmax - onehot) in place,
+  // with grad_bf16 (compact rows x V) that gradient is (also) written rounded to bf16.
+  void (*cross_entropy_rows)(float* logits, const int64_t* targets, int64_t rows, int64_t V, int64_t ignore_index,
+                             float scale, float* loss_rows, float* lse, bool grad_f32, uint16_t* grad_bf16);
   void (*soft_cross_entropy_forward)(const float* x, const float* t, const uint8_t* mask, int64_t rows, int64_t V,
                                      float T, bool kl, float* loss_rows, float* lse_x, float* lse_t);
   void (*soft_cross_entropy_backward)(const float* x, const float* t, const uint8_t* mask, const float* lse_x,

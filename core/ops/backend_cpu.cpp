@@ -64,6 +64,7 @@ Backend make_cpu() {
     *count = cpu::cross_entropy_forward(logits, targets, rows, V, ignore_index, loss_rows, lse, bad_row);
   };
   b.cross_entropy_backward = cpu::cross_entropy_backward;
+  b.cross_entropy_rows = cpu::cross_entropy_rows;
   b.soft_cross_entropy_forward = cpu::soft_cross_entropy_forward;
   b.soft_cross_entropy_backward = cpu::soft_cross_entropy_backward;
   b.adamw = cpu::adamw;

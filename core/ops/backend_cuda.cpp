@@ -188,7 +188,23 @@ Backend make_cuda() {
                            float* lse) { cuda::attention_forward(to_cuda(s), q, k, v, out, lse); };
   b.attention_backward = [](const AttentionShape& s, const float* q, const float* k, const float* v, const float* out,
                             const float* lse, const float* gout, float* gq, float* gk, float* gv) {
-    cuda::attention_backward(to_cuda(s), q, k, v, out, lse, gout, gq, gk, gv);
+    const int64_t C = s.H * s.D;
+    if (s.grad_tstride == 0 || s.grad_tstride == C) {
+      cuda::attention_backward(to_cuda(s), q, k, v, out, lse, gout, gq, gk, gv);
+      return;
+    }
+    // Strided gradients (attention_packed's thirds of one [B, T, 3C] gradient): the CUDA
+    // kernels write contiguous [B, T, C] rows, so they go to scratch and are then assigned
+    // into the strided destinations.
+    const Device dev = Device::cuda(cuda::current_device());
+    Tensor sq = Tensor::empty({s.B, s.T, C}, DType::f32, dev), sk = Tensor::empty({s.B, s.T, C}, DType::f32, dev),
+           sv = Tensor::empty({s.B, s.T, C}, DType::f32, dev);
+    cuda::attention_backward(to_cuda(s), q, k, v, out, lse, gout, static_cast<float*>(sq.raw_data()),
+                             static_cast<float*>(sk.raw_data()), static_cast<float*>(sv.raw_data()));
+    const int64_t shape[3] = {s.B, s.T, C}, strides[3] = {s.T * s.grad_tstride, s.grad_tstride, 1};
+    cuda::strided_assign(gq, strides, sq.raw_data(), shape, 3, sizeof(float));
+    cuda::strided_assign(gk, strides, sk.raw_data(), shape, 3, sizeof(float));
+    cuda::strided_assign(gv, strides, sv.raw_data(), shape, 3, sizeof(float));
   };
   b.cross_entropy_forward = [](const float* logits, const int64_t* targets, int64_t rows, int64_t V, int64_t ignore,
                                float* loss_rows, float* lse, int64_t* count, int64_t* bad) {
@@ -197,6 +213,24 @@ Backend make_cuda() {
   b.cross_entropy_backward = [](const float* logits, const int64_t* targets, const float* lse, int64_t rows,
                                 int64_t V, int64_t ignore, float scale, float* g) {
     cuda::cross_entropy_backward(logits, targets, lse, rows, V, ignore, scale, g);
+  };
+  // The closest CUDA kernels to the CPU's one-pass rows: cross_entropy_forward_backward (one
+  // launch, the gradient over the logits in place), then a bf16 copy of the gradient when asked.
+  // Unlike the CPU, the logits are overwritten whenever a gradient is asked (grad_f32 false
+  // with grad_bf16 set): linear_cross_entropy does not read them afterwards.
+  b.cross_entropy_rows = [](float* logits, const int64_t* targets, int64_t rows, int64_t V, int64_t ignore,
+                            float scale, float* loss_rows, float* lse, bool grad_f32, uint16_t* grad_bf16) {
+    if (!grad_f32 && !grad_bf16) {
+      Tensor cb = Tensor::empty({2}, DType::i64, Device::cuda(cuda::current_device()));
+      int64_t* p = static_cast<int64_t*>(cb.raw_data());
+      cuda::cross_entropy_forward(logits, targets, rows, V, ignore, loss_rows, lse, p, p + 1);
+      return;
+    }
+    cuda::cross_entropy_forward_backward(logits, targets, rows, V, ignore, scale, loss_rows, lse, logits);
+    if (grad_bf16) {
+      const int64_t shape[2] = {rows, V}, strides[2] = {V, 1};
+      cuda::strided_copy(logits, DType::f32, shape, strides, 2, grad_bf16, DType::bf16);
+    }
   };
   b.soft_cross_entropy_forward = [](const float* x, const float* t, const uint8_t* mask, int64_t rows, int64_t V,
                                     float T, bool kl, float* loss_rows, float* lse_x, float* lse_t) {

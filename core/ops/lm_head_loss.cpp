@@ -1,8 +1,9 @@
 // The LM head fused with its cross-entropy: loss = CE(x · Wᵀ + b, targets) without the
 // [rows, V] logits. Rows go through in chunks; each chunk's logits live in one reused buffer,
-// become their own gradient in place (softmax − one-hot), and feed the two gradient GEMMs at
-// once, so the forward pass also computes every gradient (they are scaled by the upstream
-// gradient in backward). Three GEMMs in all, as unfused, and no recomputation.
+// become their own gradient in place (softmax − one-hot; one pass per row, in cache, for the
+// loss and the gradient), and feed the two gradient GEMMs at once, so the forward pass also
+// computes every gradient (they are scaled by the upstream gradient in backward). Three GEMMs
+// in all, as unfused, and no recomputation.
 //
 // Determinism: the chunks are cut by shape only and the weight gradient sums them in order,
 // so the bits do not depend on the thread count. Against the unfused ops, the loss and the
@@ -84,8 +85,6 @@ Tensor linear_cross_entropy(const Tensor& x, const Tensor& w, const Tensor& bias
   const float* xp = fptr(X);
   const float* wp = fptr(W);
   float* zp = fptr(z);
-  Tensor count_bad = Tensor::empty({2}, DType::i64, dev);  // the kernel's (count, bad row): checked above
-  int64_t* cbp = ptr<int64_t>(count_bad);
   // bf16 GEMMs (precision = "bf16") round their inputs; W is rounded once here instead of by
   // each chunk's two GEMMs, and each chunk's x and gradient once for their two GEMMs each.
   const bool bf16 = matmul_precision() == MatmulPrecision::bf16;
@@ -110,12 +109,13 @@ Tensor linear_cross_entropy(const Tensor& x, const Tensor& w, const Tensor& bias
       be.gemm(false, true, n, V, C, 1.f, xr, C, wp, C, 0.f, zp, V);
     }
     if (B.defined()) be.add_bias_rows(zp, fptr(B), n, V);
-    be.cross_entropy_forward(zp, tg + r0, n, V, ignore_index, fptr(loss_rows) + r0, fptr(lse) + r0, cbp, cbp + 1);
+    // Loss and gradient in one pass per row: z becomes scale · (softmax(z) − onehot(target))
+    // in place (f32 GEMMs, or the bias gradient's row sums), and under bf16 GEMMs the same
+    // gradient is written straight to bf16 for them, never stored in f32 only to be rounded.
+    be.cross_entropy_rows(zp, tg + r0, n, V, ignore_index, scale, fptr(loss_rows) + r0, fptr(lse) + r0,
+                          grad && (!bf16 || gb), grad ? zbp : nullptr);
     if (!grad) continue;
-    // In place: z becomes scale · (softmax(z) − onehot(target)), zero on ignored rows.
-    be.cross_entropy_backward(zp, tg + r0, fptr(lse) + r0, n, V, ignore_index, scale, zp);
     if (bf16) {
-      be.pack_bf16_matrix(zp, n, V, V, zbp);
       if (gx) be.gemm_bf16_packed(false, false, n, C, V, 1.f, zbp, V, wbp, C, 0.f, fptr(dx) + r0 * C, C);
       if (gw) be.gemm_bf16_packed(true, false, V, C, n, 1.f, zbp, V, xbp, C, 1.f, fptr(dw), C);
     } else {

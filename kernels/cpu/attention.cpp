@@ -78,7 +78,7 @@ void attention_forward(const AttentionShape& s, const float* q, const float* k, 
 void attention_backward(const AttentionShape& s, const float* q, const float* k, const float* v,
                         const float* out, const float* lse, const float* gout, float* gq, float* gk,
                         float* gv) {
-  const int64_t T = s.T, D = s.D, H = s.H, C = H * D;
+  const int64_t T = s.T, D = s.D, H = s.H, C = H * D, G = s.grad_tstride > 0 ? s.grad_tstride : C;
   const float scale = 1.f / std::sqrt(float(D));
   parallel_range(s.B * H, 1, [&](int64_t t0, int64_t t1) {
     float* P = scratch(size_t(T * T), 0);
@@ -97,10 +97,10 @@ void attention_backward(const AttentionShape& s, const float* q, const float* k,
         float* row = P + i * T;
         for (int64_t j = 0; j < T; ++j) row[j] = exp_approx(row[j] - L[i]);
       }
-      float* dQ = gq + b * T * C + h * D;
-      float* dK = gk + b * T * C + h * D;
-      float* dV = gv + b * T * C + h * D;
-      gemm(true, false, T, D, T, 1.f, P, T, dO, C, 0.f, dV, C);       // dV = P^T dO
+      float* dQ = gq + b * T * G + h * D;
+      float* dK = gk + b * T * G + h * D;
+      float* dV = gv + b * T * G + h * D;
+      gemm(true, false, T, D, T, 1.f, P, T, dO, C, 0.f, dV, G);       // dV = P^T dO
       gemm(false, true, T, T, D, 1.f, dO, C, V, s.v_tstride, 0.f, dP, T);  // dP = dO V^T
       for (int64_t i = 0; i < T; ++i) {
         float di = 0.f;  // D_i = dO_i . O_i = sum_j P_ij dP_ij
@@ -109,8 +109,8 @@ void attention_backward(const AttentionShape& s, const float* q, const float* k,
         float* dpr = dP + i * T;
         for (int64_t j = 0; j < T; ++j) dpr[j] = pr[j] * (dpr[j] - di);  // dS
       }
-      gemm(false, false, T, D, T, scale, dP, T, K, s.k_tstride, 0.f, dQ, C);  // dQ = scale dS K
-      gemm(true, false, T, D, T, scale, dP, T, Q, s.q_tstride, 0.f, dK, C);   // dK = scale dS^T Q
+      gemm(false, false, T, D, T, scale, dP, T, K, s.k_tstride, 0.f, dQ, G);  // dQ = scale dS K
+      gemm(true, false, T, D, T, scale, dP, T, Q, s.q_tstride, 0.f, dK, G);   // dK = scale dS^T Q
     }
   });
 }

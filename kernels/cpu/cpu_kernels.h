@@ -116,11 +116,14 @@ struct AttentionShape {
   int64_t q_bstride, q_tstride, k_bstride, k_tstride, v_bstride, v_tstride;  // in elements
   bool causal;
   const uint8_t* key_mask;  // [B, T] or null
+  // Row stride of gq/gk/gv (0: H*D, contiguous). 3·H·D when the three gradients are the
+  // thirds of one packed [B, T, 3·H·D] gradient (ops::attention_packed).
+  int64_t grad_tstride = 0;
 };
 // out is contiguous [B, T, H*D]; lse is [B, H, T] (log-sum-exp of the scaled scores per row).
 void attention_forward(const AttentionShape& s, const float* q, const float* k, const float* v,
                        float* out, float* lse);
-// gq/gk/gv are contiguous [B, T, H*D], overwritten.
+// gq/gk/gv are [B, T, H*D] with row stride grad_tstride (contiguous by default), overwritten.
 void attention_backward(const AttentionShape& s, const float* q, const float* k, const float* v,
                         const float* out, const float* lse, const float* gout, float* gq,
                         float* gk, float* gv);
@@ -133,6 +136,16 @@ int64_t cross_entropy_forward(const float* logits, const int64_t* targets, int64
 // g[r, :] = scale * (softmax(x_r) - onehot(t_r)); zero for ignored rows.
 void cross_entropy_backward(const float* logits, const int64_t* targets, const float* lse,
                             int64_t rows, int64_t V, int64_t ignore_index, float scale, float* g);
+// Forward and backward of one chunk in a single pass per row, for the fused LM head: the row
+// (V floats) is read from memory once and stays in cache for its max, its exponentials and its
+// gradient. Targets must be valid (checked by the caller). Writes loss_rows and lse; with
+// grad_f32 the logits are overwritten by g = scale * (softmax - onehot) (zero on ignored
+// rows), with grad_bf16 (rows x V, compact) g is also or instead written rounded to bf16.
+// Without either the logits are left as they are. The loss has the bits of
+// cross_entropy_forward's; g differs from cross_entropy_backward's by the rounding of
+// exp(x - max) / sum against exp(x - lse) (about one ulp).
+void cross_entropy_rows(float* logits, const int64_t* targets, int64_t rows, int64_t V, int64_t ignore_index,
+                        float scale, float* loss_rows, float* lse, bool grad_f32, uint16_t* grad_bf16);
 // Soft targets at temperature T: p = softmax(t/T), log q = log_softmax(x/T).
 // kl=false: row value -sum p log q; kl=true: sum p (log p - log q). Rows with mask 0 give 0.
 void soft_cross_entropy_forward(const float* x, const float* t, const uint8_t* mask, int64_t rows,

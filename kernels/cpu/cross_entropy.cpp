@@ -1,5 +1,6 @@
 // Fused softmax cross-entropy over large vocabularies: one pass for max and log-sum-exp per
 // row, probabilities recomputed in backward instead of stored.
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <limits>
@@ -12,8 +13,7 @@ namespace scion::cpu {
 namespace {
 
 inline float row_lse(const float* x, int64_t V, float inv_t) {
-  float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t i = 0; i < V; ++i) mx = std::max(mx, x[i] * inv_t);
+  const float mx = max_scaled(x, V, inv_t);
   // f64 sum (vec_math.h) and f64 log: the loss is l - x[t], so lse's rounding is the loss's.
   return float(double(mx) + std::log(sum_exp(x, V, inv_t, mx)));
 }
@@ -63,6 +63,62 @@ void cross_entropy_backward(const float* logits, const int64_t* targets, const f
   });
 }
 
+namespace {
+
+// One row of cross_entropy_rows: the exponentials stored in place while they are summed
+// (sum_exp_store: the same bits as row_lse's sum_exp, so the loss is cross_entropy_forward's),
+// then one scaling pass writes the gradient where Mode asks for it.
+enum class RowGrad { f32, bf16, both };
+template <RowGrad Mode>
+float fused_row(float* x, int64_t V, int64_t t, bool ignored, float scale, uint16_t* gb, float* loss) {
+  const float mx = max_scaled(x, V, 1.f);
+  const float xt = ignored ? 0.f : x[t];
+  const double sum = sum_exp_store(x, V, 1.f, mx, x);
+  const float l = float(double(mx) + std::log(sum));
+  *loss = ignored ? 0.f : l - xt;
+  if (ignored) {
+    if constexpr (Mode != RowGrad::bf16) std::fill(x, x + V, 0.f);
+    if constexpr (Mode != RowGrad::f32) std::fill(gb, gb + V, uint16_t(0));
+    return l;
+  }
+  const float c = float(double(scale) / sum);
+  const float et = x[t];
+  for (int64_t j = 0; j < V; ++j) {
+    const float g = x[j] * c;
+    if constexpr (Mode != RowGrad::bf16) x[j] = g;
+    if constexpr (Mode != RowGrad::f32) gb[j] = f32_to_bf16(g);
+  }
+  const float gt = et * c - scale;
+  if constexpr (Mode != RowGrad::bf16) x[t] = gt;
+  if constexpr (Mode != RowGrad::f32) gb[t] = f32_to_bf16(gt);
+  return l;
+}
+
+}  // namespace
+
+void cross_entropy_rows(float* logits, const int64_t* targets, int64_t rows, int64_t V, int64_t ignore_index,
+                        float scale, float* loss_rows, float* lse, bool grad_f32, uint16_t* grad_bf16) {
+  parallel_range(rows, grain_for(4 * V), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* x = logits + r * V;
+      const int64_t t = targets[r];
+      const bool ignored = t == ignore_index;
+      uint16_t* gb = grad_bf16 ? grad_bf16 + r * V : nullptr;
+      if (!grad_f32 && !grad_bf16) {
+        const float l = row_lse(x, V, 1.f);
+        lse[r] = l;
+        loss_rows[r] = ignored ? 0.f : l - x[t];
+      } else if (!grad_bf16) {
+        lse[r] = fused_row<RowGrad::f32>(x, V, t, ignored, scale, gb, loss_rows + r);
+      } else if (!grad_f32) {
+        lse[r] = fused_row<RowGrad::bf16>(x, V, t, ignored, scale, gb, loss_rows + r);
+      } else {
+        lse[r] = fused_row<RowGrad::both>(x, V, t, ignored, scale, gb, loss_rows + r);
+      }
+    }
+  });
+}
+
 void soft_cross_entropy_forward(const float* x, const float* t, const uint8_t* mask, int64_t rows,
                                 int64_t V, float T, bool kl, float* loss_rows, float* lse_x,
                                 float* lse_t) {
@@ -78,13 +134,15 @@ void soft_cross_entropy_forward(const float* x, const float* t, const uint8_t* m
         loss_rows[r] = 0.f;
         continue;
       }
-      double acc = 0.0;
-      for (int64_t i = 0; i < V; ++i) {
-        const float logp = tr[i] * inv_t - lt;
-        const float logq = xr[i] * inv_t - lx;
-        const float p = exp_approx(logp);
-        acc += kl ? double(p) * (logp - logq) : -double(p) * logq;
-      }
+      // Summed as sum_exp sums (vec_math.h): one f64 running sum does not vectorise.
+      const double acc = kl ? blocked_sum(V, [&](int64_t i) {
+        const float logp = tr[i] * inv_t - lt, logq = xr[i] * inv_t - lx;
+        return exp_approx(logp) * (logp - logq);
+      })
+                            : blocked_sum(V, [&](int64_t i) {
+                                const float logp = tr[i] * inv_t - lt, logq = xr[i] * inv_t - lx;
+                                return -exp_approx(logp) * logq;
+                              });
       loss_rows[r] = float(acc);
     }
   });

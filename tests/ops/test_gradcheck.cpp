@@ -291,6 +291,9 @@ TEST(Gradcheck, Attention) {
   Tensor mask = mask_u8({B, T}, [&](int64_t i) { return !(i / T == 1 && i % T >= 3); });  // batch 1: 2 pad keys
   GRADCHECK(fused(false, mask), {qkv}, o);
   GRADCHECK(fused(true, mask), {qkv}, o);
+  // the packed op (one [B, T, 3C] input, one gradient)
+  GRADCHECK([=](const V& v) { return ops::attention_packed(v[0], H, true, mask); }, {qkv}, o);
+  GRADCHECK([=](const V& v) { return ops::attention_packed(v[0], H, false); }, {qkv}, o);
   // separate contiguous q, k, v, one head and three heads
   Tensor q = randn({1, 4, 9}, 92), k = randn({1, 4, 9}, 93), v = randn({1, 4, 9}, 94);
   GRADCHECK([](const V& x) { return ops::attention(x[0], x[1], x[2], 3, false); }, {q, k, v});

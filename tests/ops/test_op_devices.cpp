@@ -161,6 +161,11 @@ std::vector<Row> rows() {
                                         c(u8({2, 7}, 62))};
                },
                [](V& x) { return V{ops::attention(x[0], x[1], x[2], 3, false, x[3])}; }});
+  r.push_back({"attention_packed_key_mask", false,
+               [] { return std::vector<In>{g(f({2, 7, 36}, 82)), c(u8({2, 7}, 83))}; },
+               [](V& x) { return V{ops::attention_packed(x[0], 3, true, x[1])}; }});
+  r.push_back({"attention_packed_strided", false, [] { return std::vector<In>{g(f({2, 6, 48}, 84))}; },
+               [](V& x) { return V{ops::attention_packed(x[0].narrow(2, 0, 24), 2, false)}; }});
   // ---- losses ----
   r.push_back({"cross_entropy_ignore", false,
                [] {
@@ -327,7 +332,7 @@ TEST(OpDevices, TableCoversEveryOp) {
                          "tanh", "sqrt", "rsqrt", "relu", "gelu", "clamp", "dropout", "sum_axes", "mean", "sum_all",
                          "mean_all", "max", "sum_to", "matmul", "linear", "softmax", "log_softmax", "layernorm",
                          "layernorm_masked", "layernorm_kept", "embedding", "index_select", "gather", "concat",
-                         "masked_fill", "where", "attention", "cross_entropy", "soft_cross_entropy", "kl_div", "mse",
+                         "masked_fill", "where", "attention", "attention_packed", "cross_entropy", "soft_cross_entropy", "kl_div", "mse",
                          "linear_cross_entropy", "adamw_step", "clip_grad_norm"})
     EXPECT_NE(names.find(op), std::string::npos) << "no row for " << op;
 }

@@ -836,6 +836,48 @@ TEST_P(Attention, CausalAndPaddedFromFusedQkv) {
                      1e-4);
 }
 
+// The packed op reads q, k, v from one [B, T, 3C] tensor and writes one gradient: the same
+// arithmetic as attention on narrow() views, so the same bits, forward and backward.
+TEST_P(Attention, PackedQkvGivesTheBitsOfTheViews) {
+  const auto [B, T, C, H] = GetParam();
+  std::vector<uint8_t> mv(size_t(B * T));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) mv[size_t(b * T + t)] = t < std::max<int64_t>(1, T - 2 * b) ? 1 : 0;
+  Tensor mask = mask_u8({B, T}, [&](int64_t i) { return mv[size_t(i)] != 0; });
+  for (bool causal : {true, false})
+    for (bool padded : {false, true}) {
+      Tensor a = randn({B, T, 3 * C}, 187), b = a.clone();
+      a.set_requires_grad(true);
+      b.set_requires_grad(true);
+      const Tensor m = padded ? mask : Tensor();
+      Tensor ya = ops::attention(a.narrow(2, 0, C), a.narrow(2, C, C), a.narrow(2, 2 * C, C), H, causal, m);
+      Tensor yb = ops::attention_packed(b, H, causal, m);
+      EXPECT_TRUE(same_bits(ya, yb)) << causal << padded;
+      Tensor gy = randn(ya.shape(), 188);
+      ya.backward(gy);
+      yb.backward(gy);
+      EXPECT_TRUE(same_bits(a.grad(), b.grad())) << causal << padded;
+    }
+}
+
+TEST(Attention, PackedQkvRefusesAWidthNotInThirds) {
+  auto error = [](auto f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(error([] { ops::attention_packed(Tensor::zeros({2, 3, 10}), 1, true); }).find("qkv must be [B, T, 3C]"),
+            std::string::npos);
+  EXPECT_NE(error([] { ops::attention_packed(Tensor::zeros({2, 3, 12}), 3, true); }).find("not divisible by 3 heads"),
+            std::string::npos);
+  EXPECT_NE(error([] { ops::attention_packed(Tensor::zeros({2, 3, 12}), 2, true, Tensor::zeros({2, 4})); })
+                .find("key_padding_mask"),
+            std::string::npos);
+}
+
 TEST(Attention, FullyMaskedRowsGiveZerosAndFiniteGradients) {
   const int64_t B = 2, T = 5, C = 6, H = 2;
   Tensor qkv = randn({B, T, 3 * C}, 185);

@@ -25,7 +25,7 @@ for t in 50 75 90 95; do
   # The same model from scratch for as many updates (tokens) as pruning + fine-tuning took.
   [ -f $R/tokens$t/model.safetensors ] || \
     $S run $E/teacher.toml --plain --set nodes.model.width=$width --set nodes.model.heads=$heads \
-      --set stages.0.steps=600 --set stages.0.eval.every=600 --out $R/tokens$t > /dev/null
+      --set stages.0.steps=800 --set stages.0.eval.every=800 --out $R/tokens$t > /dev/null
 done
 $B --threads 1 --batch 8 --seq 64 --reps 30 $R/dense/model.safetensors \
   $R/t50/student.safetensors $R/t75/student.safetensors $R/t90/student.safetensors $R/t95/student.safetensors \

@@ -82,6 +82,10 @@ Tensor dropout(const Tensor& a, float p, uint64_t seed);
 // The T x T scores are never kept: backward recomputes them from a saved log-sum-exp.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, bool causal,
                  const Tensor& key_padding_mask = Tensor());
+// The same on a packed qkv [B, T, 3·H·D] (q, k, v its thirds along the last axis, GPT-2's
+// c_attn output), with one gradient [B, T, 3·H·D] written in place of three: attention on
+// narrow() views would give each view a full-size zero gradient and add the three.
+Tensor attention_packed(const Tensor& qkv, int64_t heads, bool causal, const Tensor& key_padding_mask = Tensor());
 // ---- losses (mean over counted rows; fused softmax, probabilities never stored) -----------
 // logits [N, V] (or [.., V]), targets i64 [N] (or [..]); rows whose target is ignore_index
 // do not count.
