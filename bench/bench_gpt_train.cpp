@@ -2,6 +2,13 @@
 // where the time goes. bench/gpt_train_compare.sh runs this beside the same model in PyTorch.
 // Usage: bench_gpt_train [--threads N] [--steps S] [--layers L --width C --heads H --context T
 //                         --batch B --vocab V] [--precision f32|bf16] [--head fused|unfused]
+//                         [--device cpu|cuda|cuda:N] [--print-losses 1]
+// --print-losses 1: one line "scion  loss step=S value=L" per step (the device check compares
+// the GPU's curve with the CPU's on the same model, initialisation and batch).
+// --device cuda: the model, its AdamW moments and the batch live on the GPU (every op through
+// the CUDA backend table); step times include the loss read-back, which waits for the GPU. The
+// GEMM-bound ceiling (timed on the CPU's GEMMs) is skipped there; scripts/device-check.sh
+// computes MFU from the printed FLOPs per token.
 // --head fused (the default, as loss.lm with hidden + head): ops::linear_cross_entropy, no
 // [B·T, V] logits; unfused: the head's matmul, then cross_entropy on the stored logits.
 #include <sys/resource.h>
@@ -14,6 +21,7 @@
 #include <string>
 
 #include "gpt_model.h"
+#include "scion/device.h"
 #include "scion/ops.h"
 #include "scion/precision.h"
 #include "scion/threads.h"
@@ -59,7 +67,7 @@ double step_gemm_seconds(const lm::GptConfig& cfg, int64_t batch) {
 }
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   lm::GptConfig cfg;
   cfg.layers = 4;
   cfg.width = 256;
@@ -68,9 +76,14 @@ int main(int argc, char** argv) {
   cfg.vocab = 50304;
   int64_t batch = 8, steps = 10;
   int threads = 0;
-  bool fused = true;
+  bool fused = true, print_losses = false;
+  Device dev = Device::cpu();
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
+    if (k == "--device") {
+      dev = Device::parse(argv[i + 1]);
+      continue;
+    }
     if (k == "--head") {
       fused = std::string(argv[i + 1]) != "unfused";
       continue;
@@ -88,18 +101,20 @@ int main(int argc, char** argv) {
     else if (k == "--context") cfg.context = v;
     else if (k == "--batch") batch = v;
     else if (k == "--vocab") cfg.vocab = v;
+    else if (k == "--print-losses") print_losses = v != 0;
   }
   set_num_threads(threads);
   lm::GptModel model(cfg);
+  model.to(dev);  // before collecting the parameters: to() rebinds them
   auto params = model.parameters();
   std::vector<Tensor> m, v;
   for (auto& p : params) {
-    m.push_back(Tensor::zeros(p.shape()));
-    v.push_back(Tensor::zeros(p.shape()));
+    m.push_back(Tensor::zeros(p.shape(), DType::f32, dev));
+    v.push_back(Tensor::zeros(p.shape(), DType::f32, dev));
   }
   const int64_t T = cfg.context;
-  Tensor ids = Tensor::randint({batch, T}, 1, 0, cfg.vocab);
-  Tensor targets = Tensor::randint({batch, T}, 2, 0, cfg.vocab);
+  Tensor ids = Tensor::randint({batch, T}, 1, 0, cfg.vocab).to(dev);
+  Tensor targets = Tensor::randint({batch, T}, 2, 0, cfg.vocab).to(dev);
   double t_fwd = 0, t_bwd = 0, t_opt = 0, t_head = 0;
   double total = 0;
   float loss_v = 0;
@@ -125,6 +140,7 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < params.size(); ++i) ops::adamw_step(params[i], params[i].grad(), m[i], v[i], s + 1, oc);
     const double opt = since(t3);
     loss_v = loss.item();
+    if (print_losses) std::printf("scion  loss step=%lld value=%.6f\n", (long long)s, loss_v);
     if (s == 0) {
       autograd::set_backward_profiling(true);
       continue;
@@ -138,20 +154,36 @@ int main(int argc, char** argv) {
   const double tok = double(batch * T * steps);
   struct rusage ru;  // the training's peak, before the ceiling's own buffers
   ::getrusage(RUSAGE_SELF, &ru);
-  const double gemm_s = step_gemm_seconds(cfg, batch);
-  std::printf("scion  head=%s precision=%s threads=%d layers=%lld width=%lld heads=%lld T=%lld B=%lld V=%lld params=%.2fM\n", fused ? "fused" : "unfused", precision_name(matmul_precision()), num_threads(),
+  const double gemm_s = dev.is_cpu() ? step_gemm_seconds(cfg, batch) : 0.0;
+  std::printf("scion  device=%s head=%s precision=%s threads=%d layers=%lld width=%lld heads=%lld T=%lld B=%lld V=%lld params=%.2fM\n", dev.str().c_str(), fused ? "fused" : "unfused", precision_name(matmul_precision()), num_threads(),
               (long long)cfg.layers, (long long)cfg.width, (long long)cfg.heads, (long long)T, (long long)batch,
               (long long)cfg.vocab, double(model.parameter_count()) / 1e6);
+  // The MFU count: 6N + 6·L·C·T FLOPs per token (N = every parameter, embeddings included).
+  const double flops_per_token = 6.0 * double(model.parameter_count()) +
+                                 6.0 * double(cfg.layers) * double(cfg.width) * double(cfg.context);
+  std::printf("scion  params_exact=%lld flops_per_token=%.0f achieved_flops=%.4e\n", (long long)model.parameter_count(),
+              flops_per_token, flops_per_token * tok / total);
   std::printf("scion  tokens/s=%.0f  step=%.1f ms  (forward %.1f ms of which head+CE %.1f ms, backward %.1f ms, "
               "clip+adamw %.1f ms)  final loss %.4f\n",
               tok / total, total / double(steps) * 1e3, t_fwd / double(steps) * 1e3, t_head / double(steps) * 1e3,
               t_bwd / double(steps) * 1e3, t_opt / double(steps) * 1e3, loss_v);
+  if (gemm_s > 0) {
   const double ceiling = double(batch * T) / gemm_s;
   std::printf("scion  GEMM-bound ceiling %.0f tokens/s (the step's GEMMs alone: %.1f ms): %.0f%% of it; peak RSS %.0f MB\n",
               ceiling, gemm_s * 1e3, 100.0 * (tok / total) / ceiling, double(ru.ru_maxrss) / 1024.0);
+  }
   std::printf("scion  backward by op (ms/step):");
   for (const auto& ot : autograd::backward_profile())
     if (ot.seconds / double(steps) > 1e-3) std::printf(" %s %.1f;", ot.op.c_str(), ot.seconds / double(steps) * 1e3);
   std::printf("\n");
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_gpt_train: %s\n", e.what());
+    return 1;
+  }
 }

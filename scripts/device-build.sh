@@ -16,7 +16,8 @@
 # so the update-alternatives links that OpenBLAS would normally get are replaced by direct paths.
 #
 # Environment: SCION_DEPS_ROOT (prefix, default .deps/root), SCION_BUILD_DIR (default build-gpu),
-# SCION_CUDA (ON for build, default ON), JOBS (default: nproc), CTEST_ARGS (extra ctest flags).
+# SCION_CUDA (ON for build, default ON), JOBS (default: nproc), CTEST_ARGS (extra ctest flags),
+# SCION_CMAKE_ARGS (extra configure flags, e.g. -DSCION_CUDA_ARCHS=90-real; scripts/device-check.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -105,7 +106,7 @@ configure() {
     -DCMAKE_INCLUDE_PATH="$ROOT/usr/include;$ROOT/usr/include/$ARCH_TRIPLET/openblas-pthread" \
     -DBoost_NO_SYSTEM_PATHS=ON -DBoost_ROOT="$ROOT/usr" \
     -DMPI_C_COMPILER="$ROOT/usr/bin/mpicc.openmpi" -DMPIEXEC_EXECUTABLE="$ROOT/usr/bin/mpirun.openmpi" \
-    -DCMAKE_BUILD_RPATH="$lib;$lib/openblas-pthread"
+    -DCMAKE_BUILD_RPATH="$lib;$lib/openblas-pthread" ${SCION_CMAKE_ARGS:-}
   verify_prefix
 }
 

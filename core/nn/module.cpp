@@ -121,6 +121,20 @@ void Module::zero_grad() {
   for (auto& [name, slot] : named_parameter_slots()) slot->zero_grad();
 }
 
+void Module::to(Device device) {
+  auto move = [&](Tensor* slot) {
+    if (!slot->defined() || slot->device() == device) return;
+    const bool rg = slot->requires_grad();
+    const Tensor g = slot->grad();
+    Tensor moved = slot->detach().to(device);
+    if (rg) moved.set_requires_grad(true);
+    if (g.defined()) moved.set_grad(g.detach().to(device));
+    *slot = moved;
+  };
+  for (auto& [name, slot] : named_parameter_slots()) move(slot);
+  for (auto& [name, slot] : named_buffer_slots()) move(slot);
+}
+
 void Module::replace_parameter(const std::string& dotted_name, const Tensor& value) {
   for (auto& [name, slot] : named_parameter_slots()) {
     if (name == dotted_name) {

@@ -1,4 +1,4 @@
-// Fused multi-head self-attention (see cpu::attention_forward for the kernel).
+// Fused multi-head self-attention (kernels: cpu/attention.cpp, cuda/attention_*.cu, via the backend table).
 #include "ops/common.h"
 
 namespace scion::ops {
@@ -16,7 +16,6 @@ namespace {
 
 Tensor padding_mask(const char* op, const Tensor& key_padding_mask, int64_t B, int64_t T) {
   if (!key_padding_mask.defined()) return Tensor();
-  check_cpu(op, {&key_padding_mask});
   check_dtype(op, key_padding_mask, DType::u8, "key_padding_mask");
   if (key_padding_mask.shape() != Shape{B, T})
     fail(op, "key_padding_mask must be [" + std::to_string(B) + ", " + std::to_string(T) + "], got " +
@@ -35,7 +34,8 @@ void check_heads(const char* op, const Tensor& t, int64_t C, int64_t heads) {
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, bool causal,
                  const Tensor& key_padding_mask) {
   const char* op = "attention";
-  check_cpu(op, {&q, &k, &v});
+  const Backend& be =
+      backend_for(op, {&q, &k, &v, key_padding_mask.defined() ? &key_padding_mask : nullptr});
   check_float(op, q, "q");
   check_float(op, k, "k");
   check_float(op, v, "v");
@@ -46,25 +46,25 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t head
   check_heads(op, q, C, heads);
   const Tensor mask = padding_mask(op, key_padding_mask, B, T);
   Tensor Q = rows_dense(q), K = rows_dense(k), V = rows_dense(v);
-  cpu::AttentionShape s{B, T, heads, C / heads,
-                        Q.strides()[0], Q.strides()[1], K.strides()[0], K.strides()[1],
-                        V.strides()[0], V.strides()[1], causal,
-                        mask.defined() ? mask.data<uint8_t>() : nullptr};
-  Tensor out = Tensor::empty({B, T, C}, DType::f32);
-  Tensor lse = Tensor::empty({B, heads, T}, DType::f32);
-  cpu::attention_forward(s, Q.data<float>(), K.data<float>(), V.data<float>(), out.data<float>(),
-                         lse.data<float>());
+  AttentionShape s{B, T, heads, C / heads,
+                   Q.strides()[0], Q.strides()[1], K.strides()[0], K.strides()[1],
+                   V.strides()[0], V.strides()[1], causal,
+                   mask.defined() ? ptr<uint8_t>(mask) : nullptr};
+  const Device dev = q.device();
+  Tensor out = Tensor::empty({B, T, C}, DType::f32, dev);
+  Tensor lse = Tensor::empty({B, heads, T}, DType::f32, dev);
+  be.attention_forward(s, fptr(Q), fptr(K), fptr(V), fptr(out), fptr(lse));
   if (autograd::needs_grad({&q, &k, &v})) {
     Tensor O = out.detach();
     autograd::record(op, out, {q, k, v}, [=](const Tensor& g) {
-      cpu::AttentionShape s2 = s;
-      s2.key_mask = mask.defined() ? mask.data<uint8_t>() : nullptr;
+      const Backend& bb = backend_for("attention", {&Q, &g});
+      AttentionShape s2 = s;
+      s2.key_mask = mask.defined() ? ptr<uint8_t>(mask) : nullptr;
       Tensor G = dense(g);
-      Tensor gq = Tensor::empty({B, T, C}, DType::f32), gk = Tensor::empty({B, T, C}, DType::f32),
-             gv = Tensor::empty({B, T, C}, DType::f32);
-      cpu::attention_backward(s2, Q.data<float>(), K.data<float>(), V.data<float>(), O.data<float>(),
-                              lse.data<float>(), G.data<float>(), gq.data<float>(), gk.data<float>(),
-                              gv.data<float>());
+      Tensor gq = Tensor::empty({B, T, C}, DType::f32, dev), gk = Tensor::empty({B, T, C}, DType::f32, dev),
+             gv = Tensor::empty({B, T, C}, DType::f32, dev);
+      bb.attention_backward(s2, fptr(Q), fptr(K), fptr(V), fptr(O), fptr(lse), fptr(G), fptr(gq), fptr(gk),
+                            fptr(gv));
       return std::vector<Tensor>{gq, gk, gv};
     });
   }
@@ -73,7 +73,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t head
 
 Tensor attention_packed(const Tensor& qkv, int64_t heads, bool causal, const Tensor& key_padding_mask) {
   const char* op = "attention_packed";
-  check_cpu(op, {&qkv});
+  const Backend& be = backend_for(op, {&qkv, key_padding_mask.defined() ? &key_padding_mask : nullptr});
   check_float(op, qkv, "qkv");
   if (qkv.dim() != 3 || qkv.size(2) % 3 != 0)
     fail(op, "qkv must be [B, T, 3C] (q, k, v side by side), got " + qkv.desc());
@@ -81,25 +81,26 @@ Tensor attention_packed(const Tensor& qkv, int64_t heads, bool causal, const Ten
   check_heads(op, qkv, C, heads);
   const Tensor mask = padding_mask(op, key_padding_mask, B, T);
   Tensor P = rows_dense(qkv);
-  const float* base = P.data<float>();
+  const float* base = fptr(P);
   const int64_t bs = P.strides()[0], ts = P.strides()[1];
-  cpu::AttentionShape s{B, T, heads, C / heads, bs, ts, bs, ts, bs, ts, causal,
-                        mask.defined() ? mask.data<uint8_t>() : nullptr};
-  Tensor out = Tensor::empty({B, T, C}, DType::f32);
-  Tensor lse = Tensor::empty({B, heads, T}, DType::f32);
-  cpu::attention_forward(s, base, base + C, base + 2 * C, out.data<float>(), lse.data<float>());
+  AttentionShape s{B, T, heads, C / heads, bs, ts, bs, ts, bs, ts, causal,
+                   mask.defined() ? ptr<uint8_t>(mask) : nullptr};
+  const Device dev = qkv.device();
+  Tensor out = Tensor::empty({B, T, C}, DType::f32, dev);
+  Tensor lse = Tensor::empty({B, heads, T}, DType::f32, dev);
+  be.attention_forward(s, base, base + C, base + 2 * C, fptr(out), fptr(lse));
   if (autograd::needs_grad({&qkv})) {
     Tensor O = out.detach();
     autograd::record(op, out, {qkv}, [=](const Tensor& g) {
-      cpu::AttentionShape s2 = s;
-      s2.key_mask = mask.defined() ? mask.data<uint8_t>() : nullptr;
+      const Backend& bb = backend_for("attention_packed", {&P, &g});
+      AttentionShape s2 = s;
+      s2.key_mask = mask.defined() ? ptr<uint8_t>(mask) : nullptr;
       s2.grad_tstride = 3 * C;
       Tensor G = dense(g);
-      Tensor gqkv = Tensor::empty({B, T, 3 * C}, DType::f32);
-      float* gp = gqkv.data<float>();
-      const float* b = P.data<float>();
-      cpu::attention_backward(s2, b, b + C, b + 2 * C, O.data<float>(), lse.data<float>(), G.data<float>(), gp,
-                              gp + C, gp + 2 * C);
+      Tensor gqkv = Tensor::empty({B, T, 3 * C}, DType::f32, dev);
+      float* gp = fptr(gqkv);
+      const float* b = fptr(P);
+      bb.attention_backward(s2, b, b + C, b + 2 * C, fptr(O), fptr(lse), fptr(G), gp, gp + C, gp + 2 * C);
       return std::vector<Tensor>{gqkv};
     });
   }

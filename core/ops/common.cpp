@@ -4,18 +4,6 @@ namespace scion::ops::detail {
 
 void fail(const char* op, const std::string& what) { throw Error(std::string(op) + ": " + what); }
 
-void check_cpu(const char* op, std::initializer_list<const Tensor*> ts) {
-  int i = 0;
-  for (const Tensor* t : ts) {
-    if (!t) continue;
-    if (!t->defined()) fail(op, "input " + std::to_string(i) + " is an undefined tensor");
-    if (!t->device().is_cpu())
-      fail(op, "input " + std::to_string(i) + " is " + t->desc() +
-                   "; this build has kernels for this op on cpu only (CUDA kernels are a later milestone)");
-    ++i;
-  }
-}
-
 void check_dtype(const char* op, const Tensor& t, DType want, const char* role) {
   if (t.dtype() != want)
     fail(op, std::string(role) + " must be " + dtype_name(want) + ", got " + t.desc());
@@ -23,8 +11,8 @@ void check_dtype(const char* op, const Tensor& t, DType want, const char* role) 
 
 void check_float(const char* op, const Tensor& t, const char* role) {
   if (t.dtype() != DType::f32)
-    fail(op, std::string(role) + " must be f32 for the cpu kernels, got " + t.desc() +
-                 " (convert with .to(DType::f32))");
+    fail(op, std::string(role) + " must be f32 (the ops compute in f32 on every device; precision = \"bf16\" "
+                 "rounds GEMM inputs only), got " + t.desc() + " (convert with .to(DType::f32))");
 }
 
 Tensor dense(const Tensor& t) {
@@ -81,9 +69,14 @@ std::vector<int64_t> broadcast_strides(const Tensor& t, const Shape& out) {
 Tensor broadcast_to(const Tensor& t, const Shape& out) {
   Tensor y = Tensor::empty(out, t.dtype(), t.device());
   const auto st = broadcast_strides(t, out);
-  cpu::strided_copy(t.raw_data(), t.dtype(), out.data(), st.data(), int(out.size()), y.raw_data(),
-                    t.dtype());
+  backend_of("broadcast_to", t.device())
+      .strided_copy(t.raw_data(), t.dtype(), out.data(), st.data(), int(out.size()), y.raw_data(), t.dtype());
   return y;
+}
+
+int64_t read_i64(const Tensor& t, int64_t i) {
+  if (t.device().is_cpu()) return static_cast<const int64_t*>(t.raw_data())[i];
+  return t.narrow(0, i, 1).to(Device::cpu()).to_vector_i64()[0];
 }
 
 }  // namespace scion::ops::detail

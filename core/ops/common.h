@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "cpu/cpu_kernels.h"
+#include "ops/backend.h"
 #include "scion/autograd.h"
 #include "scion/ops.h"
 #include "scion/tensor.h"
@@ -13,9 +13,7 @@ namespace scion::ops::detail {
 // Throws "op: <what> (got ...)".
 [[noreturn]] void fail(const char* op, const std::string& what);
 
-// Every input must be defined, live on the CPU (the only backend with kernels for now) and
-// share one device.
-void check_cpu(const char* op, std::initializer_list<const Tensor*> ts);
+// Kernels are picked by device in one place: backend_for(op, {&a, &b, ...}) (ops/backend.h).
 void check_dtype(const char* op, const Tensor& t, DType want, const char* role);
 void check_float(const char* op, const Tensor& t, const char* role);  // f32 for compute
 // Contiguous f32 data of t (a copy only when t is strided), never recorded.
@@ -29,5 +27,13 @@ Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
 // Strides of t seen as broadcast to `out` (0 where t's dimension is 1 or missing).
 std::vector<int64_t> broadcast_strides(const Tensor& t, const Shape& out);
 Tensor broadcast_to(const Tensor& t, const Shape& out);  // materialised copy
+// Typed device pointers of a tensor's data (the table's convention: memory of its device).
+template <class T>
+T* ptr(const Tensor& t) {
+  return static_cast<T*>(t.raw_data());
+}
+inline float* fptr(const Tensor& t) { return ptr<float>(t); }
+// A single value read back to the host (a synchronisation on cuda).
+int64_t read_i64(const Tensor& t, int64_t i = 0);
 
 }  // namespace scion::ops::detail

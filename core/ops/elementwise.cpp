@@ -6,34 +6,33 @@ using namespace detail;
 
 namespace {
 
-Tensor binary(const char* name, cpu::BinaryOp op, const Tensor& a, const Tensor& b) {
-  check_cpu(name, {&a, &b});
+Tensor binary(const char* name, BinaryOp op, const Tensor& a, const Tensor& b) {
+  const Backend& be = backend_for(name, {&a, &b});
   check_float(name, a, "left operand");
   check_float(name, b, "right operand");
   const Shape out_shape = broadcast_shapes(name, a.shape(), b.shape());
-  Tensor out = Tensor::empty(out_shape, DType::f32);
+  Tensor out = Tensor::empty(out_shape, DType::f32, a.device());
   const auto as = broadcast_strides(a, out_shape), bs = broadcast_strides(b, out_shape);
-  cpu::binary(op, a.data<float>(), as.data(), b.data<float>(), bs.data(), out.data<float>(),
-              out_shape.data(), int(out_shape.size()));
+  be.binary(op, fptr(a), as.data(), fptr(b), bs.data(), fptr(out), out_shape.data(), int(out_shape.size()));
   return out;
 }
 
-Tensor unary(const char* name, cpu::UnaryOp op, const Tensor& a, float p0 = 0.f, float p1 = 0.f) {
-  check_cpu(name, {&a});
+Tensor unary(const char* name, UnaryOp op, const Tensor& a, float p0 = 0.f, float p1 = 0.f) {
+  const Backend& be = backend_for(name, {&a});
   check_float(name, a, "input");
   Tensor x = dense(a);
-  Tensor out = Tensor::empty(a.shape(), DType::f32);
-  cpu::unary(op, x.data<float>(), out.data<float>(), a.numel(), p0, p1);
+  Tensor out = Tensor::empty(a.shape(), DType::f32, a.device());
+  be.unary(op, fptr(x), fptr(out), a.numel(), p0, p1);
   if (autograd::needs_grad({&a})) {
     // Keep what the derivative needs: x for most ops, y for exp/tanh/sqrt/rsqrt.
-    const bool uses_y = op == cpu::UnaryOp::exp || op == cpu::UnaryOp::tanh ||
-                        op == cpu::UnaryOp::sqrt || op == cpu::UnaryOp::rsqrt;
+    const bool uses_y = op == UnaryOp::exp || op == UnaryOp::tanh || op == UnaryOp::sqrt || op == UnaryOp::rsqrt;
     Tensor saved = uses_y ? out.detach() : x;
-    autograd::record(name, out, {a}, [op, saved, uses_y, p0, p1](const Tensor& g) {
+    autograd::record(name, out, {a}, [name, op, saved, uses_y, p0, p1](const Tensor& g) {
+      const Backend& bb = backend_for(name, {&saved, &g});
       Tensor gd = dense(g);
-      Tensor gx = Tensor::empty(gd.shape(), DType::f32);
-      cpu::unary_backward(op, uses_y ? nullptr : saved.data<float>(), uses_y ? saved.data<float>() : nullptr,
-                          gd.data<float>(), gx.data<float>(), gd.numel(), p0, p1);
+      Tensor gx = Tensor::empty(gd.shape(), DType::f32, gd.device());
+      bb.unary_backward(op, uses_y ? nullptr : fptr(saved), uses_y ? fptr(saved) : nullptr, fptr(gd), fptr(gx),
+                        gd.numel(), p0, p1);
       return std::vector<Tensor>{gx};
     });
   }
@@ -43,7 +42,7 @@ Tensor unary(const char* name, cpu::UnaryOp op, const Tensor& a, float p0 = 0.f,
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
-  Tensor out = binary("add", cpu::BinaryOp::add, a, b);
+  Tensor out = binary("add", BinaryOp::add, a, b);
   if (autograd::needs_grad({&a, &b})) {
     Shape sa = a.shape(), sb = b.shape();
     autograd::record("add", out, {a, b}, [sa, sb](const Tensor& g) {
@@ -54,7 +53,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
-  Tensor out = binary("sub", cpu::BinaryOp::sub, a, b);
+  Tensor out = binary("sub", BinaryOp::sub, a, b);
   if (autograd::needs_grad({&a, &b})) {
     Shape sa = a.shape(), sb = b.shape();
     autograd::record("sub", out, {a, b}, [sa, sb](const Tensor& g) {
@@ -65,7 +64,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
-  Tensor out = binary("mul", cpu::BinaryOp::mul, a, b);
+  Tensor out = binary("mul", BinaryOp::mul, a, b);
   if (autograd::needs_grad({&a, &b})) {
     Tensor ad = a.detach(), bd = b.detach();
     bool ga = a.requires_grad(), gb = b.requires_grad();
@@ -78,7 +77,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {
-  Tensor out = binary("div", cpu::BinaryOp::div, a, b);
+  Tensor out = binary("div", BinaryOp::div, a, b);
   if (autograd::needs_grad({&a, &b})) {
     Tensor ad = a.detach(), bd = b.detach();
     bool ga = a.requires_grad(), gb = b.requires_grad();
@@ -92,37 +91,38 @@ Tensor div(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor add_scalar(const Tensor& a, float s) { return unary("add_scalar", cpu::UnaryOp::add_scalar, a, s); }
-Tensor mul_scalar(const Tensor& a, float s) { return unary("mul_scalar", cpu::UnaryOp::mul_scalar, a, s); }
-Tensor pow_scalar(const Tensor& a, float p) { return unary("pow_scalar", cpu::UnaryOp::pow, a, p); }
-Tensor neg(const Tensor& a) { return unary("neg", cpu::UnaryOp::neg, a); }
-Tensor exp(const Tensor& a) { return unary("exp", cpu::UnaryOp::exp, a); }
-Tensor log(const Tensor& a) { return unary("log", cpu::UnaryOp::log, a); }
-Tensor tanh(const Tensor& a) { return unary("tanh", cpu::UnaryOp::tanh, a); }
-Tensor sqrt(const Tensor& a) { return unary("sqrt", cpu::UnaryOp::sqrt, a); }
-Tensor rsqrt(const Tensor& a) { return unary("rsqrt", cpu::UnaryOp::rsqrt, a); }
-Tensor relu(const Tensor& a) { return unary("relu", cpu::UnaryOp::relu, a); }
-Tensor gelu(const Tensor& a) { return unary("gelu", cpu::UnaryOp::gelu, a); }
+Tensor add_scalar(const Tensor& a, float s) { return unary("add_scalar", UnaryOp::add_scalar, a, s); }
+Tensor mul_scalar(const Tensor& a, float s) { return unary("mul_scalar", UnaryOp::mul_scalar, a, s); }
+Tensor pow_scalar(const Tensor& a, float p) { return unary("pow_scalar", UnaryOp::pow, a, p); }
+Tensor neg(const Tensor& a) { return unary("neg", UnaryOp::neg, a); }
+Tensor exp(const Tensor& a) { return unary("exp", UnaryOp::exp, a); }
+Tensor log(const Tensor& a) { return unary("log", UnaryOp::log, a); }
+Tensor tanh(const Tensor& a) { return unary("tanh", UnaryOp::tanh, a); }
+Tensor sqrt(const Tensor& a) { return unary("sqrt", UnaryOp::sqrt, a); }
+Tensor rsqrt(const Tensor& a) { return unary("rsqrt", UnaryOp::rsqrt, a); }
+Tensor relu(const Tensor& a) { return unary("relu", UnaryOp::relu, a); }
+Tensor gelu(const Tensor& a) { return unary("gelu", UnaryOp::gelu, a); }
 Tensor clamp(const Tensor& a, float lo, float hi) {
   if (!(lo <= hi)) fail("clamp", "lower bound " + std::to_string(lo) + " exceeds upper bound " + std::to_string(hi));
-  return unary("clamp", cpu::UnaryOp::clamp, a, lo, hi);
+  return unary("clamp", UnaryOp::clamp, a, lo, hi);
 }
 
 Tensor dropout(const Tensor& a, float p, uint64_t seed) {
   if (!(p >= 0.f && p < 1.f)) fail("dropout", "probability must be in [0, 1), got " + std::to_string(p));
   if (p == 0.f) return a;
-  check_cpu("dropout", {&a});
+  const Backend& be = backend_for("dropout", {&a});
   check_float("dropout", a, "input");
   Tensor x = dense(a);
-  Tensor out = Tensor::empty(a.shape(), DType::f32);
-  Tensor mask = Tensor::empty(a.shape(), DType::u8);
-  cpu::dropout(x.data<float>(), out.data<float>(), mask.data<uint8_t>(), a.numel(), p, seed);
+  Tensor out = Tensor::empty(a.shape(), DType::f32, a.device());
+  Tensor mask = Tensor::empty(a.shape(), DType::u8, a.device());
+  be.dropout(fptr(x), fptr(out), ptr<uint8_t>(mask), a.numel(), p, seed);
   if (autograd::needs_grad({&a})) {
     const float scale = 1.f / (1.f - p);
     autograd::record("dropout", out, {a}, [mask, scale](const Tensor& g) {
+      const Backend& bb = backend_for("dropout", {&mask, &g});
       Tensor gd = dense(g);
-      Tensor gx = Tensor::empty(gd.shape(), DType::f32);
-      cpu::masked_scale(gd.data<float>(), mask.data<uint8_t>(), gx.data<float>(), gd.numel(), scale);
+      Tensor gx = Tensor::empty(gd.shape(), DType::f32, gd.device());
+      bb.masked_scale(fptr(gd), ptr<uint8_t>(mask), fptr(gx), gd.numel(), scale);
       return std::vector<Tensor>{gx};
     });
   }

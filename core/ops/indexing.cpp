@@ -8,7 +8,7 @@ using namespace detail;
 
 Tensor embedding(const Tensor& weight, const Tensor& ids) {
   const char* op = "embedding";
-  check_cpu(op, {&weight, &ids});
+  const Backend& be = backend_for(op, {&weight, &ids});
   check_float(op, weight, "weight");
   if (weight.dim() != 2) fail(op, "weight must be [vocab, dim], got " + weight.desc());
   Tensor I = dense_index(op, ids, "ids");
@@ -16,17 +16,20 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
   Tensor W = dense(weight);
   Shape out_shape = ids.shape();
   out_shape.push_back(D);
-  Tensor y = Tensor::empty(out_shape, DType::f32);
-  int64_t bad = -1;
-  cpu::embedding_forward(W.data<float>(), V, D, I.data<int64_t>(), n, y.data<float>(), &bad);
+  const Device dev = weight.device();
+  Tensor y = Tensor::empty(out_shape, DType::f32, dev);
+  Tensor bad_t = Tensor::empty({1}, DType::i64, dev);
+  be.embedding_forward(fptr(W), V, D, ptr<int64_t>(I), n, fptr(y), ptr<int64_t>(bad_t));
+  const int64_t bad = read_i64(bad_t);  // a host read (synchronises on cuda)
   if (bad >= 0)
-    fail(op, "id " + std::to_string(I.data<int64_t>()[bad]) + " at position " + std::to_string(bad) +
+    fail(op, "id " + std::to_string(read_i64(I.view({-1}), bad)) + " at position " + std::to_string(bad) +
                  " is outside the table of " + std::to_string(V) + " rows (" + weight.desc() + ")");
   if (autograd::needs_grad({&weight})) {
     autograd::record(op, y, {weight, ids}, [I, V, D, n](const Tensor& g) {
+      const Backend& bb = backend_for("embedding", {&I, &g});
       Tensor G = dense(g);
-      Tensor gw = Tensor::zeros({V, D}, DType::f32);
-      cpu::embedding_backward(G.data<float>(), I.data<int64_t>(), n, D, gw.data<float>());
+      Tensor gw = Tensor::zeros({V, D}, DType::f32, G.device());
+      bb.embedding_backward(fptr(G), ptr<int64_t>(I), n, D, fptr(gw), V);
       return std::vector<Tensor>{gw, Tensor()};
     });
   }
@@ -35,7 +38,7 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
 
 Tensor index_select(const Tensor& a, int64_t axis_in, const Tensor& index) {
   const char* op = "index_select";
-  check_cpu(op, {&a, &index});
+  const Backend& be = backend_for(op, {&a, &index});
   check_float(op, a, "input");
   if (index.dim() != 1) fail(op, "index must be 1-D, got " + index.desc());
   const int64_t axis = wrap_axis(op, axis_in, a);
@@ -45,29 +48,22 @@ Tensor index_select(const Tensor& a, int64_t axis_in, const Tensor& index) {
   for (int64_t d = 0; d < axis; ++d) outer *= s[size_t(d)];
   for (size_t d = size_t(axis) + 1; d < s.size(); ++d) inner *= s[d];
   const int64_t n = s[size_t(axis)], k = I.numel();
-  const int64_t* ip = I.data<int64_t>();
-  for (int64_t i = 0; i < k; ++i)
-    if (ip[i] < 0 || ip[i] >= n)
-      fail(op, "index " + std::to_string(ip[i]) + " is out of range for axis " + std::to_string(axis) + " of " +
+  // The range check reads the indices on the host (a copy from the device on cuda).
+  for (int64_t t : I.device().is_cpu() ? std::vector<int64_t>(I.data<int64_t>(), I.data<int64_t>() + k)
+                                       : I.to_vector_i64())
+    if (t < 0 || t >= n)
+      fail(op, "index " + std::to_string(t) + " is out of range for axis " + std::to_string(axis) + " of " +
                    a.desc());
   Shape os = s;
   os[size_t(axis)] = k;
-  Tensor y = Tensor::empty(os, DType::f32);
-  const float* src = A.data<float>();
-  float* dst = y.data<float>();
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t i = 0; i < k; ++i)
-      std::memcpy(dst + (o * k + i) * inner, src + (o * n + ip[i]) * inner, size_t(inner) * sizeof(float));
+  Tensor y = Tensor::empty(os, DType::f32, a.device());
+  be.index_select(fptr(A), ptr<int64_t>(I), fptr(y), outer, n, k, inner);
   if (autograd::needs_grad({&a})) {
     autograd::record(op, y, {a, index}, [I, s, outer, inner, n, k](const Tensor& g) {
+      const Backend& bb = backend_for("index_select", {&I, &g});
       Tensor G = dense(g);
-      Tensor ga = Tensor::zeros(s, DType::f32);
-      const int64_t* ip2 = I.data<int64_t>();
-      const float* gp = G.data<float>();
-      float* ap = ga.data<float>();
-      for (int64_t o = 0; o < outer; ++o)
-        for (int64_t i = 0; i < k; ++i)
-          for (int64_t j = 0; j < inner; ++j) ap[(o * n + ip2[i]) * inner + j] += gp[(o * k + i) * inner + j];
+      Tensor ga = Tensor::zeros(s, DType::f32, G.device());
+      bb.index_add(fptr(G), ptr<int64_t>(I), fptr(ga), outer, n, k, inner);
       return std::vector<Tensor>{ga, Tensor()};
     });
   }
@@ -76,7 +72,7 @@ Tensor index_select(const Tensor& a, int64_t axis_in, const Tensor& index) {
 
 Tensor gather(const Tensor& a, int64_t axis_in, const Tensor& index) {
   const char* op = "gather";
-  check_cpu(op, {&a, &index});
+  const Backend& be = backend_for(op, {&a, &index});
   check_float(op, a, "input");
   const int64_t axis = wrap_axis(op, axis_in, a);
   if (index.dim() != a.dim()) fail(op, "index " + index.desc() + " must have the rank of input " + a.desc());
@@ -87,11 +83,13 @@ Tensor gather(const Tensor& a, int64_t axis_in, const Tensor& index) {
   const Shape& is = I.shape();
   const Strides as = A.strides();
   const int64_t nd = a.dim(), total = I.numel(), n = a.size(axis);
-  Tensor y = Tensor::empty(is, DType::f32);
-  // offsets[i] = position in A that output element i reads (checked once, reused by backward)
+  Tensor y = Tensor::empty(is, DType::f32, a.device());
+  // offsets[i] = position in A that output element i reads, computed and checked on the host
+  // once (from a host copy of the indices on cuda), then used by both passes on the device.
   Tensor offsets = Tensor::empty(is, DType::i64);
   int64_t* off = offsets.data<int64_t>();
-  const int64_t* ip = I.data<int64_t>();
+  const Tensor I_host = I.device().is_cpu() ? I : I.to(Device::cpu());
+  const int64_t* ip = I_host.data<int64_t>();
   std::vector<int64_t> idx(size_t(nd), 0);
   for (int64_t e = 0; e < total; ++e) {
     const int64_t t = ip[e];
@@ -105,18 +103,19 @@ Tensor gather(const Tensor& a, int64_t axis_in, const Tensor& index) {
       idx[size_t(d)] = 0;
     }
   }
-  const float* src = A.data<float>();
-  float* dst = y.data<float>();
-  for (int64_t e = 0; e < total; ++e) dst[e] = src[off[e]];
+  if (!a.device().is_cpu()) offsets = offsets.to(a.device());
+  be.take(fptr(A), ptr<int64_t>(offsets), fptr(y), total);
   if (autograd::needs_grad({&a})) {
     Shape s = a.shape();
-    autograd::record(op, y, {a, index}, [offsets, s, total](const Tensor& g) {
+    int64_t lead = 1, trail = 1;
+    for (int64_t d = 0; d < axis; ++d) lead *= is[size_t(d)];
+    for (int64_t d = axis + 1; d < nd; ++d) trail *= is[size_t(d)];
+    const int64_t len = is[size_t(axis)];
+    autograd::record(op, y, {a, index}, [offsets, s, lead, len, trail](const Tensor& g) {
+      const Backend& bb = backend_for("gather", {&offsets, &g});
       Tensor G = dense(g);
-      Tensor ga = Tensor::zeros(s, DType::f32);
-      const int64_t* o = offsets.data<int64_t>();
-      const float* gp = G.data<float>();
-      float* ap = ga.data<float>();
-      for (int64_t e = 0; e < total; ++e) ap[o[e]] += gp[e];
+      Tensor ga = Tensor::zeros(s, DType::f32, G.device());
+      bb.take_backward(fptr(G), ptr<int64_t>(offsets), fptr(ga), lead, len, trail);
       return std::vector<Tensor>{ga, Tensor()};
     });
   }
@@ -132,7 +131,7 @@ Tensor concat(const std::vector<Tensor>& parts, int64_t axis_in) {
   os[size_t(axis)] = 0;
   for (size_t i = 0; i < parts.size(); ++i) {
     const Tensor& p = parts[i];
-    check_cpu(op, {&p});
+    backend_for(op, {&first, &p});
     check_float(op, p, "part");
     bool ok = p.dim() == first.dim();
     for (int64_t d = 0; ok && d < p.dim(); ++d) ok = d == axis || p.size(d) == first.size(d);
@@ -141,7 +140,7 @@ Tensor concat(const std::vector<Tensor>& parts, int64_t axis_in) {
                    " outside axis " + std::to_string(axis));
     os[size_t(axis)] += p.size(axis);
   }
-  Tensor y = Tensor::empty(os, DType::f32);
+  Tensor y = Tensor::empty(os, DType::f32, first.device());
   int64_t at = 0;
   for (const Tensor& p : parts) {
     y.narrow(axis, at, p.size(axis)).copy_(p.detach());
@@ -186,41 +185,20 @@ namespace {
 // out = cond ? x : y over broadcast shapes (x or y may be a scalar fill when null).
 Tensor select3(const char* op, const Tensor& cond, const Tensor* x, float xv, const Tensor* y, float yv,
                const Shape& out_shape) {
-  Tensor out = Tensor::empty(out_shape, DType::f32);
-  const int64_t nd = int64_t(out_shape.size()), total = out.numel();
+  const Backend& be = backend_for(op, {&cond, x, y});
+  Tensor out = Tensor::empty(out_shape, DType::f32, cond.device());
   const auto cs = broadcast_strides(cond, out_shape);
-  const auto xs = x ? broadcast_strides(*x, out_shape) : std::vector<int64_t>(size_t(nd), 0);
-  const auto ys = y ? broadcast_strides(*y, out_shape) : std::vector<int64_t>(size_t(nd), 0);
-  const uint8_t* cp = cond.data<uint8_t>();
-  const float* xp = x ? x->data<float>() : &xv;
-  const float* yp = y ? y->data<float>() : &yv;
-  float* op_ = out.data<float>();
-  std::vector<int64_t> idx(size_t(nd), 0);
-  int64_t co = 0, xo = 0, yo = 0;
-  for (int64_t e = 0; e < total; ++e) {
-    op_[e] = cp[co] ? xp[xo] : yp[yo];
-    for (int64_t d = nd - 1; d >= 0; --d) {
-      const size_t u = size_t(d);
-      if (++idx[u] < out_shape[u]) {
-        co += cs[u];
-        xo += xs[u];
-        yo += ys[u];
-        break;
-      }
-      co -= cs[u] * (out_shape[u] - 1);
-      xo -= xs[u] * (out_shape[u] - 1);
-      yo -= ys[u] * (out_shape[u] - 1);
-      idx[u] = 0;
-    }
-  }
-  (void)op;
+  const auto xs = x ? broadcast_strides(*x, out_shape) : std::vector<int64_t>(out_shape.size(), 0);
+  const auto ys = y ? broadcast_strides(*y, out_shape) : std::vector<int64_t>(out_shape.size(), 0);
+  be.where(ptr<uint8_t>(cond), cs.data(), x ? fptr(*x) : nullptr, xs.data(), xv, y ? fptr(*y) : nullptr, ys.data(),
+           yv, fptr(out), out_shape.data(), int(out_shape.size()));
   return out;
 }
 }  // namespace
 
 Tensor masked_fill(const Tensor& a, const Tensor& mask, float value) {
   const char* op = "masked_fill";
-  check_cpu(op, {&a, &mask});
+  backend_for(op, {&a, &mask});
   check_float(op, a, "input");
   check_dtype(op, mask, DType::u8, "mask");
   const Shape os = broadcast_shapes(op, a.shape(), mask.shape());
@@ -238,7 +216,7 @@ Tensor masked_fill(const Tensor& a, const Tensor& mask, float value) {
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   const char* op = "where";
-  check_cpu(op, {&cond, &a, &b});
+  backend_for(op, {&cond, &a, &b});
   check_dtype(op, cond, DType::u8, "condition");
   check_float(op, a, "first value");
   check_float(op, b, "second value");

@@ -12,6 +12,7 @@
 #include <algorithm>
 
 #include "ops/common.h"
+#include "scion/precision.h"
 
 namespace scion::ops {
 using namespace detail;
@@ -32,7 +33,7 @@ int64_t default_chunk_rows(int64_t V) {
 Tensor linear_cross_entropy(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& targets,
                             int64_t ignore_index, int64_t chunk_rows) {
   const char* op = "linear_cross_entropy";
-  check_cpu(op, {&x, &w, &targets});
+  const Backend& be = backend_for(op, {&x, &w, &targets, bias.defined() ? &bias : nullptr});
   check_float(op, x, "input");
   check_float(op, w, "weight");
   if (w.dim() != 2) fail(op, "weight must be [V, C], got " + w.desc());
@@ -43,7 +44,6 @@ Tensor linear_cross_entropy(const Tensor& x, const Tensor& w, const Tensor& bias
     fail(op, "input " + x.desc() + " has " + std::to_string(x.size(-1)) + " features but weight " + w.desc() +
                  " ([V, C]) expects " + std::to_string(C));
   if (bias.defined()) {
-    check_cpu(op, {&bias});
     check_float(op, bias, "bias");
     if (bias.dim() != 1 || bias.size(0) != V) fail(op, "bias must be [" + std::to_string(V) + "], got " + bias.desc());
   }
@@ -54,10 +54,14 @@ Tensor linear_cross_entropy(const Tensor& x, const Tensor& w, const Tensor& bias
     fail(op, "targets " + targets.desc() + " do not match input " + x.desc() + " (expected " + shape_str(want) + ")");
 
   Tensor X = dense(x), W = dense(w), B = bias.defined() ? dense(bias) : Tensor(), Tg = dense_index(op, targets, "targets");
-  const int64_t* tg = Tg.data<int64_t>();
+  const Device dev = x.device();
+  const int64_t* tg = ptr<int64_t>(Tg);
+  // The targets are checked and counted on the host (a copy from the device on cuda).
+  const Tensor Tg_host = dev.is_cpu() ? Tg : Tg.to(Device::cpu());
+  const int64_t* tgh = Tg_host.data<int64_t>();
   int64_t count = 0;
   for (int64_t r = 0; r < rows; ++r) {
-    const int64_t t = tg[r];
+    const int64_t t = tgh[r];
     if (t == ignore_index) continue;
     if (t < 0 || t >= V)
       fail(op, "target " + std::to_string(t) + " at row " + std::to_string(r) + " is outside [0, " + std::to_string(V) +
@@ -71,60 +75,63 @@ Tensor linear_cross_entropy(const Tensor& x, const Tensor& w, const Tensor& bias
   const bool gx = grad && x.requires_grad(), gw = grad && w.requires_grad(),
              gb = grad && bias.defined() && bias.requires_grad();
   const int64_t R = std::min(rows, chunk_rows > 0 ? chunk_rows : default_chunk_rows(V));
-  Tensor loss_rows = Tensor::empty({rows}, DType::f32), lse = Tensor::empty({rows}, DType::f32);
-  Tensor dx = gx ? Tensor::empty(x.shape(), DType::f32) : Tensor();
-  Tensor dw = gw ? Tensor::zeros({V, C}) : Tensor();
-  Tensor db = gb ? Tensor::zeros({V}) : Tensor();
-  Tensor db_chunk = gb ? Tensor::empty({V}, DType::f32) : Tensor();
-  Tensor z = Tensor::empty({std::max<int64_t>(R, 1), V}, DType::f32);  // one chunk's logits, then their gradient
-  const float* xp = X.data<float>();
-  const float* wp = W.data<float>();
-  float* zp = z.data<float>();
+  Tensor loss_rows = Tensor::empty({rows}, DType::f32, dev), lse = Tensor::empty({rows}, DType::f32, dev);
+  Tensor dx = gx ? Tensor::empty(x.shape(), DType::f32, dev) : Tensor();
+  Tensor dw = gw ? Tensor::zeros({V, C}, DType::f32, dev) : Tensor();
+  Tensor db = gb ? Tensor::zeros({V}, DType::f32, dev) : Tensor();
+  Tensor db_chunk = gb ? Tensor::empty({V}, DType::f32, dev) : Tensor();
+  // one chunk's logits, then their gradient
+  Tensor z = Tensor::empty({std::max<int64_t>(R, 1), V}, DType::f32, dev);
+  const float* xp = fptr(X);
+  const float* wp = fptr(W);
+  float* zp = fptr(z);
   // bf16 GEMMs (precision = "bf16") round their inputs; W is rounded once here instead of by
   // each chunk's two GEMMs, and each chunk's x and gradient once for their two GEMMs each.
-  const bool bf16 = cpu::gemm_bf16();
+  const bool bf16 = matmul_precision() == MatmulPrecision::bf16;
   Tensor wb, xb, zb;
   if (bf16) {
-    wb = Tensor::empty({V, C}, DType::bf16);
-    xb = Tensor::empty({std::max<int64_t>(R, 1), C}, DType::bf16);
-    if (grad) zb = Tensor::empty({std::max<int64_t>(R, 1), V}, DType::bf16);
-    cpu::pack_bf16_matrix(wp, V, C, C, static_cast<uint16_t*>(wb.raw_data()));
+    wb = Tensor::empty({V, C}, DType::bf16, dev);
+    xb = Tensor::empty({std::max<int64_t>(R, 1), C}, DType::bf16, dev);
+    if (grad) zb = Tensor::empty({std::max<int64_t>(R, 1), V}, DType::bf16, dev);
+    be.pack_bf16_matrix(wp, V, C, C, static_cast<uint16_t*>(wb.raw_data()));
   }
   uint16_t* wbp = bf16 ? static_cast<uint16_t*>(wb.raw_data()) : nullptr;
   uint16_t* xbp = bf16 ? static_cast<uint16_t*>(xb.raw_data()) : nullptr;
   uint16_t* zbp = bf16 && grad ? static_cast<uint16_t*>(zb.raw_data()) : nullptr;
+  const int64_t one[1] = {1};
   for (int64_t r0 = 0; r0 < rows; r0 += R) {
     const int64_t n = std::min(R, rows - r0);
     const float* xr = xp + r0 * C;
     if (bf16) {
-      cpu::pack_bf16_matrix(xr, n, C, C, xbp);
-      cpu::gemm_bf16_packed(false, true, n, V, C, 1.f, xbp, C, wbp, C, 0.f, zp, V);
+      be.pack_bf16_matrix(xr, n, C, C, xbp);
+      be.gemm_bf16_packed(false, true, n, V, C, 1.f, xbp, C, wbp, C, 0.f, zp, V);
     } else {
-      cpu::gemm(false, true, n, V, C, 1.f, xr, C, wp, C, 0.f, zp, V);
+      be.gemm(false, true, n, V, C, 1.f, xr, C, wp, C, 0.f, zp, V);
     }
-    if (B.defined()) cpu::add_bias_rows(zp, B.data<float>(), n, V);
+    if (B.defined()) be.add_bias_rows(zp, fptr(B), n, V);
     // Loss and gradient in one pass per row: z becomes scale · (softmax(z) − onehot(target))
     // in place (f32 GEMMs, or the bias gradient's row sums), and under bf16 GEMMs the same
     // gradient is written straight to bf16 for them, never stored in f32 only to be rounded.
-    cpu::cross_entropy_rows(zp, tg + r0, n, V, ignore_index, scale, loss_rows.data<float>() + r0,
-                            lse.data<float>() + r0, grad && (!bf16 || gb), grad ? zbp : nullptr);
+    be.cross_entropy_rows(zp, tg + r0, n, V, ignore_index, scale, fptr(loss_rows) + r0, fptr(lse) + r0,
+                          grad && (!bf16 || gb), grad ? zbp : nullptr);
     if (!grad) continue;
     if (bf16) {
-      if (gx) cpu::gemm_bf16_packed(false, false, n, C, V, 1.f, zbp, V, wbp, C, 0.f, dx.data<float>() + r0 * C, C);
-      if (gw) cpu::gemm_bf16_packed(true, false, V, C, n, 1.f, zbp, V, xbp, C, 1.f, dw.data<float>(), C);
+      if (gx) be.gemm_bf16_packed(false, false, n, C, V, 1.f, zbp, V, wbp, C, 0.f, fptr(dx) + r0 * C, C);
+      if (gw) be.gemm_bf16_packed(true, false, V, C, n, 1.f, zbp, V, xbp, C, 1.f, fptr(dw), C);
     } else {
-      if (gx) cpu::gemm(false, false, n, C, V, 1.f, zp, V, wp, C, 0.f, dx.data<float>() + r0 * C, C);
-      if (gw) cpu::gemm(true, false, V, C, n, 1.f, zp, V, xr, C, 1.f, dw.data<float>(), C);
+      if (gx) be.gemm(false, false, n, C, V, 1.f, zp, V, wp, C, 0.f, fptr(dx) + r0 * C, C);
+      if (gw) be.gemm(true, false, V, C, n, 1.f, zp, V, xr, C, 1.f, fptr(dw), C);
     }
     if (gb) {
-      cpu::sum_rows(zp, db_chunk.data<float>(), n, V);
-      float* d = db.data<float>();
-      const float* c = db_chunk.data<float>();
-      for (int64_t v = 0; v < V; ++v) d[v] += c[v];
+      be.sum_rows(zp, fptr(db_chunk), n, V);
+      const int64_t shape[1] = {V};
+      be.binary(BinaryOp::add, fptr(db), one, fptr(db_chunk), one, fptr(db), shape, 1);  // db += chunk, in place
     }
   }
   // Summed as cross_entropy sums its rows, so the two agree on the loss.
-  Tensor out = Tensor::scalar(float(cpu::sum_all(loss_rows.data<float>(), rows)) * scale);
+  Tensor out = Tensor::empty({}, DType::f32, dev);
+  be.sum_all(fptr(loss_rows), rows, fptr(out));
+  be.scale_inplace(fptr(out), 1, scale);
   if (grad) {
     autograd::record(op, out, {x, w, bias, targets}, [=](const Tensor& g) {
       // The gradients were made for an upstream gradient of 1.

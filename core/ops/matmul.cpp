@@ -11,7 +11,7 @@ Shape leading(const Tensor& t) { return Shape(t.shape().begin(), t.shape().end()
 // The product without autograd. Leading dims: equal, or one side 2-D (shared).
 Tensor matmul_raw(const Tensor& a_in, const Tensor& b_in, bool ta, bool tb) {
   const char* op = "matmul";
-  check_cpu(op, {&a_in, &b_in});
+  const Backend& be = backend_for(op, {&a_in, &b_in});
   check_float(op, a_in, "left operand");
   check_float(op, b_in, "right operand");
   if (a_in.dim() < 2 || b_in.dim() < 2)
@@ -29,14 +29,13 @@ Tensor matmul_raw(const Tensor& a_in, const Tensor& b_in, bool ta, bool tb) {
   const int64_t batch = shape_numel(out_shape);
   out_shape.push_back(M);
   out_shape.push_back(N);
-  Tensor c = Tensor::empty(out_shape, DType::f32);
+  Tensor c = Tensor::empty(out_shape, DType::f32, a.device());
   const int64_t lda = a.size(-1), ldb = b.size(-1);
   if (lb.empty() && !ta) {  // one GEMM over all rows of a
-    cpu::gemm(false, tb, batch * M, N, Ka, 1.f, a.data<float>(), lda, b.data<float>(), ldb, 0.f,
-              c.data<float>(), N);
+    be.gemm(false, tb, batch * M, N, Ka, 1.f, fptr(a), lda, fptr(b), ldb, 0.f, fptr(c), N);
   } else {
-    cpu::gemm_batched(ta, tb, batch, M, N, Ka, 1.f, a.data<float>(), lda, la.empty() ? 0 : M * Ka,
-                      b.data<float>(), ldb, lb.empty() ? 0 : Ka * N, 0.f, c.data<float>(), N, M * N);
+    be.gemm_batched(ta, tb, batch, M, N, Ka, 1.f, fptr(a), lda, la.empty() ? 0 : M * Ka, fptr(b), ldb,
+                    lb.empty() ? 0 : Ka * N, 0.f, fptr(c), N, M * N);
   }
   return c;
 }
@@ -82,7 +81,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, bool w_in_out) {
   const char* op = "linear";
-  check_cpu(op, {&x, &w});
+  const Backend& be = backend_for(op, {&x, &w, bias.defined() ? &bias : nullptr});
   check_float(op, x, "input");
   check_float(op, w, "weight");
   if (w.dim() != 2) fail(op, "weight must be 2-D, got " + w.desc());
@@ -92,7 +91,6 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, bool w_in_ou
     fail(op, "input " + x.desc() + " has " + std::to_string(x.size(-1)) + " features but weight " + w.desc() +
                  (w_in_out ? " ([in, out])" : " ([out, in])") + " expects " + std::to_string(in));
   if (bias.defined()) {
-    check_cpu(op, {&bias});
     check_float(op, bias, "bias");
     if (bias.dim() != 1 || bias.size(0) != out_f)
       fail(op, "bias must be [" + std::to_string(out_f) + "], got " + bias.desc());
@@ -101,33 +99,31 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, bool w_in_ou
   const int64_t rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));  // in may be 0
   Shape out_shape = x.shape();
   out_shape.back() = out_f;
-  Tensor y = Tensor::empty(out_shape, DType::f32);
-  cpu::gemm(false, !w_in_out, rows, out_f, in, 1.f, X.data<float>(), in, W.data<float>(), W.size(1), 0.f,
-            y.data<float>(), out_f);
-  if (Bb.defined()) cpu::add_bias_rows(y.data<float>(), Bb.data<float>(), rows, out_f);
+  const Device dev = x.device();
+  Tensor y = Tensor::empty(out_shape, DType::f32, dev);
+  be.gemm(false, !w_in_out, rows, out_f, in, 1.f, fptr(X), in, fptr(W), W.size(1), 0.f, fptr(y), out_f);
+  if (Bb.defined()) be.add_bias_rows(fptr(y), fptr(Bb), rows, out_f);
   if (autograd::needs_grad({&x, &w, &bias})) {
     const bool gx = x.requires_grad(), gw = w.requires_grad(), gb = bias.defined() && bias.requires_grad();
     Shape x_shape = x.shape(), w_shape = w.shape();
     autograd::record(op, y, {x, w, bias}, [=](const Tensor& g) {
+      const Backend& bb = backend_for("linear", {&X, &g});
       Tensor G = dense(g);
       Tensor dx, dw, db;
       if (gx) {  // dx = g W^T  (W [in,out])  or  g W  (W [out,in])
-        dx = Tensor::empty(x_shape, DType::f32);
-        cpu::gemm(false, w_in_out, rows, in, out_f, 1.f, G.data<float>(), out_f, W.data<float>(), W.size(1),
-                  0.f, dx.data<float>(), in);
+        dx = Tensor::empty(x_shape, DType::f32, dev);
+        bb.gemm(false, w_in_out, rows, in, out_f, 1.f, fptr(G), out_f, fptr(W), W.size(1), 0.f, fptr(dx), in);
       }
       if (gw) {  // dW = x^T g ([in,out])  or  g^T x ([out,in])
-        dw = Tensor::empty(w_shape, DType::f32);
+        dw = Tensor::empty(w_shape, DType::f32, dev);
         if (w_in_out)
-          cpu::gemm(true, false, in, out_f, rows, 1.f, X.data<float>(), in, G.data<float>(), out_f, 0.f,
-                    dw.data<float>(), out_f);
+          bb.gemm(true, false, in, out_f, rows, 1.f, fptr(X), in, fptr(G), out_f, 0.f, fptr(dw), out_f);
         else
-          cpu::gemm(true, false, out_f, in, rows, 1.f, G.data<float>(), out_f, X.data<float>(), in, 0.f,
-                    dw.data<float>(), in);
+          bb.gemm(true, false, out_f, in, rows, 1.f, fptr(G), out_f, fptr(X), in, 0.f, fptr(dw), in);
       }
       if (gb) {
-        db = Tensor::empty({out_f}, DType::f32);
-        cpu::sum_rows(G.data<float>(), db.data<float>(), rows, out_f);
+        db = Tensor::empty({out_f}, DType::f32, dev);
+        bb.sum_rows(fptr(G), fptr(db), rows, out_f);
       }
       return std::vector<Tensor>{dx, dw, db};
     });

@@ -6,19 +6,20 @@ using namespace detail;
 
 namespace {
 Tensor softmax_last(const char* name, const Tensor& a, bool log) {
-  check_cpu(name, {&a});
+  const Backend& be = backend_for(name, {&a});
   check_float(name, a, "input");
   if (a.dim() == 0) fail(name, "needs rank >= 1, got " + a.desc());
   Tensor x = dense(a);
   const int64_t n = a.size(-1), rows = n ? a.numel() / n : 0;
-  Tensor y = Tensor::empty(a.shape(), DType::f32);
-  cpu::softmax_rows(x.data<float>(), y.data<float>(), rows, n, log);
+  Tensor y = Tensor::empty(a.shape(), DType::f32, a.device());
+  be.softmax_rows(fptr(x), fptr(y), rows, n, log);
   if (autograd::needs_grad({&a})) {
     Tensor saved = y.detach();
-    autograd::record(name, y, {a}, [saved, rows, n, log](const Tensor& g) {
+    autograd::record(name, y, {a}, [name, saved, rows, n, log](const Tensor& g) {
+      const Backend& bb = backend_for(name, {&saved, &g});
       Tensor gd = dense(g);
-      Tensor gx = Tensor::empty(saved.shape(), DType::f32);
-      cpu::softmax_rows_backward(saved.data<float>(), gd.data<float>(), gx.data<float>(), rows, n, log);
+      Tensor gx = Tensor::empty(saved.shape(), DType::f32, saved.device());
+      bb.softmax_rows_backward(fptr(saved), fptr(gd), fptr(gx), rows, n, log);
       return std::vector<Tensor>{gx};
     });
   }
@@ -37,7 +38,7 @@ Tensor log_softmax(const Tensor& a, int64_t axis) { return along_last("log_softm
 
 Tensor layernorm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {
   const char* op = "layernorm";
-  check_cpu(op, {&x, &weight, &bias});
+  const Backend& be = backend_for(op, {&x, &weight, &bias});
   check_float(op, x, "input");
   check_float(op, weight, "weight");
   check_float(op, bias, "bias");
@@ -48,20 +49,20 @@ Tensor layernorm(const Tensor& x, const Tensor& weight, const Tensor& bias, floa
                  "] for input " + x.desc());
   Tensor X = dense(x), W = dense(weight), B = dense(bias);
   const int64_t rows = n ? x.numel() / n : 0;
-  Tensor y = Tensor::empty(x.shape(), DType::f32);
-  Tensor mean = Tensor::empty({rows}, DType::f32), rstd = Tensor::empty({rows}, DType::f32);
-  cpu::layernorm_forward(X.data<float>(), W.data<float>(), B.data<float>(), y.data<float>(),
-                         mean.data<float>(), rstd.data<float>(), rows, n, eps);
+  const Device dev = x.device();
+  Tensor y = Tensor::empty(x.shape(), DType::f32, dev);
+  Tensor mean = Tensor::empty({rows}, DType::f32, dev), rstd = Tensor::empty({rows}, DType::f32, dev);
+  be.layernorm_forward(fptr(X), fptr(W), fptr(B), fptr(y), fptr(mean), fptr(rstd), rows, n, eps);
   if (autograd::needs_grad({&x, &weight, &bias})) {
     const bool gw = weight.requires_grad(), gb = bias.requires_grad();
     autograd::record(op, y, {x, weight, bias}, [=](const Tensor& g) {
+      const Backend& bb = backend_for("layernorm", {&X, &g});
       Tensor G = dense(g);
-      Tensor dx = Tensor::empty(X.shape(), DType::f32);
-      Tensor dw = gw ? Tensor::empty({n}, DType::f32) : Tensor();
-      Tensor db = gb ? Tensor::empty({n}, DType::f32) : Tensor();
-      cpu::layernorm_backward(G.data<float>(), X.data<float>(), W.data<float>(), mean.data<float>(),
-                              rstd.data<float>(), dx.data<float>(), gw ? dw.data<float>() : nullptr,
-                              gb ? db.data<float>() : nullptr, rows, n);
+      Tensor dx = Tensor::empty(X.shape(), DType::f32, dev);
+      Tensor dw = gw ? Tensor::empty({n}, DType::f32, dev) : Tensor();
+      Tensor db = gb ? Tensor::empty({n}, DType::f32, dev) : Tensor();
+      bb.layernorm_backward(fptr(G), fptr(X), fptr(W), fptr(mean), fptr(rstd), fptr(dx), gw ? fptr(dw) : nullptr,
+                            gb ? fptr(db) : nullptr, rows, n);
       return std::vector<Tensor>{dx, dw, db};
     });
   }
@@ -70,7 +71,7 @@ Tensor layernorm(const Tensor& x, const Tensor& weight, const Tensor& bias, floa
 
 Tensor layernorm_masked(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mask, float eps) {
   const char* op = "layernorm_masked";
-  check_cpu(op, {&x, &weight, &bias, &mask});
+  backend_for(op, {&x, &weight, &bias, &mask});
   check_float(op, x, "input");
   check_float(op, mask, "mask");
   if (x.dim() < 1) fail(op, "input needs rank >= 1, got " + x.desc());
@@ -78,7 +79,7 @@ Tensor layernorm_masked(const Tensor& x, const Tensor& weight, const Tensor& bia
   if (weight.shape() != Shape{n} || bias.shape() != Shape{n} || mask.shape() != Shape{n})
     fail(op, "weight " + weight.desc() + ", bias " + bias.desc() + " and mask " + mask.desc() + " must all be [" +
                  std::to_string(n) + "] for input " + x.desc());
-  double total = 0;
+  double total = 0;  // the mask's total, read on the host (a copy from the device on cuda)
   for (float m : mask.contiguous().to_vector()) total += m;
   if (!(total > 0)) fail(op, "mask " + mask.desc() + " sums to " + std::to_string(total) + "; it must be positive");
   if (!mask.requires_grad()) {
@@ -103,7 +104,7 @@ Tensor layernorm_masked(const Tensor& x, const Tensor& weight, const Tensor& bia
 
 Tensor layernorm_kept(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mask, float eps) {
   const char* op = "layernorm_kept";
-  check_cpu(op, {&x, &weight, &bias, &mask});
+  backend_for(op, {&x, &weight, &bias, &mask});
   check_float(op, x, "input");
   check_float(op, mask, "mask");
   if (x.dim() < 1) fail(op, "input needs rank >= 1, got " + x.desc());
@@ -116,7 +117,7 @@ Tensor layernorm_kept(const Tensor& x, const Tensor& weight, const Tensor& bias,
   for (float& m : kept) count += (m = m != 0.f ? 1.f : 0.f) != 0.f;
   if (count == 0) fail(op, "mask " + mask.desc() + " keeps no feature");
   // The 0/1 indicator of the kept features is a constant: only their values are differentiated.
-  const Tensor k = Tensor::from_vector(kept, {n});
+  const Tensor k = Tensor::from_vector(kept, {n}, x.device());
   const float inv = 1.f / float(count);
   Tensor mean = mul_scalar(sum(mul(x, k), {-1}, true), inv);
   Tensor d = sub(x, mean);

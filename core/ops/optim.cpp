@@ -8,7 +8,7 @@ using namespace detail;
 
 void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, int64_t step, const AdamWConfig& c) {
   const char* op = "adamw_step";
-  check_cpu(op, {&param, &grad, &m, &v});
+  const Backend& be = backend_for(op, {&param, &grad, &m, &v});
   for (const Tensor* t : std::initializer_list<const Tensor*>{&param, &grad, &m, &v}) {
     check_float(op, *t, "tensor");
     if (!t->is_contiguous()) fail(op, "tensors must be contiguous, got " + t->desc());
@@ -19,20 +19,38 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, int64_t
   if (step < 1) fail(op, "step counts from 1, got " + std::to_string(step));
   const float bc1 = 1.f - std::pow(c.beta1, float(step));
   const float bc2 = 1.f - std::pow(c.beta2, float(step));
-  cpu::adamw(param.data<float>(), grad.data<float>(), m.data<float>(), v.data<float>(), param.numel(), c.lr,
-             c.beta1, c.beta2, c.eps, c.weight_decay, bc1, bc2);
+  be.adamw(fptr(param), fptr(grad), fptr(m), fptr(v), param.numel(), c.lr, c.beta1, c.beta2, c.eps,
+           c.weight_decay, bc1, bc2);
   ++param.impl().version;
 }
 
 float global_norm(const std::vector<Tensor>& tensors) {
-  double s = 0.0;
+  // Each tensor's f64 sum of squares goes to one slot of a buffer on the tensors' device; one
+  // host read of the buffer (a synchronisation on cuda), then the slots are added in order.
+  const Tensor* first = nullptr;
+  int64_t count = 0;
+  for (const Tensor& t : tensors)
+    if (t.defined()) {
+      if (!first) first = &t;
+      ++count;
+    }
+  if (!first) return 0.f;
+  // No f64 dtype: the slots are 8-byte words of an i64 tensor, reinterpreted.
+  Tensor sums = Tensor::empty({count}, DType::i64, first->device());
+  double* sp = ptr<double>(sums);
+  int64_t i = 0;
   for (const Tensor& t : tensors) {
     if (!t.defined()) continue;
-    check_cpu("global_norm", {&t});
+    const Backend& be = backend_for("global_norm", {first, &t});
     check_float("global_norm", t, "tensor");
     Tensor d = dense(t);
-    s += cpu::sum_squares(d.data<float>(), d.numel());
+    be.sum_squares(fptr(d), d.numel(), nullptr, sp + i++);
   }
+  const Tensor host = sums.device().is_cpu() ? sums : sums.to(Device::cpu());
+  const double* hp = ptr<double>(host);
+  std::vector<double> vals(hp, hp + count);
+  double s = 0.0;
+  for (double v : vals) s += v;
   return float(std::sqrt(s));
 }
 
@@ -44,7 +62,7 @@ float clip_grad_norm(const std::vector<Tensor>& grads, float max_norm) {
     for (const Tensor& g : grads) {
       if (!g.defined()) continue;
       if (!g.is_contiguous()) fail("clip_grad_norm", "gradients must be contiguous, got " + g.desc());
-      cpu::scale_inplace(g.data<float>(), g.numel(), s);
+      backend_of("clip_grad_norm", g.device()).scale_inplace(fptr(g), g.numel(), s);
     }
   }
   return norm;

@@ -17,8 +17,8 @@ Tensor sum_axis_keep(const Tensor& x, int64_t axis) {
   for (size_t d = size_t(axis) + 1; d < s.size(); ++d) inner *= s[d];
   Shape os = s;
   os[size_t(axis)] = 1;
-  Tensor y = Tensor::empty(os, DType::f32);
-  cpu::reduce_sum(x.data<float>(), y.data<float>(), outer, s[size_t(axis)], inner);
+  Tensor y = Tensor::empty(os, DType::f32, x.device());
+  backend_of("sum", x.device()).reduce_sum(fptr(x), fptr(y), outer, s[size_t(axis)], inner);
   return y;
 }
 
@@ -43,7 +43,7 @@ Shape reduced_shape(const Shape& s, const std::vector<int64_t>& axes, bool keepd
 }  // namespace
 
 Tensor sum(const Tensor& a, const std::vector<int64_t>& axes_in, bool keepdim) {
-  check_cpu("sum", {&a});
+  backend_for("sum", {&a});
   check_float("sum", a, "input");
   const auto axes = normalise_axes("sum", axes_in, a);
   Tensor y = dense(a);
@@ -67,14 +67,16 @@ Tensor mean(const Tensor& a, const std::vector<int64_t>& axes, bool keepdim) {
 }
 
 Tensor sum_all(const Tensor& a) {
-  check_cpu("sum_all", {&a});
+  const Backend& be = backend_for("sum_all", {&a});
   check_float("sum_all", a, "input");
   Tensor x = dense(a);
-  Tensor out = Tensor::scalar(float(cpu::sum_all(x.data<float>(), x.numel())));
+  Tensor out = Tensor::empty({}, DType::f32, a.device());
+  be.sum_all(fptr(x), x.numel(), fptr(out));
   if (autograd::needs_grad({&a})) {
     Shape in_shape = a.shape();
     autograd::record("sum_all", out, {a}, [in_shape](const Tensor& g) {
-      return std::vector<Tensor>{Tensor::full(in_shape, g.item())};
+      // The upstream scalar broadcast on its own device (no host read).
+      return std::vector<Tensor>{broadcast_to(dense(g).view(Shape(in_shape.size(), 1)), in_shape)};
     });
   }
   return out;
@@ -85,7 +87,7 @@ Tensor mean_all(const Tensor& a) {
 }
 
 Tensor max(const Tensor& a, int64_t axis_in, bool keepdim) {
-  check_cpu("max", {&a});
+  const Backend& be = backend_for("max", {&a});
   check_float("max", a, "input");
   const int64_t axis = wrap_axis("max", axis_in, a);
   if (a.shape()[size_t(axis)] == 0) fail("max", "cannot reduce an empty axis of " + a.desc());
@@ -97,20 +99,16 @@ Tensor max(const Tensor& a, int64_t axis_in, bool keepdim) {
   const int64_t n = s[size_t(axis)];
   Shape keep = s;
   keep[size_t(axis)] = 1;
-  Tensor vals = Tensor::empty(keep, DType::f32);
-  Tensor idx = Tensor::empty(keep, DType::i64);
-  cpu::reduce_max(x.data<float>(), vals.data<float>(), idx.data<int64_t>(), outer, n, inner);
+  Tensor vals = Tensor::empty(keep, DType::f32, a.device());
+  Tensor idx = Tensor::empty(keep, DType::i64, a.device());
+  be.reduce_max(fptr(x), fptr(vals), ptr<int64_t>(idx), outer, n, inner);
   Tensor out = keepdim ? vals : vals.view(reduced_shape(s, {axis}, false));
   if (autograd::needs_grad({&a})) {
     autograd::record("max", out, {a}, [idx, s, outer, n, inner](const Tensor& g) {
+      const Backend& bb = backend_for("max", {&idx, &g});
       Tensor gd = dense(g);
-      Tensor gx = Tensor::zeros(s, DType::f32);
-      const float* gp = gd.data<float>();
-      const int64_t* ip = idx.data<int64_t>();
-      float* xp = gx.data<float>();
-      for (int64_t o = 0; o < outer; ++o)
-        for (int64_t j = 0; j < inner; ++j)
-          xp[(o * n + ip[o * inner + j]) * inner + j] = gp[o * inner + j];
+      Tensor gx = Tensor::zeros(s, DType::f32, gd.device());
+      bb.max_backward(fptr(gd), ptr<int64_t>(idx), fptr(gx), outer, n, inner);
       return std::vector<Tensor>{gx};
     });
   }

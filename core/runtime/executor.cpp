@@ -142,10 +142,13 @@ Executor::Executor(GraphSpec graph, const PluginRegistry& registry, RunOptions o
   std::string dev = opt_.device.empty() ? g_.device : opt_.device;
   if (dev == "auto") dev = cuda_available() ? "cuda" : "cpu";
   device_ = Device::parse(dev);
-  SCION_CHECK(device_.is_cpu() || cuda_available(), "device ", device_.str(),
-              " requested but no CUDA device is available (use --device cpu)");
+#ifndef SCION_HAVE_CUDA
   SCION_CHECK(device_.is_cpu(), "device ", device_.str(),
-              ": training on CUDA needs the CUDA kernels of every op, which this build does not have yet");
+              " requested, but this build of Scion has no CUDA backend (configure with -DSCION_CUDA=ON on a "
+              "machine with nvcc; or use --device cpu)");
+#endif
+  SCION_CHECK(device_.is_cpu() || device_.index < cuda_device_count(), "device ", device_.str(),
+              " requested but this machine has ", cuda_device_count(), " CUDA device(s) (use --device cpu)");
   set_num_threads(opt_.threads >= 0 ? opt_.threads : g_.threads);
   previous_precision_ = matmul_precision();
   set_matmul_precision(parse_matmul_precision(g_.precision));
@@ -195,6 +198,18 @@ void Executor::apply_ops(size_t si, const StepContext& ctx) {
   // Each op of the stage draws its own random stream (the first keeps the stage's seed).
   const uint64_t stage_seed = derive_seed(g_.seed, 0x0b5 + si);
   uint64_t k = 0;
+  if (device_.is_cuda() && !g_.stages[si].ops.empty()) {
+    // Model surgery and the ops' mapping of optimizer state read host memory: on a CUDA run the
+    // models and the optimizer's state come back to the CPU for the stage's ops; train_stage
+    // moves the models to the device again afterwards (and AdamW its moments, lazily).
+    for (const auto& [name, p] : nodes_)
+      if (auto m = std::dynamic_pointer_cast<Model>(p)) m->module().to(Device::cpu());
+    if (optimizer_) {
+      nn::NamedTensors host;
+      for (const auto& [key, t] : optimizer_->state_tensors()) host.emplace_back(key, t.to(Device::cpu()));
+      optimizer_->load_state_tensors(host);
+    }
+  }
   for (const OpSpec& op : g_.stages[si].ops) {
     Json params = op.params;
     params["target"] = Json(op.target);
@@ -515,7 +530,14 @@ class Executor::StepGraph {
       in[port] = it->second;
     }
     switch (spec.info->entry.kind) {
-      case PluginKind::data: outputs_.at(spec.name) = std::dynamic_pointer_cast<DataSource>(p)->next(ctx_); break;
+      case PluginKind::data: {
+        outputs_.at(spec.name) = std::dynamic_pointer_cast<DataSource>(p)->next(ctx_);
+        // Data sources make host tensors; a CUDA run's batches go to the device here, once.
+        if (ctx_.device.is_cuda())
+          for (auto& [port, t] : outputs_.at(spec.name))
+            if (t.defined()) t = t.to(ctx_.device);
+        break;
+      }
       case PluginKind::model: {
         auto m = std::dynamic_pointer_cast<Model>(p);
         seq_len.at(spec.name) = seq_len_of(in);
@@ -774,6 +796,13 @@ void Executor::train_stage(size_t si) {
     ctx.step = step_;
     apply_ops(si, ctx);
   }
+  // A CUDA run: the models' parameters and buffers live on the device, moved after the stage's
+  // ops (growth builds its new tensors on the CPU) and before the optimizer collects them; the
+  // optimizer's moments follow their parameters. Checkpoints are written from host copies and
+  // read on the CPU, so they are the same files whatever the device.
+  if (device_.is_cuda())
+    for (const auto& [name, p] : nodes_)
+      if (auto m = std::dynamic_pointer_cast<Model>(p)) m->module().to(device_);
   if (optimizer_) plan_parameters(plan, *optimizer_);
   // Mid-stage the parameter names are final: moments of a parameter the stage does not train
   // mean the file came from another graph or run.

@@ -584,10 +584,16 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
       else if (g.device == "cuda" || indexed) {
         const int have = cuda_device_count();
         const long want = indexed ? std::strtol(g.device.c_str() + 5, nullptr, 10) : 0;
+        // (A build without the CUDA backend says so: no device could run it.)
+#ifdef SCION_HAVE_CUDA
+        const std::string lacking = "no CUDA device";
+#else
+        const std::string lacking = "no CUDA device usable by this build (Scion was built without the CUDA backend)";
+#endif
         if (want >= have)
           v.error(v.pos(*run->get("device")),
                   "'device' in [run] is " + g.device + ", but this machine has " +
-                      (have == 0 ? std::string("no CUDA device") : std::to_string(have) + " CUDA device(s)") +
+                      (have == 0 ? lacking : std::to_string(have) + " CUDA device(s)") +
                       (have == 0 ? "" : " (cuda:0 to cuda:" + std::to_string(have - 1) + ")"),
                   "device = \"auto\" uses a CUDA device when there is one and the CPU otherwise; `scion run --device cpu` overrides the graph");
       }

@@ -7,6 +7,7 @@
 #include "cpu/cpu_kernels.h"
 #include "scion/allocator.h"
 #include "scion/autograd.h"
+#include "ops/backend.h"
 #ifdef SCION_HAVE_CUDA
 #include "cuda/cuda_backend.h"
 #endif
@@ -73,19 +74,11 @@ int64_t wrap_dim(int64_t d, const Tensor& t, const char* op) {
 // Copies a (possibly strided) tensor into a new contiguous one of dtype `dt` on the same device.
 Tensor copy_contiguous(const Tensor& src, DType dt) {
   Tensor out(new_impl(src.shape(), dt, src.device()));
-  if (src.device().is_cpu()) {
-    cpu::strided_copy(src.raw_data(), src.dtype(), src.shape().data(), src.strides().data(),
-                      int(src.dim()), out.raw_data(), dt);
-    return out;
-  }
-#ifdef SCION_HAVE_CUDA
-  SCION_CHECK(src.is_contiguous() && src.dtype() == dt, "copy on ", src.device().str(),
-              ": strided or converting copies need the CUDA kernels (not in this build yet)");
-  cuda::copy_device_to_device(out.raw_data(), src.raw_data(), src.nbytes(), src.device().index);
+  // Any layout and dtype, through the device's table (cuda::strided_copy).
+  ops::detail::backend_of("copy", src.device())
+      .strided_copy(src.raw_data(), src.dtype(), src.shape().data(), src.strides().data(), int(src.dim()),
+                    out.raw_data(), dt);
   return out;
-#else
-  throw Error("copy: no backend for " + src.device().str());
-#endif
 }
 
 // Writes src (any layout, any dtype, cpu) into dst (any layout) elementwise.
@@ -126,9 +119,8 @@ Tensor Tensor::ones(const Shape& shape, DType dtype, Device device) {
   return full(shape, 1.0, dtype, device);
 }
 Tensor Tensor::full(const Shape& shape, double value, DType dtype, Device device) {
-  if (!device.is_cpu()) return full(shape, value, dtype, Device::cpu()).to(device);
   Tensor t = empty(shape, dtype, device);
-  cpu::fill(t.raw_data(), dtype, t.numel(), value);
+  ops::detail::backend_of("full", device).fill(t.raw_data(), dtype, t.numel(), value);
   return t;
 }
 Tensor Tensor::from_vector(const std::vector<float>& values, const Shape& shape, Device device) {
@@ -350,8 +342,12 @@ Tensor Tensor::to(Device dev) const {
   if (dev.is_cuda())
     SCION_CHECK(dev.index < cuda_device_count(), "to(", dev.str(), "): tensor ", desc(), " cannot move: ", dev.str(),
                 " is not available (", cuda_device_count(), " CUDA device(s) found)");
-  Tensor src = device().is_cpu() ? contiguous().detach() : *this;
-  SCION_CHECK(src.is_contiguous(), "to(", dev.str(), "): copy a contiguous tensor (", desc(), ")");
+  // A strided view is made contiguous on its own device first (the table's strided copy).
+  Tensor src;
+  {
+    NoGradGuard ng;
+    src = contiguous().detach();
+  }
   Tensor out(new_impl(shape(), dtype(), dev));
   if (device().is_cpu() && dev.is_cuda())
     cuda::copy_host_to_device(out.raw_data(), src.raw_data(), nbytes(), dev.index);
@@ -379,8 +375,8 @@ Tensor Tensor::detach() const {
 
 // ---- in-place ---------------------------------------------------------------------------------------
 Tensor& Tensor::fill_(double value) {
-  if (device().is_cpu() && is_contiguous()) {
-    cpu::fill(raw_data(), dtype(), numel(), value);
+  if (is_contiguous()) {
+    ops::detail::backend_of("fill_", device()).fill(raw_data(), dtype(), numel(), value);
   } else {
     copy_(Tensor::full(shape(), value, dtype(), device()));
   }
@@ -397,12 +393,16 @@ Tensor& Tensor::copy_(const Tensor& src) {
     strided_assign_cpu(*this, s);
   } else {
 #ifdef SCION_HAVE_CUDA
-    Tensor s = src.device().is_cpu() ? copy_contiguous(src, dtype()) : src.to(dtype()).contiguous();
-    SCION_CHECK(is_contiguous(), "copy_: strided destinations on ", device().str(), " need the CUDA kernels");
-    if (s.device().is_cpu())
-      cuda::copy_host_to_device(raw_data(), s.raw_data(), nbytes(), device().index);
-    else
-      cuda::copy_device_to_device(raw_data(), s.raw_data(), nbytes(), device().index);
+    // A contiguous source of the destination's dtype on the destination's device, then a copy
+    // (contiguous destination) or the table's strided assignment (a strided view, e.g. narrow).
+    Tensor s = src.detach();
+    if (!s.is_contiguous() || s.dtype() != dtype()) s = copy_contiguous(s, dtype());  // on src's device
+    if (!(s.device() == device())) s = s.to(device());                                // cpu <-> cuda
+    const auto& be = ops::detail::backend_of("copy_", device());
+    if (is_contiguous()) be.copy(raw_data(), s.raw_data(), nbytes());
+    else be.strided_assign(raw_data(), strides().data(), s.raw_data(), shape().data(), int(dim()), dtype_size(dtype()));
+#else
+    throw Error("copy_: no backend for " + device().str());
 #endif
   }
   ++impl().version;

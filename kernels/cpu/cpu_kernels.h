@@ -5,6 +5,7 @@
 // reduction over many elements sums fixed-size chunks then adds the chunk results in order,
 // so results do not depend on the thread count or the scheduling.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "scion/dtype.h"
@@ -89,6 +90,24 @@ void embedding_forward(const float* table, int64_t vocab, int64_t dim, const int
                        int64_t n, float* y, int64_t* bad);
 // g_table (vocab x dim) += scatter of gy rows by ids; deterministic (parallel over columns).
 void embedding_backward(const float* gy, const int64_t* ids, int64_t n, int64_t dim, float* g_table);
+
+// ---- indexing (indexing.cpp; twins in cuda/indexing.cu). Indices are checked by the caller. ----
+// Contiguous src into a strided dst of the same dtype (elem_size bytes per element).
+void strided_assign(void* dst, const int64_t* dst_strides, const void* src, const int64_t* shape, int ndim,
+                    size_t elem_size);
+// y[o, i, :] = x[o, idx[i], :]: [outer, n, inner] -> [outer, k, inner].
+void index_select(const float* x, const int64_t* idx, float* y, int64_t outer, int64_t n, int64_t k, int64_t inner);
+// gx[o, idx[i], :] += gy[o, i, :], i in order.
+void index_add(const float* gy, const int64_t* idx, float* gx, int64_t outer, int64_t n, int64_t k, int64_t inner);
+// y[e] = x[offsets[e]].
+void take(const float* x, const int64_t* offsets, float* y, int64_t total);
+// gx[offsets[e]] += gy[e] for e over [lead, len, trail]; each (lead, trail) adds its len in order.
+void take_backward(const float* gy, const int64_t* offsets, float* gx, int64_t lead, int64_t len, int64_t trail);
+// out = cond ? x : y over a broadcast shape (element strides, 0 = broadcast); null x / y = scalar xv / yv.
+void where(const uint8_t* cond, const int64_t* c_strides, const float* x, const int64_t* x_strides, float xv,
+           const float* y, const int64_t* y_strides, float yv, float* out, const int64_t* shape, int ndim);
+// gx[o, argmax[o, j], j] = gy[o, j] (gx zeroed by the caller).
+void max_backward(const float* gy, const int64_t* argmax, float* gx, int64_t outer, int64_t n, int64_t inner);
 
 // ---- fused attention ---------------------------------------------------------------------
 // q/k/v rows: element (b, t, h, d) at base + b*bstride + t*tstride + h*D + d.

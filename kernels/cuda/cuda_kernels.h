@@ -20,6 +20,7 @@
 // scion/dtype.h). The *_bf16 variants read and write bf16 activations and compute in f32; master
 // weights, optimizer state, losses, log-sum-exps and layernorm statistics stay f32.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "scion/dtype.h"
@@ -181,6 +182,23 @@ void embedding_backward(const float* gy, const int64_t* ids, int64_t n, int64_t 
                         int64_t vocab, void* stream = nullptr);
 void embedding_backward_bf16(const uint16_t* gy, const int64_t* ids, int64_t n, int64_t dim,
                              float* g_table, int64_t vocab, void* stream = nullptr);
+
+// ---- indexing (indexing.cu; twins of cpu/indexing.cpp). Indices are checked by the caller;
+// shape/stride arrays are HOST arrays, data pointers are device pointers. No atomics. ----
+void strided_assign(void* dst, const int64_t* dst_strides, const void* src, const int64_t* shape, int ndim,
+                    size_t elem_size, void* stream = nullptr);
+void index_select(const float* x, const int64_t* idx, float* y, int64_t outer, int64_t n, int64_t k, int64_t inner,
+                  void* stream = nullptr);
+void index_add(const float* gy, const int64_t* idx, float* gx, int64_t outer, int64_t n, int64_t k, int64_t inner,
+               void* stream = nullptr);
+void take(const float* x, const int64_t* offsets, float* y, int64_t total, void* stream = nullptr);
+void take_backward(const float* gy, const int64_t* offsets, float* gx, int64_t lead, int64_t len, int64_t trail,
+                   void* stream = nullptr);
+void where(const uint8_t* cond, const int64_t* c_strides, const float* x, const int64_t* x_strides, float xv,
+           const float* y, const int64_t* y_strides, float yv, float* out, const int64_t* shape, int ndim,
+           void* stream = nullptr);
+void max_backward(const float* gy, const int64_t* argmax, float* gx, int64_t outer, int64_t n, int64_t inner,
+                  void* stream = nullptr);
 
 // ---- fused attention (flash style: no T x T matrix in device memory) -----------------------------
 // q/k/v rows: element (b, t, h, d) at base + b*bstride + t*tstride + h*D + d. D <= 128.

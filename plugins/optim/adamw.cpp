@@ -27,9 +27,14 @@ class AdamW final : public Optimizer {
       if (!p.grad().defined()) continue;
       Slot& s = slots_[name];
       if (!s.m.defined() || s.m.shape() != p.shape()) {
-        s.m = Tensor::zeros(p.shape());
-        s.v = Tensor::zeros(p.shape());
+        // The moments live where the parameter does (cuda:N on a GPU run).
+        s.m = Tensor::zeros(p.shape(), DType::f32, p.device());
+        s.v = Tensor::zeros(p.shape(), DType::f32, p.device());
         s.t = 0;
+      } else if (!(s.m.device() == p.device())) {
+        // Restored from a checkpoint (read on the CPU) for a parameter on another device.
+        s.m = s.m.to(p.device());
+        s.v = s.v.to(p.device());
       }
       ++s.t;
       ops::AdamWConfig c = cfg_;

@@ -39,6 +39,10 @@ class Module {
   // both shapes.
   void load_state_dict(const NamedTensors& state, bool strict = true);
   void zero_grad();
+  // Moves every parameter and buffer to `device` (cpu, cuda:N), keeping requires_grad and moving
+  // a gradient held; a no-op for tensors already there. Parameters are rebound in their slots,
+  // so call it before handing parameters() to an optimizer (or re-collect them after).
+  void to(Device device);
   // Replaces a parameter tensor, shape included (growth ops use this). Throws on unknown names.
   void replace_parameter(const std::string& dotted_name, const Tensor& value);
   Tensor parameter(const std::string& dotted_name) const;
