@@ -61,6 +61,9 @@ void gemm_bf16_inputs(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
 // linear_cross_entropy's weight): pack_bf16_matrix rounds rows x cols (leading dim ld) into a
 // compact row-major bf16 copy; gemm_bf16_packed takes such copies (leading dims la, lb).
 void pack_bf16_matrix(const float* src, int64_t rows, int64_t cols, int64_t ld, uint16_t* dst);
+// The f32 GEMM through oneDNN's f32 matmul, in gemm()'s shape-only blocks (gemm_bf16.cpp).
+void gemm_f32_onednn(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                     int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 void gemm_bf16_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
                       int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc);
 // batch of independent GEMMs with element strides between batch items (0 = shared).

@@ -1,4 +1,5 @@
-// GEMM through the machine's BLAS (OpenBLAS), row-major throughout.
+// GEMM, row-major throughout: f32 through oneDNN's matmul (measured faster than OpenBLAS on
+// the model's shapes), or OpenBLAS; bf16 inputs through gemm_bf16.cpp.
 //
 // Threading: oneTBB owns all parallelism. OpenBLAS runs single-threaded and large products
 // are split into row (or column) blocks, one BLAS call per task. Letting OpenBLAS thread on
@@ -19,6 +20,11 @@ extern "C" void openblas_set_num_threads(int);
 
 namespace scion::cpu {
 namespace {
+
+// The f32 products go to oneDNN (gemm_bf16.cpp's blocks with f32 operands); the OpenBLAS
+// path below stays as the reference the benchmarks compare against and as the fallback to
+// flip this to if a machine's oneDNN is slower.
+constexpr bool kF32ThroughOneDnn = true;
 
 void blas_single_threaded() {
   static std::once_flag once;
@@ -43,6 +49,9 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const 
     return;
   }
   if (gemm_bf16()) return gemm_bf16_inputs(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  // f32 through oneDNN's matmul: faster than OpenBLAS on every shape of the benchmark GPT's
+  // step (1.06x-1.9x, bench_core and docs/benchmarks.md), in the same shape-only blocks.
+  if (kF32ThroughOneDnn) return gemm_f32_onednn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   for_each_gemm_block(M, N, K, [&](int64_t i0, int64_t m, int64_t j0, int64_t n) {
     sgemm(ta, tb, m, n, K, alpha, ta ? A + i0 : A + i0 * lda, lda, tb ? B + j0 * ldb : B + j0, ldb, beta,
           C + i0 * ldc + j0, ldc);

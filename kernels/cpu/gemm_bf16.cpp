@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/cpu_kernels.h"
@@ -87,7 +88,7 @@ const dnnl::engine& engine() {
 }
 
 // One matmul primitive per (block shape, transposes, leading dims, alpha, beta), created once.
-using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t, int64_t, float, float>;
+using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t, int64_t, float, float, bool>;
 std::mutex g_prim_mu;
 struct Prim {
   dnnl::matmul matmul;
@@ -95,16 +96,18 @@ struct Prim {
 };
 std::map<Key, Prim> g_prims;
 
+// f32_inputs: A and B are f32 (the f32 path, gemm.cpp), else bf16 (packed).
 Prim primitive(int64_t M, int64_t N, int64_t K, bool ta, bool tb, int64_t lda, int64_t ldb, int64_t ldc,
-                       float alpha, float beta) {
-  const Key key{M, N, K, ta, tb, lda, ldb, ldc, alpha, beta};
+                       float alpha, float beta, bool f32_inputs) {
+  const Key key{M, N, K, ta, tb, lda, ldb, ldc, alpha, beta, f32_inputs};
   std::lock_guard<std::mutex> lock(g_prim_mu);
   auto it = g_prims.find(key);
   if (it != g_prims.end()) return it->second;
   using dt = dnnl::memory::data_type;
   // op(A) is M x K: stored K x M (lda) when transposed; op(B) is K x N likewise.
-  const dnnl::memory::desc a({M, K}, dt::bf16, ta ? dnnl::memory::dims{1, lda} : dnnl::memory::dims{lda, 1});
-  const dnnl::memory::desc b({K, N}, dt::bf16, tb ? dnnl::memory::dims{1, ldb} : dnnl::memory::dims{ldb, 1});
+  const dt in = f32_inputs ? dt::f32 : dt::bf16;
+  const dnnl::memory::desc a({M, K}, in, ta ? dnnl::memory::dims{1, lda} : dnnl::memory::dims{lda, 1});
+  const dnnl::memory::desc b({K, N}, in, tb ? dnnl::memory::dims{1, ldb} : dnnl::memory::dims{ldb, 1});
   const dnnl::memory::desc c({M, N}, dt::f32, dnnl::memory::dims{ldc, 1});
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -125,17 +128,20 @@ void single_threaded_omp() {
   if (!done) omp_set_num_threads(1), done = true;
 }
 
-// One block: op(A) rows [m], op(B) columns [n], all of K, from the packed buffers.
-void block(bool ta, bool tb, int64_t m, int64_t n, int64_t K, float alpha, const uint16_t* A, int64_t lda,
-           const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+// One block: op(A) rows [m], op(B) columns [n], all of K; A and B bf16 (packed buffers) or f32.
+template <class In>
+void block(bool ta, bool tb, int64_t m, int64_t n, int64_t K, float alpha, const In* A, int64_t lda, const In* B,
+           int64_t ldb, float beta, float* C, int64_t ldc) {
+  constexpr bool f32_inputs = std::is_same_v<In, float>;
   single_threaded_omp();
-  const Prim p = primitive(m, n, K, ta, tb, lda, ldb, ldc, alpha, beta);
+  const Prim p = primitive(m, n, K, ta, tb, lda, ldb, ldc, alpha, beta, f32_inputs);
   thread_local dnnl::stream stream(engine());
   using dt = dnnl::memory::data_type;
-  dnnl::memory ma({{m, K}, dt::bf16, ta ? dnnl::memory::dims{1, lda} : dnnl::memory::dims{lda, 1}}, engine(),
-                  const_cast<uint16_t*>(A));
-  dnnl::memory mb({{K, n}, dt::bf16, tb ? dnnl::memory::dims{1, ldb} : dnnl::memory::dims{ldb, 1}}, engine(),
-                  const_cast<uint16_t*>(B));
+  const dt in = f32_inputs ? dt::f32 : dt::bf16;
+  dnnl::memory ma({{m, K}, in, ta ? dnnl::memory::dims{1, lda} : dnnl::memory::dims{lda, 1}}, engine(),
+                  const_cast<In*>(A));
+  dnnl::memory mb({{K, n}, in, tb ? dnnl::memory::dims{1, ldb} : dnnl::memory::dims{ldb, 1}}, engine(),
+                  const_cast<In*>(B));
   dnnl::memory mc({{m, n}, dt::f32, dnnl::memory::dims{ldc, 1}}, engine(), C);
   auto scratch = g_scratch.acquire();
   if (scratch->size() < p.scratch_bytes) scratch->resize(p.scratch_bytes);
@@ -145,6 +151,43 @@ void block(bool ta, bool tb, int64_t m, int64_t n, int64_t K, float alpha, const
   g_scratch.release(std::move(scratch));
 }
 
+
+// Products whose inner size dwarfs their output (the fused LM head's dx = G·W: 256 x 256 from
+// K = 50304) split K instead of C: C-blocks would each re-read all of op(B) (51 MB per
+// block there, so four blocks made the product memory-bound at half the speed of its
+// neighbours). Slice p computes op(A)[:, kp] op(B)[kp, :] into its own partial; the partials
+// are added in slice order, so the bits depend on the shape only.
+constexpr int64_t kSliceK = 4096;
+bool split_k(int64_t M, int64_t N, int64_t K) { return K >= 4 * kSliceK && K >= 32 * std::max(M, N) && M * N <= (1 << 18); }
+
+Pool<std::vector<float>> g_partials;
+
+template <class In>
+void gemm_split_k(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const In* A, int64_t lda,
+                  const In* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const int64_t parts = (K + kSliceK - 1) / kSliceK, MN = M * N;
+  auto buf = g_partials.acquire();
+  buf->resize(size_t(parts * MN));
+  float* P = buf->data();
+  parallel_range(parts, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t k0 = p * kSliceK, kn = std::min(K, k0 + kSliceK) - k0;
+      block(ta, tb, M, N, kn, alpha, ta ? A + k0 * lda : A + k0, lda, tb ? B + k0 : B + k0 * ldb, ldb, 0.f,
+            P + p * MN, N);
+    }
+  });
+  parallel_range(M, std::max<int64_t>(1, 4096 / std::max<int64_t>(N, 1)), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      float* c = C + i * ldc;
+      for (int64_t j = 0; j < N; ++j) {
+        float acc = P[i * N + j];
+        for (int64_t p = 1; p < parts; ++p) acc += P[p * MN + i * N + j];
+        c[j] = beta == 0.f ? acc : beta * c[j] + acc;
+      }
+    }
+  });
+  g_partials.release(std::move(buf));
+}
 
 }  // namespace
 
@@ -157,6 +200,7 @@ void pack_bf16_matrix(const float* src, int64_t rows, int64_t cols, int64_t ld, 
 
 void gemm_bf16_packed(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* a, int64_t la,
                       const uint16_t* b, int64_t lb, float beta, float* C, int64_t ldc) {
+  if (split_k(M, N, K)) return gemm_split_k(ta, tb, M, N, K, alpha, a, la, b, lb, beta, C, ldc);
   // op(A) rows i0.. sit at column i0 of the stored A when it is transposed, at row i0 if not;
   // op(B) columns j0.. likewise.
   for_each_gemm_block(M, N, K, [&](int64_t i0, int64_t m, int64_t j0, int64_t n) {
@@ -176,6 +220,15 @@ void gemm_bf16_inputs(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float a
   pack_bf16(B, b_rows, b_cols, ldb, buf->b.data());
   gemm_bf16_packed(ta, tb, M, N, K, alpha, buf->a.data(), a_cols, buf->b.data(), b_cols, beta, C, ldc);
   g_packed.release(std::move(buf));
+}
+
+void gemm_f32_onednn(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                     const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (split_k(M, N, K)) return gemm_split_k(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  for_each_gemm_block(M, N, K, [&](int64_t i0, int64_t m, int64_t j0, int64_t n) {
+    block(ta, tb, m, n, K, alpha, ta ? A + i0 : A + i0 * lda, lda, tb ? B + j0 * ldb : B + j0, ldb, beta,
+          C + i0 * ldc + j0, ldc);
+  });
 }
 
 }  // namespace scion::cpu

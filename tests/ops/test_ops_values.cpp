@@ -9,6 +9,7 @@
 #include <set>
 
 #include "ops/test_util.h"
+#include "scion/precision.h"
 #include "scion/threads.h"
 
 using namespace scion;
@@ -390,6 +391,30 @@ TEST(Matmul, NonContiguousOperands) {
   Tensor B = randn({12, 30}, 82).narrow(1, 4, 7).narrow(0, 3, 9);  // [9, 7] strided
   DVec ref = ref_mm(to_double(A), to_double(B), 13, 7, 9, false, false);
   SCION_EXPECT_CLOSE(ops::matmul(A, B), ref, 1e-4, 1e-5);
+}
+
+// A long inner size with a small output (the fused head's dx = G·W) is summed in K slices,
+// the partials added in slice order: still the product, with the same bits on 1 and 2
+// threads, for every transpose, f32 and bf16 GEMMs.
+TEST(Matmul, LongInnerProductsSplitAlongKMatchF64AndTheThreadCount) {
+  const int64_t M = 9, N = 7, K = 20011;  // five slices of 4096, the last one short
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      Tensor A = randn(ta ? Shape{K, M} : Shape{M, K}, 83), B = randn(tb ? Shape{N, K} : Shape{K, N}, 84);
+      const DVec ref = ref_mm(to_double(A), to_double(B), M, N, K, ta, tb);
+      set_num_threads(1);
+      Tensor one = ops::matmul(A, B, ta, tb);
+      set_num_threads(2);
+      Tensor two = ops::matmul(A, B, ta, tb);
+      set_num_threads(0);
+      SCION_EXPECT_CLOSE(one, ref, 2e-3, 1e-4);
+      EXPECT_TRUE(same_bits(one, two)) << ta << tb;
+    }
+  Tensor A = randn({M, K}, 85), B = randn({K, N}, 86);
+  set_matmul_precision(MatmulPrecision::bf16);
+  Tensor bf = ops::matmul(A, B);
+  set_matmul_precision(MatmulPrecision::f32);
+  SCION_EXPECT_CLOSE(bf, ref_mm(to_double(A), to_double(B), M, N, K, false, false), 0.5, 2e-2);
 }
 
 TEST(Linear, BothLayoutsWithAndWithoutBias) {
