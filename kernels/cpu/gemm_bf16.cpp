@@ -189,6 +189,19 @@ void gemm_split_k(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha
   g_partials.release(std::move(buf));
 }
 
+// The whole product: K slices (split_k) or the shape-only C blocks of gemm_blocks.h, each one
+// single-threaded oneDNN call. op(A) rows i0.. sit at column i0 of the stored A when it is
+// transposed, at row i0 if not; op(B) columns j0.. likewise.
+template <class In>
+void gemm_onednn(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const In* A, int64_t lda,
+                 const In* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (split_k(M, N, K)) return gemm_split_k(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  for_each_gemm_block(M, N, K, [&](int64_t i0, int64_t m, int64_t j0, int64_t n) {
+    block(ta, tb, m, n, K, alpha, ta ? A + i0 : A + i0 * lda, lda, tb ? B + j0 * ldb : B + j0, ldb, beta,
+          C + i0 * ldc + j0, ldc);
+  });
+}
+
 }  // namespace
 
 void set_gemm_bf16(bool on) { g_bf16.store(on); }
@@ -200,13 +213,7 @@ void pack_bf16_matrix(const float* src, int64_t rows, int64_t cols, int64_t ld, 
 
 void gemm_bf16_packed(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* a, int64_t la,
                       const uint16_t* b, int64_t lb, float beta, float* C, int64_t ldc) {
-  if (split_k(M, N, K)) return gemm_split_k(ta, tb, M, N, K, alpha, a, la, b, lb, beta, C, ldc);
-  // op(A) rows i0.. sit at column i0 of the stored A when it is transposed, at row i0 if not;
-  // op(B) columns j0.. likewise.
-  for_each_gemm_block(M, N, K, [&](int64_t i0, int64_t m, int64_t j0, int64_t n) {
-    block(ta, tb, m, n, K, alpha, ta ? a + i0 : a + i0 * la, la, tb ? b + j0 * lb : b + j0, lb, beta,
-          C + i0 * ldc + j0, ldc);
-  });
+  gemm_onednn(ta, tb, M, N, K, alpha, a, la, b, lb, beta, C, ldc);
 }
 
 void gemm_bf16_inputs(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
@@ -224,11 +231,7 @@ void gemm_bf16_inputs(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float a
 
 void gemm_f32_onednn(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                      const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (split_k(M, N, K)) return gemm_split_k(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  for_each_gemm_block(M, N, K, [&](int64_t i0, int64_t m, int64_t j0, int64_t n) {
-    block(ta, tb, m, n, K, alpha, ta ? A + i0 : A + i0 * lda, lda, tb ? B + j0 * ldb : B + j0, ldb, beta,
-          C + i0 * ldc + j0, ldc);
-  });
+  gemm_onednn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 }  // namespace scion::cpu
