@@ -37,6 +37,29 @@ Tensor pack(const float* src, int64_t batch, int64_t rows, int64_t cols, int64_t
   return out;
 }
 
+// bf16 operands (already rounded, compact leading dims), f32 C, one product: cuBLASLt's
+// arguments for gemm_any's rounded copies and for the table's gemm_bf16_packed.
+cuda::GemmArgs bf16_gemm_args(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A,
+                              int64_t lda, const void* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  cuda::GemmArgs g;
+  g.trans_a = ta;
+  g.trans_b = tb;
+  g.M = M;
+  g.N = N;
+  g.K = K;
+  g.alpha = alpha;
+  g.beta = beta;
+  g.ab_dtype = DType::bf16;
+  g.c_dtype = DType::f32;
+  g.A = A;
+  g.lda = lda;
+  g.B = B;
+  g.ldb = ldb;
+  g.C = C;
+  g.ldc = ldc;
+  return g;
+}
+
 void gemm_any(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
               int64_t lda, int64_t sa, const float* B, int64_t ldb, int64_t sb, float beta, float* C, int64_t ldc,
               int64_t sc) {
@@ -47,25 +70,10 @@ void gemm_any(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K, 
   }
   const int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
   Tensor pa = pack(A, batch, ar, ac, lda, batch == 1 ? 0 : sa), pb = pack(B, batch, br, bc, ldb, batch == 1 ? 0 : sb);
-  cuda::GemmArgs g;
-  g.trans_a = ta;
-  g.trans_b = tb;
-  g.M = M;
-  g.N = N;
-  g.K = K;
+  cuda::GemmArgs g = bf16_gemm_args(ta, tb, M, N, K, alpha, pa.raw_data(), ac, pb.raw_data(), bc, beta, C, ldc);
   g.batch = batch;
-  g.alpha = alpha;
-  g.beta = beta;
-  g.ab_dtype = DType::bf16;
-  g.c_dtype = DType::f32;
-  g.A = pa.raw_data();
-  g.lda = ac;
   g.stride_a = (batch == 1 || sa == 0) ? 0 : ar * ac;
-  g.B = pb.raw_data();
-  g.ldb = bc;
   g.stride_b = (batch == 1 || sb == 0) ? 0 : br * bc;
-  g.C = C;
-  g.ldc = ldc;
   g.stride_c = sc;
   cuda::gemm_ex(g);
 }
@@ -130,23 +138,7 @@ Backend make_cuda() {
   };
   b.gemm_bf16_packed = [](bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
                           int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-    cuda::GemmArgs g;
-    g.trans_a = ta;
-    g.trans_b = tb;
-    g.M = M;
-    g.N = N;
-    g.K = K;
-    g.alpha = alpha;
-    g.beta = beta;
-    g.ab_dtype = DType::bf16;
-    g.c_dtype = DType::f32;
-    g.A = A;
-    g.lda = lda;
-    g.B = B;
-    g.ldb = ldb;
-    g.C = C;
-    g.ldc = ldc;
-    cuda::gemm_ex(g);
+    cuda::gemm_ex(bf16_gemm_args(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc));
   };
   b.add_bias_rows = [](float* y, const float* bias, int64_t rows, int64_t n) { cuda::add_bias_rows(y, bias, rows, n); };
   b.sum_rows = [](const float* gy, float* gb, int64_t rows, int64_t n) { cuda::sum_rows(gy, gb, rows, n); };
