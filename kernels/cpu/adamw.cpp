@@ -11,15 +11,21 @@ void adamw(float* p, const float* g, float* m, float* v, int64_t n, float lr, fl
   const float decay = 1.f - lr * weight_decay;
   const float step_size = lr / bc1;
   const float inv_sqrt_bc2 = 1.f / std::sqrt(bc2);
-  parallel_range(n, 16384, [&](int64_t i0, int64_t i1) {
+  // Local restrict copies: through the lambda's by-reference captures every store to m, v or p
+  // could alias the pointers themselves, and the loop would not vectorise.
+  parallel_range(n, 16384, [=](int64_t i0, int64_t i1) {
+    float* __restrict pp = p;
+    const float* __restrict gp = g;
+    float* __restrict mp = m;
+    float* __restrict vp = v;
     for (int64_t i = i0; i < i1; ++i) {
-      const float gi = g[i];
-      const float mi = beta1 * m[i] + (1.f - beta1) * gi;
-      const float vi = beta2 * v[i] + (1.f - beta2) * gi * gi;
-      m[i] = mi;
-      v[i] = vi;
+      const float gi = gp[i];
+      const float mi = beta1 * mp[i] + (1.f - beta1) * gi;
+      const float vi = beta2 * vp[i] + (1.f - beta2) * gi * gi;
+      mp[i] = mi;
+      vp[i] = vi;
       const float denom = std::sqrt(vi) * inv_sqrt_bc2 + eps;
-      p[i] = p[i] * decay - step_size * mi / denom;
+      pp[i] = pp[i] * decay - step_size * mi / denom;
     }
   });
 }
