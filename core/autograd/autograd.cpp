@@ -19,14 +19,39 @@ std::mutex g_profile_mutex;
 std::map<std::string, OpTime> g_profile;
 std::atomic<uint64_t> g_sequence{0};
 
-void accumulate_leaf(const Tensor& leaf, const Tensor& g) {
+// True when t is the only handle on its whole buffer: no view, saved tensor or other gradient
+// can see the storage, so it may become a leaf's gradient, or be added into, without a copy.
+bool sole_owner(const Tensor& t) {
+  const std::shared_ptr<TensorImpl>& ip = t.impl_ptr();
+  return ip && ip.use_count() == 1 && ip->storage && ip->storage.use_count() == 1 && ip->offset == 0 &&
+         !ip->grad_fn && t.is_contiguous() && ip->storage->bytes() == size_t(t.numel()) * dtype_size(t.dtype());
+}
+
+// g is the pass's own handle (moved from the node's results): when nothing else shares its
+// buffer it is taken as is, and a second gradient is added in place into a gradient the leaf
+// alone holds. Otherwise (a view of the seed, of another input's gradient or of a saved tensor;
+// a gradient the caller still holds from p.grad()) copies keep every other handle untouched.
+void accumulate_leaf(const Tensor& leaf, Tensor g) {
   TensorImpl& impl = leaf.impl();
   if (!impl.grad) {
-    // Own the gradient: a backward result may be a view of, or the same tensor as, the seed,
-    // another input's gradient or a saved tensor, so the leaf gets a private copy.
+    if (g.dtype() == leaf.dtype() && sole_owner(g)) {
+      impl.grad = g.impl_ptr();
+      return;
+    }
     impl.grad = g.to(leaf.dtype()).clone().impl_ptr();
-  } else {
-    impl.grad = ops::add(Tensor(impl.grad), g).impl_ptr();
+    return;
+  }
+  Tensor acc(std::move(impl.grad));  // acc is the only handle when the leaf held it alone
+  try {
+    if (sole_owner(acc) && acc.dtype() == DType::f32 && g.dtype() == DType::f32 && g.device() == acc.device()) {
+      ops::add_inplace(acc, g);
+      impl.grad = acc.impl_ptr();
+    } else {
+      impl.grad = ops::add(acc, g).impl_ptr();
+    }
+  } catch (...) {
+    impl.grad = acc.impl_ptr();  // the gradient so far is kept
+    throw;
   }
 }
 }  // namespace
@@ -133,9 +158,11 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
     }
     SCION_CHECK(grads.size() == n->inputs.size(), "internal error: backward of '", n->op, "' returned ",
                 grads.size(), " gradients for ", n->inputs.size(), " inputs");
+    // The closure goes first: gradients it made ahead (and still holds) become the pass's own.
+    if (!retain_graph) n->backward = nullptr;
     for (size_t i = 0; i < grads.size(); ++i) {
       const Tensor& in = n->inputs[i];
-      const Tensor& gi = grads[i];
+      Tensor& gi = grads[i];
       if (!gi.defined() || !in.defined() || !in.requires_grad()) continue;
       SCION_CHECK(gi.shape() == in.shape(), "internal error: backward of '", n->op, "' gave gradient ",
                   gi.desc(), " for input ", i, " of shape ", in.desc());
@@ -145,14 +172,11 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
         if (slot == pending.end()) pending.emplace(p, gi);
         else slot->second = ops::add(slot->second, gi);
       } else {
-        accumulate_leaf(in, gi);
+        accumulate_leaf(in, std::move(gi));
       }
     }
     leaves_done(n);
-    if (!retain_graph) {
-      n->backward = nullptr;
-      n->inputs.clear();
-    }
+    if (!retain_graph) n->inputs.clear();
   }
 }
 

@@ -33,6 +33,7 @@ T* ptr(const Tensor& t) {
   return static_cast<T*>(t.raw_data());
 }
 inline float* fptr(const Tensor& t) { return ptr<float>(t); }
+inline uint16_t* bf16_ptr(const Tensor& t) { return ptr<uint16_t>(t); }  // bf16 bits
 // A single value read back to the host (a synchronisation on cuda).
 int64_t read_i64(const Tensor& t, int64_t i = 0);
 

@@ -52,6 +52,20 @@ Tensor add(const Tensor& a, const Tensor& b) {
   return out;
 }
 
+void add_inplace(Tensor& acc, const Tensor& b) {
+  const char* name = "add_inplace";
+  const Backend& be = backend_for(name, {&acc, &b});
+  check_float(name, acc, "accumulator");
+  check_float(name, b, "addend");
+  if (!acc.is_contiguous()) fail(name, "the accumulator must be contiguous, got " + acc.desc());
+  if (b.shape() != acc.shape()) fail(name, "shapes differ: accumulator " + acc.desc() + ", addend " + b.desc());
+  const auto as = broadcast_strides(acc, acc.shape()), bs = broadcast_strides(b, acc.shape());
+  // Elementwise, each output read once before it is written: safe in place.
+  be.binary(BinaryOp::add, fptr(acc), as.data(), fptr(b), bs.data(), fptr(acc), acc.shape().data(),
+            int(acc.dim()));
+  ++acc.impl().version;
+}
+
 Tensor sub(const Tensor& a, const Tensor& b) {
   Tensor out = binary("sub", BinaryOp::sub, a, b);
   if (autograd::needs_grad({&a, &b})) {

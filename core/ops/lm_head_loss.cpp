@@ -77,7 +77,8 @@ Tensor linear_cross_entropy(const Tensor& x, const Tensor& w, const Tensor& bias
   const int64_t R = std::min(rows, chunk_rows > 0 ? chunk_rows : default_chunk_rows(V));
   Tensor loss_rows = Tensor::empty({rows}, DType::f32, dev), lse = Tensor::empty({rows}, DType::f32, dev);
   Tensor dx = gx ? Tensor::empty(x.shape(), DType::f32, dev) : Tensor();
-  Tensor dw = gw ? Tensor::zeros({V, C}, DType::f32, dev) : Tensor();
+  // The first chunk writes dw (beta 0), the others add to it; no rows, no chunk: zeros.
+  Tensor dw = !gw ? Tensor() : rows > 0 ? Tensor::empty({V, C}, DType::f32, dev) : Tensor::zeros({V, C}, DType::f32, dev);
   Tensor db = gb ? Tensor::zeros({V}, DType::f32, dev) : Tensor();
   Tensor db_chunk = gb ? Tensor::empty({V}, DType::f32, dev) : Tensor();
   // one chunk's logits, then their gradient
@@ -102,6 +103,7 @@ Tensor linear_cross_entropy(const Tensor& x, const Tensor& w, const Tensor& bias
   for (int64_t r0 = 0; r0 < rows; r0 += R) {
     const int64_t n = std::min(R, rows - r0);
     const float* xr = xp + r0 * C;
+    const float dw_beta = r0 == 0 ? 0.f : 1.f;
     if (bf16) {
       be.pack_bf16_matrix(xr, n, C, C, xbp);
       be.gemm_bf16_packed(false, true, n, V, C, 1.f, xbp, C, wbp, C, 0.f, zp, V);
@@ -117,10 +119,10 @@ Tensor linear_cross_entropy(const Tensor& x, const Tensor& w, const Tensor& bias
     if (!grad) continue;
     if (bf16) {
       if (gx) be.gemm_bf16_packed(false, false, n, C, V, 1.f, zbp, V, wbp, C, 0.f, fptr(dx) + r0 * C, C);
-      if (gw) be.gemm_bf16_packed(true, false, V, C, n, 1.f, zbp, V, xbp, C, 1.f, fptr(dw), C);
+      if (gw) be.gemm_bf16_packed(true, false, V, C, n, 1.f, zbp, V, xbp, C, dw_beta, fptr(dw), C);
     } else {
       if (gx) be.gemm(false, false, n, C, V, 1.f, zp, V, wp, C, 0.f, fptr(dx) + r0 * C, C);
-      if (gw) be.gemm(true, false, V, C, n, 1.f, zp, V, xr, C, 1.f, fptr(dw), C);
+      if (gw) be.gemm(true, false, V, C, n, 1.f, zp, V, xr, C, dw_beta, fptr(dw), C);
     }
     if (gb) {
       be.sum_rows(zp, fptr(db_chunk), n, V);

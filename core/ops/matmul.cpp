@@ -1,5 +1,6 @@
 // Matrix products through BLAS, and the fused linear layer.
 #include "ops/common.h"
+#include "scion/precision.h"
 
 namespace scion::ops {
 using namespace detail;
@@ -100,23 +101,57 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, bool w_in_ou
   Shape out_shape = x.shape();
   out_shape.back() = out_f;
   const Device dev = x.device();
+  const int64_t ldw = W.size(1);
   Tensor y = Tensor::empty(out_shape, DType::f32, dev);
-  be.gemm(false, !w_in_out, rows, out_f, in, 1.f, fptr(X), in, fptr(W), W.size(1), 0.f, fptr(y), out_f);
+  const bool grad = autograd::needs_grad({&x, &w, &bias});
+  // bf16 GEMMs (precision = "bf16"): x and W are rounded once, here, and the rounded copies
+  // serve the backward's two products as well (the gradient is rounded once for both), so
+  // each operand is converted once per step instead of once per product. Same bits as
+  // rounding inside each GEMM: the copies are the ones the GEMM would make.
+  const bool bf16 = matmul_precision() == MatmulPrecision::bf16 && rows > 0;
+  Tensor Xb, Wb;
+  if (bf16) {
+    Xb = Tensor::empty({rows, in}, DType::bf16, dev);
+    Wb = Tensor::empty(W.shape(), DType::bf16, dev);
+    be.pack_bf16_matrix(fptr(X), rows, in, in, bf16_ptr(Xb));
+    be.pack_bf16_matrix(fptr(W), W.size(0), ldw, ldw, bf16_ptr(Wb));
+    be.gemm_bf16_packed(false, !w_in_out, rows, out_f, in, 1.f, bf16_ptr(Xb), in, bf16_ptr(Wb), ldw, 0.f, fptr(y),
+                        out_f);
+  } else {
+    be.gemm(false, !w_in_out, rows, out_f, in, 1.f, fptr(X), in, fptr(W), ldw, 0.f, fptr(y), out_f);
+  }
   if (Bb.defined()) be.add_bias_rows(fptr(y), fptr(Bb), rows, out_f);
-  if (autograd::needs_grad({&x, &w, &bias})) {
+  if (grad) {
     const bool gx = x.requires_grad(), gw = w.requires_grad(), gb = bias.defined() && bias.requires_grad();
     Shape x_shape = x.shape(), w_shape = w.shape();
+    // The backward keeps what its products read: the rounded copies under bf16, else x and W.
+    if (bf16) X = W = Tensor();
     autograd::record(op, y, {x, w, bias}, [=](const Tensor& g) {
-      const Backend& bb = backend_for("linear", {&X, &g});
+      const Backend& bb = backend_for("linear", {&g});
       Tensor G = dense(g);
       Tensor dx, dw, db;
+      Tensor Gb;
+      if (bf16 && (gx || gw)) {
+        Gb = Tensor::empty({rows, out_f}, DType::bf16, dev);
+        bb.pack_bf16_matrix(fptr(G), rows, out_f, out_f, bf16_ptr(Gb));
+      }
       if (gx) {  // dx = g W^T  (W [in,out])  or  g W  (W [out,in])
         dx = Tensor::empty(x_shape, DType::f32, dev);
-        bb.gemm(false, w_in_out, rows, in, out_f, 1.f, fptr(G), out_f, fptr(W), W.size(1), 0.f, fptr(dx), in);
+        if (bf16)
+          bb.gemm_bf16_packed(false, w_in_out, rows, in, out_f, 1.f, bf16_ptr(Gb), out_f, bf16_ptr(Wb), ldw, 0.f,
+                              fptr(dx), in);
+        else
+          bb.gemm(false, w_in_out, rows, in, out_f, 1.f, fptr(G), out_f, fptr(W), ldw, 0.f, fptr(dx), in);
       }
       if (gw) {  // dW = x^T g ([in,out])  or  g^T x ([out,in])
         dw = Tensor::empty(w_shape, DType::f32, dev);
-        if (w_in_out)
+        if (bf16 && w_in_out)
+          bb.gemm_bf16_packed(true, false, in, out_f, rows, 1.f, bf16_ptr(Xb), in, bf16_ptr(Gb), out_f, 0.f, fptr(dw),
+                              out_f);
+        else if (bf16)
+          bb.gemm_bf16_packed(true, false, out_f, in, rows, 1.f, bf16_ptr(Gb), out_f, bf16_ptr(Xb), in, 0.f, fptr(dw),
+                              in);
+        else if (w_in_out)
           bb.gemm(true, false, in, out_f, rows, 1.f, fptr(X), in, fptr(G), out_f, 0.f, fptr(dw), out_f);
         else
           bb.gemm(true, false, out_f, in, rows, 1.f, fptr(G), out_f, fptr(X), in, 0.f, fptr(dw), in);

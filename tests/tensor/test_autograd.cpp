@@ -70,3 +70,88 @@ TEST(Autograd, RequiresGradOnlyForFloatLeaves) {
   Tensor y = ops::mul_scalar(x, 2.f);
   EXPECT_THROW(y.set_requires_grad(false), Error);
 }
+
+// Leaf gradients are taken without a copy when the pass holds the only handle, and added in
+// place when the leaf alone holds its gradient; every other case copies, so no handle a user or
+// a saved tensor still has ever changes under them.
+namespace {
+// y = 2 sum(x) recorded by hand; its backward makes a fresh gradient and reports where it lives
+// (held: the closure keeps it, as the fused LM head keeps the gradients it made ahead).
+Tensor doubled(const Tensor& x, const void** made, bool held) {
+  Tensor y = ops::mul_scalar(ops::sum_all(x.detach()), 2.f);
+  Tensor ahead = held ? ops::mul_scalar(Tensor::ones(x.shape()), 2.f) : Tensor();
+  autograd::record("doubled", y, {x}, [x_shape = x.shape(), made, ahead](const Tensor& g) {
+    Tensor gx = ahead.defined() ? ahead : ops::mul_scalar(Tensor::ones(x_shape), 2.f);
+    gx = ahead.defined() && g.item() == 1.f ? gx : ops::mul_scalar(gx, g.item());
+    *made = gx.raw_data();
+    return std::vector<Tensor>{gx};
+  });
+  return y;
+}
+}  // namespace
+
+TEST(Autograd, LeafTakesAFreshGradientWithoutACopy) {
+  for (bool held : {false, true}) {
+    Tensor x = Tensor::from_vector({1, 2, 3}, {3}).set_requires_grad(true);
+    const void* made = nullptr;
+    doubled(x, &made, held).backward();
+    EXPECT_EQ(x.grad().raw_data(), made) << "held by the closure: " << held;
+    EXPECT_EQ(x.grad().to_vector(), (std::vector<float>{2, 2, 2}));
+  }
+}
+
+TEST(Autograd, RetainedGraphKeepsItsGradientsAndTheLeafGetsACopy) {
+  Tensor x = Tensor::from_vector({1, 2, 3}, {3}).set_requires_grad(true);
+  const void* made = nullptr;
+  Tensor loss = doubled(x, &made, /*held=*/true);
+  loss.backward(Tensor(), /*retain_graph=*/true);
+  EXPECT_NE(x.grad().raw_data(), made);  // the closure may run again: its tensor stays its own
+  loss.backward();
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<float>{4, 4, 4}));
+  loss = doubled(x, &made, true);
+  x.zero_grad();
+  loss.backward();  // the graph is not kept: the held tensor is taken
+  EXPECT_EQ(x.grad().raw_data(), made);
+}
+
+TEST(Autograd, SecondGradientIsAddedInPlaceUnlessTheOldOneIsHeld) {
+  Tensor x = Tensor::from_vector({1, 2, 3}, {3}).set_requires_grad(true);
+  ops::sum_all(ops::mul_scalar(x, 2.f)).backward();
+  const void* first = x.grad().raw_data();
+  ops::sum_all(ops::mul_scalar(x, 3.f)).backward();
+  EXPECT_EQ(x.grad().raw_data(), first);  // accumulated into the leaf's own buffer
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<float>{5, 5, 5}));
+  // A handle kept from before keeps its values: the sum goes to a new buffer.
+  const Tensor kept = x.grad();
+  ops::sum_all(ops::mul_scalar(x, 4.f)).backward();
+  EXPECT_EQ(kept.to_vector(), (std::vector<float>{5, 5, 5}));
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<float>{9, 9, 9}));
+  EXPECT_NE(x.grad().raw_data(), kept.raw_data());
+}
+
+TEST(Autograd, OneGradientForTwoLeavesIsNotShared) {
+  // add's backward hands the same tensor to both inputs; each leaf must own its gradient.
+  Tensor a = Tensor::from_vector({1, 2}, {2}).set_requires_grad(true);
+  Tensor b = Tensor::from_vector({3, 4}, {2}).set_requires_grad(true);
+  ops::add(a, b).backward(Tensor::from_vector({1, 1}, {2}));
+  EXPECT_NE(a.grad().raw_data(), b.grad().raw_data());
+  Tensor ga = a.grad();
+  ops::add_inplace(ga, Tensor::from_vector({10, 10}, {2}));
+  EXPECT_EQ(b.grad().to_vector(), (std::vector<float>{1, 1}));
+}
+
+TEST(Autograd, AddInplaceSaysWhatIsWrong) {
+  Tensor acc = Tensor::zeros({2, 3});
+  try {
+    ops::add_inplace(acc, Tensor::zeros({3, 2}));
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("shapes differ"), std::string::npos) << e.what();
+  }
+  Tensor strided = Tensor::zeros({3, 2}).transpose(0, 1);
+  EXPECT_THROW(ops::add_inplace(strided, Tensor::zeros({2, 3})), Error);
+  Tensor t = Tensor::zeros({2, 3}).transpose(0, 1);  // a strided addend is fine
+  Tensor acc2 = Tensor::ones({3, 2});
+  ops::add_inplace(acc2, t);
+  EXPECT_EQ(acc2.to_vector(), std::vector<float>(6, 1.f));
+}

@@ -14,6 +14,9 @@ namespace scion::ops {
 
 // ---- elementwise with broadcasting (NumPy rules) -----------------------------------
 Tensor add(const Tensor& a, const Tensor& b);
+// acc += b in place (same shape, acc contiguous; b may be strided). Never recorded: for
+// accumulating gradients and other buffers outside autograd.
+void add_inplace(Tensor& acc, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
 Tensor div(const Tensor& a, const Tensor& b);
