@@ -19,13 +19,15 @@ using namespace detail;
 
 namespace {
 
-// At least 256 rows per chunk: the GEMMs read all of W once per chunk, and with fewer rows
-// W's traffic outgrows the GEMM (bench_lm_head on the 50304-word head: 64 rows 0.86x the
-// unfused speed, 256 rows 1.0x in f32 and bf16). Small vocabularies take more rows, up to
-// 32 MB of logits per chunk.
+// At least 512 rows per chunk: the GEMMs read all of W once per chunk, and with fewer rows
+// W's traffic and the weight gradient's read-modify-write (beta 1 after the first chunk) outgrow
+// the GEMMs (bench_lm_head 1024 256 50304 on the 50304-word head, two threads, against the
+// unfused ops: f32 0.64x / 0.92x / 0.99x / 1.02x at 64 / 128 / 256 / 512 rows, bf16 0.88x /
+// 1.04x / 1.07x / 1.16x). 512 rows of that head are 103 MB of f32 logits, half the [1024, V]
+// logits of the benchmark batch. Small vocabularies take more rows, up to 32 MB per chunk.
 int64_t default_chunk_rows(int64_t V) {
   const int64_t by_size = (int64_t(32) << 20) / (4 * std::max<int64_t>(V, 1));
-  return std::max<int64_t>(256, by_size);
+  return std::max<int64_t>(512, by_size);
 }
 
 }  // namespace

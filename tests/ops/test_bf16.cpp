@@ -116,3 +116,28 @@ TEST_F(Bf16, F32IsExactAgainOnceTheRunEnds) {
   EXPECT_NE(bf, f32);
   EXPECT_THROW(parse_matmul_precision("fp8"), Error);
 }
+
+TEST_F(Bf16, LinearRoundsEachOperandOnceWithTheBitsOfRoundingPerProduct) {
+  // linear() rounds x, W and the upstream gradient once for its three products; matmul()
+  // rounds inside each product. The copies are the same, so are the bits: output, dx, dW,
+  // for both weight layouts, and a 3-D input.
+  for (bool w_in_out : {false, true}) {
+    SCOPED_TRACE(testing::Message() << "w_in_out=" << w_in_out);
+    Tensor x = randn({4, 96, 80}, 11), w = w_in_out ? randn({80, 144}, 12) : randn({144, 80}, 12);
+    Tensor x2 = x.clone(), w2 = w.clone();
+    x.set_requires_grad(true), w.set_requires_grad(true), x2.set_requires_grad(true), w2.set_requires_grad(true);
+    const Tensor g = randn({4, 96, 144}, 13);
+    Tensor y = ops::linear(x, w, Tensor(), w_in_out);
+    Tensor y2 = ops::matmul(x2, w2, false, !w_in_out);
+    ASSERT_EQ(y.shape(), y2.shape());
+    EXPECT_EQ(y.to_vector(), y2.to_vector());
+    y.backward(g);
+    y2.backward(g);
+    EXPECT_EQ(x.grad().to_vector(), x2.grad().to_vector());
+    EXPECT_EQ(w.grad().to_vector(), w2.grad().to_vector());
+    // and it is the bf16 path: f32 products differ
+    set_matmul_precision(MatmulPrecision::f32);
+    EXPECT_NE(ops::linear(x.detach(), w.detach(), Tensor(), w_in_out).to_vector(), y.to_vector());
+    set_matmul_precision(MatmulPrecision::bf16);
+  }
+}
