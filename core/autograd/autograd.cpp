@@ -8,12 +8,14 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "autograd/accumulate.h"
 #include "scion/ops.h"
 
 namespace scion::autograd {
 namespace {
 thread_local bool t_grad_enabled = true;
 thread_local LeafReadyFn t_leaf_ready;
+thread_local bool t_in_backward = false;  // accumulation_target answers only inside backward
 std::atomic<bool> g_profiling{false};
 std::mutex g_profile_mutex;
 std::map<std::string, OpTime> g_profile;
@@ -55,6 +57,20 @@ void accumulate_leaf(const Tensor& leaf, Tensor g) {
   }
 }
 }  // namespace
+
+namespace detail {
+Tensor accumulation_target(const Tensor& leaf) {
+  if (!t_in_backward || !leaf.defined() || !leaf.requires_grad() || leaf.impl().grad_fn) return Tensor();
+  const std::shared_ptr<TensorImpl>& g = leaf.impl().grad;
+  if (!g || g.use_count() != 1 || g->dtype != DType::f32 || !(g->storage && g->storage->device() == leaf.device()))
+    return Tensor();
+  Tensor t(g);  // the leaf's handle and this one
+  if (!(t.impl().storage.use_count() == 1 && t.impl().offset == 0 && t.is_contiguous() &&
+        t.impl().storage->bytes() == t.nbytes() && t.shape() == leaf.shape()))
+    return Tensor();
+  return t;
+}
+}  // namespace detail
 
 LeafReadyHook::LeafReadyHook(LeafReadyFn fn) : previous_(std::move(t_leaf_ready)) { t_leaf_ready = std::move(fn); }
 LeafReadyHook::~LeafReadyHook() { t_leaf_ready = std::move(previous_); }
@@ -98,6 +114,11 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
   SCION_CHECK(seed.shape() == root.shape(), "backward: seed ", seed.desc(), " does not match ",
               root.desc());
   NoGradGuard no_grad;  // backward computations are never recorded
+  struct InBackward {
+    bool was = t_in_backward;
+    InBackward() { t_in_backward = true; }
+    ~InBackward() { t_in_backward = was; }
+  } in_backward;
   if (!root.impl().grad_fn) {
     accumulate_leaf(root, seed);
     return;

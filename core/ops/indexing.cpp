@@ -1,6 +1,7 @@
 // Embedding lookup, index_select, gather, concat/split, masked_fill and where.
 #include <cstring>
 
+#include "autograd/accumulate.h"
 #include "ops/common.h"
 
 namespace scion::ops {
@@ -25,9 +26,21 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
     fail(op, "id " + std::to_string(read_i64(I.view({-1}), bad)) + " at position " + std::to_string(bad) +
                  " is outside the table of " + std::to_string(V) + " rows (" + weight.desc() + ")");
   if (autograd::needs_grad({&weight})) {
-    autograd::record(op, y, {weight, ids}, [I, V, D, n](const Tensor& g) {
+    // The table's gradient is zero but for the looked-up rows: when the table is a leaf that
+    // already holds a gradient of its own (a tied LM head's, computed earlier in backward),
+    // the rows are added into it in place (autograd/accumulate.h) instead of into a fresh
+    // zero-filled [V, D] table that autograd would then add (3 more passes over V x D).
+    // Same sum either way, but for its order: head + (0 + rows) becomes (head + row) + row.
+    const Tensor table = weight;
+    autograd::record(op, y, {weight, ids}, [I, V, D, n, table](const Tensor& g) {
       const Backend& bb = backend_for("embedding", {&I, &g});
       Tensor G = dense(g);
+      Tensor into = autograd::detail::accumulation_target(table);
+      if (into.defined()) {
+        bb.embedding_backward(fptr(G), ptr<int64_t>(I), n, D, fptr(into), V);
+        ++into.impl().version;
+        return std::vector<Tensor>{Tensor(), Tensor()};
+      }
       Tensor gw = Tensor::zeros({V, D}, DType::f32, G.device());
       bb.embedding_backward(fptr(G), ptr<int64_t>(I), n, D, fptr(gw), V);
       return std::vector<Tensor>{gw, Tensor()};

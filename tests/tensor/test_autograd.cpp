@@ -1,6 +1,9 @@
 // Tape autograd: accumulation, reuse, no-grad, detach, errors.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
+#include "scion/allocator.h"
 #include "scion/autograd.h"
 #include "scion/ops.h"
 
@@ -154,4 +157,39 @@ TEST(Autograd, AddInplaceSaysWhatIsWrong) {
   Tensor acc2 = Tensor::ones({3, 2});
   ops::add_inplace(acc2, t);
   EXPECT_EQ(acc2.to_vector(), std::vector<float>(6, 1.f));
+}
+
+TEST(Autograd, TiedEmbeddingAddsItsRowsIntoTheHeadsGradient) {
+  // A tied table: looked up at the bottom, used as the head at the top. The head's gradient
+  // arrives first; the lookup's rows are added into it in place (no zero-filled table), and
+  // the sum is the one of two separate gradients.
+  const int64_t V = 4096, C = 8;
+  const Tensor w0 = ops::mul_scalar(Tensor::randn({V, C}, 21), 0.5f);
+  const Tensor ids = Tensor::from_vector_i64({3, 5, 3, 36, 0, 5}, {6});
+  const Tensor targets = Tensor::from_vector_i64({1, 2, 3, 4, 5, 6}, {6});
+  auto loss_of = [&](const Tensor& table, const Tensor& head) {
+    return ops::linear_cross_entropy(ops::embedding(table, ids), head, Tensor(), targets);
+  };
+  Tensor tied = w0.clone().set_requires_grad(true);
+  Tensor loss = loss_of(tied, tied);
+  Allocator& alloc = allocator_for(Device::cpu());
+  alloc.reset_peak();
+  const int64_t before_backward = alloc.stats().bytes_in_use;
+  loss.backward();
+  // no [V, C] table was made in backward (the head's gradient was made in the forward pass)
+  EXPECT_LT(alloc.stats().peak_bytes_in_use - before_backward, V * C * 4 / 2);
+  Tensor bottom = w0.clone().set_requires_grad(true), top = w0.clone().set_requires_grad(true);
+  loss_of(bottom, top).backward();
+  const auto got = tied.grad().to_vector(), a = bottom.grad().to_vector(), b = top.grad().to_vector();
+  for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], a[i] + b[i], 1e-6f * (1 + std::fabs(b[i]))) << i;
+  // A second pass adds into the same buffer; a held gradient is left as it was.
+  const void* buffer = tied.grad().raw_data();
+  loss_of(tied, tied).backward();
+  EXPECT_EQ(tied.grad().raw_data(), buffer);
+  const Tensor held = tied.grad();
+  const auto before = held.to_vector();
+  loss_of(tied, tied).backward();
+  EXPECT_EQ(held.to_vector(), before);
+  const auto thrice = tied.grad().to_vector();
+  for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(thrice[i], 3 * got[i], 1e-5f * (1 + std::fabs(got[i]))) << i;
 }
