@@ -21,13 +21,15 @@ std::mutex g_profile_mutex;
 std::map<std::string, OpTime> g_profile;
 std::atomic<uint64_t> g_sequence{0};
 
-// True when t is the only handle on its whole buffer: no view, saved tensor or other gradient
-// can see the storage, so it may become a leaf's gradient, or be added into, without a copy.
-bool sole_owner(const Tensor& t) {
+// True when `handles` handles on t's tensor are all there are, nobody else shares its storage
+// (no view, saved tensor or other gradient) and t covers that whole buffer contiguously:
+// writing into it, or keeping it as a leaf's gradient, changes nothing anyone else can see.
+bool owns_whole_buffer(const Tensor& t, long handles) {
   const std::shared_ptr<TensorImpl>& ip = t.impl_ptr();
-  return ip && ip.use_count() == 1 && ip->storage && ip->storage.use_count() == 1 && ip->offset == 0 &&
-         !ip->grad_fn && t.is_contiguous() && ip->storage->bytes() == size_t(t.numel()) * dtype_size(t.dtype());
+  return ip && ip.use_count() == handles && ip->storage && ip->storage.use_count() == 1 && ip->offset == 0 &&
+         !ip->grad_fn && t.is_contiguous() && ip->storage->bytes() == t.nbytes();
 }
+bool sole_owner(const Tensor& t) { return owns_whole_buffer(t, 1); }
 
 // g is the pass's own handle (moved from the node's results): when nothing else shares its
 // buffer it is taken as is, and a second gradient is added in place into a gradient the leaf
@@ -60,15 +62,12 @@ void accumulate_leaf(const Tensor& leaf, Tensor g) {
 
 namespace detail {
 Tensor accumulation_target(const Tensor& leaf) {
-  if (!t_in_backward || !leaf.defined() || !leaf.requires_grad() || leaf.impl().grad_fn) return Tensor();
-  const std::shared_ptr<TensorImpl>& g = leaf.impl().grad;
-  if (!g || g.use_count() != 1 || g->dtype != DType::f32 || !(g->storage && g->storage->device() == leaf.device()))
+  if (!t_in_backward || !leaf.defined() || !leaf.requires_grad() || leaf.impl().grad_fn || !leaf.impl().grad)
     return Tensor();
-  Tensor t(g);  // the leaf's handle and this one
-  if (!(t.impl().storage.use_count() == 1 && t.impl().offset == 0 && t.is_contiguous() &&
-        t.impl().storage->bytes() == t.nbytes() && t.shape() == leaf.shape()))
+  Tensor g(leaf.impl().grad);  // the leaf's handle and this one
+  if (!owns_whole_buffer(g, 2) || g.dtype() != DType::f32 || !(g.device() == leaf.device()) || g.shape() != leaf.shape())
     return Tensor();
-  return t;
+  return g;
 }
 }  // namespace detail
 

@@ -15,6 +15,12 @@ void check_float(const char* op, const Tensor& t, const char* role) {
                  "rounds GEMM inputs only), got " + t.desc() + " (convert with .to(DType::f32))");
 }
 
+Tensor bf16_copy(const Backend& be, const float* src, int64_t rows, int64_t cols, Device dev) {
+  Tensor out = Tensor::empty({rows, cols}, DType::bf16, dev);
+  be.pack_bf16_matrix(src, rows, cols, cols, bf16_ptr(out));
+  return out;
+}
+
 Tensor dense(const Tensor& t) {
   if (t.is_contiguous()) return t.detach();
   NoGradGuard g;

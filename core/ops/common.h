@@ -34,6 +34,9 @@ T* ptr(const Tensor& t) {
 }
 inline float* fptr(const Tensor& t) { return ptr<float>(t); }
 inline uint16_t* bf16_ptr(const Tensor& t) { return ptr<uint16_t>(t); }  // bf16 bits
+// rows x cols f32 at src (leading dim cols) rounded to a new compact bf16 [rows, cols] tensor
+// on dev: the operand copy the bf16 GEMMs (precision = "bf16") read.
+Tensor bf16_copy(const Backend& be, const float* src, int64_t rows, int64_t cols, Device dev);
 // A single value read back to the host (a synchronisation on cuda).
 int64_t read_i64(const Tensor& t, int64_t i = 0);
 

@@ -93,14 +93,13 @@ Tensor linear_cross_entropy(const Tensor& x, const Tensor& w, const Tensor& bias
   const bool bf16 = matmul_precision() == MatmulPrecision::bf16;
   Tensor wb, xb, zb;
   if (bf16) {
-    wb = Tensor::empty({V, C}, DType::bf16, dev);
+    wb = bf16_copy(be, wp, V, C, dev);
     xb = Tensor::empty({std::max<int64_t>(R, 1), C}, DType::bf16, dev);
     if (grad) zb = Tensor::empty({std::max<int64_t>(R, 1), V}, DType::bf16, dev);
-    be.pack_bf16_matrix(wp, V, C, C, static_cast<uint16_t*>(wb.raw_data()));
   }
-  uint16_t* wbp = bf16 ? static_cast<uint16_t*>(wb.raw_data()) : nullptr;
-  uint16_t* xbp = bf16 ? static_cast<uint16_t*>(xb.raw_data()) : nullptr;
-  uint16_t* zbp = bf16 && grad ? static_cast<uint16_t*>(zb.raw_data()) : nullptr;
+  uint16_t* wbp = bf16 ? bf16_ptr(wb) : nullptr;
+  uint16_t* xbp = bf16 ? bf16_ptr(xb) : nullptr;
+  uint16_t* zbp = bf16 && grad ? bf16_ptr(zb) : nullptr;
   const int64_t one[1] = {1};
   for (int64_t r0 = 0; r0 < rows; r0 += R) {
     const int64_t n = std::min(R, rows - r0);

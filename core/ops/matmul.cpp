@@ -109,17 +109,18 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, bool w_in_ou
   // each operand is converted once per step instead of once per product. Same bits as
   // rounding inside each GEMM: the copies are the ones the GEMM would make.
   const bool bf16 = matmul_precision() == MatmulPrecision::bf16 && rows > 0;
-  Tensor Xb, Wb;
-  if (bf16) {
-    Xb = Tensor::empty({rows, in}, DType::bf16, dev);
-    Wb = Tensor::empty(W.shape(), DType::bf16, dev);
-    be.pack_bf16_matrix(fptr(X), rows, in, in, bf16_ptr(Xb));
-    be.pack_bf16_matrix(fptr(W), W.size(0), ldw, ldw, bf16_ptr(Wb));
-    be.gemm_bf16_packed(false, !w_in_out, rows, out_f, in, 1.f, bf16_ptr(Xb), in, bf16_ptr(Wb), ldw, 0.f, fptr(y),
-                        out_f);
-  } else {
-    be.gemm(false, !w_in_out, rows, out_f, in, 1.f, fptr(X), in, fptr(W), ldw, 0.f, fptr(y), out_f);
-  }
+  // One product of the layer, C = op(A) op(B): on the rounded copies under bf16, else in f32.
+  auto product = [bf16](const Backend& b, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const Tensor& A,
+                        const Tensor& A16, int64_t lda, const Tensor& B, const Tensor& B16, int64_t ldb, float* C,
+                        int64_t ldc) {
+    if (bf16)
+      b.gemm_bf16_packed(ta, tb, M, N, K, 1.f, bf16_ptr(A16), lda, bf16_ptr(B16), ldb, 0.f, C, ldc);
+    else
+      b.gemm(ta, tb, M, N, K, 1.f, fptr(A), lda, fptr(B), ldb, 0.f, C, ldc);
+  };
+  const Tensor Xb = bf16 ? bf16_copy(be, fptr(X), rows, in, dev) : Tensor();
+  const Tensor Wb = bf16 ? bf16_copy(be, fptr(W), W.size(0), ldw, dev) : Tensor();
+  product(be, false, !w_in_out, rows, out_f, in, X, Xb, in, W, Wb, ldw, fptr(y), out_f);
   if (Bb.defined()) be.add_bias_rows(fptr(y), fptr(Bb), rows, out_f);
   if (grad) {
     const bool gx = x.requires_grad(), gw = w.requires_grad(), gb = bias.defined() && bias.requires_grad();
@@ -130,31 +131,17 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, bool w_in_ou
       const Backend& bb = backend_for("linear", {&g});
       Tensor G = dense(g);
       Tensor dx, dw, db;
-      Tensor Gb;
-      if (bf16 && (gx || gw)) {
-        Gb = Tensor::empty({rows, out_f}, DType::bf16, dev);
-        bb.pack_bf16_matrix(fptr(G), rows, out_f, out_f, bf16_ptr(Gb));
-      }
+      const Tensor Gb = bf16 && (gx || gw) ? bf16_copy(bb, fptr(G), rows, out_f, dev) : Tensor();
       if (gx) {  // dx = g W^T  (W [in,out])  or  g W  (W [out,in])
         dx = Tensor::empty(x_shape, DType::f32, dev);
-        if (bf16)
-          bb.gemm_bf16_packed(false, w_in_out, rows, in, out_f, 1.f, bf16_ptr(Gb), out_f, bf16_ptr(Wb), ldw, 0.f,
-                              fptr(dx), in);
-        else
-          bb.gemm(false, w_in_out, rows, in, out_f, 1.f, fptr(G), out_f, fptr(W), ldw, 0.f, fptr(dx), in);
+        product(bb, false, w_in_out, rows, in, out_f, G, Gb, out_f, W, Wb, ldw, fptr(dx), in);
       }
       if (gw) {  // dW = x^T g ([in,out])  or  g^T x ([out,in])
         dw = Tensor::empty(w_shape, DType::f32, dev);
-        if (bf16 && w_in_out)
-          bb.gemm_bf16_packed(true, false, in, out_f, rows, 1.f, bf16_ptr(Xb), in, bf16_ptr(Gb), out_f, 0.f, fptr(dw),
-                              out_f);
-        else if (bf16)
-          bb.gemm_bf16_packed(true, false, out_f, in, rows, 1.f, bf16_ptr(Gb), out_f, bf16_ptr(Xb), in, 0.f, fptr(dw),
-                              in);
-        else if (w_in_out)
-          bb.gemm(true, false, in, out_f, rows, 1.f, fptr(X), in, fptr(G), out_f, 0.f, fptr(dw), out_f);
+        if (w_in_out)
+          product(bb, true, false, in, out_f, rows, X, Xb, in, G, Gb, out_f, fptr(dw), out_f);
         else
-          bb.gemm(true, false, out_f, in, rows, 1.f, fptr(G), out_f, fptr(X), in, 0.f, fptr(dw), in);
+          product(bb, true, false, out_f, in, rows, G, Gb, out_f, X, Xb, in, fptr(dw), in);
       }
       if (gb) {
         db = Tensor::empty({out_f}, DType::f32, dev);
