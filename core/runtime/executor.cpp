@@ -17,6 +17,7 @@
 #include <set>
 #include <sstream>
 
+#include "cpu/cpu_kernels.h"
 #include "dist/buckets.h"
 #include "dist/zero.h"
 #include "runtime/checkpoint.h"
@@ -152,6 +153,12 @@ Executor::Executor(GraphSpec graph, const PluginRegistry& registry, RunOptions o
   set_num_threads(opt_.threads >= 0 ? opt_.threads : g_.threads);
   previous_precision_ = matmul_precision();
   set_matmul_precision(parse_matmul_precision(g_.precision));
+  if (matmul_precision() == MatmulPrecision::bf16 && device_.is_cpu() && !cpu::gemm_bf16_native() &&
+      opt_.comm->is_writer())
+    std::fprintf(stderr,
+                 "warning: precision = \"bf16\": this CPU has no bf16 GEMM in oneDNN (it needs AVX-512; "
+                 "SCION_CPU_BF16=emulate also forces this), so the bf16 GEMMs are emulated in f32: the same "
+                 "rounding of their inputs, slower than precision = \"f32\"\n");
   tty_ = opt_.progress == 1 || (opt_.progress < 0 && ::isatty(STDOUT_FILENO));
 }
 

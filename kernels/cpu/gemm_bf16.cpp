@@ -3,6 +3,13 @@
 // CPU has it), C stays f32. Master weights, optimizer state, LayerNorm, softmax and losses
 // never see bf16: only the GEMM inputs do, as in PyTorch's CPU autocast.
 //
+// Without bf16 hardware (oneDNN 2.6 builds bf16 matmuls only from AVX-512 up; an AVX2 CPU such
+// as AMD Zen 3 has none), or with SCION_CPU_BF16=emulate in the environment, the same GEMM is
+// emulated: the rounded inputs are widened back to f32 (exactly) and multiplied by the f32
+// path. Each product of two bf16 values is exact in f32, so only the order of the f32
+// accumulation differs from the hardware path; the semantics (bf16 inputs, f32 accumulation)
+// and the thread-count determinism are the same, the speed is f32's less the widening.
+//
 // Determinism is kept as in gemm.cpp: the inputs are converted once per call, then C is cut
 // into the same shape-only blocks (gemm_blocks.h), each computed by one single-threaded oneDNN matmul, so the
 // bits do not depend on the thread count. oneDNN's OpenMP runtime is held to one thread on
@@ -10,11 +17,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <dnnl.hpp>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <vector>
@@ -202,7 +212,43 @@ void gemm_onednn(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
   });
 }
 
+// Widens n bf16 values to f32: exact, a 16-bit shift.
+void widen_bf16(const uint16_t* src, int64_t n, float* dst) {
+  parallel_range(n, 16384, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const uint32_t u = uint32_t(src[i]) << 16;
+      std::memcpy(dst + i, &u, 4);
+    }
+  });
+}
+
+struct Widened {
+  std::vector<float> a, b;
+};
+Pool<Widened> g_widened;
+
+// Can oneDNN build a bf16 matmul on this CPU? Asked once, with a small product.
+bool probe_native_bf16() {
+  if (const char* e = std::getenv("SCION_CPU_BF16")) {
+    const std::string v(e);
+    if (v == "emulate") return false;
+    if (!v.empty() && v != "native")
+      throw std::runtime_error("SCION_CPU_BF16='" + v + "': expected \"native\" or \"emulate\" (or unset)");
+  }
+  try {
+    primitive(16, 16, 16, false, false, 16, 16, 16, 1.f, 0.f, false);
+    return true;
+  } catch (const dnnl::error&) {
+    return false;
+  }
+}
+
 }  // namespace
+
+bool gemm_bf16_native() {
+  static const bool native = probe_native_bf16();
+  return native;
+}
 
 void set_gemm_bf16(bool on) { g_bf16.store(on); }
 bool gemm_bf16() { return g_bf16.load(std::memory_order_relaxed); }
@@ -213,7 +259,22 @@ void pack_bf16_matrix(const float* src, int64_t rows, int64_t cols, int64_t ld, 
 
 void gemm_bf16_packed(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* a, int64_t la,
                       const uint16_t* b, int64_t lb, float beta, float* C, int64_t ldc) {
-  gemm_onednn(ta, tb, M, N, K, alpha, a, la, b, lb, beta, C, ldc);
+  if (gemm_bf16_native()) return gemm_onednn(ta, tb, M, N, K, alpha, a, la, b, lb, beta, C, ldc);
+  // Emulated: the stored extents of op(A) and op(B) (leading dims kept) widened to f32.
+  if (M == 0 || N == 0) return;
+  if (K == 0) {  // no products: C = beta C
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
+    return;
+  }
+  const int64_t a_n = ta ? (K - 1) * la + M : (M - 1) * la + K, b_n = tb ? (N - 1) * lb + K : (K - 1) * lb + N;
+  auto buf = g_widened.acquire();
+  buf->a.resize(size_t(a_n));
+  buf->b.resize(size_t(b_n));
+  widen_bf16(a, a_n, buf->a.data());
+  widen_bf16(b, b_n, buf->b.data());
+  gemm_onednn<float>(ta, tb, M, N, K, alpha, buf->a.data(), la, buf->b.data(), lb, beta, C, ldc);
+  g_widened.release(std::move(buf));
 }
 
 void gemm_bf16_inputs(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,

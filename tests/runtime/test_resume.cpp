@@ -212,6 +212,33 @@ TEST(Resume, Bf16FollowsTheF32CurveWithinItsTolerance) {
   fs::remove_all(dir);
 }
 
+// Where oneDNN has no bf16 GEMM (an AVX2 CPU; forced here by SCION_CPU_BF16=emulate) a bf16
+// run still trains, emulating the bf16 GEMMs in f32, and says so once; a bad value of the
+// variable is refused by name.
+TEST(Resume, Bf16WithoutBf16HardwareSaysItIsEmulated) {
+  const fs::path dir = temp("bf16_emulated");
+  std::string text = kGraph;
+  for (size_t at; (at = text.find("@DATA@")) != std::string::npos;) text.replace(at, 6, SCION_SOURCE_DIR);
+  std::ofstream(dir / "g.toml") << text;
+  auto run = [&](const std::string& env, const std::string& out) {
+    const std::string cmd = env + " " + SCION_EXE + " run " + (dir / "g.toml").string() + " --out " +
+                            (dir / out).string() + " --plain --set run.precision=bf16 --set stages.0.steps=3 --set stages.1.steps=2 2>&1";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    std::string text_out;
+    char buf[4096];
+    while (p && std::fgets(buf, sizeof buf, p)) text_out += buf;
+    return std::pair<int, std::string>{p ? ::pclose(p) : -1, text_out};
+  };
+  const auto [rc, out] = run("SCION_CPU_BF16=emulate", "emulated");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("the bf16 GEMMs are emulated in f32"), std::string::npos) << out;
+  EXPECT_EQ(metrics(dir / "emulated").size(), 5u);
+  const auto [bad_rc, bad_out] = run("SCION_CPU_BF16=fast", "bad");
+  EXPECT_NE(bad_rc, 0);
+  EXPECT_NE(bad_out.find("SCION_CPU_BF16='fast': expected \"native\" or \"emulate\""), std::string::npos) << bad_out;
+  fs::remove_all(dir);
+}
+
 TEST(Resume, StageFilesResumeEachStreamWhereItWas) {
   // The second stage reads another domain (data.text's stage_files); killed there, the run
   // resumes both streams' positions.
