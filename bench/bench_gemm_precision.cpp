@@ -52,7 +52,8 @@ int main(int argc, char** argv) {
       {"head logits", 512, 50304, 256, false, true},    {"head dx (K split)", 512, 256, 50304, false, false},
       {"head dW", 50304, 256, 512, true, false},
   };
-  std::printf("threads %d; GFLOP/s, fastest of 8\n", threads);
+  std::printf("threads %d; GFLOP/s, fastest of 8; bf16 %s\n", threads,
+              gemm_bf16_native() ? "in hardware (oneDNN)" : "EMULATED in f32 (no bf16 GEMM on this CPU)");
   std::printf("%-18s %6s %6s %6s | %8s | %10s %6s | %10s %6s\n", "product", "M", "N", "K", "f32", "bf16 pre", "x f32",
               "bf16 call", "x f32");
   for (const Shape& s : shapes) {

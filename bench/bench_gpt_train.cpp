@@ -157,7 +157,9 @@ int run(int argc, char** argv) {
   struct rusage ru;  // the training's peak, before the ceiling's own buffers
   ::getrusage(RUSAGE_SELF, &ru);
   const double gemm_s = dev.is_cpu() ? step_gemm_seconds(cfg, batch) : 0.0;
-  std::printf("scion  device=%s head=%s precision=%s threads=%d layers=%lld width=%lld heads=%lld T=%lld B=%lld V=%lld params=%.2fM\n", dev.str().c_str(), fused ? "fused" : "unfused", precision_name(matmul_precision()), num_threads(),
+  const bool emulated = matmul_precision() == MatmulPrecision::bf16 && dev.is_cpu() && !matmul_bf16_native();
+  std::printf("scion  device=%s head=%s precision=%s threads=%d layers=%lld width=%lld heads=%lld T=%lld B=%lld V=%lld params=%.2fM\n", dev.str().c_str(), fused ? "fused" : "unfused",
+              emulated ? "bf16(emulated in f32: no bf16 GEMM on this CPU)" : precision_name(matmul_precision()), num_threads(),
               (long long)cfg.layers, (long long)cfg.width, (long long)cfg.heads, (long long)T, (long long)batch,
               (long long)cfg.vocab, double(model.parameter_count()) / 1e6);
   // The MFU count: 6N + 6·L·C·T FLOPs per token (N = every parameter, embeddings included).

@@ -17,7 +17,6 @@
 #include <set>
 #include <sstream>
 
-#include "cpu/cpu_kernels.h"
 #include "dist/buckets.h"
 #include "dist/zero.h"
 #include "runtime/checkpoint.h"
@@ -153,7 +152,7 @@ Executor::Executor(GraphSpec graph, const PluginRegistry& registry, RunOptions o
   set_num_threads(opt_.threads >= 0 ? opt_.threads : g_.threads);
   previous_precision_ = matmul_precision();
   set_matmul_precision(parse_matmul_precision(g_.precision));
-  if (matmul_precision() == MatmulPrecision::bf16 && device_.is_cpu() && !cpu::gemm_bf16_native() &&
+  if (matmul_precision() == MatmulPrecision::bf16 && device_.is_cpu() && !matmul_bf16_native() &&
       opt_.comm->is_writer())
     std::fprintf(stderr,
                  "warning: precision = \"bf16\": this CPU has no bf16 GEMM in oneDNN (it needs AVX-512; "

@@ -15,6 +15,8 @@ MatmulPrecision parse_matmul_precision(const std::string& name) {
   throw Error("precision '" + name + "': expected \"f32\" or \"bf16\"");
 }
 
+bool matmul_bf16_native() { return cpu::gemm_bf16_native(); }
+
 const char* precision_name(MatmulPrecision p) { return p == MatmulPrecision::bf16 ? "bf16" : "f32"; }
 
 }  // namespace scion

@@ -58,6 +58,9 @@ bool gemm_bf16();
 // Whether oneDNN multiplies bf16 in hardware here (AVX-512 and up); false on an AVX2 CPU or
 // with SCION_CPU_BF16=emulate, and the bf16 GEMMs are then emulated in f32 (gemm_bf16.cpp).
 bool gemm_bf16_native();
+// Which library multiplies each f32 block (gemm_bf16.cpp).
+enum class GemmEngine { onednn, openblas };
+GemmEngine gemm_f32_engine();
 void gemm_bf16_inputs(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                       int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 // The bf16 GEMM on inputs rounded once by the caller (an operand several GEMMs read, such as

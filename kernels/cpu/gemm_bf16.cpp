@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <cblas.h>
 #include <dnnl.hpp>
 #include <map>
 #include <memory>
@@ -36,6 +37,7 @@
 // GCC's OpenMP runtime (libgomp, linked by name: top-level CMakeLists.txt); no omp.h, which a
 // clang build would take from its own runtime.
 extern "C" void omp_set_num_threads(int);
+extern "C" void openblas_set_num_threads(int);
 
 namespace scion::cpu {
 namespace {
@@ -143,6 +145,13 @@ template <class In>
 void block(bool ta, bool tb, int64_t m, int64_t n, int64_t K, float alpha, const In* A, int64_t lda, const In* B,
            int64_t ldb, float beta, float* C, int64_t ldc) {
   constexpr bool f32_inputs = std::is_same_v<In, float>;
+  if constexpr (f32_inputs) {
+    if (gemm_f32_engine() == GemmEngine::openblas) {
+      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, blasint(m),
+                  blasint(n), blasint(K), alpha, A, blasint(lda), B, blasint(ldb), beta, C, blasint(ldc));
+      return;
+    }
+  }
   single_threaded_omp();
   const Prim p = primitive(m, n, K, ta, tb, lda, ldb, ldc, alpha, beta, f32_inputs);
   thread_local dnnl::stream stream(engine());
@@ -244,6 +253,23 @@ bool probe_native_bf16() {
 }
 
 }  // namespace
+
+GemmEngine gemm_f32_engine() {
+  static const GemmEngine e = [] {
+    if (const char* v = std::getenv("SCION_CPU_GEMM")) {
+      const std::string s(v);
+      if (s == "onednn") return GemmEngine::onednn;
+      if (s == "openblas") {
+        openblas_set_num_threads(1);  // one single-threaded call per block, as oneDNN's
+        return GemmEngine::openblas;
+      }
+      if (!s.empty())
+        throw std::runtime_error("SCION_CPU_GEMM='" + s + "': expected \"onednn\" or \"openblas\" (or unset)");
+    }
+    return GemmEngine::onednn;
+  }();
+  return e;
+}
 
 bool gemm_bf16_native() {
   static const bool native = probe_native_bf16();

@@ -35,7 +35,8 @@ constexpr uint32_t kSdkAbiMajor = 6;  // 2: Op::carry_state; 3: Loss::idle_input
                                       //    prompt nodes run in the step graph
                                       // 6: Model::lm_head (the fused LM head + loss), StepContext::wanted_outputs,
                                       //    GateKind::hidden_kept (CoFi's hidden gate), ParamLayout::hidden_fold
-constexpr uint32_t kSdkAbiMinor = 2;  // 6.1: nn::Module::to(Device) (issue 16); 6.2: ops::add_inplace (issue 18)
+constexpr uint32_t kSdkAbiMinor = 3;  // 6.1: nn::Module::to(Device) (issue 16); 6.2: ops::add_inplace (issue 18);
+                                      // 6.3: matmul_bf16_native (issue 18)
 
 enum class PluginKind { data, tokenizer, model, op, loss, prompt, optimizer, evaluator };
 const char* kind_name(PluginKind k);
