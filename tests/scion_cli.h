@@ -25,9 +25,9 @@ struct Result {
   std::string out;  // stdout and stderr
 };
 
-// Runs `scion ARGS` in the source tree.
-inline Result sh(const std::string& args) {
-  const std::string cmd = std::string("cd ") + SCION_SOURCE_DIR + " && " + SCION_EXE + " " + args + " 2>&1";
+// Runs `scion ARGS` in the source tree; `env`: assignments put before it ("NAME=value ...").
+inline Result sh(const std::string& args, const std::string& env = "") {
+  const std::string cmd = std::string("cd ") + SCION_SOURCE_DIR + " && " + env + " " + SCION_EXE + " " + args + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];

@@ -17,6 +17,7 @@
 #include <set>
 #include <sstream>
 
+#include "cpu/cpu_kernels.h"
 #include "dist/buckets.h"
 #include "dist/zero.h"
 #include "runtime/checkpoint.h"
@@ -152,8 +153,11 @@ Executor::Executor(GraphSpec graph, const PluginRegistry& registry, RunOptions o
   set_num_threads(opt_.threads >= 0 ? opt_.threads : g_.threads);
   previous_precision_ = matmul_precision();
   set_matmul_precision(parse_matmul_precision(g_.precision));
-  if (matmul_precision() == MatmulPrecision::bf16 && device_.is_cpu() && !matmul_bf16_native() &&
-      opt_.comm->is_writer())
+  // The CPU GEMM settings of the environment (SCION_CPU_BF16, SCION_CPU_GEMM) are read and a
+  // bad value refused here, before the run writes anything, not at its first product.
+  cpu::gemm_f32_engine();
+  const bool bf16_native = matmul_bf16_native();
+  if (matmul_precision() == MatmulPrecision::bf16 && device_.is_cpu() && !bf16_native && opt_.comm->is_writer())
     std::fprintf(stderr,
                  "warning: precision = \"bf16\": this CPU has no bf16 GEMM in oneDNN (it needs AVX-512; "
                  "SCION_CPU_BF16=emulate also forces this), so the bf16 GEMMs are emulated in f32: the same "

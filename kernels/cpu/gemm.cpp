@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "cpu/cpu_kernels.h"
+#include "cpu/gemm_blocks.h"
 #include "cpu/parallel.h"
 
 extern "C" void openblas_set_num_threads(int);
@@ -27,12 +28,7 @@ void blas_single_threaded() {
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   blas_single_threaded();
-  if (M == 0 || N == 0) return;
-  if (K == 0) {  // a library may skip the beta scaling when K == 0
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
-    return;
-  }
+  if (gemm_degenerate(M, N, K, beta, C, ldc)) return;
   if (gemm_bf16()) return gemm_bf16_inputs(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   gemm_f32_onednn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

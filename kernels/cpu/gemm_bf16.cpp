@@ -287,12 +287,7 @@ void gemm_bf16_packed(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float a
                       const uint16_t* b, int64_t lb, float beta, float* C, int64_t ldc) {
   if (gemm_bf16_native()) return gemm_onednn(ta, tb, M, N, K, alpha, a, la, b, lb, beta, C, ldc);
   // Emulated: the stored extents of op(A) and op(B) (leading dims kept) widened to f32.
-  if (M == 0 || N == 0) return;
-  if (K == 0) {  // no products: C = beta C
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
-    return;
-  }
+  if (gemm_degenerate(M, N, K, beta, C, ldc)) return;
   const int64_t a_n = ta ? (K - 1) * la + M : (M - 1) * la + K, b_n = tb ? (N - 1) * lb + K : (K - 1) * lb + N;
   auto buf = g_widened.acquire();
   buf->a.resize(size_t(a_n));

@@ -9,6 +9,16 @@
 
 namespace scion::cpu {
 
+// A product with no output or no inner size, done here: C = beta C when K == 0 (a library may
+// skip the beta scaling then). True when there is nothing left for a GEMM library to do.
+inline bool gemm_degenerate(int64_t M, int64_t N, int64_t K, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return true;
+  if (K != 0) return false;
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
+  return true;
+}
+
 // Block edge for splitting n rows or columns into at most ~32 blocks of >= 64 (a multiple of 16).
 inline int64_t gemm_block_edge(int64_t n) {
   int64_t b = (n + 31) / 32;

@@ -221,21 +221,23 @@ TEST(Resume, Bf16WithoutBf16HardwareSaysItIsEmulated) {
   for (size_t at; (at = text.find("@DATA@")) != std::string::npos;) text.replace(at, 6, SCION_SOURCE_DIR);
   std::ofstream(dir / "g.toml") << text;
   auto run = [&](const std::string& env, const std::string& out) {
-    const std::string cmd = env + " " + SCION_EXE + " run " + (dir / "g.toml").string() + " --out " +
-                            (dir / out).string() + " --plain --set run.precision=bf16 --set stages.0.steps=3 --set stages.1.steps=2 2>&1";
-    FILE* p = ::popen(cmd.c_str(), "r");
-    std::string text_out;
-    char buf[4096];
-    while (p && std::fgets(buf, sizeof buf, p)) text_out += buf;
-    return std::pair<int, std::string>{p ? ::pclose(p) : -1, text_out};
+    return sh("run " + (dir / "g.toml").string() + " --out " + (dir / out).string() +
+                  " --plain --set run.precision=bf16 --set stages.0.steps=3 --set stages.1.steps=2",
+              env);
   };
   const auto [rc, out] = run("SCION_CPU_BF16=emulate", "emulated");
   EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("the bf16 GEMMs are emulated in f32"), std::string::npos) << out;
   EXPECT_EQ(metrics(dir / "emulated").size(), 5u);
+  // Bad values of either variable are refused before the run writes anything.
   const auto [bad_rc, bad_out] = run("SCION_CPU_BF16=fast", "bad");
   EXPECT_NE(bad_rc, 0);
   EXPECT_NE(bad_out.find("SCION_CPU_BF16='fast': expected \"native\" or \"emulate\""), std::string::npos) << bad_out;
+  const auto [bad_gemm_rc, bad_gemm_out] = run("SCION_CPU_GEMM=mkl", "bad");
+  EXPECT_NE(bad_gemm_rc, 0);
+  EXPECT_NE(bad_gemm_out.find("SCION_CPU_GEMM='mkl': expected \"onednn\" or \"openblas\""), std::string::npos)
+      << bad_gemm_out;
+  EXPECT_FALSE(fs::exists(dir / "bad"));
   fs::remove_all(dir);
 }
 
