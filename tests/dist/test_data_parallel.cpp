@@ -148,7 +148,9 @@ TEST(DataParallel, ZeroStageOneShardsTheOptimizerStateAndKeepsTheCurve) {
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [k, t] : a) {
     ASSERT_TRUE(b.count(k)) << k;
-    if (t.dtype() == DType::f32) EXPECT_EQ(t.to_vector(), b.at(k).to_vector()) << k;
+    if (t.dtype() == DType::f32) {
+      EXPECT_EQ(t.to_vector(), b.at(k).to_vector()) << k;
+    }
   }
   fs::remove_all(dir);
 }

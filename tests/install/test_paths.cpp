@@ -174,7 +174,7 @@ TEST(GraphPaths, AMissingFileNamesEveryBaseTried) {
   EXPECT_EQ(d[0].pos.column, 9);
   EXPECT_NE(d[0].message.find("'files' in node 'corpus' (data.text): no file matches 'nowhere/*.txt'"), std::string::npos)
       << d[0].message;
-  for (const std::string base : {"the current directory (" + fs::current_path().string() + ")",
+  for (const std::string& base : {"the current directory (" + fs::current_path().string() + ")",
                                  "the graph's directory (" + t.graphs.string() + ")",
                                  "Scion's data directory (" + data_dir() + ")"})
     EXPECT_NE(d[0].hint.find(base), std::string::npos) << base << "\n" << d[0].hint;

@@ -59,7 +59,9 @@ TEST(ElleLineage, SixToTwelveInStepsEndsInterleaved) {
       std::vector<int64_t> count(6, 0);
       for (size_t i = 0; i < after.size(); ++i) {
         ++count[size_t(after[i])];
-        if (i > 0) EXPECT_LE(after[i - 1], after[i]);
+        if (i > 0) {
+          EXPECT_LE(after[i - 1], after[i]);
+        }
       }
       for (int64_t c : count) EXPECT_TRUE(c == 1 || c == 2);
       // The layers that were there stay, in order (a subsequence of the new order).

@@ -162,7 +162,9 @@ TEST(SegmentCorpusTest, DocumentIdsAdvanceAfterEndOfText) {
       EXPECT_GE(d, last);
       last = d;
       // A position right after an end-of-text token starts the next document.
-      if (t > 0 && c.windows[w][size_t(t - 1)] == 0) EXPECT_EQ(d, c.docs[w][size_t(t - 1)] + 1);
+      if (t > 0 && c.windows[w][size_t(t - 1)] == 0) {
+        EXPECT_EQ(d, c.docs[w][size_t(t - 1)] + 1);
+      }
     }
   EXPECT_EQ(last, 2);  // three documents
 }

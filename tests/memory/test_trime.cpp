@@ -18,7 +18,7 @@ struct Case {
 };
 
 Case make_case(int64_t B, int64_t T, int64_t V, int64_t C, uint64_t seed, int64_t ignore_at = -1) {
-  Case c{B, T, V, C};
+  Case c{B, T, V, C, {}, {}, {}};
   c.logits = Tensor::randn({B, T, V}, seed, 0.f, 1.f);
   c.reps = Tensor::randn({B, T, C}, seed + 1, 0.f, 1.5f);
   // Few distinct labels so that memories often hold the target.
@@ -114,7 +114,9 @@ TEST(TrimeLoss, NoPositionSeesItselfOrTheFuture) {
         EXPECT_FALSE(in_memory(loc, i, j)) << i << " sees " << j;
         EXPECT_FALSE(in_memory(lng, i, j)) << i << " sees " << j;
       }
-      if (j / T != i / T) EXPECT_FALSE(in_memory(loc, i, j)) << "local memory left the segment";
+      if (j / T != i / T) {
+        EXPECT_FALSE(in_memory(loc, i, j)) << "local memory left the segment";
+      }
     }
   // Ext without local memory excludes the query's whole segment; with it, only its past.
   MemorySpec ext = spec(MemoryKind::ext, B, T);

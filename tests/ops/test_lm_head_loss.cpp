@@ -62,7 +62,9 @@ TEST(LinearCrossEntropy, EqualsTheUnfusedHeadAndLossForEveryChunking) {
       SCION_EXPECT_CLOSE(f.dx, test::to_double(ref.dx), 1e-7, 1e-5);
       // dW and db are summed chunk by chunk: f32 rounding of a different order.
       SCION_EXPECT_CLOSE(f.dw, test::to_double(ref.dw), 1e-7, 1e-5);
-      if (bias) SCION_EXPECT_CLOSE(f.db, test::to_double(ref.db), 1e-7, 1e-5);
+      if (bias) {
+        SCION_EXPECT_CLOSE(f.db, test::to_double(ref.db), 1e-7, 1e-5);
+      }
     }
   }
 }

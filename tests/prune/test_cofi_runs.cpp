@@ -173,8 +173,9 @@ TEST(CofiRuns, AKilledRunResumesMidPruningOnTheSameCurve) {
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) {
     EXPECT_EQ(json_number(got[i].at("loss")), json_number(want[i].at("loss"))) << "step " << i + 1;
-    if (want[i].contains("cofi/expected_sparsity"))
+    if (want[i].contains("cofi/expected_sparsity")) {
       EXPECT_EQ(json_number(got[i].at("cofi/expected_sparsity")), json_number(want[i].at("cofi/expected_sparsity")));
+    }
   }
   fs::remove_all(dir);
 }

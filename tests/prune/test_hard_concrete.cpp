@@ -179,7 +179,9 @@ TEST(HardConcrete, FiniteDifferenceGradientOfATrainedHiddenMaskInTheKeptLayerNor
   const auto got = m.grad().to_vector();
   const auto want = numeric_grad([&](const Tensor& t) { return double(f(t).item()); }, mask, 1e-3f);
   for (size_t i = 0; i < got.size(); ++i)
-    if (i != 2) EXPECT_NEAR(got[i], want[i], 3e-3) << i;
+    if (i != 2) {
+      EXPECT_NEAR(got[i], want[i], 3e-3) << i;
+    }
   EXPECT_GT(std::fabs(got[0]) + std::fabs(got[3]), 1e-3) << "the mask gets a gradient";
 }
 

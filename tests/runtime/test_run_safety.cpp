@@ -129,7 +129,7 @@ TEST(RunSafety, ANonFiniteStepStopsBeforeTheOptimizerAndLeavesNoBrokenCheckpoint
   // Every metrics line is strict JSON (no bare NaN), and every checkpoint left is finite.
   std::ifstream in(dir / "run" / "metrics.jsonl");
   int lines = 0;
-  for (std::string l; std::getline(in, l); ++lines) EXPECT_NO_THROW((void)nlohmann::json::parse(l)) << l;
+  for (std::string l; std::getline(in, l); ++lines) EXPECT_TRUE(nlohmann::json::accept(l)) << l;
   EXPECT_GT(lines, 3);
   EXPECT_LT(lines, 60);
   for (const auto& e : fs::directory_iterator(dir / "run" / "checkpoints")) {

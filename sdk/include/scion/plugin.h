@@ -62,7 +62,7 @@ struct ParamSpec {
   bool required = false;
   std::string doc;     // one line
   bool path = false;   // a file path or glob that must match an existing file at validation
-  std::vector<std::string> choices;  // string / string_list: the values allowed (empty: any)
+  std::vector<std::string> choices{};  // string / string_list: the values allowed (empty: any)
   bool has_min = false, has_max = false, min_exclusive = false, max_exclusive = false;
   double min = 0, max = 0;           // integer / number / integer_list: the range allowed
   bool has_kind = false;             // node / node_list: the named nodes must be of node_kind
