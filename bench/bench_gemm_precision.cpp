@@ -62,7 +62,8 @@ int main(int argc, char** argv) {
     std::vector<float> A(size_t(a_rows * a_cols)), B(size_t(b_rows * b_cols)), C(size_t(s.M * s.N));
     for (size_t i = 0; i < A.size(); ++i) A[i] = float(int(i % 97) - 48) / 64.f;
     for (size_t i = 0; i < B.size(); ++i) B[i] = float(int(i % 89) - 44) / 64.f;
-    std::vector<uint16_t> Ab(A.size()), Bb(B.size());
+    // Rounded copies: bf16 bits, or the rounded values as f32 where bf16 is emulated.
+    std::vector<float> Ab(A.size()), Bb(B.size());
     pack_bf16_matrix(A.data(), a_rows, a_cols, a_cols, Ab.data());
     pack_bf16_matrix(B.data(), b_rows, b_cols, b_cols, Bb.data());
     const double f32 = fastest([&] {

@@ -73,10 +73,14 @@ struct Backend {
   void (*gemm_batched)(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                        int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b, float beta,
                        float* C, int64_t ldc, int64_t stride_c);
-  // Operands rounded to bf16 once (linear_cross_entropy's weight).
-  void (*pack_bf16_matrix)(const float* src, int64_t rows, int64_t cols, int64_t ld, uint16_t* dst);
-  void (*gemm_bf16_packed)(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
-                           int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc);
+  // Operands rounded to bf16 once (linear's x, W and gradient, the fused head's weight). A
+  // rounded copy holds bf16 bits (2 bytes an element) where the device multiplies bf16, or the
+  // rounded values as f32 (4) where the CPU emulates the bf16 GEMM: bf16_operand_bytes() says
+  // which, bf16_copy (ops/common.h) allocates accordingly.
+  int64_t (*bf16_operand_bytes)();
+  void (*pack_bf16_matrix)(const float* src, int64_t rows, int64_t cols, int64_t ld, void* dst);
+  void (*gemm_bf16_packed)(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A,
+                           int64_t lda, const void* B, int64_t ldb, float beta, float* C, int64_t ldc);
   void (*add_bias_rows)(float* y, const float* bias, int64_t rows, int64_t n);
   void (*sum_rows)(const float* gy, float* gb, int64_t rows, int64_t n);
 
@@ -125,9 +129,10 @@ struct Backend {
                                  int64_t V, int64_t ignore_index, float scale, float* g);
   // Forward and backward of a chunk in one pass per row (the fused LM head; targets valid):
   // loss_rows and lse; with grad_f32 the logits become scale * (softmax - onehot) in place,
-  // with grad_bf16 (compact rows x V) that gradient is (also) written rounded to bf16.
+  // with grad_bf16 (compact rows x V, a rounded operand as pack_bf16_matrix writes one) that
+  // gradient is (also) written rounded to bf16.
   void (*cross_entropy_rows)(float* logits, const int64_t* targets, int64_t rows, int64_t V, int64_t ignore_index,
-                             float scale, float* loss_rows, float* lse, bool grad_f32, uint16_t* grad_bf16);
+                             float scale, float* loss_rows, float* lse, bool grad_f32, void* grad_bf16);
   void (*soft_cross_entropy_forward)(const float* x, const float* t, const uint8_t* mask, int64_t rows, int64_t V,
                                      float T, bool kl, float* loss_rows, float* lse_x, float* lse_t);
   void (*soft_cross_entropy_backward)(const float* x, const float* t, const uint8_t* mask, const float* lse_x,

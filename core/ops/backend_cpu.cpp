@@ -39,6 +39,7 @@ Backend make_cpu() {
   };
   b.gemm = cpu::gemm;  // follows cpu::gemm_bf16() itself
   b.gemm_batched = cpu::gemm_batched;
+  b.bf16_operand_bytes = cpu::bf16_operand_bytes;
   b.pack_bf16_matrix = cpu::pack_bf16_matrix;
   b.gemm_bf16_packed = cpu::gemm_bf16_packed;
   b.add_bias_rows = cpu::add_bias_rows;

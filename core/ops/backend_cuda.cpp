@@ -132,12 +132,13 @@ Backend make_cuda() {
                       int64_t ldc, int64_t sc) {
     gemm_any(ta, tb, batch, M, N, K, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc);
   };
-  b.pack_bf16_matrix = [](const float* src, int64_t rows, int64_t cols, int64_t ld, uint16_t* dst) {
+  b.bf16_operand_bytes = []() -> int64_t { return 2; };  // cuBLAS multiplies bf16 itself
+  b.pack_bf16_matrix = [](const float* src, int64_t rows, int64_t cols, int64_t ld, void* dst) {
     const int64_t shape[2] = {rows, cols}, strides[2] = {ld, 1};
     cuda::strided_copy(src, DType::f32, shape, strides, 2, dst, DType::bf16);
   };
-  b.gemm_bf16_packed = [](bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
-                          int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  b.gemm_bf16_packed = [](bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A,
+                          int64_t lda, const void* B, int64_t ldb, float beta, float* C, int64_t ldc) {
     cuda::gemm_ex(bf16_gemm_args(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc));
   };
   b.add_bias_rows = [](float* y, const float* bias, int64_t rows, int64_t n) { cuda::add_bias_rows(y, bias, rows, n); };
@@ -211,7 +212,7 @@ Backend make_cuda() {
   // Unlike the CPU, the logits are overwritten whenever a gradient is asked (grad_f32 false
   // with grad_bf16 set): linear_cross_entropy does not read them afterwards.
   b.cross_entropy_rows = [](float* logits, const int64_t* targets, int64_t rows, int64_t V, int64_t ignore,
-                            float scale, float* loss_rows, float* lse, bool grad_f32, uint16_t* grad_bf16) {
+                            float scale, float* loss_rows, float* lse, bool grad_f32, void* grad_bf16) {
     if (!grad_f32 && !grad_bf16) {
       Tensor cb = Tensor::empty({2}, DType::i64, Device::cuda(cuda::current_device()));
       int64_t* p = static_cast<int64_t*>(cb.raw_data());

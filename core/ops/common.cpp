@@ -15,9 +15,13 @@ void check_float(const char* op, const Tensor& t, const char* role) {
                  "rounds GEMM inputs only), got " + t.desc() + " (convert with .to(DType::f32))");
 }
 
+Tensor bf16_operand(const Backend& be, int64_t rows, int64_t cols, Device dev) {
+  return Tensor::empty({rows, cols}, be.bf16_operand_bytes() == 2 ? DType::bf16 : DType::f32, dev);
+}
+
 Tensor bf16_copy(const Backend& be, const float* src, int64_t rows, int64_t cols, Device dev) {
-  Tensor out = Tensor::empty({rows, cols}, DType::bf16, dev);
-  be.pack_bf16_matrix(src, rows, cols, cols, bf16_ptr(out));
+  Tensor out = bf16_operand(be, rows, cols, dev);
+  be.pack_bf16_matrix(src, rows, cols, cols, out.raw_data());
   return out;
 }
 

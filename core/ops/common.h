@@ -33,9 +33,11 @@ T* ptr(const Tensor& t) {
   return static_cast<T*>(t.raw_data());
 }
 inline float* fptr(const Tensor& t) { return ptr<float>(t); }
-inline uint16_t* bf16_ptr(const Tensor& t) { return ptr<uint16_t>(t); }  // bf16 bits
-// rows x cols f32 at src (leading dim cols) rounded to a new compact bf16 [rows, cols] tensor
-// on dev: the operand copy the bf16 GEMMs (precision = "bf16") read.
+// rows x cols f32 at src (leading dim cols) rounded to bf16 in a new compact [rows, cols]
+// tensor on dev: the operand copy the bf16 GEMMs (precision = "bf16") read. Its dtype is bf16,
+// or f32 holding the rounded values where the backend emulates the bf16 GEMM
+// (Backend::bf16_operand_bytes); gemm_bf16_packed takes either as its raw_data().
+Tensor bf16_operand(const Backend& be, int64_t rows, int64_t cols, Device dev);  // uninitialised
 Tensor bf16_copy(const Backend& be, const float* src, int64_t rows, int64_t cols, Device dev);
 // A single value read back to the host (a synchronisation on cuda).
 int64_t read_i64(const Tensor& t, int64_t i = 0);

@@ -91,15 +91,19 @@ Tensor linear_cross_entropy(const Tensor& x, const Tensor& w, const Tensor& bias
   // bf16 GEMMs (precision = "bf16") round their inputs; W is rounded once here instead of by
   // each chunk's two GEMMs, and each chunk's x and gradient once for their two GEMMs each.
   const bool bf16 = matmul_precision() == MatmulPrecision::bf16;
+  // Where the bf16 GEMM is emulated, a rounded operand is f32 (Backend::bf16_operand_bytes):
+  // the chunk's gradient is then rounded in place in z, unless the bias gradient needs it
+  // unrounded.
   Tensor wb, xb, zb;
+  const bool z_in_place = bf16 && be.bf16_operand_bytes() == 4 && !gb;
   if (bf16) {
     wb = bf16_copy(be, wp, V, C, dev);
-    xb = Tensor::empty({std::max<int64_t>(R, 1), C}, DType::bf16, dev);
-    if (grad) zb = Tensor::empty({std::max<int64_t>(R, 1), V}, DType::bf16, dev);
+    xb = bf16_operand(be, std::max<int64_t>(R, 1), C, dev);
+    if (grad && !z_in_place) zb = bf16_operand(be, std::max<int64_t>(R, 1), V, dev);
   }
-  uint16_t* wbp = bf16 ? bf16_ptr(wb) : nullptr;
-  uint16_t* xbp = bf16 ? bf16_ptr(xb) : nullptr;
-  uint16_t* zbp = bf16 && grad ? bf16_ptr(zb) : nullptr;
+  const void* wbp = bf16 ? wb.raw_data() : nullptr;
+  void* xbp = bf16 ? xb.raw_data() : nullptr;
+  void* zbp = !(bf16 && grad) ? nullptr : z_in_place ? static_cast<void*>(zp) : zb.raw_data();
   const int64_t one[1] = {1};
   for (int64_t r0 = 0; r0 < rows; r0 += R) {
     const int64_t n = std::min(R, rows - r0);

@@ -114,7 +114,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, bool w_in_ou
                         const Tensor& A16, int64_t lda, const Tensor& B, const Tensor& B16, int64_t ldb, float* C,
                         int64_t ldc) {
     if (bf16)
-      b.gemm_bf16_packed(ta, tb, M, N, K, 1.f, bf16_ptr(A16), lda, bf16_ptr(B16), ldb, 0.f, C, ldc);
+      b.gemm_bf16_packed(ta, tb, M, N, K, 1.f, A16.raw_data(), lda, B16.raw_data(), ldb, 0.f, C, ldc);
     else
       b.gemm(ta, tb, M, N, K, 1.f, fptr(A), lda, fptr(B), ldb, 0.f, C, ldc);
   };

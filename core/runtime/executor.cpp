@@ -161,7 +161,8 @@ Executor::Executor(GraphSpec graph, const PluginRegistry& registry, RunOptions o
     std::fprintf(stderr,
                  "warning: precision = \"bf16\": this CPU has no bf16 GEMM in oneDNN (it needs AVX-512; "
                  "SCION_CPU_BF16=emulate also forces this), so the bf16 GEMMs are emulated in f32: the same "
-                 "rounding of their inputs, slower than precision = \"f32\"\n");
+                 "rounding of their inputs, no faster than precision = \"f32\" (use it unless you want bf16's "
+                 "numerics)\n");
   tty_ = opt_.progress == 1 || (opt_.progress < 0 && ::isatty(STDOUT_FILENO));
 }
 

@@ -65,13 +65,17 @@ void gemm_bf16_inputs(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
                       int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 // The bf16 GEMM on inputs rounded once by the caller (an operand several GEMMs read, such as
 // linear_cross_entropy's weight): pack_bf16_matrix rounds rows x cols (leading dim ld) into a
-// compact row-major bf16 copy; gemm_bf16_packed takes such copies (leading dims la, lb).
-void pack_bf16_matrix(const float* src, int64_t rows, int64_t cols, int64_t ld, uint16_t* dst);
+// compact row-major copy; gemm_bf16_packed takes such copies (leading dims la, lb). A copy's
+// elements are bf16 bits where the bf16 GEMM runs in hardware, and the same rounded values
+// held as f32 where it is emulated (bf16_operand_bytes() 2 or 4): the emulation then
+// multiplies the copies as they are, with no widening per product.
+int64_t bf16_operand_bytes();
+void pack_bf16_matrix(const float* src, int64_t rows, int64_t cols, int64_t ld, void* dst);
 // The f32 GEMM through oneDNN's f32 matmul, in gemm()'s shape-only blocks (gemm_bf16.cpp).
 void gemm_f32_onednn(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                      int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
-void gemm_bf16_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
-                      int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc);
+void gemm_bf16_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const void* A,
+                      int64_t lda, const void* B, int64_t ldb, float beta, float* C, int64_t ldc);
 // batch of independent GEMMs with element strides between batch items (0 = shared).
 void gemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,
                   float alpha, const float* A, int64_t lda, int64_t stride_a, const float* B,
@@ -149,12 +153,13 @@ void cross_entropy_backward(const float* logits, const int64_t* targets, const f
 // (V floats) is read from memory once and stays in cache for its max, its exponentials and its
 // gradient. Targets must be valid (checked by the caller). Writes loss_rows and lse; with
 // grad_f32 the logits are overwritten by g = scale * (softmax - onehot) (zero on ignored
-// rows), with grad_bf16 (rows x V, compact) g is also or instead written rounded to bf16.
-// Without either the logits are left as they are. The loss has the bits of
+// rows), with grad_bf16 (rows x V, compact) g is also or instead written rounded to bf16, as
+// pack_bf16_matrix writes an operand (bf16_operand_bytes() per element; with 4, grad_bf16 may
+// be the logits themselves, rounded in place). Without either the logits are left as they are. The loss has the bits of
 // cross_entropy_forward's; g differs from cross_entropy_backward's by the rounding of
 // exp(x - max) / sum against exp(x - lse) (about one ulp).
 void cross_entropy_rows(float* logits, const int64_t* targets, int64_t rows, int64_t V, int64_t ignore_index,
-                        float scale, float* loss_rows, float* lse, bool grad_f32, uint16_t* grad_bf16);
+                        float scale, float* loss_rows, float* lse, bool grad_f32, void* grad_bf16);
 // Soft targets at temperature T: p = softmax(t/T), log q = log_softmax(x/T).
 // kl=false: row value -sum p log q; kl=true: sum p (log p - log q). Rows with mask 0 give 0.
 void soft_cross_entropy_forward(const float* x, const float* t, const uint8_t* mask, int64_t rows,

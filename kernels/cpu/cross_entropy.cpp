@@ -67,10 +67,14 @@ namespace {
 
 // One row of cross_entropy_rows: the exponentials stored in place while they are summed
 // (sum_exp_store: the same bits as row_lse's sum_exp, so the loss is cross_entropy_forward's),
-// then one scaling pass writes the gradient where Mode asks for it.
+// then one scaling pass writes the gradient where Mode asks for it. The rounded gradient is
+// an operand of the bf16 GEMMs (pack_bf16_matrix's form): bf16 bits (Op = uint16_t) or, where
+// they are emulated, the rounded values as f32 (Op = float; gb may then be x itself).
 enum class RowGrad { f32, bf16, both };
-template <RowGrad Mode>
-float fused_row(float* x, int64_t V, int64_t t, bool ignored, float scale, uint16_t* gb, float* loss) {
+inline uint16_t as_operand(float g, uint16_t*) { return f32_to_bf16(g); }
+inline float as_operand(float g, float*) { return bf16_to_f32(f32_to_bf16(g)); }
+template <RowGrad Mode, class Op>
+float fused_row(float* x, int64_t V, int64_t t, bool ignored, float scale, Op* gb, float* loss) {
   const float mx = max_scaled(x, V, 1.f);
   const float xt = ignored ? 0.f : x[t];
   const double sum = sum_exp_store(x, V, 1.f, mx, x);
@@ -78,7 +82,7 @@ float fused_row(float* x, int64_t V, int64_t t, bool ignored, float scale, uint1
   *loss = ignored ? 0.f : l - xt;
   if (ignored) {
     if constexpr (Mode != RowGrad::bf16) std::fill(x, x + V, 0.f);
-    if constexpr (Mode != RowGrad::f32) std::fill(gb, gb + V, uint16_t(0));
+    if constexpr (Mode != RowGrad::f32) std::fill(gb, gb + V, Op(0));
     return l;
   }
   const float c = float(double(scale) / sum);
@@ -86,24 +90,27 @@ float fused_row(float* x, int64_t V, int64_t t, bool ignored, float scale, uint1
   for (int64_t j = 0; j < V; ++j) {
     const float g = x[j] * c;
     if constexpr (Mode != RowGrad::bf16) x[j] = g;
-    if constexpr (Mode != RowGrad::f32) gb[j] = f32_to_bf16(g);
+    if constexpr (Mode != RowGrad::f32) gb[j] = as_operand(g, gb);
   }
   const float gt = et * c - scale;
   if constexpr (Mode != RowGrad::bf16) x[t] = gt;
-  if constexpr (Mode != RowGrad::f32) gb[t] = f32_to_bf16(gt);
+  if constexpr (Mode != RowGrad::f32) gb[t] = as_operand(gt, gb);
   return l;
 }
 
 }  // namespace
 
-void cross_entropy_rows(float* logits, const int64_t* targets, int64_t rows, int64_t V, int64_t ignore_index,
-                        float scale, float* loss_rows, float* lse, bool grad_f32, uint16_t* grad_bf16) {
+namespace {
+
+template <class Op>
+void rows_of(float* logits, const int64_t* targets, int64_t rows, int64_t V, int64_t ignore_index, float scale,
+             float* loss_rows, float* lse, bool grad_f32, Op* grad_bf16) {
   parallel_range(rows, grain_for(4 * V), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       float* x = logits + r * V;
       const int64_t t = targets[r];
       const bool ignored = t == ignore_index;
-      uint16_t* gb = grad_bf16 ? grad_bf16 + r * V : nullptr;
+      Op* gb = grad_bf16 ? grad_bf16 + r * V : nullptr;
       if (!grad_f32 && !grad_bf16) {
         const float l = row_lse(x, V, 1.f);
         lse[r] = l;
@@ -117,6 +124,17 @@ void cross_entropy_rows(float* logits, const int64_t* targets, int64_t rows, int
       }
     }
   });
+}
+
+}  // namespace
+
+void cross_entropy_rows(float* logits, const int64_t* targets, int64_t rows, int64_t V, int64_t ignore_index,
+                        float scale, float* loss_rows, float* lse, bool grad_f32, void* grad_bf16) {
+  if (bf16_operand_bytes() == 2)
+    rows_of(logits, targets, rows, V, ignore_index, scale, loss_rows, lse, grad_f32,
+            static_cast<uint16_t*>(grad_bf16));
+  else
+    rows_of(logits, targets, rows, V, ignore_index, scale, loss_rows, lse, grad_f32, static_cast<float*>(grad_bf16));
 }
 
 void soft_cross_entropy_forward(const float* x, const float* t, const uint8_t* mask, int64_t rows,

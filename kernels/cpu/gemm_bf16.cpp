@@ -5,10 +5,12 @@
 //
 // Without bf16 hardware (oneDNN 2.6 builds bf16 matmuls only from AVX-512 up; an AVX2 CPU such
 // as AMD Zen 3 has none), or with SCION_CPU_BF16=emulate in the environment, the same GEMM is
-// emulated: the rounded inputs are widened back to f32 (exactly) and multiplied by the f32
-// path. Each product of two bf16 values is exact in f32, so only the order of the f32
-// accumulation differs from the hardware path; the semantics (bf16 inputs, f32 accumulation)
-// and the thread-count determinism are the same, the speed is f32's less the widening.
+// emulated: the inputs are rounded to bf16 but held as f32 (the rounded values, exactly), and
+// multiplied by the f32 path. Each product of two bf16 values is exact in f32, so only the
+// order of the f32 accumulation differs from the hardware path; the semantics (bf16 inputs,
+// f32 accumulation) and the thread-count determinism are the same. An operand rounded once
+// (pack_bf16_matrix) is multiplied as it is, so the emulation costs f32's time plus one
+// rounding pass per operand; it was widening every copy for every product before (session 12).
 //
 // Determinism is kept as in gemm.cpp: the inputs are converted once per call, then C is cut
 // into the same shape-only blocks (gemm_blocks.h), each computed by one single-threaded oneDNN matmul, so the
@@ -52,13 +54,28 @@ uint16_t to_bf16(float f) {
   return uint16_t(u >> 16);
 }
 
-// rows x cols of a row-major matrix with leading dimension ld, packed (ld = cols) as bf16.
-void pack_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld, uint16_t* dst) {
+// The emulation's operand element: the bf16 value as an f32, to_bf16's rounding widened back.
+float rounded_to_bf16(float f) {
+  const uint32_t u = uint32_t(to_bf16(f)) << 16;
+  float r;
+  std::memcpy(&r, &u, 4);
+  return r;
+}
+
+// rows x cols of a row-major matrix with leading dimension ld, packed (ld = cols) as bf16
+// bits (Out = uint16_t) or as the rounded values in f32 (Out = float, the emulation).
+template <class Out>
+void pack_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld, Out* dst) {
   parallel_range(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1)), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const float* s = src + r * ld;
-      uint16_t* d = dst + r * cols;
-      for (int64_t c = 0; c < cols; ++c) d[c] = to_bf16(s[c]);
+      Out* d = dst + r * cols;
+      for (int64_t c = 0; c < cols; ++c) {
+        if constexpr (std::is_same_v<Out, float>)
+          d[c] = rounded_to_bf16(s[c]);
+        else
+          d[c] = to_bf16(s[c]);
+      }
     }
   });
 }
@@ -85,9 +102,10 @@ class Pool {
   std::mutex mu_;
   std::vector<std::unique_ptr<T>> free_;
 };
-// The packed inputs of one call.
+// The packed inputs of one call: bf16 bits, or (emulated) the rounded values as f32.
 struct Packed {
   std::vector<uint16_t> a, b;
+  std::vector<float> fa, fb;
 };
 Pool<Packed> g_packed;
 // oneDNN's own scratchpad is shared by the primitives of a process unless the library was
@@ -221,20 +239,6 @@ void gemm_onednn(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
   });
 }
 
-// Widens n bf16 values to f32: exact, a 16-bit shift.
-void widen_bf16(const uint16_t* src, int64_t n, float* dst) {
-  parallel_range(n, 16384, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const uint32_t u = uint32_t(src[i]) << 16;
-      std::memcpy(dst + i, &u, 4);
-    }
-  });
-}
-
-struct Widened {
-  std::vector<float> a, b;
-};
-Pool<Widened> g_widened;
 
 // Can oneDNN build a bf16 matmul on this CPU? Asked once, with a small product.
 bool probe_native_bf16() {
@@ -279,23 +283,24 @@ bool gemm_bf16_native() {
 void set_gemm_bf16(bool on) { g_bf16.store(on); }
 bool gemm_bf16() { return g_bf16.load(std::memory_order_relaxed); }
 
-void pack_bf16_matrix(const float* src, int64_t rows, int64_t cols, int64_t ld, uint16_t* dst) {
-  pack_bf16(src, rows, cols, ld, dst);
+int64_t bf16_operand_bytes() { return gemm_bf16_native() ? 2 : 4; }
+
+void pack_bf16_matrix(const float* src, int64_t rows, int64_t cols, int64_t ld, void* dst) {
+  if (gemm_bf16_native())
+    pack_bf16(src, rows, cols, ld, static_cast<uint16_t*>(dst));
+  else
+    pack_bf16(src, rows, cols, ld, static_cast<float*>(dst));
 }
 
-void gemm_bf16_packed(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* a, int64_t la,
-                      const uint16_t* b, int64_t lb, float beta, float* C, int64_t ldc) {
-  if (gemm_bf16_native()) return gemm_onednn(ta, tb, M, N, K, alpha, a, la, b, lb, beta, C, ldc);
-  // Emulated: the stored extents of op(A) and op(B) (leading dims kept) widened to f32.
+void gemm_bf16_packed(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void* a, int64_t la,
+                      const void* b, int64_t lb, float beta, float* C, int64_t ldc) {
+  if (gemm_bf16_native())
+    return gemm_onednn(ta, tb, M, N, K, alpha, static_cast<const uint16_t*>(a), la, static_cast<const uint16_t*>(b),
+                       lb, beta, C, ldc);
+  // Emulated: the copies already hold the rounded values in f32.
   if (gemm_degenerate(M, N, K, beta, C, ldc)) return;
-  const int64_t a_n = ta ? (K - 1) * la + M : (M - 1) * la + K, b_n = tb ? (N - 1) * lb + K : (K - 1) * lb + N;
-  auto buf = g_widened.acquire();
-  buf->a.resize(size_t(a_n));
-  buf->b.resize(size_t(b_n));
-  widen_bf16(a, a_n, buf->a.data());
-  widen_bf16(b, b_n, buf->b.data());
-  gemm_onednn<float>(ta, tb, M, N, K, alpha, buf->a.data(), la, buf->b.data(), lb, beta, C, ldc);
-  g_widened.release(std::move(buf));
+  gemm_onednn(ta, tb, M, N, K, alpha, static_cast<const float*>(a), la, static_cast<const float*>(b), lb, beta, C,
+              ldc);
 }
 
 void gemm_bf16_inputs(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
@@ -303,11 +308,19 @@ void gemm_bf16_inputs(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float a
   // Packed copies keep each input's layout (transposed or not) with a compact leading dim.
   const int64_t a_rows = ta ? K : M, a_cols = ta ? M : K, b_rows = tb ? N : K, b_cols = tb ? K : N;
   auto buf = g_packed.acquire();
-  buf->a.resize(size_t(a_rows * a_cols));
-  buf->b.resize(size_t(b_rows * b_cols));
-  pack_bf16(A, a_rows, a_cols, lda, buf->a.data());
-  pack_bf16(B, b_rows, b_cols, ldb, buf->b.data());
-  gemm_bf16_packed(ta, tb, M, N, K, alpha, buf->a.data(), a_cols, buf->b.data(), b_cols, beta, C, ldc);
+  void *pa, *pb;
+  if (gemm_bf16_native()) {
+    buf->a.resize(size_t(a_rows * a_cols));
+    buf->b.resize(size_t(b_rows * b_cols));
+    pa = buf->a.data(), pb = buf->b.data();
+  } else {
+    buf->fa.resize(size_t(a_rows * a_cols));
+    buf->fb.resize(size_t(b_rows * b_cols));
+    pa = buf->fa.data(), pb = buf->fb.data();
+  }
+  pack_bf16_matrix(A, a_rows, a_cols, lda, pa);
+  pack_bf16_matrix(B, b_rows, b_cols, ldb, pb);
+  gemm_bf16_packed(ta, tb, M, N, K, alpha, pa, a_cols, pb, b_cols, beta, C, ldc);
   g_packed.release(std::move(buf));
 }
 

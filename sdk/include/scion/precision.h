@@ -14,6 +14,6 @@ MatmulPrecision parse_matmul_precision(const std::string& name);  // "f32" | "bf
 const char* precision_name(MatmulPrecision p);
 // Whether the CPU multiplies bf16 in hardware (oneDNN's AVX-512 bf16 matmul). Without it (an
 // AVX2 CPU, or SCION_CPU_BF16=emulate) precision bf16 emulates its GEMMs in f32: the same
-// rounded inputs and f32 accumulation, slower than f32.
+// rounded inputs and f32 accumulation, at about f32's speed (no faster).
 bool matmul_bf16_native();
 }  // namespace scion
