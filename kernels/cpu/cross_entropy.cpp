@@ -98,10 +98,6 @@ float fused_row(float* x, int64_t V, int64_t t, bool ignored, float scale, Op* g
   return l;
 }
 
-}  // namespace
-
-namespace {
-
 template <class Op>
 void rows_of(float* logits, const int64_t* targets, int64_t rows, int64_t V, int64_t ignore_index, float scale,
              float* loss_rows, float* lse, bool grad_f32, Op* grad_bf16) {

@@ -46,22 +46,6 @@ namespace {
 
 std::atomic<bool> g_bf16{false};
 
-uint16_t to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);  // NaN stays a (quiet) NaN
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return uint16_t(u >> 16);
-}
-
-// The emulation's operand element: the bf16 value as an f32, to_bf16's rounding widened back.
-float rounded_to_bf16(float f) {
-  const uint32_t u = uint32_t(to_bf16(f)) << 16;
-  float r;
-  std::memcpy(&r, &u, 4);
-  return r;
-}
-
 // rows x cols of a row-major matrix with leading dimension ld, packed (ld = cols) as bf16
 // bits (Out = uint16_t) or as the rounded values in f32 (Out = float, the emulation).
 template <class Out>
@@ -72,9 +56,9 @@ void pack_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld, Out* ds
       Out* d = dst + r * cols;
       for (int64_t c = 0; c < cols; ++c) {
         if constexpr (std::is_same_v<Out, float>)
-          d[c] = rounded_to_bf16(s[c]);
+          d[c] = bf16_to_f32(f32_to_bf16(s[c]));  // the emulation's operand: the rounded value
         else
-          d[c] = to_bf16(s[c]);
+          d[c] = f32_to_bf16(s[c]);
       }
     }
   });
