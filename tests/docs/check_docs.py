@@ -14,7 +14,8 @@ A snippet is a fenced block right after a marker line in the document:
     ```
 
 Its text must be the lines of the source file (a path from ROOT) between
-`// [snippet: hidden_l2]` and `// [end snippet: hidden_l2]`, less their common indentation.
+`// [snippet: hidden_l2]` and `// [end snippet: hidden_l2]` (`#` instead of `//` in CMake
+files), less their common indentation.
 The sources are files the test suite builds (sdk/example is built by sdk_example_plugin),
 so code shown in the docs compiles.
 """
@@ -44,8 +45,8 @@ def region(root, path, name):
     if not os.path.isfile(full):
         raise LookupError(f"{path} does not exist")
     lines = open(full, encoding="utf-8").read().split("\n")
-    begin = [i for i, l in enumerate(lines) if l.strip() == f"// [snippet: {name}]"]
-    end = [i for i, l in enumerate(lines) if l.strip() == f"// [end snippet: {name}]"]
+    begin = [i for i, l in enumerate(lines) if l.strip() in (f"// [snippet: {name}]", f"# [snippet: {name}]")]
+    end = [i for i, l in enumerate(lines) if l.strip() in (f"// [end snippet: {name}]", f"# [end snippet: {name}]")]
     if len(begin) != 1 or len(end) != 1 or end[0] <= begin[0]:
         raise LookupError(f"{path} has no single '// [snippet: {name}]' ... '// [end snippet: {name}]' region")
     return textwrap.dedent("\n".join(lines[begin[0] + 1:end[0]])).split("\n")
