@@ -223,13 +223,15 @@ class ShardsNode final : public DataSource {
     SCION_CHECK(n * world_ + 1 <= s.size(), "data.shards: '", s.path(), "' holds ", s.size(), " tokens, fewer than one step of ",
                 world_, " ranks (", n * world_ + 1, ")");
     const int64_t at = pos_ + rank_ * n;
-    Tensor x = Tensor::empty({B, T}, DType::i64), y = Tensor::empty({B, T}, DType::i64);
-    for (int64_t i = 0; i < n; ++i) {
-      x.data<int64_t>()[i] = s[at + i];
-      y.data<int64_t>()[i] = s[at + i + 1];
+    // Row r is the window of T + 1 tokens at at + r·T (consecutive rows share a token).
+    Batch b = data::empty_batch(B, T);
+    data::Window w(static_cast<size_t>(T + 1));
+    for (int64_t r = 0; r < B; ++r) {
+      for (int64_t t = 0; t <= T; ++t) w[size_t(t)] = s[at + r * T + t];
+      data::put_row(b, r, w);
     }
     pos_ += n * world_;
-    return {{"tokens", x}, {"targets", y}};
+    return {{"tokens", b.tokens}, {"targets", b.targets}};
   }
   int64_t tokens_per_batch() const override { return p_.i("batch_size") * p_.i("seq_len"); }
   Json state() const override {
