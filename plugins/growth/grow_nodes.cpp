@@ -1,7 +1,7 @@
 // grow.* op nodes: applied to a transformer model node when a stage starts, through the SDK's
 // model-surgery interface only (any model plugin implementing scion::TransformerModel).
-#include "growth.h"
 #include "masked_growth.h"
+#include "scion/growth.h"
 #include "scion/random.h"
 
 namespace scion::growth {

@@ -5,15 +5,17 @@
 #include <memory>
 
 #include "graph_facts.h"
-#include "mlm.h"
+#include "scion/data.h"
 #include "scion/files.h"
 #include "scion/plugin.h"
 #include "scion/random.h"
 #include "scion/shards.h"
-#include "text_stream.h"
 
 namespace scion::lm {
 namespace {
+
+using data::Batch;
+using data::TextStream;
 
 std::string join(const std::vector<std::string>& v) {
   std::string s;
@@ -50,15 +52,14 @@ class TextNode final : public DataSource {
     for (int64_t id : p.ints("never_mask")) mlm_.never_mask.push_back(id);
   }
   TensorMap next(const StepContext& ctx) override {
-    Tensor x, y;
     auto it = streams_.find(ctx.stage);
-    (it == streams_.end() ? *streams_.at("") : *it->second).next(x, y);
-    return finish(x, y, derive_seed(uint64_t(p_.i("__seed")), 0x6d6c6d00ull + uint64_t(ctx.step)));
+    return finish((it == streams_.end() ? *streams_.at("") : *it->second).next(),
+                  derive_seed(uint64_t(p_.i("__seed")), 0x6d6c6d00ull + uint64_t(ctx.step)));
   }
 
  private:
   std::unique_ptr<TextStream> make_stream(const std::vector<std::string>& files, uint64_t salt) const {
-    TextStreamConfig c;
+    data::TextStreamConfig c;
     c.files = files;
     c.seq_len = p_.i("seq_len");
     c.batch_size = p_.i("batch_size");
@@ -77,8 +78,8 @@ class TextNode final : public DataSource {
     auto windows = TextStream::all_windows(files::expand(p_.strings("valid_files"), "data.text"), tokenize_,
                                            tok_->eot_id(), p_.i("seq_len"));
     uint64_t k = 0;
-    for (auto& [x, y] : batches_from_windows(windows, p_.i("batch_size"), p_.i("seq_len"), max_batches))
-      out.push_back(finish(x, y, 0x7a11dull + k++));  // a fixed mask per validation batch
+    for (const Batch& b : data::batches_from_windows(windows, p_.i("batch_size"), p_.i("seq_len"), max_batches))
+      out.push_back(finish(b, 0x7a11dull + k++));  // a fixed mask per validation batch
     return out;
   }
   std::string domain() const override { return p_.s("domain"); }
@@ -86,22 +87,13 @@ class TextNode final : public DataSource {
   // The default stream's position as a flat list; with stage_files, an object of them by
   // stage ("" = the default).
   Json state() const override {
-    auto flat = [](const TextStream& s) {
-      Json::array_t a;
-      for (int64_t v : s.state()) a.push_back(Json(v));
-      return Json(std::move(a));
-    };
-    if (streams_.size() == 1) return flat(*streams_.at(""));
+    if (streams_.size() == 1) return streams_.at("")->state().to_json();
     Json j;
-    for (const auto& [stage, s] : streams_) j[stage] = flat(*s);
+    for (const auto& [stage, s] : streams_) j[stage] = s->state().to_json();
     return j;
   }
   void restore(const Json& j) override {
-    auto load = [](TextStream& s, const Json& a) {
-      std::vector<int64_t> v;
-      for (const Json& x : json_array(a)) v.push_back(json_int(x));
-      s.restore(v);
-    };
+    auto load = [](TextStream& s, const Json& a) { s.restore(data::Position::from_json(a, "data.text")); };
     if (j.is_array()) {
       SCION_CHECK(streams_.size() == 1, "data.text: the checkpoint holds one stream but stage_files asks for ",
                   streams_.size());
@@ -116,16 +108,16 @@ class TextNode final : public DataSource {
  private:
   // Causal LM: targets are the next tokens. MLM (mlm_prob > 0): the inputs are corrupted and
   // the targets are the original tokens at the selected positions only.
-  TensorMap finish(const Tensor& x, const Tensor& y, uint64_t seed) const {
-    if (mlm_.prob <= 0.f) return {{"tokens", x}, {"targets", y}};
-    MlmBatch b = mask_tokens(x, mlm_, seed);
-    return {{"tokens", b.inputs}, {"targets", b.targets}};
+  TensorMap finish(const Batch& b, uint64_t seed) const {
+    if (mlm_.prob <= 0.f) return {{"tokens", b.tokens}, {"targets", b.targets}};
+    data::MlmBatch m = data::mask_tokens(b.tokens, mlm_, seed);
+    return {{"tokens", m.inputs}, {"targets", m.targets}};
   }
   Params p_;
   std::shared_ptr<scion::Tokenizer> tok_;
-  TokenizeFn tokenize_;
+  data::TokenizeFn tokenize_;
   std::map<std::string, std::unique_ptr<TextStream>> streams_;  // "" = files; else a stage's
-  MlmConfig mlm_;
+  data::MlmConfig mlm_;
 };
 
 PluginEntry text_entry() {
@@ -231,13 +223,15 @@ class ShardsNode final : public DataSource {
     SCION_CHECK(n * world_ + 1 <= s.size(), "data.shards: '", s.path(), "' holds ", s.size(), " tokens, fewer than one step of ",
                 world_, " ranks (", n * world_ + 1, ")");
     const int64_t at = pos_ + rank_ * n;
-    Tensor x = Tensor::empty({B, T}, DType::i64), y = Tensor::empty({B, T}, DType::i64);
-    for (int64_t i = 0; i < n; ++i) {
-      x.data<int64_t>()[i] = s[at + i];
-      y.data<int64_t>()[i] = s[at + i + 1];
+    // Row r is the window of T + 1 tokens at at + r·T (consecutive rows share a token).
+    Batch b = data::empty_batch(B, T);
+    data::Window w(static_cast<size_t>(T + 1));
+    for (int64_t r = 0; r < B; ++r) {
+      for (int64_t t = 0; t <= T; ++t) w[size_t(t)] = s[at + r * T + t];
+      data::put_row(b, r, w);
     }
     pos_ += n * world_;
-    return {{"tokens", x}, {"targets", y}};
+    return {{"tokens", b.tokens}, {"targets", b.targets}};
   }
   int64_t tokens_per_batch() const override { return p_.i("batch_size") * p_.i("seq_len"); }
   Json state() const override {

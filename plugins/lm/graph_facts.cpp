@@ -10,7 +10,7 @@
 #include "scion/checkpoint.h"
 #include "scion/files.h"
 #include "scion/safetensors.h"
-#include "text_stream.h"
+#include "scion/data.h"
 #include "wordpiece.h"
 
 namespace scion::lm {
@@ -136,8 +136,8 @@ bool makes_a_window(const std::vector<std::string>& globs, const scion::Tokenize
   }
   bool ok = true;
   try {
-    TokenizeFn fn = [&tok](std::string_view s) { return tok.encode(s); };
-    ok = !TextStream::all_windows(paths, fn, tok.eot_id(), seq_len).empty();
+    data::TokenizeFn fn = [&tok](std::string_view s) { return tok.encode(s); };
+    ok = !data::TextStream::all_windows(paths, fn, tok.eot_id(), seq_len).empty();
   } catch (const std::exception&) {
     ok = true;  // unreadable here: the node's own error will say what it is
   }

@@ -3,10 +3,10 @@
 #include <set>
 
 #include "graph_facts.h"
+#include "scion/data.h"
 #include "scion/files.h"
 #include "scion/ops.h"
 #include "scion/plugin.h"
-#include "text_stream.h"
 
 namespace scion::lm {
 namespace {
@@ -97,11 +97,11 @@ class PplNode final : public Evaluator {
       SCION_CHECK(p.has("tokenizer"), "eval.ppl: domains = {...} needs tokenizer = \"<tokenizer node>\"");
       auto tok = r.get<scion::Tokenizer>(p.s("tokenizer"));
       const int64_t T = p.i("seq_len"), B = p.i("batch_size");
-      TokenizeFn fn = [tok](std::string_view s) { return tok->encode(s); };
+      data::TokenizeFn fn = [tok](std::string_view s) { return tok->encode(s); };
       for (const auto& [name, glob] : json_object(domains)) {
-        auto windows = TextStream::all_windows(files::expand({json_string(glob)}, "eval.ppl"), fn, tok->eot_id(), T);
+        auto windows = data::TextStream::all_windows(files::expand({json_string(glob)}, "eval.ppl"), fn, tok->eot_id(), T);
         std::vector<TensorMap> batches;
-        for (auto& [x, y] : batches_from_windows(windows, B, T, max_batches_)) batches.push_back({{"tokens", x}, {"targets", y}});
+        for (auto& [x, y] : data::batches_from_windows(windows, B, T, max_batches_)) batches.push_back({{"tokens", x}, {"targets", y}});
         SCION_CHECK(!batches.empty(), "eval.ppl: domain '", name, "' (", json_string(glob), ") is shorter than one window");
         fixed_.push_back({name, std::move(batches)});
       }

@@ -1,4 +1,4 @@
-// tokenizer.bytes, tokenizer.gpt2, tokenizer.wordpiece: the text tokenizers (plugins/text),
+// tokenizer.bytes, tokenizer.gpt2, tokenizer.wordpiece: the text tokenizers (plugins/lm/text),
 // which implement scion::Tokenizer themselves, as nodes.
 #include <memory>
 

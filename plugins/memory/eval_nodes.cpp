@@ -50,7 +50,7 @@ std::pair<Tensor, Tensor> run_model(Model& m, const Tensor& tokens, const StepCo
   return {out.at("logits").to(Device::cpu()).contiguous(), reps->second.to(Device::cpu()).contiguous()};
 }
 
-lm::TokenizeFn tokenize_with(const std::shared_ptr<scion::Tokenizer>& t) {
+data::TokenizeFn tokenize_with(const std::shared_ptr<scion::Tokenizer>& t) {
   return [t](std::string_view s) { return t->encode(s); };
 }
 

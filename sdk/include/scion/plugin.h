@@ -214,7 +214,7 @@ class Plugin {
   virtual void observe(const std::map<std::string, double>& eval_metrics) {}
 };
 
-// The one tokenizer interface: the in-tree text tokenizers (plugins/text: GPT-2 BPE,
+// The one tokenizer interface: the in-tree text tokenizers (plugins/lm/text: GPT-2 BPE,
 // WordPiece, bytes) implement it directly and are the tokenizer.* nodes themselves.
 class Tokenizer : public Plugin {
  public:
