@@ -7,13 +7,13 @@
 #include <iostream>
 #include <new>
 
+#include "report/report.h"
 #include "runtime/executor.h"
 #include "runtime/graph.h"
 #include "runtime/install.h"
 #include "runtime/paths.h"
 #include "runtime/registry.h"
 #include "runtime/sampling.h"
-#include "scion/report.h"
 #include "scion/checkpoint.h"
 #include "scion/files.h"
 #include "scion/safetensors.h"
