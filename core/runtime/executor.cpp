@@ -11,6 +11,8 @@
 #include "dist/buckets.h"
 #include "dist/zero.h"
 #include "runtime/checkpoint.h"
+#include "runtime/resume_state.h"
+#include "runtime/run_directory.h"
 #include "runtime/step_graph.h"
 #include "runtime/stop_signals.h"
 #include "runtime/schedule.h"
@@ -91,20 +93,17 @@ void Executor::make_nodes() {
     if (n.info->entry.kind != PluginKind::evaluator) order.push_back(&n);
   for (const NodeSpec& n : g_.nodes)
     if (n.info->entry.kind == PluginKind::evaluator) order.push_back(&n);
-  Json::array_t stage_names;  // for nodes that act per stage (data.text's stage_files)
-  for (const StageSpec& s : g_.stages) stage_names.push_back(Json(s.name));
+  std::vector<std::string> stage_names;  // for nodes that act per stage (data.text's stage_files)
+  for (const StageSpec& s : g_.stages) stage_names.push_back(s.name);
   for (const NodeSpec* np : order) {
     const NodeSpec& n = *np;
     Json params = n.params;
     for (const auto& [k, target] : n.refs) params[k] = Json(target);
     params["frozen"] = Json(n.frozen);
-    // The 64-bit seed travels exactly (as its int64 bit pattern; nodes read it back as uint64).
-    params["__seed"] = Json(int64_t(derive_seed(g_.seed, hash_name(n.name))));
-    params["__rank"] = Json(opt_.comm->rank());
-    params["__world"] = Json(opt_.comm->world());
-    params["__stages"] = Json(stage_names);
+    const NodeContext context{derive_seed(g_.seed, hash_name(n.name)), opt_.comm->rank(), opt_.comm->world(),
+                              stage_names};
     try {
-      nodes_[n.name] = reg_.create(n.plugin, Params(params, n.name), *this);
+      nodes_[n.name] = reg_.create(n.plugin, Params(params, n.name, context), *this);
     } catch (const std::exception& e) {
       throw Error(source_prefix(n.pos) + "node '" + n.name + "' (" + n.plugin + "): " + e.what());
     }
@@ -149,7 +148,7 @@ void Executor::open_run_directory() {
 // stage begun so far re-applied (so that the models have the shapes the checkpoint was
 // written with), then the weights and the nodes' state.
 void Executor::resume_from_checkpoint() {
-  resume_ = ResumeState::find(out_dir_, g_);
+  if (auto found = ResumeState::find(out_dir_, g_)) resume_ = std::make_unique<ResumeState>(std::move(*found));
   if (!resume_) {
     if (opt_.comm->is_writer())
       std::printf("no checkpoint in %s/checkpoints: starting from the beginning\n", out_dir_.c_str());
@@ -189,7 +188,7 @@ void Executor::run() {
     // A fresh run in a directory used before starts clean, the earlier results moved aside:
     // its checkpoints would otherwise be resumed from, or outrank this run's.
     if (!resume_) dir_->move_earlier_results();
-    dir_->write_graph(g_.resolved_toml, resume_.has_value());
+    dir_->write_graph(g_.resolved_toml, resume_ != nullptr);
     dir_->open_metrics(opt_.resume, step_);
   }
   opt_.comm->barrier();  // the other ranks start once rank 0 has set the run directory up
@@ -230,9 +229,9 @@ void Executor::apply_ops(size_t si, const StepContext& ctx) {
   for (const OpSpec& op : g_.stages[si].ops) {
     Json params = op.params;
     params["target"] = Json(op.target);
-    params["__seed"] = Json(int64_t(k == 0 ? stage_seed : derive_seed(stage_seed, k)));
+    const NodeContext context{k == 0 ? stage_seed : derive_seed(stage_seed, k), opt_.comm->rank(), opt_.comm->world(), {}};
     ++k;
-    auto inst = std::dynamic_pointer_cast<Op>(reg_.create(op.plugin, Params(params, op.plugin), *this));
+    auto inst = std::dynamic_pointer_cast<Op>(reg_.create(op.plugin, Params(params, op.plugin, context), *this));
     auto model = std::dynamic_pointer_cast<Model>(node(op.target));
     std::map<std::string, Shape> before;
     for (const auto& [k, t] : model->module().named_parameters()) before[op.target + "." + k] = t.shape();

@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <map>
 #include <memory>
-#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -18,13 +17,13 @@
 #include "runtime/communicator.h"
 #include "runtime/graph.h"
 #include "runtime/optimizer_set.h"
-#include "runtime/resume_state.h"
-#include "runtime/run_directory.h"
 #include "runtime/stage_plan.h"
 #include "scion/precision.h"
 
 namespace scion::runtime {
 
+class ResumeState;
+class RunDirectory;
 class StepGraph;
 class ZeroShards;
 
@@ -114,7 +113,7 @@ class Executor : public NodeResolver {
   std::unique_ptr<RunDirectory> dir_;         // rank 0's: lock, graph, metrics
   std::unique_ptr<OptimizerSet> optimizer_;   // this stage's (carried over when configured alike)
   bool optimizer_same_config_ = false;        // this stage's optimizer is configured as the previous one's
-  std::optional<ResumeState> resume_;         // the checkpoint this run continues
+  std::unique_ptr<ResumeState> resume_;       // the checkpoint this run continues
   std::shared_ptr<ZeroShards> zero_;          // this stage's ZeRO-1 shards (core/dist/zero.h), when on
   // The run's counters, saved with every checkpoint.
   int64_t step_ = 0;                          // optimizer updates in the whole run
