@@ -222,9 +222,6 @@ std::shared_ptr<Model> model_from_checkpoint(const PluginRegistry& reg, const st
   for (const auto& ps : info->entry.params) params[ps.name] = ps.default_value;
   params["load"] = Json(file);
   params["frozen"] = Json(true);
-  params["__seed"] = Json(0);
-  params["__rank"] = Json(0);
-  params["__world"] = Json(1);
   const NoNodes none;
   return std::dynamic_pointer_cast<Model>(reg.create(plugin, Params(params, plugin), none));
 }

@@ -21,35 +21,35 @@ std::vector<int32_t> json_ints(const Json& j) {
 }  // namespace
 
 DomainStream::DomainStream(const Params& p, const NodeResolver& r)
-    : root_(p.s("root")),
-      evaluator_(p.s("evaluator")),
+    : root_(p.string("root")),
+      evaluator_(p.string("evaluator")),
       domains_(p.strings("domains")),
-      stages_(p.has("__stages") ? p.strings("__stages") : std::vector<std::string>{}),
-      seq_len_(p.i("seq_len")),
-      batch_(p.i("batch_size")),
-      seed_(uint64_t(p.i("__seed"))),
-      sampler_(derive_seed(uint64_t(p.i("__seed")), 0x4e91a7)) {
-  tok_ = r.get<scion::Tokenizer>(p.s("tokenizer"));
+      stages_(p.context().stages),
+      seq_len_(p.integer("seq_len")),
+      batch_(p.integer("batch_size")),
+      seed_(p.context().seed),
+      sampler_(derive_seed(p.context().seed, 0x4e91a7)) {
+  tok_ = r.get<scion::Tokenizer>(p.string("tokenizer"));
   SCION_CHECK(tok_->eot_id() >= 0, "data.domains: the tokenizer has no end-of-text id to separate documents");
   auto t = tok_;
   tokenize_ = [t](std::string_view s) { return t->encode(s); };
   for (const auto& [stage, what] : json_object(p.raw("schedule"))) schedule_[stage] = json_string(what);
-  memory_windows_ = p.i("memory_tokens") / seq_len_;
-  share_.fraction = p.f("replay");
-  mlm_.prob = float(p.f("mlm_prob"));
-  mlm_.mask_id = p.i("mask_id");
+  memory_windows_ = p.integer("memory_tokens") / seq_len_;
+  share_.fraction = p.number("replay");
+  mlm_.prob = float(p.number("mlm_prob"));
+  mlm_.mask_id = p.integer("mask_id");
   mlm_.vocab = tok_->vocab_size();
-  for (int64_t id : p.ints("never_mask")) mlm_.never_mask.push_back(id);
+  for (int64_t id : p.integers("never_mask")) mlm_.never_mask.push_back(id);
   for (const auto& d : domains_) {
     data::TextStreamConfig c;
     c.files = {root_ + "/" + d + "/train.txt"};
     c.seq_len = seq_len_;
     c.batch_size = batch_;
     c.seed = derive_seed(seed_, hash_name(d));
-    c.shuffle = p.b("shuffle");
-    c.shuffle_buffer = p.i("shuffle_buffer");
-    c.rank = int(p.i("__rank"));
-    c.world = int(p.i("__world"));
+    c.shuffle = p.boolean("shuffle");
+    c.shuffle_buffer = p.integer("shuffle_buffer");
+    c.rank = p.context().rank;
+    c.world = p.context().world;
     streams_[d] = std::make_unique<data::TextStream>(c, tokenize_, tok_->eot_id());
   }
 }

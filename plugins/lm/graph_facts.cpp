@@ -32,8 +32,8 @@ std::string file_stamp(const std::string& path) {
 std::shared_ptr<scion::Tokenizer> make_tokenizer(const GraphNodeView& n) {
   const Params& p = n.params;
   if (n.plugin == "tokenizer.bytes") return std::make_shared<text::ByteTokenizer>(true);
-  if (n.plugin == "tokenizer.gpt2") return std::make_shared<text::Gpt2Bpe>(p.s("vocab"), p.s("merges"));
-  if (n.plugin == "tokenizer.wordpiece") return std::make_shared<text::WordPiece>(p.s("vocab"), p.b("lower_case"));
+  if (n.plugin == "tokenizer.gpt2") return std::make_shared<text::Gpt2Bpe>(p.string("vocab"), p.string("merges"));
+  if (n.plugin == "tokenizer.wordpiece") return std::make_shared<text::WordPiece>(p.string("vocab"), p.boolean("lower_case"));
   return nullptr;  // a tokenizer of another library: nothing is known of it here
 }
 
@@ -43,7 +43,7 @@ const TokenizerFacts& tokenizer_facts(const GraphNodeView& n) {
   static std::map<std::string, TokenizerFacts> cache;
   std::string key = n.plugin + " " + json_dump(n.params.all());
   for (const char* k : {"vocab", "merges"})
-    if (n.params.has(k) && n.params.raw(k).is_string()) key += " " + file_stamp(n.params.s(k));
+    if (n.params.has(k) && n.params.raw(k).is_string()) key += " " + file_stamp(n.params.string(k));
   std::lock_guard<std::mutex> lock(facts_mutex);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
@@ -66,7 +66,7 @@ const GraphNodeView* tokenizer_feeding(const GraphView& g, const GraphNodeView& 
     if (!src) return nullptr;
     if (src->kind == PluginKind::data) {
       if (!src->params.has("tokenizer") || !src->params.raw("tokenizer").is_string()) return nullptr;
-      const GraphNodeView* tok = g.node(src->params.s("tokenizer"));
+      const GraphNodeView* tok = g.node(src->params.string("tokenizer"));
       return tok && tok->kind == PluginKind::tokenizer ? tok : nullptr;
     }
     at = src;
@@ -98,12 +98,12 @@ const CheckpointFacts& checkpoint_facts(const std::string& path) {
 
 namespace {
 int64_t model_size(const GraphNodeView& m, const char* key) {
-  if (m.params.has("load") && m.params.raw("load").is_string() && !m.params.s("load").empty()) {
-    const CheckpointFacts& c = checkpoint_facts(m.params.s("load"));
+  if (m.params.has("load") && m.params.raw("load").is_string() && !m.params.string("load").empty()) {
+    const CheckpointFacts& c = checkpoint_facts(m.params.string("load"));
     if (c.config.is_object() && c.config.contains(key) && c.config.at(key).is_number_integer())
       return c.config.at(key).get<int64_t>();
   }
-  if (m.params.has(key) && m.params.raw(key).is_number_integer()) return m.params.i(key);
+  if (m.params.has(key) && m.params.raw(key).is_number_integer()) return m.params.integer(key);
   return -1;
 }
 }  // namespace

@@ -13,23 +13,23 @@ namespace {
 class SegmentsNode final : public DataSource {
  public:
   SegmentsNode(const Params& p, const NodeResolver& r) : p_(p) {
-    tok_ = r.get<scion::Tokenizer>(p.s("tokenizer"));
+    tok_ = r.get<scion::Tokenizer>(p.string("tokenizer"));
     SCION_CHECK(tok_->eot_id() >= 0, "data.segments: the tokenizer has no end-of-text id to separate documents");
     auto t = tok_;
     tokenize_ = [t](std::string_view s) { return t->encode(s); };
     corpus_ = load_segments(files::expand(p.strings("files"), "data.segments"), tokenize_, tok_->eot_id(),
-                            p.i("seq_len"), p.i("max_segments"));
+                            p.integer("seq_len"), p.integer("max_segments"));
     Bm25Options o;
-    o.neighbours = p.i("bm25_neighbours");
-    o.k1 = float(p.f("bm25_k1"));
-    o.b = float(p.f("bm25_b"));
-    const SegmentOrder order = p.s("order") == "bm25" ? SegmentOrder::bm25 : SegmentOrder::consecutive;
+    o.neighbours = p.integer("bm25_neighbours");
+    o.k1 = float(p.number("bm25_k1"));
+    o.b = float(p.number("bm25_b"));
+    const SegmentOrder order = p.string("order") == "bm25" ? SegmentOrder::bm25 : SegmentOrder::consecutive;
     batcher_ = std::make_unique<SegmentBatcher>(
-        corpus_, order, p.i("batch_size"), uint64_t(p.i("__seed")),
+        corpus_, order, p.integer("batch_size"), p.context().seed,
         [t](std::span<const int32_t> ids) { return t->decode(ids); }, o);
   }
   TensorMap next(const StepContext&) override {
-    const int64_t B = p_.i("batch_size"), T = p_.i("seq_len");
+    const int64_t B = p_.integer("batch_size"), T = p_.integer("seq_len");
     data::Batch b = data::empty_batch(B, T);
     Tensor d = Tensor::empty({B, T}, DType::i64);
     const std::vector<int64_t> rows = batcher_->next();
@@ -44,12 +44,12 @@ class SegmentsNode final : public DataSource {
     std::vector<TensorMap> out;
     if (p_.strings("valid_files").empty()) return out;
     auto windows = data::TextStream::all_windows(files::expand(p_.strings("valid_files"), "data.segments"), tokenize_,
-                                                 tok_->eot_id(), p_.i("seq_len"));
-    for (const data::Batch& b : data::batches_from_windows(windows, p_.i("batch_size"), p_.i("seq_len"), max_batches))
+                                                 tok_->eot_id(), p_.integer("seq_len"));
+    for (const data::Batch& b : data::batches_from_windows(windows, p_.integer("batch_size"), p_.integer("seq_len"), max_batches))
       out.push_back({{"tokens", b.tokens}, {"targets", b.targets}});
     return out;
   }
-  int64_t tokens_per_batch() const override { return p_.i("batch_size") * p_.i("seq_len"); }
+  int64_t tokens_per_batch() const override { return p_.integer("batch_size") * p_.integer("seq_len"); }
   Json state() const override { return data::Position(batcher_->state(), "data.segments").to_json(); }
   void restore(const Json& j) override { batcher_->restore(data::Position::from_json(j, "data.segments").values()); }
 

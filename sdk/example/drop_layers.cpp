@@ -35,7 +35,7 @@ std::vector<int64_t> layer_list(const Json& v) {
 
 class DropLayers final : public Op {
  public:
-  explicit DropLayers(const Params& p) : drop_(layer_list(p.raw("drop"))), seed_(uint64_t(p.i("__seed"))) {}
+  explicit DropLayers(const Params& p) : drop_(layer_list(p.raw("drop"))), seed_(p.context().seed) {}
 
   // [snippet: drop_layers_apply]
   void apply(Model& target, const StepContext& ctx) override {

@@ -9,7 +9,7 @@ using namespace scion;
 
 class HiddenL2 final : public Loss {
  public:
-  explicit HiddenL2(const Params& p) : scale_(float(p.f("scale"))) {}
+  explicit HiddenL2(const Params& p) : scale_(float(p.number("scale"))) {}
 
   Tensor compute(const TensorMap& in, const StepContext&, std::map<std::string, double>& metrics) override {
     Tensor h = in.at("hidden");

@@ -23,12 +23,12 @@ std::vector<int32_t> read_ids(const std::string& path) {
 class TokenFile final : public DataSource {
  public:
   explicit TokenFile(const Params& p)
-      : ids_(read_ids(p.s("file"))),
-        seq_len_(p.i("seq_len")),
-        batch_(p.i("batch_size")),
+      : ids_(read_ids(p.string("file"))),
+        seq_len_(p.integer("seq_len")),
+        batch_(p.integer("batch_size")),
         windows_(seq_len_),
-        shard_(int(p.i("__rank")), int(p.i("__world")), "data.token_file") {
-    SCION_CHECK(int64_t(ids_.size()) > seq_len_, "data.token_file: '", p.s("file"), "' holds ", ids_.size(),
+        shard_(p.context().rank, p.context().world, "data.token_file") {
+    SCION_CHECK(int64_t(ids_.size()) > seq_len_, "data.token_file: '", p.string("file"), "' holds ", ids_.size(),
                 " ids, fewer than one window of ", seq_len_ + 1);
   }
   TensorMap next(const StepContext&) override {
