@@ -7,6 +7,7 @@
 
 #include "byte_tokenizer.h"
 #include "gpt2_bpe.h"
+#include "hf_tokenizer.h"
 #include "scion/checkpoint.h"
 #include "scion/files.h"
 #include "scion/safetensors.h"
@@ -33,6 +34,9 @@ std::shared_ptr<scion::Tokenizer> make_tokenizer(const GraphNodeView& n) {
   const Params& p = n.params;
   if (n.plugin == "tokenizer.bytes") return std::make_shared<text::ByteTokenizer>(true);
   if (n.plugin == "tokenizer.gpt2") return std::make_shared<text::Gpt2Bpe>(p.string("vocab"), p.string("merges"));
+  if (n.plugin == "tokenizer.hf")
+    return std::make_shared<text::HfTokenizer>(p.string("vocab"),
+                                               text::HfTokenizer::Options{p.boolean("add_special_tokens"), p.string("eos")});
   if (n.plugin == "tokenizer.wordpiece") return std::make_shared<text::WordPiece>(p.string("vocab"), p.boolean("lower_case"));
   return nullptr;  // a tokenizer of another library: nothing is known of it here
 }
