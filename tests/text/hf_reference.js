@@ -33,6 +33,15 @@ const texts = [
   "a\u00a0b\u2003c\u3000d zero\u200bwidth",
 ];
 
+// And the start of each domain's validation text in data/corpus (3000 characters): real
+// prose, long enough that Mistral's one-word-per-text BPE meets its splitting.
+const fs = require("fs");
+const corpus = ["reference", "news", "literature", "biomedical", "cs"].map((d) => {
+  const text = fs.readFileSync(path.join(__dirname, "..", "..", "data", "corpus", d, "valid.txt"), "utf8");
+  return text.slice(0, 3000);
+});
+texts.push(...corpus);
+
 const files = { llama3: "data/hf/llama3/tokenizer.json", qwen3: "data/hf/qwen3/tokenizer.json",
                 mistral: "data/hf/mistral/tokenizer.json" };
 (async () => {

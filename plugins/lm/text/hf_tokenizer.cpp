@@ -14,6 +14,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "pcre2_split.h"
 #include "utf8.h"
@@ -138,6 +139,11 @@ struct HfTokenizer::Impl {
   std::vector<std::string> id_token;              // every id's text, added tokens included
   std::vector<bool> id_known;
   std::unordered_map<uint64_t, Merge> merges;
+  // Pairs of characters adjacent inside some token (not byte-level): where a word's two
+  // characters are no such pair, no merge can join them, so the word is split there and its
+  // parts (each cached) encoded apart, with the same ids. A text without a pre-tokenizer
+  // (Llama 2, Mistral) is one word; this keeps its BPE to word-sized pieces.
+  std::unordered_set<uint64_t> joinable;
   bool byte_fallback = false, fuse_unk = false, ignore_merges = false, byte_level = false;
   int32_t unk = -1;
   std::array<int32_t, 256> byte_token{};       // <0xNN>, for byte fallback (-1: none)
@@ -167,6 +173,7 @@ struct HfTokenizer::Impl {
 
   void encode_segment(std::string_view s, std::vector<int32_t>& out) const;
   void encode_word(std::string_view word, std::vector<int32_t>& out) const;
+  void encode_part(std::string_view part, std::vector<int32_t>& out) const;
   void bpe(std::vector<int32_t>& symbols) const;
 };
 
@@ -355,6 +362,15 @@ void HfTokenizer::Impl::load(const json& j, const HfTokenizer::Options& o) {
   for (int32_t id : suffix) if (id < 0 || static_cast<std::size_t>(id) >= id_token.size()) refuse("the post-processor adds an id outside the vocabulary");
   const auto& alpha = byte_alphabet();
   for (int b = 0; b < 256; ++b) byte_level_id[b] = byte_level ? id_of(alpha.byte_char[b]) : -1;
+  if (!byte_level)
+    for (const auto& [tok, id] : vocab) {
+      char32_t before = utf8::kInvalid;
+      for (std::size_t i = 0, len = 1; i < tok.size(); i += len) {
+        const char32_t cp = utf8::decode(tok, i, len);
+        if (before != utf8::kInvalid && cp != utf8::kInvalid) joinable.insert(pair_key(int32_t(before), int32_t(cp)));
+        before = cp;
+      }
+    }
   add_special = o.add_special_tokens;
   auto find_added = [&](const std::string& text) {
     for (const AddedToken& a : added_by_first_byte[static_cast<unsigned char>(text[0])])
@@ -412,7 +428,29 @@ void HfTokenizer::Impl::bpe(std::vector<int32_t>& sym) const {
 
 void HfTokenizer::Impl::encode_word(std::string_view word, std::vector<int32_t>& out) const {
   if (word.empty()) return;
-  const auto& alpha = byte_alphabet();
+  if (ignore_merges) {  // a word the vocabulary has whole is that token
+    std::string whole;
+    if (byte_level) for (char c : word) whole += byte_alphabet().byte_char[static_cast<unsigned char>(c)];
+    const int32_t id = id_of(byte_level ? whole : std::string(word));
+    if (id >= 0) { out.push_back(id); return; }
+  }
+  if (byte_level) { encode_part(word, out); return; }
+  std::size_t start = 0;
+  char32_t before = utf8::kInvalid;
+  for (std::size_t i = 0, len = 1; i < word.size(); i += len) {
+    const char32_t cp = utf8::decode(word, i, len);
+    // Two unknown characters stay together where they fuse into one unknown token.
+    const bool fused = fuse_unk && unk >= 0 && id_of(std::string(word.substr(i, len))) < 0;
+    if (i > start && !fused && !joinable.count(pair_key(int32_t(before), int32_t(cp)))) {
+      encode_part(word.substr(start, i - start), out);
+      start = i;
+    }
+    before = cp;
+  }
+  encode_part(word.substr(start), out);
+}
+
+void HfTokenizer::Impl::encode_part(std::string_view word, std::vector<int32_t>& out) const {
   const bool cached = word.size() <= kCachedWordBytes;
   CacheShard& shard = cache[std::hash<std::string_view>()(word) % kShards];
   if (cached) {
@@ -425,42 +463,34 @@ void HfTokenizer::Impl::encode_word(std::string_view word, std::vector<int32_t>&
   }
   std::vector<int32_t> sym;
   sym.reserve(word.size());
-  if (ignore_merges) {  // a word the vocabulary has whole is that token
-    std::string whole;
-    if (byte_level) for (char c : word) whole += alpha.byte_char[static_cast<unsigned char>(c)];
-    const int32_t id = id_of(byte_level ? whole : std::string(word));
-    if (id >= 0) sym.push_back(id);
-  }
-  if (sym.empty()) {
-    bool last_unk = false;
-    auto push_unk = [&] {
-      if (unk < 0) return;  // no unknown token: the character is dropped, as the library does
-      if (!(fuse_unk && last_unk)) sym.push_back(unk);
-      last_unk = true;
-    };
-    if (byte_level) {
-      for (char c : word) {
-        const int32_t id = byte_level_id[static_cast<unsigned char>(c)];
-        if (id >= 0) sym.push_back(id), last_unk = false;
-        else push_unk();
-      }
-    } else {
-      for (std::size_t i = 0, len = 1; i < word.size(); i += len) {
-        utf8::decode(word, i, len);
-        const int32_t id = id_of(std::string(word.substr(i, len)));
-        if (id >= 0) { sym.push_back(id), last_unk = false; continue; }
-        bool all = byte_fallback;
-        for (std::size_t k = i; all && k < i + len; ++k) all = byte_token[static_cast<unsigned char>(word[k])] >= 0;
-        if (all) {
-          for (std::size_t k = i; k < i + len; ++k) sym.push_back(byte_token[static_cast<unsigned char>(word[k])]);
-          last_unk = false;
-        } else {
-          push_unk();
-        }
+  bool last_unk = false;
+  auto push_unk = [&] {
+    if (unk < 0) return;  // no unknown token: the character is dropped, as the library does
+    if (!(fuse_unk && last_unk)) sym.push_back(unk);
+    last_unk = true;
+  };
+  if (byte_level) {
+    for (char c : word) {
+      const int32_t id = byte_level_id[static_cast<unsigned char>(c)];
+      if (id >= 0) sym.push_back(id), last_unk = false;
+      else push_unk();
+    }
+  } else {
+    for (std::size_t i = 0, len = 1; i < word.size(); i += len) {
+      utf8::decode(word, i, len);
+      const int32_t id = id_of(std::string(word.substr(i, len)));
+      if (id >= 0) { sym.push_back(id), last_unk = false; continue; }
+      bool all = byte_fallback;
+      for (std::size_t k = i; all && k < i + len; ++k) all = byte_token[static_cast<unsigned char>(word[k])] >= 0;
+      if (all) {
+        for (std::size_t k = i; k < i + len; ++k) sym.push_back(byte_token[static_cast<unsigned char>(word[k])]);
+        last_unk = false;
+      } else {
+        push_unk();
       }
     }
-    bpe(sym);
   }
+  bpe(sym);
   out.insert(out.end(), sym.begin(), sym.end());
   if (cached) {
     std::lock_guard<std::mutex> lock(shard.mu);
