@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -124,8 +125,44 @@ struct Merge {
   int32_t rank, new_id;
 };
 
+// The merges by pair, in one open-addressed array: BPE's hottest lookup, without the pointer
+// chasing of a node-based map.
+class MergeTable {
+public:
+  void reserve(std::size_t n) {
+    std::size_t cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    slots_.assign(cap, Slot{kEmpty, {}});
+    shift_ = 64 - static_cast<int>(std::countr_zero(cap));
+  }
+  // Keeps the first merge of a pair (its best rank), as the library does.
+  void insert(uint64_t key, Merge m) {
+    for (std::size_t i = index(key);; i = (i + 1) & (slots_.size() - 1)) {
+      if (slots_[i].key == key) return;
+      if (slots_[i].key == kEmpty) { slots_[i] = {key, m}; return; }
+    }
+  }
+  const Merge* find(uint64_t key) const {
+    for (std::size_t i = index(key);; i = (i + 1) & (slots_.size() - 1)) {
+      if (slots_[i].key == key) return &slots_[i].merge;
+      if (slots_[i].key == kEmpty) return nullptr;
+    }
+  }
+
+private:
+  static constexpr uint64_t kEmpty = ~uint64_t(0);  // no pair of two valid ids
+  struct Slot {
+    uint64_t key;
+    Merge merge;
+  };
+  std::size_t index(uint64_t key) const { return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_); }
+  std::vector<Slot> slots_;
+  int shift_ = 60;
+};
+
 // The word cache: byte-level words repeat (" the", " of"), so their BPE is done once.
-constexpr std::size_t kShards = 16, kShardCapacity = 1 << 15, kCachedWordBytes = 64;
+// Words of a few bytes are quicker to encode than to look up.
+constexpr std::size_t kShards = 16, kShardCapacity = 1 << 15, kCachedWordBytes = 64, kUncachedWordBytes = 4;
 struct CacheShard {
   std::mutex mu;
   std::unordered_map<std::string, std::vector<int32_t>> words;
@@ -138,16 +175,19 @@ struct HfTokenizer::Impl {
   std::unordered_map<std::string, int32_t> vocab;  // the model's
   std::vector<std::string> id_token;              // every id's text, added tokens included
   std::vector<bool> id_known;
-  std::unordered_map<uint64_t, Merge> merges;
+  MergeTable merges;
   // Pairs of characters adjacent inside some token (not byte-level): where a word's two
   // characters are no such pair, no merge can join them, so the word is split there and its
   // parts (each cached) encoded apart, with the same ids. A text without a pre-tokenizer
   // (Llama 2, Mistral) is one word; this keeps its BPE to word-sized pieces.
   std::unordered_set<uint64_t> joinable;
+  std::vector<bool> joinable_ascii = std::vector<bool>(128 * 128, false);  // the same, ASCII pairs, looked up fast
+  bool can_fuse_unk = false;  // an unknown character can become the unknown token, and fuses
   bool byte_fallback = false, fuse_unk = false, ignore_merges = false, byte_level = false;
   int32_t unk = -1;
   std::array<int32_t, 256> byte_token{};       // <0xNN>, for byte fallback (-1: none)
   std::array<int32_t, 256> byte_level_id{};    // the byte-level symbol of each byte (-1: none)
+  std::array<int32_t, 128> ascii_id{};         // the token of each ASCII character (-1: none)
   std::vector<NormStep> normalize;
   std::vector<SplitStep> split;
   std::vector<DecodeStep> decoder;
@@ -241,7 +281,7 @@ void HfTokenizer::Impl::load_model(const json& m) {
     }
     const int32_t ia = id_of(a), ib = id_of(b), in = id_of(a + b);
     if (ia < 0 || ib < 0 || in < 0) refuse("merge " + std::to_string(r) + " (" + a + " " + b + ") names a token not in the vocabulary");
-    merges.emplace(pair_key(ia, ib), Merge{static_cast<int32_t>(r), in});  // a repeated pair keeps its first rank
+    merges.insert(pair_key(ia, ib), Merge{static_cast<int32_t>(r), in});
   }
   char name[8];
   for (int b = 0; b < 256; ++b) {
@@ -362,12 +402,18 @@ void HfTokenizer::Impl::load(const json& j, const HfTokenizer::Options& o) {
   for (int32_t id : suffix) if (id < 0 || static_cast<std::size_t>(id) >= id_token.size()) refuse("the post-processor adds an id outside the vocabulary");
   const auto& alpha = byte_alphabet();
   for (int b = 0; b < 256; ++b) byte_level_id[b] = byte_level ? id_of(alpha.byte_char[b]) : -1;
+  for (int c = 0; c < 128; ++c) ascii_id[c] = id_of(std::string(1, static_cast<char>(c)));
+  can_fuse_unk = fuse_unk && unk >= 0 &&
+                 (!byte_fallback || std::any_of(byte_token.begin(), byte_token.end(), [](int32_t id) { return id < 0; }));
   if (!byte_level)
     for (const auto& [tok, id] : vocab) {
       char32_t before = utf8::kInvalid;
       for (std::size_t i = 0, len = 1; i < tok.size(); i += len) {
         const char32_t cp = utf8::decode(tok, i, len);
-        if (before != utf8::kInvalid && cp != utf8::kInvalid) joinable.insert(pair_key(int32_t(before), int32_t(cp)));
+        if (before != utf8::kInvalid && cp != utf8::kInvalid) {
+          if (before < 128 && cp < 128) joinable_ascii[before * 128 + cp] = true;
+          else joinable.insert(pair_key(int32_t(before), int32_t(cp)));
+        }
         before = cp;
       }
     }
@@ -392,6 +438,29 @@ void HfTokenizer::Impl::load(const json& j, const HfTokenizer::Options& o) {
 void HfTokenizer::Impl::bpe(std::vector<int32_t>& sym) const {
   const auto n = static_cast<int32_t>(sym.size());
   if (n < 2) return;
+  if (n <= 24) {  // a short word: rescanning its pairs beats a queue (same order: lowest rank, then leftmost)
+    std::array<int32_t, 24> rank, made;
+    auto look = [&](std::size_t k) {
+      const Merge* m = merges.find(pair_key(sym[k], sym[k + 1]));
+      rank[k] = m ? m->rank : INT32_MAX;
+      made[k] = m ? m->new_id : -1;
+    };
+    for (std::size_t k = 0; k + 1 < sym.size(); ++k) look(k);
+    while (sym.size() > 1) {
+      std::size_t best = 0;
+      for (std::size_t k = 1; k + 1 < sym.size(); ++k) if (rank[k] < rank[best]) best = k;
+      if (rank[best] == INT32_MAX) break;
+      sym[best] = made[best];
+      sym.erase(sym.begin() + static_cast<std::ptrdiff_t>(best) + 1);
+      std::copy(rank.begin() + static_cast<std::ptrdiff_t>(best) + 2, rank.begin() + static_cast<std::ptrdiff_t>(sym.size()) + 1,
+                rank.begin() + static_cast<std::ptrdiff_t>(best) + 1);
+      std::copy(made.begin() + static_cast<std::ptrdiff_t>(best) + 2, made.begin() + static_cast<std::ptrdiff_t>(sym.size()) + 1,
+                made.begin() + static_cast<std::ptrdiff_t>(best) + 1);
+      if (best > 0) look(best - 1);
+      if (best + 1 < sym.size()) look(best);
+    }
+    return;
+  }
   std::vector<int32_t> prev(static_cast<std::size_t>(n)), next(static_cast<std::size_t>(n));
   std::vector<bool> alive(static_cast<std::size_t>(n), true);
   for (int32_t k = 0; k < n; ++k) prev[k] = k - 1, next[k] = k + 1 < n ? k + 1 : -1;
@@ -403,8 +472,7 @@ void HfTokenizer::Impl::bpe(std::vector<int32_t>& sym) const {
   auto consider = [&](int32_t l) {
     const int32_t r = next[l];
     if (r < 0) return;
-    auto it = merges.find(pair_key(sym[l], sym[r]));
-    if (it != merges.end()) queue.push({it->second.rank, l, it->second.new_id});
+    if (const Merge* m = merges.find(pair_key(sym[l], sym[r]))) queue.push({m->rank, l, m->new_id});
   };
   for (int32_t k = 0; k + 1 < n; ++k) consider(k);
   while (!queue.empty()) {
@@ -412,8 +480,8 @@ void HfTokenizer::Impl::bpe(std::vector<int32_t>& sym) const {
     queue.pop();
     if (!alive[top.pos] || next[top.pos] < 0) continue;
     const int32_t r = next[top.pos];
-    auto it = merges.find(pair_key(sym[top.pos], sym[r]));
-    if (it == merges.end() || it->second.rank != top.rank || it->second.new_id != top.new_id) continue;
+    const Merge* m = merges.find(pair_key(sym[top.pos], sym[r]));
+    if (!m || m->rank != top.rank || m->new_id != top.new_id) continue;
     sym[top.pos] = top.new_id;
     alive[r] = false;
     next[top.pos] = next[r];
@@ -440,8 +508,10 @@ void HfTokenizer::Impl::encode_word(std::string_view word, std::vector<int32_t>&
   for (std::size_t i = 0, len = 1; i < word.size(); i += len) {
     const char32_t cp = utf8::decode(word, i, len);
     // Two unknown characters stay together where they fuse into one unknown token.
-    const bool fused = fuse_unk && unk >= 0 && id_of(std::string(word.substr(i, len))) < 0;
-    if (i > start && !fused && !joinable.count(pair_key(int32_t(before), int32_t(cp)))) {
+    const bool fused = can_fuse_unk && id_of(std::string(word.substr(i, len))) < 0;
+    const bool joins = before < 128 && cp < 128 ? joinable_ascii[before * 128 + cp]
+                                                : joinable.count(pair_key(int32_t(before), int32_t(cp))) > 0;
+    if (i > start && !fused && !joins) {
       encode_part(word.substr(start, i - start), out);
       start = i;
     }
@@ -451,7 +521,7 @@ void HfTokenizer::Impl::encode_word(std::string_view word, std::vector<int32_t>&
 }
 
 void HfTokenizer::Impl::encode_part(std::string_view word, std::vector<int32_t>& out) const {
-  const bool cached = word.size() <= kCachedWordBytes;
+  const bool cached = word.size() > kUncachedWordBytes && word.size() <= kCachedWordBytes;
   CacheShard& shard = cache[std::hash<std::string_view>()(word) % kShards];
   if (cached) {
     std::lock_guard<std::mutex> lock(shard.mu);
@@ -478,7 +548,8 @@ void HfTokenizer::Impl::encode_part(std::string_view word, std::vector<int32_t>&
   } else {
     for (std::size_t i = 0, len = 1; i < word.size(); i += len) {
       utf8::decode(word, i, len);
-      const int32_t id = id_of(std::string(word.substr(i, len)));
+      const auto c = static_cast<unsigned char>(word[i]);
+      const int32_t id = c < 128 ? ascii_id[c] : id_of(std::string(word.substr(i, len)));
       if (id >= 0) { sym.push_back(id), last_unk = false; continue; }
       bool all = byte_fallback;
       for (std::size_t k = i; all && k < i + len; ++k) all = byte_token[static_cast<unsigned char>(word[k])] >= 0;
