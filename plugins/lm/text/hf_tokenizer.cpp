@@ -76,6 +76,19 @@ std::string nfc(std::string s) {
   return out;
 }
 
+// A token's bytes under the ByteLevel decoder; a token outside the byte alphabet (an added
+// token such as "<|im_start|>" is inside it) is its own text, as the library has it.
+std::string byte_level_text(const std::string& t) {
+  const auto& alpha = byte_alphabet();
+  std::string bytes;
+  for (std::size_t i = 0, len = 1; i < t.size(); i += len) {
+    auto it = alpha.to_byte.find(utf8::decode(t, i, len));
+    if (it == alpha.to_byte.end()) return t;
+    bytes.push_back(static_cast<char>(it->second));
+  }
+  return bytes;
+}
+
 void replace_all(std::string& s, const std::string& from, const std::string& to) {
   if (from.empty()) return;
   std::string out;
@@ -163,9 +176,13 @@ private:
 // The word cache: byte-level words repeat (" the", " of"), so their BPE is done once.
 // Words of a few bytes are quicker to encode than to look up.
 constexpr std::size_t kShards = 16, kShardCapacity = 1 << 15, kCachedWordBytes = 64, kUncachedWordBytes = 4;
+struct TextHash {
+  using is_transparent = void;  // looked up by string_view, no std::string made per lookup
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+};
 struct CacheShard {
   std::mutex mu;
-  std::unordered_map<std::string, std::vector<int32_t>> words;
+  std::unordered_map<std::string, std::vector<int32_t>, TextHash, std::equal_to<>> words;
 };
 
 }  // namespace
@@ -191,6 +208,7 @@ struct HfTokenizer::Impl {
   std::vector<NormStep> normalize;
   std::vector<SplitStep> split;
   std::vector<DecodeStep> decoder;
+  std::vector<std::string> id_bytes;  // a lone ByteLevel decoder: each id's bytes, so decoding is concatenation
   std::vector<int32_t> prefix, suffix;         // what the post-processor adds
   std::array<std::vector<AddedToken>, 256> added_by_first_byte;  // longest first
   int32_t eos = -1;
@@ -214,6 +232,7 @@ struct HfTokenizer::Impl {
   void encode_segment(std::string_view s, std::vector<int32_t>& out) const;
   void encode_word(std::string_view word, std::vector<int32_t>& out) const;
   void encode_part(std::string_view part, std::vector<int32_t>& out) const;
+  void symbols(std::string_view word, std::vector<int32_t>& sym) const;
   void bpe(std::vector<int32_t>& symbols) const;
 };
 
@@ -403,6 +422,10 @@ void HfTokenizer::Impl::load(const json& j, const HfTokenizer::Options& o) {
   const auto& alpha = byte_alphabet();
   for (int b = 0; b < 256; ++b) byte_level_id[b] = byte_level ? id_of(alpha.byte_char[b]) : -1;
   for (int c = 0; c < 128; ++c) ascii_id[c] = id_of(std::string(1, static_cast<char>(c)));
+  if (decoder.size() == 1 && decoder[0].kind == DecodeStep::byte_level) {
+    id_bytes.resize(id_token.size());
+    for (std::size_t id = 0; id < id_token.size(); ++id) id_bytes[id] = byte_level_text(id_token[id]);
+  }
   can_fuse_unk = fuse_unk && unk >= 0 &&
                  (!byte_fallback || std::any_of(byte_token.begin(), byte_token.end(), [](int32_t id) { return id < 0; }));
   if (!byte_level)
@@ -496,13 +519,11 @@ void HfTokenizer::Impl::bpe(std::vector<int32_t>& sym) const {
 
 void HfTokenizer::Impl::encode_word(std::string_view word, std::vector<int32_t>& out) const {
   if (word.empty()) return;
+  if (byte_level) { encode_part(word, out); return; }  // (ignore_merges: there, past the cache)
   if (ignore_merges) {  // a word the vocabulary has whole is that token
-    std::string whole;
-    if (byte_level) for (char c : word) whole += byte_alphabet().byte_char[static_cast<unsigned char>(c)];
-    const int32_t id = id_of(byte_level ? whole : std::string(word));
+    const int32_t id = id_of(std::string(word));
     if (id >= 0) { out.push_back(id); return; }
   }
-  if (byte_level) { encode_part(word, out); return; }
   std::size_t start = 0;
   char32_t before = utf8::kInvalid;
   for (std::size_t i = 0, len = 1; i < word.size(); i += len) {
@@ -520,19 +541,10 @@ void HfTokenizer::Impl::encode_word(std::string_view word, std::vector<int32_t>&
   encode_part(word.substr(start), out);
 }
 
-void HfTokenizer::Impl::encode_part(std::string_view word, std::vector<int32_t>& out) const {
-  const bool cached = word.size() > kUncachedWordBytes && word.size() <= kCachedWordBytes;
-  CacheShard& shard = cache[std::hash<std::string_view>()(word) % kShards];
-  if (cached) {
-    std::lock_guard<std::mutex> lock(shard.mu);
-    auto it = shard.words.find(std::string(word));
-    if (it != shard.words.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
-      return;
-    }
-  }
-  std::vector<int32_t> sym;
-  sym.reserve(word.size());
+// The model's starting symbols for a word: its bytes' byte-level characters, or its
+// characters, a character outside the vocabulary as its <0xNN> bytes (byte fallback) or as
+// the unknown token (consecutive ones fused into one where fuse_unk says so).
+void HfTokenizer::Impl::symbols(std::string_view word, std::vector<int32_t>& sym) const {
   bool last_unk = false;
   auto push_unk = [&] {
     if (unk < 0) return;  // no unknown token: the character is dropped, as the library does
@@ -561,6 +573,27 @@ void HfTokenizer::Impl::encode_part(std::string_view word, std::vector<int32_t>&
       }
     }
   }
+}
+
+void HfTokenizer::Impl::encode_part(std::string_view word, std::vector<int32_t>& out) const {
+  const bool cached = word.size() > kUncachedWordBytes && word.size() <= kCachedWordBytes;
+  CacheShard& shard = cache[(TextHash()(word) >> 7) % kShards];  // other bits than the map's buckets
+  if (cached) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    auto it = shard.words.find(word);
+    if (it != shard.words.end()) {
+      out.insert(out.end(), it->second.begin(), it->second.end());
+      return;
+    }
+  }
+  std::vector<int32_t> sym;
+  sym.reserve(word.size());
+  if (byte_level && ignore_merges) {  // a word the vocabulary has whole is that token
+    std::string whole;
+    for (char c : word) whole += byte_alphabet().byte_char[static_cast<unsigned char>(c)];
+    if (const int32_t id = id_of(whole); id >= 0) sym.push_back(id);
+  }
+  if (sym.empty()) symbols(word, sym);
   bpe(sym);
   out.insert(out.end(), sym.begin(), sym.end());
   if (cached) {
@@ -643,24 +676,19 @@ std::vector<int32_t> HfTokenizer::encode(std::string_view text, bool add_special
 
 std::string HfTokenizer::decode(std::span<const int32_t> ids) const {
   const Impl& m = *impl_;
+  if (!m.id_bytes.empty()) {
+    std::string out;
+    for (int32_t id : ids) out += m.id_bytes[static_cast<std::size_t>((token(id), id))];
+    return out;
+  }
   std::vector<std::string> toks;
   toks.reserve(ids.size());
   for (int32_t id : ids) toks.push_back(token(id));
   for (const DecodeStep& d : m.decoder) {
     switch (d.kind) {
       case DecodeStep::byte_level: {
-        const auto& alpha = byte_alphabet();
         std::string bytes;
-        for (const std::string& t : toks) {
-          std::string mapped;
-          bool all = true;
-          for (std::size_t i = 0, len = 1; all && i < t.size(); i += len) {
-            auto it = alpha.to_byte.find(utf8::decode(t, i, len));
-            if (it == alpha.to_byte.end()) all = false;
-            else mapped.push_back(static_cast<char>(it->second));
-          }
-          bytes += all ? mapped : t;  // a token outside the byte alphabet is its own text
-        }
+        for (const std::string& t : toks) bytes += byte_level_text(t);
         toks.assign(1, std::move(bytes));
         break;
       }
