@@ -45,7 +45,9 @@ std::vector<std::pair<std::size_t, std::size_t>> Pcre2Split::matches(std::string
   std::size_t pos = 0;
   std::string error;
   while (pos < text.size()) {
-    const int rc = pcre2_match(impl_->code, s, text.size(), pos, 0, md, ctx);
+    // The JIT entry point skips pcre2_match's option checks: the split's per-match cost.
+    const int rc = impl_->jit ? pcre2_jit_match(impl_->code, s, text.size(), pos, 0, md, ctx)
+                              : pcre2_match(impl_->code, s, text.size(), pos, 0, md, ctx);
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) {
       PCRE2_UCHAR msg[256];
