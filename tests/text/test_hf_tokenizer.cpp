@@ -206,4 +206,10 @@ TEST(HfTokenizer, ScionTokenizeUsesTheFileNamedByVocab) {
                             " --out " + (d.path / "y.bin").string());
   EXPECT_NE(WEXITSTATUS(missing.rc), 0) << missing.out;
   EXPECT_NE(missing.out.find("none.json"), std::string::npos) << missing.out;
+  // Llama 3's 128256 ids do not fit llm.c's uint16 shards: refused before tokenizing.
+  const Result big = sh("tokenize " + in + " --tokenizer tokenizer.hf --vocab " + tokenizer_file("llama3").string() +
+                        " --out " + (d.path / "z.bin").string());
+  EXPECT_NE(WEXITSTATUS(big.rc), 0) << big.out;
+  EXPECT_NE(big.out.find("tokenizer.hf has 128256 ids, but llm.c shards hold uint16 tokens"), std::string::npos) << big.out;
+  EXPECT_FALSE(fs::exists(d.path / "z.bin"));
 }
