@@ -213,3 +213,25 @@ TEST(HfTokenizer, ScionTokenizeUsesTheFileNamedByVocab) {
   EXPECT_NE(big.out.find("tokenizer.hf has 128256 ids, but llm.c shards hold uint16 tokens"), std::string::npos) << big.out;
   EXPECT_FALSE(fs::exists(d.path / "z.bin"));
 }
+
+// Meta's own Llama 3 file wraps its template in a Sequence after ByteLevel; the template's
+// special tokens before the text are BOS, after it EOS.
+TEST(HfTokenizer, ATemplateInsideASequenceAddsItsSpecialTokens) {
+  TempDir d;
+  const std::string file = R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]},
+    "added_tokens": [{"id": 3, "content": "<bos>", "special": true}, {"id": 4, "content": "</s>", "special": true}],
+    "post_processor": {"type": "Sequence", "processors": [
+      {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true},
+      {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<bos>", "type_id": 0}},
+                                                {"Sequence": {"id": "A", "type_id": 0}},
+                                                {"SpecialToken": {"id": "</s>", "type_id": 0}}],
+       "special_tokens": {"<bos>": {"id": "<bos>", "ids": [3], "tokens": ["<bos>"]},
+                          "</s>": {"id": "</s>", "ids": [4], "tokens": ["</s>"]}}}]},
+    "decoder": {"type": "Sequence", "decoders": [{"type": "Fuse"}, {"type": "Strip", "content": "a", "start": 1, "stop": 1}]}})";
+  HfTokenizer t(d.write("tpl.json", file));
+  EXPECT_EQ(t.bos_id(), 3);
+  EXPECT_EQ(t.eot_id(), 4);
+  EXPECT_EQ(t.encode("abba"), (Ids{3, 2, 1, 0, 4}));
+  EXPECT_EQ(t.encode("abba", false), (Ids{2, 1, 0}));
+  EXPECT_EQ(t.decode(Ids{2, 1, 0}), "bb");  // Fuse, then Strip one "a" at each end
+}
