@@ -175,7 +175,7 @@ private:
 
 // The word cache: byte-level words repeat (" the", " of"), so their BPE is done once.
 // Words of a few bytes are quicker to encode than to look up.
-constexpr std::size_t kShards = 16, kShardCapacity = 1 << 15, kCachedWordBytes = 64, kUncachedWordBytes = 4;
+constexpr std::size_t kShards = 64, kShardCapacity = 8192, kCachedWordBytes = 64, kUncachedWordBytes = 4;
 struct TextHash {
   using is_transparent = void;  // looked up by string_view, no std::string made per lookup
   std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
@@ -576,7 +576,8 @@ void HfTokenizer::Impl::symbols(std::string_view word, std::vector<int32_t>& sym
 }
 
 void HfTokenizer::Impl::encode_part(std::string_view word, std::vector<int32_t>& out) const {
-  const bool cached = word.size() > kUncachedWordBytes && word.size() <= kCachedWordBytes;
+  // (ignore_merges looks the whole word up in the vocabulary first: no quicker than the cache.)
+  const bool cached = word.size() > (ignore_merges ? 1 : kUncachedWordBytes) && word.size() <= kCachedWordBytes;
   CacheShard& shard = cache[(TextHash()(word) >> 7) % kShards];  // other bits than the map's buckets
   if (cached) {
     std::lock_guard<std::mutex> lock(shard.mu);
