@@ -20,6 +20,7 @@
 #include "cpu/cpu_kernels.h"
 #include "dist/buckets.h"
 #include "dist/zero.h"
+#include "graph/node_factory.h"
 #include "runtime/checkpoint.h"
 #include "runtime/schedule.h"
 #include "scion/autograd.h"
@@ -134,15 +135,9 @@ int64_t seq_len_of(const TensorMap& in) {
 
 Executor::Executor(GraphSpec graph, const PluginRegistry& registry, RunOptions opt)
     : g_(std::move(graph)), reg_(registry), opt_(std::move(opt)) {
-  if (!opt_.comm) {
-    const std::string dev = opt_.device.empty() ? g_.device : opt_.device;
-    opt_.comm = make_communicator(opt_.comm_choice.empty() ? g_.comm : opt_.comm_choice,
-                                  dev.rfind("cuda", 0) == 0 || (dev == "auto" && cuda_available()));
-  }
-  out_dir_ = opt_.out_dir.empty() ? "runs/" + g_.name : opt_.out_dir;
-  std::string dev = opt_.device.empty() ? g_.device : opt_.device;
-  if (dev == "auto") dev = cuda_available() ? "cuda" : "cpu";
-  device_ = Device::parse(dev);
+  device_ = g_.run.device.resolve();
+  if (!opt_.comm) opt_.comm = make_communicator(g_.run.comm, device_.is_cuda());
+  out_dir_ = opt_.out_dir.empty() ? "runs/" + g_.run.name : opt_.out_dir;
 #ifndef SCION_HAVE_CUDA
   SCION_CHECK(device_.is_cpu(), "device ", device_.str(),
               " requested, but this build of Scion has no CUDA backend (configure with -DSCION_CUDA=ON on a "
@@ -150,9 +145,9 @@ Executor::Executor(GraphSpec graph, const PluginRegistry& registry, RunOptions o
 #endif
   SCION_CHECK(device_.is_cpu() || device_.index < cuda_device_count(), "device ", device_.str(),
               " requested but this machine has ", cuda_device_count(), " CUDA device(s) (use --device cpu)");
-  set_num_threads(opt_.threads >= 0 ? opt_.threads : g_.threads);
+  set_num_threads(opt_.threads >= 0 ? opt_.threads : g_.run.threads);
   previous_precision_ = matmul_precision();
-  set_matmul_precision(parse_matmul_precision(g_.precision));
+  set_matmul_precision(g_.run.precision);
   // The CPU GEMM settings of the environment (SCION_CPU_BF16, SCION_CPU_GEMM) are read and a
   // bad value refused here, before the run writes anything, not at its first product.
   cpu::gemm_f32_engine();
@@ -185,20 +180,11 @@ void Executor::make_nodes() {
     if (n.info->entry.kind != PluginKind::evaluator) order.push_back(&n);
   for (const NodeSpec& n : g_.nodes)
     if (n.info->entry.kind == PluginKind::evaluator) order.push_back(&n);
-  Json::array_t stage_names;  // for nodes that act per stage (data.text's stage_files)
-  for (const StageSpec& s : g_.stages) stage_names.push_back(Json(s.name));
+  const NodeContext ctx = NodeContext::of(g_, opt_.comm->rank(), opt_.comm->world());
   for (const NodeSpec* np : order) {
     const NodeSpec& n = *np;
-    Json params = n.params;
-    for (const auto& [k, target] : n.refs) params[k] = Json(target);
-    params["frozen"] = Json(n.frozen);
-    // The 64-bit seed travels exactly (as its int64 bit pattern; nodes read it back as uint64).
-    params["__seed"] = Json(int64_t(derive_seed(g_.seed, hash_name(n.name))));
-    params["__rank"] = Json(opt_.comm->rank());
-    params["__world"] = Json(opt_.comm->world());
-    params["__stages"] = Json(stage_names);
     try {
-      nodes_[n.name] = reg_.create(n.plugin, Params(params, n.name), *this);
+      nodes_[n.name] = make_node(reg_, n, ctx, *this);
     } catch (const std::exception& e) {
       throw Error(where(n.pos) + "node '" + n.name + "' (" + n.plugin + "): " + e.what());
     }
@@ -207,7 +193,7 @@ void Executor::make_nodes() {
 
 void Executor::apply_ops(size_t si, const StepContext& ctx) {
   // Each op of the stage draws its own random stream (the first keeps the stage's seed).
-  const uint64_t stage_seed = derive_seed(g_.seed, 0x0b5 + si);
+  const uint64_t stage_seed = derive_seed(g_.run.seed, 0x0b5 + si);
   uint64_t k = 0;
   if (device_.is_cuda() && !g_.stages[si].ops.empty()) {
     // Model surgery and the ops' mapping of optimizer state read host memory: on a CUDA run the
@@ -222,11 +208,8 @@ void Executor::apply_ops(size_t si, const StepContext& ctx) {
     }
   }
   for (const OpSpec& op : g_.stages[si].ops) {
-    Json params = op.params;
-    params["target"] = Json(op.target);
-    params["__seed"] = Json(int64_t(k == 0 ? stage_seed : derive_seed(stage_seed, k)));
+    auto inst = make_op(reg_, op, k == 0 ? stage_seed : derive_seed(stage_seed, k), *this);
     ++k;
-    auto inst = std::dynamic_pointer_cast<Op>(reg_.create(op.plugin, Params(params, op.plugin), *this));
     auto model = std::dynamic_pointer_cast<Model>(node(op.target));
     std::map<std::string, Shape> before;
     for (const auto& [k, t] : model->module().named_parameters()) before[op.target + "." + k] = t.shape();
@@ -398,7 +381,7 @@ Executor::StagePlan Executor::plan_stage(size_t si) const {
   std::set<std::string> needed;
   std::function<void(const std::string&)> need = [&](const std::string& n) {
     if (!needed.insert(n).second) return;
-    for (const auto& [port, src] : g_.node(n)->inputs) need(src.substr(0, src.find('.')));
+    for (const auto& [port, src] : g_.node(n)->inputs) need(src.node);
   };
   for (const auto& [l, w] : s.losses) need(l);
   for (const NodeSpec& n : g_.nodes)
@@ -491,7 +474,7 @@ class Executor::StepGraph {
     std::set<std::string> tape;
     for (const NodeSpec* n : plan.run_nodes) {  // dependency order: sources are decided first
       bool t = plan.trained.count(n->name) > 0;
-      for (const auto& [port, src] : n->inputs) t = t || tape.count(src.substr(0, src.find('.')));
+      for (const auto& [port, src] : n->inputs) t = t || tape.count(src.node);
       if (t) tape.insert(n->name);
     }
     for (const NodeSpec* n : plan.run_nodes) {
@@ -505,10 +488,10 @@ class Executor::StepGraph {
     // The ports each node's readers take: a model skips the outputs nobody reads (its
     // logits, when the loss applies the LM head itself).
     for (const NodeSpec* n : plan.run_nodes)
-      for (const auto& [port, src] : n->inputs) wanted_[src.substr(0, src.find('.'))].insert(src.substr(src.find('.') + 1));
+      for (const auto& [port, src] : n->inputs) wanted_[src.node].insert(src.port);
     for (const NodeSpec* n : plan.run_nodes) {
       std::set<std::string> preds;
-      for (const auto& [port, src] : n->inputs) preds.insert(src.substr(0, src.find('.')));
+      for (const auto& [port, src] : n->inputs) preds.insert(src.node);
       if (preds.empty()) tbb::flow::make_edge(start_, *nodes_.at(n->name));
       for (const auto& pr : preds) tbb::flow::make_edge(*nodes_.at(pr), *nodes_.at(n->name));
     }
@@ -533,7 +516,7 @@ class Executor::StepGraph {
     }
     TensorMap in;
     for (const auto& [port, src] : spec.inputs) {
-      const std::string sn = src.substr(0, src.find('.')), sp = src.substr(src.find('.') + 1);
+      const std::string &sn = src.node, &sp = src.port;
       if (!active_->count(sn)) continue;  // an idle port of a loss
       auto it = outputs_.at(sn).find(sp);
       if (it == outputs_.at(sn).end())
@@ -612,7 +595,7 @@ Executor::StepResult Executor::train_step(const StagePlan& plan, StepGraph& grap
     if (spec->info->entry.kind == PluginKind::loss)
       for (const auto& port : std::dynamic_pointer_cast<Loss>(node(n))->idle_inputs(ctx)) idle.insert(port);
     for (const auto& [port, src] : spec->inputs)
-      if (!idle.count(port)) visit(src.substr(0, src.find('.')));
+      if (!idle.count(port)) visit(src.node);
   };
   for (const auto& [l, w] : s.losses) visit(l);
   for (const auto& n : s.train) visit(n);
@@ -650,7 +633,7 @@ Executor::StepResult Executor::train_step(const StagePlan& plan, StepGraph& grap
   auto not_finite = [&](const std::string& what) {
     const std::string at = "step " + std::to_string(ctx.step + 1) + " (stage '" + s.name + "', its update " +
                            std::to_string(ctx.stage_step + 1) + "): " + what;
-    if (!g_.skip_nonfinite)
+    if (!g_.run.skip_nonfinite)
       throw NonFiniteError(at + "; the weights were not updated and no checkpoint of this state is written (hint: "
                            "lower the learning rate, clip gradients, check the data; [run] on_nonfinite = \"skip\" "
                            "skips such steps instead)");
@@ -775,7 +758,7 @@ void Executor::train_stage(size_t si) {
   const StageSpec& s = g_.stages[si];
   StepContext ctx;
   ctx.stage = s.name;
-  ctx.seed = g_.seed;
+  ctx.seed = g_.run.seed;
   ctx.device = device_;
   ctx.rank = opt_.comm->rank();
   ctx.world = opt_.comm->world();
@@ -831,7 +814,7 @@ void Executor::train_stage(size_t si) {
     std::vector<Tensor> ps;
     for (const auto& p : plan.params) ps.push_back(p.tensor);
     plan.buckets = std::make_shared<GradBuckets>(*opt_.comm, ps);
-    if (g_.zero_stage == 1) {
+    if (g_.run.zero_stage == 1) {
       plan.zero = std::make_shared<ZeroShards>(*opt_.comm, ps);
       for (size_t k = 0; k < ps.size(); ++k) plan.param_index[&ps[k].impl()] = k;
       zero_ = plan.zero;
@@ -980,7 +963,7 @@ bool Executor::load_checkpoint(size_t& si, int64_t& stage_step) {
   // checkpoint was written with; the weights are then overwritten.
   // Ops see the run's update count at their stage's start, as in the uninterrupted run.
   StepContext ctx;
-  ctx.seed = g_.seed;
+  ctx.seed = g_.run.seed;
   ctx.step = 0;
   for (size_t k = 0; k <= si && k < g_.stages.size(); ++k) {
     if (k == si && stage_step == 0) break;
@@ -1000,7 +983,7 @@ bool Executor::load_checkpoint(size_t& si, int64_t& stage_step) {
 std::map<std::string, double> Executor::evaluate_only(const std::vector<std::string>& evaluators) {
   make_nodes();
   StepContext ctx;
-  ctx.seed = g_.seed;
+  ctx.seed = g_.run.seed;
   ctx.training = false;
   ctx.device = device_;
   std::map<std::string, double> all;

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "runtime/graph.h"
+#include "graph/graph.h"
 #include "runtime/install.h"
 #include "runtime/paths.h"
 #include "runtime/registry.h"

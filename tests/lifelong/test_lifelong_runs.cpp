@@ -9,7 +9,7 @@
 #include <chrono>
 #include <thread>
 
-#include "runtime/graph.h"
+#include "graph/graph.h"
 #include "scion_cli.h"
 #include "runtime/in_process.h"
 

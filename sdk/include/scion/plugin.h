@@ -35,8 +35,9 @@ constexpr uint32_t kSdkAbiMajor = 6;  // 2: Op::carry_state; 3: Loss::idle_input
                                       //    prompt nodes run in the step graph
                                       // 6: Model::lm_head (the fused LM head + loss), StepContext::wanted_outputs,
                                       //    GateKind::hidden_kept (CoFi's hidden gate), ParamLayout::hidden_fold
-constexpr uint32_t kSdkAbiMinor = 3;  // 6.1: nn::Module::to(Device) (issue 16); 6.2: ops::add_inplace (issue 18);
-                                      // 6.3: matmul_bf16_native (issue 18)
+constexpr uint32_t kSdkAbiMinor = 4;  // 6.1: nn::Module::to(Device) (issue 16); 6.2: ops::add_inplace (issue 18);
+                                      // 6.3: matmul_bf16_native (issue 18); 6.4: GraphView::tokenizer and
+                                      //      GraphView::input_source (issue 32)
 
 enum class PluginKind { data, tokenizer, model, op, loss, prompt, optimizer, evaluator };
 const char* kind_name(PluginKind k);
@@ -344,6 +345,18 @@ struct GraphView {
       if (n.name == name) return &n;
     return nullptr;
   }
+  // The node whose output feeds input `port` of `n` ("node.port"), or null when the port is
+  // not connected.
+  const GraphNodeView* input_source(const GraphNodeView& n, const std::string& port) const {
+    auto it = n.inputs.find(port);
+    return it == n.inputs.end() ? nullptr : node(it->second.substr(0, it->second.find('.')));
+  }
+  // The tokenizer a tokenizer node makes, made by the host as the run will make it (the node's
+  // plugin factory, its validated parameters; once per validation): checks compare against
+  // its vocab_size(), eot_id() and encode(), whichever library the tokenizer comes from.
+  // Throws what the factory throws (a vocabulary file that does not load); null for a node
+  // that is not a tokenizer. Set by hosts of SDK 6.4 and later.
+  std::function<std::shared_ptr<Tokenizer>(const std::string& node)> tokenizer;
 };
 // A problem a check found. `at` locates it: a parameter of the checked node ("stage_files"),
 // a key or index inside one ("stage_files.teacher", "data.1"), or "" for the node itself;
