@@ -35,7 +35,7 @@ const TokenizerFacts& tokenizer_facts(const GraphView& g, const GraphNodeView& n
   for (const auto& [k, v] : n.params.all().items()) {
     std::error_code ec;
     if (v.is_string() && !json_string(v).empty() && fs::is_regular_file(json_string(v), ec))
-      key += " " + file_stamp(json_string(v));
+      key.append(" ").append(file_stamp(json_string(v)));  // (not " " + ...: GCC 12's -Wrestrict false positive)
   }
   std::lock_guard<std::mutex> lock(facts_mutex);
   auto it = cache.find(key);
