@@ -10,7 +10,7 @@
 
 #include "fuzz_input.h"
 #include "scion/error.h"
-#include "scion/report.h"
+#include "report/report.h"
 
 namespace fs = std::filesystem;
 

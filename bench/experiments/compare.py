@@ -4,7 +4,7 @@
 usage: compare.py RUNS_DIR...   (each RUNS_DIR, one seed, holds scratch/, scratch-<updates>/
 and the variants ki/, ki300/, grow/, grow2/, msg/; bench/experiments/run.sh writes them)
 
-The figures are `scion report`'s (`--baseline`, core/report/report.cpp): this script only
+The figures are `scion report`'s (`--baseline`, core/report/savings.cpp): this script only
 names the runs and prints the table (and writes the page, runs/exp-savings.html, or
 $COMPARE_REPORT). Every variant is given the compute of the 600-update scratch run (to within
 1%), each run's learning rate annealed at its own end. Three measures, FLOPs by Scion's count

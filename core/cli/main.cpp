@@ -7,6 +7,7 @@
 #include <iostream>
 #include <new>
 
+#include "report/report.h"
 #include "graph/graph.h"
 #include "graph/node_factory.h"
 #include "runtime/executor.h"
@@ -14,7 +15,6 @@
 #include "runtime/paths.h"
 #include "runtime/registry.h"
 #include "runtime/sampling.h"
-#include "scion/report.h"
 #include "scion/checkpoint.h"
 #include "scion/files.h"
 #include "scion/safetensors.h"
@@ -222,7 +222,7 @@ std::shared_ptr<Model> model_from_checkpoint(const PluginRegistry& reg, const st
   spec.params["load"] = Json(file);
   spec.frozen = true;
   const NoNodes none;
-  return std::dynamic_pointer_cast<Model>(make_node(reg, spec, NodeContext{}, none));
+  return std::dynamic_pointer_cast<Model>(make_node(reg, spec, GraphContext{}, none));
 }
 
 // A tokenizer node from its plugin's defaults; --vocab / --merges override them where the
@@ -263,7 +263,7 @@ std::shared_ptr<scion::Tokenizer> make_tokenizer(const PluginRegistry& reg, cons
   spec.name = spec.plugin = tok;
   spec.info = info;
   spec.params = tp;
-  auto tk = std::dynamic_pointer_cast<scion::Tokenizer>(make_node(reg, spec, NodeContext{}, none));
+  auto tk = std::dynamic_pointer_cast<scion::Tokenizer>(make_node(reg, spec, GraphContext{}, none));
   SCION_CHECK(tk, "'", tok, "' is not a tokenizer plugin");
   return tk;
 }

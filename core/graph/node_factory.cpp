@@ -4,8 +4,8 @@
 
 namespace scion::runtime {
 
-NodeContext NodeContext::of(const GraphSpec& g, int rank, int world) {
-  NodeContext c{g.run.seed, rank, world, {}};
+GraphContext GraphContext::of(const GraphSpec& g, int rank, int world) {
+  GraphContext c{g.run.seed, rank, world, {}};
   for (const StageSpec& s : g.stages) c.stages.push_back(s.name);
   return c;
 }
@@ -14,26 +14,21 @@ std::shared_ptr<Plugin> NoNodes::node(const std::string& name) const {
   throw Error("no node '" + name + "' outside a graph");
 }
 
-std::shared_ptr<Plugin> make_node(const PluginRegistry& reg, const NodeSpec& spec, const NodeContext& ctx,
+std::shared_ptr<Plugin> make_node(const PluginRegistry& reg, const NodeSpec& spec, const GraphContext& graph,
                                   const NodeResolver& resolver) {
   Json params = spec.params;
   for (const auto& [k, target] : spec.refs) params[k] = Json(target);
   params["frozen"] = Json(spec.frozen);
-  // The 64-bit seed travels exactly (as its int64 bit pattern; nodes read it back as uint64).
-  params["__seed"] = Json(int64_t(derive_seed(ctx.run_seed, hash_name(spec.name))));
-  params["__rank"] = Json(ctx.rank);
-  params["__world"] = Json(ctx.world);
-  Json::array_t stages;  // for nodes that act per stage (data.text's stage_files)
-  for (const auto& s : ctx.stages) stages.push_back(Json(s));
-  params["__stages"] = Json(std::move(stages));
-  return reg.create(spec.plugin, Params(params, spec.name), resolver);
+  const NodeContext context{derive_seed(graph.run_seed, hash_name(spec.name)), graph.rank, graph.world, graph.stages};
+  return reg.create(spec.plugin, Params(params, spec.name, context), resolver);
 }
 
-std::shared_ptr<Op> make_op(const PluginRegistry& reg, const OpSpec& spec, uint64_t seed, const NodeResolver& resolver) {
+std::shared_ptr<Op> make_op(const PluginRegistry& reg, const OpSpec& spec, const GraphContext& graph, uint64_t seed,
+                            const NodeResolver& resolver) {
   Json params = spec.params;
   params["target"] = Json(spec.target);
-  params["__seed"] = Json(int64_t(seed));
-  auto op = std::dynamic_pointer_cast<Op>(reg.create(spec.plugin, Params(params, spec.plugin), resolver));
+  const NodeContext context{seed, graph.rank, graph.world, {}};
+  auto op = std::dynamic_pointer_cast<Op>(reg.create(spec.plugin, Params(params, spec.plugin, context), resolver));
   if (!op) throw Error("'" + spec.plugin + "' is not an op plugin");
   return op;
 }

@@ -34,7 +34,7 @@ GraphView graph_view(const NodeTable& nodes, const std::vector<std::string>& ord
     if (it == nodes.specs.end() || it->second.info->entry.kind != PluginKind::tokenizer) return nullptr;
     if (auto m = made->find(name); m != made->end()) return m->second;
     const NoNodes none;
-    auto tok = std::dynamic_pointer_cast<Tokenizer>(make_node(reg, it->second, NodeContext::of(g), none));
+    auto tok = std::dynamic_pointer_cast<Tokenizer>(make_node(reg, it->second, GraphContext::of(g), none));
     return made->emplace(name, std::move(tok)).first->second;
   };
   return view;

@@ -1,8 +1,10 @@
 // Runs a validated graph: makes the nodes, then for each stage plans it once (what trains,
-// what runs, which parameter group each parameter is in), applies its ops and trains. One
-// step (train_step) reads top to bottom: data -> forward -> losses (the node DAG in a oneTBB
-// flow graph, independent nodes concurrently) -> backward -> gradient all-reduce -> clip ->
-// optimizer, group by group. Metrics, evaluation and checkpoints (checkpoint.h) follow.
+// what runs, which parameter group each parameter is in: stage_plan.h), applies its ops and
+// trains. One step (train_step) reads top to bottom: data -> forward -> losses (the node DAG
+// in a oneTBB flow graph, independent nodes concurrently: step_graph.h) -> backward ->
+// gradient all-reduce -> clip -> optimizer, group by group (optimizer_set.h). Metrics and
+// evaluation follow; the run directory (run_directory.h) and checkpoints (resume_state.h,
+// checkpoint.h) are classes of their own.
 #pragma once
 #include <chrono>
 #include <cstdio>
@@ -14,10 +16,15 @@
 
 #include "runtime/communicator.h"
 #include "graph/graph.h"
+#include "runtime/optimizer_set.h"
+#include "runtime/stage_plan.h"
 #include "scion/precision.h"
 
 namespace scion::runtime {
 
+class ResumeState;
+class RunDirectory;
+class StepGraph;
 class ZeroShards;
 
 // How a run ends, as `scion run` exits (docs/runtime.md, "Exit codes"): 0 done, 1 an error,
@@ -64,9 +71,6 @@ class Executor : public NodeResolver {
   int world() const { return opt_.comm->world(); }
 
  private:
-  struct StagePlan;    // what a stage trains and runs, computed once when it starts
-  class StepGraph;     // the oneTBB flow graph of a stage's nodes
-  class OptimizerSet;  // one optimizer per parameter group
   struct StepResult {
     Tensor total;  // the weighted sum of the losses
     std::map<std::string, double> terms, loss_metrics;
@@ -74,28 +78,29 @@ class Executor : public NodeResolver {
     double loss = 0;       // the weighted sum of the terms (means over ranks)
     bool skipped = false;  // not finite, and skipped: no update was made
   };
+  // Setting up.
   void make_nodes();
   void check_before_training() const;
-  void apply_ops(size_t stage, const StepContext& ctx);
-  void carry_optimizer_state(const Op& op, const std::string& target, Model& model,
-                             const std::map<std::string, Shape>& before);
+  void open_run_directory();
+  void resume_from_checkpoint();
+  // A stage.
   void train_stage(size_t stage_index);
-  StagePlan plan_stage(size_t stage_index) const;
-  void plan_parameters(StagePlan& plan, const OptimizerSet& groups) const;
+  int64_t begin_stage(StagePlan& plan, StepContext& ctx);
+  void apply_ops(size_t stage, const StepContext& ctx);
   void start_optimizer(const StagePlan& plan);
+  void start_data_parallel(StagePlan& plan);
+  bool end_update(const StagePlan& plan, const StepContext& ctx, int64_t stage_step);
+  // A step.
   StepResult train_step(const StagePlan& plan, StepGraph& graph, const StepContext& ctx);
+  std::set<std::string> active_nodes(const StagePlan& plan, const StepContext& ctx) const;
+  void sum_losses(const StagePlan& plan, const StepGraph& graph, StepResult& r) const;
+  StepResult& not_finite(const StagePlan& plan, const StepContext& ctx, StepResult& r, const std::string& what);
+  void step_optimizer(const StagePlan& plan, const std::vector<const StagePlan::Param*>& stepped, double lr,
+                      const StepContext& ctx);
+  // What a run leaves.
   void log_step(const StagePlan& plan, const StepResult& r, int64_t stage_step, double dt, double rate);
   void evaluate(const StagePlan& plan, const StepContext& ctx);
-  nn::NamedTensors parameters_of(const std::string& node) const;
   void save_checkpoint(size_t stage_index, int64_t stage_step);
-  bool load_checkpoint(size_t& stage_index, int64_t& stage_step);
-  void log_metrics(const Json& line);
-  void lock_run_directory();
-  void move_earlier_results();
-  // The first non-finite thing of a step ("loss term 'lm' is nan", "gradient of 'gpt.wte'
-  // is inf"), or "" when the step is finite.
-  std::string nonfinite_in(const StepResult& r, const std::vector<std::pair<std::string, Tensor>>& grads) const;
-  void check_parameters_finite() const;
 
   GraphSpec g_;
   const PluginRegistry& reg_;
@@ -103,24 +108,19 @@ class Executor : public NodeResolver {
   std::string out_dir_;
   Device device_;
   std::map<std::string, std::shared_ptr<Plugin>> nodes_;
-  std::unique_ptr<OptimizerSet> optimizer_;
-  bool optimizer_same_config_ = false;  // this stage's optimizer is configured as the previous one's
-  bool optimizer_carried_ = false;      // ... and continues it (it was made in this process)
-  int64_t step_ = 0;                // optimizer updates in the whole run
-  int64_t resume_stage_step_ = 0;
-  bool resumed_ = false;            // the next stage continues from a checkpoint
-  std::string resume_dir_;          // the checkpoint resumed from (latest.json read once)
-  bool resume_manifest_ = false;    // ... lists its files, which are these (verified)
-  std::set<std::string> resume_files_;
+  std::unique_ptr<RunDirectory> dir_;         // rank 0's: lock, graph, metrics
+  std::unique_ptr<OptimizerSet> optimizer_;   // this stage's (carried over when configured alike)
+  bool optimizer_same_config_ = false;        // this stage's optimizer is configured as the previous one's
+  std::unique_ptr<ResumeState> resume_;       // the checkpoint this run continues
+  std::shared_ptr<ZeroShards> zero_;          // this stage's ZeRO-1 shards (core/dist/zero.h), when on
+  // The run's counters, saved with every checkpoint.
+  int64_t step_ = 0;                          // optimizer updates in the whole run
   double tokens_ = 0, flops_ = 0;
-  double elapsed_before_ = 0;       // seconds spent before a resume
+  double elapsed_before_ = 0;                 // seconds spent before a resume
   std::chrono::steady_clock::time_point start_;
-  std::FILE* metrics_ = nullptr;
+  int64_t skipped_steps_ = 0;                 // non-finite steps skipped (on_nonfinite = "skip")
   bool tty_ = false;
-  int lock_fd_ = -1;                // the run directory's .lock, held (flock) for the run's life
   MatmulPrecision previous_precision_ = MatmulPrecision::f32;  // restored when the run ends
-  int64_t skipped_steps_ = 0;       // non-finite steps skipped (on_nonfinite = "skip")
-  std::shared_ptr<ZeroShards> zero_;  // this stage's ZeRO-1 shards (core/dist/zero.h), when on
 };
 
 }  // namespace scion::runtime

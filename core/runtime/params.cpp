@@ -61,10 +61,10 @@ const Json& Params::raw(const std::string& k) const {
   if (!has(k)) missing(node_, k);
   return v_.at(k);
 }
-int64_t Params::i(const std::string& k) const { return json_int(raw(k)); }
-double Params::f(const std::string& k) const { return json_number(raw(k)); }
-bool Params::b(const std::string& k) const { return json_bool(raw(k)); }
-std::string Params::s(const std::string& k) const { return json_string(raw(k)); }
+int64_t Params::integer(const std::string& k) const { return json_int(raw(k)); }
+double Params::number(const std::string& k) const { return json_number(raw(k)); }
+bool Params::boolean(const std::string& k) const { return json_bool(raw(k)); }
+std::string Params::string(const std::string& k) const { return json_string(raw(k)); }
 std::vector<std::string> Params::strings(const std::string& k) const {
   std::vector<std::string> out;
   const Json& v = raw(k);
@@ -72,7 +72,7 @@ std::vector<std::string> Params::strings(const std::string& k) const {
   for (const Json& e : json_array(v)) out.push_back(json_string(e));
   return out;
 }
-std::vector<int64_t> Params::ints(const std::string& k) const {
+std::vector<int64_t> Params::integers(const std::string& k) const {
   std::vector<int64_t> out;
   for (const Json& e : json_array(raw(k))) out.push_back(json_int(e));
   return out;

@@ -1,7 +1,7 @@
 // grow.* op nodes: applied to a transformer model node when a stage starts, through the SDK's
 // model-surgery interface only (any model plugin implementing scion::TransformerModel).
-#include "growth.h"
 #include "masked_growth.h"
+#include "scion/growth.h"
 #include "scion/random.h"
 
 namespace scion::growth {
@@ -32,11 +32,11 @@ TransformerModel& growable(Model& target, const StepContext& ctx, const char* wh
 
 WidthOptions width_options(const Params& p, Method m) {
   WidthOptions o;
-  o.width = p.i("width");
-  o.ffn = p.i("ffn");
-  o.uniform = p.b("uniform");
-  o.noise = float(p.f("noise"));
-  o.seed = uint64_t(p.i("__seed"));
+  o.width = p.integer("width");
+  o.ffn = p.integer("ffn");
+  o.uniform = p.boolean("uniform");
+  o.noise = float(p.number("noise"));
+  o.seed = p.context().seed;
   o.method = m;
   return o;
 }
@@ -71,7 +71,7 @@ class DepthOp : public Op {
 class Deeper final : public DepthOp {
  public:
   explicit Deeper(const Params& p)
-      : after_(parse_ints(p.strings("after"), "grow.net2deeper")), seed_(uint64_t(p.i("__seed"))) {}
+      : after_(parse_ints(p.strings("after"), "grow.net2deeper")), seed_(p.context().seed) {}
   void apply(Model& t, const StepContext& ctx) override {
     TransformerModel& m = growable(t, ctx, "grow.net2deeper");
     reorder(m, identity_insertion_order(m.architecture().layers(), after_), seed_);
@@ -92,10 +92,10 @@ class Bert2Bert final : public DepthOp {
  public:
   explicit Bert2Bert(const Params& p) : p_(p) {}
   void apply(Model& t, const StepContext& ctx) override {
-    const std::string m = p_.s("method");
+    const std::string m = p_.string("method");
     SCION_CHECK(m == "fpi" || m == "aki", "grow.bert2bert: method must be fpi or aki, got '", m, "'");
     WidthOptions o = width_options(p_, m == "aki" ? Method::aki : Method::fpi);
-    const int64_t layers = p_.i("layers");
+    const int64_t layers = p_.integer("layers");
     TransformerModel& mt = growable(t, ctx, "grow.bert2bert");
     const Architecture c = mt.architecture();
     const int64_t ffn = c.ffn.empty() ? 0 : c.ffn[0];
@@ -119,14 +119,14 @@ class Masked final : public Op {
   explicit Masked(const Params& p) : p_(p) {}
   void apply(Model& t, const StepContext& ctx) override {
     MaskedOptions o;
-    o.width = p_.i("width");
-    o.ffn = p_.i("ffn");
-    o.layers = p_.i("layers");
-    o.ramp_steps = p_.i("ramp_steps");
-    const std::string init = p_.s("new_layers");
+    o.width = p_.integer("width");
+    o.ffn = p_.integer("ffn");
+    o.layers = p_.integer("layers");
+    o.ramp_steps = p_.integer("ramp_steps");
+    const std::string init = p_.string("new_layers");
     SCION_CHECK(init == "random" || init == "stack", "grow.masked: new_layers must be random or stack, got '", init, "'");
     o.stack_new_layers = init == "stack";
-    o.seed = uint64_t(p_.i("__seed"));
+    o.seed = p_.context().seed;
     TransformerModel& m = growable(t, ctx, "grow.masked");
     grow_masked(m, o, ctx.step);
     model_ = &m;
@@ -144,7 +144,7 @@ class Masked final : public Op {
 
 class Subnets final : public Op {
  public:
-  explicit Subnets(const Params& p) : enabled_(p.b("enabled")), min_layers_(p.i("min_layers")) {}
+  explicit Subnets(const Params& p) : enabled_(p.boolean("enabled")), min_layers_(p.integer("min_layers")) {}
   void apply(Model& t, const StepContext&) override {
     surgery::transformer(t, "grow.subnets").set_depth_sampling(enabled_, min_layers_);
   }

@@ -12,15 +12,15 @@ namespace {
 class InheritNode final : public Loss {
  public:
   explicit InheritNode(const Params& p)
-      : alpha_(AlphaSchedule{AlphaSchedule::parse(p.s("schedule")), p.f("alpha"), p.i("steps")}),
-        tau_(float(p.f("temperature"))),
-        ignore_(p.i("ignore_index")),
-        student_metric_(p.s("student_metric")),
-        teacher_metric_(p.s("teacher_metric")) {
+      : alpha_(AlphaSchedule{AlphaSchedule::parse(p.string("schedule")), p.number("alpha"), p.integer("steps")}),
+        tau_(float(p.number("temperature"))),
+        ignore_(p.integer("ignore_index")),
+        student_metric_(p.string("student_metric")),
+        teacher_metric_(p.string("teacher_metric")) {
     SCION_CHECK(tau_ > 0.f, "loss.inherit: temperature must be > 0, got ", tau_);
-    SCION_CHECK(p.f("alpha") >= 0.0 && p.f("alpha") <= 1.0, "loss.inherit: alpha must be in [0, 1], got ", p.f("alpha"));
-    SCION_CHECK(p.s("schedule") != "linear" || p.i("steps") > 0, "loss.inherit: a linear schedule needs steps > 0, got ",
-                p.i("steps"));
+    SCION_CHECK(p.number("alpha") >= 0.0 && p.number("alpha") <= 1.0, "loss.inherit: alpha must be in [0, 1], got ", p.number("alpha"));
+    SCION_CHECK(p.string("schedule") != "linear" || p.integer("steps") > 0, "loss.inherit: a linear schedule needs steps > 0, got ",
+                p.integer("steps"));
   }
   Tensor compute(const TensorMap& in, const StepContext&, std::map<std::string, double>& m) override {
     const double a = alpha_.at(updates_++);
@@ -103,9 +103,9 @@ PluginEntry inherit_entry() {
   e.check = [](const GraphView& g, const GraphNodeView& self) {
     std::vector<GraphProblem> out;
     const Params& p = self.params;
-    const std::string schedule = p.s("schedule");
-    if (schedule == "linear" && p.i("steps") <= 0)
-      out.push_back({"steps", "a linear schedule needs steps > 0, got " + std::to_string(p.i("steps")),
+    const std::string schedule = p.string("schedule");
+    if (schedule == "linear" && p.integer("steps") <= 0)
+      out.push_back({"steps", "a linear schedule needs steps > 0, got " + std::to_string(p.integer("steps")),
                      "steps: the updates over which alpha falls to 0"});
     if (schedule != "until_surpassed") return out;
     for (size_t si = 0; si < g.stages.size(); ++si) {
@@ -113,7 +113,7 @@ PluginEntry inherit_entry() {
       const auto used = std::find(s.losses.begin(), s.losses.end(), self.name);
       if (used == s.losses.end()) continue;
       for (const char* key : {"student_metric", "teacher_metric"}) {
-        const std::string metric = p.s(key);
+        const std::string metric = p.string(key);
         const size_t slash = metric.find('/');
         const std::string ev = metric.substr(0, slash);
         if (slash == std::string::npos) {

@@ -21,36 +21,36 @@ std::vector<int32_t> json_ints(const Json& j) {
 }  // namespace
 
 DomainStream::DomainStream(const Params& p, const NodeResolver& r)
-    : root_(p.s("root")),
-      evaluator_(p.s("evaluator")),
+    : root_(p.string("root")),
+      evaluator_(p.string("evaluator")),
       domains_(p.strings("domains")),
-      stages_(p.has("__stages") ? p.strings("__stages") : std::vector<std::string>{}),
-      seq_len_(p.i("seq_len")),
-      batch_(p.i("batch_size")),
-      seed_(uint64_t(p.i("__seed"))),
-      sampler_(derive_seed(uint64_t(p.i("__seed")), 0x4e91a7)) {
-  tok_ = r.get<scion::Tokenizer>(p.s("tokenizer"));
+      stages_(p.context().stages),
+      seq_len_(p.integer("seq_len")),
+      batch_(p.integer("batch_size")),
+      seed_(p.context().seed),
+      sampler_(derive_seed(p.context().seed, 0x4e91a7)) {
+  tok_ = r.get<scion::Tokenizer>(p.string("tokenizer"));
   SCION_CHECK(tok_->eot_id() >= 0, "data.domains: the tokenizer has no end-of-text id to separate documents");
   auto t = tok_;
   tokenize_ = [t](std::string_view s) { return t->encode(s); };
   for (const auto& [stage, what] : json_object(p.raw("schedule"))) schedule_[stage] = json_string(what);
-  memory_windows_ = p.i("memory_tokens") / seq_len_;
-  share_.fraction = p.f("replay");
-  mlm_.prob = float(p.f("mlm_prob"));
-  mlm_.mask_id = p.i("mask_id");
+  memory_windows_ = p.integer("memory_tokens") / seq_len_;
+  share_.fraction = p.number("replay");
+  mlm_.prob = float(p.number("mlm_prob"));
+  mlm_.mask_id = p.integer("mask_id");
   mlm_.vocab = tok_->vocab_size();
-  for (int64_t id : p.ints("never_mask")) mlm_.never_mask.push_back(id);
+  for (int64_t id : p.integers("never_mask")) mlm_.never_mask.push_back(id);
   for (const auto& d : domains_) {
-    lm::TextStreamConfig c;
+    data::TextStreamConfig c;
     c.files = {root_ + "/" + d + "/train.txt"};
     c.seq_len = seq_len_;
     c.batch_size = batch_;
     c.seed = derive_seed(seed_, hash_name(d));
-    c.shuffle = p.b("shuffle");
-    c.shuffle_buffer = p.i("shuffle_buffer");
-    c.rank = int(p.i("__rank"));
-    c.world = int(p.i("__world"));
-    streams_[d] = std::make_unique<lm::TextStream>(c, tokenize_, tok_->eot_id());
+    c.shuffle = p.boolean("shuffle");
+    c.shuffle_buffer = p.integer("shuffle_buffer");
+    c.rank = p.context().rank;
+    c.world = p.context().world;
+    streams_[d] = std::make_unique<data::TextStream>(c, tokenize_, tok_->eot_id());
   }
 }
 
@@ -91,30 +91,26 @@ std::string DomainStream::stage_of(const std::string& domain) const {
   return "";
 }
 
-void DomainStream::put_row(Tensor& x, Tensor& y, Tensor& d, int64_t row, const std::vector<int32_t>& w,
-                           int64_t domain) const {
-  int64_t* xp = x.data<int64_t>() + row * seq_len_;
-  int64_t* yp = y.data<int64_t>() + row * seq_len_;
-  for (int64_t t = 0; t < seq_len_; ++t) xp[t] = w[size_t(t)], yp[t] = w[size_t(t + 1)];
-  d.data<int64_t>()[row] = domain;
-}
-
 const std::vector<int32_t>& DomainStream::pick(const std::string& domain) {
   const auto& m = memories_.at(domain);
   return m[size_t(random_bits(derive_seed(seed_, 0x9c4), uint64_t(picks_++)) % m.size())];
 }
 
-TensorMap DomainStream::finish(Tensor x, Tensor y, Tensor d, uint64_t seed) const {
-  if (mlm_.prob <= 0.f) return {{"tokens", x}, {"targets", y}, {"domain", d}};
-  lm::MlmBatch b = lm::mask_tokens(x, mlm_, seed);
-  return {{"tokens", b.inputs}, {"targets", b.targets}, {"domain", d}};
+TensorMap DomainStream::finish(const data::Batch& b, Tensor d, uint64_t seed) const {
+  if (mlm_.prob <= 0.f) return {{"tokens", b.tokens}, {"targets", b.targets}, {"domain", d}};
+  data::MlmBatch m = data::mask_tokens(b.tokens, mlm_, seed);
+  return {{"tokens", m.inputs}, {"targets", m.targets}, {"domain", d}};
 }
 
 TensorMap DomainStream::next(const StepContext& ctx) {
   const std::string what = reads(ctx.stage);
   SCION_CHECK(!what.empty(), "data.domains: stage '", ctx.stage, "' is not in the schedule");
-  Tensor x = Tensor::empty({batch_, seq_len_}, DType::i64), y = Tensor::empty({batch_, seq_len_}, DType::i64);
+  data::Batch b = data::empty_batch(batch_, seq_len_);
   Tensor d = Tensor::empty({batch_}, DType::i64);
+  auto put = [&](int64_t row, const std::vector<int32_t>& w, const std::string& domain) {
+    data::put_row(b, row, w);
+    d.data<int64_t>()[row] = index_of(domain);
+  };
   std::vector<std::string> past;  // earlier domains with a memory
   for (const auto& m : memory_order_)
     if (m != what) past.push_back(m);
@@ -123,25 +119,24 @@ TensorMap DomainStream::next(const StepContext& ctx) {
   if (what == kWarmup) {
     SCION_CHECK(!past.empty(), "data.domains: warmup stage '", ctx.stage, "' comes before any domain has a memory");
     const std::string& last = memory_order_.back();
-    for (int64_t r = 0; r < fresh; ++r) put_row(x, y, d, r, pick(last), index_of(last));
+    for (int64_t r = 0; r < fresh; ++r) put(r, pick(last), last);
   } else {
-    Tensor sx, sy;
-    streams_.at(what)->next(sx, sy);
-    std::copy_n(sx.data<int64_t>(), fresh * seq_len_, x.data<int64_t>());
-    std::copy_n(sy.data<int64_t>(), fresh * seq_len_, y.data<int64_t>());
+    const data::Batch s = streams_.at(what)->next();
+    std::copy_n(s.tokens.data<int64_t>(), fresh * seq_len_, b.tokens.data<int64_t>());
+    std::copy_n(s.targets.data<int64_t>(), fresh * seq_len_, b.targets.data<int64_t>());
     std::fill_n(d.data<int64_t>(), fresh, index_of(what));
   }
   for (int64_t r = fresh; r < batch_; ++r) {
     const std::string dom = sampler_.draw(past);
-    put_row(x, y, d, r, pick(dom), index_of(dom));
+    put(r, pick(dom), dom);
   }
-  return finish(x, y, d, derive_seed(seed_, 0x6d6c6d00ull + uint64_t(ctx.step)));
+  return finish(b, d, derive_seed(seed_, 0x6d6c6d00ull + uint64_t(ctx.step)));
 }
 
 void DomainStream::end_stage(const StepContext& ctx) {
   const std::string what = reads(ctx.stage);
   if (what.empty() || what == kWarmup || memories_.count(what)) return;
-  auto windows = lm::TextStream::all_windows({root_ + "/" + what + "/train.txt"}, tokenize_, tok_->eot_id(), seq_len_);
+  auto windows = data::TextStream::all_windows({root_ + "/" + what + "/train.txt"}, tokenize_, tok_->eot_id(), seq_len_);
   SCION_CHECK(int64_t(windows.size()) >= memory_windows_, "data.domains: memory_tokens asks for ", memory_windows_,
               " windows of domain '", what, "', which has only ", windows.size(), " (of ", seq_len_, " tokens)");
   std::vector<std::vector<int32_t>> keep;
@@ -165,12 +160,12 @@ const std::vector<TensorMap>& DomainStream::validation_of(const std::string& dom
   auto it = valid_.find(domain);
   if (it != valid_.end()) return it->second;
   const int64_t idx = index_of(domain);
-  auto windows = lm::TextStream::all_windows({root_ + "/" + domain + "/valid.txt"}, tokenize_, tok_->eot_id(), seq_len_);
+  auto windows = data::TextStream::all_windows({root_ + "/" + domain + "/valid.txt"}, tokenize_, tok_->eot_id(), seq_len_);
   std::vector<TensorMap> out;
   uint64_t k = 0;
-  for (auto& [x, y] : lm::batches_from_windows(windows, batch_, seq_len_, max_batches)) {
-    Tensor d = Tensor::full({x.size(0)}, float(idx), DType::i64);
-    out.push_back(finish(x, y, d, 0x7a11dull + k++));  // a fixed mask per validation batch
+  for (const data::Batch& b : data::batches_from_windows(windows, batch_, seq_len_, max_batches)) {
+    Tensor d = Tensor::full({b.tokens.size(0)}, float(idx), DType::i64);
+    out.push_back(finish(b, d, 0x7a11dull + k++));  // a fixed mask per validation batch
   }
   SCION_CHECK(!out.empty(), "data.domains: domain '", domain, "' has no validation window of ", seq_len_, " tokens");
   return valid_[domain] = std::move(out);
@@ -179,11 +174,7 @@ const std::vector<TensorMap>& DomainStream::validation_of(const std::string& dom
 Json DomainStream::state() const {
   Json j;
   Json streams(Json::object_t{}), mem(Json::object_t{});
-  for (const auto& [d, s] : streams_) {
-    Json::array_t a;
-    for (int64_t v : s->state()) a.push_back(Json(v));
-    streams[d] = Json(std::move(a));
-  }
+  for (const auto& [d, s] : streams_) streams[d] = s->state().to_json();
   for (const auto& [d, windows] : memories_) {
     Json::array_t a;
     for (const auto& w : windows) a.push_back(ints_json(w));
@@ -203,9 +194,7 @@ Json DomainStream::state() const {
 void DomainStream::restore(const Json& j) {
   for (const auto& [d, s] : streams_) {
     SCION_CHECK(j.at("streams").contains(d), "data.domains: the checkpoint has no stream position for domain '", d, "'");
-    std::vector<int64_t> v;
-    for (const Json& x : json_array(j.at("streams").at(d))) v.push_back(json_int(x));
-    s->restore(v);
+    s->restore(data::Position::from_json(j.at("streams").at(d), "data.domains"));
   }
   memories_.clear();
   for (const auto& [d, windows] : json_object(j.at("memories")))

@@ -21,10 +21,9 @@
 #include <string>
 #include <vector>
 
-#include "mlm.h"
 #include "replay.h"
+#include "scion/data.h"
 #include "scion/plugin.h"
-#include "text_stream.h"
 
 namespace scion::lifelong {
 
@@ -58,19 +57,18 @@ class DomainStream final : public DataSource {
   const std::string& evaluator() const { return evaluator_; }
 
  private:
-  void put_row(Tensor& x, Tensor& y, Tensor& d, int64_t row, const std::vector<int32_t>& w, int64_t domain) const;
   const std::vector<int32_t>& pick(const std::string& domain);
-  TensorMap finish(Tensor x, Tensor y, Tensor d, uint64_t seed) const;
+  TensorMap finish(const data::Batch& b, Tensor d, uint64_t seed) const;
 
   std::shared_ptr<scion::Tokenizer> tok_;
-  lm::TokenizeFn tokenize_;
+  data::TokenizeFn tokenize_;
   std::string root_, evaluator_;
   std::vector<std::string> domains_, stages_;
   std::map<std::string, std::string> schedule_;  // stage -> domain | kWarmup
   int64_t seq_len_ = 0, batch_ = 0, memory_windows_ = 0;
   uint64_t seed_ = 0;
-  lm::MlmConfig mlm_;
-  std::map<std::string, std::unique_ptr<lm::TextStream>> streams_;  // by domain
+  data::MlmConfig mlm_;
+  std::map<std::string, std::unique_ptr<data::TextStream>> streams_;  // by domain
   std::map<std::string, std::vector<std::vector<int32_t>>> memories_;
   std::vector<std::string> memory_order_;
   std::map<std::string, std::vector<TensorMap>> valid_;

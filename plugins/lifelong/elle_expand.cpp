@@ -2,8 +2,8 @@
 
 #include <numeric>
 
-#include "growth.h"
 #include "scion/autograd.h"
+#include "scion/growth.h"
 #include "scion/ops.h"
 #include "scion/random.h"
 

@@ -2,7 +2,7 @@
 // depth growth by copy-insertion under ELLE's lineage rule, through the SDK's model-surgery
 // interface (any scion::TransformerModel).
 //
-//  * Width: the bert2BERT/Net2Net FPI of plugins/growth (growth::widen): one global hidden
+//  * Width: the SDK's bert2BERT/Net2Net FPI (scion/growth.h, growth::widen): one global hidden
 //    map, head and FFN maps per layer, heads added at a fixed head size, the FFN keeping its
 //    ratio to the hidden size. A random map (ELLE's default) changes LayerNorm statistics, so
 //    it is only approximately function-preserving (the deviation is pinned in

@@ -35,7 +35,7 @@ std::vector<std::string> domains_under(const std::string& root) {
 std::vector<GraphProblem> check_domains(const GraphView& g, const GraphNodeView& self) {
   std::vector<GraphProblem> out;
   const Params& p = self.params;
-  const std::string root = p.s("root");
+  const std::string root = p.string("root");
   const auto known = domains_under(root);
   const auto domains = p.strings("domains");
   if (domains.empty()) out.push_back({"domains", "the stream has no domain", "domains = [\"reference\", \"news\"]"});
@@ -52,14 +52,14 @@ std::vector<GraphProblem> check_domains(const GraphView& g, const GraphNodeView&
     // than the domain holds, whatever the tokenizer.
     std::error_code ec;
     const auto bytes = int64_t(fs::file_size(fs::path(root) / d / "train.txt", ec));
-    if (!ec && p.i("memory_tokens") > bytes)
-      out.push_back({"memory_tokens", "a memory of " + std::to_string(p.i("memory_tokens")) + " tokens is larger than domain '" +
+    if (!ec && p.integer("memory_tokens") > bytes)
+      out.push_back({"memory_tokens", "a memory of " + std::to_string(p.integer("memory_tokens")) + " tokens is larger than domain '" +
                                           d + "' (" + std::to_string(bytes) + " bytes of training text)",
                      "set memory_tokens <= " + std::to_string(bytes) + " (ELLE keeps a sample of each domain, not all of it)"});
   }
-  if (p.i("memory_tokens") < p.i("seq_len"))
-    out.push_back({"memory_tokens", "a memory of " + std::to_string(p.i("memory_tokens")) + " tokens holds no window of " +
-                                        std::to_string(p.i("seq_len")),
+  if (p.integer("memory_tokens") < p.integer("seq_len"))
+    out.push_back({"memory_tokens", "a memory of " + std::to_string(p.integer("memory_tokens")) + " tokens holds no window of " +
+                                        std::to_string(p.integer("seq_len")),
                    "set memory_tokens >= seq_len"});
   std::vector<std::string> stages, trained;
   for (const auto& s : g.stages) stages.push_back(s.name);
@@ -98,10 +98,10 @@ std::vector<GraphProblem> check_domains(const GraphView& g, const GraphNodeView&
       trained.push_back(w);
     }
   }
-  if (!p.s("evaluator").empty()) {
-    const GraphNodeView* e = g.node(p.s("evaluator"));
+  if (!p.string("evaluator").empty()) {
+    const GraphNodeView* e = g.node(p.string("evaluator"));
     if (!e)
-      out.push_back({"evaluator", "no node '" + p.s("evaluator") + "' in the graph", "name the eval.lifelong node"});
+      out.push_back({"evaluator", "no node '" + p.string("evaluator") + "' in the graph", "name the eval.lifelong node"});
     else if (e->plugin != "eval.lifelong")
       out.push_back({"evaluator", "evaluator '" + e->name + "' is " + e->plugin + ", not eval.lifelong",
                      "name the eval.lifelong node whose per-domain losses measure forgetting"});
@@ -143,14 +143,14 @@ PluginEntry domains_entry() {
 class ExpandOp final : public Op {
  public:
   explicit ExpandOp(const Params& p) {
-    o_.base_layers = p.i("base_layers");
-    o_.width = p.i("width");
-    o_.layers = p.i("layers");
-    o_.uniform = p.b("uniform");
-    o_.last_first = p.s("choose") == "last";
-    o_.noise = float(p.f("noise"));
-    o_.lineage_seed = uint64_t(p.i("lineage_seed"));
-    o_.seed = uint64_t(p.i("__seed"));
+    o_.base_layers = p.integer("base_layers");
+    o_.width = p.integer("width");
+    o_.layers = p.integer("layers");
+    o_.uniform = p.boolean("uniform");
+    o_.last_first = p.string("choose") == "last";
+    o_.noise = float(p.number("noise"));
+    o_.lineage_seed = uint64_t(p.integer("lineage_seed"));
+    o_.seed = p.context().seed;
   }
   void apply(Model& t, const StepContext& ctx) override {
     TransformerModel& m = surgery::transformer(t, "elle.expand");
@@ -190,10 +190,10 @@ constexpr int64_t kIgnoreIndex = -100;
 
 class LifelongEval final : public Evaluator {
  public:
-  LifelongEval(const Params& p, const NodeResolver& r) : max_batches_(p.i("max_batches")) {
-    model_ = r.get<Model>(p.s("model"));
-    stream_ = r.get<DomainStream>(p.s("stream"));
-    if (p.has("prompt")) prompt_ = r.get<PromptInjector>(p.s("prompt"));
+  LifelongEval(const Params& p, const NodeResolver& r) : max_batches_(p.integer("max_batches")) {
+    model_ = r.get<Model>(p.string("model"));
+    stream_ = r.get<DomainStream>(p.string("stream"));
+    if (p.has("prompt")) prompt_ = r.get<PromptInjector>(p.string("prompt"));
   }
   std::map<std::string, double> evaluate(const StepContext& ctx) override {
     const auto seen = stream_->seen(ctx.stage), earlier = stream_->earlier(ctx.stage);
@@ -256,7 +256,7 @@ class LifelongEval final : public Evaluator {
 
 std::vector<GraphProblem> check_eval(const GraphView& g, const GraphNodeView& self) {
   std::vector<GraphProblem> out;
-  const GraphNodeView* s = g.node(self.params.s("stream"));
+  const GraphNodeView* s = g.node(self.params.string("stream"));
   if (!s) return out;
   if (s->plugin != "data.domains") {
     out.push_back({"stream", "node '" + s->name + "' is " + s->plugin + ", not data.domains",

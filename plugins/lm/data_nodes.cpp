@@ -5,15 +5,17 @@
 #include <memory>
 
 #include "graph_facts.h"
-#include "mlm.h"
+#include "scion/data.h"
 #include "scion/files.h"
 #include "scion/plugin.h"
 #include "scion/random.h"
 #include "scion/shards.h"
-#include "text_stream.h"
 
 namespace scion::lm {
 namespace {
+
+using data::Batch;
+using data::TextStream;
 
 std::string join(const std::vector<std::string>& v) {
   std::string s;
@@ -27,14 +29,14 @@ std::string join(const std::vector<std::string>& v) {
 class TextNode final : public DataSource {
  public:
   TextNode(const Params& p, const NodeResolver& r) : p_(p) {
-    tok_ = r.get<scion::Tokenizer>(p.s("tokenizer"));
+    tok_ = r.get<scion::Tokenizer>(p.string("tokenizer"));
     SCION_CHECK(tok_->eot_id() >= 0, "data.text: the tokenizer has no end-of-text id to separate documents");
     auto t = tok_;
     tokenize_ = [t](std::string_view s) { return t->encode(s); };
     streams_[""] = make_stream(p.strings("files"), 0);
     const Json& by_stage = p.raw("stage_files");
     if (by_stage.is_object()) {
-      const std::vector<std::string> stages = p.has("__stages") ? p.strings("__stages") : std::vector<std::string>{};
+      const std::vector<std::string> stages = p.context().stages;
       for (const auto& [stage, globs] : json_object(by_stage)) {
         SCION_CHECK(std::find(stages.begin(), stages.end(), stage) != stages.end(), "data.text: stage_files names stage '",
                     stage, "', which the graph does not have (its stages: ", join(stages), ")");
@@ -44,29 +46,28 @@ class TextNode final : public DataSource {
         streams_[stage] = make_stream(files, hash_name(stage));
       }
     }
-    mlm_.prob = float(p.f("mlm_prob"));
-    mlm_.mask_id = p.i("mask_id");
+    mlm_.prob = float(p.number("mlm_prob"));
+    mlm_.mask_id = p.integer("mask_id");
     mlm_.vocab = tok_->vocab_size();
-    for (int64_t id : p.ints("never_mask")) mlm_.never_mask.push_back(id);
+    for (int64_t id : p.integers("never_mask")) mlm_.never_mask.push_back(id);
   }
   TensorMap next(const StepContext& ctx) override {
-    Tensor x, y;
     auto it = streams_.find(ctx.stage);
-    (it == streams_.end() ? *streams_.at("") : *it->second).next(x, y);
-    return finish(x, y, derive_seed(uint64_t(p_.i("__seed")), 0x6d6c6d00ull + uint64_t(ctx.step)));
+    return finish((it == streams_.end() ? *streams_.at("") : *it->second).next(),
+                  derive_seed(p_.context().seed, 0x6d6c6d00ull + uint64_t(ctx.step)));
   }
 
  private:
   std::unique_ptr<TextStream> make_stream(const std::vector<std::string>& files, uint64_t salt) const {
-    TextStreamConfig c;
+    data::TextStreamConfig c;
     c.files = files;
-    c.seq_len = p_.i("seq_len");
-    c.batch_size = p_.i("batch_size");
-    c.seed = salt == 0 ? uint64_t(p_.i("__seed")) : derive_seed(uint64_t(p_.i("__seed")), salt);
-    c.shuffle = p_.b("shuffle");
-    c.shuffle_buffer = p_.i("shuffle_buffer");
-    c.rank = int(p_.i("__rank"));
-    c.world = int(p_.i("__world"));
+    c.seq_len = p_.integer("seq_len");
+    c.batch_size = p_.integer("batch_size");
+    c.seed = salt == 0 ? p_.context().seed : derive_seed(p_.context().seed, salt);
+    c.shuffle = p_.boolean("shuffle");
+    c.shuffle_buffer = p_.integer("shuffle_buffer");
+    c.rank = p_.context().rank;
+    c.world = p_.context().world;
     return std::make_unique<TextStream>(c, tokenize_, tok_->eot_id());
   }
 
@@ -75,33 +76,24 @@ class TextNode final : public DataSource {
     std::vector<TensorMap> out;
     if (!p_.has("valid_files") || p_.strings("valid_files").empty()) return out;
     auto windows = TextStream::all_windows(files::expand(p_.strings("valid_files"), "data.text"), tokenize_,
-                                           tok_->eot_id(), p_.i("seq_len"));
+                                           tok_->eot_id(), p_.integer("seq_len"));
     uint64_t k = 0;
-    for (auto& [x, y] : batches_from_windows(windows, p_.i("batch_size"), p_.i("seq_len"), max_batches))
-      out.push_back(finish(x, y, 0x7a11dull + k++));  // a fixed mask per validation batch
+    for (const Batch& b : data::batches_from_windows(windows, p_.integer("batch_size"), p_.integer("seq_len"), max_batches))
+      out.push_back(finish(b, 0x7a11dull + k++));  // a fixed mask per validation batch
     return out;
   }
-  std::string domain() const override { return p_.s("domain"); }
-  int64_t tokens_per_batch() const override { return p_.i("batch_size") * p_.i("seq_len"); }
+  std::string domain() const override { return p_.string("domain"); }
+  int64_t tokens_per_batch() const override { return p_.integer("batch_size") * p_.integer("seq_len"); }
   // The default stream's position as a flat list; with stage_files, an object of them by
   // stage ("" = the default).
   Json state() const override {
-    auto flat = [](const TextStream& s) {
-      Json::array_t a;
-      for (int64_t v : s.state()) a.push_back(Json(v));
-      return Json(std::move(a));
-    };
-    if (streams_.size() == 1) return flat(*streams_.at(""));
+    if (streams_.size() == 1) return streams_.at("")->state().to_json();
     Json j;
-    for (const auto& [stage, s] : streams_) j[stage] = flat(*s);
+    for (const auto& [stage, s] : streams_) j[stage] = s->state().to_json();
     return j;
   }
   void restore(const Json& j) override {
-    auto load = [](TextStream& s, const Json& a) {
-      std::vector<int64_t> v;
-      for (const Json& x : json_array(a)) v.push_back(json_int(x));
-      s.restore(v);
-    };
+    auto load = [](TextStream& s, const Json& a) { s.restore(data::Position::from_json(a, "data.text")); };
     if (j.is_array()) {
       SCION_CHECK(streams_.size() == 1, "data.text: the checkpoint holds one stream but stage_files asks for ",
                   streams_.size());
@@ -116,16 +108,16 @@ class TextNode final : public DataSource {
  private:
   // Causal LM: targets are the next tokens. MLM (mlm_prob > 0): the inputs are corrupted and
   // the targets are the original tokens at the selected positions only.
-  TensorMap finish(const Tensor& x, const Tensor& y, uint64_t seed) const {
-    if (mlm_.prob <= 0.f) return {{"tokens", x}, {"targets", y}};
-    MlmBatch b = mask_tokens(x, mlm_, seed);
-    return {{"tokens", b.inputs}, {"targets", b.targets}};
+  TensorMap finish(const Batch& b, uint64_t seed) const {
+    if (mlm_.prob <= 0.f) return {{"tokens", b.tokens}, {"targets", b.targets}};
+    data::MlmBatch m = data::mask_tokens(b.tokens, mlm_, seed);
+    return {{"tokens", m.inputs}, {"targets", m.targets}};
   }
   Params p_;
   std::shared_ptr<scion::Tokenizer> tok_;
-  TokenizeFn tokenize_;
+  data::TokenizeFn tokenize_;
   std::map<std::string, std::unique_ptr<TextStream>> streams_;  // "" = files; else a stage's
-  MlmConfig mlm_;
+  data::MlmConfig mlm_;
 };
 
 PluginEntry text_entry() {
@@ -182,10 +174,10 @@ PluginEntry text_entry() {
     }
     // Text too short for one window stops the run at its first batch (training files) or at
     // its first evaluation (valid_files), after the run directory exists: refused here.
-    const GraphNodeView* tn = g.node(self.params.s("tokenizer"));
+    const GraphNodeView* tn = g.node(self.params.string("tokenizer"));
     const TokenizerFacts* tf = tn && tn->kind == PluginKind::tokenizer ? &tokenizer_facts(g, *tn) : nullptr;
     if (tf && tf->tokenizer) {
-      const int64_t T = self.params.i("seq_len");
+      const int64_t T = self.params.integer("seq_len");
       for (const char* key : {"files", "valid_files"}) {
         const auto globs = self.params.strings(key);
         if (!globs.empty() && !makes_a_window(globs, *tf->tokenizer, T))
@@ -194,8 +186,8 @@ PluginEntry text_entry() {
                          "give longer files, or a smaller seq_len"});
       }
       // MLM masking writes mask_id into the inputs: it must be an id of the tokenizer.
-      if (self.params.f("mlm_prob") > 0 && self.params.i("mask_id") >= tf->vocab())
-        out.push_back({"mask_id", "mask_id " + std::to_string(self.params.i("mask_id")) + " is not an id of tokenizer '" +
+      if (self.params.number("mlm_prob") > 0 && self.params.integer("mask_id") >= tf->vocab())
+        out.push_back({"mask_id", "mask_id " + std::to_string(self.params.integer("mask_id")) + " is not an id of tokenizer '" +
                                       tn->name + "' (" + std::to_string(tf->vocab()) + " ids)",
                        "the tokenizer's [MASK] id (103 in BERT's vocab.txt)"});
     }
@@ -210,9 +202,9 @@ class ShardsNode final : public DataSource {
   explicit ShardsNode(const Params& p) : p_(p) {
     for (const auto& f : files::expand(p.strings("files"), "data.shards"))
       shards_.push_back(std::make_unique<shards::ShardReader>(f));
-    rank_ = p.i("__rank");
-    world_ = p.i("__world");
-    const int64_t need = p.i("batch_size") * p.i("seq_len") + 1;
+    rank_ = p.context().rank;
+    world_ = p.context().world;
+    const int64_t need = p.integer("batch_size") * p.integer("seq_len") + 1;
     for (auto& s : shards_)
       SCION_CHECK(s->size() >= need, "data.shards: '", s->path(), "' holds ", s->size(), " tokens, fewer than one batch (",
                   need, ")");
@@ -222,7 +214,7 @@ class ShardsNode final : public DataSource {
   // longer fits), and `pos` (the checkpointed state) is the same on every rank and means the
   // same at any world size.
   TensorMap next(const StepContext&) override {
-    const int64_t B = p_.i("batch_size"), T = p_.i("seq_len"), n = B * T;
+    const int64_t B = p_.integer("batch_size"), T = p_.integer("seq_len"), n = B * T;
     if (pos_ + n * world_ + 1 > shards_[size_t(shard_)]->size()) {  // next shard (wrapping), as llm.c's loader
       shard_ = (shard_ + 1) % int64_t(shards_.size());
       pos_ = 0;
@@ -231,15 +223,17 @@ class ShardsNode final : public DataSource {
     SCION_CHECK(n * world_ + 1 <= s.size(), "data.shards: '", s.path(), "' holds ", s.size(), " tokens, fewer than one step of ",
                 world_, " ranks (", n * world_ + 1, ")");
     const int64_t at = pos_ + rank_ * n;
-    Tensor x = Tensor::empty({B, T}, DType::i64), y = Tensor::empty({B, T}, DType::i64);
-    for (int64_t i = 0; i < n; ++i) {
-      x.data<int64_t>()[i] = s[at + i];
-      y.data<int64_t>()[i] = s[at + i + 1];
+    // Row r is the window of T + 1 tokens at at + r·T (consecutive rows share a token).
+    Batch b = data::empty_batch(B, T);
+    data::Window w(static_cast<size_t>(T + 1));
+    for (int64_t r = 0; r < B; ++r) {
+      for (int64_t t = 0; t <= T; ++t) w[size_t(t)] = s[at + r * T + t];
+      data::put_row(b, r, w);
     }
     pos_ += n * world_;
-    return {{"tokens", x}, {"targets", y}};
+    return {{"tokens", b.tokens}, {"targets", b.targets}};
   }
-  int64_t tokens_per_batch() const override { return p_.i("batch_size") * p_.i("seq_len"); }
+  int64_t tokens_per_batch() const override { return p_.integer("batch_size") * p_.integer("seq_len"); }
   Json state() const override {
     Json j;
     j["shard"] = Json(shard_);
@@ -278,7 +272,7 @@ PluginEntry shards_entry() {
     } catch (const Error&) {
       return out;  // the schema's path check says so
     }
-    const int64_t need = self.params.i("batch_size") * self.params.i("seq_len") + 1;
+    const int64_t need = self.params.integer("batch_size") * self.params.integer("seq_len") + 1;
     for (const auto& f : paths) {
       try {
         shards::ShardReader r(f);

@@ -6,9 +6,9 @@
 #include <mutex>
 
 #include "scion/checkpoint.h"
+#include "scion/data.h"
 #include "scion/files.h"
 #include "scion/safetensors.h"
-#include "text_stream.h"
 
 namespace scion::lm {
 
@@ -60,7 +60,7 @@ const GraphNodeView* tokenizer_feeding(const GraphView& g, const GraphNodeView& 
     if (!src) return nullptr;
     if (src->kind == PluginKind::data) {
       if (!src->params.has("tokenizer") || !src->params.raw("tokenizer").is_string()) return nullptr;
-      const GraphNodeView* tok = g.node(src->params.s("tokenizer"));
+      const GraphNodeView* tok = g.node(src->params.string("tokenizer"));
       return tok && tok->kind == PluginKind::tokenizer ? tok : nullptr;
     }
     at = src;
@@ -92,12 +92,12 @@ const CheckpointFacts& checkpoint_facts(const std::string& path) {
 
 namespace {
 int64_t model_size(const GraphNodeView& m, const char* key) {
-  if (m.params.has("load") && m.params.raw("load").is_string() && !m.params.s("load").empty()) {
-    const CheckpointFacts& c = checkpoint_facts(m.params.s("load"));
+  if (m.params.has("load") && m.params.raw("load").is_string() && !m.params.string("load").empty()) {
+    const CheckpointFacts& c = checkpoint_facts(m.params.string("load"));
     if (c.config.is_object() && c.config.contains(key) && c.config.at(key).is_number_integer())
       return c.config.at(key).get<int64_t>();
   }
-  if (m.params.has(key) && m.params.raw(key).is_number_integer()) return m.params.i(key);
+  if (m.params.has(key) && m.params.raw(key).is_number_integer()) return m.params.integer(key);
   return -1;
 }
 }  // namespace
@@ -130,8 +130,8 @@ bool makes_a_window(const std::vector<std::string>& globs, const scion::Tokenize
   }
   bool ok = true;
   try {
-    TokenizeFn fn = [&tok](std::string_view s) { return tok.encode(s); };
-    ok = !TextStream::all_windows(paths, fn, tok.eot_id(), seq_len).empty();
+    data::TokenizeFn fn = [&tok](std::string_view s) { return tok.encode(s); };
+    ok = !data::TextStream::all_windows(paths, fn, tok.eot_id(), seq_len).empty();
   } catch (const std::exception&) {
     ok = true;  // unreadable here: the node's own error will say what it is
   }

@@ -3,10 +3,10 @@
 #include <set>
 
 #include "graph_facts.h"
+#include "scion/data.h"
 #include "scion/files.h"
 #include "scion/ops.h"
 #include "scion/plugin.h"
-#include "text_stream.h"
 
 namespace scion::lm {
 namespace {
@@ -20,8 +20,8 @@ constexpr int64_t kIgnoreIndex = -100;
 // logits (the model then does not make them, as nothing else reads them).
 class CrossEntropyNode final : public Loss {
  public:
-  CrossEntropyNode(const Params& p, const NodeResolver& r, bool mlm) : ignore_(p.i("ignore_index")), mlm_(mlm) {
-    if (p.has("head") && !p.s("head").empty()) head_ = r.get<Model>(p.s("head"));
+  CrossEntropyNode(const Params& p, const NodeResolver& r, bool mlm) : ignore_(p.integer("ignore_index")), mlm_(mlm) {
+    if (p.has("head") && !p.string("head").empty()) head_ = r.get<Model>(p.string("head"));
   }
   Tensor compute(const TensorMap& in, const StepContext&, std::map<std::string, double>& metrics) override {
     const Tensor& targets = in.at("targets");
@@ -45,7 +45,7 @@ class CrossEntropyNode final : public Loss {
 // Either logits, or hidden + head from one model: refused here, not at the first update.
 std::vector<GraphProblem> check_ce(const GraphView&, const GraphNodeView& self) {
   const bool logits = self.inputs.count("logits") > 0, hidden = self.inputs.count("hidden") > 0;
-  const std::string head = self.params.has("head") ? self.params.s("head") : "";
+  const std::string head = self.params.has("head") ? self.params.string("head") : "";
   const std::string fused = "hidden = \"<model>.hidden\" and head = \"<model>\"";
   if (logits && (hidden || !head.empty()))
     return {{hidden ? "hidden" : "head", "give logits, or hidden and head (the fused LM head), not both",
@@ -87,21 +87,21 @@ PluginEntry mlm_entry() { return ce_entry(true); }
 // over every validation window (causal), or over the masked positions (MLM data).
 class PplNode final : public Evaluator {
  public:
-  PplNode(const Params& p, const NodeResolver& r) : max_batches_(p.i("max_batches")), ignore_(p.i("ignore_index")) {
-    model_ = r.get<Model>(p.s("model"));
-    if (p.has("teacher") && !p.s("teacher").empty()) teacher_ = r.get<Model>(p.s("teacher"));
+  PplNode(const Params& p, const NodeResolver& r) : max_batches_(p.integer("max_batches")), ignore_(p.integer("ignore_index")) {
+    model_ = r.get<Model>(p.string("model"));
+    if (p.has("teacher") && !p.string("teacher").empty()) teacher_ = r.get<Model>(p.string("teacher"));
     for (const auto& d : p.strings("data")) data_.push_back({d, r.get<DataSource>(d)});
     // Per-domain validation files: domain = "glob", tokenized once with `tokenizer`.
     const Json& domains = p.raw("domains");
     if (domains.is_object() && !json_object(domains).empty()) {
       SCION_CHECK(p.has("tokenizer"), "eval.ppl: domains = {...} needs tokenizer = \"<tokenizer node>\"");
-      auto tok = r.get<scion::Tokenizer>(p.s("tokenizer"));
-      const int64_t T = p.i("seq_len"), B = p.i("batch_size");
-      TokenizeFn fn = [tok](std::string_view s) { return tok->encode(s); };
+      auto tok = r.get<scion::Tokenizer>(p.string("tokenizer"));
+      const int64_t T = p.integer("seq_len"), B = p.integer("batch_size");
+      data::TokenizeFn fn = [tok](std::string_view s) { return tok->encode(s); };
       for (const auto& [name, glob] : json_object(domains)) {
-        auto windows = TextStream::all_windows(files::expand({json_string(glob)}, "eval.ppl"), fn, tok->eot_id(), T);
+        auto windows = data::TextStream::all_windows(files::expand({json_string(glob)}, "eval.ppl"), fn, tok->eot_id(), T);
         std::vector<TensorMap> batches;
-        for (auto& [x, y] : batches_from_windows(windows, B, T, max_batches_)) batches.push_back({{"tokens", x}, {"targets", y}});
+        for (auto& [x, y] : data::batches_from_windows(windows, B, T, max_batches_)) batches.push_back({{"tokens", x}, {"targets", y}});
         SCION_CHECK(!batches.empty(), "eval.ppl: domain '", name, "' (", json_string(glob), ") is shorter than one window");
         fixed_.push_back({name, std::move(batches)});
       }
@@ -225,25 +225,25 @@ PluginEntry ppl_entry() {
                      "data = [\"<data node with valid_files>\"] or domains = { name = \"glob\" }"});
     // Windows longer than the model's positions, and domain files too short for one window,
     // would stop the run at its first evaluation (possibly after all the training).
-    const GraphNodeView* model = p.has("model") ? g.node(p.s("model")) : nullptr;
+    const GraphNodeView* model = p.has("model") ? g.node(p.string("model")) : nullptr;
     const int64_t context = model ? model_context(*model) : -1;
-    if (has_domains && context > 0 && p.i("seq_len") > context)
-      out.push_back({"seq_len", "seq_len " + std::to_string(p.i("seq_len")) + " is longer than the context of model '" +
+    if (has_domains && context > 0 && p.integer("seq_len") > context)
+      out.push_back({"seq_len", "seq_len " + std::to_string(p.integer("seq_len")) + " is longer than the context of model '" +
                                     model->name + "' (" + std::to_string(context) + ")",
                      "seq_len <= " + std::to_string(context)});
-    const GraphNodeView* tn = p.has("tokenizer") ? g.node(p.s("tokenizer")) : nullptr;
+    const GraphNodeView* tn = p.has("tokenizer") ? g.node(p.string("tokenizer")) : nullptr;
     if (has_domains && tn && tn->kind == PluginKind::tokenizer && tokenizer_facts(g, *tn).tokenizer)
       for (const auto& [name, glob] : json_object(domains))
-        if (glob.is_string() && !makes_a_window({json_string(glob)}, *tokenizer_facts(g, *tn).tokenizer, p.i("seq_len")))
+        if (glob.is_string() && !makes_a_window({json_string(glob)}, *tokenizer_facts(g, *tn).tokenizer, p.integer("seq_len")))
           out.push_back({"domains." + name, "domain '" + name + "' (" + json_string(glob) +
-                                                ") holds fewer tokens than one window of " + std::to_string(p.i("seq_len") + 1),
+                                                ") holds fewer tokens than one window of " + std::to_string(p.integer("seq_len") + 1),
                          "a longer file, or a smaller seq_len"});
     for (size_t i = 0; i < p.strings("data").size(); ++i) {
       const GraphNodeView* d = g.node(p.strings("data")[i]);
       if (d && context > 0 && d->params.all().contains("seq_len") && d->params.raw("seq_len").is_number_integer() &&
-          d->params.i("seq_len") > context)
+          d->params.integer("seq_len") > context)
         out.push_back({"data." + std::to_string(i), "data node '" + d->name + "' has windows of " +
-                                                         std::to_string(d->params.i("seq_len")) +
+                                                         std::to_string(d->params.integer("seq_len")) +
                                                          " tokens, longer than the context of model '" + model->name +
                                                          "' (" + std::to_string(context) + ")",
                        "seq_len of '" + d->name + "' <= " + std::to_string(context)});

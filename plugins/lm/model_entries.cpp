@@ -32,7 +32,7 @@ std::vector<ParamSpec> model_params(int64_t vocab, int64_t ctx, bool gpt) {
 std::vector<GraphProblem> check_model(const GraphView& g, const GraphNodeView& self) {
   std::vector<GraphProblem> out;
   const Params& p = self.params;
-  const std::string load = p.s("load");
+  const std::string load = p.string("load");
   if (!load.empty()) {
     const CheckpointFacts& c = checkpoint_facts(load);
     if (!c.error.empty()) {
@@ -45,21 +45,21 @@ std::vector<GraphProblem> check_model(const GraphView& g, const GraphNodeView& s
                                  self.plugin,
                      "load it into a node with plugin = \"" + c.plugin + "\", or name a " + self.plugin + " checkpoint"});
   } else {
-    if (p.i("width") % p.i("heads") != 0)
-      out.push_back({"heads", "width " + std::to_string(p.i("width")) + " is not divisible by heads " +
-                                  std::to_string(p.i("heads")),
+    if (p.integer("width") % p.integer("heads") != 0)
+      out.push_back({"heads", "width " + std::to_string(p.integer("width")) + " is not divisible by heads " +
+                                  std::to_string(p.integer("heads")),
                      "choose heads that divide the width (head size = width / heads)"});
     // The weights alone (4 bytes each) must fit in this machine's memory; training needs
     // about four times that (gradients, two optimizer moments).
-    const double w = double(p.i("width")), ffn = p.i("ffn") > 0 ? double(p.i("ffn")) : 4 * w;
-    const double params = double(p.i("layers")) * (4 * w * w + 2 * w * ffn + 9 * w + ffn) +
-                          double(p.i("vocab")) * w * (p.b("tied") ? 1 : 2) + double(p.i("context")) * w;
+    const double w = double(p.integer("width")), ffn = p.integer("ffn") > 0 ? double(p.integer("ffn")) : 4 * w;
+    const double params = double(p.integer("layers")) * (4 * w * w + 2 * w * ffn + 9 * w + ffn) +
+                          double(p.integer("vocab")) * w * (p.boolean("tied") ? 1 : 2) + double(p.integer("context")) * w;
     const double ram = double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGESIZE));
     if (ram > 0 && 4 * params > ram) {
       char text[160];
       std::snprintf(text, sizeof text, "a model of %.3g parameters needs %.3g GiB for its weights alone; this machine has %.3g GiB",
                     params, 4 * params / double(1 << 30), ram / double(1 << 30));
-      out.push_back({p.i("layers") * 4 * w * w > double(p.i("vocab")) * w ? "layers" : "vocab", text,
+      out.push_back({p.integer("layers") * 4 * w * w > double(p.integer("vocab")) * w ? "layers" : "vocab", text,
                      "check layers, width, ffn and vocab"});
     }
   }
@@ -69,11 +69,11 @@ std::vector<GraphProblem> check_model(const GraphView& g, const GraphNodeView& s
   // The windows fed to the model must fit its positions.
   const GraphNodeView* src = g.input_source(self, "tokens");
   if (src && context > 0 && src->params.all().contains("seq_len") && src->params.raw("seq_len").is_number_integer() &&
-      src->params.i("seq_len") > context)
+      src->params.integer("seq_len") > context)
     out.push_back({at.empty() ? "context" : at,
-                   "node '" + src->name + "' feeds windows of " + std::to_string(src->params.i("seq_len")) +
+                   "node '" + src->name + "' feeds windows of " + std::to_string(src->params.integer("seq_len")) +
                        " tokens, more than the context of " + std::to_string(context) + from,
-                   (load.empty() ? "set context >= " + std::to_string(src->params.i("seq_len")) + ", or seq_len of '"
+                   (load.empty() ? "set context >= " + std::to_string(src->params.integer("seq_len")) + ", or seq_len of '"
                                  : "the checkpoint's positions are fixed: seq_len of '") +
                        src->name + "' <= " + std::to_string(context)});
   // Every id the tokenizers that reach the model can give must have an embedding row: the
@@ -83,8 +83,8 @@ std::vector<GraphProblem> check_model(const GraphView& g, const GraphNodeView& s
   for (const auto& n : g.nodes)
     if (n.kind == PluginKind::evaluator && n.params.has("tokenizer") && n.params.raw("tokenizer").is_string())
       for (const char* role : {"model", "teacher"})
-        if (n.params.has(role) && n.params.raw(role).is_string() && n.params.s(role) == self.name)
-          if (const GraphNodeView* t = g.node(n.params.s("tokenizer")); t && t->kind == PluginKind::tokenizer)
+        if (n.params.has(role) && n.params.raw(role).is_string() && n.params.string(role) == self.name)
+          if (const GraphNodeView* t = g.node(n.params.string("tokenizer")); t && t->kind == PluginKind::tokenizer)
             tokenizers.push_back(t);
   for (size_t i = 0; i < tokenizers.size(); ++i) {
     if (std::find(tokenizers.begin(), tokenizers.begin() + long(i), tokenizers[i]) != tokenizers.begin() + long(i)) continue;

@@ -64,16 +64,16 @@ Json config_to_json(const C& c) {
 template <class C>
 C config_from_params(const Params& p, uint64_t seed) {
   C c;
-  c.vocab = p.i("vocab");
-  c.context = p.i("context");
-  c.layers = p.i("layers");
-  c.width = p.i("width");
-  c.heads = p.i("heads");
-  c.ffn = p.i("ffn");
-  c.dropout = float(p.f("dropout"));
-  c.tied = p.b("tied");
-  c.seed = p.has("init_seed") ? uint64_t(p.i("init_seed")) : seed;
-  const std::string load = p.s("load");
+  c.vocab = p.integer("vocab");
+  c.context = p.integer("context");
+  c.layers = p.integer("layers");
+  c.width = p.integer("width");
+  c.heads = p.integer("heads");
+  c.ffn = p.integer("ffn");
+  c.dropout = float(p.number("dropout"));
+  c.tied = p.boolean("tied");
+  c.seed = p.has("init_seed") ? uint64_t(p.integer("init_seed")) : seed;
+  const std::string load = p.string("load");
   if (!load.empty()) {
     const Json saved = checkpoint_config(load);
     if (!saved.is_null()) c = config_from_json(saved, c);
@@ -97,12 +97,12 @@ BertConfig bert_config_from_json(const Json& j, BertConfig base) { return config
 
 // ---- the twins' shared implementation ---------------------------------------------------
 template <class M, class C>
-TransformerNode<M, C>::TransformerNode(const Params& p) : frozen_(p.b("frozen")), seed_(uint64_t(p.i("__seed"))) {
+TransformerNode<M, C>::TransformerNode(const Params& p) : frozen_(p.boolean("frozen")), seed_(p.context().seed) {
   model_ = std::make_unique<M>(config_from_params<C>(p, seed_));
-  const std::string load = p.s("load");
+  const std::string load = p.string("load");
   if (!load.empty()) load_weights(*model_, safetensors::load(load).tensors);
   if (frozen_) model_->set_training(false);
-  layer_outputs_ = p.has("layer_outputs") && p.b("layer_outputs");
+  layer_outputs_ = p.has("layer_outputs") && p.boolean("layer_outputs");
 }
 
 template <class M, class C>

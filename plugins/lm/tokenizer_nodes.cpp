@@ -1,4 +1,4 @@
-// tokenizer.bytes, tokenizer.gpt2, tokenizer.wordpiece: the text tokenizers (plugins/text),
+// tokenizer.bytes, tokenizer.gpt2, tokenizer.wordpiece: the text tokenizers (plugins/lm/text),
 // which implement scion::Tokenizer themselves, as nodes.
 #include <memory>
 
@@ -56,7 +56,7 @@ PluginEntry gpt2_entry() {
   e.check = check_loads;
   e.factory = [](const Params& p, const NodeResolver&) {
     return rethrow("tokenizer.gpt2", [&] {
-      return std::make_shared<text::Gpt2Bpe>(p.s("vocab"), p.s("merges"));
+      return std::make_shared<text::Gpt2Bpe>(p.string("vocab"), p.string("merges"));
     });
   };
   return e;
@@ -73,7 +73,7 @@ PluginEntry wordpiece_entry() {
   e.check = check_loads;
   e.factory = [](const Params& p, const NodeResolver&) {
     return rethrow("tokenizer.wordpiece", [&] {
-      return std::make_shared<text::WordPiece>(p.s("vocab"), p.b("lower_case"));
+      return std::make_shared<text::WordPiece>(p.string("vocab"), p.boolean("lower_case"));
     });
   };
   return e;

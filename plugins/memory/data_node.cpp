@@ -1,5 +1,8 @@
 // data.segments: TRIME's training batches (consecutive segments or BM25 chains), with the
 // document id of every position for loss.trime's long memory.
+#include <algorithm>
+
+#include "scion/data.h"
 #include "scion/files.h"
 #include "scion/plugin.h"
 #include "segments.h"
@@ -10,61 +13,50 @@ namespace {
 class SegmentsNode final : public DataSource {
  public:
   SegmentsNode(const Params& p, const NodeResolver& r) : p_(p) {
-    tok_ = r.get<scion::Tokenizer>(p.s("tokenizer"));
+    tok_ = r.get<scion::Tokenizer>(p.string("tokenizer"));
     SCION_CHECK(tok_->eot_id() >= 0, "data.segments: the tokenizer has no end-of-text id to separate documents");
     auto t = tok_;
     tokenize_ = [t](std::string_view s) { return t->encode(s); };
     corpus_ = load_segments(files::expand(p.strings("files"), "data.segments"), tokenize_, tok_->eot_id(),
-                            p.i("seq_len"), p.i("max_segments"));
+                            p.integer("seq_len"), p.integer("max_segments"));
     Bm25Options o;
-    o.neighbours = p.i("bm25_neighbours");
-    o.k1 = float(p.f("bm25_k1"));
-    o.b = float(p.f("bm25_b"));
-    const SegmentOrder order = p.s("order") == "bm25" ? SegmentOrder::bm25 : SegmentOrder::consecutive;
+    o.neighbours = p.integer("bm25_neighbours");
+    o.k1 = float(p.number("bm25_k1"));
+    o.b = float(p.number("bm25_b"));
+    const SegmentOrder order = p.string("order") == "bm25" ? SegmentOrder::bm25 : SegmentOrder::consecutive;
     batcher_ = std::make_unique<SegmentBatcher>(
-        corpus_, order, p.i("batch_size"), uint64_t(p.i("__seed")),
+        corpus_, order, p.integer("batch_size"), p.context().seed,
         [t](std::span<const int32_t> ids) { return t->decode(ids); }, o);
   }
   TensorMap next(const StepContext&) override {
-    const int64_t B = p_.i("batch_size"), T = p_.i("seq_len");
-    Tensor x = Tensor::empty({B, T}, DType::i64), y = Tensor::empty({B, T}, DType::i64), d = Tensor::empty({B, T}, DType::i64);
+    const int64_t B = p_.integer("batch_size"), T = p_.integer("seq_len");
+    data::Batch b = data::empty_batch(B, T);
+    Tensor d = Tensor::empty({B, T}, DType::i64);
     const std::vector<int64_t> rows = batcher_->next();
-    for (int64_t b = 0; b < B; ++b) {
-      const auto& w = corpus_.windows[size_t(rows[size_t(b)])];
-      const auto& doc = corpus_.docs[size_t(rows[size_t(b)])];
-      for (int64_t t = 0; t < T; ++t) {
-        x.data<int64_t>()[b * T + t] = w[size_t(t)];
-        y.data<int64_t>()[b * T + t] = w[size_t(t) + 1];
-        d.data<int64_t>()[b * T + t] = doc[size_t(t)];
-      }
+    for (int64_t r = 0; r < B; ++r) {
+      data::put_row(b, r, corpus_.windows[size_t(rows[size_t(r)])]);
+      const auto& doc = corpus_.docs[size_t(rows[size_t(r)])];
+      std::copy(doc.begin(), doc.begin() + T, d.data<int64_t>() + r * T);
     }
-    return {{"tokens", x}, {"targets", y}, {"docs", d}};
+    return {{"tokens", b.tokens}, {"targets", b.targets}, {"docs", d}};
   }
   std::vector<TensorMap> validation(int64_t max_batches) override {
     std::vector<TensorMap> out;
     if (p_.strings("valid_files").empty()) return out;
-    auto windows = lm::TextStream::all_windows(files::expand(p_.strings("valid_files"), "data.segments"), tokenize_,
-                                               tok_->eot_id(), p_.i("seq_len"));
-    for (auto& [x, y] : lm::batches_from_windows(windows, p_.i("batch_size"), p_.i("seq_len"), max_batches))
-      out.push_back({{"tokens", x}, {"targets", y}});
+    auto windows = data::TextStream::all_windows(files::expand(p_.strings("valid_files"), "data.segments"), tokenize_,
+                                                 tok_->eot_id(), p_.integer("seq_len"));
+    for (const data::Batch& b : data::batches_from_windows(windows, p_.integer("batch_size"), p_.integer("seq_len"), max_batches))
+      out.push_back({{"tokens", b.tokens}, {"targets", b.targets}});
     return out;
   }
-  int64_t tokens_per_batch() const override { return p_.i("batch_size") * p_.i("seq_len"); }
-  Json state() const override {
-    Json::array_t a;
-    for (int64_t v : batcher_->state()) a.push_back(Json(v));
-    return Json(std::move(a));
-  }
-  void restore(const Json& j) override {
-    std::vector<int64_t> v;
-    for (const Json& x : json_array(j)) v.push_back(json_int(x));
-    batcher_->restore(v);
-  }
+  int64_t tokens_per_batch() const override { return p_.integer("batch_size") * p_.integer("seq_len"); }
+  Json state() const override { return data::Position(batcher_->state(), "data.segments").to_json(); }
+  void restore(const Json& j) override { batcher_->restore(data::Position::from_json(j, "data.segments").values()); }
 
  private:
   Params p_;
   std::shared_ptr<scion::Tokenizer> tok_;
-  lm::TokenizeFn tokenize_;
+  data::TokenizeFn tokenize_;
   SegmentCorpus corpus_;
   std::unique_ptr<SegmentBatcher> batcher_;
 };

@@ -50,7 +50,7 @@ std::pair<Tensor, Tensor> run_model(Model& m, const Tensor& tokens, const StepCo
   return {out.at("logits").to(Device::cpu()).contiguous(), reps->second.to(Device::cpu()).contiguous()};
 }
 
-lm::TokenizeFn tokenize_with(const std::shared_ptr<scion::Tokenizer>& t) {
+data::TokenizeFn tokenize_with(const std::shared_ptr<scion::Tokenizer>& t) {
   return [t](std::string_view s) { return t->encode(s); };
 }
 
@@ -58,13 +58,13 @@ lm::TokenizeFn tokenize_with(const std::shared_ptr<scion::Tokenizer>& t) {
 class DatastoreNode final : public Evaluator {
  public:
   DatastoreNode(const Params& p, const NodeResolver& r) : p_(p) {
-    model_ = r.get<Model>(p.s("model"));
-    tok_ = r.get<scion::Tokenizer>(p.s("tokenizer"));
+    model_ = r.get<Model>(p.string("model"));
+    tok_ = r.get<scion::Tokenizer>(p.string("tokenizer"));
   }
   std::map<std::string, double> evaluate(const StepContext& ctx) override {
     NoGradGuard ng;
     const double t0 = now_s();
-    const int64_t T = p_.i("seq_len"), B = p_.i("batch_size"), max_tokens = p_.i("max_tokens");
+    const int64_t T = p_.integer("seq_len"), B = p_.integer("batch_size"), max_tokens = p_.integer("max_tokens");
     const SegmentCorpus c = load_segments(files::expand(p_.strings("files"), "memory.datastore"), tokenize_with(tok_),
                                           tok_->eot_id(), T, max_tokens > 0 ? (max_tokens + T - 1) / T : 0);
     SCION_CHECK(!c.windows.empty(), "memory.datastore: the files hold less than one window of ", T, " tokens");
@@ -74,11 +74,11 @@ class DatastoreNode final : public Evaluator {
     info.fingerprint = model_fingerprint(model_->module());
     info.model_config = model_->config();
     info.seq_len = T;
-    info.index = p_.s("index");
-    info.metric = p_.s("metric");
+    info.index = p_.string("index");
+    info.metric = p_.string("metric");
     const int64_t W = int64_t(c.windows.size()), total = W * T;
     std::unique_ptr<DatastoreWriter> w;
-    const bool bar = p_.b("progress");
+    const bool bar = p_.boolean("progress");
     double last_draw = -1e9;
     for (int64_t from = 0; from < W; from += B) {
       const int64_t n = std::min(B, W - from);
@@ -86,7 +86,7 @@ class DatastoreNode final : public Evaluator {
       auto [logits, reps] = run_model(*model_, b.tokens, ctx, "memory.datastore");
       if (!w) {
         info.dim = reps.size(-1);
-        w = std::make_unique<DatastoreWriter>(p_.s("path"), info);
+        w = std::make_unique<DatastoreWriter>(p_.string("path"), info);
       }
       std::vector<int32_t> vals(b.targets.begin(), b.targets.end());
       w->add(reps.data<float>(), vals.data(), n * T);
@@ -107,7 +107,7 @@ class DatastoreNode final : public Evaluator {
                           static_cast<long long>(w->size()));
     const DatastoreInfo done = w->finish();
     const double t2 = now_s();
-    if (bar) std::fprintf(stderr, "memory.datastore: wrote %s (%.1f s)\n", p_.s("path").c_str(), t2 - t0);
+    if (bar) std::fprintf(stderr, "memory.datastore: wrote %s (%.1f s)\n", p_.string("path").c_str(), t2 - t0);
     return {{"keys", double(done.size)},
             {"dim", double(done.dim)},
             {"build_s", t2 - t0},
@@ -152,10 +152,10 @@ EvalMemory memory_of(const std::string& s) {
 
 class KnnLmNode final : public Evaluator {
  public:
-  KnnLmNode(const Params& p, const NodeResolver& r) : p_(p), memory_(memory_of(p.s("memory"))) {
-    model_ = r.get<Model>(p.s("model"));
-    auto tok = r.get<scion::Tokenizer>(p.s("tokenizer"));
-    const int64_t T = p.i("seq_len"), keep = p.i("batch_size") * p.i("max_batches");
+  KnnLmNode(const Params& p, const NodeResolver& r) : p_(p), memory_(memory_of(p.string("memory"))) {
+    model_ = r.get<Model>(p.string("model"));
+    auto tok = r.get<scion::Tokenizer>(p.string("tokenizer"));
+    const int64_t T = p.integer("seq_len"), keep = p.integer("batch_size") * p.integer("max_batches");
     for (const auto& [name, glob] : json_object(p.raw("domains"))) {
       // A contiguous prefix of each domain's windows: the long memory needs consecutive text.
       SegmentCorpus c = load_segments(files::expand({json_string(glob)}, "eval.knnlm"), tokenize_with(tok),
@@ -170,12 +170,12 @@ class KnnLmNode final : public Evaluator {
   std::map<std::string, double> evaluate(const StepContext& ctx) override {
     NoGradGuard ng;
     std::unique_ptr<Datastore> store;
-    const std::string path = p_.s("datastore");
-    const int64_t k = p_.i("k");
-    const double lambda = p_.f("lambda"), knn_temp = p_.f("knn_temp");
+    const std::string path = p_.string("datastore");
+    const int64_t k = p_.integer("k");
+    const double lambda = p_.number("lambda"), knn_temp = p_.number("knn_temp");
     if (!path.empty()) {
       store = Datastore::open(path, model_fingerprint(model_->module()));
-      store->set_nprobe(p_.i("nprobe"));
+      store->set_nprobe(p_.integer("nprobe"));
       SCION_CHECK(k <= store->size(), "eval.knnlm: k = ", k, " neighbours, but the datastore '", path, "' holds ",
                   store->size(), " keys; hint: k <= ", store->size());
     }
@@ -184,10 +184,10 @@ class KnnLmNode final : public Evaluator {
     std::map<std::string, double> out;
     double sum_lm = 0, sum_mem = 0, sum_final = 0, search_s = 0;
     int64_t queries = 0;
-    const int64_t B = p_.i("batch_size");
+    const int64_t B = p_.integer("batch_size");
     for (auto& [name, c] : domains_) {
       const int64_t T = c.seq_len, W = int64_t(c.windows.size());
-      MemoryScorer mem(memory_, p_.i("mem_size"), float(p_.f("temperature")));
+      MemoryScorer mem(memory_, p_.integer("mem_size"), float(p_.number("temperature")));
       MemoryScorer plain(EvalMemory::none, 0, 1.f);
       double nll_lm = 0, nll_mem = 0, nll_final = 0;
       int64_t count = 0;
@@ -299,12 +299,12 @@ PluginEntry knnlm_entry() {
       }
     }
     DatastoreInfo info;
-    const std::string path = p.s("datastore");
+    const std::string path = p.string("datastore");
     bool built_here = false;  // a memory.datastore node of this graph writes it first
     for (const auto& n : g.nodes)
-      if (n.plugin == "memory.datastore" && n.params.s("path") == path) built_here = true;
-    if (!path.empty() && !built_here && read_manifest(path, info) && p.i("k") > info.size)
-      out.push_back({"k", "k = " + std::to_string(p.i("k")) + " neighbours, but the datastore '" + path + "' holds " +
+      if (n.plugin == "memory.datastore" && n.params.string("path") == path) built_here = true;
+    if (!path.empty() && !built_here && read_manifest(path, info) && p.integer("k") > info.size)
+      out.push_back({"k", "k = " + std::to_string(p.integer("k")) + " neighbours, but the datastore '" + path + "' holds " +
                               std::to_string(info.size) + " keys",
                      "k <= " + std::to_string(info.size)});
     return out;

@@ -16,8 +16,8 @@ MemoryKind kind_of(const std::string& s) {
 class TrimeLossNode final : public Loss {
  public:
   explicit TrimeLossNode(const Params& p)
-      : kind_(kind_of(p.s("memory"))), warmup_(p.i("ce_warmup")), no_local_(p.f("cross_segment_ratio")),
-        ignore_(p.i("ignore_index")), seed_(uint64_t(p.i("__seed"))) {}
+      : kind_(kind_of(p.string("memory"))), warmup_(p.integer("ce_warmup")), no_local_(p.number("cross_segment_ratio")),
+        ignore_(p.integer("ignore_index")), seed_(p.context().seed) {}
 
   Tensor compute(const TensorMap& in, const StepContext& ctx, std::map<std::string, double>& metrics) override {
     const Tensor& logits = in.at("logits");
@@ -78,7 +78,7 @@ PluginEntry trime_entry() {
               {"docs", "docs:i64[B,T]", true, "document id per position (long: data.segments.docs)"}};
   e.check = [](const GraphView& g, const GraphNodeView& self) {
     std::vector<GraphProblem> out;
-    const std::string mem = self.params.s("memory");
+    const std::string mem = self.params.string("memory");
     auto reps = self.inputs.find("reps");
     if (reps != self.inputs.end() && reps->second.ends_with(".hidden"))
       out.push_back({"reps", "reps reads '" + reps->second + "', the model's final hidden states",

@@ -7,11 +7,11 @@
 
 namespace scion::memory {
 
-SegmentCorpus load_segments(const std::vector<std::string>& files, const lm::TokenizeFn& tokenize, int32_t eot_id,
+SegmentCorpus load_segments(const std::vector<std::string>& files, const data::TokenizeFn& tokenize, int32_t eot_id,
                             int64_t seq_len, int64_t max_segments) {
   SegmentCorpus c;
   c.seq_len = seq_len;
-  c.windows = lm::TextStream::all_windows(files, tokenize, eot_id, seq_len);
+  c.windows = data::TextStream::all_windows(files, tokenize, eot_id, seq_len);
   if (max_segments > 0 && int64_t(c.windows.size()) > max_segments) c.windows.resize(size_t(max_segments));
   // Windows overlap by one token (the last target of one is the first input of the next), so
   // the inputs of all windows are each stream position once: count documents over them.

@@ -17,19 +17,19 @@
 #include <vector>
 
 #include "bm25.h"
-#include "text_stream.h"
+#include "scion/data.h"
 
 namespace scion::memory {
 
 struct SegmentCorpus {
   int64_t seq_len = 0;
-  std::vector<std::vector<int32_t>> windows;  // seq_len + 1 tokens: inputs and next-token targets
+  std::vector<data::Window> windows;  // seq_len + 1 tokens: inputs and next-token targets
   std::vector<std::vector<int64_t>> docs;     // document id of each input position
 };
 
-// Every window of the files in order (lm::TextStream::all_windows), with document ids: a
+// Every window of the files in order (data::TextStream::all_windows), with document ids: a
 // document ends after each end-of-text token. max_segments > 0 keeps the first ones only.
-SegmentCorpus load_segments(const std::vector<std::string>& files, const lm::TokenizeFn& tokenize, int32_t eot_id,
+SegmentCorpus load_segments(const std::vector<std::string>& files, const data::TokenizeFn& tokenize, int32_t eot_id,
                             int64_t seq_len, int64_t max_segments = 0);
 
 enum class SegmentOrder { consecutive, bm25 };

@@ -14,11 +14,11 @@ using namespace scion;
 class AdamW final : public Optimizer {
  public:
   explicit AdamW(const Params& p) {
-    cfg_.beta1 = float(p.f("beta1"));
-    cfg_.beta2 = float(p.f("beta2"));
-    cfg_.eps = float(p.f("eps"));
-    cfg_.weight_decay = float(p.f("weight_decay"));
-    no_decay_1d_ = p.b("no_decay_1d");
+    cfg_.beta1 = float(p.number("beta1"));
+    cfg_.beta2 = float(p.number("beta2"));
+    cfg_.eps = float(p.number("eps"));
+    cfg_.weight_decay = float(p.number("weight_decay"));
+    no_decay_1d_ = p.boolean("no_decay_1d");
   }
   void step(const nn::NamedTensors& params, double lr, const StepContext&) override {
     for (const auto& [name, p] : params) {

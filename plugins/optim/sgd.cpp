@@ -13,7 +13,7 @@ using namespace scion;
 
 class Sgd final : public Optimizer {
  public:
-  explicit Sgd(const Params& p) : momentum_(float(p.f("momentum"))), weight_decay_(float(p.f("weight_decay"))) {}
+  explicit Sgd(const Params& p) : momentum_(float(p.number("momentum"))), weight_decay_(float(p.number("weight_decay"))) {}
   void step(const nn::NamedTensors& params, double lr, const StepContext&) override {
     NoGradGuard ng;
     for (const auto& [name, p] : params) {

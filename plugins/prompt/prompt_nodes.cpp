@@ -24,7 +24,7 @@ constexpr int64_t kIgnoreIndex = -100;
 
 class DomainPrompt final : public PromptInjector {
  public:
-  explicit DomainPrompt(const Params& p) : first_(p.i("first_id")) {}
+  explicit DomainPrompt(const Params& p) : first_(p.integer("first_id")) {}
   TensorMap inject(const TensorMap& in, const StepContext&) override {
     const Tensor x = in.at("tokens").contiguous(), y = in.at("targets").contiguous(), d = in.at("domain").contiguous();
     SCION_CHECK(x.dim() == 2 && y.shape() == x.shape() && d.dim() == 1 && d.size(0) == x.size(0),
@@ -55,7 +55,7 @@ std::vector<const GraphNodeView*> readers(const GraphView& g, const std::string&
   return out;
 }
 int64_t int_or(const Params& p, const std::string& k, int64_t fallback) {
-  return p.all().contains(k) && p.all().at(k).is_number_integer() ? p.i(k) : fallback;
+  return p.all().contains(k) && p.all().at(k).is_number_integer() ? p.integer(k) : fallback;
 }
 const GraphNodeView* source_of(const GraphView& g, const GraphNodeView& self, const std::string& port) {
   auto it = self.inputs.find(port);
@@ -79,11 +79,11 @@ PluginEntry domain_entry() {
     std::vector<GraphProblem> out;
     const GraphNodeView* src = source_of(g, self, "domain");
     const int64_t n = src && src->params.all().contains("domains") ? int64_t(src->params.strings("domains").size()) : 1;
-    const int64_t last = self.params.i("first_id") + n - 1;
+    const int64_t last = self.params.integer("first_id") + n - 1;
     for (const GraphNodeView* m : readers(g, self.name, "tokens")) {
       const int64_t vocab = int_or(m->params, "vocab", -1);
       if (vocab >= 0 && last >= vocab)
-        out.push_back({"first_id", "the domain prompts take ids " + std::to_string(self.params.i("first_id")) + ".." +
+        out.push_back({"first_id", "the domain prompts take ids " + std::to_string(self.params.integer("first_id")) + ".." +
                                        std::to_string(last) + ", beyond the vocabulary of model '" + m->name + "' (" +
                                        std::to_string(vocab) + ")",
                        "give '" + m->name + "' vocab >= " + std::to_string(last + 1) + " (the tokenizer's ids first, then one "
@@ -98,15 +98,15 @@ PluginEntry domain_entry() {
 class SoftPrompt final : public PromptInjector {
  public:
   explicit SoftPrompt(const Params& p) {
-    const int64_t k = p.i("length"), C = p.i("width");
-    const std::string load = p.s("load");
+    const int64_t k = p.integer("length"), C = p.integer("width");
+    const std::string load = p.string("load");
     if (!load.empty()) {
       auto t = safetensors::load(load).tensors;
       SCION_CHECK(t.size() == 1 && t[0].second.shape() == (Shape{k, C}), "prompt.tuning: '", load,
                   "' does not hold one [", k, ", ", C, "] prompt");
       emb_ = t[0].second.contiguous().clone();
     } else {
-      emb_ = Tensor::randn({k, C}, derive_seed(uint64_t(p.i("__seed")), 1), 0.f, float(p.f("init_std")));
+      emb_ = Tensor::randn({k, C}, derive_seed(p.context().seed, 1), 0.f, float(p.number("init_std")));
     }
     emb_.set_requires_grad(true);
   }
@@ -140,15 +140,15 @@ PluginEntry tuning_entry() {
   e.check = [](const GraphView& g, const GraphNodeView& self) {
     std::vector<GraphProblem> out;
     const GraphNodeView* src = source_of(g, self, "tokens");
-    const int64_t T = src ? int_or(src->params, "seq_len", 0) : 0, k = self.params.i("length");
+    const int64_t T = src ? int_or(src->params, "seq_len", 0) : 0, k = self.params.integer("length");
     for (const GraphNodeView* m : readers(g, self.name, "prompt_embeds")) {
       const int64_t ctx = int_or(m->params, "context", -1), width = int_or(m->params, "width", -1);
       if (ctx >= 0 && k + T > ctx)
         out.push_back({"length", "a prompt of " + std::to_string(k) + " vectors before windows of " + std::to_string(T) +
                                      " tokens is longer than the context of model '" + m->name + "' (" + std::to_string(ctx) + ")",
                        "set length <= " + std::to_string(std::max<int64_t>(0, ctx - T)) + ", or a shorter seq_len"});
-      if (width >= 0 && width != self.params.i("width"))
-        out.push_back({"width", "width " + std::to_string(self.params.i("width")) + " differs from model '" + m->name +
+      if (width >= 0 && width != self.params.integer("width"))
+        out.push_back({"width", "width " + std::to_string(self.params.integer("width")) + " differs from model '" + m->name +
                                     "''s hidden size " + std::to_string(width),
                        "width = " + std::to_string(width)});
     }

@@ -19,25 +19,25 @@ class CofiLoss final : public Loss {
  public:
   CofiLoss(const Params& p, const NodeResolver& r)
       : name_(p.node()),
-        target_(float(p.f("target"))),
-        warmup_(p.i("warmup")),
-        start_(p.i("start")),
-        temperature_(float(p.f("temperature"))),
-        alpha_ce_(float(p.f("alpha_ce"))),
-        alpha_layer_(float(p.f("alpha_layer"))),
-        seed_(uint64_t(p.i("__seed"))) {
-    model_ = r.get<TransformerModel>(p.s("model")).get();
+        target_(float(p.number("target"))),
+        warmup_(p.integer("warmup")),
+        start_(p.integer("start")),
+        temperature_(float(p.number("temperature"))),
+        alpha_ce_(float(p.number("alpha_ce"))),
+        alpha_layer_(float(p.number("alpha_layer"))),
+        seed_(p.context().seed) {
+    model_ = r.get<TransformerModel>(p.string("model")).get();
     MaskInit init;
-    init.log_alpha = float(p.f("log_alpha_init"));
-    init.ffn_unit_log_alpha = float(p.f("ffn_unit_log_alpha_init"));
+    init.log_alpha = float(p.number("log_alpha_init"));
+    init.ffn_unit_log_alpha = float(p.number("ffn_unit_log_alpha_init"));
     init.seed = derive_seed(seed_, 0xc0f1);
     const Architecture a = model_->architecture();
     masks_ = CofiMasks(a, init);
-    teacher_layers_ = p.ints("match_layers");
+    teacher_layers_ = p.integers("match_layers");
     if (alpha_layer_ > 0.f) {
       if (teacher_layers_.empty()) teacher_layers_ = default_teacher_layers(a.layers());
       SCION_CHECK(int64_t(teacher_layers_.size()) <= a.layers(), "loss.cofi: match_layers names ",
-                  teacher_layers_.size(), " teacher layers but the student '", p.s("model"), "' has only ", a.layers(),
+                  teacher_layers_.size(), " teacher layers but the student '", p.string("model"), "' has only ", a.layers(),
                   " (hint: each teacher layer needs a student layer below the previous match; name at most ",
                   a.layers(), ")");
     }
@@ -144,7 +144,7 @@ class CofiLoss final : public Loss {
 // The finalisation: the masks' deterministic values set, folded and pruned away.
 class CofiPrune final : public Op {
  public:
-  CofiPrune(const Params& p, const NodeResolver& r) : masks_name_(p.s("masks")) {
+  CofiPrune(const Params& p, const NodeResolver& r) : masks_name_(p.string("masks")) {
     loss_ = std::dynamic_pointer_cast<CofiLoss>(r.node(masks_name_));
     SCION_CHECK(loss_, "op.cofi_prune: node '", masks_name_, "' is not a loss.cofi node (hint: masks names the "
                 "loss.cofi node that trained the target's masks)");
@@ -169,15 +169,15 @@ std::vector<GraphProblem> check_loss(const GraphView& g, const GraphNodeView& se
   const Params& p = self.params;
   // The student's depth is known here when it is built from parameters (a loaded one's at
   // construction, from its file).
-  const GraphNodeView* student = g.node(p.s("model"));
-  const size_t asked = p.ints("match_layers").size();
-  if (student && p.f("alpha_layer") > 0 && student->params.s("load").empty() &&
-      int64_t(asked) > student->params.i("layers"))
+  const GraphNodeView* student = g.node(p.string("model"));
+  const size_t asked = p.integers("match_layers").size();
+  if (student && p.number("alpha_layer") > 0 && student->params.string("load").empty() &&
+      int64_t(asked) > student->params.integer("layers"))
     out.push_back({"match_layers", "matches " + std::to_string(asked) + " teacher layers but the student '" +
-                                       student->name + "' has only " + std::to_string(student->params.i("layers")),
-                   "name at most " + std::to_string(student->params.i("layers")) + " teacher layers"});
+                                       student->name + "' has only " + std::to_string(student->params.integer("layers")),
+                   "name at most " + std::to_string(student->params.integer("layers")) + " teacher layers"});
   // Layerwise distillation needs both models' per-layer outputs.
-  if (p.f("alpha_layer") > 0)
+  if (p.number("alpha_layer") > 0)
     for (const char* port : {"student_layers", "teacher_layers"}) {
       auto it = self.inputs.find(port);
       if (it == self.inputs.end()) {
@@ -186,7 +186,7 @@ std::vector<GraphProblem> check_loss(const GraphView& g, const GraphNodeView& se
         continue;
       }
       const GraphNodeView* src = g.node(it->second.substr(0, it->second.find('.')));
-      if (src && src->params.all().contains("layer_outputs") && !src->params.b("layer_outputs"))
+      if (src && src->params.all().contains("layer_outputs") && !src->params.boolean("layer_outputs"))
         out.push_back({port, "model '" + src->name + "' does not give its per-layer outputs",
                        "set layer_outputs = true in [nodes." + src->name + "]"});
     }

@@ -1,5 +1,6 @@
 // An example third-party structural op: removes chosen layers of a transformer model when a
-// stage starts, through the SDK's surgery interface only (docs/adding-a-method.md). It knows
+// stage starts, through the SDK's surgery interface only (docs/adding-a-method.md shows the
+// region between the snippet markers; tests/docs/check_docs.py fails if the two differ). It knows
 // nothing of model.gpt or model.bert: any model plugin that implements scion::TransformerModel
 // can be its target.
 //
@@ -34,8 +35,9 @@ std::vector<int64_t> layer_list(const Json& v) {
 
 class DropLayers final : public Op {
  public:
-  explicit DropLayers(const Params& p) : drop_(layer_list(p.raw("drop"))), seed_(uint64_t(p.i("__seed"))) {}
+  explicit DropLayers(const Params& p) : drop_(layer_list(p.raw("drop"))), seed_(p.context().seed) {}
 
+  // [snippet: drop_layers_apply]
   void apply(Model& target, const StepContext& ctx) override {
     TransformerModel& m = surgery::transformer(target, kWho);
     const int64_t layers = m.architecture().layers();
@@ -74,6 +76,7 @@ class DropLayers final : public Op {
   std::string state_source(const std::string& param) const override {
     return model_ ? surgery::block_source(*model_, param, order_) : param;
   }
+  // [end snippet: drop_layers_apply]
 
  private:
   std::vector<int64_t> drop_;

@@ -4,11 +4,11 @@
 #include <algorithm>
 #include <cmath>
 
-#include "growth.h"
 #include "lm_nodes.h"
 #include "masked_growth.h"
-#include "tiny_models.h"
+#include "scion/growth.h"
 #include "scion/ops.h"
+#include "tiny_models.h"
 
 using namespace scion;
 using tiny::bert_cfg;

@@ -11,6 +11,9 @@
 #   4. sdk/example (as installed, share/scion/sdk/example) builds against the installed SDK
 #      package only, `cmake --install` puts it in the prefix's plugin folder, and the
 #      installed scion lists its plugins without flags.
+#  4b. tests/install/token_source, a data source made of the installed scion/data.h's blocks,
+#      builds against the install only; a graph trains on it for 6 steps, and the run resumed
+#      from its step-4 checkpoint (as if killed there) logs the same steps.
 #   5. (CPU builds) `cpack -G DEB` builds the package; dpkg-deb -I / -c check its fields,
 #      dependencies (each an installed Debian package; `apt-get install -s` accepts the
 #      package) and contents; it is unpacked with `dpkg-deb -x` into a throwaway root and its
@@ -110,6 +113,32 @@ for name in loss.hidden_l2 op.drop_layers; do
   "$P/bin/scion" plugins "$name" > one.txt
   has one.txt "library: $P/lib/scion/plugins/libexample_"
 done
+
+step "4b. an out-of-tree data source on the installed scion/data.h, in a run"
+# tests/install/token_source, copied out of the tree and built against the install only.
+cp -r "$SRC/tests/install/token_source" "$T/ts_src"
+cmake -S "$T/ts_src" -B "$T/ts" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER="$CXX" \
+  -DCMAKE_EXPORT_COMPILE_COMMANDS=ON -DScion_DIR="$P/lib/cmake/Scion" > "$T/ts.log" 2>&1 ||
+  { cat "$T/ts.log"; fail "configuring the data source against the install failed"; }
+cmake --build "$T/ts" > "$T/ts.log" 2>&1 || { cat "$T/ts.log"; fail "building the data source against the install failed"; }
+! grep -qF "$SRC" "$T/ts/compile_commands.json" || fail "the data source was compiled against the source tree"
+"$P/bin/scion" plugins data.token_file --plugin-dir "$T/ts/plugins" > one.txt
+has one.txt "library: $T/ts/plugins/libtoken_source"
+cp "$T/ts_src/token_file.toml" "$W/token_file.toml"
+seq 0 599 | awk '{ print ($1 * 7 + int($1 / 5)) % 64 }' > "$W/ids.txt"
+ts_run() { "$P/bin/scion" run "$W/token_file.toml" --plain --plugin-dir "$T/ts/plugins" "$@"; }
+ts_run --out "$W/runs/tf-full" > run.txt 2>&1 || { cat run.txt; fail "the run with data.token_file failed"; }
+[ "$(wc -l < "$W/runs/tf-full/metrics.jsonl")" = 6 ] || { cat run.txt; fail "the run with data.token_file did not log 6 steps"; }
+# Its position is checkpointed and restored: the run as if killed after step 4's checkpoint
+# (the later one and latest.json gone) resumes and logs what the whole run logged.
+has "$W/runs/tf-full/checkpoints/step_4/state.json" '"ids"'
+cp -r "$W/runs/tf-full" "$W/runs/tf-part"
+rm -rf "$W/runs/tf-part/checkpoints/step_6" "$W/runs/tf-part/checkpoints/latest.json"
+ts_run --out "$W/runs/tf-part" --resume > run.txt 2>&1 || { cat run.txt; fail "resuming the run with data.token_file failed"; }
+has run.txt "resuming $W/runs/tf-part at step 4"
+untimed() { sed 's/"tokens_per_s":[^,]*,//; s/,"elapsed_s":[^,}]*//' "$1"; }
+diff <(untimed "$W/runs/tf-full/metrics.jsonl") <(untimed "$W/runs/tf-part/metrics.jsonl") ||
+  fail "the resumed run with data.token_file logged other steps than the whole run"
 
 step "5. the Debian package"
 if [ "$CUDA" = ON ]; then

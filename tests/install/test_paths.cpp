@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "fixtures.h"
 #include "graph/graph.h"
 #include "runtime/install.h"
 #include "runtime/paths.h"
@@ -35,36 +36,10 @@ struct InDir {
 
 // A byte-level GPT reading `files` (and `extra` TOML in the data node).
 std::string graph(const std::string& files, const std::string& extra = "") {
-  return R"([nodes.tok]
-plugin = "tokenizer.bytes"
-
-[nodes.corpus]
-plugin = "data.text"
-tokenizer = "tok"
-files = [")" + files + R"("]
-seq_len = 8
-batch_size = 2
-)" + extra + R"(
-[nodes.model]
-plugin = "model.gpt"
-vocab = 257
-context = 8
-layers = 1
-width = 8
-heads = 2
-tokens = "corpus.tokens"
-
-[nodes.lm]
-plugin = "loss.lm"
-logits = "model.logits"
-targets = "corpus.targets"
-
-[[stages]]
-name = "train"
-steps = 1
-train = ["model"]
-losses = ["lm"]
-)";
+  return tiny_gpt_graph(
+      {.corpus = {.files = files, .keys = extra, .seq_len = 8},
+       .model = {.context = 8, .width = 8},
+       .stages = "[[stages]]\nname = \"train\"\nsteps = 1\ntrain = [\"model\"]\nlosses = [\"lm\"]\n"});
 }
 
 // The same graph with GPT-2's tokenizer, its vocab and merges left to their defaults.

@@ -9,9 +9,10 @@
 #include <chrono>
 #include <thread>
 
+#include "fixtures.h"
 #include "graph/graph.h"
-#include "scion_cli.h"
 #include "runtime/in_process.h"
+#include "scion_cli.h"
 
 using namespace scion::runtime;
 
@@ -96,10 +97,6 @@ eval = { every = 4, evaluators = ["ll"] }
 checkpoint = { every = 4 }
 )";
 }
-std::string with_data(std::string text) {
-  for (size_t at; (at = text.find("@DATA@")) != std::string::npos;) text.replace(at, 6, SCION_SOURCE_DIR);
-  return text;
-}
 std::string edit(std::string text, const std::string& from, const std::string& to) {
   const size_t at = text.find(from);
   EXPECT_NE(at, std::string::npos) << from;
@@ -160,39 +157,18 @@ TEST(ElleGraphs, BadInputsAreRefusedAtValidationWithTheirPlace) {
 }
 
 TEST(ElleGraphs, APromptLongerThanTheContextIsRefused) {
-  const std::string g = with_data(R"([run]
-name = "pt"
-[nodes.tok]
-plugin = "tokenizer.bytes"
-[nodes.corpus]
-plugin = "data.text"
-tokenizer = "tok"
-files = ["@DATA@/data/corpus/cs/train.txt"]
-seq_len = 32
-batch_size = 2
-[nodes.soft]
-plugin = "prompt.tuning"
-length = 8
-width = 32
-tokens = "corpus.tokens"
-[nodes.gpt]
-plugin = "model.gpt"
-vocab = 257
-context = 36
-layers = 1
-width = 32
-heads = 2
-tokens = "soft.tokens"
-prompt_embeds = "soft.prompt_embeds"
-[nodes.lm]
-plugin = "loss.lm"
-logits = "gpt.logits"
-targets = "corpus.targets"
-[[stages]]
-steps = 1
-train = ["soft"]
-losses = ["lm"]
-)");
+  // The tiny GPT on a soft prompt's tokens: 8 prompt positions before 32 text tokens, in a
+  // context of 36.
+  const std::string g = with_data(tiny_gpt_graph(
+      {.head = "[run]\nname = \"pt\"\n\n",
+       .corpus = {.files = "@DATA@/data/corpus/cs/train.txt", .seq_len = 32},
+       .model = {.name = "gpt",
+                 .context = 36,
+                 .width = 32,
+                 .keys = "prompt_embeds = \"soft.prompt_embeds\"\n",
+                 .tokens = "soft.tokens"},
+       .nodes = "[nodes.soft]\nplugin = \"prompt.tuning\"\nlength = 8\nwidth = 32\ntokens = \"corpus.tokens\"\n",
+       .stages = "[[stages]]\nsteps = 1\ntrain = [\"soft\"]\nlosses = [\"lm\"]\n"}));
   try {
     load_graph("g.toml", g, {}, scion::tests::in_tree_registry());
     FAIL() << "validation passed";
@@ -251,41 +227,17 @@ TEST(ElleGraphs, AKilledRunResumesOnTheSameCurveWithMemoriesAndReplay) {
 
 TEST(ElleGraphs, PromptTuningOnAFrozenModelChangesOnlyThePrompt) {
   const fs::path dir = temp("elle_prompt");
-  const std::string base = with_data(R"([run]
-name = "base"
-seed = 4
-threads = 1
-[nodes.tok]
-plugin = "tokenizer.bytes"
-[nodes.corpus]
-plugin = "data.text"
-tokenizer = "tok"
-files = ["@DATA@/data/corpus/news/train.txt"]
-seq_len = 24
-batch_size = 2
-[nodes.gpt]
-plugin = "model.gpt"
-vocab = 257
-context = 32
-layers = 1
-width = 32
-heads = 2
-tokens = "corpus.tokens"
-[nodes.lm]
-plugin = "loss.lm"
-logits = "gpt.logits"
-targets = "corpus.targets"
-[[stages]]
-steps = 3
-train = ["gpt"]
-losses = ["lm"]
-)");
+  const std::string base =
+      with_data(tiny_gpt_graph({.head = "[run]\nname = \"base\"\nseed = 4\nthreads = 1\n\n",
+                                .corpus = {.files = "@DATA@/data/corpus/news/train.txt", .seq_len = 24},
+                                .model = {.name = "gpt", .context = 32, .width = 32},
+                                .stages = "[[stages]]\nsteps = 3\ntrain = [\"gpt\"]\nlosses = [\"lm\"]\n"}));
   std::ofstream(dir / "base.toml") << base;
   ASSERT_EQ(run_scion((dir / "base.toml").string() + " --out " + (dir / "base").string()), 0);
   const std::string weights = (dir / "base" / "gpt.safetensors").string();
-  std::string tune = edit(base, "tokens = \"corpus.tokens\"\n[nodes.lm]",
+  std::string tune = edit(base, "tokens = \"corpus.tokens\"\n\n[nodes.lm]",
                           "tokens = \"soft.tokens\"\nprompt_embeds = \"soft.prompt_embeds\"\nload = \"" + weights +
-                              "\"\n[nodes.soft]\nplugin = \"prompt.tuning\"\nlength = 8\nwidth = 32\ntokens = \"corpus.tokens\"\n[nodes.lm]");
+                              "\"\n\n[nodes.soft]\nplugin = \"prompt.tuning\"\nlength = 8\nwidth = 32\ntokens = \"corpus.tokens\"\n\n[nodes.lm]");
   tune = edit(tune, "train = [\"gpt\"]", "train = [\"soft\"]\noptimizer = { lr = 0.05, decay = \"constant\" }");
   tune = edit(tune, "steps = 3", "steps = 6");
   {

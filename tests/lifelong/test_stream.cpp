@@ -38,11 +38,7 @@ Params stream_params(double replay = 0.25, int64_t memory_tokens = 32 * 40) {
   j["mask_id"] = Json(int64_t(103));
   j["never_mask"] = Json(Json::array_t{});
   j["tokenizer"] = Json("tok");
-  j["__stages"] = Json(Json::array_t{Json("first"), Json("recover"), Json("second")});
-  j["__seed"] = Json(int64_t(11));
-  j["__rank"] = Json(int64_t(0));
-  j["__world"] = Json(int64_t(1));
-  return Params(j, "stream");
+  return Params(j, "stream", NodeContext{11, 0, 1, {"first", "recover", "second"}});
 }
 
 StepContext at(const std::string& stage, int64_t step) {

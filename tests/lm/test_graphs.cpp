@@ -8,6 +8,7 @@
 #include <fstream>
 #include <set>
 
+#include "fixtures.h"
 #include "scion/safetensors.h"
 #include "scion/shards.h"
 #include "scion_cli.h"
@@ -402,29 +403,11 @@ TEST(Graphs, StageFilesSwitchTheDataPerStage) {
   std::ofstream(d / "b.txt") << std::string(4000, 'b');
   // A byte-level GPT on a.txt, and b.txt for the stage named `b_stage`.
   auto graph = [&](const std::string& b_stage, const std::string& stages) {
-    return R"(
-[nodes.tok]
-plugin = "tokenizer.bytes"
-[nodes.corpus]
-plugin = "data.text"
-tokenizer = "tok"
-files = [")" + (d / "a.txt").string() + R"("]
-stage_files = { )" + b_stage + R"( = [")" + (d / "b.txt").string() + R"("] }
-seq_len = 16
-batch_size = 4
-[nodes.model]
-plugin = "model.gpt"
-vocab = 257
-context = 16
-layers = 1
-width = 16
-heads = 2
-tokens = "corpus.tokens"
-[nodes.lm]
-plugin = "loss.lm"
-logits = "model.logits"
-targets = "corpus.targets"
-)" + stages;
+    return tiny_gpt_graph(
+        {.corpus = {.files = (d / "a.txt").string(),
+                    .keys = "stage_files = { " + b_stage + " = [\"" + (d / "b.txt").string() + "\"] }\n",
+                    .batch_size = 4},
+         .stages = stages});
   };
   auto stage = [](const std::string& name, int steps, const std::string& lr) {
     return "[[stages]]\nname = \"" + name + "\"\nsteps = " + std::to_string(steps) +

@@ -2,46 +2,19 @@
 // (optimizer state, refusals, α across stages, the teacher's cost), through `scion run`.
 #include <gtest/gtest.h>
 
+#include "fixtures.h"
 #include "scion_cli.h"
 
 namespace {
 
 // A tiny byte-level GPT trained for a few steps, then a second stage that starts with `ops`.
 std::string two_stage_graph(const std::string& ops, int first_steps = 3, const std::string& extra_stage = "") {
-  return R"(
-[nodes.tok]
-plugin = "tokenizer.bytes"
-[nodes.corpus]
-plugin = "data.text"
-tokenizer = "tok"
-files = ["data/corpus/literature/train.txt"]
-seq_len = 16
-batch_size = 2
-[nodes.model]
-plugin = "model.gpt"
-vocab = 257
-context = 16
-layers = 2
-width = 16
-heads = 2
-tokens = "corpus.tokens"
-[nodes.lm]
-plugin = "loss.lm"
-logits = "model.logits"
-targets = "corpus.targets"
-[[stages]]
-name = "small"
-steps = )" + std::to_string(first_steps) +
-         R"(
-train = ["model"]
-losses = ["lm"]
-[[stages]]
-name = "grown"
-steps = 1
-train = ["model"]
-losses = ["lm"]
-ops = [ )" + ops + R"( ]
-)" + extra_stage;
+  return tiny_gpt_graph(
+      {.model = {.layers = 2},
+       .stages = "[[stages]]\nname = \"small\"\nsteps = " + std::to_string(first_steps) +
+                 "\ntrain = [\"model\"]\nlosses = [\"lm\"]\n"
+                 "[[stages]]\nname = \"grown\"\nsteps = 1\ntrain = [\"model\"]\nlosses = [\"lm\"]\nops = [ " +
+                 ops + " ]\n" + extra_stage});
 }
 
 Result run_graph(const fs::path& d, const std::string& text) {

@@ -148,7 +148,7 @@ TEST(SegmentCorpusTest, DocumentIdsAdvanceAfterEndOfText) {
     std::fclose(f);
   }
   // One token per character, end of text = 0.
-  lm::TokenizeFn tok = [](std::string_view s) {
+  data::TokenizeFn tok = [](std::string_view s) {
     std::vector<int32_t> v;
     for (unsigned char ch : s) v.push_back(int32_t(ch));
     return v;

@@ -10,52 +10,25 @@
 #include <fstream>
 #include <thread>
 
+#include "fixtures.h"
 #include "lm_nodes.h"
 #include "scion_cli.h"
 
 namespace {
 
-const char* kGraph = R"(
-[run]
-name = "cofi-test"
-seed = 9
-threads = 1
-
-[nodes.tok]
-plugin = "tokenizer.bytes"
-
-[nodes.corpus]
-plugin = "data.text"
-tokenizer = "tok"
-files = ["@DATA@/data/corpus/literature/train.txt"]
-valid_files = ["@DATA@/data/corpus/literature/valid.txt"]
-seq_len = 32
-batch_size = 4
-
-[nodes.teacher]
-plugin = "model.gpt"
-vocab = 257
-context = 32
-layers = 4
-width = 32
-heads = 4
-init_seed = 3
-frozen = true
-layer_outputs = true
-tokens = "corpus.tokens"
-
-[nodes.student]
-plugin = "model.gpt"
-vocab = 257
-context = 32
-layers = 4
-width = 32
-heads = 4
-init_seed = 3
-layer_outputs = true
-tokens = "corpus.tokens"
-
-[nodes.cofi]
+const std::string kGraph =
+    "\n[run]\nname = \"cofi-test\"\nseed = 9\nthreads = 1\n\n" + tokenizer_table() + "\n" +
+    corpus_table({.files = "@DATA@/data/corpus/literature/train.txt",
+                  .valid_files = "@DATA@/data/corpus/literature/valid.txt",
+                  .seq_len = 32,
+                  .batch_size = 4}) +
+    "\n" +
+    gpt_table({.name = "teacher", .context = 32, .layers = 4, .width = 32, .heads = 4,
+               .keys = "init_seed = 3\nfrozen = true\nlayer_outputs = true\n"}) +
+    "\n" +
+    gpt_table({.name = "student", .context = 32, .layers = 4, .width = 32, .heads = 4,
+               .keys = "init_seed = 3\nlayer_outputs = true\n"}) +
+    "\n" + R"([nodes.cofi]
 plugin = "loss.cofi"
 model = "student"
 student = "student.logits"
@@ -66,11 +39,7 @@ target = 0.6
 warmup = 10
 start = 2
 
-[nodes.lm]
-plugin = "loss.lm"
-logits = "student.logits"
-targets = "corpus.targets"
-
+)" + lm_table("student") + R"(
 [nodes.ppl]
 plugin = "eval.ppl"
 model = "student"
@@ -101,10 +70,6 @@ optimizer = { plugin = "optim.adamw", lr = 1e-3 }
 log_every = 1
 )";
 
-std::string with_data(std::string text) {
-  for (size_t at; (at = text.find("@DATA@")) != std::string::npos;) text.replace(at, 6, SCION_SOURCE_DIR);
-  return text;
-}
 
 
 // The training lines (those with a loss) of a run's metrics.

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <string>
 
+#include "fixtures.h"
 #include "scion/shards.h"
 #include "scion_cli.h"
 
@@ -17,49 +18,18 @@ inline std::string news(const char* file) { return std::string(SCION_SOURCE_DIR)
 
 // Line numbers matter to the tests below.
 inline std::string tiny_graph() {
-  return R"([run]
-name = "tiny"
-device = "cpu"
-threads = 1
-
-[nodes.tok]
-plugin = "tokenizer.bytes"
-
-[nodes.corpus]
-plugin = "data.text"
-tokenizer = "tok"
-files = [")" + news("train.txt") + R"("]
-valid_files = [")" + news("valid.txt") + R"("]
-seq_len = 16
-batch_size = 2
-
-[nodes.student]
-plugin = "model.gpt"
-vocab = 257
-context = 16
-layers = 1
-width = 16
-heads = 2
-tokens = "corpus.tokens"
-
-[nodes.lm]
-plugin = "loss.lm"
-logits = "student.logits"
-targets = "corpus.targets"
-
-[nodes.ppl]
-plugin = "eval.ppl"
-model = "student"
-data = ["corpus"]
-max_batches = 1
-
-[[stages]]
+  return tiny_gpt_graph(
+      {.head = "[run]\nname = \"tiny\"\ndevice = \"cpu\"\nthreads = 1\n\n",
+       .corpus = {.files = news("train.txt"), .valid_files = news("valid.txt")},
+       .model = {.name = "student"},
+       .nodes = "[nodes.ppl]\nplugin = \"eval.ppl\"\nmodel = \"student\"\ndata = [\"corpus\"]\nmax_batches = 1\n",
+       .stages = R"([[stages]]
 name = "train"
 steps = 1
 train = ["student"]
 losses = ["lm"]
 eval = { every = 1, evaluators = ["ppl"] }
-)";
+)"});
 }
 
 inline std::string edit(std::string s, const std::string& from, const std::string& to) {

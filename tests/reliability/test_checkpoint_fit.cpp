@@ -10,23 +10,8 @@ using namespace reliability;
 namespace {
 
 std::string tiny_bert_graph() {
-  return R"([run]
-name = "tiny-bert"
-threads = 1
-
-[nodes.tok]
-plugin = "tokenizer.bytes"
-
-[nodes.corpus]
-plugin = "data.text"
-tokenizer = "tok"
-files = [")" + news("train.txt") + R"("]
-seq_len = 16
-batch_size = 2
-mlm_prob = 0.15
-mask_id = 255
-
-[nodes.bert]
+  return "[run]\nname = \"tiny-bert\"\nthreads = 1\n\n" + tokenizer_table() + "\n" +
+         corpus_table({.files = news("train.txt"), .keys = "mlm_prob = 0.15\nmask_id = 255\n"}) + "\n" + R"([nodes.bert]
 plugin = "model.bert"
 vocab = 257
 context = 16

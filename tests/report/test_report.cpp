@@ -9,8 +9,9 @@
 #include <fstream>
 #include <functional>
 
+#include "report/axes.h"
+#include "report/report.h"
 #include "scion/error.h"
-#include "scion/report.h"
 
 namespace fs = std::filesystem;
 using namespace scion;

@@ -5,6 +5,7 @@
 
 #include <set>
 
+#include "fixtures.h"
 #include "runtime/registry.h"
 #include "scion/surgery.h"
 #include "scion_cli.h"
@@ -40,8 +41,7 @@ std::shared_ptr<Model> tiny_gpt(int64_t layers) {
   p["width"] = Json(16);
   p["heads"] = Json(2);
   p["frozen"] = Json(false);
-  p["__seed"] = Json(7);
-  return std::dynamic_pointer_cast<Model>(registry().create("model.gpt", Params(p, "model"), None()));
+  return std::dynamic_pointer_cast<Model>(registry().create("model.gpt", Params(p, "model", NodeContext{7}), None()));
 }
 
 std::shared_ptr<Op> drop_op(const std::string& drop_json) {
@@ -49,8 +49,7 @@ std::shared_ptr<Op> drop_op(const std::string& drop_json) {
   Json p;
   p["drop"] = json_parse(drop_json);
   p["target"] = Json("model");
-  p["__seed"] = Json(3);
-  return std::dynamic_pointer_cast<Op>(registry().create("op.drop_layers", Params(p, "op.drop_layers"), None()));
+  return std::dynamic_pointer_cast<Op>(registry().create("op.drop_layers", Params(p, "op.drop_layers", NodeContext{3}), None()));
 }
 
 std::map<std::string, Tensor> params_of(Model& m) {
@@ -70,39 +69,11 @@ std::string apply_error(const std::string& drop_json, int64_t layers) {
 }
 
 std::string graph(const std::string& ops) {
-  return R"(
-[nodes.tok]
-plugin = "tokenizer.bytes"
-[nodes.corpus]
-plugin = "data.text"
-tokenizer = "tok"
-files = ["data/corpus/literature/train.txt"]
-seq_len = 16
-batch_size = 2
-[nodes.model]
-plugin = "model.gpt"
-vocab = 257
-context = 16
-layers = 4
-width = 16
-heads = 2
-tokens = "corpus.tokens"
-[nodes.lm]
-plugin = "loss.lm"
-logits = "model.logits"
-targets = "corpus.targets"
-[[stages]]
-name = "full"
-steps = 3
-train = ["model"]
-losses = ["lm"]
-[[stages]]
-name = "shallow"
-steps = 2
-train = ["model"]
-losses = ["lm"]
-ops = [ )" + ops + R"( ]
-)";
+  return tiny_gpt_graph(
+      {.model = {.layers = 4},
+       .stages = "[[stages]]\nname = \"full\"\nsteps = 3\ntrain = [\"model\"]\nlosses = [\"lm\"]\n"
+                 "[[stages]]\nname = \"shallow\"\nsteps = 2\ntrain = [\"model\"]\nlosses = [\"lm\"]\nops = [ " +
+                 ops + " ]\n"});
 }
 
 Result run(const fs::path& d, const std::string& text) {

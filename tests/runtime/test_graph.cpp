@@ -9,6 +9,7 @@
 
 #include "graph/graph.h"
 #include "graph/port_type.h"
+#include "fixtures.h"
 #include "in_process.h"
 
 using namespace scion;
@@ -125,34 +126,12 @@ TEST(Graph, WrongType) {
 }
 
 TEST(Graph, MissingFile) {
-  const std::string text = R"(
-[nodes.tok]
-plugin = "tokenizer.bytes"
-
-[nodes.data]
-plugin = "data.text"
-tokenizer = "tok"
-files = ["no/such/corpus/*.txt"]
-
-[nodes.model]
-plugin = "model.gpt"
-vocab = 257
-context = 16
-layers = 1
-width = 8
-heads = 2
-tokens = "data.tokens"
-
-[nodes.loss]
-plugin = "loss.lm"
-logits = "model.logits"
-targets = "data.targets"
-
-[[stages]]
-steps = 1
-train = ["model"]
-losses = ["loss"]
-)";
+  // The tiny GPT reading files that match nothing (the files key on line 8).
+  const std::string text =
+      tiny_gpt_graph({.head = "\n",
+                      .corpus = {.files = "no/such/corpus/*.txt"},
+                      .model = {.width = 8},
+                      .stages = "[[stages]]\nsteps = 1\ntrain = [\"model\"]\nlosses = [\"lm\"]\n"});
   auto d = diagnose(text);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].pos.line, 8);

@@ -12,41 +12,15 @@
 #include <map>
 #include <thread>
 
+#include "fixtures.h"
 #include "scion_cli.h"
 
 namespace {
-const char* kGraph = R"(
-[run]
-name = "resume"
-seed = 5
-threads = 2
-
-[nodes.tok]
-plugin = "tokenizer.bytes"
-
-[nodes.corpus]
-plugin = "data.text"
-tokenizer = "tok"
-files = ["@DATA@/data/corpus/literature/train.txt"]
-seq_len = 32
-batch_size = 4
-
-[nodes.model]
-plugin = "model.gpt"
-vocab = 257
-context = 32
-layers = 2
-width = 32
-heads = 4
-dropout = 0.1
-tokens = "corpus.tokens"
-
-[nodes.lm]
-plugin = "loss.lm"
-logits = "model.logits"
-targets = "corpus.targets"
-
-[[stages]]
+const std::string kGraph =
+    tiny_gpt_graph({.head = "\n[run]\nname = \"resume\"\nseed = 5\nthreads = 2\n\n",
+                    .corpus = {.files = "@DATA@/data/corpus/literature/train.txt", .seq_len = 32, .batch_size = 4},
+                    .model = {.context = 32, .layers = 2, .width = 32, .heads = 4, .keys = "dropout = 0.1\n"},
+                    .stages = R"([[stages]]
 name = "first"
 steps = 20
 train = ["model"]
@@ -62,10 +36,10 @@ losses = ["lm"]
 optimizer = { lr = 1e-3 }
 checkpoint = { every = 4 }
 ops = [ { plugin = "grow.net2wider", target = "model", width = 64 } ]
-)";
+)"});
 
 // MSG growth whose masks ramp across a checkpoint, the kill and a stage boundary.
-const char* kMaskedStages = R"(
+const std::string kMaskedStages = R"(
 [[stages]]
 name = "grown"
 steps = 20
@@ -86,17 +60,9 @@ checkpoint = { every = 4 }
 
 // Knowledge inheritance across a checkpoint, a kill and a stage boundary: α's linear decay
 // (30 updates) continues through both, and the teacher stops running at 0.
-const char* kInheritStages = R"(
-[nodes.teacher]
-plugin = "model.gpt"
-vocab = 257
-context = 32
-layers = 1
-width = 32
-heads = 4
-frozen = true
-tokens = "corpus.tokens"
-
+const std::string kInheritStages = "\n" +
+                                   gpt_table({.name = "teacher", .context = 32, .width = 32, .heads = 4, .keys = "frozen = true\n"}) +
+                                   R"(
 [nodes.inherit]
 plugin = "loss.inherit"
 student = "model.logits"
@@ -130,7 +96,7 @@ void expect_resume_on_the_same_curve(const fs::path& dir, std::string text, int 
                                      const std::string& plugin_dir = "") {
   fs::remove_all(dir);
   fs::create_directories(dir);
-  for (size_t at; (at = text.find("@DATA@")) != std::string::npos;) text.replace(at, 6, SCION_SOURCE_DIR);
+  text = with_data(text);
   std::ofstream(dir / "g.toml") << text;
   const std::string g = (dir / "g.toml").string() + (plugin_dir.empty() ? "" : " --plugin-dir " + plugin_dir);
 
@@ -192,8 +158,7 @@ TEST(Resume, ABf16RunResumesOnTheSameCurve) {
 // curves are not identical).
 TEST(Resume, Bf16FollowsTheF32CurveWithinItsTolerance) {
   const fs::path dir = temp("bf16_curve");
-  std::string text = kGraph;
-  for (size_t at; (at = text.find("@DATA@")) != std::string::npos;) text.replace(at, 6, SCION_SOURCE_DIR);
+  const std::string text = with_data(kGraph);
   std::ofstream(dir / "g.toml") << text;
   const std::string g = (dir / "g.toml").string();
   ASSERT_EQ(run_scion(g + " --out " + (dir / "f32").string()), 0);
@@ -217,8 +182,7 @@ TEST(Resume, Bf16FollowsTheF32CurveWithinItsTolerance) {
 // variable is refused by name.
 TEST(Resume, Bf16WithoutBf16HardwareSaysItIsEmulated) {
   const fs::path dir = temp("bf16_emulated");
-  std::string text = kGraph;
-  for (size_t at; (at = text.find("@DATA@")) != std::string::npos;) text.replace(at, 6, SCION_SOURCE_DIR);
+  const std::string text = with_data(kGraph);
   std::ofstream(dir / "g.toml") << text;
   auto run = [&](const std::string& env, const std::string& out) {
     return sh("run " + (dir / "g.toml").string() + " --out " + (dir / out).string() +
@@ -286,7 +250,7 @@ TEST(Resume, KeepsANonFiniteMetricLineAndExactCounters) {
   std::string text = kGraph;
   text = text.substr(0, text.find("[[stages]]\nname = \"grown\""));
   text.replace(text.find("steps = 20"), 10, "steps = 8");
-  for (size_t at; (at = text.find("@DATA@")) != std::string::npos;) text.replace(at, 6, SCION_SOURCE_DIR);
+  text = with_data(text);
   const fs::path dir = fs::temp_directory_path() / ("scion_resume_nan_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);

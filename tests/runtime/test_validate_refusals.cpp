@@ -12,9 +12,10 @@
 #include <memory>
 #include <toml++/toml.h>
 
+#include "fixtures.h"
+#include "in_process.h"
 #include "graph/graph.h"
 #include "scion_cli.h"
-#include "in_process.h"
 
 using namespace scion;
 using namespace scion::runtime;
@@ -27,41 +28,10 @@ std::string corpus(const char* file) { return std::string(SCION_SOURCE_DIR) + "/
 
 // A knowledge-inheritance graph small enough to run in a second (line numbers matter below).
 std::string base_graph() {
-  return R"([run]
-name = "refusals"
-device = "cpu"
-
-[nodes.tok]
-plugin = "tokenizer.bytes"
-
-[nodes.corpus]
-plugin = "data.text"
-tokenizer = "tok"
-files = [")" + corpus("train.txt") + R"("]
-valid_files = [")" + corpus("valid.txt") + R"("]
-seq_len = 32
-batch_size = 2
-
-[nodes.teacher]
-plugin = "model.gpt"
-vocab = 257
-context = 32
-layers = 1
-width = 32
-heads = 2
-frozen = true
-tokens = "corpus.tokens"
-
-[nodes.student]
-plugin = "model.gpt"
-vocab = 257
-context = 32
-layers = 1
-width = 32
-heads = 2
-tokens = "corpus.tokens"
-
-[nodes.inherit]
+  return "[run]\nname = \"refusals\"\ndevice = \"cpu\"\n\n" + tokenizer_table() + "\n" +
+         corpus_table({.files = corpus("train.txt"), .valid_files = corpus("valid.txt"), .seq_len = 32}) + "\n" +
+         gpt_table({.name = "teacher", .context = 32, .width = 32, .keys = "frozen = true\n"}) + "\n" +
+         gpt_table({.name = "student", .context = 32, .width = 32}) + "\n" + R"([nodes.inherit]
 plugin = "loss.inherit"
 student = "student.logits"
 teacher = "teacher.logits"

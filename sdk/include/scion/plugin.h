@@ -26,7 +26,7 @@ namespace scion {
 
 // SDK ABI: a plugin built for another major version is refused; a plugin built against a
 // newer minor version than the host's is refused too (it may use what the host lacks).
-constexpr uint32_t kSdkAbiMajor = 6;  // 2: Op::carry_state; 3: Loss::idle_inputs and needed_metrics, Op::state_source;
+constexpr uint32_t kSdkAbiMajor = 7;  // 2: Op::carry_state; 3: Loss::idle_inputs and needed_metrics, Op::state_source;
                                       // 4: model surgery (scion/surgery.h), nn buffers and gates, parameter groups,
                                       //    plugin-owned parameters, schema checks, nlohmann JSON
                                       //    (ParamSpec choices/ranges/node kinds, PluginEntry::check; node_refs gone)
@@ -35,9 +35,10 @@ constexpr uint32_t kSdkAbiMajor = 6;  // 2: Op::carry_state; 3: Loss::idle_input
                                       //    prompt nodes run in the step graph
                                       // 6: Model::lm_head (the fused LM head + loss), StepContext::wanted_outputs,
                                       //    GateKind::hidden_kept (CoFi's hidden gate), ParamLayout::hidden_fold
-constexpr uint32_t kSdkAbiMinor = 4;  // 6.1: nn::Module::to(Device) (issue 16); 6.2: ops::add_inplace (issue 18);
-                                      // 6.3: matmul_bf16_native (issue 18); 6.4: GraphView::tokenizer and
-                                      //      GraphView::input_source (issue 32)
+                                      // 7: NodeContext (Params::context(): seed, rank, world, stages) instead of
+                                      //    the __seed/__rank/__world/__stages keys; Params getters integer,
+                                      //    number, boolean, string, integers (were i, f, b, s, ints)
+constexpr uint32_t kSdkAbiMinor = 1;  // 7.1: GraphView::tokenizer and GraphView::input_source (issue 32)
 
 enum class PluginKind { data, tokenizer, model, op, loss, prompt, optimizer, evaluator };
 const char* kind_name(PluginKind k);
@@ -111,26 +112,40 @@ inline ParamSpec node_list_param(std::string name, PluginKind kind, std::string 
   return p;
 }
 
+// What the runtime tells a node about where it runs, beside its parameters: its own random
+// stream's seed (derived from the run's seed and the node's name; an op's from its stage's),
+// its data-parallel rank among `world`, and the graph's stage names in order (for nodes that
+// act per stage: data.text's stage_files).
+struct NodeContext {
+  uint64_t seed = 0;
+  int rank = 0, world = 1;
+  std::vector<std::string> stages;
+};
+
 // A node's validated parameters: every key is in the schema, of the declared type, with
-// defaults filled. Core-owned; no TOML type crosses the plugin boundary.
+// defaults filled, and the node's context. Core-owned; no TOML type crosses the plugin
+// boundary. A getter of a key that is not set (or null) throws, naming the node.
 class Params {
  public:
   Params() = default;
-  explicit Params(Json values, std::string node = "") : v_(std::move(values)), node_(std::move(node)) {}
+  explicit Params(Json values, std::string node = "", NodeContext context = {})
+      : v_(std::move(values)), node_(std::move(node)), context_(std::move(context)) {}
   bool has(const std::string& k) const { return v_.contains(k) && !v_.at(k).is_null(); }
-  int64_t i(const std::string& k) const;
-  double f(const std::string& k) const;
-  bool b(const std::string& k) const;
-  std::string s(const std::string& k) const;
+  int64_t integer(const std::string& k) const;
+  double number(const std::string& k) const;
+  bool boolean(const std::string& k) const;
+  std::string string(const std::string& k) const;
   std::vector<std::string> strings(const std::string& k) const;  // string_list, node_list
-  std::vector<int64_t> ints(const std::string& k) const;          // integer_list
+  std::vector<int64_t> integers(const std::string& k) const;      // integer_list
   const Json& raw(const std::string& k) const;
   const Json& all() const { return v_; }
   const std::string& node() const { return node_; }
+  const NodeContext& context() const { return context_; }
 
  private:
   Json v_;
   std::string node_;
+  NodeContext context_;
 };
 
 // ---- ports --------------------------------------------------------------------------------
@@ -215,7 +230,7 @@ class Plugin {
   virtual void observe(const std::map<std::string, double>& eval_metrics) {}
 };
 
-// The one tokenizer interface: the in-tree text tokenizers (plugins/text: GPT-2 BPE,
+// The one tokenizer interface: the in-tree text tokenizers (plugins/lm/text: GPT-2 BPE,
 // WordPiece, bytes) implement it directly and are the tokenizer.* nodes themselves.
 class Tokenizer : public Plugin {
  public:
@@ -355,7 +370,7 @@ struct GraphView {
   // plugin factory, its validated parameters; once per validation): checks compare against
   // its vocab_size(), eot_id() and encode(), whichever library the tokenizer comes from.
   // Throws what the factory throws (a vocabulary file that does not load); null for a node
-  // that is not a tokenizer. Set by hosts of SDK 6.4 and later.
+  // that is not a tokenizer. Set by hosts of SDK 7.1 and later.
   std::function<std::shared_ptr<Tokenizer>(const std::string& node)> tokenizer;
 };
 // A problem a check found. `at` locates it: a parameter of the checked node ("stage_files"),

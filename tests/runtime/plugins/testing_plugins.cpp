@@ -16,7 +16,7 @@ using namespace scion;
 
 class Tracer {
  public:
-  explicit Tracer(const Params& p) : file_(p.s("trace")), sleep_ms_(p.i("sleep_ms")), name_(p.node()) {}
+  explicit Tracer(const Params& p) : file_(p.string("trace")), sleep_ms_(p.integer("sleep_ms")), name_(p.node()) {}
   template <class F>
   auto traced(F&& f) {
     mark("start");
@@ -55,7 +55,7 @@ std::vector<ParamSpec> trace_params() {
 
 class Synthetic final : public DataSource {
  public:
-  explicit Synthetic(const Params& p) : tr_(p), b_(p.i("batch")), d_(p.i("dim")), seed_(uint64_t(p.i("__seed"))) {}
+  explicit Synthetic(const Params& p) : tr_(p), b_(p.integer("batch")), d_(p.integer("dim")), seed_(p.context().seed) {}
   TensorMap next(const StepContext&) override {
     return tr_.traced([&] {
       Tensor x = Tensor::randn({b_, d_}, derive_seed(seed_, uint64_t(count_)));
@@ -78,7 +78,7 @@ class Synthetic final : public DataSource {
 class Linear final : public Model {
  public:
   explicit Linear(const Params& p)
-      : tr_(p), lin_(p.i("dim"), 1, true, false, {uint64_t(p.i("__seed")), 0.1f}), bias_every_(p.i("bias_every")) {}
+      : tr_(p), lin_(p.integer("dim"), 1, true, false, {p.context().seed, 0.1f}), bias_every_(p.integer("bias_every")) {}
   TensorMap forward(const TensorMap& in, const StepContext& ctx) override {
     return tr_.traced([&] {
       // bias_every = k: the bias takes part only when the run's update count is a multiple of
@@ -116,8 +116,8 @@ class Mse final : public Loss {
 // (sign = -1 in its parameter group) it grows while the constraint is violated.
 class Lagrangian final : public Loss {
  public:
-  explicit Lagrangian(const Params& p) : bound_(float(p.f("bound"))) {
-    lambda_ = Tensor::full({1}, p.f("init"));
+  explicit Lagrangian(const Params& p) : bound_(float(p.number("bound"))) {
+    lambda_ = Tensor::full({1}, p.number("init"));
     lambda_.set_requires_grad(true);
   }
   Tensor compute(const TensorMap& in, const StepContext&, std::map<std::string, double>& metrics) override {
@@ -137,7 +137,7 @@ class Lagrangian final : public Loss {
 // trace file; its state counts the stage ends, so a resume shows whether they were saved.
 class Hooks final : public Loss {
  public:
-  explicit Hooks(const Params& p) : file_(p.s("trace")) {}
+  explicit Hooks(const Params& p) : file_(p.string("trace")) {}
   Tensor compute(const TensorMap& in, const StepContext& ctx, std::map<std::string, double>& metrics) override {
     mark("compute " + std::to_string(ctx.step));
     metrics["stage_ends"] = double(stage_ends_);
@@ -173,7 +173,7 @@ class StepCount final : public Evaluator {
 class Shift final : public PromptInjector {
  public:
   explicit Shift(const Params& p) {
-    offset_ = Tensor::zeros({1, p.i("dim")});
+    offset_ = Tensor::zeros({1, p.integer("dim")});
     offset_.set_requires_grad(true);
   }
   TensorMap inject(const TensorMap& in, const StepContext&) override {
@@ -191,7 +191,7 @@ class Shift final : public PromptInjector {
 // tokenizer the in-tree graph checks know nothing of but what scion::Tokenizer says.
 class FoldedBytes final : public Tokenizer {
  public:
-  explicit FoldedBytes(const Params& p) : vocab_(p.i("vocab")) {}
+  explicit FoldedBytes(const Params& p) : vocab_(p.integer("vocab")) {}
   std::vector<int32_t> encode(std::string_view text) const override {
     std::vector<int32_t> ids;
     for (unsigned char c : text) ids.push_back(int32_t(c % (vocab_ - 1)));

@@ -1,4 +1,5 @@
-#include "growth.h"
+// Width and depth growth through model surgery (scion/growth.h).
+#include "scion/growth.h"
 
 #include <map>
 #include <regex>

@@ -1,8 +1,9 @@
 // The page's style and script, inlined into every report (no network, no CDN). The script
-// draws one chart per metric from the JSON in <script id="data">: an x-axis switch (steps,
-// tokens, FLOPs; log for the latter two), 1-2-5 ticks with SI suffixes (the rules of
-// nice_ticks/si in report.cpp), values on hover, EMA smoothing of training curves with the raw
-// curve faint, stage boundaries, lone points as dots, and a legend that hides a run on click.
+// draws one chart per metric from the JSON in <script id="data"> (report/page_data.h): an
+// x-axis switch (steps, tokens, FLOPs; log for the latter two), the frames and tick labels
+// the JSON gives for each (the axis rules live in report/axes.cpp only), values on hover, EMA
+// smoothing of training curves with the raw curve faint, stage boundaries, lone points as
+// dots, and a legend that hides a run on click.
 #pragma once
 
 namespace scion::report {
@@ -44,36 +45,11 @@ let smooth = 0;
 const charts = [];
 const W = 560, H = 300, L = 54, R = 16, T = 12, B = 36;
 
-function si(v) {
-  if (!isFinite(v)) return String(v);
-  const s = ["", "k", "M", "G", "T", "P", "E"];
-  let k = 0, a = Math.abs(v);
-  while (a >= 1000 && k < 6) { a /= 1000; v /= 1000; k++; }
-  const p = (k === 0 && a !== 0 && a < 1e-3) ? 3 : 4;
-  return String(parseFloat(v.toPrecision(p))) + s[k];
-}
-function niceTicks(lo, hi, log) {
-  let t = [];
-  if (!(hi >= lo) || !isFinite(lo) || !isFinite(hi)) return t;
-  if (log && lo > 0) {
-    const e0 = Math.floor(Math.log10(lo) + 1e-9), e1 = Math.ceil(Math.log10(hi) - 1e-9), dec = e1 - e0;
-    const ms = dec <= 2 ? [1, 2, 5] : dec <= 3 ? [1, 3] : [1];
-    for (const m of ms) for (let e = e0; e <= e1; e++) {
-      const v = m * Math.pow(10, e);
-      if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) t.push(v);
-    }
-    t.sort(function (a, b) { return a - b; });
-    if (dec > 6) { const ev = Math.floor((t.length + 6) / 7); t = t.filter(function (_, i) { return i % ev === 0; }); }
-    if (t.length >= 3) return t;
-    t = [];
-  }
-  if (hi === lo) return [lo];
-  const raw = (hi - lo) / 5, mag = Math.pow(10, Math.floor(Math.log10(raw))), r = raw / mag;
-  const step = (r < 1.5 ? 1 : r < 3 ? 2 : r < 7 ? 5 : 10) * mag;
-  for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step)
-    t.push(Math.abs(v) < step * 1e-9 ? 0 : parseFloat(v.toPrecision(12)));
-  return t;
-}
+// The label of an x value on an axis, as report/axes.cpp's si() wrote it.
+const XL = {};
+for (const a in D.x_labels) XL[a] = new Map(D.x_labels[a]);
+function xlabel(axis, v) { const l = XL[axis] && XL[axis].get(v); return l === undefined ? String(v) : l; }
+
 function ema(ys, a) {
   if (!a) return ys;
   const out = []; let m = 0, w = 0;
@@ -92,8 +68,6 @@ function el(tag, attrs, text) {
   if (text !== undefined) e.textContent = text;
   return e;
 }
-const isVal = function (m) { return m.indexOf("/") >= 0; };
-const logY = function (m) { return m.indexOf("ppl") >= 0 && m.indexOf("loss") < 0; };
 
 function makeChart(metric, parent) {
   const avail = ["step", "tokens", "flops"].filter(function (a) {
@@ -128,10 +102,11 @@ function makeChart(metric, parent) {
 }
 
 function draw(c) {
-  const svg = c.svg, m = c.metric, ax = AX[c.axis], lx = c.axis !== "step" && !!c.log[c.axis], ly = logY(m);
+  const svg = c.svg, m = c.metric, chart = D.charts[m], ax = AX[c.axis];
+  const lx = c.axis !== "step" && !!c.log[c.axis], ly = chart.log_y, F = chart.frames[c.axis + (lx ? "/log" : "")];
   while (svg.firstChild) svg.removeChild(svg.firstChild);
   const ok = function (x, y) { return x !== null && y !== null && isFinite(x) && isFinite(y) && !(lx && x <= 0) && !(ly && y <= 0); };
-  const smoothed = !isVal(m) && smooth > 0;
+  const smoothed = !chart.validation && smooth > 0;
   const S = [];
   for (const r of D.runs) {
     const pts = r.series[m];
@@ -139,31 +114,26 @@ function draw(c) {
     const xs = pts.map(function (p) { return p[ax]; }), ys = pts.map(function (p) { return p[3]; });
     S.push({ run: r, xs: xs, ys: ys, sm: smoothed ? ema(ys, smooth) : ys });
   }
-  let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
-  for (const s of S) for (let i = 0; i < s.xs.length; i++) if (ok(s.xs[i], s.ys[i])) {
-    x0 = Math.min(x0, s.xs[i]); x1 = Math.max(x1, s.xs[i]); y0 = Math.min(y0, s.ys[i]); y1 = Math.max(y1, s.ys[i]);
-  }
   c.S = S;
-  if (!(x1 >= x0)) { svg.appendChild(el("text", { x: L, y: H / 2 }, "no data")); return; }
-  const tf = function (v, lg) { return lg ? Math.log10(v) : v; }, inv = function (v, lg) { return lg ? Math.pow(10, v) : v; };
-  let X0 = tf(x0, lx), X1 = tf(x1, lx), Y0 = tf(y0, ly), Y1 = tf(y1, ly);
-  if (X1 === X0) { X0 -= 0.5; X1 += 0.5; }
-  if (Y1 === Y0) { Y0 -= 0.5; Y1 += 0.5; }
-  const pad = 0.05 * (Y1 - Y0); Y0 -= pad; Y1 += pad;
+  const drawn = S.some(function (s) { return s.xs.some(function (x, i) { return ok(x, s.ys[i]); }); });
+  if (!F || !drawn) { svg.appendChild(el("text", { x: L, y: H / 2 }, "no data")); return; }
+  // The frame of every run's points (hiding a run keeps the axes).
+  const tf = function (v, lg) { return lg ? Math.log10(v) : v; };
+  const X0 = F.x.range[0], X1 = F.x.range[1], Y0 = F.y.range[0], Y1 = F.y.range[1];
   const px = function (x) { return L + (tf(x, lx) - X0) / (X1 - X0) * (W - L - R); };
   const py = function (y) { return T + (1 - (tf(y, ly) - Y0) / (Y1 - Y0)) * (H - T - B); };
   c.px = px; c.X = [X0, X1]; c.lx = lx;
   const g = el("g", { "class": "axes" });
   g.appendChild(el("rect", { x: L, y: T, width: W - L - R, height: H - T - B, fill: "none", stroke: "#bbb" }));
-  for (const v of niceTicks(inv(X0, lx), inv(X1, lx), lx)) {
-    const x = px(v);
+  for (const t of F.x.ticks) {
+    const x = px(t[0]);
     g.appendChild(el("line", { x1: x, x2: x, y1: T, y2: H - B, stroke: "#eee" }));
-    g.appendChild(el("text", { x: x, y: H - B + 14, "text-anchor": "middle", "class": "xtick" }, si(v)));
+    g.appendChild(el("text", { x: x, y: H - B + 14, "text-anchor": "middle", "class": "xtick" }, t[1]));
   }
-  for (const v of niceTicks(inv(Y0, ly), inv(Y1, ly), ly)) {
-    const y = py(v);
+  for (const t of F.y.ticks) {
+    const y = py(t[0]);
     g.appendChild(el("line", { x1: L, x2: W - R, y1: y, y2: y, stroke: "#eee" }));
-    g.appendChild(el("text", { x: L - 4, y: y + 4, "text-anchor": "end", "class": "ytick" }, si(v)));
+    g.appendChild(el("text", { x: L - 4, y: y + 4, "text-anchor": "end", "class": "ytick" }, t[1]));
   }
   g.appendChild(el("text", { x: (L + W - R) / 2, y: H - 6, "text-anchor": "middle" }, AXNAME[c.axis] + (lx ? " (log)" : "")));
   svg.appendChild(g);
@@ -198,7 +168,7 @@ function draw(c) {
     };
     if (smoothed) { line(s.ys, { w: 1, opacity: 0.25 }); line(s.sm, { w: 1.8 }); }
     else line(s.ys, { w: 1.8 });
-    if (isVal(m) && s.xs.length <= 40)
+    if (chart.validation && s.xs.length <= 40)
       for (let i = 0; i < s.xs.length; i++) if (ok(s.xs[i], s.ys[i]))
         gs.appendChild(el("circle", { cx: px(s.xs[i]), cy: py(s.ys[i]), r: 2.2, fill: col }));
     svg.appendChild(gs);
@@ -227,12 +197,12 @@ function hover(c, ev) {
     if (snap === null) snap = s.xs[bi];
     const v = s.sm[bi];
     rows.push('<span class="sw" style="background:' + s.run.color + '"></span>' + h(s.run.name) + ": <b>" +
-      (v === null ? "NaN" : parseFloat(Number(v).toPrecision(5))) + "</b> <small>@" + si(s.xs[bi]) + "</small>");
+      (v === null ? "NaN" : parseFloat(Number(v).toPrecision(5))) + "</b> <small>@" + xlabel(c.axis, s.xs[bi]) + "</small>");
   }
   if (!rows.length) return;
   const X = c.px(snap === null ? want : snap);
   c.cursor.setAttribute("x1", X); c.cursor.setAttribute("x2", X); c.cursor.setAttribute("visibility", "visible");
-  tip.innerHTML = "<b>" + h(c.metric) + "</b> · " + AXNAME[c.axis] + " " + si(snap) + "<br>" + rows.join("<br>");
+  tip.innerHTML = "<b>" + h(c.metric) + "</b> · " + AXNAME[c.axis] + " " + xlabel(c.axis, snap) + "<br>" + rows.join("<br>");
   tip.style.display = "block";
   tip.style.left = (ev.clientX + 14) + "px"; tip.style.top = (ev.clientY + 10) + "px";
 }

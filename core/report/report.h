@@ -1,20 +1,13 @@
 // `scion report`: one self-contained HTML page (a summary table, the compute a run saved
 // against a family of from-scratch baselines, interactive charts drawn by an inline script,
 // no network), or one SVG picture for papers, from the metrics of several runs.
+// The pieces: runs.h (reading runs, sorting their metrics), savings.h (the compute saved),
+// axes.h (the axis rules of every chart), svg.h (the picture), html.h (the page).
 #pragma once
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace scion::report {
-
-struct Series {
-  std::string run;                      // the run's name (its folder)
-  std::vector<double> x, y;
-  // Where a new stage starts, on this chart's x axis, with the stage's name: drawn as a
-  // dashed line (once per x over all series).
-  std::vector<std::pair<double, std::string>> stages;
-};
 
 struct Options {
   std::vector<std::string> metrics;   // the metrics to chart (all when empty; an unknown name is an error)
@@ -34,15 +27,5 @@ std::string write(const std::vector<std::string>& run_dirs, const std::string& o
 void write(const std::vector<std::string>& run_dirs, const std::string& out_path,
            const std::vector<std::string>& only = {});
 void write_html(const std::vector<std::string>& run_dirs, const std::string& out_path);
-
-// Axis rules shared by the SVG and the page's script (exposed for tests): ticks at 1-2-5
-// steps (linear) or at powers of ten (log; with 2 and 5 between when the range is short).
-std::vector<double> nice_ticks(double lo, double hi, bool log_scale);
-// A tick label: at most 4 significant digits, SI suffixes from 1000 up (1.5k, 20M, 3G).
-std::string si(double v);
-
-// The SVG of one chart (exposed for tests).
-std::string svg_chart(const std::string& title, const std::string& x_label, const std::vector<Series>& series,
-                      bool log_y, bool log_x = false);
 
 }  // namespace scion::report

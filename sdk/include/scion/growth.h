@@ -1,5 +1,6 @@
 // Model growth by parameter reuse, done through the SDK's model-surgery interface
-// (scion::TransformerModel), so it applies to any transformer model plugin.
+// (scion::TransformerModel), so it applies to any transformer model plugin. The grow.* ops
+// (plugins/growth) and ELLE's expansion (plugins/lifelong) are built on it.
 //
 //  * widen():   Net2WiderNet / bert2BERT width growth. The residual width grows by a global
 //               unit map g (shared by embeddings, every layer and the head), attention grows

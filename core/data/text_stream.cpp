@@ -1,18 +1,14 @@
-#include "text_stream.h"
-
-
+// data::TextStream (scion/data.h): a streaming reader of text corpora.
 #include <algorithm>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <numeric>
-#include <set>
 
+#include "scion/data.h"
 #include "scion/error.h"
 #include "scion/files.h"
 #include "scion/random.h"
 
-namespace scion::lm {
+namespace scion::data {
 
 namespace {
 
@@ -77,35 +73,19 @@ void check_text(const std::string& path, const std::string& sample) {
               " bytes); hint: binary token shards are read by data.shards");
 }
 
-}  // namespace
-
-std::vector<std::pair<Tensor, Tensor>> batches_from_windows(const std::vector<std::vector<int32_t>>& windows,
-                                                            int64_t B, int64_t T, int64_t max_batches) {
-  // When the budget holds fewer windows than there are, take every k-th window so that the
-  // batches span all files (all domains) instead of the first ones in file order.
-  std::vector<const std::vector<int32_t>*> picked;
-  const size_t budget = size_t(std::max<int64_t>(0, B * max_batches));
-  const size_t stride = windows.size() > budget && budget > 0 ? windows.size() / budget : 1;
-  for (size_t i = 0; i < windows.size() && picked.size() < budget; i += stride) picked.push_back(&windows[i]);
-  std::vector<std::pair<Tensor, Tensor>> out;
-  for (size_t i = 0; i < picked.size(); i += size_t(B)) {
-    const int64_t b = std::min<int64_t>(B, int64_t(picked.size() - i));
-    Tensor x = Tensor::empty({b, T}, DType::i64), y = Tensor::empty({b, T}, DType::i64);
-    for (int64_t r = 0; r < b; ++r)
-      for (int64_t t = 0; t < T; ++t) {
-        x.data<int64_t>()[r * T + t] = (*picked[i + size_t(r)])[size_t(t)];
-        y.data<int64_t>()[r * T + t] = (*picked[i + size_t(r)])[size_t(t) + 1];
-      }
-    out.emplace_back(x, y);
-  }
-  return out;
+int64_t checked_seq_len(const TextStreamConfig& c) {
+  SCION_CHECK(c.seq_len > 0 && c.batch_size > 0, "data.text: seq_len and batch_size must be positive");
+  return c.seq_len;
 }
 
+}  // namespace
+
 TextStream::TextStream(TextStreamConfig cfg, TokenizeFn tokenize, int32_t eot_id)
-    : cfg_(std::move(cfg)), tokenize_(std::move(tokenize)), eot_(eot_id) {
-  SCION_CHECK(cfg_.seq_len > 0 && cfg_.batch_size > 0, "data.text: seq_len and batch_size must be positive");
-  SCION_CHECK(cfg_.world >= 1 && cfg_.rank >= 0 && cfg_.rank < cfg_.world, "data.text: bad rank ", cfg_.rank, " of ",
-              cfg_.world);
+    : cfg_(std::move(cfg)),
+      tokenize_(std::move(tokenize)),
+      eot_(eot_id),
+      windows_(checked_seq_len(cfg_)),
+      shard_(cfg_.rank, cfg_.world, "data.text") {
   files_ = files::expand(cfg_.files, "data.text");
   // Every file must open and look like text before training starts.
   for (const std::string& f : files_) {
@@ -175,120 +155,87 @@ bool TextStream::read_document_from(size_t f, std::string& doc) {
   return !doc.empty();
 }
 
-std::vector<int32_t> TextStream::next_window() {
+Window TextStream::next_window() {
   const size_t need = size_t(cfg_.seq_len) + 1;
   int empty_epochs = 0;
-  while (pending_.size() < need) {
+  while (!windows_.ready()) {
     std::string doc;
     if (!read_document(doc)) {
       ++epoch_;
       start_epoch();
-      SCION_CHECK(++empty_epochs < 2 || !pending_.empty(), "data.text: the corpus (", files_.size(),
+      SCION_CHECK(++empty_epochs < 2 || !windows_.empty(), "data.text: the corpus (", files_.size(),
                   " file(s)) holds no text");
       SCION_CHECK(empty_epochs < 3, "data.text: the corpus is shorter than one window of ", need, " tokens");
       continue;
     }
-    std::vector<int32_t> ids = tokenize_(doc);
-    pending_.insert(pending_.end(), ids.begin(), ids.end());
-    pending_.push_back(eot_);
+    windows_.push(tokenize_(doc));
+    windows_.push(eot_);
   }
-  std::vector<int32_t> w(pending_.begin(), pending_.begin() + std::ptrdiff_t(need));
-  // Windows overlap by one token: the last target of one is the first input of the next.
-  pending_.erase(pending_.begin(), pending_.begin() + std::ptrdiff_t(need - 1));
+  return windows_.pop();
+}
+
+Window TextStream::draw() {
+  if (!(cfg_.shuffle && cfg_.shuffle_buffer > 0)) return next_window();
+  while (int64_t(buffer_.size()) < cfg_.shuffle_buffer) buffer_.push_back(next_window());
+  const size_t pick = size_t(random_bits(derive_seed(cfg_.seed, 0xb0ffull), draws_++) % buffer_.size());
+  Window w = std::move(buffer_[pick]);
+  buffer_[pick] = next_window();
   return w;
 }
 
-void TextStream::next(Tensor& tokens, Tensor& targets) {
-  const int64_t B = cfg_.batch_size, T = cfg_.seq_len;
-  tokens = Tensor::empty({B, T}, DType::i64);
-  targets = Tensor::empty({B, T}, DType::i64);
-  int64_t* tp = tokens.data<int64_t>();
-  int64_t* gp = targets.data<int64_t>();
-  auto draw = [&] {
-    if (!(cfg_.shuffle && cfg_.shuffle_buffer > 0)) return next_window();
-    while (int64_t(buffer_.size()) < cfg_.shuffle_buffer) buffer_.push_back(next_window());
-    const size_t pick = size_t(random_bits(derive_seed(cfg_.seed, 0xb0ffull), draws_++) % buffer_.size());
-    std::vector<int32_t> w = std::move(buffer_[pick]);
-    buffer_[pick] = next_window();
-    return w;
-  };
-  // Every rank reads the same stream; of the B·world windows a step takes from it, rank r
-  // keeps those whose index is r modulo world (B of them: no window read twice, none skipped),
-  // and every rank ends the step at the same position. So the stream state of any rank (the
-  // checkpoint holds rank 0's) is every rank's, and a run resumes on another world size.
-  const int64_t start = window_count_;
-  for (int64_t b = 0; b < B; ++b) {
-    std::vector<int32_t> w;
-    do {
-      w = draw();
-    } while (window_count_++ % cfg_.world != cfg_.rank);
-    for (int64_t t = 0; t < T; ++t) {
-      tp[b * T + t] = w[size_t(t)];
-      gp[b * T + t] = w[size_t(t) + 1];
-    }
-  }
-  while (window_count_ < start + B * cfg_.world) {
-    (void)draw();
-    ++window_count_;
-  }
+Batch TextStream::next() {
+  return make_batch(shard_.take(cfg_.batch_size, [this] { return draw(); }), cfg_.seq_len);
 }
 
-std::vector<int64_t> TextStream::state() const {
-  std::vector<int64_t> s = {2 /*format*/, epoch_, int64_t(file_draws_), int64_t(draws_), window_count_,
-                            int64_t(files_.size())};
-  s.insert(s.end(), offsets_.begin(), offsets_.end());
-  s.push_back(int64_t(pending_.size()));
-  s.insert(s.end(), pending_.begin(), pending_.end());
-  s.push_back(int64_t(buffer_.size()));
-  for (const auto& w : buffer_) {
-    s.push_back(int64_t(w.size()));
-    s.insert(s.end(), w.begin(), w.end());
-  }
-  return s;
+// Format 2 (format 1 came from a version that read files one after another).
+Position TextStream::state() const {
+  Position p("data.text");
+  p.put(2);
+  p.put(epoch_);
+  p.put(int64_t(file_draws_));
+  p.put(int64_t(draws_));
+  shard_.save(p);
+  p.put(int64_t(files_.size()));
+  for (int64_t o : offsets_) p.put(o);
+  windows_.save(p);
+  p.put(int64_t(buffer_.size()));
+  for (const auto& w : buffer_) p.put_tokens(w);
+  return p;
 }
 
-void TextStream::restore(const std::vector<int64_t>& s) {
-  size_t i = 0;
-  auto take = [&]() {
-    SCION_CHECK(i < s.size(), "data.text: the saved stream position is truncated");
-    return s[i++];
-  };
-  const int64_t format = take();
+void TextStream::restore(Position p) {
+  const int64_t format = p.take();
   SCION_CHECK(format == 2, "data.text: the checkpoint's stream position has format ", format,
               " (this Scion reads format 2; format 1 came from a version that read files one after another); "
               "hint: restart the run, or resume it with the Scion that wrote it");
-  epoch_ = take();
-  file_draws_ = uint64_t(take());
-  draws_ = uint64_t(take());
-  window_count_ = take();
-  const int64_t nfiles = take();
+  epoch_ = p.take();
+  file_draws_ = uint64_t(p.take());
+  draws_ = uint64_t(p.take());
+  shard_.load(p);
+  const int64_t nfiles = p.take();
   SCION_CHECK(nfiles == int64_t(files_.size()), "data.text: the checkpoint was made with ", nfiles,
               " file(s) but the graph now matches ", files_.size());
   for (auto& o : offsets_) {
-    o = take();
+    o = p.take();
     SCION_CHECK(o >= 0, "data.text: a negative file offset in the saved stream position");
   }
   for (size_t f = 0; f < files_.size(); ++f)
     SCION_CHECK(offsets_[f] <= sizes_[f], "data.text: '", files_[f], "' is shorter (", sizes_[f],
                 " bytes) than the checkpoint's read position ", offsets_[f], "; the file changed since");
-  pending_.resize(size_t(take()));
-  for (auto& p : pending_) p = int32_t(take());
-  buffer_.resize(size_t(take()));
-  for (auto& w : buffer_) {
-    w.resize(size_t(take()));
-    for (auto& t : w) t = int32_t(take());
-  }
+  windows_.load(p);
+  buffer_.resize(size_t(p.take()));
+  for (auto& w : buffer_) w = p.take_tokens();
 }
 
-std::vector<std::vector<int32_t>> TextStream::all_windows(const std::vector<std::string>& files, const TokenizeFn& tok,
-                                                          int32_t eot_id, int64_t seq_len) {
+std::vector<Window> TextStream::all_windows(const std::vector<std::string>& files, const TokenizeFn& tok, int32_t eot_id,
+                                            int64_t seq_len) {
   TextStreamConfig c;
   c.files = files;
   c.seq_len = seq_len;
   c.batch_size = 1;
   c.shuffle = false;
   TextStream s(c, tok, eot_id);
-  std::vector<std::vector<int32_t>> out;
+  std::vector<Window> out;
   while (s.epoch() == 0) {
     auto w = s.next_window();
     if (s.epoch() > 0) break;  // the window wrapped into the next epoch
@@ -297,4 +244,4 @@ std::vector<std::vector<int32_t>> TextStream::all_windows(const std::vector<std:
   return out;
 }
 
-}  // namespace scion::lm
+}  // namespace scion::data

@@ -1,4 +1,5 @@
-// data.text's stream and data.shards' format: batches, shuffling, resume, bad input.
+// The SDK's text stream (scion/data.h, data.text's reader) and data.shards' format: batches,
+// shuffling, resume, bad input.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -6,8 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "scion/data.h"
 #include "scion/shards.h"
-#include "text_stream.h"
 
 using namespace scion;
 namespace fs = std::filesystem;
@@ -29,8 +30,8 @@ struct TempDir {
 
 std::vector<int32_t> bytes_of(std::string_view s) { return {s.begin(), s.end()}; }
 
-lm::TextStreamConfig config(const std::string& glob, bool shuffle) {
-  lm::TextStreamConfig c;
+data::TextStreamConfig config(const std::string& glob, bool shuffle) {
+  data::TextStreamConfig c;
   c.files = {glob};
   c.seq_len = 8;
   c.batch_size = 3;
@@ -44,9 +45,8 @@ lm::TextStreamConfig config(const std::string& glob, bool shuffle) {
 TEST(TextStream, PacksDocumentsIntoShiftedWindows) {
   TempDir d;
   d.write("a.txt", "hello world\n\nsecond doc\n");
-  lm::TextStream s(config((d.path / "*.txt").string(), false), bytes_of, 256);
-  Tensor x, y;
-  s.next(x, y);
+  data::TextStream s(config((d.path / "*.txt").string(), false), bytes_of, 256);
+  auto [x, y] = s.next();
   ASSERT_EQ(x.shape(), (Shape{3, 8}));
   auto xs = x.to_vector_i64(), ys = y.to_vector_i64();
   const std::string expect = "hello world\n";
@@ -64,20 +64,14 @@ TEST(TextStream, JsonLinesAndResumeGiveTheSameBatches) {
   d.write("a.jsonl", "{\"text\": \"first \\\"quoted\\\" record \\u00e9\"}\n{\"id\": 2, \"text\": \"second record\"}\n");
   d.write("b.txt", "plain text file\nwith two lines\n\nand another paragraph here\n");
   auto cfg = config((d.path / "*").string(), true);
-  lm::TextStream a(cfg, bytes_of, 256), b(cfg, bytes_of, 256);
-  Tensor x, y;
-  for (int i = 0; i < 5; ++i) a.next(x, y);
+  data::TextStream a(cfg, bytes_of, 256), b(cfg, bytes_of, 256);
+  for (int i = 0; i < 5; ++i) a.next();
   const auto saved = a.state();
   std::vector<std::vector<int64_t>> want;
-  for (int i = 0; i < 6; ++i) {
-    a.next(x, y);
-    want.push_back(x.to_vector_i64());
-  }
+  for (int i = 0; i < 6; ++i) want.push_back(a.next().tokens.to_vector_i64());
   b.restore(saved);
-  for (int i = 0; i < 6; ++i) {
-    b.next(x, y);
-    EXPECT_EQ(x.to_vector_i64(), want[size_t(i)]) << "batch " << i << " after resume";
-  }
+  for (int i = 0; i < 6; ++i)
+    EXPECT_EQ(b.next().tokens.to_vector_i64(), want[size_t(i)]) << "batch " << i << " after resume";
   EXPECT_GE(a.epoch(), 1);  // the tiny corpus wrapped around
 }
 
@@ -92,14 +86,11 @@ TEST(TextStream, InterleavesFilesOverTheEpoch) {
   }
   auto count_first_quarter = [&](bool shuffle) {
     auto cfg = config((d.path / "*.txt").string(), shuffle);
-    lm::TextStream s(cfg, bytes_of, 256);
+    data::TextStream s(cfg, bytes_of, 256);
     std::map<int64_t, int> seen;
-    Tensor x, y;
     // 150 documents of 21 bytes per file, 3 files: ~9.5k bytes an epoch, 24 bytes a batch.
-    for (int i = 0; i < 100; ++i) {
-      s.next(x, y);
-      for (int64_t v : x.to_vector_i64()) ++seen[v];
-    }
+    for (int i = 0; i < 100; ++i)
+      for (int64_t v : s.next().tokens.to_vector_i64()) ++seen[v];
     return seen;
   };
   auto mixed = count_first_quarter(true);
@@ -115,11 +106,11 @@ TEST(TextStream, InterleavesFilesOverTheEpoch) {
 TEST(TextStream, RefusesAPositionSavedInTheOldFormat) {
   TempDir d;
   d.write("a.txt", "some text here\n");
-  lm::TextStream s(config((d.path / "a.txt").string(), true), bytes_of, 256);
-  auto st = s.state();
+  data::TextStream s(config((d.path / "a.txt").string(), true), bytes_of, 256);
+  auto st = s.state().values();
   st[0] = 1;
   try {
-    s.restore(st);
+    s.restore(data::Position(st, "data.text"));
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("format 1"), std::string::npos) << e.what();
@@ -134,13 +125,9 @@ TEST(TextStream, RanksReadDisjointWindows) {
   auto c0 = config((d.path / "a.txt").string(), false), c1 = c0;
   c0.world = c1.world = 2;
   c1.rank = 1;
-  lm::TextStream all(config((d.path / "a.txt").string(), false), bytes_of, 256);
-  lm::TextStream r0(c0, bytes_of, 256), r1(c1, bytes_of, 256);
-  Tensor x, y, x0, x1;
-  all.next(x, y);
-  r0.next(x0, y);
-  r1.next(x1, y);
-  auto v = x.to_vector_i64(), v0 = x0.to_vector_i64(), v1 = x1.to_vector_i64();
+  data::TextStream all(config((d.path / "a.txt").string(), false), bytes_of, 256);
+  data::TextStream r0(c0, bytes_of, 256), r1(c1, bytes_of, 256);
+  auto v = all.next().tokens.to_vector_i64(), v0 = r0.next().tokens.to_vector_i64(), v1 = r1.next().tokens.to_vector_i64();
   EXPECT_TRUE(std::equal(v.begin(), v.begin() + 8, v0.begin()));        // window 0 -> rank 0
   EXPECT_TRUE(std::equal(v.begin() + 8, v.begin() + 16, v1.begin()));   // window 1 -> rank 1
   EXPECT_TRUE(std::equal(v.begin() + 16, v.begin() + 24, v0.begin() + 8));
@@ -149,16 +136,15 @@ TEST(TextStream, RanksReadDisjointWindows) {
 TEST(TextStream, BadInputNamesTheFile) {
   TempDir d;
   try {
-    lm::TextStream s(config((d.path / "missing*.txt").string(), false), bytes_of, 256);
+    data::TextStream s(config((d.path / "missing*.txt").string(), false), bytes_of, 256);
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("missing*.txt"), std::string::npos) << e.what();
   }
   const std::string empty = d.write("empty.txt", "\n\n   \n");
   try {
-    lm::TextStream s(config(empty, false), bytes_of, 256);
-    Tensor x, y;
-    s.next(x, y);
+    data::TextStream s(config(empty, false), bytes_of, 256);
+    s.next();
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("no text"), std::string::npos) << e.what();
@@ -167,7 +153,7 @@ TEST(TextStream, BadInputNamesTheFile) {
   for (size_t i = 0; i < garbage.size(); i += 7) garbage[i] = char(i);
   const std::string bin = d.write("garbage.txt", garbage);
   try {
-    lm::TextStream s(config(bin, false), bytes_of, 256);
+    data::TextStream s(config(bin, false), bytes_of, 256);
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("garbage.txt"), std::string::npos) << e.what();
@@ -175,9 +161,8 @@ TEST(TextStream, BadInputNamesTheFile) {
   }
   const std::string bad_json = d.write("bad.jsonl", "{\"title\": \"no text field\"}\n");
   try {
-    lm::TextStream s(config(bad_json, false), bytes_of, 256);
-    Tensor x, y;
-    s.next(x, y);
+    data::TextStream s(config(bad_json, false), bytes_of, 256);
+    s.next();
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("bad.jsonl"), std::string::npos) << e.what();
@@ -227,11 +212,11 @@ TEST(Shards, RoundTripAndBadShards) {
 TEST(TextStream, ValidationBatchesSpanTheWholeSet) {
   std::vector<std::vector<int32_t>> windows;
   for (int i = 0; i < 10; ++i) windows.push_back({i, i, i});  // seq_len 2
-  auto b = lm::batches_from_windows(windows, 2, 2, 2);  // budget of 4 windows out of 10
+  auto b = data::batches_from_windows(windows, 2, 2, 2);  // budget of 4 windows out of 10
   ASSERT_EQ(b.size(), 2u);
-  EXPECT_EQ(b[0].first.to_vector_i64(), (std::vector<int64_t>{0, 0, 2, 2}));
-  EXPECT_EQ(b[1].first.to_vector_i64(), (std::vector<int64_t>{4, 4, 6, 6}));
-  auto all = lm::batches_from_windows(windows, 4, 2, 100);  // everything, last batch partial
+  EXPECT_EQ(b[0].tokens.to_vector_i64(), (std::vector<int64_t>{0, 0, 2, 2}));
+  EXPECT_EQ(b[1].tokens.to_vector_i64(), (std::vector<int64_t>{4, 4, 6, 6}));
+  auto all = data::batches_from_windows(windows, 4, 2, 100);  // everything, last batch partial
   ASSERT_EQ(all.size(), 3u);
-  EXPECT_EQ(all[2].first.shape(), (Shape{2, 2}));
+  EXPECT_EQ(all[2].tokens.shape(), (Shape{2, 2}));
 }

@@ -1,11 +1,11 @@
-#include "mlm.h"
-
+// BERT's masked-LM corruption (scion/data.h).
 #include <algorithm>
 
+#include "scion/data.h"
 #include "scion/error.h"
 #include "scion/random.h"
 
-namespace scion::lm {
+namespace scion::data {
 
 MlmBatch mask_tokens(const Tensor& tokens, const MlmConfig& cfg, uint64_t seed) {
   SCION_CHECK(cfg.prob > 0.f && cfg.prob <= 1.f, "loss.mlm: mask probability must be in (0, 1], got ", cfg.prob);
@@ -31,4 +31,4 @@ MlmBatch mask_tokens(const Tensor& tokens, const MlmConfig& cfg, uint64_t seed) 
   return out;
 }
 
-}  // namespace scion::lm
+}  // namespace scion::data

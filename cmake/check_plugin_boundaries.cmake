@@ -1,0 +1,130 @@
+# The plugin boundary (docs/plugins.md): a plugin folder compiles only its own sources, the
+# SDK (sdk/include/scion) and libscion_core, so that a third party could have written it.
+# Fails, naming each breach, when a folder under PLUGINS
+#   * includes a file of another plugin folder: an #include that resolves, relative to the
+#     including file or in one of the other folder's directories, to the other folder's file
+#     ("text_stream.h" through another folder's include directory, "../lm/mlm.h");
+#   * names, in its CMake files, a target another plugin folder defines (its static
+#     libraries: scion_lm_models), or a path out of the folder (../, .../plugins/<other>).
+# usage: cmake -DPLUGINS=<the plugins folder> -P check_plugin_boundaries.cmake
+# (ctest plugin_boundaries; tests/boundaries checks the checker on planted breaches.)
+cmake_minimum_required(VERSION 3.25)
+if(NOT PLUGINS OR NOT IS_DIRECTORY "${PLUGINS}")
+  message(FATAL_ERROR "usage: cmake -DPLUGINS=<plugins folder> -P check_plugin_boundaries.cmake")
+endif()
+get_filename_component(PLUGINS "${PLUGINS}" REALPATH)
+
+file(GLOB _entries LIST_DIRECTORIES true RELATIVE "${PLUGINS}" "${PLUGINS}/*")
+set(folders)
+foreach(e ${_entries})
+  if(IS_DIRECTORY "${PLUGINS}/${e}")
+    list(APPEND folders "${e}")
+  endif()
+endforeach()
+
+# A CMake file's text without its comments.
+function(cmake_text path out)
+  file(READ "${path}" text)
+  string(REGEX REPLACE "#[^\n]*" "" text "${text}")
+  set(${out} "${text}" PARENT_SCOPE)
+endfunction()
+
+# Per folder: its files, its directories (where a bare #include may be found) and the
+# targets its CMake files define.
+foreach(f ${folders})
+  file(GLOB_RECURSE files_${f} RELATIVE "${PLUGINS}" "${PLUGINS}/${f}/*")
+  set(dirs_${f} "${f}")
+  set(cmake_${f})
+  set(targets_${f})
+  foreach(file ${files_${f}})
+    get_filename_component(d "${file}" DIRECTORY)
+    list(APPEND dirs_${f} "${d}")
+    if(file MATCHES "(^|/)CMakeLists\\.txt$" OR file MATCHES "\\.cmake$")
+      list(APPEND cmake_${f} "${file}")
+      cmake_text("${PLUGINS}/${file}" text)
+      string(REGEX MATCHALL "(add_library|add_executable|scion_add_plugin)[ \t\r\n]*\\([ \t\r\n]*[A-Za-z0-9_.+-]+" defs "${text}")
+      foreach(def ${defs})
+        string(REGEX REPLACE ".*\\([ \t\r\n]*" "" name "${def}")
+        list(APPEND targets_${f} "${name}")
+      endforeach()
+    endif()
+  endforeach()
+  list(REMOVE_DUPLICATES dirs_${f})
+endforeach()
+
+set(problems)
+
+# ---- includes -------------------------------------------------------------------------------
+foreach(f ${folders})
+  foreach(src ${files_${f}})
+    if(NOT src MATCHES "\\.(h|hh|hpp|hxx|inc|ipp|c|cc|cpp|cxx|cu|cuh)$")
+      continue()
+    endif()
+    get_filename_component(here "${PLUGINS}/${src}" DIRECTORY)
+    file(STRINGS "${PLUGINS}/${src}" lines REGEX "^[ \t]*#[ \t]*include[ \t]*[\"<][^\">]+[\">]")
+    foreach(line ${lines})
+      string(REGEX REPLACE "^[ \t]*#[ \t]*include[ \t]*[\"<]([^\">]+)[\">].*" "\\1" inc "${line}")
+      # 1. Quoted: relative to the including file first.
+      if(line MATCHES "include[ \t]*\"" AND EXISTS "${here}/${inc}")
+        get_filename_component(real "${here}/${inc}" REALPATH)
+        file(RELATIVE_PATH rel "${PLUGINS}" "${real}")
+        string(FIND "${rel}" "${f}/" at)
+        if(NOT at EQUAL 0)
+          list(APPEND problems "plugins/${src}: includes \"${inc}\", which is ${rel} (outside plugins/${f})")
+        endif()
+        continue()
+      endif()
+      # 2. Through include directories: the folder's own file wins; another folder's is a breach.
+      set(own FALSE)
+      foreach(d ${dirs_${f}})
+        if(EXISTS "${PLUGINS}/${d}/${inc}")
+          set(own TRUE)
+          break()
+        endif()
+      endforeach()
+      if(own)
+        continue()
+      endif()
+      foreach(g ${folders})
+        if(g STREQUAL f)
+          continue()
+        endif()
+        foreach(d ${dirs_${g}})
+          if(EXISTS "${PLUGINS}/${d}/${inc}" AND NOT IS_DIRECTORY "${PLUGINS}/${d}/${inc}")
+            list(APPEND problems "plugins/${src}: includes \"${inc}\", a file of plugins/${g} (plugins/${d}/${inc})")
+            break()
+          endif()
+        endforeach()
+      endforeach()
+      # 3. Otherwise the SDK (scion/...) or a system or third-party header.
+    endforeach()
+  endforeach()
+endforeach()
+
+# ---- CMake: other folders' targets and paths out of the folder ------------------------------
+foreach(f ${folders})
+  foreach(c ${cmake_${f}})
+    cmake_text("${PLUGINS}/${c}" text)
+    foreach(g ${folders})
+      if(g STREQUAL f)
+        continue()
+      endif()
+      foreach(t ${targets_${g}})
+        if(NOT t IN_LIST targets_${f} AND text MATCHES "(^|[^A-Za-z0-9_])${t}([^A-Za-z0-9_]|$)")
+          list(APPEND problems "plugins/${c}: names ${t}, a target of plugins/${g}")
+        endif()
+      endforeach()
+    endforeach()
+    if(text MATCHES "\\.\\./|/plugins/")
+      list(APPEND problems "plugins/${c}: names a path out of plugins/${f} (${CMAKE_MATCH_0})")
+    endif()
+  endforeach()
+endforeach()
+
+list(LENGTH folders n)
+if(problems)
+  list(JOIN problems "\n  " text)
+  message(FATAL_ERROR "a plugin folder reaches into another (docs/plugins.md: a plugin folder compiles only its own "
+                      "sources, the SDK and libscion_core; move what both need into the SDK):\n  ${text}")
+endif()
+message(STATUS "plugin boundaries: ${n} plugin folders, none includes or compiles another's files")

@@ -1,0 +1,114 @@
+#include "runtime/run_directory.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+#include "runtime/executor.h"
+#include "scion/files.h"
+
+namespace scion::runtime {
+
+namespace fs = std::filesystem;
+
+RunDirectory::~RunDirectory() {
+  if (metrics_) std::fclose(metrics_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the lock
+}
+
+void RunDirectory::lock() {
+  fs::create_directories(dir_);
+  const fs::path lp = fs::path(dir_) / ".lock";
+  lock_fd_ = ::open(lp.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  SCION_CHECK(lock_fd_ >= 0, "cannot open '", lp.string(), "': ", std::strerror(errno));
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {0};
+    const ssize_t n = ::pread(lock_fd_, buf, sizeof buf - 1, 0);
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+    throw RunDirectoryBusy("run directory '" + dir_ + "' is in use by another scion run" +
+                           (n > 0 ? " (pid " + std::string(buf, size_t(n)) + ")" : std::string()) +
+                           " (hint: wait for it, or give this run another --out or [run] name)");
+  }
+  const std::string pid = std::to_string(::getpid());
+  if (::ftruncate(lock_fd_, 0) == 0 && ::pwrite(lock_fd_, pid.data(), pid.size(), 0) < 0) {
+  }  // the pid is only for the message above
+}
+
+void RunDirectory::move_earlier_results() {
+  std::vector<fs::path> earlier;
+  for (const auto& e : fs::directory_iterator(dir_)) {
+    const std::string fn = e.path().filename().string();
+    if (fn != ".lock" && fn != "earlier") earlier.push_back(e.path());
+  }
+  if (earlier.empty()) return;
+  char stamp[32];
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+  fs::path dst = fs::path(dir_) / "earlier" / stamp;
+  for (int k = 2; fs::exists(dst); ++k) dst = fs::path(dir_) / "earlier" / (std::string(stamp) + "-" + std::to_string(k));
+  fs::create_directories(dst);
+  for (const auto& p : earlier) fs::rename(p, dst / p.filename());
+  std::printf("%s: moved the earlier run's results to %s (use --resume to continue a run instead)\n", dir_.c_str(),
+              dst.c_str());
+}
+
+void RunDirectory::write_graph(const std::string& resolved_toml, bool resumed) {
+  const fs::path gp = fs::path(dir_) / "graph.toml";
+  if (resumed && fs::exists(gp)) {
+    std::ifstream in(gp, std::ios::binary);
+    const std::string before((std::istreambuf_iterator<char>(in)), {});
+    if (before != resolved_toml)
+      std::fprintf(stderr,
+                   "warning: %s differs from the graph being resumed; the run continues from its checkpoint, but "
+                   "not on the curve an uninterrupted run of either graph would give\n",
+                   gp.c_str());
+  }
+  files::write_atomic(gp.string(), resolved_toml);
+}
+
+void RunDirectory::open_metrics(bool resume, int64_t resumed_step) {
+  const fs::path mp = fs::path(dir_) / "metrics.jsonl";
+  if (resume && fs::exists(mp)) {
+    // Keep only the lines up to the checkpoint's step: the run continues from there.
+    std::ifstream in(mp);
+    std::vector<std::string> keep;
+    std::string line;
+    while (std::getline(in, line)) {
+      try {
+        if (json_int(json_parse(line).at("step")) <= resumed_step) keep.push_back(line);
+      } catch (const std::exception&) {  // a torn last line (the kill came mid-write), not a metric
+      }
+    }
+    in.close();
+    std::string all;
+    for (const auto& l : keep) all += l + "\n";
+    files::write_atomic(mp.string(), all);
+    metrics_ = std::fopen(mp.c_str(), "a");
+  } else {
+    metrics_ = std::fopen(mp.c_str(), "w");
+  }
+  SCION_CHECK(metrics_, "cannot write '", mp.string(), "'");
+}
+
+void RunDirectory::log(const Json& line) {
+  if (!metrics_) return;
+  Json clean = line;
+  for (auto& [k, v] : clean.items())
+    if (v.is_number_float() && !std::isfinite(v.get<double>())) v = Json();
+  const std::string s = json_dump(clean);
+  std::fprintf(metrics_, "%s\n", s.c_str());
+  std::fflush(metrics_);
+}
+
+}  // namespace scion::runtime
