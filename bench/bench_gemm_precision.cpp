@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
     pack_bf16_matrix(A.data(), a_rows, a_cols, a_cols, Ab.data());
     pack_bf16_matrix(B.data(), b_rows, b_cols, b_cols, Bb.data());
     const double f32 = fastest([&] {
-      gemm_f32_onednn(s.ta, s.tb, s.M, s.N, s.K, 1.f, A.data(), a_cols, B.data(), b_cols, 0.f, C.data(), s.N);
+      gemm_f32(s.ta, s.tb, s.M, s.N, s.K, 1.f, A.data(), a_cols, B.data(), b_cols, 0.f, C.data(), s.N);
     });
     const double pre = fastest([&] {
       gemm_bf16_packed(s.ta, s.tb, s.M, s.N, s.K, 1.f, Ab.data(), a_cols, Bb.data(), b_cols, 0.f, C.data(), s.N);

@@ -1,5 +1,6 @@
 // Fused multi-head self-attention (kernels: cpu/attention.cpp, cuda/attention_*.cu, via the backend table).
 #include "ops/common.h"
+#include "scion/precision.h"
 
 namespace scion::ops {
 using namespace detail;
@@ -50,6 +51,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t head
                    Q.strides()[0], Q.strides()[1], K.strides()[0], K.strides()[1],
                    V.strides()[0], V.strides()[1], causal,
                    mask.defined() ? ptr<uint8_t>(mask) : nullptr};
+  s.precision = matmul_precision();
   const Device dev = q.device();
   Tensor out = Tensor::empty({B, T, C}, DType::f32, dev);
   Tensor lse = Tensor::empty({B, heads, T}, DType::f32, dev);
@@ -60,6 +62,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t head
       const Backend& bb = backend_for("attention", {&Q, &g});
       AttentionShape s2 = s;
       s2.key_mask = mask.defined() ? ptr<uint8_t>(mask) : nullptr;
+      s2.precision = matmul_precision();
       Tensor G = dense(g);
       Tensor gq = Tensor::empty({B, T, C}, DType::f32, dev), gk = Tensor::empty({B, T, C}, DType::f32, dev),
              gv = Tensor::empty({B, T, C}, DType::f32, dev);
@@ -85,6 +88,7 @@ Tensor attention_packed(const Tensor& qkv, int64_t heads, bool causal, const Ten
   const int64_t bs = P.strides()[0], ts = P.strides()[1];
   AttentionShape s{B, T, heads, C / heads, bs, ts, bs, ts, bs, ts, causal,
                    mask.defined() ? ptr<uint8_t>(mask) : nullptr};
+  s.precision = matmul_precision();
   const Device dev = qkv.device();
   Tensor out = Tensor::empty({B, T, C}, DType::f32, dev);
   Tensor lse = Tensor::empty({B, heads, T}, DType::f32, dev);
@@ -95,6 +99,7 @@ Tensor attention_packed(const Tensor& qkv, int64_t heads, bool causal, const Ten
       const Backend& bb = backend_for("attention_packed", {&P, &g});
       AttentionShape s2 = s;
       s2.key_mask = mask.defined() ? ptr<uint8_t>(mask) : nullptr;
+      s2.precision = matmul_precision();
       s2.grad_tstride = 3 * C;
       Tensor G = dense(g);
       Tensor gqkv = Tensor::empty({B, T, 3 * C}, DType::f32, dev);

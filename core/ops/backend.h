@@ -11,16 +11,24 @@
 //  * Shape and stride arrays are HOST arrays on both tables (kernel launch parameters).
 //  * The cuda table launches on the current device (backend_for selects it) and the legacy
 //    default stream; functions return before the kernel has run.
-//  * gemm/gemm_batched follow the process-wide matmul precision (scion/precision.h): under
-//    bf16 both inputs are rounded to bf16 and accumulated in f32, on either device.
+//  * gemm/gemm_batched take the matmul precision as their first argument (core owns it:
+//    scion/precision.h; the ops pass matmul_precision()): under bf16 both inputs are rounded
+//    to bf16 and accumulated in f32, on either device. AttentionShape carries it as well.
+//  * A table is checked complete when it is built (check_backend_complete): a forgotten entry
+//    is an error naming it, never a null pointer met at run time.
+//
+// The kernel types (BinaryOp, UnaryOp, AttentionShape) are the kernels' own
+// (kernels/common/kernel_types.h), shared by both devices; only backend_cpu.cpp and
+// backend_cuda.cpp know the kernel libraries themselves.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 
-#include "cpu/cpu_kernels.h"
+#include "common/kernel_types.h"
 #include "scion/device.h"
 #include "scion/dtype.h"
+#include "scion/precision.h"
 
 namespace scion {
 class Tensor;
@@ -28,9 +36,9 @@ class Tensor;
 
 namespace scion::ops::detail {
 
-using cpu::AttentionShape;  // key_mask: a pointer in the table's device memory; grad_tstride as on the CPU
-using cpu::BinaryOp;
-using cpu::UnaryOp;
+using kernels::AttentionShape;  // key_mask: a pointer in the table's device memory
+using kernels::BinaryOp;
+using kernels::UnaryOp;
 
 struct Backend {
   const char* name;  // "cpu" or "cuda"
@@ -68,11 +76,11 @@ struct Backend {
   void (*sum_squares)(const float* x, int64_t n, float* out, double* out_f64);
 
   // ---- GEMM (row-major) ----
-  void (*gemm)(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-               const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
-  void (*gemm_batched)(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                       int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b, float beta,
-                       float* C, int64_t ldc, int64_t stride_c);
+  void (*gemm)(MatmulPrecision precision, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+  void (*gemm_batched)(MatmulPrecision precision, bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K,
+                       float alpha, const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb,
+                       int64_t stride_b, float beta, float* C, int64_t ldc, int64_t stride_c);
   // Operands rounded to bf16 once (linear's x, W and gradient, the fused head's weight). A
   // rounded copy holds bf16 bits (2 bytes an element) where the device multiplies bf16, or the
   // rounded values as f32 (4) where the CPU emulates the bf16 GEMM: bf16_operand_bytes() says
@@ -144,6 +152,10 @@ struct Backend {
                 float eps, float weight_decay, float bias_correction1, float bias_correction2);
   void (*scale_inplace)(float* x, int64_t n, float s);
 };
+
+// Throws, naming the table and every entry left null, unless all of b's entries are set. Each
+// table runs it when it is built (backend_check.cpp holds the list of entries).
+void check_backend_complete(const Backend& b);
 
 const Backend& backend_cpu();
 #ifdef SCION_HAVE_CUDA

@@ -1,11 +1,12 @@
 // The cpu table: kernels/cpu, with thin adapters where the table's shape differs (results
-// written through pointers instead of returned).
+// written through pointers instead of returned). The one file of core that includes the CPU
+// kernels' header; the rest of core reaches them through this table and ops/cpu_engine.h.
 #include <cstring>
 #include <string>
 
+#include "cpu/cpu_kernels.h"
 #include "ops/backend.h"
-#include "scion/error.h"
-#include "scion/tensor.h"
+#include "ops/cpu_engine.h"
 
 namespace scion::ops::detail {
 
@@ -37,7 +38,7 @@ Backend make_cpu() {
     if (out) *out = float(s);
     if (out_f64) *out_f64 = s;
   };
-  b.gemm = cpu::gemm;  // follows cpu::gemm_bf16() itself
+  b.gemm = cpu::gemm;
   b.gemm_batched = cpu::gemm_batched;
   b.bf16_operand_bytes = cpu::bf16_operand_bytes;
   b.pack_bf16_matrix = cpu::pack_bf16_matrix;
@@ -76,43 +77,25 @@ Backend make_cpu() {
 }  // namespace
 
 const Backend& backend_cpu() {
-  static const Backend b = make_cpu();
+  static const Backend b = [] {
+    const Backend t = make_cpu();
+    check_backend_complete(t);
+    return t;
+  }();
   return b;
 }
 
-#ifndef SCION_HAVE_CUDA
-const Backend* backend_cuda() { return nullptr; }
-#endif
-
-const Backend& backend_of(const char* op, Device d) {
-  if (d.is_cpu()) return backend_cpu();
-  const Backend* cu = backend_cuda();
-  if (!cu)
-    throw Error(std::string(op) + ": a tensor is on " + d.str() +
-                ", but this build of Scion has no CUDA backend (configure with -DSCION_CUDA=ON on a machine with nvcc)");
-#ifdef SCION_HAVE_CUDA
-  select_cuda_device(d.index);
-#endif
-  return *cu;
-}
-
-const Backend& backend_for(const char* op, std::initializer_list<const Tensor*> ts) {
-  const Tensor* first = nullptr;
-  int i = 0, first_i = 0;
-  for (const Tensor* t : ts) {
-    if (!t) continue;
-    if (!t->defined()) throw Error(std::string(op) + ": input " + std::to_string(i) + " is an undefined tensor");
-    if (!first) {
-      first = t;
-      first_i = i;
-    } else if (!(t->device() == first->device())) {
-      throw Error(std::string(op) + ": inputs sit on two devices: input " + std::to_string(first_i) + " is " +
-                  first->desc() + " (on " + first->device().str() + ") and input " + std::to_string(i) + " is " +
-                  t->desc() + " (on " + t->device().str() + "); move them to one device with .to(device)");
-    }
-    ++i;
-  }
-  return backend_of(op, first ? first->device() : Device::cpu());
-}
-
 }  // namespace scion::ops::detail
+
+namespace scion::ops {
+
+void check_cpu_engine_environment() {
+  cpu::gemm_f32_engine();
+  cpu::gemm_bf16_native();
+}
+
+bool cpu_bf16_native() { return cpu::gemm_bf16_native(); }
+
+void set_cpu_blas_threads(int n) { cpu::set_blas_threads(n); }
+
+}  // namespace scion::ops

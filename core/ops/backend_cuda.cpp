@@ -2,9 +2,9 @@
 // default stream. Compiled only in a build with the CUDA backend (SCION_HAVE_CUDA).
 //
 // Where the two kernel sets differ in shape, the adapters here close the gap:
-//  * gemm/gemm_batched follow the process-wide matmul precision as cpu::gemm does: under
-//    "bf16" both operands are rounded to bf16 into device scratch (cuda::strided_copy, round to
-//    nearest even as on the CPU) and multiplied by cuBLASLt with f32 accumulation and f32 C.
+//  * gemm/gemm_batched take the matmul precision as the CPU's do: under bf16 both operands are
+//    rounded to bf16 into device scratch (cuda::strided_copy, round to nearest even as on the
+//    CPU) and multiplied by cuBLASLt with f32 accumulation and f32 C.
 //  * pack_bf16_matrix / gemm_bf16_packed (linear_cross_entropy's pre-rounded operands) become
 //    a strided f32->bf16 copy and cuBLASLt's bf16 x bf16 -> f32 GEMM (cuda::gemm_ex): the same
 //    contract (bf16 inputs, f32 accumulation), not the CPU's oneDNN blocks, so the bits differ.
@@ -21,11 +21,6 @@
 namespace scion::ops::detail {
 
 namespace {
-
-cuda::AttentionShape to_cuda(const AttentionShape& s) {
-  return cuda::AttentionShape{s.B,         s.T,         s.H,         s.D,         s.q_bstride, s.q_tstride,
-                              s.k_bstride, s.k_tstride, s.v_bstride, s.v_tstride, s.causal,    s.key_mask};
-}
 
 // Rounds a [batch?, rows, cols] f32 operand (leading dim ld, batch stride bs; bs 0 = shared) into
 // a compact bf16 scratch tensor on the current device.
@@ -60,10 +55,10 @@ cuda::GemmArgs bf16_gemm_args(bool ta, bool tb, int64_t M, int64_t N, int64_t K,
   return g;
 }
 
-void gemm_any(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-              int64_t lda, int64_t sa, const float* B, int64_t ldb, int64_t sb, float beta, float* C, int64_t ldc,
-              int64_t sc) {
-  if (!cpu::gemm_bf16()) {
+void gemm_any(MatmulPrecision precision, bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K,
+              float alpha, const float* A, int64_t lda, int64_t sa, const float* B, int64_t ldb, int64_t sb,
+              float beta, float* C, int64_t ldc, int64_t sc) {
+  if (precision != MatmulPrecision::bf16) {
     if (batch == 1) cuda::gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     else cuda::gemm_batched(ta, tb, batch, M, N, K, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc);
     return;
@@ -83,12 +78,12 @@ Backend make_cuda() {
   b.name = "cuda";
   b.kind = Device::Kind::cuda;
   b.binary = [](BinaryOp op, const float* a, const int64_t* as, const float* bb, const int64_t* bs, float* y,
-                const int64_t* shape, int ndim) { cuda::binary(cuda::BinaryOp(op), a, as, bb, bs, y, shape, ndim); };
+                const int64_t* shape, int ndim) { cuda::binary(op, a, as, bb, bs, y, shape, ndim); };
   b.unary = [](UnaryOp op, const float* x, float* y, int64_t n, float p0, float p1) {
-    cuda::unary(cuda::UnaryOp(op), x, y, n, p0, p1);
+    cuda::unary(op, x, y, n, p0, p1);
   };
   b.unary_backward = [](UnaryOp op, const float* x, const float* y, const float* gy, float* gx, int64_t n, float p0,
-                        float p1) { cuda::unary_backward(cuda::UnaryOp(op), x, y, gy, gx, n, p0, p1); };
+                        float p1) { cuda::unary_backward(op, x, y, gy, gx, n, p0, p1); };
   b.dropout = [](const float* x, float* y, uint8_t* mask, int64_t n, float p, uint64_t seed) {
     cuda::dropout(x, y, mask, n, p, seed);
   };
@@ -123,14 +118,14 @@ Backend make_cuda() {
   b.sum_squares = [](const float* x, int64_t n, float* out, double* out_f64) {
     cuda::sum_squares(x, n, out, out_f64);
   };
-  b.gemm = [](bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-              const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-    gemm_any(ta, tb, 1, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0);
+  b.gemm = [](MatmulPrecision p, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+              int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+    gemm_any(p, ta, tb, 1, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0);
   };
-  b.gemm_batched = [](bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                      int64_t lda, int64_t sa, const float* B, int64_t ldb, int64_t sb, float beta, float* C,
-                      int64_t ldc, int64_t sc) {
-    gemm_any(ta, tb, batch, M, N, K, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc);
+  b.gemm_batched = [](MatmulPrecision p, bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K,
+                      float alpha, const float* A, int64_t lda, int64_t sa, const float* B, int64_t ldb, int64_t sb,
+                      float beta, float* C, int64_t ldc, int64_t sc) {
+    gemm_any(p, ta, tb, batch, M, N, K, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc);
   };
   b.bf16_operand_bytes = []() -> int64_t { return 2; };  // cuBLAS multiplies bf16 itself
   b.pack_bf16_matrix = [](const float* src, int64_t rows, int64_t cols, int64_t ld, void* dst) {
@@ -178,12 +173,12 @@ Backend make_cuda() {
     cuda::max_backward(gy, am, gx, outer, n, inner);
   };
   b.attention_forward = [](const AttentionShape& s, const float* q, const float* k, const float* v, float* out,
-                           float* lse) { cuda::attention_forward(to_cuda(s), q, k, v, out, lse); };
+                           float* lse) { cuda::attention_forward(s, q, k, v, out, lse); };
   b.attention_backward = [](const AttentionShape& s, const float* q, const float* k, const float* v, const float* out,
                             const float* lse, const float* gout, float* gq, float* gk, float* gv) {
     const int64_t C = s.H * s.D;
     if (s.grad_tstride == 0 || s.grad_tstride == C) {
-      cuda::attention_backward(to_cuda(s), q, k, v, out, lse, gout, gq, gk, gv);
+      cuda::attention_backward(s, q, k, v, out, lse, gout, gq, gk, gv);
       return;
     }
     // Strided gradients (attention_packed's thirds of one [B, T, 3C] gradient): the CUDA
@@ -192,7 +187,7 @@ Backend make_cuda() {
     const Device dev = Device::cuda(cuda::current_device());
     Tensor sq = Tensor::empty({s.B, s.T, C}, DType::f32, dev), sk = Tensor::empty({s.B, s.T, C}, DType::f32, dev),
            sv = Tensor::empty({s.B, s.T, C}, DType::f32, dev);
-    cuda::attention_backward(to_cuda(s), q, k, v, out, lse, gout, static_cast<float*>(sq.raw_data()),
+    cuda::attention_backward(s, q, k, v, out, lse, gout, static_cast<float*>(sq.raw_data()),
                              static_cast<float*>(sk.raw_data()), static_cast<float*>(sv.raw_data()));
     const int64_t shape[3] = {s.B, s.T, C}, strides[3] = {s.T * s.grad_tstride, s.grad_tstride, 1};
     cuda::strided_assign(gq, strides, sq.raw_data(), shape, 3, sizeof(float));
@@ -247,7 +242,11 @@ Backend make_cuda() {
 void select_cuda_device(int index) { cuda::set_device(index); }
 
 const Backend* backend_cuda() {
-  static const Backend b = make_cuda();
+  static const Backend b = [] {
+    const Backend t = make_cuda();
+    check_backend_complete(t);
+    return t;
+  }();
   return &b;
 }
 

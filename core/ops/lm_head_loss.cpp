@@ -113,7 +113,7 @@ Tensor linear_cross_entropy(const Tensor& x, const Tensor& w, const Tensor& bias
       be.pack_bf16_matrix(xr, n, C, C, xbp);
       be.gemm_bf16_packed(false, true, n, V, C, 1.f, xbp, C, wbp, C, 0.f, zp, V);
     } else {
-      be.gemm(false, true, n, V, C, 1.f, xr, C, wp, C, 0.f, zp, V);
+      be.gemm(MatmulPrecision::f32, false, true, n, V, C, 1.f, xr, C, wp, C, 0.f, zp, V);
     }
     if (B.defined()) be.add_bias_rows(zp, fptr(B), n, V);
     // Loss and gradient in one pass per row: z becomes scale · (softmax(z) − onehot(target))
@@ -126,8 +126,8 @@ Tensor linear_cross_entropy(const Tensor& x, const Tensor& w, const Tensor& bias
       if (gx) be.gemm_bf16_packed(false, false, n, C, V, 1.f, zbp, V, wbp, C, 0.f, fptr(dx) + r0 * C, C);
       if (gw) be.gemm_bf16_packed(true, false, V, C, n, 1.f, zbp, V, xbp, C, dw_beta, fptr(dw), C);
     } else {
-      if (gx) be.gemm(false, false, n, C, V, 1.f, zp, V, wp, C, 0.f, fptr(dx) + r0 * C, C);
-      if (gw) be.gemm(true, false, V, C, n, 1.f, zp, V, xr, C, dw_beta, fptr(dw), C);
+      if (gx) be.gemm(MatmulPrecision::f32, false, false, n, C, V, 1.f, zp, V, wp, C, 0.f, fptr(dx) + r0 * C, C);
+      if (gw) be.gemm(MatmulPrecision::f32, true, false, V, C, n, 1.f, zp, V, xr, C, dw_beta, fptr(dw), C);
     }
     if (gb) {
       be.sum_rows(zp, fptr(db_chunk), n, V);

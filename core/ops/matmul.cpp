@@ -33,10 +33,10 @@ Tensor matmul_raw(const Tensor& a_in, const Tensor& b_in, bool ta, bool tb) {
   Tensor c = Tensor::empty(out_shape, DType::f32, a.device());
   const int64_t lda = a.size(-1), ldb = b.size(-1);
   if (lb.empty() && !ta) {  // one GEMM over all rows of a
-    be.gemm(false, tb, batch * M, N, Ka, 1.f, fptr(a), lda, fptr(b), ldb, 0.f, fptr(c), N);
+    be.gemm(matmul_precision(), false, tb, batch * M, N, Ka, 1.f, fptr(a), lda, fptr(b), ldb, 0.f, fptr(c), N);
   } else {
-    be.gemm_batched(ta, tb, batch, M, N, Ka, 1.f, fptr(a), lda, la.empty() ? 0 : M * Ka, fptr(b), ldb,
-                    lb.empty() ? 0 : Ka * N, 0.f, fptr(c), N, M * N);
+    be.gemm_batched(matmul_precision(), ta, tb, batch, M, N, Ka, 1.f, fptr(a), lda, la.empty() ? 0 : M * Ka, fptr(b),
+                    ldb, lb.empty() ? 0 : Ka * N, 0.f, fptr(c), N, M * N);
   }
   return c;
 }
@@ -116,7 +116,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, bool w_in_ou
     if (bf16)
       b.gemm_bf16_packed(ta, tb, M, N, K, 1.f, A16.raw_data(), lda, B16.raw_data(), ldb, 0.f, C, ldc);
     else
-      b.gemm(ta, tb, M, N, K, 1.f, fptr(A), lda, fptr(B), ldb, 0.f, C, ldc);
+      b.gemm(MatmulPrecision::f32, ta, tb, M, N, K, 1.f, fptr(A), lda, fptr(B), ldb, 0.f, C, ldc);
   };
   const Tensor Xb = bf16 ? bf16_copy(be, fptr(X), rows, in, dev) : Tensor();
   const Tensor Wb = bf16 ? bf16_copy(be, fptr(W), W.size(0), ldw, dev) : Tensor();

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <set>
 
-#include "cpu/cpu_kernels.h"
+#include "ops/cpu_engine.h"
 #include "dist/buckets.h"
 #include "dist/zero.h"
 #include "graph/node_factory.h"
@@ -61,7 +61,7 @@ Executor::Executor(GraphSpec graph, const PluginRegistry& registry, RunOptions o
   set_matmul_precision(g_.run.precision);
   // The CPU GEMM settings of the environment (SCION_CPU_BF16, SCION_CPU_GEMM) are read and a
   // bad value refused here, before the run writes anything, not at its first product.
-  cpu::gemm_f32_engine();
+  ops::check_cpu_engine_environment();
   const bool bf16_native = matmul_bf16_native();
   if (matmul_precision() == MatmulPrecision::bf16 && device_.is_cpu() && !bf16_native && opt_.comm->is_writer())
     std::fprintf(stderr,

@@ -13,7 +13,7 @@
 #include "scion/allocator.h"
 #include "scion/error.h"
 #ifdef SCION_HAVE_CUDA
-#include "cuda/cuda_backend.h"
+#include "cuda/runtime.h"
 #endif
 
 namespace scion {

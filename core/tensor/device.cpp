@@ -2,7 +2,7 @@
 
 #include "scion/error.h"
 #ifdef SCION_HAVE_CUDA
-#include "cuda/cuda_backend.h"
+#include "cuda/runtime.h"
 #endif
 
 namespace scion {

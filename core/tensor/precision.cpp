@@ -1,13 +1,21 @@
+// The matmul precision: process-wide state owned here (scion/precision.h is its SDK view). The
+// ops read it and pass it to the kernels with each GEMM (ops/backend.h); the kernels keep none.
 #include "scion/precision.h"
 
-#include "cpu/cpu_kernels.h"
+#include <atomic>
+
+#include "ops/cpu_engine.h"
 #include "scion/error.h"
 
 namespace scion {
 
-void set_matmul_precision(MatmulPrecision p) { cpu::set_gemm_bf16(p == MatmulPrecision::bf16); }
+namespace {
+std::atomic<MatmulPrecision> g_precision{MatmulPrecision::f32};
+}  // namespace
 
-MatmulPrecision matmul_precision() { return cpu::gemm_bf16() ? MatmulPrecision::bf16 : MatmulPrecision::f32; }
+void set_matmul_precision(MatmulPrecision p) { g_precision.store(p); }
+
+MatmulPrecision matmul_precision() { return g_precision.load(std::memory_order_relaxed); }
 
 MatmulPrecision parse_matmul_precision(const std::string& name) {
   if (name == "f32") return MatmulPrecision::f32;
@@ -15,7 +23,7 @@ MatmulPrecision parse_matmul_precision(const std::string& name) {
   throw Error("precision '" + name + "': expected \"f32\" or \"bf16\"");
 }
 
-bool matmul_bf16_native() { return cpu::gemm_bf16_native(); }
+bool matmul_bf16_native() { return ops::cpu_bf16_native(); }
 
 const char* precision_name(MatmulPrecision p) { return p == MatmulPrecision::bf16 ? "bf16" : "f32"; }
 

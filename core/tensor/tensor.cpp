@@ -4,12 +4,11 @@
 #include <numeric>
 #include <sstream>
 
-#include "cpu/cpu_kernels.h"
 #include "scion/allocator.h"
 #include "scion/autograd.h"
 #include "ops/backend.h"
 #ifdef SCION_HAVE_CUDA
-#include "cuda/cuda_backend.h"
+#include "cuda/runtime.h"
 #endif
 
 namespace scion {
@@ -154,19 +153,19 @@ Tensor Tensor::arange(int64_t n, DType dtype, Device device) {
 }
 Tensor Tensor::randn(const Shape& shape, uint64_t seed, float mean, float std, Device device) {
   Tensor t = empty(shape, DType::f32);
-  cpu::fill_normal(t.data<float>(), t.numel(), seed, mean, std);
+  ops::detail::backend_cpu().fill_normal(t.data<float>(), t.numel(), seed, mean, std);
   return device.is_cpu() ? t : t.to(device);
 }
 Tensor Tensor::rand(const Shape& shape, uint64_t seed, float lo, float hi, Device device) {
   Tensor t = empty(shape, DType::f32);
-  cpu::fill_uniform(t.data<float>(), t.numel(), seed, lo, hi);
+  ops::detail::backend_cpu().fill_uniform(t.data<float>(), t.numel(), seed, lo, hi);
   return device.is_cpu() ? t : t.to(device);
 }
 Tensor Tensor::randint(const Shape& shape, uint64_t seed, int64_t lo, int64_t hi, DType dtype,
                        Device device) {
   SCION_CHECK(hi > lo, "randint: empty range [", lo, ", ", hi, ")");
   Tensor t = empty(shape, DType::i64);
-  cpu::fill_randint(t.data<int64_t>(), t.numel(), seed, lo, hi);
+  ops::detail::backend_cpu().fill_randint(t.data<int64_t>(), t.numel(), seed, lo, hi);
   if (dtype != DType::i64) t = t.to(dtype);
   return device.is_cpu() ? t : t.to(device);
 }
@@ -200,16 +199,16 @@ float Tensor::item() const {
 std::vector<float> Tensor::to_vector() const {
   Tensor host = device().is_cpu() ? *this : to(Device::cpu());
   std::vector<float> out(size_t(host.numel()));
-  cpu::strided_copy(host.raw_data(), host.dtype(), host.shape().data(), host.strides().data(),
-                    int(host.dim()), out.data(), DType::f32);
+  ops::detail::backend_cpu().strided_copy(host.raw_data(), host.dtype(), host.shape().data(),
+                                          host.strides().data(), int(host.dim()), out.data(), DType::f32);
   return out;
 }
 
 std::vector<int64_t> Tensor::to_vector_i64() const {
   Tensor host = device().is_cpu() ? *this : to(Device::cpu());
   std::vector<int64_t> out(size_t(host.numel()));
-  cpu::strided_copy(host.raw_data(), host.dtype(), host.shape().data(), host.strides().data(),
-                    int(host.dim()), out.data(), DType::i64);
+  ops::detail::backend_cpu().strided_copy(host.raw_data(), host.dtype(), host.shape().data(),
+                                          host.strides().data(), int(host.dim()), out.data(), DType::i64);
   return out;
 }
 

@@ -6,7 +6,7 @@
 #include <memory>
 #include <mutex>
 
-#include "cpu/cpu_kernels.h"
+#include "ops/cpu_engine.h"
 
 namespace scion {
 namespace {
@@ -20,7 +20,7 @@ void set_num_threads(int n) {
   if (n <= 0) n = tbb::info::default_concurrency();
   g_control = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
                                                     size_t(n));
-  cpu::set_blas_threads(n);
+  ops::set_cpu_blas_threads(n);
   g_threads = n;
 }
 

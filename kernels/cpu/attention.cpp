@@ -24,7 +24,7 @@ float* scratch(size_t n, int slot) {
 void scores(const AttentionShape& s, const float* Q, const float* K, const uint8_t* km, float scale,
             float* S) {
   const int64_t T = s.T;
-  gemm(false, true, T, T, s.D, scale, Q, s.q_tstride, K, s.k_tstride, 0.f, S, T);
+  gemm(s.precision, false, true, T, T, s.D, scale, Q, s.q_tstride, K, s.k_tstride, 0.f, S, T);
   for (int64_t i = 0; i < T; ++i) {
     float* row = S + i * T;
     if (s.causal)
@@ -70,7 +70,7 @@ void attention_forward(const AttentionShape& s, const float* q, const float* k, 
         for (int64_t j = 0; j < T; ++j) row[j] *= inv;
         L[i] = mx + std::log(sum);
       }
-      gemm(false, false, T, D, T, 1.f, S, T, V, s.v_tstride, 0.f, out + b * T * C + h * D, C);
+      gemm(s.precision, false, false, T, D, T, 1.f, S, T, V, s.v_tstride, 0.f, out + b * T * C + h * D, C);
     }
   });
 }
@@ -100,8 +100,8 @@ void attention_backward(const AttentionShape& s, const float* q, const float* k,
       float* dQ = gq + b * T * G + h * D;
       float* dK = gk + b * T * G + h * D;
       float* dV = gv + b * T * G + h * D;
-      gemm(true, false, T, D, T, 1.f, P, T, dO, C, 0.f, dV, G);       // dV = P^T dO
-      gemm(false, true, T, T, D, 1.f, dO, C, V, s.v_tstride, 0.f, dP, T);  // dP = dO V^T
+      gemm(s.precision, true, false, T, D, T, 1.f, P, T, dO, C, 0.f, dV, G);       // dV = P^T dO
+      gemm(s.precision, false, true, T, T, D, 1.f, dO, C, V, s.v_tstride, 0.f, dP, T);  // dP = dO V^T
       for (int64_t i = 0; i < T; ++i) {
         float di = 0.f;  // D_i = dO_i . O_i = sum_j P_ij dP_ij
         for (int64_t d = 0; d < D; ++d) di += dO[i * C + d] * O[i * C + d];
@@ -109,8 +109,8 @@ void attention_backward(const AttentionShape& s, const float* q, const float* k,
         float* dpr = dP + i * T;
         for (int64_t j = 0; j < T; ++j) dpr[j] = pr[j] * (dpr[j] - di);  // dS
       }
-      gemm(false, false, T, D, T, scale, dP, T, K, s.k_tstride, 0.f, dQ, G);  // dQ = scale dS K
-      gemm(true, false, T, D, T, scale, dP, T, Q, s.q_tstride, 0.f, dK, G);   // dK = scale dS^T Q
+      gemm(s.precision, false, false, T, D, T, scale, dP, T, K, s.k_tstride, 0.f, dQ, G);  // dQ = scale dS K
+      gemm(s.precision, true, false, T, D, T, scale, dP, T, Q, s.q_tstride, 0.f, dK, G);   // dK = scale dS^T Q
     }
   });
 }

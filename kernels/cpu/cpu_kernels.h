@@ -8,15 +8,17 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/kernel_types.h"
 #include "scion/dtype.h"
 
 namespace scion::cpu {
 
-constexpr int kMaxDims = 8;
+using kernels::AttentionShape;
+using kernels::BinaryOp;
+using kernels::kMaxDims;
+using kernels::UnaryOp;
 
 // ---- elementwise --------------------------------------------------------------------
-enum class BinaryOp : uint8_t { add, sub, mul, div };
-enum class UnaryOp : uint8_t { neg, exp, log, tanh, sqrt, rsqrt, relu, gelu, clamp, pow, add_scalar, mul_scalar };
 
 // y[i] = a[ia] op b[ib] over an N-d index with element strides (0 = broadcast). y is contiguous.
 void binary(BinaryOp op, const float* a, const int64_t* a_strides, const float* b,
@@ -46,21 +48,26 @@ void reduce_max(const float* x, float* y, int64_t* argmax, int64_t outer, int64_
 double sum_all(const float* x, int64_t n);
 double sum_squares(const float* x, int64_t n);
 
-// ---- GEMM (row-major, BLAS) ----------------------------------------------------------------
+// ---- GEMM (row-major) ----------------------------------------------------------------------
 // C[M,N] = alpha * op(A) op(B) + beta * C, op = optional transpose; leading dims in elements.
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-          const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-          int64_t ldc);
-// `precision = "bf16"`: while on, gemm() rounds both inputs to bf16 and accumulates in f32
-// through oneDNN (gemm_bf16.cpp); C stays f32. Process-wide, set by the run.
-void set_gemm_bf16(bool on);
-bool gemm_bf16();
-// Whether oneDNN multiplies bf16 in hardware here (AVX-512 and up); false on an AVX2 CPU or
-// with SCION_CPU_BF16=emulate, and the bf16 GEMMs are then emulated in f32 (gemm_bf16.cpp).
-bool gemm_bf16_native();
-// Which library multiplies each f32 block (gemm_bf16.cpp).
+// The caller says the precision (core owns it: scion/precision.h): f32 multiplies the inputs
+// as they are (gemm_f32), bf16 rounds both to bf16 first and accumulates in f32
+// (gemm_bf16_inputs). C stays f32. Both cut C into the shape-only blocks of gemm_blocks.h, so
+// the bits do not depend on the thread count. gemm.cpp.
+void gemm(MatmulPrecision precision, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+          const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// The f32 product, each block through oneDNN's f32 matmul or OpenBLAS (gemm_f32_engine).
+// gemm_f32.cpp.
+void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+              int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// Which library multiplies each f32 block: oneDNN, or OpenBLAS with SCION_CPU_GEMM=openblas.
+// The environment is read once; a bad value throws.
 enum class GemmEngine { onednn, openblas };
 GemmEngine gemm_f32_engine();
+// The bf16 products (gemm_bf16.cpp). gemm_bf16_native: whether oneDNN multiplies bf16 in
+// hardware here (AVX-512 and up); false on an AVX2 CPU or with SCION_CPU_BF16=emulate (read
+// once; a bad value throws), and the bf16 GEMMs are then emulated in f32.
+bool gemm_bf16_native();
 void gemm_bf16_inputs(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                       int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 // The bf16 GEMM on inputs rounded once by the caller (an operand several GEMMs read, such as
@@ -71,13 +78,10 @@ void gemm_bf16_inputs(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
 // multiplies the copies as they are, with no widening per product.
 int64_t bf16_operand_bytes();
 void pack_bf16_matrix(const float* src, int64_t rows, int64_t cols, int64_t ld, void* dst);
-// The f32 GEMM through oneDNN's f32 matmul, in gemm()'s shape-only blocks (gemm_bf16.cpp).
-void gemm_f32_onednn(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                     int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 void gemm_bf16_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const void* A,
                       int64_t lda, const void* B, int64_t ldb, float beta, float* C, int64_t ldc);
 // batch of independent GEMMs with element strides between batch items (0 = shared).
-void gemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,
+void gemm_batched(MatmulPrecision precision, bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,
                   float alpha, const float* A, int64_t lda, int64_t stride_a, const float* B,
                   int64_t ldb, int64_t stride_b, float beta, float* C, int64_t ldc, int64_t stride_c);
 // y[r, :] += bias (rows x n)
@@ -123,16 +127,8 @@ void where(const uint8_t* cond, const int64_t* c_strides, const float* x, const 
 void max_backward(const float* gy, const int64_t* argmax, float* gx, int64_t outer, int64_t n, int64_t inner);
 
 // ---- fused attention ---------------------------------------------------------------------
-// q/k/v rows: element (b, t, h, d) at base + b*bstride + t*tstride + h*D + d.
-struct AttentionShape {
-  int64_t B, T, H, D;
-  int64_t q_bstride, q_tstride, k_bstride, k_tstride, v_bstride, v_tstride;  // in elements
-  bool causal;
-  const uint8_t* key_mask;  // [B, T] or null
-  // Row stride of gq/gk/gv (0: H*D, contiguous). 3·H·D when the three gradients are the
-  // thirds of one packed [B, T, 3·H·D] gradient (ops::attention_packed).
-  int64_t grad_tstride = 0;
-};
+// AttentionShape (common/kernel_types.h) gives the q/k/v layout; the per-head GEMMs run at
+// s.precision, as gemm() does.
 // out is contiguous [B, T, H*D]; lse is [B, H, T] (log-sum-exp of the scaled scores per row).
 void attention_forward(const AttentionShape& s, const float* q, const float* k, const float* v,
                        float* out, float* lse);
@@ -179,6 +175,8 @@ void adamw(float* p, const float* g, float* m, float* v, int64_t n, float lr, fl
 void scale_inplace(float* x, int64_t n, float s);
 
 // ---- threads -----------------------------------------------------------------------------
+// OpenBLAS is held to one thread per call whatever n says: oneTBB owns the parallelism, and a
+// threaded OpenBLAS serialises concurrent callers (gemm.cpp).
 void set_blas_threads(int n);
 
 }  // namespace scion::cpu

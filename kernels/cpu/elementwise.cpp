@@ -1,6 +1,9 @@
+// Elementwise kernels: broadcast binary ops, unary ops and their derivatives (the formulas in
+// common/elementwise_math.h, shared with the CUDA kernels), scaling and masks.
 #include <cmath>
 #include <cstring>
 
+#include "common/elementwise_math.h"
 #include "cpu/cpu_kernels.h"
 #include "cpu/parallel.h"
 #include "cpu/vec_math.h"
@@ -8,28 +11,29 @@
 namespace scion::cpu {
 namespace {
 
-template <BinaryOp OP>
-inline float apply(float a, float b) {
-  if constexpr (OP == BinaryOp::add) return a + b;
-  if constexpr (OP == BinaryOp::sub) return a - b;
-  if constexpr (OP == BinaryOp::mul) return a * b;
-  return a / b;
-}
+// The CPU's transcendental functions for the shared formulas (common/elementwise_math.h).
+struct CpuMath {
+  static float exp(float x) { return exp_approx(x); }
+  static float log(float x) { return std::log(x); }
+  static float tanh(float x) { return tanh_approx(x); }
+  static float sqrt(float x) { return std::sqrt(x); }
+  static float pow(float x, float y) { return std::pow(x, y); }
+};
 
 // Inner loop over the last dimension, specialised for the common stride patterns so the
 // compiler vectorises them.
 template <BinaryOp OP>
 inline void row(const float* a, int64_t as, const float* b, int64_t bs, float* y, int64_t n) {
   if (as == 1 && bs == 1) {
-    for (int64_t i = 0; i < n; ++i) y[i] = apply<OP>(a[i], b[i]);
+    for (int64_t i = 0; i < n; ++i) y[i] = kernels::binary_value<OP>(a[i], b[i]);
   } else if (as == 1 && bs == 0) {
     const float bv = b[0];
-    for (int64_t i = 0; i < n; ++i) y[i] = apply<OP>(a[i], bv);
+    for (int64_t i = 0; i < n; ++i) y[i] = kernels::binary_value<OP>(a[i], bv);
   } else if (as == 0 && bs == 1) {
     const float av = a[0];
-    for (int64_t i = 0; i < n; ++i) y[i] = apply<OP>(av, b[i]);
+    for (int64_t i = 0; i < n; ++i) y[i] = kernels::binary_value<OP>(av, b[i]);
   } else {
-    for (int64_t i = 0; i < n; ++i) y[i] = apply<OP>(a[i * as], b[i * bs]);
+    for (int64_t i = 0; i < n; ++i) y[i] = kernels::binary_value<OP>(a[i * as], b[i * bs]);
   }
 }
 
@@ -37,7 +41,7 @@ template <BinaryOp OP>
 void binary_impl(const float* a, const int64_t* ast, const float* b, const int64_t* bst, float* y,
                  const int64_t* shape, int ndim) {
   if (ndim == 0) {
-    y[0] = apply<OP>(a[0], b[0]);
+    y[0] = kernels::binary_value<OP>(a[0], b[0]);
     return;
   }
   const int64_t n = shape[ndim - 1];
@@ -58,55 +62,10 @@ void binary_impl(const float* a, const int64_t* ast, const float* b, const int64
   });
 }
 
-constexpr float kSqrt2OverPi = 0.7978845608028654f;
-constexpr float kGeluC = 0.044715f;
-
-template <UnaryOp OP>
-inline float unary_value(float x, float p0, float p1) {
-  if constexpr (OP == UnaryOp::neg) return -x;
-  if constexpr (OP == UnaryOp::exp) return exp_approx(x);
-  if constexpr (OP == UnaryOp::log) return std::log(x);
-  if constexpr (OP == UnaryOp::tanh) return tanh_approx(x);
-  if constexpr (OP == UnaryOp::sqrt) return std::sqrt(x);
-  if constexpr (OP == UnaryOp::rsqrt) return 1.0f / std::sqrt(x);
-  if constexpr (OP == UnaryOp::relu) return x > 0.f ? x : 0.f;
-  if constexpr (OP == UnaryOp::gelu) {
-    const float u = kSqrt2OverPi * (x + kGeluC * x * x * x);
-    return 0.5f * x * (1.f + tanh_approx(u));
-  }
-  if constexpr (OP == UnaryOp::clamp) return x < p0 ? p0 : (x > p1 ? p1 : x);
-  if constexpr (OP == UnaryOp::pow) return std::pow(x, p0);
-  if constexpr (OP == UnaryOp::add_scalar) return x + p0;
-  if constexpr (OP == UnaryOp::mul_scalar) return x * p0;
-  return x;
-}
-
-template <UnaryOp OP>
-inline float unary_grad(float x, float y, float gy, float p0, float p1) {
-  if constexpr (OP == UnaryOp::neg) return -gy;
-  if constexpr (OP == UnaryOp::exp) return gy * y;
-  if constexpr (OP == UnaryOp::log) return gy / x;
-  if constexpr (OP == UnaryOp::tanh) return gy * (1.f - y * y);
-  if constexpr (OP == UnaryOp::sqrt) return gy * 0.5f / y;
-  if constexpr (OP == UnaryOp::rsqrt) return gy * -0.5f * y * y * y;
-  if constexpr (OP == UnaryOp::relu) return x > 0.f ? gy : 0.f;
-  if constexpr (OP == UnaryOp::gelu) {
-    const float u = kSqrt2OverPi * (x + kGeluC * x * x * x);
-    const float t = tanh_approx(u);
-    const float du = kSqrt2OverPi * (1.f + 3.f * kGeluC * x * x);
-    return gy * (0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * du);
-  }
-  if constexpr (OP == UnaryOp::clamp) return (x >= p0 && x <= p1) ? gy : 0.f;
-  if constexpr (OP == UnaryOp::pow) return gy * p0 * std::pow(x, p0 - 1.f);
-  if constexpr (OP == UnaryOp::add_scalar) return gy;
-  if constexpr (OP == UnaryOp::mul_scalar) return gy * p0;
-  return gy;
-}
-
 template <UnaryOp OP>
 void unary_impl(const float* x, float* y, int64_t n, float p0, float p1) {
   parallel_range(n, 16384, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) y[i] = unary_value<OP>(x[i], p0, p1);
+    for (int64_t i = i0; i < i1; ++i) y[i] = kernels::unary_value<OP, CpuMath>(x[i], p0, p1);
   });
 }
 template <UnaryOp OP>
@@ -115,18 +74,14 @@ void unary_bwd_impl(const float* x, const float* y, const float* gy, float* gx, 
   // Separate loops for "derivative from x" and "from y" keep each loop branch-free.
   parallel_range(n, 16384, [&](int64_t i0, int64_t i1) {
     if (x && y) {
-      for (int64_t i = i0; i < i1; ++i) gx[i] = unary_grad<OP>(x[i], y[i], gy[i], p0, p1);
+      for (int64_t i = i0; i < i1; ++i) gx[i] = kernels::unary_grad<OP, CpuMath>(x[i], y[i], gy[i], p0, p1);
     } else if (x) {
-      for (int64_t i = i0; i < i1; ++i) gx[i] = unary_grad<OP>(x[i], 0.f, gy[i], p0, p1);
+      for (int64_t i = i0; i < i1; ++i) gx[i] = kernels::unary_grad<OP, CpuMath>(x[i], 0.f, gy[i], p0, p1);
     } else {
-      for (int64_t i = i0; i < i1; ++i) gx[i] = unary_grad<OP>(0.f, y[i], gy[i], p0, p1);
+      for (int64_t i = i0; i < i1; ++i) gx[i] = kernels::unary_grad<OP, CpuMath>(0.f, y[i], gy[i], p0, p1);
     }
   });
 }
-
-#define SCION_UNARY_CASES(MACRO) \
-  MACRO(neg) MACRO(exp) MACRO(log) MACRO(tanh) MACRO(sqrt) MACRO(rsqrt) MACRO(relu) MACRO(gelu) \
-  MACRO(clamp) MACRO(pow) MACRO(add_scalar) MACRO(mul_scalar)
 
 }  // namespace
 
@@ -144,7 +99,7 @@ void unary(UnaryOp op, const float* x, float* y, int64_t n, float p0, float p1) 
   switch (op) {
 #define CASE(name) \
   case UnaryOp::name: return unary_impl<UnaryOp::name>(x, y, n, p0, p1);
-    SCION_UNARY_CASES(CASE)
+    SCION_UNARY_OPS(CASE)
 #undef CASE
   }
 }
@@ -154,7 +109,7 @@ void unary_backward(UnaryOp op, const float* x, const float* y, const float* gy,
   switch (op) {
 #define CASE(name) \
   case UnaryOp::name: return unary_bwd_impl<UnaryOp::name>(x, y, gy, gx, n, p0, p1);
-    SCION_UNARY_CASES(CASE)
+    SCION_UNARY_OPS(CASE)
 #undef CASE
   }
 }

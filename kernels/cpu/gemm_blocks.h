@@ -1,6 +1,7 @@
-// How a GEMM's C is cut for the threads, shared by the f32 (gemm.cpp) and the bf16
-// (gemm_bf16.cpp) paths: blocks whose bounds depend only on the shape, never on the thread
-// count, so one thread or two run the same single-threaded calls and the bits are the same.
+// How a GEMM is cut for the threads, shared by the f32 (gemm_f32.cpp) and the bf16
+// (gemm_bf16.cpp) paths: blocks of C, or slices of K, whose bounds depend only on the shape,
+// never on the thread count, so one thread or two run the same single-threaded calls and the
+// bits are the same.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -45,5 +46,18 @@ void for_each_gemm_block(int64_t M, int64_t N, int64_t K, F&& fn) {
     }
   });
 }
+
+// One single-threaded product C = alpha op(A) op(B) + beta C of a block; In is float or
+// uint16_t (bf16 bits).
+template <class In>
+using GemmBlockFn = void (*)(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const In* A,
+                             int64_t lda, const In* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// The whole product, one `block` call per piece: slices of K when the inner size dwarfs the
+// output (each slice into its own partial, the partials added in slice order), else the C
+// blocks of for_each_gemm_block. gemm_blocks.cpp; instantiated for float and uint16_t.
+template <class In>
+void gemm_in_blocks(GemmBlockFn<In> block, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                    const In* A, int64_t lda, const In* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
 }  // namespace scion::cpu

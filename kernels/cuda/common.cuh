@@ -169,8 +169,21 @@ __device__ inline MaxSum block_maxsum(MaxSum v, MaxSumShared& shared) {
   return t;
 }
 
+// The (max, sum of exp(x * inv_t)) of a row of n, read once by the block (softmax, cross-entropy).
+template <class T>
+__device__ __forceinline__ MaxSum row_maxsum(const T* x, int64_t n, float inv_t, MaxSumShared& sh) {
+  MaxSum a{-INFINITY, 0.0};
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) a = maxsum_add(a, ld(x, i) * inv_t);
+  return block_maxsum(a, sh);
+}
+
 inline unsigned grid1d(int64_t n, int64_t per_thread = 1) {
   return unsigned(launch::elementwise_blocks(n, per_thread));
+}
+// One block per row: the grid of a row kernel.
+inline unsigned rows_grid(int64_t rows, const char* what) {
+  if (rows > 0x7fffffff) throw std::invalid_argument(std::string(what) + ": too many rows");
+  return unsigned(rows);
 }
 
 }  // namespace scion::cuda::detail

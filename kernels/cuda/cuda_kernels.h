@@ -1,9 +1,10 @@
-// CUDA kernels: the twin of cpu/cpu_kernels.h. Same function names and argument meanings,
-// in namespace scion::cuda, over DEVICE pointers, each taking the stream to launch on as an
-// opaque `void* stream` (a cudaStream_t; nullptr = the legacy default stream) so that core/
-// never includes CUDA headers. Every function launches asynchronously on the current device
-// (the caller selects it with set_device) and returns without synchronising, unless its
-// comment says otherwise. Errors at launch throw std::runtime_error.
+// CUDA kernels: the twin of cpu/cpu_kernels.h, sharing its types (common/kernel_types.h).
+// Same function names and argument meanings, in namespace scion::cuda, over DEVICE pointers,
+// each taking the stream to launch on as an opaque `void* stream` (a cudaStream_t; nullptr =
+// the legacy default stream) so that core/ never includes CUDA headers. Every function
+// launches asynchronously on the current device (the caller selects it with set_device) and
+// returns without synchronising, unless its comment says otherwise. Errors at launch throw
+// std::runtime_error.
 //
 // Differences from the CPU signatures, all because a GPU result cannot be returned to the host
 // without a synchronisation:
@@ -23,11 +24,15 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/kernel_types.h"
 #include "scion/dtype.h"
 
 namespace scion::cuda {
 
-constexpr int kMaxDims = 8;
+using kernels::AttentionShape;  // key_mask a DEVICE pointer; grad_tstride and precision not read here
+using kernels::BinaryOp;
+using kernels::kMaxDims;
+using kernels::UnaryOp;
 
 // ---- streams and devices (streams.cu) --------------------------------------------------------
 void set_device(int device);
@@ -45,9 +50,6 @@ void copy_async(void* dst, const void* src, size_t bytes, void* stream);
 void check_last_error(const char* what);
 
 // ---- elementwise -----------------------------------------------------------------------------
-enum class BinaryOp : uint8_t { add, sub, mul, div };
-enum class UnaryOp : uint8_t { neg, exp, log, tanh, sqrt, rsqrt, relu, gelu, clamp, pow, add_scalar, mul_scalar };
-
 // y[i] = a[ia] op b[ib] over an N-d index with element strides (0 = broadcast). y is contiguous.
 // shape/strides are HOST arrays (they travel as kernel parameters).
 void binary(BinaryOp op, const float* a, const int64_t* a_strides, const float* b,
@@ -201,13 +203,8 @@ void max_backward(const float* gy, const int64_t* argmax, float* gx, int64_t out
                   void* stream = nullptr);
 
 // ---- fused attention (flash style: no T x T matrix in device memory) -----------------------------
-// q/k/v rows: element (b, t, h, d) at base + b*bstride + t*tstride + h*D + d. D <= 128.
-struct AttentionShape {
-  int64_t B, T, H, D;
-  int64_t q_bstride, q_tstride, k_bstride, k_tstride, v_bstride, v_tstride;  // in elements
-  bool causal;
-  const uint8_t* key_mask;  // [B, T] DEVICE pointer, or null
-};
+// AttentionShape (common/kernel_types.h) gives the q/k/v layout; D <= 128. The GEMMs are f32
+// (FFMA) whatever s.precision says.
 // out is contiguous [B, T, H*D]; lse is [B, H, T] f32 (+inf for a row whose keys are all hidden,
 // whose output is then zero, as on the CPU).
 void attention_forward(const AttentionShape& s, const float* q, const float* k, const float* v,

@@ -1,5 +1,7 @@
 // Elementwise kernels: broadcast binary ops, unary ops and their derivatives, scaling, masks,
-// bias rows. Templated on the storage type (f32, or bf16 as uint16_t); arithmetic is f32.
+// bias rows. Templated on the storage type (f32, or bf16 as uint16_t); arithmetic is f32. The
+// formulas are the CPU's (common/elementwise_math.h).
+#include "common/elementwise_math.h"
 #include "cuda/common.cuh"
 
 namespace scion::cuda {
@@ -14,19 +16,11 @@ struct Geometry {
   int ndim;
 };
 
-template <BinaryOp OP>
-__device__ __forceinline__ float apply(float a, float b) {
-  if constexpr (OP == BinaryOp::add) return a + b;
-  if constexpr (OP == BinaryOp::sub) return a - b;
-  if constexpr (OP == BinaryOp::mul) return a * b;
-  return a / b;
-}
-
 // Both operands dense and of the output's shape: no index arithmetic.
 template <BinaryOp OP, class T>
 __global__ void binary_dense(const T* a, const T* b, T* y, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    st(y, i, apply<OP>(ld(a, i), ld(b, i)));
+    st(y, i, kernels::binary_value<OP>(ld(a, i), ld(b, i)));
 }
 
 // General broadcast: each output element decomposes its index. Consecutive threads take
@@ -41,7 +35,7 @@ __global__ void binary_strided(const T* a, const T* b, T* y, int64_t n, Geometry
       ao += c * g.as[d];
       bo += c * g.bs[d];
     }
-    st(y, i, apply<OP>(ld(a, ao), ld(b, bo)));
+    st(y, i, kernels::binary_value<OP>(ld(a, ao), ld(b, bo)));
   }
 }
 
@@ -88,57 +82,21 @@ void binary_any(BinaryOp op, const T* a, const int64_t* as, const T* b, const in
 }
 
 // ---- unary ----------------------------------------------------------------------------------------
-constexpr float kSqrt2OverPi = 0.7978845608028654f;
-constexpr float kGeluC = 0.044715f;
-
+// The device's transcendental functions for the shared formulas (common/elementwise_math.h).
 // The CPU uses polynomial exp/tanh with 1-2 ulp error; the device's expf/tanhf are within 2 ulp
 // as well, so the two agree to a few ulp (not bit for bit).
-template <UnaryOp OP>
-__device__ __forceinline__ float unary_value(float x, float p0, float p1) {
-  if constexpr (OP == UnaryOp::neg) return -x;
-  if constexpr (OP == UnaryOp::exp) return expf(x);
-  if constexpr (OP == UnaryOp::log) return logf(x);
-  if constexpr (OP == UnaryOp::tanh) return tanhf(x);
-  if constexpr (OP == UnaryOp::sqrt) return sqrtf(x);
-  if constexpr (OP == UnaryOp::rsqrt) return 1.0f / sqrtf(x);
-  if constexpr (OP == UnaryOp::relu) return x > 0.f ? x : 0.f;
-  if constexpr (OP == UnaryOp::gelu) {
-    const float u = kSqrt2OverPi * (x + kGeluC * x * x * x);
-    return 0.5f * x * (1.f + tanhf(u));
-  }
-  if constexpr (OP == UnaryOp::clamp) return x < p0 ? p0 : (x > p1 ? p1 : x);
-  if constexpr (OP == UnaryOp::pow) return powf(x, p0);
-  if constexpr (OP == UnaryOp::add_scalar) return x + p0;
-  if constexpr (OP == UnaryOp::mul_scalar) return x * p0;
-  return x;
-}
-
-template <UnaryOp OP>
-__device__ __forceinline__ float unary_grad(float x, float y, float gy, float p0, float p1) {
-  if constexpr (OP == UnaryOp::neg) return -gy;
-  if constexpr (OP == UnaryOp::exp) return gy * y;
-  if constexpr (OP == UnaryOp::log) return gy / x;
-  if constexpr (OP == UnaryOp::tanh) return gy * (1.f - y * y);
-  if constexpr (OP == UnaryOp::sqrt) return gy * 0.5f / y;
-  if constexpr (OP == UnaryOp::rsqrt) return gy * -0.5f * y * y * y;
-  if constexpr (OP == UnaryOp::relu) return x > 0.f ? gy : 0.f;
-  if constexpr (OP == UnaryOp::gelu) {
-    const float u = kSqrt2OverPi * (x + kGeluC * x * x * x);
-    const float t = tanhf(u);
-    const float du = kSqrt2OverPi * (1.f + 3.f * kGeluC * x * x);
-    return gy * (0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * du);
-  }
-  if constexpr (OP == UnaryOp::clamp) return (x >= p0 && x <= p1) ? gy : 0.f;
-  if constexpr (OP == UnaryOp::pow) return gy * p0 * powf(x, p0 - 1.f);
-  if constexpr (OP == UnaryOp::add_scalar) return gy;
-  if constexpr (OP == UnaryOp::mul_scalar) return gy * p0;
-  return gy;
-}
+struct DeviceMath {
+  static __host__ __device__ __forceinline__ float exp(float x) { return expf(x); }
+  static __host__ __device__ __forceinline__ float log(float x) { return logf(x); }
+  static __host__ __device__ __forceinline__ float tanh(float x) { return tanhf(x); }
+  static __host__ __device__ __forceinline__ float sqrt(float x) { return sqrtf(x); }
+  static __host__ __device__ __forceinline__ float pow(float x, float y) { return powf(x, y); }
+};
 
 template <UnaryOp OP, class T>
 __global__ void unary_kernel(const T* x, T* y, int64_t n, float p0, float p1) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    st(y, i, unary_value<OP>(ld(x, i), p0, p1));
+    st(y, i, kernels::unary_value<OP, DeviceMath>(ld(x, i), p0, p1));
 }
 // x or y may be null (the CPU contract): a null one reads as 0, which the op then ignores.
 template <UnaryOp OP, class T>
@@ -146,13 +104,9 @@ __global__ void unary_bwd_kernel(const T* x, const T* y, const T* gy, T* gx, int
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const float xi = x ? ld(x, i) : 0.f;
     const float yi = y ? ld(y, i) : 0.f;
-    st(gx, i, unary_grad<OP>(xi, yi, ld(gy, i), p0, p1));
+    st(gx, i, kernels::unary_grad<OP, DeviceMath>(xi, yi, ld(gy, i), p0, p1));
   }
 }
-
-#define SCION_UNARY_CASES(MACRO) \
-  MACRO(neg) MACRO(exp) MACRO(log) MACRO(tanh) MACRO(sqrt) MACRO(rsqrt) MACRO(relu) MACRO(gelu) \
-  MACRO(clamp) MACRO(pow) MACRO(add_scalar) MACRO(mul_scalar)
 
 template <class T>
 void unary_any(UnaryOp op, const T* x, T* y, int64_t n, float p0, float p1, cudaStream_t s) {
@@ -162,7 +116,7 @@ void unary_any(UnaryOp op, const T* x, T* y, int64_t n, float p0, float p1, cuda
   case UnaryOp::name:                                                                              \
     unary_kernel<UnaryOp::name><<<grid1d(n), launch::kElementwiseThreads, 0, s>>>(x, y, n, p0, p1); \
     break;
-    SCION_UNARY_CASES(CASE)
+    SCION_UNARY_OPS(CASE)
 #undef CASE
   }
   check_launch("cuda::unary");
@@ -177,7 +131,7 @@ void unary_bwd_any(UnaryOp op, const T* x, const T* y, const T* gy, T* gx, int64
     unary_bwd_kernel<UnaryOp::name><<<grid1d(n), launch::kElementwiseThreads, 0, s>>>( \
         x, y, gy, gx, n, p0, p1);                                                      \
     break;
-    SCION_UNARY_CASES(CASE)
+    SCION_UNARY_OPS(CASE)
 #undef CASE
   }
   check_launch("cuda::unary_backward");

@@ -4,7 +4,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "cuda/cuda_backend.h"
+#include "cuda/runtime.h"
 
 namespace scion::cuda {
 namespace {

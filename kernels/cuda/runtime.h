@@ -1,6 +1,5 @@
-// The CUDA backend's host-side entry points, compiled only when nvcc is found. The kernels of
-// every op land here under the CUDA issue; this file carries the runtime pieces the tensor
-// runtime needs today: devices, memory, copies.
+// The CUDA runtime pieces the tensor runtime needs (runtime.cu): devices, memory, blocking
+// copies. The kernels are declared in cuda_kernels.h and reached through ops/backend_cuda.cpp.
 #pragma once
 #include <cstddef>
 
