@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "fuzz_input.h"
-#include "runtime/graph.h"
+#include "graph/graph.h"
 #include "runtime/registry.h"
 
 using namespace scion::runtime;

@@ -8,8 +8,9 @@
 #include <new>
 
 #include "report/report.h"
+#include "graph/graph.h"
+#include "graph/node_factory.h"
 #include "runtime/executor.h"
-#include "runtime/graph.h"
 #include "runtime/install.h"
 #include "runtime/paths.h"
 #include "runtime/registry.h"
@@ -46,11 +47,6 @@ const char* kUsage =
     "  report RUN...    an HTML page (or SVG) comparing the curves of several runs (--out FILE)\n\n"
     "  scion <command> --help    options of a command\n"
     "  scion --version\n";
-
-// Nodes made outside a graph (a tokenizer for `generate`) have no other nodes to refer to.
-struct NoNodes : NodeResolver {
-  std::shared_ptr<Plugin> node(const std::string& n) const override { throw Error("no node '" + n + "' outside a graph"); }
-};
 
 PluginRegistry load_registry(const std::vector<std::string>& extra, bool quiet = false) {
   PluginRegistry reg;
@@ -163,17 +159,17 @@ int exit_code_of(const std::exception& e) {
 
 int cmd_run(int argc, char** argv) {
   Common c;
-  std::string graph;
+  std::string graph, device, comm;
   RunOptions o;
   bool plain = false;
   po::options_description d("scion run options");
   d.add_options()("graph", po::value(&graph)->required(), "graph file")("out", po::value(&o.out_dir),
                                                                          "run directory (default runs/<graph name>)")(
       "resume", po::bool_switch(&o.resume), "continue from the run directory's last checkpoint")(
-      "device", po::value(&o.device), "cpu | cuda | auto (default: the graph's)")(
+      "device", po::value(&device), "cpu | cuda | auto (default: the graph's)")(
       "threads", po::value(&o.threads), "CPU threads (0 = all; default: the graph's)")(
       "plain", po::bool_switch(&plain), "plain log lines even on a terminal")(
-      "comm", po::value(&o.comm_choice), "data-parallel communicator: auto | single | mpi | nccl (default: the graph's)");
+      "comm", po::value(&comm), "data-parallel communicator: auto | single | mpi | nccl (default: the graph's)");
   add_common(d, c);
   po::positional_options_description pos;
   pos.add("graph", 1);
@@ -182,9 +178,10 @@ int cmd_run(int argc, char** argv) {
     return 0;
   if (plain) o.progress = 0;
   PluginRegistry reg = load_registry(c.plugin_dirs);
-  // --device replaces the graph's [run] device before validation, so a graph that names a
-  // device this machine lacks runs with --device cpu, and a bad --device is refused there.
-  if (!o.device.empty()) c.sets.push_back("run.device=\"" + o.device + "\"");
+  // --device and --comm replace the graph's [run] values before validation, so a graph that
+  // names a device this machine lacks runs with --device cpu, and a bad value is refused there.
+  if (!device.empty()) c.sets.push_back("run.device=\"" + device + "\"");
+  if (!comm.empty()) c.sets.push_back("run.comm=\"" + comm + "\"");
   GraphSpec g = load_graph_file(graph, c.sets, reg);  // every problem before any work
   Executor ex(std::move(g), reg, o);
   try {
@@ -218,12 +215,14 @@ std::shared_ptr<Model> model_from_checkpoint(const PluginRegistry& reg, const st
   }
   const auto* info = reg.find(plugin);
   SCION_CHECK(info && info->entry.kind == PluginKind::model, "'", plugin, "' is not a model plugin");
-  Json params;
-  for (const auto& ps : info->entry.params) params[ps.name] = ps.default_value;
-  params["load"] = Json(file);
-  params["frozen"] = Json(true);
+  NodeSpec spec;
+  spec.name = spec.plugin = plugin;
+  spec.info = info;
+  for (const auto& ps : info->entry.params) spec.params[ps.name] = ps.default_value;
+  spec.params["load"] = Json(file);
+  spec.frozen = true;
   const NoNodes none;
-  return std::dynamic_pointer_cast<Model>(reg.create(plugin, Params(params, plugin), none));
+  return std::dynamic_pointer_cast<Model>(make_node(reg, spec, GraphContext{}, none));
 }
 
 // A tokenizer node from its plugin's defaults; --vocab / --merges override them where the
@@ -260,7 +259,11 @@ std::shared_ptr<scion::Tokenizer> make_tokenizer(const PluginRegistry& reg, cons
     tp[ps.name] = Json(*r);
   }
   const NoNodes none;
-  auto tk = std::dynamic_pointer_cast<scion::Tokenizer>(reg.create(tok, Params(tp, tok), none));
+  NodeSpec spec;
+  spec.name = spec.plugin = tok;
+  spec.info = info;
+  spec.params = tp;
+  auto tk = std::dynamic_pointer_cast<scion::Tokenizer>(make_node(reg, spec, GraphContext{}, none));
   SCION_CHECK(tk, "'", tok, "' is not a tokenizer plugin");
   return tk;
 }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "graph/run_spec.h"
 #include "scion/tensor.h"
 
 namespace scion::runtime {
@@ -69,7 +70,7 @@ LaunchInfo launch_info();
 // CPU runs; NCCL for CUDA runs), "single", "mpi" or "nccl". A plain `scion run` gets
 // SingleProcess and never initialises MPI. Throws naming what is missing (no MPI launch, a
 // build without NCCL).
-std::shared_ptr<Communicator> make_communicator(const std::string& choice, bool cuda);
+std::shared_ptr<Communicator> make_communicator(CommChoice choice, bool cuda);
 
 // Ends every rank of a multi-rank job with `code` (MPI_Abort), so that one rank's error does
 // not leave the others waiting in a collective; nothing when MPI was never initialised.

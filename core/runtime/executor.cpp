@@ -10,6 +10,7 @@
 #include "ops/cpu_engine.h"
 #include "dist/buckets.h"
 #include "dist/zero.h"
+#include "graph/node_factory.h"
 #include "runtime/checkpoint.h"
 #include "runtime/resume_state.h"
 #include "runtime/run_directory.h"
@@ -45,15 +46,9 @@ std::string fmt_eta(double s) {
 
 Executor::Executor(GraphSpec graph, const PluginRegistry& registry, RunOptions opt)
     : g_(std::move(graph)), reg_(registry), opt_(std::move(opt)) {
-  if (!opt_.comm) {
-    const std::string dev = opt_.device.empty() ? g_.device : opt_.device;
-    opt_.comm = make_communicator(opt_.comm_choice.empty() ? g_.comm : opt_.comm_choice,
-                                  dev.rfind("cuda", 0) == 0 || (dev == "auto" && cuda_available()));
-  }
-  out_dir_ = opt_.out_dir.empty() ? "runs/" + g_.name : opt_.out_dir;
-  std::string dev = opt_.device.empty() ? g_.device : opt_.device;
-  if (dev == "auto") dev = cuda_available() ? "cuda" : "cpu";
-  device_ = Device::parse(dev);
+  device_ = g_.run.device.resolve();
+  if (!opt_.comm) opt_.comm = make_communicator(g_.run.comm, device_.is_cuda());
+  out_dir_ = opt_.out_dir.empty() ? "runs/" + g_.run.name : opt_.out_dir;
 #ifndef SCION_HAVE_CUDA
   SCION_CHECK(device_.is_cpu(), "device ", device_.str(),
               " requested, but this build of Scion has no CUDA backend (configure with -DSCION_CUDA=ON on a "
@@ -61,9 +56,9 @@ Executor::Executor(GraphSpec graph, const PluginRegistry& registry, RunOptions o
 #endif
   SCION_CHECK(device_.is_cpu() || device_.index < cuda_device_count(), "device ", device_.str(),
               " requested but this machine has ", cuda_device_count(), " CUDA device(s) (use --device cpu)");
-  set_num_threads(opt_.threads >= 0 ? opt_.threads : g_.threads);
+  set_num_threads(opt_.threads >= 0 ? opt_.threads : g_.run.threads);
   previous_precision_ = matmul_precision();
-  set_matmul_precision(parse_matmul_precision(g_.precision));
+  set_matmul_precision(g_.run.precision);
   // The CPU GEMM settings of the environment (SCION_CPU_BF16, SCION_CPU_GEMM) are read and a
   // bad value refused here, before the run writes anything, not at its first product.
   ops::check_cpu_engine_environment();
@@ -93,17 +88,11 @@ void Executor::make_nodes() {
     if (n.info->entry.kind != PluginKind::evaluator) order.push_back(&n);
   for (const NodeSpec& n : g_.nodes)
     if (n.info->entry.kind == PluginKind::evaluator) order.push_back(&n);
-  std::vector<std::string> stage_names;  // for nodes that act per stage (data.text's stage_files)
-  for (const StageSpec& s : g_.stages) stage_names.push_back(s.name);
+  const GraphContext graph = GraphContext::of(g_, opt_.comm->rank(), opt_.comm->world());
   for (const NodeSpec* np : order) {
     const NodeSpec& n = *np;
-    Json params = n.params;
-    for (const auto& [k, target] : n.refs) params[k] = Json(target);
-    params["frozen"] = Json(n.frozen);
-    const NodeContext context{derive_seed(g_.seed, hash_name(n.name)), opt_.comm->rank(), opt_.comm->world(),
-                              stage_names};
     try {
-      nodes_[n.name] = reg_.create(n.plugin, Params(params, n.name, context), *this);
+      nodes_[n.name] = make_node(reg_, n, graph, *this);
     } catch (const std::exception& e) {
       throw Error(source_prefix(n.pos) + "node '" + n.name + "' (" + n.plugin + "): " + e.what());
     }
@@ -162,7 +151,7 @@ void Executor::resume_from_checkpoint() {
   resume_->restore_owned_parameters(g_, *this);
   // Ops see the run's update count at their stage's start, as in the uninterrupted run.
   StepContext ctx;
-  ctx.seed = g_.seed;
+  ctx.seed = g_.run.seed;
   ctx.step = 0;
   const size_t si = resume_->stage_index();
   for (size_t k = 0; k <= si && k < g_.stages.size(); ++k) {
@@ -203,7 +192,7 @@ void Executor::run() {
 std::map<std::string, double> Executor::evaluate_only(const std::vector<std::string>& evaluators) {
   make_nodes();
   StepContext ctx;
-  ctx.seed = g_.seed;
+  ctx.seed = g_.run.seed;
   ctx.training = false;
   ctx.device = device_;
   std::map<std::string, double> all;
@@ -216,7 +205,7 @@ std::map<std::string, double> Executor::evaluate_only(const std::vector<std::str
 // ---- a stage -------------------------------------------------------------------------------------
 void Executor::apply_ops(size_t si, const StepContext& ctx) {
   // Each op of the stage draws its own random stream (the first keeps the stage's seed).
-  const uint64_t stage_seed = derive_seed(g_.seed, 0x0b5 + si);
+  const uint64_t stage_seed = derive_seed(g_.run.seed, 0x0b5 + si);
   uint64_t k = 0;
   if (device_.is_cuda() && !g_.stages[si].ops.empty()) {
     // Model surgery and the ops' mapping of optimizer state read host memory: on a CUDA run the
@@ -226,12 +215,10 @@ void Executor::apply_ops(size_t si, const StepContext& ctx) {
       if (auto m = std::dynamic_pointer_cast<Model>(p)) m->module().to(Device::cpu());
     if (optimizer_) optimizer_->move_state_to_host();
   }
+  const GraphContext graph = GraphContext::of(g_, opt_.comm->rank(), opt_.comm->world());
   for (const OpSpec& op : g_.stages[si].ops) {
-    Json params = op.params;
-    params["target"] = Json(op.target);
-    const NodeContext context{k == 0 ? stage_seed : derive_seed(stage_seed, k), opt_.comm->rank(), opt_.comm->world(), {}};
+    auto inst = make_op(reg_, op, graph, k == 0 ? stage_seed : derive_seed(stage_seed, k), *this);
     ++k;
-    auto inst = std::dynamic_pointer_cast<Op>(reg_.create(op.plugin, Params(params, op.plugin, context), *this));
     auto model = std::dynamic_pointer_cast<Model>(node(op.target));
     std::map<std::string, Shape> before;
     for (const auto& [k, t] : model->module().named_parameters()) before[op.target + "." + k] = t.shape();
@@ -269,7 +256,7 @@ void Executor::start_data_parallel(StagePlan& plan) {
   std::vector<Tensor> ps;
   for (const auto& p : plan.params) ps.push_back(p.tensor);
   plan.buckets = std::make_shared<GradBuckets>(*opt_.comm, ps);
-  if (g_.zero_stage != 1) return;
+  if (g_.run.zero_stage != 1) return;
   plan.zero = std::make_shared<ZeroShards>(*opt_.comm, ps);
   for (size_t k = 0; k < ps.size(); ++k) plan.param_index[&ps[k].impl()] = k;
   zero_ = plan.zero;
@@ -328,7 +315,7 @@ void Executor::train_stage(size_t si) {
   const StageSpec& s = g_.stages[si];
   StepContext ctx;
   ctx.stage = s.name;
-  ctx.seed = g_.seed;
+  ctx.seed = g_.run.seed;
   ctx.device = device_;
   ctx.rank = opt_.comm->rank();
   ctx.world = opt_.comm->world();
@@ -396,7 +383,7 @@ std::set<std::string> Executor::active_nodes(const StagePlan& plan, const StepCo
     if (spec->info->entry.kind == PluginKind::loss)
       for (const auto& port : std::dynamic_pointer_cast<Loss>(node(n))->idle_inputs(ctx)) idle.insert(port);
     for (const auto& [port, src] : spec->inputs)
-      if (!idle.count(port)) visit(src.substr(0, src.find('.')));
+      if (!idle.count(port)) visit(src.node);
   };
   for (const auto& [l, w] : plan.spec->losses) visit(l);
   for (const auto& n : plan.spec->train) visit(n);
@@ -435,7 +422,7 @@ Executor::StepResult& Executor::not_finite(const StagePlan& plan, const StepCont
                                            const std::string& what) {
   const std::string at = "step " + std::to_string(ctx.step + 1) + " (stage '" + plan.spec->name + "', its update " +
                          std::to_string(ctx.stage_step + 1) + "): " + what;
-  if (!g_.skip_nonfinite)
+  if (!g_.run.skip_nonfinite)
     throw NonFiniteError(at + "; the weights were not updated and no checkpoint of this state is written (hint: "
                          "lower the learning rate, clip gradients, check the data; [run] on_nonfinite = \"skip\" "
                          "skips such steps instead)");

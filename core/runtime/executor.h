@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "runtime/communicator.h"
-#include "runtime/graph.h"
+#include "graph/graph.h"
 #include "runtime/optimizer_set.h"
 #include "runtime/stage_plan.h"
 #include "scion/precision.h"
@@ -53,10 +53,8 @@ class Interrupted : public Error {
 struct RunOptions {
   std::string out_dir;    // default runs/<graph name>
   bool resume = false;
-  std::string device;     // overrides the graph's [run] device when set
   int threads = -1;       // overrides [run] threads when >= 0
   int progress = -1;      // 1 live progress line, 0 plain log lines, -1 decide by isatty
-  std::string comm_choice;  // overrides [run] comm when set: auto, single, mpi, nccl
   std::shared_ptr<Communicator> comm;  // made from the choice and the launch when null
 };
 

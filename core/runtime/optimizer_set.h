@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/graph.h"
+#include "graph/graph.h"
 #include "scion/plugin.h"
 
 namespace scion::runtime {

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "runtime/checkpoint.h"
-#include "runtime/graph.h"
+#include "graph/graph.h"
 #include "scion/plugin.h"
 
 namespace scion::runtime {

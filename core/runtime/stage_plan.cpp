@@ -23,7 +23,7 @@ StagePlan plan_stage(const GraphSpec& g, size_t si, const NodeResolver& nodes) {
   std::set<std::string> needed;
   std::function<void(const std::string&)> need = [&](const std::string& n) {
     if (!needed.insert(n).second) return;
-    for (const auto& [port, src] : g.node(n)->inputs) need(src.substr(0, src.find('.')));
+    for (const auto& [port, src] : g.node(n)->inputs) need(src.node);
   };
   for (const auto& [l, w] : s.losses) need(l);
   for (const NodeSpec& n : g.nodes)

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/graph.h"
+#include "graph/graph.h"
 #include "runtime/optimizer_set.h"
 #include "scion/plugin.h"
 

@@ -13,8 +13,6 @@ int64_t seq_len_of(const TensorMap& in) {
     if (t.dim() >= 2) return t.shape()[1];
   return 1;
 }
-std::string node_of(const std::string& src) { return src.substr(0, src.find('.')); }
-std::string port_of(const std::string& src) { return src.substr(src.find('.') + 1); }
 }  // namespace
 
 StepGraph::StepGraph(const NodeResolver& nodes, const StagePlan& plan) : start_(fg_) {
@@ -30,7 +28,7 @@ StepGraph::StepGraph(const NodeResolver& nodes, const StagePlan& plan) : start_(
   std::set<std::string> tape;
   for (const NodeSpec* n : plan.run_nodes) {  // dependency order: sources are decided first
     bool t = plan.trained.count(n->name) > 0;
-    for (const auto& [port, src] : n->inputs) t = t || tape.count(node_of(src));
+    for (const auto& [port, src] : n->inputs) t = t || tape.count(src.node);
     if (t) tape.insert(n->name);
   }
   for (const NodeSpec* n : plan.run_nodes) {
@@ -44,10 +42,10 @@ StepGraph::StepGraph(const NodeResolver& nodes, const StagePlan& plan) : start_(
   // The ports each node's readers take: a model skips the outputs nobody reads (its
   // logits, when the loss applies the LM head itself).
   for (const NodeSpec* n : plan.run_nodes)
-    for (const auto& [port, src] : n->inputs) wanted_[node_of(src)].insert(port_of(src));
+    for (const auto& [port, src] : n->inputs) wanted_[src.node].insert(src.port);
   for (const NodeSpec* n : plan.run_nodes) {
     std::set<std::string> preds;
-    for (const auto& [port, src] : n->inputs) preds.insert(node_of(src));
+    for (const auto& [port, src] : n->inputs) preds.insert(src.node);
     if (preds.empty()) tbb::flow::make_edge(start_, *nodes_.at(n->name));
     for (const auto& pr : preds) tbb::flow::make_edge(*nodes_.at(pr), *nodes_.at(n->name));
   }
@@ -63,7 +61,7 @@ void StepGraph::run(const StepContext& ctx, const std::set<std::string>& active)
 TensorMap StepGraph::inputs_of(const NodeSpec& spec) const {
   TensorMap in;
   for (const auto& [port, src] : spec.inputs) {
-    const std::string sn = node_of(src), sp = port_of(src);
+    const std::string &sn = src.node, &sp = src.port;
     if (!active_->count(sn)) continue;  // an idle port of a loss
     auto it = outputs_.at(sn).find(sp);
     if (it == outputs_.at(sn).end())

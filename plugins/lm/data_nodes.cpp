@@ -175,7 +175,7 @@ PluginEntry text_entry() {
     // Text too short for one window stops the run at its first batch (training files) or at
     // its first evaluation (valid_files), after the run directory exists: refused here.
     const GraphNodeView* tn = g.node(self.params.string("tokenizer"));
-    const TokenizerFacts* tf = tn && tn->kind == PluginKind::tokenizer ? &tokenizer_facts(*tn) : nullptr;
+    const TokenizerFacts* tf = tn && tn->kind == PluginKind::tokenizer ? &tokenizer_facts(g, *tn) : nullptr;
     if (tf && tf->tokenizer) {
       const int64_t T = self.params.integer("seq_len");
       for (const char* key : {"files", "valid_files"}) {

@@ -5,14 +5,10 @@
 #include <map>
 #include <mutex>
 
-#include "byte_tokenizer.h"
-#include "gpt2_bpe.h"
-#include "hf_tokenizer.h"
 #include "scion/checkpoint.h"
+#include "scion/data.h"
 #include "scion/files.h"
 #include "scion/safetensors.h"
-#include "scion/data.h"
-#include "wordpiece.h"
 
 namespace scion::lm {
 
@@ -30,30 +26,26 @@ std::string file_stamp(const std::string& path) {
   return path + "#" + std::to_string(ec ? 0 : size) + "#" + std::to_string(ec ? 0 : time.time_since_epoch().count());
 }
 
-std::shared_ptr<scion::Tokenizer> make_tokenizer(const GraphNodeView& n) {
-  const Params& p = n.params;
-  if (n.plugin == "tokenizer.bytes") return std::make_shared<text::ByteTokenizer>(true);
-  if (n.plugin == "tokenizer.gpt2") return std::make_shared<text::Gpt2Bpe>(p.string("vocab"), p.string("merges"));
-  if (n.plugin == "tokenizer.hf")
-    return std::make_shared<text::HfTokenizer>(p.string("vocab"),
-                                               text::HfTokenizer::Options{p.boolean("add_special_tokens"), p.string("eos")});
-  if (n.plugin == "tokenizer.wordpiece") return std::make_shared<text::WordPiece>(p.string("vocab"), p.boolean("lower_case"));
-  return nullptr;  // a tokenizer of another library: nothing is known of it here
-}
-
 }  // namespace
 
-const TokenizerFacts& tokenizer_facts(const GraphNodeView& n) {
+const TokenizerFacts& tokenizer_facts(const GraphView& g, const GraphNodeView& n) {
   static std::map<std::string, TokenizerFacts> cache;
+  // The plugin, its parameters and the files they name: what the tokenizer is made from.
   std::string key = n.plugin + " " + json_dump(n.params.all());
-  for (const char* k : {"vocab", "merges"})
-    if (n.params.has(k) && n.params.raw(k).is_string()) key += " " + file_stamp(n.params.string(k));
+  for (const auto& [k, v] : n.params.all().items()) {
+    std::error_code ec;
+    if (v.is_string() && !json_string(v).empty() && fs::is_regular_file(json_string(v), ec))
+      key.append(" ").append(file_stamp(json_string(v)));  // (not " " + ...: GCC 12's -Wrestrict false positive)
+  }
   std::lock_guard<std::mutex> lock(facts_mutex);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   TokenizerFacts f;
   try {
-    f.tokenizer = make_tokenizer(n);
+    // Made by the host's node factory, whichever library the tokenizer plugin is in.
+    if (!g.tokenizer) throw Error("this host makes no tokenizer at validation (SDK before 6.4)");
+    f.tokenizer = g.tokenizer(n.name);
+    if (!f.tokenizer) throw Error("node '" + n.name + "' (" + n.plugin + ") makes no scion::Tokenizer");
   } catch (const std::exception& e) {
     f.error = e.what();
   }
@@ -64,9 +56,7 @@ const TokenizerFacts& tokenizer_facts(const GraphNodeView& n) {
 const GraphNodeView* tokenizer_feeding(const GraphView& g, const GraphNodeView& model) {
   const GraphNodeView* at = &model;
   for (int hops = 0; hops < 16; ++hops) {  // a chain through prompt nodes; never a cycle
-    auto in = at->inputs.find("tokens");
-    if (in == at->inputs.end()) return nullptr;
-    const GraphNodeView* src = g.node(in->second.substr(0, in->second.find('.')));
+    const GraphNodeView* src = g.input_source(*at, "tokens");
     if (!src) return nullptr;
     if (src->kind == PluginKind::data) {
       if (!src->params.has("tokenizer") || !src->params.raw("tokenizer").is_string()) return nullptr;

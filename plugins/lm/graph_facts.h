@@ -1,5 +1,5 @@
 // What the plugins' graph checks (validation) need to know beyond the parameters: a
-// tokenizer node's vocabulary (its files loaded, exactly as the node will load them), a
+// tokenizer node's vocabulary (the tokenizer made as the run will make it), a
 // checkpoint's model plugin and config (its header only), how many windows some text files
 // make. Each is computed once per process for the same inputs (files keyed by size and
 // modification time), so `scion validate`, `scion run` and the graph fuzzer pay for it once.
@@ -13,13 +13,14 @@
 
 namespace scion::lm {
 
-// A tokenizer node made from its validated parameters, or why it cannot be made.
+// A tokenizer node's tokenizer as the run will make it (GraphView::tokenizer: the host's node
+// factory, whichever library the plugin is in), or why it cannot be made.
 struct TokenizerFacts {
   std::shared_ptr<scion::Tokenizer> tokenizer;  // null when `error` says why
   std::string error;
   int64_t vocab() const { return tokenizer ? tokenizer->vocab_size() : -1; }
 };
-const TokenizerFacts& tokenizer_facts(const GraphNodeView& tokenizer_node);
+const TokenizerFacts& tokenizer_facts(const GraphView& g, const GraphNodeView& tokenizer_node);
 
 // The tokenizer whose ids reach a model node's `tokens` input: the data node feeding it (through
 // prompt nodes) names it with its `tokenizer` parameter. Null when none can be told.

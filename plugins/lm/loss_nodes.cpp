@@ -232,9 +232,9 @@ PluginEntry ppl_entry() {
                                     model->name + "' (" + std::to_string(context) + ")",
                      "seq_len <= " + std::to_string(context)});
     const GraphNodeView* tn = p.has("tokenizer") ? g.node(p.string("tokenizer")) : nullptr;
-    if (has_domains && tn && tn->kind == PluginKind::tokenizer && tokenizer_facts(*tn).tokenizer)
+    if (has_domains && tn && tn->kind == PluginKind::tokenizer && tokenizer_facts(g, *tn).tokenizer)
       for (const auto& [name, glob] : json_object(domains))
-        if (glob.is_string() && !makes_a_window({json_string(glob)}, *tokenizer_facts(*tn).tokenizer, p.integer("seq_len")))
+        if (glob.is_string() && !makes_a_window({json_string(glob)}, *tokenizer_facts(g, *tn).tokenizer, p.integer("seq_len")))
           out.push_back({"domains." + name, "domain '" + name + "' (" + json_string(glob) +
                                                 ") holds fewer tokens than one window of " + std::to_string(p.integer("seq_len") + 1),
                          "a longer file, or a smaller seq_len"});

@@ -67,8 +67,7 @@ std::vector<GraphProblem> check_model(const GraphView& g, const GraphNodeView& s
   const std::string from = load.empty() ? "" : " (from '" + load + "')";
   const std::string at = load.empty() ? "" : "load";
   // The windows fed to the model must fit its positions.
-  auto in = self.inputs.find("tokens");
-  const GraphNodeView* src = in == self.inputs.end() ? nullptr : g.node(in->second.substr(0, in->second.find('.')));
+  const GraphNodeView* src = g.input_source(self, "tokens");
   if (src && context > 0 && src->params.all().contains("seq_len") && src->params.raw("seq_len").is_number_integer() &&
       src->params.integer("seq_len") > context)
     out.push_back({at.empty() ? "context" : at,
@@ -90,7 +89,7 @@ std::vector<GraphProblem> check_model(const GraphView& g, const GraphNodeView& s
   for (size_t i = 0; i < tokenizers.size(); ++i) {
     if (std::find(tokenizers.begin(), tokenizers.begin() + long(i), tokenizers[i]) != tokenizers.begin() + long(i)) continue;
     const GraphNodeView& t = *tokenizers[i];
-    const int64_t tv = tokenizer_facts(t).vocab();
+    const int64_t tv = tokenizer_facts(g, t).vocab();
     if (tv <= 0 || vocab <= 0) continue;
     if (vocab < tv)
       out.push_back({at.empty() ? "vocab" : at,

@@ -26,8 +26,8 @@ auto rethrow(const char* who, F&& f) {
 
 // The tokenizer's files are loaded at validation (once, graph_facts.h), so a broken vocabulary
 // is refused before the run starts rather than when the node is made.
-std::vector<GraphProblem> check_loads(const GraphView&, const GraphNodeView& self) {
-  const TokenizerFacts& f = tokenizer_facts(self);
+std::vector<GraphProblem> check_loads(const GraphView& g, const GraphNodeView& self) {
+  const TokenizerFacts& f = tokenizer_facts(g, self);
   if (f.error.empty()) return {};
   const char* hint = self.plugin == "tokenizer.gpt2" ? "vocab = GPT-2's encoder.json (or vocab.json), merges = its vocab.bpe (or merges.txt)"
                      : self.plugin == "tokenizer.hf" ? "vocab = a Hugging Face tokenizer.json of a BPE model (scripts/fetch-hf-tokenizers.sh fetches Llama 3's, Qwen3's and Mistral's)"

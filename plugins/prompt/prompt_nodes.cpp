@@ -57,10 +57,6 @@ std::vector<const GraphNodeView*> readers(const GraphView& g, const std::string&
 int64_t int_or(const Params& p, const std::string& k, int64_t fallback) {
   return p.all().contains(k) && p.all().at(k).is_number_integer() ? p.integer(k) : fallback;
 }
-const GraphNodeView* source_of(const GraphView& g, const GraphNodeView& self, const std::string& port) {
-  auto it = self.inputs.find(port);
-  return it == self.inputs.end() ? nullptr : g.node(it->second.substr(0, it->second.find('.')));
-}
 
 PluginEntry domain_entry() {
   PluginEntry e;
@@ -77,7 +73,7 @@ PluginEntry domain_entry() {
   // The prompt tokens must be rows of every model that reads them.
   e.check = [](const GraphView& g, const GraphNodeView& self) {
     std::vector<GraphProblem> out;
-    const GraphNodeView* src = source_of(g, self, "domain");
+    const GraphNodeView* src = g.input_source(self, "domain");
     const int64_t n = src && src->params.all().contains("domains") ? int64_t(src->params.strings("domains").size()) : 1;
     const int64_t last = self.params.integer("first_id") + n - 1;
     for (const GraphNodeView* m : readers(g, self.name, "tokens")) {
@@ -139,7 +135,7 @@ PluginEntry tuning_entry() {
   // The prompt and the window must fit the model's positions together.
   e.check = [](const GraphView& g, const GraphNodeView& self) {
     std::vector<GraphProblem> out;
-    const GraphNodeView* src = source_of(g, self, "tokens");
+    const GraphNodeView* src = g.input_source(self, "tokens");
     const int64_t T = src ? int_or(src->params, "seq_len", 0) : 0, k = self.params.integer("length");
     for (const GraphNodeView* m : readers(g, self.name, "prompt_embeds")) {
       const int64_t ctx = int_or(m->params, "context", -1), width = int_or(m->params, "width", -1);

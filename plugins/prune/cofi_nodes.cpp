@@ -185,7 +185,7 @@ std::vector<GraphProblem> check_loss(const GraphView& g, const GraphNodeView& se
                        std::string("connect ") + port + " = \"<model>.layers\", or set alpha_layer = 0"});
         continue;
       }
-      const GraphNodeView* src = g.node(it->second.substr(0, it->second.find('.')));
+      const GraphNodeView* src = g.input_source(self, port);
       if (src && src->params.all().contains("layer_outputs") && !src->params.boolean("layer_outputs"))
         out.push_back({port, "model '" + src->name + "' does not give its per-layer outputs",
                        "set layer_outputs = true in [nodes." + src->name + "]"});

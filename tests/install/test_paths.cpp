@@ -8,7 +8,7 @@
 #include <fstream>
 
 #include "fixtures.h"
-#include "runtime/graph.h"
+#include "graph/graph.h"
 #include "runtime/install.h"
 #include "runtime/paths.h"
 #include "runtime/registry.h"

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "fixtures.h"
-#include "runtime/graph.h"
+#include "graph/graph.h"
 #include "runtime/in_process.h"
 #include "scion_cli.h"
 

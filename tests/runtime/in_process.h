@@ -8,7 +8,7 @@
 
 #include "../test_files.h"
 #include "runtime/executor.h"
-#include "runtime/graph.h"
+#include "graph/graph.h"
 #include "runtime/registry.h"
 
 namespace scion::tests {

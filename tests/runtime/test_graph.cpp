@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "runtime/graph.h"
-#include "runtime/port_type.h"
+#include "graph/graph.h"
+#include "graph/port_type.h"
 #include "fixtures.h"
 #include "in_process.h"
 
@@ -74,7 +74,7 @@ void expect_no_run_dir(const std::string& text) {
 
 TEST(Graph, AGoodGraphValidatesAndFillsDefaults) {
   GraphSpec g = load_graph("g.toml", kGood, {}, registry());
-  EXPECT_EQ(g.name, "good");
+  EXPECT_EQ(g.run.name, "good");
   ASSERT_EQ(g.nodes.size(), 3u);
   EXPECT_EQ(g.nodes.back().name, "loss");  // dependency order
   EXPECT_EQ(json_int(g.node("data")->params.at("dim")), 4);  // default filled
@@ -121,7 +121,7 @@ TEST(Graph, WrongType) {
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].pos.line, 7);
   EXPECT_EQ(d[0].pos.column, 9);
-  EXPECT_NE(d[0].message.find("must be integer, got a string"), std::string::npos) << d[0].message;
+  EXPECT_NE(d[0].message.find("must be an integer, got a string"), std::string::npos) << d[0].message;
   expect_no_run_dir(bad);
 }
 

@@ -25,7 +25,7 @@ TEST(Loader, LoadsAGoodLibraryAndMakesItsPlugins) {
   ASSERT_NE(reg.find("test.mse"), nullptr);
   EXPECT_EQ(reg.find("test.linear")->entry.kind, PluginKind::model);
   EXPECT_EQ(reg.names(), (std::vector<std::string>{"test.hooks", "test.lagrangian", "test.linear", "test.mse", "test.shift",
-                                                 "test.step_count", "test.synthetic"}));
+                                                 "test.step_count", "test.synthetic", "test.tokenizer"}));
   struct None : NodeResolver {
     std::shared_ptr<Plugin> node(const std::string&) const override { return nullptr; }
   } none;

@@ -14,7 +14,7 @@
 
 #include "fixtures.h"
 #include "in_process.h"
-#include "runtime/graph.h"
+#include "graph/graph.h"
 #include "scion_cli.h"
 
 using namespace scion;
@@ -210,6 +210,34 @@ TEST(ValidateRefusals, ValidateRefusesWhatRunRefuses) {
     EXPECT_FALSE(fs::exists(dir / "run")) << "a run directory was created for a refused graph";
     fs::remove_all(dir);
   }
+}
+
+// A tokenizer from another library than the in-tree ones (tests/runtime/plugins) gets the same
+// vocabulary check as tokenizer.bytes: the graph checks ask the host for the tokenizer
+// (GraphView::tokenizer, made by the node factory), not for a plugin name they know.
+TEST(ValidateRefusals, AThirdPartyTokenizerGetsTheVocabularyCheck) {
+  auto refusal = [](const std::string& text) -> std::string {
+    try {
+      load_graph("g.toml", text, {}, registry());
+    } catch (const GraphError& e) {
+      for (const auto& d : e.diagnostics())
+        if (d.message.find("vocabulary") != std::string::npos)
+          return std::to_string(d.pos.line) + ":" + std::to_string(d.pos.column) + ": " + d.message + " | " + d.hint;
+      return std::string("other: ") + e.what();
+    }
+    return "";
+  };
+  const std::string in_tree = edit(edit(base_graph(), "vocab = 257", "vocab = 200"), "vocab = 257", "vocab = 200");
+  EXPECT_EQ(refusal(in_tree),
+            "28:9: node 'student' (model.gpt): a vocabulary of 200 is smaller than tokenizer 'tok' (tokenizer.bytes), "
+            "which gives ids up to 256 | set vocab = 257 (or up to 384, padded to a multiple of 128)");
+  const std::string third_party = edit(base_graph(), "plugin = \"tokenizer.bytes\"", "plugin = \"test.tokenizer\"\nvocab = 300");
+  EXPECT_EQ(refusal(third_party),
+            "29:9: node 'student' (model.gpt): a vocabulary of 257 is smaller than tokenizer 'tok' (test.tokenizer), "
+            "which gives ids up to 299 | set vocab = 300 (or up to 384, padded to a multiple of 128)");
+  // The same tokenizer with 257 ids fits the models: the graph validates (its text windows
+  // counted with the plugin's own encode()).
+  EXPECT_EQ(refusal(edit(third_party, "vocab = 300", "vocab = 257")), "");
 }
 
 // Defaults go into the resolved graph (graph.toml of the run directory) whole: integer lists

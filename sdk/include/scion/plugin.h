@@ -38,7 +38,7 @@ constexpr uint32_t kSdkAbiMajor = 7;  // 2: Op::carry_state; 3: Loss::idle_input
                                       // 7: NodeContext (Params::context(): seed, rank, world, stages) instead of
                                       //    the __seed/__rank/__world/__stages keys; Params getters integer,
                                       //    number, boolean, string, integers (were i, f, b, s, ints)
-constexpr uint32_t kSdkAbiMinor = 0;
+constexpr uint32_t kSdkAbiMinor = 1;  // 7.1: GraphView::tokenizer and GraphView::input_source (issue 32)
 
 enum class PluginKind { data, tokenizer, model, op, loss, prompt, optimizer, evaluator };
 const char* kind_name(PluginKind k);
@@ -360,6 +360,18 @@ struct GraphView {
       if (n.name == name) return &n;
     return nullptr;
   }
+  // The node whose output feeds input `port` of `n` ("node.port"), or null when the port is
+  // not connected.
+  const GraphNodeView* input_source(const GraphNodeView& n, const std::string& port) const {
+    auto it = n.inputs.find(port);
+    return it == n.inputs.end() ? nullptr : node(it->second.substr(0, it->second.find('.')));
+  }
+  // The tokenizer a tokenizer node makes, made by the host as the run will make it (the node's
+  // plugin factory, its validated parameters; once per validation): checks compare against
+  // its vocab_size(), eot_id() and encode(), whichever library the tokenizer comes from.
+  // Throws what the factory throws (a vocabulary file that does not load); null for a node
+  // that is not a tokenizer. Set by hosts of SDK 7.1 and later.
+  std::function<std::shared_ptr<Tokenizer>(const std::string& node)> tokenizer;
 };
 // A problem a check found. `at` locates it: a parameter of the checked node ("stage_files"),
 // a key or index inside one ("stage_files.teacher", "data.1"), or "" for the node itself;

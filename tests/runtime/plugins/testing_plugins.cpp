@@ -1,5 +1,6 @@
 // Small plugins the runtime's own tests use: a synthetic regression source, a linear model,
-// an MSE loss and a Lagrangian loss that owns its multiplier (a trainable non-model node). Each node can sleep and write start/end times to a trace file, so a test
+// an MSE loss, a Lagrangian loss that owns its multiplier (a trainable non-model node) and a
+// tokenizer of another library than the in-tree ones (GraphView::tokenizer's checks). Each node can sleep and write start/end times to a trace file, so a test
 // can see which nodes ran concurrently.
 #include <chrono>
 #include <fstream>
@@ -186,6 +187,35 @@ class Shift final : public PromptInjector {
   Tensor offset_;
 };
 
+// Bytes as ids folded into a vocabulary of `vocab` ids, the last one the end of text: a
+// tokenizer the in-tree graph checks know nothing of but what scion::Tokenizer says.
+class FoldedBytes final : public Tokenizer {
+ public:
+  explicit FoldedBytes(const Params& p) : vocab_(p.integer("vocab")) {}
+  std::vector<int32_t> encode(std::string_view text) const override {
+    std::vector<int32_t> ids;
+    for (unsigned char c : text) ids.push_back(int32_t(c % (vocab_ - 1)));
+    return ids;
+  }
+  std::string decode(std::span<const int32_t> ids) const override {
+    std::string s;
+    for (int32_t id : ids) s += id == eot_id() ? '\n' : char(id);
+    return s;
+  }
+  int64_t vocab_size() const override { return vocab_; }
+  int32_t eot_id() const override { return int32_t(vocab_ - 1); }
+
+ private:
+  int64_t vocab_;
+};
+
+PluginEntry tokenizer_entry() {
+  PluginEntry e = make("test.tokenizer", PluginKind::tokenizer, "bytes folded into `vocab` ids (the last: end of text)");
+  e.params = {int_param("vocab", 300, "ids, the end of text included").at_least(2)};
+  e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<FoldedBytes>(p); };
+  return e;
+}
+
 PluginEntry hooks_entry() {
   PluginEntry e = make("test.hooks", PluginKind::loss, "MSE that traces the training loop's hooks");
   e.params = {{"trace", ParamType::string, Json(""), false, "file to append hook calls to"}};
@@ -258,4 +288,5 @@ SCION_REGISTER_PLUGIN(mse_entry)
 SCION_REGISTER_PLUGIN(hooks_entry)
 SCION_REGISTER_PLUGIN(step_count_entry)
 SCION_REGISTER_PLUGIN(shift_entry)
+SCION_REGISTER_PLUGIN(tokenizer_entry)
 SCION_PLUGIN_LIBRARY()

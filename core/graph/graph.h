@@ -1,42 +1,25 @@
-// A graph file, parsed and validated. Every problem is collected with its file:line:column
-// and a hint before anything runs or anything is written (docs/graph-reference.md).
+// A graph file, parsed and validated (load_graph.cpp drives the passes, one file each).
+// Every problem is collected with its file:line:column and a hint before anything runs or
+// anything is written (docs/graph-reference.md).
 #pragma once
 #include <map>
-#include <memory>
 #include <string>
 #include <vector>
 
+#include "graph/diagnostics.h"
+#include "graph/port_ref.h"
+#include "graph/run_spec.h"
 #include "runtime/registry.h"
 #include "scion/json.h"
 
 namespace scion::runtime {
-
-struct SourcePos {
-  std::string file;
-  int line = 0, column = 0;
-};
-
-struct Diagnostic {
-  SourcePos pos;
-  std::string message;
-  std::string hint;
-};
-
-class GraphError : public Error {
- public:
-  explicit GraphError(std::vector<Diagnostic> d);
-  const std::vector<Diagnostic>& diagnostics() const { return diags_; }
-
- private:
-  std::vector<Diagnostic> diags_;
-};
 
 struct NodeSpec {
   std::string name;
   std::string plugin;
   const LoadedPlugin* info = nullptr;
   Json params;                                  // validated, defaults filled
-  std::map<std::string, std::string> inputs;    // input port -> "node.port"
+  std::map<std::string, PortRef> inputs;        // input port -> the output feeding it
   std::map<std::string, std::string> refs;      // node parameter -> node
   std::map<std::string, std::vector<std::string>> list_refs;  // node-list parameter -> nodes
   bool frozen = false;
@@ -89,14 +72,7 @@ struct StageSpec {
 
 struct GraphSpec {
   std::string file;
-  std::string name;
-  uint64_t seed = 0;
-  std::string device = "cpu";
-  int threads = 0;
-  std::string precision = "f32";  // [run] precision: f32, or bf16 GEMM inputs (scion/precision.h)
-  std::string comm = "auto";
-  int zero_stage = 0;           // [run] zero: 1 shards the optimizer state over ranks    // [run] comm: auto, single, mpi, nccl
-  bool skip_nonfinite = false;  // [run] on_nonfinite = "skip": drop a step whose loss or gradient is not finite
+  RunSpec run;                  // [run]
   std::vector<NodeSpec> nodes;  // in dependency order (inputs and references first)
   std::vector<StageSpec> stages;
   std::string resolved_toml;    // the graph with every default filled in
@@ -109,8 +85,5 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
                      const PluginRegistry& registry);
 GraphSpec load_graph_file(const std::string& file, const std::vector<std::string>& overrides,
                           const PluginRegistry& registry);
-
-// Closest candidate by edit distance, or "" when none is close.
-std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
 
 }  // namespace scion::runtime

@@ -1,4 +1,4 @@
-#include "runtime/port_type.h"
+#include "graph/port_type.h"
 
 #include <cctype>
 
