@@ -1,7 +1,8 @@
 // Single-thread tokenizer throughput on the bundled corpora (data/corpus/*/train.txt).
 //   bench_tokenize [DATA_DIR] [--repeat N]
 // Prints MB/s (10^6 bytes of UTF-8 input per second) for GPT-2 BPE with a cold cache
-// (first pass over the text), warm cache (later passes), and BERT WordPiece.
+// (first pass over the text), warm cache (later passes), BERT WordPiece, and tokenizer.hf on
+// the tokenizer.json files scripts/fetch-hf-tokenizers.sh puts in DATA_DIR/hf (those present).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +15,7 @@
 
 #include "byte_tokenizer.h"
 #include "gpt2_bpe.h"
+#include "hf_tokenizer.h"
 #include "wordpiece.h"
 
 namespace fs = std::filesystem;
@@ -71,6 +73,20 @@ int main(int argc, char** argv) {
     n_wp = ids.size();
   }
   std::printf("wordpiece encode:            %7.2f MB/s  (%zu tokens)\n", mb / wp, n_wp);
+
+  for (const char* name : {"llama3", "qwen3", "mistral"}) {
+    const fs::path file = data / "hf" / name / "tokenizer.json";
+    if (!fs::exists(file)) continue;
+    const scion::text::HfTokenizer hf(file, {.add_special_tokens = false, .eos = ""});
+    const double hf_cold = seconds([&] { ids = hf.encode(text); });
+    const std::size_t n = ids.size();
+    double hf_warm = 1e30;
+    for (int r = 0; r < repeat; ++r) hf_warm = std::min(hf_warm, seconds([&] { ids = hf.encode(text); }));
+    const double hf_dec = seconds([&] { back = hf.decode(ids); });
+    std::printf("hf %-7s encode cold cache: %7.2f MB/s  (%zu tokens)\n", name, mb / hf_cold, n);
+    std::printf("hf %-7s encode warm cache: %7.2f MB/s\n", name, mb / hf_warm);
+    std::printf("hf %-7s decode:            %7.2f MB/s\n", name, mb / hf_dec);
+  }
 
   const scion::text::ByteTokenizer bytes;
   const double bt = seconds([&] { ids = bytes.encode(text); });

