@@ -317,6 +317,16 @@ TEST(Gradcheck, Rotary) {
   GRADCHECK([&](const V& v) { return ops::rotary(v[0].transpose(1, 2), tab.cos, tab.sin); }, {randn({2, 2, 4, 6}, 96)});
 }
 
+TEST(Gradcheck, AttentionGrouped) {
+  // 4 query heads over 2 kv heads (GQA) and over 1 (MQA), head size 3
+  Tensor q = randn({2, 4, 12}, 97), k = randn({2, 4, 6}, 98), v = randn({2, 4, 6}, 99), k1 = randn({2, 4, 3}, 100);
+  GradcheckOptions o;
+  o.max_samples = 96;
+  GRADCHECK([](const V& x) { return ops::attention_grouped(x[0], x[1], x[2], 4, 2, true); }, {q, k, v}, o);
+  GRADCHECK([](const V& x) { return ops::attention_grouped(x[0], x[1], x[2], 4, 1, false); }, {q, k1, k1}, o);
+  GRADCHECK([](const V& x) { return ops::repeat_kv(x[0], 2, 3); }, {k});
+}
+
 // =============================== losses ==========================================================
 
 TEST(Gradcheck, CrossEntropy) {

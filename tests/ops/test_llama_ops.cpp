@@ -133,3 +133,64 @@ TEST(Rotary, RejectsBadShapes) {
   EXPECT_THROW(ops::rotary(randn({4, 8}, 2), tab.cos, tab.sin), Error);        // no head axis
   EXPECT_THROW(ops::rope_inv_freq(7, 10000.0), Error);                         // odd head_dim
 }
+
+// =============================== grouped key/value attention =====================================
+
+// GQA equals multi-head attention on k and v whose heads were repeated by hand (kv head j copied
+// to query heads j*g .. j*g + g - 1), in value and in gradient (the copies' gradients summed back).
+TEST(GroupedAttention, EqualsMultiHeadOnRepeatedKeysAndValues) {
+  const int64_t B = 2, T = 6, D = 4;
+  for (const auto& [heads, kv_heads] : std::vector<std::pair<int64_t, int64_t>>{{4, 2}, {6, 3}, {4, 1}, {3, 3}}) {
+    const int64_t g = heads / kv_heads;
+    Tensor q = randn({B, T, heads * D}, 231), k = randn({B, T, kv_heads * D}, 232), v = randn({B, T, kv_heads * D}, 233);
+    // the explicit repetition, on the host
+    auto repeat = [&](const Tensor& t) {
+      const std::vector<float> src = t.to_vector();
+      std::vector<float> out(size_t(B * T * heads * D));
+      for (int64_t bt = 0; bt < B * T; ++bt)
+        for (int64_t h = 0; h < heads; ++h)
+          for (int64_t d = 0; d < D; ++d)
+            out[size_t((bt * heads + h) * D + d)] = src[size_t((bt * kv_heads + h / g) * D + d)];
+      return Tensor::from_vector(out, {B, T, heads * D});
+    };
+    Tensor mask = mask_u8({B, T}, [&](int64_t i) { return !(i / T == 1 && i % T >= 4); });
+    for (bool causal : {true, false}) {
+      Tensor qg = q.detach(), kg = k.detach(), vg = v.detach();
+      for (Tensor* t : {&qg, &kg, &vg}) t->set_requires_grad(true);
+      Tensor got = ops::attention_grouped(qg, kg, vg, heads, kv_heads, causal, mask);
+      Tensor qm = q.detach(), km = repeat(k), vm = repeat(v);
+      for (Tensor* t : {&qm, &km, &vm}) t->set_requires_grad(true);
+      Tensor want = ops::attention(qm, km, vm, heads, causal, mask);
+      SCION_EXPECT_CLOSE(got, to_double(want), 0, 0);
+      Tensor w = randn(want.shape(), 234);
+      ops::sum_all(ops::mul(got, w)).backward();
+      ops::sum_all(ops::mul(want, w)).backward();
+      SCION_EXPECT_CLOSE(qg.grad(), to_double(qm.grad()), 0, 0);
+      // kv head j's gradient = the sum of its group's repeated gradients
+      const std::vector<float> gkm = km.grad().to_vector(), gvm = vm.grad().to_vector();
+      DVec gk(size_t(B * T * kv_heads * D), 0.0), gv(gk.size(), 0.0);
+      for (int64_t bt = 0; bt < B * T; ++bt)
+        for (int64_t h = 0; h < heads; ++h)
+          for (int64_t d = 0; d < D; ++d) {
+            gk[size_t((bt * kv_heads + h / g) * D + d)] += gkm[size_t((bt * heads + h) * D + d)];
+            gv[size_t((bt * kv_heads + h / g) * D + d)] += gvm[size_t((bt * heads + h) * D + d)];
+          }
+      SCION_EXPECT_CLOSE(kg.grad(), gk, 1e-6, 1e-5);
+      SCION_EXPECT_CLOSE(vg.grad(), gv, 1e-6, 1e-5);
+    }
+  }
+}
+
+TEST(GroupedAttention, RepeatKvFollowsHuggingFaceOrder) {
+  // 2 kv heads of size 1, groups 3: [a, b] -> [a, a, a, b, b, b]
+  Tensor x = Tensor::from_vector({1.f, 2.f, 3.f, 4.f}, {1, 2, 2});
+  SCION_EXPECT_CLOSE(ops::repeat_kv(x, 2, 3), (DVec{1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4}), 0, 0);
+}
+
+TEST(GroupedAttention, RejectsBadHeads) {
+  Tensor q = randn({1, 3, 12}, 1), k = randn({1, 3, 4}, 2);
+  EXPECT_THROW(ops::attention_grouped(q, k, k, 6, 4, true), Error);            // 4 does not divide 6
+  EXPECT_THROW(ops::attention_grouped(q, k, k, 6, 3, true), Error);            // k width 4 != 3 heads * 2
+  EXPECT_NO_THROW(ops::attention_grouped(q, k, k, 6, 2, true));                // 2 kv heads of size 2
+  EXPECT_THROW(ops::attention_grouped(q, randn({1, 4, 4}, 3), k, 6, 2, true), Error);  // T differs
+}

@@ -177,6 +177,14 @@ std::vector<Row> rows() {
                  return std::vector<In>{g(f({2, 5, 3, 8}, 89)), c(t.cos), c(t.sin)};
                },
                [](V& x) { return V{ops::rotary(x[0], x[1], x[2])}; }});
+  r.push_back({"attention_grouped_key_mask", false,
+               [] {
+                 return std::vector<In>{g(f({2, 7, 16}, 90)), g(f({2, 7, 8}, 91)), g(f({2, 7, 8}, 92)),
+                                        c(u8({2, 7}, 93))};
+               },
+               [](V& x) { return V{ops::attention_grouped(x[0], x[1], x[2], 4, 2, true, x[3])}; }});
+  r.push_back({"repeat_kv", false, [] { return std::vector<In>{g(f({2, 3, 6}, 94))}; },
+               [](V& x) { return V{ops::repeat_kv(x[0], 3, 2)}; }});
   // ---- losses ----
   r.push_back({"cross_entropy_ignore", false,
                [] {
@@ -345,7 +353,7 @@ TEST(OpDevices, TableCoversEveryOp) {
                          "tanh", "sqrt", "rsqrt", "relu", "gelu", "silu", "swiglu", "clamp", "dropout", "sum_axes", "mean", "sum_all",
                          "mean_all", "max", "sum_to", "matmul", "linear", "softmax", "log_softmax", "layernorm",
                          "layernorm_masked", "layernorm_kept", "rms_norm", "embedding", "index_select", "gather", "concat",
-                         "masked_fill", "where", "attention", "attention_packed", "rotary", "cross_entropy", "soft_cross_entropy", "kl_div", "mse",
+                         "masked_fill", "where", "attention", "attention_packed", "attention_grouped", "repeat_kv", "rotary", "cross_entropy", "soft_cross_entropy", "kl_div", "mse",
                          "linear_cross_entropy", "adamw_step", "clip_grad_norm"})
     EXPECT_NE(names.find(op), std::string::npos) << "no row for " << op;
 }

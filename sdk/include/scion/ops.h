@@ -120,6 +120,16 @@ RopeTables rope_tables(int64_t head_dim, double theta, int64_t positions, int64_
 // cat(-x[.., D/2:], x[.., :D/2]), with cos/sin [T, D/2] (rope_tables; row t for position t of x's
 // T axis). Gradient to x only (the rotation by the opposite angle); cos and sin are constants.
 Tensor rotary(const Tensor& x, const Tensor& cos, const Tensor& sin);
+// ---- attention with grouped key/value heads (GQA, MQA: Llama; SDK 7.1) ------------------------
+// x [B, T, kv_heads*D] -> [B, T, kv_heads*groups*D], each head repeated `groups` times in place
+// (Hugging Face's repeat_kv: kv head j serves query heads j*groups .. j*groups + groups - 1). The
+// gradient of a kv head is the sum over its group.
+Tensor repeat_kv(const Tensor& x, int64_t kv_heads, int64_t groups);
+// attention() with q [B, T, heads*D] and k, v [B, T, kv_heads*D], kv_heads dividing heads
+// (kv_heads == heads: multi-head, 1: multi-query): the fused attention on repeat_kv(k), repeat_kv(v),
+// which are materialised ([B, T, heads*D] each) for the step.
+Tensor attention_grouped(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, int64_t kv_heads,
+                         bool causal, const Tensor& key_padding_mask = Tensor());
 // ---- losses (mean over counted rows; fused softmax, probabilities never stored) -----------
 // logits [N, V] (or [.., V]), targets i64 [N] (or [..]); rows whose target is ignore_index
 // do not count.
