@@ -1,4 +1,5 @@
-// Fused multi-head self-attention (kernels: cpu/attention.cpp, cuda/attention_*.cu, via the backend table).
+// Fused multi-head self-attention (kernels: cpu/attention.cpp, cuda/attention_*.cu, via the backend table),
+// and attention with grouped key/value heads (GQA/MQA) on top of it.
 #include "ops/common.h"
 #include "scion/precision.h"
 
@@ -110,6 +111,43 @@ Tensor attention_packed(const Tensor& qkv, int64_t heads, bool causal, const Ten
     });
   }
   return out;
+}
+
+Tensor repeat_kv(const Tensor& x, int64_t kv_heads, int64_t groups) {
+  const char* op = "repeat_kv";
+  backend_for(op, {&x});
+  check_float(op, x, "input");
+  if (x.dim() != 3) fail(op, "input must be [B, T, kv_heads*D], got " + x.desc());
+  if (groups <= 0) fail(op, "groups must be positive, got " + std::to_string(groups));
+  check_heads(op, x, x.size(2), kv_heads);
+  if (groups == 1) return x;
+  const int64_t B = x.size(0), T = x.size(1), D = x.size(2) / kv_heads;
+  // Hugging Face's repeat_kv: kv head j serves query heads j*groups .. j*groups + groups - 1. An
+  // index_select over the head axis (both devices' kernels); its backward sums each kv head's
+  // gradient over its group in a fixed order.
+  std::vector<int64_t> idx(size_t(kv_heads * groups));
+  for (int64_t h = 0; h < kv_heads * groups; ++h) idx[size_t(h)] = h / groups;
+  const Tensor index = Tensor::from_vector_i64(idx, {kv_heads * groups}, x.device());
+  return index_select(x.reshape({B, T, kv_heads, D}), 2, index).reshape({B, T, kv_heads * groups * D});
+}
+
+Tensor attention_grouped(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, int64_t kv_heads,
+                         bool causal, const Tensor& key_padding_mask) {
+  const char* op = "attention_grouped";
+  backend_for(op, {&q, &k, &v, key_padding_mask.defined() ? &key_padding_mask : nullptr});
+  if (q.dim() != 3 || k.dim() != 3 || v.dim() != 3)
+    fail(op, "q, k and v must be [B, T, width], got " + q.desc() + ", " + k.desc() + ", " + v.desc());
+  check_heads(op, q, q.size(2), heads);
+  if (kv_heads <= 0 || heads % kv_heads != 0)
+    fail(op, std::to_string(kv_heads) + " key/value heads do not divide " + std::to_string(heads) + " query heads");
+  const int64_t D = q.size(2) / heads;
+  const Shape kv{q.size(0), q.size(1), kv_heads * D};
+  if (k.shape() != kv || v.shape() != kv)
+    fail(op, "k and v must both be " + shape_str(kv) + " (" + std::to_string(kv_heads) +
+                 " heads of the query's head size " + std::to_string(D) + "), got " + k.desc() + " and " + v.desc());
+  const int64_t groups = heads / kv_heads;
+  return attention(q, repeat_kv(k, kv_heads, groups), repeat_kv(v, kv_heads, groups), heads, causal,
+                   key_padding_mask);
 }
 
 }  // namespace scion::ops

@@ -18,6 +18,7 @@ namespace {
   X(fill) X(fill_normal) X(fill_uniform) X(fill_randint) X(reduce_sum) X(reduce_max) X(sum_all) X(sum_squares) \
   X(gemm) X(gemm_batched) X(bf16_operand_bytes) X(pack_bf16_matrix) X(gemm_bf16_packed) X(add_bias_rows)       \
   X(sum_rows) X(softmax_rows) X(softmax_rows_backward) X(layernorm_forward) X(layernorm_backward)               \
+  X(rmsnorm_forward) X(rmsnorm_backward) X(rotary)                                                              \
   X(embedding_forward) X(embedding_backward) X(index_select) X(index_add) X(take) X(take_backward) X(where)     \
   X(max_backward) X(attention_forward) X(attention_backward) X(cross_entropy_forward) X(cross_entropy_backward) \
   X(cross_entropy_rows) X(soft_cross_entropy_forward) X(soft_cross_entropy_backward) X(adamw) X(scale_inplace)

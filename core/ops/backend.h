@@ -92,13 +92,24 @@ struct Backend {
   void (*add_bias_rows)(float* y, const float* bias, int64_t rows, int64_t n);
   void (*sum_rows)(const float* gy, float* gb, int64_t rows, int64_t n);
 
-  // ---- softmax, layernorm ----
+  // ---- softmax, layernorm, rmsnorm ----
   void (*softmax_rows)(const float* x, float* y, int64_t rows, int64_t n, bool log);
   void (*softmax_rows_backward)(const float* y, const float* gy, float* gx, int64_t rows, int64_t n, bool log);
   void (*layernorm_forward)(const float* x, const float* w, const float* b, float* y, float* mean, float* rstd,
                             int64_t rows, int64_t n, float eps);
   void (*layernorm_backward)(const float* gy, const float* x, const float* w, const float* mean, const float* rstd,
                              float* gx, float* gw, float* gb, int64_t rows, int64_t n);
+
+  // y = x * rstd * w with rstd[r] = 1 / sqrt(mean(x[r]^2) + eps) (Llama's RMSNorm); gw may be null.
+  void (*rmsnorm_forward)(const float* x, const float* w, float* y, float* rstd, int64_t rows, int64_t n, float eps);
+  void (*rmsnorm_backward)(const float* gy, const float* x, const float* w, const float* rstd, float* gx, float* gw,
+                           int64_t rows, int64_t n);
+
+  // ---- rotary position embedding ----
+  // x, y [rows, H, D] (row r at position r % T), cos/sin [T, D/2]: the pair (x[i], x[i + D/2])
+  // of each head turned by the angle at (t, i) (Hugging Face's rotate_half); inverse turns back.
+  void (*rotary)(const float* x, const float* cos, const float* sin, float* y, int64_t rows, int64_t T, int64_t H,
+                 int64_t D, bool inverse);
 
   // ---- embedding and indexing ----
   // *bad = first position with an id outside [0, vocab), else -1.

@@ -49,6 +49,9 @@ Backend make_cpu() {
   b.softmax_rows_backward = cpu::softmax_rows_backward;
   b.layernorm_forward = cpu::layernorm_forward;
   b.layernorm_backward = cpu::layernorm_backward;
+  b.rmsnorm_forward = cpu::rmsnorm_forward;
+  b.rmsnorm_backward = cpu::rmsnorm_backward;
+  b.rotary = cpu::rotary;
   b.embedding_forward = cpu::embedding_forward;
   b.embedding_backward = [](const float* gy, const int64_t* ids, int64_t n, int64_t dim, float* g, int64_t) {
     cpu::embedding_backward(gy, ids, n, dim, g);

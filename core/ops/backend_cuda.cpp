@@ -152,6 +152,13 @@ Backend make_cuda() {
                             float* gx, float* gw, float* gb, int64_t rows, int64_t n) {
     cuda::layernorm_backward(gy, x, w, mean, rstd, gx, gw, gb, rows, n);
   };
+  b.rmsnorm_forward = [](const float* x, const float* w, float* y, float* rstd, int64_t rows, int64_t n, float eps) {
+    cuda::rmsnorm_forward(x, w, y, rstd, rows, n, eps);
+  };
+  b.rmsnorm_backward = [](const float* gy, const float* x, const float* w, const float* rstd, float* gx, float* gw,
+                          int64_t rows, int64_t n) { cuda::rmsnorm_backward(gy, x, w, rstd, gx, gw, rows, n); };
+  b.rotary = [](const float* x, const float* c, const float* s, float* y, int64_t rows, int64_t T, int64_t H, int64_t D,
+                bool inverse) { cuda::rotary(x, c, s, y, rows, T, H, D, inverse); };
   b.embedding_forward = [](const float* table, int64_t vocab, int64_t dim, const int64_t* ids, int64_t n, float* y,
                            int64_t* bad) { cuda::embedding_forward(table, vocab, dim, ids, n, y, bad); };
   b.embedding_backward = [](const float* gy, const int64_t* ids, int64_t n, int64_t dim, float* g, int64_t vocab) {

@@ -116,6 +116,9 @@ Tensor sqrt(const Tensor& a) { return unary("sqrt", UnaryOp::sqrt, a); }
 Tensor rsqrt(const Tensor& a) { return unary("rsqrt", UnaryOp::rsqrt, a); }
 Tensor relu(const Tensor& a) { return unary("relu", UnaryOp::relu, a); }
 Tensor gelu(const Tensor& a) { return unary("gelu", UnaryOp::gelu, a); }
+Tensor silu(const Tensor& a) { return unary("silu", UnaryOp::silu, a); }
+// Composed from silu and mul (both on the table): the tape keeps gate, silu(gate) and up.
+Tensor swiglu(const Tensor& gate, const Tensor& up) { return mul(silu(gate), up); }
 Tensor clamp(const Tensor& a, float lo, float hi) {
   if (!(lo <= hi)) fail("clamp", "lower bound " + std::to_string(lo) + " exceeds upper bound " + std::to_string(hi));
   return unary("clamp", UnaryOp::clamp, a, lo, hi);

@@ -1,4 +1,4 @@
-// Softmax, log-softmax and layer normalisation over the last axis.
+// Softmax, log-softmax, layer normalisation and RMS normalisation over the last axis.
 #include "ops/common.h"
 
 namespace scion::ops {
@@ -64,6 +64,35 @@ Tensor layernorm(const Tensor& x, const Tensor& weight, const Tensor& bias, floa
       bb.layernorm_backward(fptr(G), fptr(X), fptr(W), fptr(mean), fptr(rstd), fptr(dx), gw ? fptr(dw) : nullptr,
                             gb ? fptr(db) : nullptr, rows, n);
       return std::vector<Tensor>{dx, dw, db};
+    });
+  }
+  return y;
+}
+
+Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) {
+  const char* op = "rms_norm";
+  const Backend& be = backend_for(op, {&x, &weight});
+  check_float(op, x, "input");
+  check_float(op, weight, "weight");
+  if (x.dim() < 1) fail(op, "input needs rank >= 1, got " + x.desc());
+  const int64_t n = x.size(-1);
+  if (weight.shape() != Shape{n})
+    fail(op, "weight " + weight.desc() + " must be [" + std::to_string(n) + "] for input " + x.desc());
+  Tensor X = dense(x), W = dense(weight);
+  const int64_t rows = n ? x.numel() / n : 0;
+  const Device dev = x.device();
+  Tensor y = Tensor::empty(x.shape(), DType::f32, dev);
+  Tensor rstd = Tensor::empty({rows}, DType::f32, dev);
+  be.rmsnorm_forward(fptr(X), fptr(W), fptr(y), fptr(rstd), rows, n, eps);
+  if (autograd::needs_grad({&x, &weight})) {
+    const bool gw = weight.requires_grad();
+    autograd::record(op, y, {x, weight}, [=](const Tensor& g) {
+      const Backend& bb = backend_for("rms_norm", {&X, &g});
+      Tensor G = dense(g);
+      Tensor dx = Tensor::empty(X.shape(), DType::f32, dev);
+      Tensor dw = gw ? Tensor::empty({n}, DType::f32, dev) : Tensor();
+      bb.rmsnorm_backward(fptr(G), fptr(X), fptr(W), fptr(rstd), fptr(dx), gw ? fptr(dw) : nullptr, rows, n);
+      return std::vector<Tensor>{dx, dw};
     });
   }
   return y;

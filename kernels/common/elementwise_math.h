@@ -41,6 +41,7 @@ SCION_ELEMENTWISE_FN float unary_value(float x, float p0, float p1) {
     const float u = kSqrt2OverPi * (x + kGeluC * x * x * x);
     return 0.5f * x * (1.f + Math::tanh(u));
   }
+  if constexpr (OP == UnaryOp::silu) return x / (1.f + Math::exp(-x));  // x * sigmoid(x)
   if constexpr (OP == UnaryOp::clamp) return x < p0 ? p0 : (x > p1 ? p1 : x);
   if constexpr (OP == UnaryOp::pow) return Math::pow(x, p0);
   if constexpr (OP == UnaryOp::add_scalar) return x + p0;
@@ -65,6 +66,10 @@ SCION_ELEMENTWISE_FN float unary_grad(float x, float y, float gy, float p0, floa
     const float du = kSqrt2OverPi * (1.f + 3.f * kGeluC * x * x);
     return gy * (0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * du);
   }
+  if constexpr (OP == UnaryOp::silu) {  // d/dx x*s(x) = s + x*s*(1-s)
+    const float sg = 1.f / (1.f + Math::exp(-x));
+    return gy * sg * (1.f + x * (1.f - sg));
+  }
   if constexpr (OP == UnaryOp::clamp) return (x >= p0 && x <= p1) ? gy : 0.f;
   if constexpr (OP == UnaryOp::pow) return gy * p0 * Math::pow(x, p0 - 1.f);
   if constexpr (OP == UnaryOp::add_scalar) return gy;
@@ -75,6 +80,6 @@ SCION_ELEMENTWISE_FN float unary_grad(float x, float y, float gy, float p0, floa
 // Every UnaryOp, for the switches that turn the runtime op into a template argument.
 #define SCION_UNARY_OPS(MACRO)                                                                   \
   MACRO(neg) MACRO(exp) MACRO(log) MACRO(tanh) MACRO(sqrt) MACRO(rsqrt) MACRO(relu) MACRO(gelu) \
-  MACRO(clamp) MACRO(pow) MACRO(add_scalar) MACRO(mul_scalar)
+  MACRO(silu) MACRO(clamp) MACRO(pow) MACRO(add_scalar) MACRO(mul_scalar)
 
 }  // namespace scion::kernels

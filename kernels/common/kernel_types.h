@@ -12,7 +12,7 @@ constexpr int kMaxDims = 8;  // the most dimensions a strided kernel takes
 
 enum class BinaryOp : uint8_t { add, sub, mul, div };
 // p0/p1 are the op's scalars: clamp lo/hi, pow's exponent, add_scalar's and mul_scalar's scalar.
-enum class UnaryOp : uint8_t { neg, exp, log, tanh, sqrt, rsqrt, relu, gelu, clamp, pow, add_scalar, mul_scalar };
+enum class UnaryOp : uint8_t { neg, exp, log, tanh, sqrt, rsqrt, relu, gelu, silu, clamp, pow, add_scalar, mul_scalar };
 
 // Fused attention over q/k/v rows: element (b, t, h, d) at base + b*bstride + t*tstride + h*D + d.
 struct AttentionShape {

@@ -101,6 +101,20 @@ void layernorm_forward(const float* x, const float* w, const float* b, float* y,
 void layernorm_backward(const float* gy, const float* x, const float* w, const float* mean,
                         const float* rstd, float* gx, float* gw, float* gb, int64_t rows, int64_t n);
 
+// ---- RMS normalisation over the last axis (rmsnorm.cpp) ------------------------------------
+// y = x * rstd * w, rstd[r] = 1 / sqrt(mean(x[r]^2) + eps) (Llama's RMSNorm, in f32).
+void rmsnorm_forward(const float* x, const float* w, float* y, float* rstd, int64_t rows, int64_t n, float eps);
+// gw may be null; it is overwritten (not accumulated), deterministic.
+void rmsnorm_backward(const float* gy, const float* x, const float* w, const float* rstd, float* gx, float* gw,
+                      int64_t rows, int64_t n);
+
+// ---- rotary position embedding (rotary.cpp) --------------------------------------------------
+// x, y [rows, H, D] contiguous (row r at position r % T), cos/sin [T, D/2]: each head's pair
+// (x[i], x[i + D/2]) turned by the angle whose cos/sin are cos[t, i]/sin[t, i] (Hugging Face's
+// rotate_half), by the opposite angle when inverse (the backward). y may not alias x.
+void rotary(const float* x, const float* cos, const float* sin, float* y, int64_t rows, int64_t T, int64_t H,
+            int64_t D, bool inverse);
+
 // ---- embedding / indexing ----------------------------------------------------------------
 // ids are i64; out-of-range ids return the offending position via *bad (else -1).
 void embedding_forward(const float* table, int64_t vocab, int64_t dim, const int64_t* ids,

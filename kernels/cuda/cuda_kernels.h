@@ -170,6 +170,17 @@ void layernorm_backward_bf16(const uint16_t* gy, const uint16_t* x, const float*
                              const float* mean, const float* rstd, uint16_t* gx, float* gw,
                              float* gb, int64_t rows, int64_t n, void* stream = nullptr);
 
+// ---- RMS normalisation over the last axis (rmsnorm.cu; f32, Llama's RMSNorm) ---------------------
+void rmsnorm_forward(const float* x, const float* w, float* y, float* rstd, int64_t rows, int64_t n,
+                     float eps, void* stream = nullptr);
+// gw may be null; it is overwritten (not accumulated), deterministic.
+void rmsnorm_backward(const float* gy, const float* x, const float* w, const float* rstd, float* gx,
+                      float* gw, int64_t rows, int64_t n, void* stream = nullptr);
+
+// ---- rotary position embedding (rotary.cu; f32): cpu/cpu_kernels.h's rotary -------------------
+void rotary(const float* x, const float* cos, const float* sin, float* y, int64_t rows, int64_t T,
+            int64_t H, int64_t D, bool inverse, void* stream = nullptr);
+
 // ---- embedding --------------------------------------------------------------------------------------
 // *bad (device i64) = the first position whose id is outside [0, vocab), else -1; rows with a
 // bad id are written as zeros.

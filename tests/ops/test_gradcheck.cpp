@@ -90,6 +90,8 @@ TEST(Gradcheck, Unary) {
   GRADCHECK([](const V& v) { return ops::exp(v[0]); }, {x});
   GRADCHECK([](const V& v) { return ops::tanh(v[0]); }, {x});
   GRADCHECK([](const V& v) { return ops::gelu(v[0]); }, {ops::mul_scalar(x, 2.f).detach()});
+  GRADCHECK([](const V& v) { return ops::silu(v[0]); }, {ops::mul_scalar(x, 3.f).detach()});
+  GRADCHECK([](const V& v) { return ops::swiglu(v[0], v[1]); }, {ops::mul_scalar(x, 2.f).detach(), randn({3, 17}, 9)});
   GRADCHECK([](const V& v) { return ops::log(v[0]); }, {pos});
   GRADCHECK([](const V& v) { return ops::sqrt(v[0]); }, {pos});
   GRADCHECK([](const V& v) { return ops::rsqrt(v[0]); }, {pos});
@@ -192,6 +194,14 @@ TEST(Gradcheck, LayerNorm) {
   // only x requires grad; strided x
   Tensor w = uniform({9}, 44, 0.5f, 1.5f), b = randn({9}, 45);
   GRADCHECK([&](const V& v) { return ops::layernorm(v[0].transpose(0, 1), w, b); }, {randn({9, 4}, 46)});
+}
+
+TEST(Gradcheck, RmsNorm) {
+  Tensor x = randn({3, 4, 8}, 47), w = uniform({8}, 48, 0.5f, 1.5f);
+  GRADCHECK([](const V& v) { return ops::rms_norm(v[0], v[1]); }, {x, w});
+  GRADCHECK([](const V& v) { return ops::rms_norm(v[0], v[1], 1e-2f); }, {x, w});
+  // strided input
+  GRADCHECK([&](const V& v) { return ops::rms_norm(v[0].transpose(0, 1), w); }, {randn({8, 4}, 49)});
 }
 
 TEST(Gradcheck, LayerNormMasked) {
@@ -298,6 +308,23 @@ TEST(Gradcheck, Attention) {
   Tensor q = randn({1, 4, 9}, 92), k = randn({1, 4, 9}, 93), v = randn({1, 4, 9}, 94);
   GRADCHECK([](const V& x) { return ops::attention(x[0], x[1], x[2], 3, false); }, {q, k, v});
   GRADCHECK([](const V& x) { return ops::attention(x[0], x[1], x[2], 1, true); }, {q, k, v});
+}
+
+TEST(Gradcheck, Rotary) {
+  const ops::RopeTables tab = ops::rope_tables(6, 100.0, 4, 2);
+  GRADCHECK([&](const V& v) { return ops::rotary(v[0], tab.cos, tab.sin); }, {randn({2, 4, 2, 6}, 95)});
+  // strided input ([B, H, T, D] seen as [B, T, H, D])
+  GRADCHECK([&](const V& v) { return ops::rotary(v[0].transpose(1, 2), tab.cos, tab.sin); }, {randn({2, 2, 4, 6}, 96)});
+}
+
+TEST(Gradcheck, AttentionGrouped) {
+  // 4 query heads over 2 kv heads (GQA) and over 1 (MQA), head size 3
+  Tensor q = randn({2, 4, 12}, 97), k = randn({2, 4, 6}, 98), v = randn({2, 4, 6}, 99), k1 = randn({2, 4, 3}, 100);
+  GradcheckOptions o;
+  o.max_samples = 96;
+  GRADCHECK([](const V& x) { return ops::attention_grouped(x[0], x[1], x[2], 4, 2, true); }, {q, k, v}, o);
+  GRADCHECK([](const V& x) { return ops::attention_grouped(x[0], x[1], x[2], 4, 1, false); }, {q, k1, k1}, o);
+  GRADCHECK([](const V& x) { return ops::repeat_kv(x[0], 2, 3); }, {k});
 }
 
 // =============================== losses ==========================================================

@@ -76,6 +76,9 @@ std::vector<Row> rows() {
   unary("rsqrt", [](const Tensor& t) { return ops::rsqrt(t); }, 0.1f, 3);
   unary("relu", [](const Tensor& t) { return ops::relu(t); }, -2, 2);
   unary("gelu", [](const Tensor& t) { return ops::gelu(t); }, -4, 4);
+  unary("silu", [](const Tensor& t) { return ops::silu(t); }, -6, 6);
+  r.push_back({"swiglu", false, [] { return std::vector<In>{g(f({4, 12}, 87, 2.f)), g(f({4, 12}, 88))}; },
+               [](V& x) { return V{ops::swiglu(x[0], x[1])}; }});
   unary("clamp", [](const Tensor& t) { return ops::clamp(t, -0.5f, 0.7f); }, -2, 2);
   unary("dropout", [](const Tensor& t) { return ops::dropout(t, 0.3f, 77); }, -2, 2);
   // ---- reductions ----
@@ -125,6 +128,8 @@ std::vector<Row> rows() {
                                         g(un({12}, 40, 0.2f, 1.f))};
                },
                [](V& x) { return V{ops::layernorm_kept(x[0], x[1], x[2], x[3])}; }});
+  r.push_back({"rms_norm", false, [] { return std::vector<In>{g(f({3, 4, 16}, 85)), g(un({16}, 86, 0.5f, 1.5f))}; },
+               [](V& x) { return V{ops::rms_norm(x[0], x[1])}; }});
   // ---- embedding and indexing ----
   r.push_back({"embedding", false, [] { return std::vector<In>{g(f({11, 6}, 41)), c(ids({3, 7}, 42, 11))}; },
                [](V& x) { return V{ops::embedding(x[0], x[1])}; }});
@@ -166,6 +171,20 @@ std::vector<Row> rows() {
                [](V& x) { return V{ops::attention_packed(x[0], 3, true, x[1])}; }});
   r.push_back({"attention_packed_strided", false, [] { return std::vector<In>{g(f({2, 6, 48}, 84))}; },
                [](V& x) { return V{ops::attention_packed(x[0].narrow(2, 0, 24), 2, false)}; }});
+  r.push_back({"rotary_llama3", false,
+               [] {
+                 const ops::RopeTables t = ops::rope_tables(8, 500000.0, 5, 3, ops::Llama3RopeScaling{});
+                 return std::vector<In>{g(f({2, 5, 3, 8}, 89)), c(t.cos), c(t.sin)};
+               },
+               [](V& x) { return V{ops::rotary(x[0], x[1], x[2])}; }});
+  r.push_back({"attention_grouped_key_mask", false,
+               [] {
+                 return std::vector<In>{g(f({2, 7, 16}, 90)), g(f({2, 7, 8}, 91)), g(f({2, 7, 8}, 92)),
+                                        c(u8({2, 7}, 93))};
+               },
+               [](V& x) { return V{ops::attention_grouped(x[0], x[1], x[2], 4, 2, true, x[3])}; }});
+  r.push_back({"repeat_kv", false, [] { return std::vector<In>{g(f({2, 3, 6}, 94))}; },
+               [](V& x) { return V{ops::repeat_kv(x[0], 3, 2)}; }});
   // ---- losses ----
   r.push_back({"cross_entropy_ignore", false,
                [] {
@@ -331,10 +350,10 @@ TEST(OpDevices, TableCoversEveryOp) {
   std::string names;
   for (const Row& r : rows()) names += r.name + " ";
   for (const char* op : {"add", "sub", "mul", "div", "add_scalar", "mul_scalar", "pow_scalar", "neg", "exp", "log",
-                         "tanh", "sqrt", "rsqrt", "relu", "gelu", "clamp", "dropout", "sum_axes", "mean", "sum_all",
+                         "tanh", "sqrt", "rsqrt", "relu", "gelu", "silu", "swiglu", "clamp", "dropout", "sum_axes", "mean", "sum_all",
                          "mean_all", "max", "sum_to", "matmul", "linear", "softmax", "log_softmax", "layernorm",
-                         "layernorm_masked", "layernorm_kept", "embedding", "index_select", "gather", "concat",
-                         "masked_fill", "where", "attention", "attention_packed", "cross_entropy", "soft_cross_entropy", "kl_div", "mse",
+                         "layernorm_masked", "layernorm_kept", "rms_norm", "embedding", "index_select", "gather", "concat",
+                         "masked_fill", "where", "attention", "attention_packed", "attention_grouped", "repeat_kv", "rotary", "cross_entropy", "soft_cross_entropy", "kl_div", "mse",
                          "linear_cross_entropy", "adamw_step", "clip_grad_norm"})
     EXPECT_NE(names.find(op), std::string::npos) << "no row for " << op;
 }

@@ -33,6 +33,11 @@ Tensor sqrt(const Tensor& a);
 Tensor rsqrt(const Tensor& a);
 Tensor relu(const Tensor& a);
 Tensor gelu(const Tensor& a);  // tanh approximation, as GPT-2 and BERT use
+// SiLU (swish): x * sigmoid(x), Llama's MLP activation. (SDK 7.2)
+Tensor silu(const Tensor& a);
+// SwiGLU, Llama's gated MLP: silu(gate) * up (same shapes, or broadcasting as mul does),
+// composed from silu and mul. (SDK 7.2)
+Tensor swiglu(const Tensor& gate, const Tensor& up);
 Tensor clamp(const Tensor& a, float lo, float hi);
 // ---- reductions (deterministic: fixed order whatever the thread count) ----------------
 Tensor sum(const Tensor& a, const std::vector<int64_t>& axes, bool keepdim = false);
@@ -53,6 +58,9 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, bool w_in_ou
 Tensor softmax(const Tensor& a, int64_t axis = -1);
 Tensor log_softmax(const Tensor& a, int64_t axis = -1);
 Tensor layernorm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps = 1e-5f);
+// Llama's RMSNorm (Hugging Face's LlamaRMSNorm): y = x / sqrt(mean(x², last axis) + eps) * weight,
+// weight [n] for x [.., n], computed in f32. Gradients to x and weight. (SDK 7.2)
+Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps = 1e-6f);
 // LayerNorm whose statistics weight each feature by mask [n] (values in [0, 1], sum > 0):
 // mean = Σ m·x / Σ m, var = Σ m·(x − mean)² / Σ m, and the output is multiplied by the mask.
 // Features at mask 0 neither shift the statistics nor leave a trace in the output, so
@@ -89,6 +97,39 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t head
 // c_attn output), with one gradient [B, T, 3·H·D] written in place of three: attention on
 // narrow() views would give each view a full-size zero gradient and add the three.
 Tensor attention_packed(const Tensor& qkv, int64_t heads, bool causal, const Tensor& key_padding_mask = Tensor());
+// ---- rotary position embedding (Llama; SDK 7.2) ---------------------------------------------
+// Llama 3's rope_scaling (rope_type "llama3" in a Hugging Face config).
+struct Llama3RopeScaling {
+  double factor = 8.0, low_freq_factor = 1.0, high_freq_factor = 4.0;
+  int64_t original_max_position_embeddings = 8192;
+};
+// The head_dim/2 inverse frequencies theta^(-2i/head_dim), rescaled by Llama 3's rule when
+// llama3 is given (transformers' rope_type "llama3"), computed in double and rounded to f32.
+std::vector<float> rope_inv_freq(int64_t head_dim, double theta,
+                                 const std::optional<Llama3RopeScaling>& llama3 = std::nullopt);
+// cos and sin of the angles (offset + t) * inv_freq[i] for t in [0, positions): two
+// [positions, head_dim/2] tables (the halves Hugging Face's cos/sin [.., head_dim] repeat).
+struct RopeTables {
+  Tensor cos, sin;
+};
+RopeTables rope_tables(int64_t head_dim, double theta, int64_t positions, int64_t offset = 0,
+                       const std::optional<Llama3RopeScaling>& llama3 = std::nullopt,
+                       Device device = Device::cpu());
+// x [.., T, H, D] (attention's [B, T, H*D] viewed per head) turned by rotary position embedding
+// in Hugging Face's convention: out = x * cos + rotate_half(x) * sin, rotate_half(x) =
+// cat(-x[.., D/2:], x[.., :D/2]), with cos/sin [T, D/2] (rope_tables; row t for position t of x's
+// T axis). Gradient to x only (the rotation by the opposite angle); cos and sin are constants.
+Tensor rotary(const Tensor& x, const Tensor& cos, const Tensor& sin);
+// ---- attention with grouped key/value heads (GQA, MQA: Llama; SDK 7.2) ------------------------
+// x [B, T, kv_heads*D] -> [B, T, kv_heads*groups*D], each head repeated `groups` times in place
+// (Hugging Face's repeat_kv: kv head j serves query heads j*groups .. j*groups + groups - 1). The
+// gradient of a kv head is the sum over its group.
+Tensor repeat_kv(const Tensor& x, int64_t kv_heads, int64_t groups);
+// attention() with q [B, T, heads*D] and k, v [B, T, kv_heads*D], kv_heads dividing heads
+// (kv_heads == heads: multi-head, 1: multi-query): the fused attention on repeat_kv(k), repeat_kv(v),
+// which are materialised ([B, T, heads*D] each) for the step.
+Tensor attention_grouped(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, int64_t kv_heads,
+                         bool causal, const Tensor& key_padding_mask = Tensor());
 // ---- losses (mean over counted rows; fused softmax, probabilities never stored) -----------
 // logits [N, V] (or [.., V]), targets i64 [N] (or [..]); rows whose target is ignore_index
 // do not count.

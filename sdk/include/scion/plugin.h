@@ -38,7 +38,10 @@ constexpr uint32_t kSdkAbiMajor = 7;  // 2: Op::carry_state; 3: Loss::idle_input
                                       // 7: NodeContext (Params::context(): seed, rank, world, stages) instead of
                                       //    the __seed/__rank/__world/__stages keys; Params getters integer,
                                       //    number, boolean, string, integers (were i, f, b, s, ints)
-constexpr uint32_t kSdkAbiMinor = 1;  // 7.1: GraphView::tokenizer and GraphView::input_source (issue 32)
+constexpr uint32_t kSdkAbiMinor = 2;  // 7.1: GraphView::tokenizer and GraphView::input_source (issue 32)
+                                      // 7.2: the Llama-family ops in scion/ops.h (rms_norm, silu, swiglu,
+                                      //      rotary with rope_inv_freq / rope_tables / Llama3RopeScaling,
+                                      //      repeat_kv, attention_grouped)
 
 enum class PluginKind { data, tokenizer, model, op, loss, prompt, optimizer, evaluator };
 const char* kind_name(PluginKind k);
