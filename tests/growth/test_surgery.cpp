@@ -63,7 +63,7 @@ std::shared_ptr<N> save_and_load(N& node, const std::string& file) {
   p["tied"] = Json(true);
   p["load"] = Json(path);
   p["frozen"] = Json(true);
-  return std::make_shared<N>(Params(p, "loaded", NodeContext{1}));
+  return std::make_shared<N>(Params(p, "loaded", NodeContext{1, 0, 1, {}}));
 }
 
 }  // namespace

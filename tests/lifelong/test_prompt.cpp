@@ -21,7 +21,7 @@ class NoNodes final : public NodeResolver {
   std::shared_ptr<Plugin> node(const std::string& n) const override { throw Error("no node " + n); }
 };
 std::shared_ptr<PromptInjector> make_prompt(const std::string& plugin, Json params) {
-  return std::dynamic_pointer_cast<PromptInjector>(scion::tests::in_tree_registry().create(plugin, Params(params, plugin, NodeContext{3}), NoNodes()));
+  return std::dynamic_pointer_cast<PromptInjector>(scion::tests::in_tree_registry().create(plugin, Params(params, plugin, NodeContext{3, 0, 1, {}}), NoNodes()));
 }
 Tensor i64(const std::vector<int64_t>& v, Shape s) {
   Tensor t = Tensor::empty(s, DType::i64);

@@ -255,7 +255,7 @@ TEST(CofiPrune, APrunedCheckpointSurvivesSaveLoadEval) {
   p["tied"] = Json(true);
   p["load"] = Json(path);
   p["frozen"] = Json(true);
-  lm::GptNode back(Params(p, "loaded", NodeContext{1}));
+  lm::GptNode back(Params(p, "loaded", NodeContext{1, 0, 1, {}}));
   EXPECT_EQ(back.architecture(), m->architecture());
   EXPECT_TRUE(surgery::gates(back).empty()) << "a plain model.gpt, no hidden gate";
   EXPECT_LT(max_diff(logits(back, x), want), 1e-6);

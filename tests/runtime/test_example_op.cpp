@@ -41,7 +41,7 @@ std::shared_ptr<Model> tiny_gpt(int64_t layers) {
   p["width"] = Json(16);
   p["heads"] = Json(2);
   p["frozen"] = Json(false);
-  return std::dynamic_pointer_cast<Model>(registry().create("model.gpt", Params(p, "model", NodeContext{7}), None()));
+  return std::dynamic_pointer_cast<Model>(registry().create("model.gpt", Params(p, "model", NodeContext{7, 0, 1, {}}), None()));
 }
 
 std::shared_ptr<Op> drop_op(const std::string& drop_json) {
@@ -49,7 +49,7 @@ std::shared_ptr<Op> drop_op(const std::string& drop_json) {
   Json p;
   p["drop"] = json_parse(drop_json);
   p["target"] = Json("model");
-  return std::dynamic_pointer_cast<Op>(registry().create("op.drop_layers", Params(p, "op.drop_layers", NodeContext{3}), None()));
+  return std::dynamic_pointer_cast<Op>(registry().create("op.drop_layers", Params(p, "op.drop_layers", NodeContext{3, 0, 1, {}}), None()));
 }
 
 std::map<std::string, Tensor> params_of(Model& m) {

@@ -34,7 +34,7 @@ TEST(Loader, LoadsAGoodLibraryAndMakesItsPlugins) {
   p["sleep_ms"] = Json(0);
   p["dim"] = Json(3);
   p["bias_every"] = Json(0);
-  auto m = std::dynamic_pointer_cast<Model>(reg.create("test.linear", Params(p, "m", NodeContext{1}), none));
+  auto m = std::dynamic_pointer_cast<Model>(reg.create("test.linear", Params(p, "m", NodeContext{1, 0, 1, {}}), none));
   ASSERT_TRUE(m);
   EXPECT_EQ(m->module().parameter_count(), 4);
 }

@@ -126,7 +126,7 @@ struct SplitStep {
 };
 struct DecodeStep {
   enum Kind { byte_level, replace, byte_fallback, fuse, strip } kind;
-  std::string a, b;
+  std::string a = {}, b = {};  // (initialised: {kind} alone stays free of -Wmissing-field-initializers)
   int64_t start = 0, stop = 0;
 };
 struct AddedToken {
