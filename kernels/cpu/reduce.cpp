@@ -4,6 +4,7 @@
 #include <limits>
 #include <vector>
 
+#include "cpu/column_sums.h"
 #include "cpu/cpu_kernels.h"
 #include "cpu/parallel.h"
 
@@ -101,21 +102,7 @@ void reduce_max(const float* x, float* y, int64_t* argmax, int64_t outer, int64_
 }
 
 void sum_rows(const float* gy, float* gb, int64_t rows, int64_t n) {
-  // Column blocks in parallel; each column sums its rows in order (deterministic).
-  constexpr int64_t kCols = 64;
-  const int64_t blocks = (n + kCols - 1) / kCols;
-  parallel_range(blocks, 1, [&](int64_t b0, int64_t b1) {
-    double acc[kCols];
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t c0 = b * kCols, c1 = std::min(n, c0 + kCols);
-      for (int64_t c = c0; c < c1; ++c) acc[c - c0] = 0.0;
-      for (int64_t r = 0; r < rows; ++r) {
-        const float* p = gy + r * n;
-        for (int64_t c = c0; c < c1; ++c) acc[c - c0] += p[c];
-      }
-      for (int64_t c = c0; c < c1; ++c) gb[c] = float(acc[c - c0]);
-    }
-  });
+  column_sums(rows, n, gb, [gy, n](int64_t r, int64_t c) { return gy[r * n + c]; });
 }
 
 void add_bias_rows(float* y, const float* bias, int64_t rows, int64_t n) {

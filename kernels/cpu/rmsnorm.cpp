@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "cpu/column_sums.h"
 #include "cpu/cpu_kernels.h"
 #include "cpu/parallel.h"
 
@@ -39,23 +40,8 @@ void rmsnorm_backward(const float* gy, const float* x, const float* w, const flo
     }
   });
   if (!gw) return;
-  // dw[c] = sum_r g[r,c] * xhat[r,c]: column blocks, rows summed in order (deterministic).
-  constexpr int64_t kCols = 64;
-  const int64_t blocks = (n + kCols - 1) / kCols;
-  parallel_range(blocks, 1, [&](int64_t b0, int64_t b1) {
-    double acc[kCols];
-    for (int64_t blk = b0; blk < b1; ++blk) {
-      const int64_t c0 = blk * kCols, c1 = std::min(n, c0 + kCols);
-      for (int64_t c = c0; c < c1; ++c) acc[c - c0] = 0.0;
-      for (int64_t r = 0; r < rows; ++r) {
-        const float* g = gy + r * n;
-        const float* xr = x + r * n;
-        const float rs = rstd[r];
-        for (int64_t c = c0; c < c1; ++c) acc[c - c0] += g[c] * xr[c] * rs;
-      }
-      for (int64_t c = c0; c < c1; ++c) gw[c] = float(acc[c - c0]);
-    }
-  });
+  // dw[c] = sum_r g[r,c] * xhat[r,c], rows summed in order (deterministic).
+  column_sums(rows, n, gw, [&](int64_t r, int64_t c) { return gy[r * n + c] * x[r * n + c] * rstd[r]; });
 }
 
 }  // namespace scion::cpu
