@@ -181,6 +181,11 @@ TEST(HfTokenizer, RefusesWhatItCannotRead) {
   const std::string regex = refusal(d.write(
       "re.json", "{" + bpe + R"(, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(a"}, "behavior": "Isolated"}})"));
   EXPECT_NE(regex.find("does not compile (PCRE2"), std::string::npos) << regex;
+  // An id far beyond the entries would size the id tables by it: refused before allocating.
+  const std::string sparse = refusal(d.write("sparse.json", R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 2147483646}, "merges": []}})"));
+  EXPECT_NE(sparse.find("ids are not dense"), std::string::npos) << sparse;
+  const std::string far = refusal(d.write("far.json", "{" + bpe + R"(, "added_tokens": [{"id": 2000000000, "content": "<x>"}]})"));
+  EXPECT_NE(far.find("added token '<x>' has id 2000000000"), std::string::npos) << far;
   // A hand-made BPE: "ab" merges, and the added token is never split.
   const std::string added = "{" + bpe + R"(, "added_tokens": [{"id": 3, "content": "<x>", "special": true}]})";
   HfTokenizer small(d.write("small.json", added));

@@ -201,6 +201,10 @@ struct HfTokenizer::Impl {
   std::vector<bool> joinable_ascii = std::vector<bool>(128 * 128, false);  // the same, ASCII pairs, looked up fast
   bool can_fuse_unk = false;  // an unknown character can become the unknown token, and fuses
   bool byte_fallback = false, fuse_unk = false, ignore_merges = false, byte_level = false;
+  // Ids are dense in a real tokenizer.json (0 .. entries - 1, added tokens after or among
+  // them): one beyond the number of entries is refused before the id tables are sized by it.
+  int64_t id_limit = 0;
+  void check_id(int64_t id, const std::string& what) const;
   int32_t unk = -1;
   std::array<int32_t, 256> byte_token{};       // <0xNN>, for byte fallback (-1: none)
   std::array<int32_t, 256> byte_level_id{};    // the byte-level symbol of each byte (-1: none)
@@ -251,6 +255,12 @@ std::string string_pattern(const json& node, const std::string& what, const std:
 
 }  // namespace
 
+void HfTokenizer::Impl::check_id(int64_t id, const std::string& what) const {
+  if (id >= id_limit)
+    refuse(what + " has id " + std::to_string(id) + ", but the file has " + std::to_string(id_limit) +
+           " entries (vocabulary and added tokens): its ids are not dense");
+}
+
 void HfTokenizer::Impl::load_model(const json& m) {
   const std::string type = type_of(m).empty() && m.is_object() && m.contains("merges") ? "BPE" : type_of(m);
   if (type != "BPE")
@@ -266,6 +276,7 @@ void HfTokenizer::Impl::load_model(const json& m) {
   for (const auto& [tok, id] : m["vocab"].items()) {
     if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
       refuse("vocab entry '" + tok + "' has no valid id");
+    check_id(id.get<int64_t>(), "vocab entry '" + tok + "'");
     vocab.emplace(tok, id.get<int32_t>());
     max_id = std::max(max_id, id.get<int32_t>());
   }
@@ -398,6 +409,12 @@ void HfTokenizer::Impl::load_decoder(const json& d) {
 
 void HfTokenizer::Impl::load(const json& j, const HfTokenizer::Options& o) {
   if (!j.is_object() || !j.contains("model")) refuse("not a tokenizer.json (no \"model\" object)");
+  auto entries = [](const json& parent, const char* key) -> int64_t {  // counted in place, not copied
+    if (!parent.is_object()) return 0;
+    auto it = parent.find(key);
+    return it != parent.end() && (it->is_object() || it->is_array()) ? int64_t(it->size()) : 0;
+  };
+  id_limit = entries(j["model"], "vocab") + entries(j, "added_tokens");
   load_model(j["model"]);
   load_normalizer(j.value("normalizer", json()));
   load_pre_tokenizer(j.value("pre_tokenizer", json()));
@@ -407,6 +424,7 @@ void HfTokenizer::Impl::load(const json& j, const HfTokenizer::Options& o) {
     const std::string text = a.value("content", std::string());
     const int64_t id = a.value("id", int64_t(-1));
     if (text.empty() || id < 0 || id > INT32_MAX) refuse("an added token without content or a valid id");
+    check_id(id, "added token '" + text + "'");
     if (static_cast<std::size_t>(id) >= id_token.size()) {
       id_token.resize(static_cast<std::size_t>(id) + 1);
       id_known.resize(static_cast<std::size_t>(id) + 1, false);
