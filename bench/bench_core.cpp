@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
   }, min_s);
   Tensor ff = Tensor::randn({B, T, 4 * C}, 1);
   auto t_gelu = seconds_per_call([&] { NoGradGuard g; Tensor y = ops::gelu(ff); }, min_s);
-  auto t_qkv = seconds_per_call([&] { NoGradGuard g; Tensor y = block.attn->c_attn->forward(h); }, min_s);
+  auto t_qkv = seconds_per_call([&] { NoGradGuard g; Tensor y = block.attn->qkv->forward(h); }, min_s);
   std::printf("forward pieces: c_attn linear %.2f ms, attention %.2f ms, layernorm %.2f ms, gelu %.2f ms\n",
               t_qkv * 1e3, t_attn * 1e3, t_ln * 1e3, t_gelu * 1e3);
   return 0;

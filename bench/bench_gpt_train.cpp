@@ -20,7 +20,7 @@
 #include <cstring>
 #include <string>
 
-#include "gpt_model.h"
+#include "decoder_model.h"
 #include "scion/device.h"
 #include "scion/ops.h"
 #include "scion/precision.h"
@@ -37,7 +37,7 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 // alone at the current precision and thread count (the fastest of 5: on a shared machine noise
 // only adds time, and the step is also reported by its fastest). A step cannot be faster than
 // their sum.
-double step_gemm_seconds(const lm::GptConfig& cfg, int64_t batch) {
+double step_gemm_seconds(const lm::DecoderConfig& cfg, int64_t batch) {
   const int64_t N = batch * cfg.context, C = cfg.width, T = cfg.context, H = cfg.heads, hd = C / H;
   auto time = [](auto&& f) {
     std::vector<double> t;
@@ -68,7 +68,7 @@ double step_gemm_seconds(const lm::GptConfig& cfg, int64_t batch) {
 }  // namespace
 
 int run(int argc, char** argv) {
-  lm::GptConfig cfg;
+  lm::DecoderConfig cfg;
   cfg.layers = 4;
   cfg.width = 256;
   cfg.heads = 4;
@@ -104,7 +104,7 @@ int run(int argc, char** argv) {
     else if (k == "--print-losses") print_losses = v != 0;
   }
   set_num_threads(threads);
-  lm::GptModel model(cfg);
+  lm::DecoderModel model(cfg);
   model.to(dev);  // before collecting the parameters: to() rebinds them
   auto params = model.parameters();
   std::vector<Tensor> m, v;

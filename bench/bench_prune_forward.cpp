@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
     p["tied"] = Json(true);
     p["load"] = Json(f);
     p["frozen"] = Json(true);
-    lm::GptNode m(Params(p, "bench", NodeContext{1, 0, 1, {}}));
+    lm::DecoderNode m(Params(p, "bench", NodeContext{1, 0, 1, {}}), "gpt2");
     const int64_t V = m.architecture().vocab;
     const Tensor ids = Tensor::randint({batch, seq}, 7, 0, V);
     StepContext ctx;

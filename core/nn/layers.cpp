@@ -1,4 +1,4 @@
-// Linear, LayerNorm and Embedding.
+// Linear, Norm (LayerNorm, RMSNorm) and Embedding.
 #include "scion/nn.h"
 #include "scion/random.h"
 
@@ -13,14 +13,35 @@ Linear::Linear(int64_t in, int64_t out, bool has_bias, bool conv1d, InitConfig i
 
 Tensor Linear::forward(const Tensor& x) const { return ops::linear(x, weight, bias, conv1d_layout); }
 
-LayerNorm::LayerNorm(int64_t dim, float eps_) : eps(eps_) {
+Norm::Norm(int64_t dim, float eps_, NormKind kind_) : kind(kind_), eps(eps_) {
   register_parameter("weight", &weight, Tensor::ones({dim}));
-  register_parameter("bias", &bias, Tensor::zeros({dim}));
+  if (kind == NormKind::layer_norm) register_parameter("bias", &bias, Tensor::zeros({dim}));
   register_buffer("gate", &gate);
   register_buffer("gate.kept", &kept_gate);
 }
 
-Tensor LayerNorm::forward(const Tensor& x) const {
+namespace {
+// RMSNorm under a hidden gate: mean(x²) weighted by `weights` (MSG: the gate itself; CoFi: 1
+// where the gate is not 0), the output multiplied by the gate. Composed from ops, so the
+// gradients are theirs; it runs only while a gate is set.
+Tensor rms_norm_weighted(const Tensor& x, const Tensor& weight, const Tensor& gate, const Tensor& weights, float eps) {
+  const int64_t last = x.dim() - 1;
+  Tensor ms = ops::div(ops::sum(ops::mul(ops::mul(x, x), weights), {last}, true), ops::sum_all(weights));
+  return ops::mul(ops::mul(x, ops::rsqrt(ops::add_scalar(ms, eps))), ops::mul(weight, gate));
+}
+Tensor nonzero(const Tensor& gate) {
+  std::vector<float> v = gate.to_vector();
+  for (float& g : v) g = g != 0.f ? 1.f : 0.f;
+  return Tensor::from_vector(v, gate.shape(), gate.device());
+}
+}  // namespace
+
+Tensor Norm::forward(const Tensor& x) const {
+  if (kind == NormKind::rms_norm) {
+    if (gate.defined()) return rms_norm_weighted(x, weight, gate, gate, eps);
+    if (kept_gate.defined()) return rms_norm_weighted(x, weight, kept_gate, nonzero(kept_gate), eps);
+    return ops::rms_norm(x, weight, eps);
+  }
   if (gate.defined()) return ops::layernorm_masked(x, weight, bias, gate, eps);
   if (kept_gate.defined()) return ops::layernorm_kept(x, weight, bias, kept_gate, eps);
   return ops::layernorm(x, weight, bias, eps);

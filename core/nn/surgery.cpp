@@ -20,6 +20,7 @@ const char* unit_name(Unit u) {
     case Unit::head: return "head";
     case Unit::qkv: return "qkv";
     case Unit::ffn: return "ffn";
+    case Unit::kv_head: return "kv_head";
   }
   return "?";
 }
@@ -39,7 +40,7 @@ const char* gate_kind_name(GateKind k) {
 
 bool Architecture::uniform() const {
   for (size_t l = 1; l < heads.size(); ++l)
-    if (heads[l] != heads[0] || ffn[l] != ffn[0]) return false;
+    if (heads[l] != heads[0] || ffn[l] != ffn[0] || kv_heads_at(int64_t(l)) != kv_heads_at(0)) return false;
   return true;
 }
 
@@ -50,10 +51,12 @@ Json Architecture::to_json() const {
   j["context"] = Json(context);
   j["width"] = Json(width);
   j["head_size"] = Json(head_size);
-  Json::array_t h, f;
+  Json::array_t h, kv, f;
   for (int64_t v : heads) h.push_back(Json(v));
+  for (int64_t v : kv_heads) kv.push_back(Json(v));
   for (int64_t v : ffn) f.push_back(Json(v));
   j["heads"] = Json(h);
+  if (!kv_heads.empty() && kv_heads != heads) j["kv_heads"] = Json(kv);
   j["ffn"] = Json(f);
   j["pre_ln"] = Json(pre_ln);
   j["tied"] = Json(tied);
@@ -69,16 +72,28 @@ Architecture Architecture::from_json(const Json& j) {
   a.head_size = json_int(j.at("head_size"));
   for (const Json& v : json_array(j.at("heads"))) a.heads.push_back(json_int(v));
   for (const Json& v : json_array(j.at("ffn"))) a.ffn.push_back(json_int(v));
+  if (j.contains("kv_heads"))
+    for (const Json& v : json_array(j.at("kv_heads"))) a.kv_heads.push_back(json_int(v));
   a.pre_ln = json_bool(j.at("pre_ln"));
   a.tied = json_bool(j.at("tied"));
-  SCION_CHECK(a.heads.size() == a.ffn.size(), "architecture: ", a.heads.size(), " head counts for ", a.ffn.size(),
-              " FFN sizes");
+  SCION_CHECK(a.heads.size() == a.ffn.size() && (a.kv_heads.empty() || a.kv_heads.size() == a.heads.size()),
+              "architecture: ", a.heads.size(),
+              " head counts for ", a.kv_heads.size(), " key/value head counts and ", a.ffn.size(), " FFN sizes");
   return a;
 }
 
+namespace {
+// Key/value heads per layer, spelled out.
+std::vector<int64_t> grouped(const Architecture& a) {
+  std::vector<int64_t> kv;
+  for (int64_t l = 0; l < a.layers(); ++l) kv.push_back(a.kv_heads_at(l));
+  return kv;
+}
+}  // namespace
+
 bool operator==(const Architecture& a, const Architecture& b) {
   return a.family == b.family && a.vocab == b.vocab && a.context == b.context && a.width == b.width &&
-         a.head_size == b.head_size && a.heads == b.heads && a.ffn == b.ffn && a.pre_ln == b.pre_ln && a.tied == b.tied;
+         a.head_size == b.head_size && a.heads == b.heads && grouped(a) == grouped(b) && a.ffn == b.ffn && a.pre_ln == b.pre_ln && a.tied == b.tied;
 }
 
 int64_t gate_size(const Architecture& a, GateKind k, int64_t layer) {
@@ -158,13 +173,16 @@ void reorder_blocks(TransformerModel& m, const std::vector<int64_t>& order, uint
     SCION_CHECK(s >= -1 && s < L, "surgery: block ", s, " does not exist (the model has ", L, " blocks)");
   Architecture na = a;
   na.heads.clear();
+  na.kv_heads.clear();
   na.ffn.clear();
+  const bool grouped_kv = !a.kv_heads.empty();
   for (size_t i = 0; i < order.size(); ++i) {
     // An identity block takes the sizes of the nearest real block below it (or of block 0).
     int64_t s = order[i];
     for (size_t k = i; s < 0 && k-- > 0;) s = order[k];
     if (s < 0) s = 0;
     na.heads.push_back(a.heads[size_t(s)]);
+    if (grouped_kv) na.kv_heads.push_back(a.kv_heads_at(s));
     na.ffn.push_back(a.ffn[size_t(s)]);
   }
   std::map<std::string, Tensor> cur;
@@ -214,15 +232,35 @@ void keep_units(TransformerModel& m, Unit unit, int64_t layer, const std::vector
   Architecture na = a;
   if (unit == Unit::hidden) na.width = int64_t(keep.size());
   if (unit == Unit::head) na.heads[size_t(layer)] = int64_t(keep.size());
+  // A grouped-query layer keeps whole groups: a key/value head with all its query heads.
+  std::vector<int64_t> keep_kv;
+  if (unit == Unit::head && a.kv_heads_at(layer) != n) {
+    const int64_t kv = a.kv_heads_at(layer), g = n / kv;
+    for (int64_t j = 0; j < kv; ++j) {
+      const auto kept = std::count_if(keep.begin(), keep.end(), [&](int64_t h) { return h / g == j; });
+      SCION_CHECK(kept == 0 || kept == g, "surgery: layer ", layer, " groups its ", n, " query heads by ", g,
+                  " around each of ", kv, " key/value heads; keep or drop whole groups (query heads ", j * g, "..",
+                  j * g + g - 1, " share key/value head ", j, ", ", kept, " of them kept)");
+      if (kept == g) keep_kv.push_back(j);
+    }
+  }
+  if (unit == Unit::head && !a.kv_heads.empty())
+    na.kv_heads[size_t(layer)] = keep_kv.empty() ? int64_t(keep.size()) : int64_t(keep_kv.size());
   if (unit == Unit::ffn) na.ffn[size_t(layer)] = int64_t(keep.size());
   // The index along an axis of `u` in `l` that keeps only the kept units.
   const int64_t D = a.head_size;
   auto index_for = [&](const AxisLayout& ax, int64_t l) -> std::vector<int64_t> {
     const bool hit = (unit == Unit::hidden && ax.unit == Unit::hidden) ||
-                     (unit == Unit::head && l == layer && (ax.unit == Unit::head || ax.unit == Unit::qkv)) ||
+                     (unit == Unit::head && l == layer &&
+                      (ax.unit == Unit::head || ax.unit == Unit::qkv || ax.unit == Unit::kv_head)) ||
                      (unit == Unit::ffn && l == layer && ax.unit == Unit::ffn);
     if (!hit) return {};
     std::vector<int64_t> idx;
+    if (unit == Unit::head && l == layer && ax.unit == Unit::kv_head) {
+      for (int64_t j : keep_kv)
+        for (int64_t d = 0; d < D; ++d) idx.push_back(j * D + d);
+      return idx;
+    }
     if (unit != Unit::head) return keep;
     const int blocks = ax.unit == Unit::qkv ? 3 : 1;
     for (int b = 0; b < blocks; ++b)

@@ -1,5 +1,7 @@
-// Self-attention, MLP and transformer blocks in GPT-2 (pre-LN) and BERT (post-LN) form,
-// named as their Hugging Face twins name them.
+// Self-attention, MLP and transformer blocks of the one transformer description (BlockConfig):
+// pre- or post-norm, LayerNorm or RMSNorm, GELU or SwiGLU, fused or separate q/k/v, grouped
+// key/value heads and rotary positions; named as their Hugging Face twins name them
+// (transformer_names).
 #include <cmath>
 
 #include "scion/nn.h"
@@ -21,121 +23,140 @@ Tensor gated(const Tensor& y, const Tensor& gate) { return gate.defined() ? ops:
 bool closed(const Tensor& gate) { return gate.defined() && gate.numel() == 1 && gate.item() == 0.f; }
 float residual_std(const BlockConfig& c) {
   // GPT-2 scales the projections that write into the residual stream by 1/sqrt(2 * layers).
-  return c.style == BlockStyle::gpt2 ? c.init.std / std::sqrt(2.f * float(c.layers_for_init)) : c.init.std;
+  return c.family == "gpt2" ? c.init.std / std::sqrt(2.f * float(c.layers_for_init)) : c.init.std;
+}
+std::shared_ptr<Linear> linear(int64_t in, int64_t out, bool bias, const BlockConfig& c, uint64_t salt, float std) {
+  return std::make_shared<Linear>(in, out, bias, transformer_names(c.family).conv1d, child_init(c.init, salt, std));
+}
+// x [B, T, heads*D] rotated per position by the tables (rows 0..T-1).
+Tensor rotate(const Tensor& x, int64_t heads, const ops::RopeTables& rope) {
+  const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
+  return ops::rotary(x.view({B, T, heads, C / heads}), rope.cos, rope.sin).view({B, T, C});
 }
 }  // namespace
 
+// Init salts are fixed per role (q 3, k 4, v 5, o 6, up 7, down 8, gate 9; GPT-2's fused qkv
+// 1 and its c_proj 2), so a family's initialisation does not depend on registration order.
 SelfAttention::SelfAttention(const BlockConfig& c) : cfg(c) {
+  const int64_t kv = c.kv_head_count();
   SCION_CHECK(c.heads > 0 && (c.head_size > 0 || c.width % c.heads == 0), "attention: width ", c.width,
               " is not divisible by ", c.heads, " heads");
-  // C in, A = heads * head size inside (equal to C unless heads were pruned or per-layer).
-  const int64_t C = c.width, A = c.heads * c.head_dim();
-  if (c.style == BlockStyle::gpt2) {
-    c_attn = register_module("c_attn", std::make_shared<Linear>(C, 3 * A, true, true, child_init(c.init, 1, c.init.std)));
-    c_proj = register_module("c_proj", std::make_shared<Linear>(A, C, true, true, child_init(c.init, 2, residual_std(c))));
+  SCION_CHECK(kv > 0 && c.heads % kv == 0, "attention: ", kv, " key/value heads do not divide ", c.heads,
+              " query heads");
+  const TransformerNames& n = transformer_names(c.family);
+  // C in, A = heads * head size inside (equal to C unless heads were pruned or the family
+  // chooses its head size); key/value heads KV * head size each.
+  const int64_t C = c.width, A = c.heads * c.head_dim(), K = kv * c.head_dim();
+  if (!n.qkv.empty()) {
+    SCION_CHECK(kv == c.heads, "attention: family ", c.family, " has no grouped key/value heads");
+    qkv = register_module(n.qkv, linear(C, 3 * A, c.qkv_bias, c, 1, c.init.std));
+    o = register_module(n.o, linear(A, C, c.o_bias, c, 2, residual_std(c)));
   } else {
-    query = register_module("self.query", std::make_shared<Linear>(C, A, true, false, child_init(c.init, 3, c.init.std)));
-    key = register_module("self.key", std::make_shared<Linear>(C, A, true, false, child_init(c.init, 4, c.init.std)));
-    value = register_module("self.value", std::make_shared<Linear>(C, A, true, false, child_init(c.init, 5, c.init.std)));
-    out_dense = register_module("output.dense", std::make_shared<Linear>(A, C, true, false, child_init(c.init, 6, c.init.std)));
+    q = register_module(n.q, linear(C, A, c.qkv_bias, c, 3, c.init.std));
+    k = register_module(n.k, linear(C, K, c.qkv_bias, c, 4, c.init.std));
+    v = register_module(n.v, linear(C, K, c.qkv_bias, c, 5, c.init.std));
+    o = register_module(n.o, linear(A, C, c.o_bias, c, 6, residual_std(c)));
   }
   register_buffer("gate.head", &head_gate);
 }
 
-Tensor SelfAttention::forward(const Tensor& x, const Tensor& key_padding_mask, uint64_t dropout_seed) const {
+Tensor SelfAttention::forward(const Tensor& x, const BlockInputs& in) const {
   Tensor y;
-  if (cfg.style == BlockStyle::gpt2) {
-    Tensor qkv = c_attn->forward(x);  // [B, T, 3A]: q, k, v side by side, read in place
-    y = ops::attention_packed(qkv, cfg.heads, cfg.causal, key_padding_mask);
-    if (head_gate.defined()) y = gate_heads(y, head_gate, cfg.heads);
-    y = c_proj->forward(y);
+  if (qkv) {
+    // [B, T, 3A]: q, k, v side by side, read in place
+    y = ops::attention_packed(qkv->forward(x), cfg.heads, cfg.causal, in.key_padding_mask);
   } else {
-    y = ops::attention(query->forward(x), key->forward(x), value->forward(x), cfg.heads, cfg.causal,
-                       key_padding_mask);
-    if (head_gate.defined()) y = gate_heads(y, head_gate, cfg.heads);
-    y = out_dense->forward(y);
+    const int64_t kv = cfg.kv_head_count();
+    Tensor qs = q->forward(x), ks = k->forward(x), vs = v->forward(x);
+    if (cfg.rotary) {
+      SCION_CHECK(in.rope && in.rope->cos.defined() && in.rope->cos.size(0) >= x.size(1),
+                  "attention: a rotary block needs rope tables for ", x.size(1), " positions");
+      const ops::RopeTables rope = in.rope->cos.size(0) == x.size(1)
+                                       ? *in.rope
+                                       : ops::RopeTables{in.rope->cos.narrow(0, 0, x.size(1)), in.rope->sin.narrow(0, 0, x.size(1))};
+      qs = rotate(qs, cfg.heads, rope);
+      ks = rotate(ks, kv, rope);
+    }
+    y = kv == cfg.heads ? ops::attention(qs, ks, vs, cfg.heads, cfg.causal, in.key_padding_mask)
+                        : ops::attention_grouped(qs, ks, vs, cfg.heads, kv, cfg.causal, in.key_padding_mask);
   }
-  if (training_ && cfg.dropout > 0.f) y = ops::dropout(y, cfg.dropout, dropout_seed);
+  if (head_gate.defined()) y = gate_heads(y, head_gate, cfg.heads);
+  y = o->forward(y);
+  if (training_ && cfg.dropout > 0.f) y = ops::dropout(y, cfg.dropout, in.dropout_seed);
   return y;
 }
 
 Mlp::Mlp(const BlockConfig& c) : cfg(c) {
-  const bool gpt = c.style == BlockStyle::gpt2;
-  fc = register_module(gpt ? "c_fc" : "intermediate.dense",
-                       std::make_shared<Linear>(c.width, c.ffn, true, gpt, child_init(c.init, 7, c.init.std)));
-  proj = register_module(gpt ? "c_proj" : "output.dense",
-                         std::make_shared<Linear>(c.ffn, c.width, true, gpt, child_init(c.init, 8, residual_std(c))));
+  const TransformerNames& n = transformer_names(c.family);
+  if (c.mlp == MlpKind::swiglu) {
+    SCION_CHECK(!n.gate.empty(), "mlp: family ", c.family, " has no gated MLP");
+    gate = register_module(n.gate, linear(c.width, c.ffn, c.mlp_bias, c, 9, c.init.std));
+  }
+  up = register_module(n.up, linear(c.width, c.ffn, c.mlp_bias, c, 7, c.init.std));
+  down = register_module(n.down, linear(c.ffn, c.width, c.mlp_bias, c, 8, residual_std(c)));
   register_buffer("gate.unit", &unit_gate);
 }
 
 Tensor Mlp::forward(const Tensor& x) const {
-  Tensor h = ops::gelu(fc->forward(x));
+  Tensor h = gate ? ops::swiglu(gate->forward(x), up->forward(x)) : ops::gelu(up->forward(x));
   if (unit_gate.defined()) h = ops::mul(h, unit_gate);  // [.., F] * [F]
-  return proj->forward(h);
+  return down->forward(h);
 }
 
-// Parameters in Hugging Face order; a removed sublayer (0 heads, 0 FFN units) registers
-// neither its module nor its LayerNorm.
+// Parameters in Hugging Face order: a pre-norm block registers each norm before its sublayer,
+// a post-norm block after it. A removed sublayer (0 heads, 0 FFN units) registers neither its
+// module nor its norm.
 TransformerBlock::TransformerBlock(const BlockConfig& c) : cfg(c) {
-  if (c.style == BlockStyle::gpt2) {
-    if (c.heads > 0) {
-      ln_1 = register_module("ln_1", std::make_shared<LayerNorm>(c.width, c.ln_eps));
-      attn = register_module("attn", std::make_shared<SelfAttention>(c));
-    }
-    if (c.ffn > 0) {
-      ln_2 = register_module("ln_2", std::make_shared<LayerNorm>(c.width, c.ln_eps));
-      mlp = register_module("mlp", std::make_shared<Mlp>(c));
-    }
-  } else {
-    if (c.heads > 0) {
-      attn = register_module("attention", std::make_shared<SelfAttention>(c));
-      ln_1 = register_module("attention.output.LayerNorm", std::make_shared<LayerNorm>(c.width, c.ln_eps));
-    }
-    if (c.ffn > 0) {
-      mlp = register_module("", std::make_shared<Mlp>(c));
-      ln_2 = register_module("output.LayerNorm", std::make_shared<LayerNorm>(c.width, c.ln_eps));
-    }
+  const TransformerNames& n = transformer_names(c.family);
+  auto norm = [&](const std::string& name) {
+    return register_module(name, std::make_shared<Norm>(c.width, c.ln_eps, c.norm));
+  };
+  if (c.heads > 0) {
+    if (c.pre_norm) ln_1 = norm(n.attn_norm);
+    attn = register_module(n.attention, std::make_shared<SelfAttention>(c));
+    if (!c.pre_norm) ln_1 = norm(n.attn_norm);
+  }
+  if (c.ffn > 0) {
+    if (c.pre_norm) ln_2 = norm(n.ffn_norm);
+    mlp = register_module(n.mlp, std::make_shared<Mlp>(c));
+    if (!c.pre_norm) ln_2 = norm(n.ffn_norm);
   }
   register_buffer("gate.layer", &layer_gate);
   register_buffer("gate.attention", &attention_gate);
   register_buffer("gate.ffn", &ffn_gate);
 }
 
-Tensor TransformerBlock::forward(const Tensor& x, const Tensor& key_padding_mask, uint64_t dropout_seed) const {
-  return forward(x, key_padding_mask, dropout_seed, nullptr);
-}
-
-// CoFi's hidden gate (each LayerNorm's kept_gate, the same tensor in all of them) also
-// multiplies every sublayer output before the residual add, as the reference's does: the
-// residual stream is z ⊙ (...), so the gate folds into the weights that write it.
-Tensor TransformerBlock::forward(const Tensor& x, const Tensor& key_padding_mask, uint64_t dropout_seed,
-                                 Tensor* ffn_input) const {
+// CoFi's hidden gate (each norm's kept_gate, the same tensor in all of them) also multiplies
+// every sublayer output before the residual add, as the reference's does: the residual stream
+// is z ⊙ (...), so the gate folds into the weights that write it.
+Tensor TransformerBlock::forward(const Tensor& x, const BlockInputs& in) const {
   const bool drop = training_ && cfg.dropout > 0.f;
-  if (cfg.style == BlockStyle::gpt2) {
+  BlockInputs attn_in = in;
+  attn_in.dropout_seed = derive_seed(in.dropout_seed, 1);
+  if (cfg.pre_norm) {
     Tensor h = x;
     if (attn) {
-      Tensor a = attn->forward(ln_1->forward(x), key_padding_mask, derive_seed(dropout_seed, 1));
+      Tensor a = attn->forward(ln_1->forward(x), attn_in);
       h = ops::add(x, gated(gated(gated(a, attention_gate), layer_gate), ln_1->kept_gate));
     }
     if (!mlp) return h;
     Tensor ln = ln_2->forward(h);
-    if (ffn_input) *ffn_input = ln;
+    if (in.ffn_input) *in.ffn_input = ln;
     Tensor m = mlp->forward(ln);
-    if (drop) m = ops::dropout(m, cfg.dropout, derive_seed(dropout_seed, 2));
+    if (drop) m = ops::dropout(m, cfg.dropout, derive_seed(in.dropout_seed, 2));
     return ops::add(h, gated(gated(gated(m, ffn_gate), layer_gate), ln_2->kept_gate));
   }
-  // Post-LN: a sublayer whose gate is exactly 0 is skipped with the LayerNorm after it, as
+  // Post-norm: a sublayer whose gate is exactly 0 is skipped with the norm after it, as
   // CoFi's reference skips a sublayer whose output is all zeros: a closed gate then computes
-  // what removing the sublayer (and its LayerNorm) computes.
+  // what removing the sublayer (and its norm) computes.
   Tensor h = x;
   if (attn && !closed(attention_gate))
-    h = ln_1->forward(ops::add(
-        x, gated(gated(attn->forward(x, key_padding_mask, derive_seed(dropout_seed, 1)), attention_gate), ln_1->kept_gate)));
+    h = ln_1->forward(ops::add(x, gated(gated(attn->forward(x, attn_in), attention_gate), ln_1->kept_gate)));
   Tensor y = h;
   if (mlp && !closed(ffn_gate)) {
-    if (ffn_input) *ffn_input = h;
+    if (in.ffn_input) *in.ffn_input = h;
     Tensor m = mlp->forward(h);
-    if (drop) m = ops::dropout(m, cfg.dropout, derive_seed(dropout_seed, 2));
+    if (drop) m = ops::dropout(m, cfg.dropout, derive_seed(in.dropout_seed, 2));
     y = ln_2->forward(ops::add(h, gated(gated(m, ffn_gate), ln_2->kept_gate)));
   }
   if (!layer_gate.defined()) return y;

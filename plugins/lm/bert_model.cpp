@@ -17,15 +17,13 @@ BertModel::BertModel(const BertConfig& c) : cfg_(c) {
                              std::make_shared<nn::Embedding>(c.context, c.width, nn::InitConfig{derive_seed(c.seed, 2), 0.02f}));
   token_type = register_module("bert.embeddings.token_type_embeddings",
                                std::make_shared<nn::Embedding>(c.type_vocab, c.width, nn::InitConfig{derive_seed(c.seed, 3), 0.02f}));
-  emb_ln = register_module("bert.embeddings.LayerNorm", std::make_shared<nn::LayerNorm>(c.width, c.ln_eps));
+  emb_ln = register_module("bert.embeddings.LayerNorm", std::make_shared<nn::Norm>(c.width, c.ln_eps));
   for (int64_t i = 0; i < c.layers; ++i) {
-    nn::BlockConfig b;
+    nn::BlockConfig b = nn::BlockConfig::of_family("bert");
     b.width = c.width;
     b.heads = cfg_.heads_at(i);
     b.head_size = cfg_.head_dim();
     b.ffn = cfg_.ffn_at(i);
-    b.style = nn::BlockStyle::bert;
-    b.causal = false;
     b.dropout = c.dropout;
     b.ln_eps = c.ln_eps;
     b.init = {derive_seed(c.seed, 100 + uint64_t(i)), 0.02f};
@@ -33,7 +31,7 @@ BertModel::BertModel(const BertConfig& c) : cfg_(c) {
   }
   transform = register_module("cls.predictions.transform.dense",
                               std::make_shared<nn::Linear>(c.width, c.width, true, false, nn::InitConfig{derive_seed(c.seed, 4), 0.02f}));
-  transform_ln = register_module("cls.predictions.transform.LayerNorm", std::make_shared<nn::LayerNorm>(c.width, c.ln_eps));
+  transform_ln = register_module("cls.predictions.transform.LayerNorm", std::make_shared<nn::Norm>(c.width, c.ln_eps));
   if (!c.tied)
     register_parameter("cls.predictions.decoder.weight", &decoder_weight,
                        Tensor::randn({c.vocab, c.width}, derive_seed(c.seed, 5), 0.f, 0.02f));
@@ -58,7 +56,7 @@ Tensor BertModel::hidden(const Tensor& ids, const Tensor& token_types, const Ten
   if (training_ && cfg_.dropout > 0.f) x = ops::dropout(x, cfg_.dropout, derive_seed(dropout_seed, 0));
   const size_t n = max_layers < 0 ? layers.size() : std::min(layers.size(), size_t(max_layers));
   for (size_t i = 0; i < n; ++i) {
-    x = layers[i]->forward(x, attention_mask, derive_seed(dropout_seed, 1 + i));
+    x = layers[i]->forward(x, {attention_mask, derive_seed(dropout_seed, 1 + i)});
     if (layer_states) layer_states->push_back(x);
   }
   return x;
@@ -85,12 +83,12 @@ Tensor BertModel::hidden_with_prompt(const Tensor& ids, const Tensor& prompt, co
     for (int64_t b = 0; b < B; ++b)
       for (int64_t t = 0; t < k + T; ++t) mask.data<uint8_t>()[b * (k + T) + t] = t < k ? 1 : m.data<uint8_t>()[b * T + t - k];
   }
-  for (size_t i = 0; i < layers.size(); ++i) x = layers[i]->forward(x, mask, derive_seed(dropout_seed, 1 + i));
+  for (size_t i = 0; i < layers.size(); ++i) x = layers[i]->forward(x, {mask, derive_seed(dropout_seed, 1 + i)});
   return ops::split(x, {k, T}, 1)[1];
 }
 
-std::vector<nn::LayerNorm*> BertModel::hidden_norms() const {
-  std::vector<nn::LayerNorm*> out{emb_ln.get()};
+std::vector<nn::Norm*> BertModel::hidden_norms() const {
+  std::vector<nn::Norm*> out{emb_ln.get()};
   for (const auto& b : layers)
     for (const auto& ln : {b->ln_1, b->ln_2})
       if (ln) out.push_back(ln.get());

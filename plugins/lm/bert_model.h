@@ -48,17 +48,17 @@ class BertModel : public nn::Module {
 
   std::vector<std::shared_ptr<nn::TransformerBlock>>& block_list() { return layers; }
   // Every LayerNorm over the residual width (the hidden gate's users).
-  std::vector<nn::LayerNorm*> hidden_norms() const;
+  std::vector<nn::Norm*> hidden_norms() const;
 
   // The summed embeddings multiplied by CoFi's hidden gate (the LayerNorms' kept_gate), when
   // it is set, before the embedding LayerNorm: CoFi's reference does the same.
   Tensor stream_gated(const Tensor& x) const;
 
   std::shared_ptr<nn::Embedding> word, position, token_type;
-  std::shared_ptr<nn::LayerNorm> emb_ln;
+  std::shared_ptr<nn::Norm> emb_ln;
   std::vector<std::shared_ptr<nn::TransformerBlock>> layers;
   std::shared_ptr<nn::Linear> transform;
-  std::shared_ptr<nn::LayerNorm> transform_ln;
+  std::shared_ptr<nn::Norm> transform_ln;
   Tensor decoder_bias;
   Tensor decoder_weight;  // only when untied: [vocab, width]
 

@@ -1,12 +1,14 @@
-// model.gpt and model.bert: transformer model nodes that implement the SDK's model-surgery
-// interface (scion::TransformerModel), so growth, expansion and pruning plugins edit them
-// without knowing their types. GPT and BERT are twins of one implementation (TransformerNode)
-// and differ only in their naming (layout), their forward pass and their LayerNorm places.
+// model.gpt, model.llama and model.bert: transformer model nodes that implement the SDK's
+// model-surgery interface (scion::TransformerModel), so growth, expansion and pruning plugins
+// edit them without knowing their types. They are one implementation (TransformerNode) over
+// one transformer description: the decoder families (gpt2, llama) share DecoderModel, BERT
+// adds its encoder's embeddings and masked-LM head; parameter layouts come from the families'
+// name table (param_layout.h).
 #pragma once
 #include <memory>
 
 #include "bert_model.h"
-#include "gpt_model.h"
+#include "decoder_model.h"
 #include "scion/plugin.h"
 #include "scion/random.h"
 #include "scion/surgery.h"
@@ -34,11 +36,13 @@ struct SubnetSampling {
   }
 };
 
-// M: GptModel or BertModel; C: its config.
+// M: DecoderModel or BertModel; C: its config.
 template <class M, class C>
 class TransformerNode : public TransformerModel {
  public:
-  explicit TransformerNode(const Params& p);
+  // The node's parameters over `base` (the family's defaults), or the config of the file
+  // `load` names.
+  TransformerNode(const Params& p, const C& base);
   // A trainable node of this config (tests and tools).
   explicit TransformerNode(const C& cfg) : model_(std::make_unique<M>(cfg)), seed_(cfg.seed) {}
   nn::Module& module() override { return *model_; }
@@ -74,22 +78,23 @@ class TransformerNode : public TransformerModel {
   int64_t ramp_at_ = 0, ramp_steps_ = 0;
 };
 
-class GptNode final : public TransformerNode<GptModel, GptConfig> {
+// model.gpt (family gpt2) and model.llama (family llama).
+class DecoderNode final : public TransformerNode<DecoderModel, DecoderConfig> {
  public:
   using TransformerNode::TransformerNode;
+  DecoderNode(const Params& p, const std::string& family) : TransformerNode(p, DecoderConfig::of_family(family)) {}
   TensorMap forward(const TensorMap& inputs, const StepContext& ctx) override;
   LmHead lm_head(const Tensor& hidden) override;
   double flops_per_token(int64_t seq_len) override { return flops_with_subnets(seq_len); }
-  std::string block_prefix(int64_t layer) const override { return "transformer.h." + std::to_string(layer) + "."; }
+  std::string block_prefix(int64_t layer) const override;
   ParamLayout layout(const std::string& param) const override;
-  std::pair<std::string, std::string> embedding_and_head() const override {
-    return {"transformer.wte.weight", "lm_head.weight"};
-  }
+  std::pair<std::string, std::string> embedding_and_head() const override;
 };
 
 class BertNode final : public TransformerNode<BertModel, BertConfig> {
  public:
   using TransformerNode::TransformerNode;
+  explicit BertNode(const Params& p) : TransformerNode(p, BertConfig{}) {}
   TensorMap forward(const TensorMap& inputs, const StepContext& ctx) override;
   LmHead lm_head(const Tensor& hidden) override;
   double flops_per_token(int64_t seq_len) override { return flops_with_subnets(seq_len); }
@@ -100,7 +105,13 @@ class BertNode final : public TransformerNode<BertModel, BertConfig> {
   }
 };
 
-GptConfig gpt_config_from_json(const Json& j, GptConfig base);
+// [L, B, T, C]: every block's output stacked, for layerwise distillation (port "layers").
+Tensor stack_layers(const std::vector<Tensor>& layers);
+
+// The configs' JSON (a checkpoint's scion.config): read over `base`, and written.
+DecoderConfig decoder_config_from_json(const Json& j, DecoderConfig base);
 BertConfig bert_config_from_json(const Json& j, BertConfig base);
+Json config_to_json(const DecoderConfig& c);
+Json config_to_json(const BertConfig& c);
 
 }  // namespace scion::lm

@@ -1,4 +1,4 @@
-// The model.gpt and model.bert plugin entries: schemas and ports.
+// The model.gpt, model.llama and model.bert plugin entries: schemas and ports.
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,19 +10,32 @@
 namespace scion::lm {
 
 namespace {
-std::vector<ParamSpec> model_params(int64_t vocab, int64_t ctx, bool gpt) {
-  return {int_param("vocab", vocab, "vocabulary size (match the tokenizer)").at_least(1),
-          int_param("context", ctx, "positions (maximum sequence length)").at_least(1),
-          int_param("layers", gpt ? 12 : 12, "transformer blocks").at_least(0),
-          int_param("width", 768, "hidden size").at_least(1),
-          int_param("heads", 12, "attention heads (width must divide)").at_least(1),
-          int_param("ffn", 0, "MLP hidden size (0 = 4 * width)").at_least(0),
-          num_param("dropout", 0.0, "residual and embedding dropout").at_least(0).below(1),
-          bool_param("tied", true, "tie the output head to the input embedding"),
-          {"init_seed", ParamType::integer, Json(), false, "initialisation seed (default: derived from the run seed)"},
-          {"load", ParamType::string, Json(""), false, "safetensors file to load (config read from it when it has one)",
-           true},
-          bool_param("layer_outputs", false, "also give every block's output on port 'layers' (layerwise distillation)")};
+enum class Family { gpt2, bert, llama };
+
+std::vector<ParamSpec> model_params(int64_t vocab, int64_t ctx, Family f) {
+  const bool llama = f == Family::llama;
+  std::vector<ParamSpec> p{
+      int_param("vocab", vocab, "vocabulary size (match the tokenizer)").at_least(1),
+      int_param("context", ctx, "positions (maximum sequence length)").at_least(1),
+      int_param("layers", 12, "transformer blocks").at_least(0),
+      int_param("width", 768, "hidden size").at_least(1),
+      int_param("heads", 12, "attention heads (width must divide)").at_least(1),
+      int_param("ffn", 0, llama ? "SwiGLU hidden size (0 = 4 * width)" : "MLP hidden size (0 = 4 * width)").at_least(0),
+      num_param("dropout", 0.0, "residual and embedding dropout").at_least(0).below(1),
+      bool_param("tied", !llama, "tie the output head to the input embedding"),
+      {"init_seed", ParamType::integer, Json(), false, "initialisation seed (default: derived from the run seed)"},
+      {"load", ParamType::string, Json(""), false,
+       llama ? "a Hugging Face model directory (config.json, safetensors) or a Scion .safetensors checkpoint"
+             : "safetensors file to load (config read from it when it has one)",
+       true},
+      bool_param("layer_outputs", false, "also give every block's output on port 'layers' (layerwise distillation)")};
+  if (llama) {
+    p.push_back(int_param("kv_heads", 0, "key/value heads (grouped-query attention; 0 = heads, 1 = multi-query)")
+                    .at_least(0));
+    p.push_back(num_param("norm_eps", 1e-6, "RMSNorm epsilon (rms_norm_eps)").above(0));
+    p.push_back(num_param("rope_theta", 10000.0, "rotary base (rope_theta)").above(0));
+  }
+  return p;
 }
 
 // What the model's constructor and first forward pass would refuse, and what would make its
@@ -49,6 +62,14 @@ std::vector<GraphProblem> check_model(const GraphView& g, const GraphNodeView& s
       out.push_back({"heads", "width " + std::to_string(p.integer("width")) + " is not divisible by heads " +
                                   std::to_string(p.integer("heads")),
                      "choose heads that divide the width (head size = width / heads)"});
+    if (p.has("kv_heads") && p.integer("kv_heads") > 0 && p.integer("heads") % p.integer("kv_heads") != 0)
+      out.push_back({"kv_heads", std::to_string(p.integer("kv_heads")) + " key/value heads do not divide " +
+                                     std::to_string(p.integer("heads")) + " heads",
+                     "choose kv_heads dividing heads (each key/value head serves heads / kv_heads query heads)"});
+    if (p.has("kv_heads") && p.integer("width") % p.integer("heads") == 0 && (p.integer("width") / p.integer("heads")) % 2)
+      out.push_back({"heads", "the head size " + std::to_string(p.integer("width") / p.integer("heads")) +
+                                  " is odd; rotary positions turn pairs of dimensions",
+                     "choose heads so that width / heads is even"});
     // The weights alone (4 bytes each) must fit in this machine's memory; training needs
     // about four times that (gradients, two optimizer moments).
     const double w = double(p.integer("width")), ffn = p.integer("ffn") > 0 ? double(p.integer("ffn")) : 4 * w;
@@ -107,13 +128,33 @@ std::vector<GraphProblem> check_model(const GraphView& g, const GraphNodeView& s
   return out;
 }
 
+PluginEntry llama_entry() {
+  PluginEntry e;
+  e.name = "model.llama";
+  e.kind = PluginKind::model;
+  e.version = "1.0.0";
+  e.description = "Llama family (Llama 2/3, Qwen2, Mistral, SmolLM): RMSNorm, SwiGLU, rotary positions, grouped "
+                  "key/value heads; loads Hugging Face directories; Hugging Face names";
+  e.params = model_params(32000, 2048, Family::llama);
+  e.inputs = {{"tokens", "tokens:i64[B,T]", false, "token ids [B, T]"},
+              {"prompt_embeds", "embeds:f32[B,?,{width}]", true, "soft prompt [B, k, C] before the token embeddings (prompt.tuning)"}};
+  e.outputs = {{"logits", "logits:f32[B,T,{vocab}]", false, "next-token logits [B, T, V]"},
+               {"hidden", "hidden:f32[B,T,{width}]", false, "final hidden states [B, T, C] (after model.norm)"},
+               {"layers", "layers:f32[?,B,T,?]", true, "every block's output [L, B, T, C] (with layer_outputs = true)"},
+               {"ffn_input", "hidden:f32[B,T,{width}]", false,
+                "the last block's FFN input after its post_attention_layernorm [B, T, C] (TRIME, kNN-LM keys)"}};
+  e.check = check_model;
+  e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<DecoderNode>(p, "llama"); };
+  return e;
+}
+
 PluginEntry gpt_entry() {
   PluginEntry e;
   e.name = "model.gpt";
   e.kind = PluginKind::model;
   e.version = "1.0.0";
   e.description = "GPT-2 (pre-LN, learned positions, tanh GELU, tied head) with Hugging Face names";
-  e.params = model_params(50257, 1024, true);
+  e.params = model_params(50257, 1024, Family::gpt2);
   e.inputs = {{"tokens", "tokens:i64[B,T]", false, "token ids [B, T]"},
               {"prompt_embeds", "embeds:f32[B,?,{width}]", true, "soft prompt [B, k, C] before the token embeddings (prompt.tuning)"}};
   e.outputs = {{"logits", "logits:f32[B,T,{vocab}]", false, "next-token logits [B, T, V]"},
@@ -122,7 +163,7 @@ PluginEntry gpt_entry() {
                {"ffn_input", "hidden:f32[B,T,{width}]", false,
                 "the last block's FFN input after its LayerNorm [B, T, C] (TRIME, kNN-LM keys)"}};
   e.check = check_model;
-  e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<GptNode>(p); };
+  e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<DecoderNode>(p, "gpt2"); };
   return e;
 }
 
@@ -132,7 +173,7 @@ PluginEntry bert_entry() {
   e.kind = PluginKind::model;
   e.version = "1.0.0";
   e.description = "BERT encoder (post-LN, padding mask) with its masked-LM head, Hugging Face names";
-  e.params = model_params(30522, 512, false);
+  e.params = model_params(30522, 512, Family::bert);
   e.inputs = {{"tokens", "tokens:i64[B,T]", false, "token ids [B, T]"},
               {"attention_mask", "mask:u8[B,T]", true, "1 for real tokens, 0 for padding [B, T]"},
               {"prompt_embeds", "embeds:f32[B,?,{width}]", true, "soft prompt [B, k, C] before the word embeddings (prompt.tuning)"}};
@@ -149,5 +190,7 @@ PluginEntry bert_entry() {
 
 using scion::lm::bert_entry;
 using scion::lm::gpt_entry;
+using scion::lm::llama_entry;
 SCION_REGISTER_PLUGIN(gpt_entry)
+SCION_REGISTER_PLUGIN(llama_entry)
 SCION_REGISTER_PLUGIN(bert_entry)

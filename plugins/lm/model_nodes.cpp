@@ -1,4 +1,6 @@
-// model.gpt and model.bert: the node classes (the plugin entries are in model_entries.cpp).
+// The transformer model nodes' shared implementation and their configs' JSON (the decoder and
+// BERT specifics are in decoder_node.cpp and bert_node.cpp, the plugin entries in
+// model_entries.cpp).
 #include "lm_nodes.h"
 #include "scion/checkpoint.h"
 #include "scion/random.h"
@@ -18,37 +20,32 @@ Json checkpoint_config(const std::string& path) {
 }  // namespace
 
 namespace {
-// GPT and BERT configs share these fields; the checkpoint metadata carries them as JSON,
-// per-layer sizes and the head size once a method made them differ from the defaults.
-template <class C>
-C config_from_json(const Json& j, C c) {
-  if (j.contains("vocab")) c.vocab = json_int(j.at("vocab"));
-  if (j.contains("context")) c.context = json_int(j.at("context"));
+// The sizes every config shares; the checkpoint metadata carries them as JSON, per-layer
+// sizes and the head size once a method made them differ from the defaults.
+void sizes_from_json(const Json& j, LayerSizes& c) {
   if (j.contains("layers")) c.layers = json_int(j.at("layers"));
   if (j.contains("width")) c.width = json_int(j.at("width"));
   if (j.contains("heads")) c.heads = json_int(j.at("heads"));
+  c.kv_heads = j.contains("kv_heads") ? json_int(j.at("kv_heads")) : 0;
   if (j.contains("ffn")) c.ffn = json_int(j.at("ffn"));
-  if (j.contains("tied")) c.tied = json_bool(j.at("tied"));
   c.head_size = j.contains("head_size") ? json_int(j.at("head_size")) : 0;
-  c.layer_heads.clear();
-  c.layer_ffn.clear();
-  if (j.contains("layer_heads"))
-    for (const Json& v : json_array(j.at("layer_heads"))) c.layer_heads.push_back(json_int(v));
-  if (j.contains("layer_ffn"))
-    for (const Json& v : json_array(j.at("layer_ffn"))) c.layer_ffn.push_back(json_int(v));
-  return c;
+  auto list = [&](const char* key, std::vector<int64_t>& v) {
+    v.clear();
+    if (j.contains(key))
+      for (const Json& x : json_array(j.at(key))) v.push_back(json_int(x));
+  };
+  list("layer_heads", c.layer_heads);
+  list("layer_kv_heads", c.layer_kv_heads);
+  list("layer_ffn", c.layer_ffn);
 }
 
-template <class C>
-Json config_to_json(const C& c) {
+Json sizes_to_json(const LayerSizes& c) {
   Json j;
-  j["vocab"] = Json(c.vocab);
-  j["context"] = Json(c.context);
   j["layers"] = Json(c.layers);
   j["width"] = Json(c.width);
   j["heads"] = Json(c.heads);
+  if (c.kv_heads > 0 && c.kv_heads != c.heads) j["kv_heads"] = Json(c.kv_heads);
   j["ffn"] = Json(c.ffn);
-  j["tied"] = Json(c.tied);
   if (c.head_size > 0 && c.head_size * c.heads != c.width) j["head_size"] = Json(c.head_size);
   auto list = [](const std::vector<int64_t>& v) {
     Json::array_t a;
@@ -56,27 +53,53 @@ Json config_to_json(const C& c) {
     return Json(a);
   };
   if (!c.layer_heads.empty()) j["layer_heads"] = list(c.layer_heads);
+  if (!c.layer_kv_heads.empty()) j["layer_kv_heads"] = list(c.layer_kv_heads);
   if (!c.layer_ffn.empty()) j["layer_ffn"] = list(c.layer_ffn);
   return j;
 }
 
-// The node's parameters, then the checkpoint's config when `load` names one that has it.
 template <class C>
-C config_from_params(const Params& p, uint64_t seed) {
-  C c;
+void common_from_json(const Json& j, C& c) {
+  if (j.contains("vocab")) c.vocab = json_int(j.at("vocab"));
+  if (j.contains("context")) c.context = json_int(j.at("context"));
+  if (j.contains("tied")) c.tied = json_bool(j.at("tied"));
+  sizes_from_json(j, c);
+}
+
+template <class C>
+Json common_to_json(const C& c) {
+  Json j = sizes_to_json(c);
+  j["vocab"] = Json(c.vocab);
+  j["context"] = Json(c.context);
+  j["tied"] = Json(c.tied);
+  return j;
+}
+
+// The node's parameters over the family's defaults, then the checkpoint's config when `load`
+// names one that has it.
+template <class C>
+C config_from_params(const Params& p, C c, uint64_t seed) {
   c.vocab = p.integer("vocab");
   c.context = p.integer("context");
   c.layers = p.integer("layers");
   c.width = p.integer("width");
   c.heads = p.integer("heads");
+  if (p.has("kv_heads")) c.kv_heads = p.integer("kv_heads");
   c.ffn = p.integer("ffn");
   c.dropout = float(p.number("dropout"));
   c.tied = p.boolean("tied");
   c.seed = p.has("init_seed") ? uint64_t(p.integer("init_seed")) : seed;
+  if constexpr (std::is_same_v<C, DecoderConfig>) {
+    if (p.has("norm_eps")) c.norm_eps = float(p.number("norm_eps"));
+    if (p.has("rope_theta")) c.rope_theta = p.number("rope_theta");
+  }
   const std::string load = p.string("load");
   if (!load.empty()) {
     const Json saved = checkpoint_config(load);
-    if (!saved.is_null()) c = config_from_json(saved, c);
+    if (!saved.is_null()) {
+      if constexpr (std::is_same_v<C, DecoderConfig>) c = decoder_config_from_json(saved, c);
+      else c = bert_config_from_json(saved, c);
+    }
   }
   return c;
 }
@@ -84,21 +107,70 @@ C config_from_params(const Params& p, uint64_t seed) {
 template <class M>
 void load_weights(M& m, const nn::NamedTensors& t);
 template <>
-void load_weights(GptModel& m, const nn::NamedTensors& t) { m.load_hf_state_dict(t); }
+void load_weights(DecoderModel& m, const nn::NamedTensors& t) { m.load_hf_state_dict(t); }
 template <>
 void load_weights(BertModel& m, const nn::NamedTensors& t) { m.load_state_dict(t); }
 
-constexpr bool is_gpt(const GptConfig*) { return true; }
-constexpr bool is_gpt(const BertConfig*) { return false; }
+const char* family_of(const DecoderConfig& c) { return c.family.c_str(); }
+const char* family_of(const BertConfig&) { return "bert"; }
 }  // namespace
 
-GptConfig gpt_config_from_json(const Json& j, GptConfig base) { return config_from_json(j, base); }
-BertConfig bert_config_from_json(const Json& j, BertConfig base) { return config_from_json(j, base); }
+DecoderConfig decoder_config_from_json(const Json& j, DecoderConfig c) {
+  common_from_json(j, c);
+  if (j.contains("norm_eps")) c.norm_eps = float(json_number(j.at("norm_eps")));
+  if (c.family != "llama") return c;
+  if (j.contains("rope_theta")) c.rope_theta = json_number(j.at("rope_theta"));
+  c.rope_scaling.reset();
+  if (j.contains("rope_scaling") && !j.at("rope_scaling").is_null()) {
+    const Json& r = j.at("rope_scaling");
+    ops::Llama3RopeScaling s;
+    s.factor = json_number(r.at("factor"));
+    s.low_freq_factor = json_number(r.at("low_freq_factor"));
+    s.high_freq_factor = json_number(r.at("high_freq_factor"));
+    s.original_max_position_embeddings = json_int(r.at("original_max_position_embeddings"));
+    c.rope_scaling = s;
+  }
+  if (j.contains("qkv_bias")) c.qkv_bias = json_bool(j.at("qkv_bias"));
+  if (j.contains("o_bias")) c.o_bias = json_bool(j.at("o_bias"));
+  if (j.contains("mlp_bias")) c.mlp_bias = json_bool(j.at("mlp_bias"));
+  if (j.contains("hf_architecture")) c.hf_architecture = json_string(j.at("hf_architecture"));
+  if (j.contains("hf_extra")) c.hf_extra = j.at("hf_extra").dump();
+  return c;
+}
+
+BertConfig bert_config_from_json(const Json& j, BertConfig c) {
+  common_from_json(j, c);
+  return c;
+}
+
+Json config_to_json(const DecoderConfig& c) {
+  Json j = common_to_json(c);
+  if (c.family != "llama") return j;
+  j["norm_eps"] = Json(double(c.norm_eps));
+  j["rope_theta"] = Json(c.rope_theta);
+  if (c.rope_scaling) {
+    Json r;
+    r["factor"] = Json(c.rope_scaling->factor);
+    r["low_freq_factor"] = Json(c.rope_scaling->low_freq_factor);
+    r["high_freq_factor"] = Json(c.rope_scaling->high_freq_factor);
+    r["original_max_position_embeddings"] = Json(c.rope_scaling->original_max_position_embeddings);
+    j["rope_scaling"] = r;
+  }
+  j["qkv_bias"] = Json(c.qkv_bias);
+  j["o_bias"] = Json(c.o_bias);
+  j["mlp_bias"] = Json(c.mlp_bias);
+  if (!c.hf_architecture.empty()) j["hf_architecture"] = Json(c.hf_architecture);
+  if (!c.hf_extra.empty()) j["hf_extra"] = json_parse(c.hf_extra, "hf_extra");
+  return j;
+}
+
+Json config_to_json(const BertConfig& c) { return common_to_json(c); }
 
 // ---- the twins' shared implementation ---------------------------------------------------
 template <class M, class C>
-TransformerNode<M, C>::TransformerNode(const Params& p) : frozen_(p.boolean("frozen")), seed_(p.context().seed) {
-  model_ = std::make_unique<M>(config_from_params<C>(p, seed_));
+TransformerNode<M, C>::TransformerNode(const Params& p, const C& base)
+    : frozen_(p.boolean("frozen")), seed_(p.context().seed) {
+  model_ = std::make_unique<M>(config_from_params<C>(p, base, seed_));
   const std::string load = p.string("load");
   if (!load.empty()) load_weights(*model_, safetensors::load(load).tensors);
   if (frozen_) model_->set_training(false);
@@ -114,16 +186,20 @@ template <class M, class C>
 Architecture TransformerNode<M, C>::architecture() const {
   const C& c = model_->config();
   Architecture a;
-  a.family = is_gpt(&c) ? "gpt2" : "bert";
+  a.family = family_of(c);
   a.vocab = c.vocab;
   a.context = c.context;
   a.width = c.width;
   a.head_size = c.head_dim();
+  bool grouped = false;
   for (int64_t l = 0; l < c.layers; ++l) {
     a.heads.push_back(c.heads_at(l));
+    a.kv_heads.push_back(c.kv_heads_at(l));
     a.ffn.push_back(c.ffn_at(l));
+    grouped = grouped || a.kv_heads.back() != a.heads.back();
   }
-  a.pre_ln = is_gpt(&c);
+  if (!grouped) a.kv_heads.clear();
+  a.pre_ln = nn::BlockConfig::of_family(a.family).pre_norm;
   a.tied = c.tied;
   return a;
 }
@@ -140,13 +216,17 @@ C TransformerNode<M, C>::config_for(const Architecture& a) const {
   c.head_size = a.head_size;
   c.tied = a.tied;
   c.layer_heads.clear();
+  c.layer_kv_heads.clear();
   c.layer_ffn.clear();
+  c.kv_heads = 0;
   const bool uniform = a.uniform() && a.layers() > 0 && a.heads[0] > 0 && a.ffn[0] > 0;
   if (uniform) {
     c.heads = a.heads[0];
+    if (a.kv_heads_at(0) != a.heads[0]) c.kv_heads = a.kv_heads_at(0);
     c.ffn = a.ffn[0];
   } else {
     c.layer_heads = a.heads;
+    if (!a.kv_heads.empty()) c.layer_kv_heads = a.kv_heads;
     c.layer_ffn = a.ffn;
     c.heads = std::max<int64_t>(1, a.heads.empty() ? 1 : *std::max_element(a.heads.begin(), a.heads.end()));
     c.ffn = a.ffn.empty() ? 0 : std::max<int64_t>(1, *std::max_element(a.ffn.begin(), a.ffn.end()));
@@ -184,7 +264,7 @@ void TransformerNode<M, C>::set_gate(GateKind kind, int64_t layer, const Tensor&
     SCION_CHECK(!v.defined() || !gate(kept ? GateKind::hidden : GateKind::hidden_kept, -1).defined(), "model: a ",
                 gate_kind_name(kind), " gate on a model whose hidden gate follows the other rule (hint: clear the ",
                 gate_kind_name(kept ? GateKind::hidden : GateKind::hidden_kept), " gate first)");
-    for (nn::LayerNorm* ln : model_->hidden_norms()) (kept ? ln->kept_gate : ln->gate) = v.defined() ? v.view({n}) : Tensor();
+    for (nn::Norm* ln : model_->hidden_norms()) (kept ? ln->kept_gate : ln->gate) = v.defined() ? v.view({n}) : Tensor();
     return;
   }
   nn::TransformerBlock& b = *model_->block_list()[size_t(layer)];
@@ -276,150 +356,7 @@ double TransformerNode<M, C>::flops_with_subnets(int64_t seq_len) const {
   return full - (double(c.layers) - subnets_.mean_depth(c.layers)) * per_layer;
 }
 
-template class TransformerNode<GptModel, GptConfig>;
+template class TransformerNode<DecoderModel, DecoderConfig>;
 template class TransformerNode<BertModel, BertConfig>;
-
-namespace {
-// [L, B, T, C]: each block's output, for layerwise distillation (one copy, only when asked for).
-Tensor stack_layers(const std::vector<Tensor>& layers) {
-  std::vector<Tensor> parts;
-  parts.reserve(layers.size());
-  for (const Tensor& x : layers) {
-    Shape s = x.shape();
-    s.insert(s.begin(), 1);
-    parts.push_back(x.view(s));
-  }
-  return ops::concat(parts, 0);
-}
-}  // namespace
-
-// ---- GPT ------------------------------------------------------------------------------------
-TensorMap GptNode::forward(const TensorMap& in, const StepContext& ctx) {
-  const int64_t depth = prepare(ctx);
-  auto prompt = in.find("prompt_embeds");  // prompt tuning: the soft prompt before the tokens
-  if (prompt != in.end()) {
-    Tensor h = model_->hidden_with_prompt(in.at("tokens"), prompt->second, derive_seed(seed_, uint64_t(ctx.step)));
-    TensorMap out{{"hidden", h}, {"ffn_input", h}};
-    if (ctx.wants("logits")) out["logits"] = model_->logits_from_hidden(h);
-    return out;
-  }
-  std::vector<Tensor> layers;
-  Tensor ffn_input;
-  Tensor h = model_->hidden(in.at("tokens"), derive_seed(seed_, uint64_t(ctx.step)), depth,
-                            layer_outputs_ ? &layers : nullptr, &ffn_input);
-  // A model without blocks (or whose last block lost its FFN) has no FFN input: its final
-  // hidden states stand in, so the port always carries [B, T, C].
-  TensorMap out{{"hidden", h}, {"ffn_input", ffn_input.defined() ? ffn_input : h}};
-  // Not made when only a fused head + loss reads this model (lm_head): 4·B·T·V bytes saved.
-  if (ctx.wants("logits")) out["logits"] = model_->logits_from_hidden(h);
-  if (layer_outputs_) out["layers"] = stack_layers(layers);
-  return out;
-}
-
-Model::LmHead GptNode::lm_head(const Tensor& hidden) { return {hidden, model_->head_weight(), Tensor()}; }
-
-namespace {
-// Parses "<prefix><layer>.<rest>"; false when `name` is not a block parameter.
-bool split_block(const std::string& name, const std::string& prefix, int64_t& layer, std::string& rest) {
-  if (name.rfind(prefix, 0) != 0) return false;
-  const size_t dot = name.find('.', prefix.size());
-  if (dot == std::string::npos) return false;
-  layer = std::stoll(name.substr(prefix.size(), dot - prefix.size()));
-  rest = name.substr(dot + 1);
-  return true;
-}
-constexpr AxisLayout kHidden{Unit::hidden, false}, kHiddenIn{Unit::hidden, true};
-}  // namespace
-
-// GPT-2's tensors (Conv1D weights are [in, out]).
-ParamLayout GptNode::layout(const std::string& name) const {
-  ParamLayout r;
-  std::string s;
-  if (split_block(name, "transformer.h.", r.layer, s)) {
-    if (s == "ln_1.weight" || s == "ln_1.bias" || s == "ln_2.weight" || s == "ln_2.bias")
-      r.axis[0] = kHidden, r.hidden_fold = true;
-    else if (s == "attn.c_proj.bias" || s == "mlp.c_proj.bias")
-      r.axis[0] = kHidden, r.residual_write = r.hidden_fold = true;
-    else if (s == "attn.c_attn.weight") r.axis[0] = kHiddenIn, r.axis[1] = {Unit::qkv, false};
-    else if (s == "attn.c_attn.bias") r.axis[0] = {Unit::qkv, false};
-    else if (s == "attn.c_proj.weight")
-      r.axis[0] = {Unit::head, true}, r.axis[1] = kHidden, r.residual_write = r.hidden_fold = true;
-    else if (s == "mlp.c_fc.weight") r.axis[0] = kHiddenIn, r.axis[1] = {Unit::ffn, false};
-    else if (s == "mlp.c_fc.bias") r.axis[0] = {Unit::ffn, false};
-    else if (s == "mlp.c_proj.weight")
-      r.axis[0] = {Unit::ffn, true}, r.axis[1] = kHidden, r.residual_write = r.hidden_fold = true;
-    else throw Error("model.gpt: no layout for parameter '" + name + "'");
-    return r;
-  }
-  // The tied head reads ln_f's output through wte, which carries the hidden gate already.
-  if (name == "transformer.wte.weight" || name == "transformer.wpe.weight") r.axis[1] = kHidden, r.hidden_fold = true;
-  else if (name == "transformer.ln_f.weight" || name == "transformer.ln_f.bias")
-    r.axis[0] = kHidden, r.hidden_fold = !model_->config().tied;
-  else if (name == "lm_head.weight") r.axis[1] = kHiddenIn;
-  else throw Error("model.gpt: no layout for parameter '" + name + "'");
-  return r;
-}
-
-// ---- BERT -----------------------------------------------------------------------------------
-TensorMap BertNode::forward(const TensorMap& in, const StepContext& ctx) {
-  const int64_t depth = prepare(ctx);
-  auto mask = in.find("attention_mask");
-  auto prompt = in.find("prompt_embeds");  // prompt tuning: the soft prompt before the tokens
-  if (prompt != in.end()) {
-    Tensor h = model_->hidden_with_prompt(in.at("tokens"), prompt->second, mask == in.end() ? Tensor() : mask->second,
-                                          derive_seed(seed_, uint64_t(ctx.step)));
-    TensorMap out{{"hidden", h}};
-    if (ctx.wants("logits")) out["logits"] = model_->mlm_logits(h);
-    return out;
-  }
-  std::vector<Tensor> layers;
-  Tensor h = model_->hidden(in.at("tokens"), Tensor(), mask == in.end() ? Tensor() : mask->second,
-                            derive_seed(seed_, uint64_t(ctx.step)), depth, layer_outputs_ ? &layers : nullptr);
-  TensorMap out{{"hidden", h}};
-  if (ctx.wants("logits")) out["logits"] = model_->mlm_logits(h);
-  if (layer_outputs_) out["layers"] = stack_layers(layers);
-  return out;
-}
-
-Model::LmHead BertNode::lm_head(const Tensor& hidden) {
-  return {model_->mlm_transform(hidden), model_->decoder(), model_->decoder_bias};
-}
-
-// BERT's tensors (nn.Linear weights are [out, in]).
-ParamLayout BertNode::layout(const std::string& name) const {
-  ParamLayout r;
-  std::string s;
-  if (split_block(name, "bert.encoder.layer.", r.layer, s)) {
-    if (s.find("LayerNorm") != std::string::npos) r.axis[0] = kHidden, r.hidden_fold = true;
-    else if (s == "attention.output.dense.bias" || s == "output.dense.bias")
-      r.axis[0] = kHidden, r.residual_write = r.hidden_fold = true;
-    else if (s == "attention.self.query.weight" || s == "attention.self.key.weight" || s == "attention.self.value.weight")
-      r.axis[0] = {Unit::head, false}, r.axis[1] = kHiddenIn;
-    else if (s == "attention.self.query.bias" || s == "attention.self.key.bias" || s == "attention.self.value.bias")
-      r.axis[0] = {Unit::head, false};
-    else if (s == "attention.output.dense.weight")
-      r.axis[0] = kHidden, r.axis[1] = {Unit::head, true}, r.residual_write = r.hidden_fold = true;
-    else if (s == "intermediate.dense.weight") r.axis[0] = {Unit::ffn, false}, r.axis[1] = kHiddenIn;
-    else if (s == "intermediate.dense.bias") r.axis[0] = {Unit::ffn, false};
-    else if (s == "output.dense.weight")
-      r.axis[0] = kHidden, r.axis[1] = {Unit::ffn, true}, r.residual_write = r.hidden_fold = true;
-    else throw Error("model.bert: no layout for parameter '" + name + "'");
-    return r;
-  }
-  if (name.rfind("bert.embeddings.", 0) == 0) {
-    if (name.find("LayerNorm") != std::string::npos) r.axis[0] = kHidden;
-    else r.axis[1] = kHidden;
-    r.hidden_fold = true;
-  } else if (name == "cls.predictions.transform.dense.weight") r.axis[0] = kHidden, r.axis[1] = kHiddenIn;
-  else if (name == "cls.predictions.transform.dense.bias") r.axis[0] = kHidden;
-  // The tied decoder reads the head's LayerNorm through the word embeddings, which carry the
-  // hidden gate already.
-  else if (name.find("transform.LayerNorm") != std::string::npos)
-    r.axis[0] = kHidden, r.hidden_fold = !model_->config().tied;
-  else if (name == "cls.predictions.decoder.weight") r.axis[1] = kHiddenIn;
-  else if (name == "cls.predictions.bias") {
-  } else throw Error("model.bert: no layout for parameter '" + name + "'");
-  return r;
-}
 
 }  // namespace scion::lm

@@ -31,7 +31,7 @@ Tensor gpt_ids() { return Tensor::randint({2, 10}, 77, 0, 37); }
 // grow a copy of a source model (a fresh node of its config holding its weights), so the
 // tests compare source and grown models side by side; the returned pointer keeps the node.
 template <class M> struct NodeOf;
-template <> struct NodeOf<lm::GptModel> { using type = lm::GptNode; };
+template <> struct NodeOf<lm::DecoderModel> { using type = lm::DecoderNode; };
 template <> struct NodeOf<lm::BertModel> { using type = lm::BertNode; };
 
 template <class M>
@@ -81,7 +81,7 @@ TEST(Growth, UnitMaps) {
 }
 
 TEST(Growth, GptNet2WiderUniformPreservesLogits) {
-  lm::GptModel src(gpt_cfg());
+  lm::DecoderModel src(gpt_cfg());
   scramble(src, 10);
   growth::WidthOptions o;
   o.width = 32;  // 4 -> 8 heads of size 4, FFN 64 -> 128
@@ -96,7 +96,7 @@ TEST(Growth, GptNet2WiderUniformPreservesLogits) {
 }
 
 TEST(Growth, GptNonMultipleWidthAndRandomDuplicationDeviateUnderLayerNorm) {
-  lm::GptModel src(gpt_cfg());
+  lm::DecoderModel src(gpt_cfg());
   scramble(src, 20);
   Tensor ids = gpt_ids();
   growth::WidthOptions o;
@@ -115,7 +115,7 @@ TEST(Growth, GptNonMultipleWidthAndRandomDuplicationDeviateUnderLayerNorm) {
 }
 
 TEST(Growth, GptNet2WiderTripleAndRandomFfnMapsPreserveLogits) {
-  lm::GptModel src(gpt_cfg());
+  lm::DecoderModel src(gpt_cfg());
   scramble(src, 11);
   Tensor ids = gpt_ids();
   growth::WidthOptions o;
@@ -134,9 +134,9 @@ TEST(Growth, GptNet2WiderTripleAndRandomFfnMapsPreserveLogits) {
 }
 
 TEST(Growth, WideningKeepsTheFfnRatioUnlessTold) {
-  lm::GptConfig c = gpt_cfg();
+  lm::DecoderConfig c = gpt_cfg();
   c.ffn = 48;  // 3 x width, as KI's BASE_PLUS (3600 / 864 ~ 4.2) is not 4 x either
-  lm::GptModel src(c);
+  lm::DecoderModel src(c);
   scramble(src, 13);
   growth::WidthOptions o;
   o.width = 32;
@@ -149,7 +149,7 @@ TEST(Growth, WideningKeepsTheFfnRatioUnlessTold) {
 }
 
 TEST(Growth, Net2WiderNoiseBreaksSymmetryButKeepsTheFunction) {
-  lm::GptModel src(gpt_cfg());
+  lm::DecoderModel src(gpt_cfg());
   scramble(src, 12);
   Tensor ids = gpt_ids();
   growth::WidthOptions o;
@@ -214,13 +214,13 @@ TEST(Growth, AkiFillsNewUnitsFromTheLayerAbove) {
 }
 
 TEST(Growth, AkiOnGptFillsNewHeadsAndResidualUnitsFromTheLayerAbove) {
-  lm::GptModel src(gpt_cfg());  // width 16, 4 heads of 4, 3 layers
+  lm::DecoderModel src(gpt_cfg());  // width 16, 4 heads of 4, 3 layers
   scramble(src, 41);
   growth::WidthOptions o;
   o.width = 32;  // 8 heads; new residual unit j copies unit j - 16
   o.method = growth::Method::aki;
   auto big = widen(src, o);
-  auto p = [&](const lm::GptModel& m, int l, const char* w) {
+  auto p = [&](const lm::DecoderModel& m, int l, const char* w) {
     return m.parameter("transformer.h." + std::to_string(l) + "." + w).to_vector();
   };
   // c_attn [C, 3C] (Conv1D: in x out): q block columns 0..31, heads of 4. Column 20 is new
@@ -242,7 +242,7 @@ TEST(Growth, AkiOnGptFillsNewHeadsAndResidualUnitsFromTheLayerAbove) {
 }
 
 TEST(Growth, StackingOrdersLayersTwice) {
-  lm::GptModel src(gpt_cfg());
+  lm::DecoderModel src(gpt_cfg());
   scramble(src, 50);
   auto order = growth::stacking_order(3);
   EXPECT_EQ(order, (std::vector<int64_t>{0, 1, 2, 0, 1, 2}));
@@ -257,7 +257,7 @@ TEST(Growth, StackingOrdersLayersTwice) {
 }
 
 TEST(Growth, Net2DeeperIdentityBlocksAreExactInPreLN) {
-  lm::GptModel src(gpt_cfg());
+  lm::DecoderModel src(gpt_cfg());
   scramble(src, 60);
   auto order = growth::identity_insertion_order(3, {-1, 1, 2});
   EXPECT_EQ(order, (std::vector<int64_t>{-1, 0, 1, -1, 2, -1}));
@@ -276,7 +276,7 @@ TEST(Growth, IdentityBlocksAreNotExactInPostLN) {
 }
 
 TEST(Growth, GrownModelsTrainOn) {
-  lm::GptModel src(gpt_cfg());
+  lm::DecoderModel src(gpt_cfg());
   growth::WidthOptions o;
   o.width = 32;
   auto big = deepen(*widen(src, o), growth::stacking_order(3));
@@ -296,7 +296,7 @@ TEST(Growth, GrownModelsTrainOn) {
 }
 
 TEST(Growth, BadRequestsAreRefused) {
-  lm::GptModel src(gpt_cfg());
+  lm::DecoderModel src(gpt_cfg());
   growth::WidthOptions o;
   o.width = 18;  // not a multiple of the head size 4
   EXPECT_THROW(widen(src, o), Error);
@@ -321,7 +321,7 @@ void scramble_new(Masked<M>& g, const M& src, uint64_t seed) {
 }
 
 TEST(Growth, MaskedGptGrowthOfEveryDimensionPreservesWhateverTheNewWeightsAre) {
-  lm::GptModel src(gpt_cfg());  // width 16, 4 heads of 4, FFN 64, 3 layers, tied head
+  lm::DecoderModel src(gpt_cfg());  // width 16, 4 heads of 4, FFN 64, 3 layers, tied head
   scramble(src, 80);
   growth::MaskedOptions o;
   o.width = 24;  // 6 heads of 4
@@ -330,7 +330,7 @@ TEST(Growth, MaskedGptGrowthOfEveryDimensionPreservesWhateverTheNewWeightsAre) {
   o.ramp_steps = 10;
   o.seed = 3;
   auto g = grow_masked(src, o);
-  const lm::GptConfig& c = g.model->config();
+  const lm::DecoderConfig& c = g.model->config();
   EXPECT_EQ(c.width, 24);
   EXPECT_EQ(c.heads, 6);
   EXPECT_EQ(c.layers, 5);
@@ -375,7 +375,7 @@ TEST(Growth, MaskedGptGrowthOfEveryDimensionPreservesWhateverTheNewWeightsAre) {
 }
 
 TEST(Growth, MaskedGrowthCanStackNewLayersAndStaysExact) {
-  lm::GptModel src(gpt_cfg());  // 3 layers
+  lm::DecoderModel src(gpt_cfg());  // 3 layers
   scramble(src, 81);
   growth::MaskedOptions o;
   o.width = 24;
@@ -421,7 +421,7 @@ TEST(Growth, MaskedBertGrowthPreservesPostLNModelsToo) {
 }
 
 TEST(Growth, MaskedGrowthRefusesWhatItCannotDo) {
-  lm::GptModel src(gpt_cfg());
+  lm::DecoderModel src(gpt_cfg());
   growth::MaskedOptions o;
   o.layers = 2;  // fewer layers
   EXPECT_THROW(grow_masked(src, o), Error);
@@ -438,13 +438,13 @@ TEST(Growth, MaskedGrowthRefusesWhatItCannotDo) {
 }
 
 TEST(Growth, MaskedGrowthTrainsThroughTheRamp) {
-  lm::GptModel src(gpt_cfg());
+  lm::DecoderModel src(gpt_cfg());
   growth::MaskedOptions o;
   o.width = 32;
   o.layers = 4;
   o.ramp_steps = 8;
   auto g = grow_masked(src, o);
-  lm::GptModel& big = *g.model;
+  lm::DecoderModel& big = *g.model;
   Tensor ids = gpt_ids(), tg = Tensor::randint({2, 10}, 78, 0, 37);
   auto params = big.parameters();
   std::vector<Tensor> m, v;
@@ -470,7 +470,7 @@ TEST(Growth, MaskedGrowthTrainsThroughTheRamp) {
 TEST(Growth, PrefixSubModelsShareEmbeddingsAndHead) {
   // bert2BERT's first stage trains bottom prefixes: hidden(ids, seed, d) is the model cut
   // after d blocks, with the same final LayerNorm and head.
-  lm::GptModel m(gpt_cfg());
+  lm::DecoderModel m(gpt_cfg());
   scramble(m, 90);
   auto cut = deepen(m, {0, 1});  // the same model with only its two bottom blocks
   Tensor ids = gpt_ids();

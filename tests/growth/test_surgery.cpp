@@ -63,13 +63,15 @@ std::shared_ptr<N> save_and_load(N& node, const std::string& file) {
   p["tied"] = Json(true);
   p["load"] = Json(path);
   p["frozen"] = Json(true);
-  return std::make_shared<N>(Params(p, "loaded", NodeContext{1, 0, 1, {}}));
+  const Params params(p, "loaded", NodeContext{1, 0, 1, {}});
+  if constexpr (std::is_same_v<N, lm::DecoderNode>) return std::make_shared<N>(params, node.impl().config().family);
+  else return std::make_shared<N>(params);
 }
 
 }  // namespace
 
 TEST(Surgery, ArchitectureAndLayoutDescribeTheModel) {
-  lm::GptNode g(gpt_cfg());
+  lm::DecoderNode g(gpt_cfg());
   const Architecture a = g.architecture();
   EXPECT_EQ(a.family, "gpt2");
   EXPECT_EQ(a.layers(), 3);
@@ -101,9 +103,9 @@ TEST(Surgery, PruningHeadsUnitsAndHiddenDimensionsKeepsTheGatedFunction) {
     const int family = variant % 2;
     const GateKind hidden_kind = variant < 2 ? GateKind::hidden : GateKind::hidden_kept;
     std::unique_ptr<TransformerModel> m;
-    if (family == 0) m = std::make_unique<lm::GptNode>(gpt_cfg());
+    if (family == 0) m = std::make_unique<lm::DecoderNode>(gpt_cfg());
     else m = std::make_unique<lm::BertNode>(bert_cfg());
-    if (family == 0) scramble(static_cast<lm::GptNode&>(*m), 11);
+    if (family == 0) scramble(static_cast<lm::DecoderNode&>(*m), 11);
     else scramble(static_cast<lm::BertNode&>(*m), 12);
     Tensor x = family == 0 ? ids() : ids().narrow(1, 0, 9);
     // Soft gate values on the survivors, zeros on what goes.
@@ -137,7 +139,7 @@ TEST(Surgery, PruningHeadsUnitsAndHiddenDimensionsKeepsTheGatedFunction) {
 }
 
 TEST(Surgery, RemovingTheAttentionSublayerEqualsItsZeroGateInPreLN) {
-  lm::GptNode g(gpt_cfg());
+  lm::DecoderNode g(gpt_cfg());
   scramble(g, 21);
   Tensor x = ids();
   g.set_gate(GateKind::attention, 2, Tensor::zeros({1}));
@@ -158,7 +160,7 @@ TEST(Surgery, RemovingTheAttentionSublayerEqualsItsZeroGateInPreLN) {
 }
 
 TEST(Surgery, PerLayerSizesAndGatesSurviveACheckpoint) {
-  lm::GptNode g(gpt_cfg());
+  lm::DecoderNode g(gpt_cfg());
   scramble(g, 31);
   surgery::keep_units(g, Unit::head, 0, {1, 3});
   surgery::keep_units(g, Unit::ffn, 2, {0, 5, 9});
@@ -174,7 +176,7 @@ TEST(Surgery, PerLayerSizesAndGatesSurviveACheckpoint) {
 TEST(Surgery, AMidRampMsgCheckpointEvaluatesAsTheFunctionBeingTrained) {
   // Before gates were saved state, a mid-ramp checkpoint held the plain grown tensors and
   // evaluated as the gate-1 model.
-  lm::GptNode g(gpt_cfg());
+  lm::DecoderNode g(gpt_cfg());
   scramble(g, 41);
   growth::MaskedOptions o;
   o.width = 24;
@@ -196,7 +198,7 @@ TEST(Surgery, AMidRampMsgCheckpointEvaluatesAsTheFunctionBeingTrained) {
 }
 
 TEST(Surgery, TrainableGatesGetFiniteDifferenceGradients) {
-  lm::GptNode g(gpt_cfg());
+  lm::DecoderNode g(gpt_cfg());
   scramble(g, 51);
   Tensor gate = vec({0.9f, 0.4f, 1.1f, 0.7f});
   gate.set_requires_grad(true);
@@ -224,7 +226,7 @@ TEST(Surgery, TrainableGatesGetFiniteDifferenceGradients) {
 }
 
 TEST(Surgery, BadEditsAreRefusedNamingWhatIsWrong) {
-  lm::GptNode g(gpt_cfg());
+  lm::DecoderNode g(gpt_cfg());
   auto msg = [](auto f) {
     try {
       f();

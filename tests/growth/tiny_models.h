@@ -8,8 +8,8 @@
 
 namespace scion::tiny {
 
-inline lm::GptConfig gpt_cfg() {
-  lm::GptConfig c;
+inline lm::DecoderConfig gpt_cfg() {
+  lm::DecoderConfig c;
   c.vocab = 37;
   c.context = 12;
   c.layers = 3;

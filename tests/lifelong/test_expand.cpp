@@ -19,14 +19,14 @@ double rel_err(const Tensor& a, const Tensor& b) {
   for (size_t i = 0; i < x.size(); ++i) d = std::max(d, std::fabs(double(x[i]) - y[i])), s = std::max(s, std::fabs(double(y[i])));
   return d / s;
 }
-lm::GptConfig gpt(int64_t layers) {
-  lm::GptConfig c = tiny::gpt_cfg();
+lm::DecoderConfig gpt(int64_t layers) {
+  lm::DecoderConfig c = tiny::gpt_cfg();
   c.layers = layers;
   c.tied = false;
   return c;
 }
 // Marks each block by writing its index into ln_1.bias[0], so the order survives surgery.
-void tag_layers(lm::GptNode& n) {
+void tag_layers(lm::DecoderNode& n) {
   NoGradGuard g;
   for (int64_t l = 0; l < n.architecture().layers(); ++l) {
     Tensor b = n.module().parameter(n.block_prefix(l) + "ln_1.bias");
@@ -35,7 +35,7 @@ void tag_layers(lm::GptNode& n) {
     b.copy_(v);
   }
 }
-std::vector<int64_t> tags(lm::GptNode& n) {
+std::vector<int64_t> tags(lm::DecoderNode& n) {
   std::vector<int64_t> out;
   for (int64_t l = 0; l < n.architecture().layers(); ++l)
     out.push_back(int64_t(n.module().parameter(n.block_prefix(l) + "ln_1.bias").to_vector()[0]));
@@ -45,7 +45,7 @@ std::vector<int64_t> tags(lm::GptNode& n) {
 
 TEST(ElleLineage, SixToTwelveInStepsEndsInterleaved) {
   for (uint64_t seed : {0ull, 1ull, 7ull}) {
-    lm::GptNode n(gpt(6));
+    lm::DecoderNode n(gpt(6));
     tag_layers(n);
     for (int64_t to : {8, 10, 11, 12}) {
       ExpandOptions o;
@@ -94,7 +94,7 @@ TEST(ElleLineage, EveryLayerDoubledOnceBeforeAnyTwiceAndCopiesFollowTheirSource)
 }
 
 TEST(ElleExpand, LeftToRightWidthDoublingPreservesTheFunction) {
-  lm::GptNode n(gpt(2));
+  lm::DecoderNode n(gpt(2));
   tiny::scramble(n.module(), 31);
   Tensor ids = Tensor::randint({2, 10}, 77, 0, 37);
   const Tensor before = n.impl().forward(ids);
@@ -108,7 +108,7 @@ TEST(ElleExpand, LeftToRightWidthDoublingPreservesTheFunction) {
 }
 
 TEST(ElleExpand, RandomWidthMapDeviatesUnderLayerNormByAPinnedAmount) {
-  lm::GptNode n(gpt(2));
+  lm::DecoderNode n(gpt(2));
   tiny::scramble(n.module(), 32);
   Tensor ids = Tensor::randint({2, 10}, 77, 0, 37);
   const Tensor before = n.impl().forward(ids);
@@ -122,7 +122,7 @@ TEST(ElleExpand, RandomWidthMapDeviatesUnderLayerNormByAPinnedAmount) {
 }
 
 TEST(ElleExpand, NoiseTouchesOnlyTheInsertedCopies) {
-  lm::GptNode n(gpt(2));
+  lm::DecoderNode n(gpt(2));
   tiny::scramble(n.module(), 33);
   const auto old = n.module().state_dict();
   ExpandOptions o;
@@ -147,7 +147,7 @@ TEST(ElleExpand, NoiseTouchesOnlyTheInsertedCopies) {
 }
 
 TEST(ElleExpand, RefusesToShrinkOrToForgetTheBase) {
-  lm::GptNode n(gpt(3));
+  lm::DecoderNode n(gpt(3));
   ExpandOptions o;
   o.base_layers = 3, o.layers = 2;
   EXPECT_THROW(expand(n, o), Error);

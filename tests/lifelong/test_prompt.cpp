@@ -59,9 +59,9 @@ TEST(DomainPrompt, TheDomainTokenComesFirstAndNoTargetPointsAtIt) {
   for (int64_t t : out.at("targets").to_vector_i64()) EXPECT_TRUE(t < 37 || t > 39);
 
   // The model sees it: the same window under two domains gives other logits everywhere.
-  lm::GptConfig c;
+  lm::DecoderConfig c;
   c.vocab = 40, c.context = 8, c.layers = 1, c.width = 16, c.heads = 2, c.seed = 1;
-  lm::GptModel m(c);
+  lm::DecoderModel m(c);
   Tensor same = i64({1, 2, 3, 4, 5, 1, 2, 3, 4, 5}, {2, 5});
   TensorMap o = pr->inject({{"tokens", same}, {"targets", same}, {"domain", i64({0, 1}, {2})}}, StepContext());
   auto logits = m.forward(o.at("tokens")).to_vector();
@@ -74,9 +74,9 @@ TEST(DomainPrompt, TheDomainTokenComesFirstAndNoTargetPointsAtIt) {
 }
 
 TEST(SoftPrompt, GptPromptEmbeddingsActAsTokenEmbeddings) {
-  lm::GptConfig c;
+  lm::DecoderConfig c;
   c.vocab = 30, c.context = 10, c.layers = 2, c.width = 16, c.heads = 2, c.seed = 4;
-  lm::GptModel m(c);
+  lm::DecoderModel m(c);
   Tensor ids = Tensor::randint({2, 6}, 5, 0, 30), pre = Tensor::randint({2, 3}, 6, 0, 30);
   Tensor prompt = ops::embedding(m.wte->weight, pre).detach();
   const Tensor with = m.hidden_with_prompt(ids, prompt);
@@ -128,9 +128,9 @@ void check_prompt_gradient(F loss_of, Tensor prompt) {
 }
 
 TEST(SoftPrompt, GradientsMatchFiniteDifferences) {
-  lm::GptConfig gc;
+  lm::DecoderConfig gc;
   gc.vocab = 20, gc.context = 8, gc.layers = 1, gc.width = 8, gc.heads = 2, gc.seed = 2;
-  lm::GptModel g(gc);
+  lm::DecoderModel g(gc);
   Tensor ids = Tensor::randint({2, 4}, 8, 0, 20), tgt = Tensor::randint({2, 4}, 9, 0, 20);
   check_prompt_gradient([&](const Tensor& p) { return ops::cross_entropy(g.logits_from_hidden(g.hidden_with_prompt(ids, p)), tgt); },
                         Tensor::randn({2, 3, 8}, 10, 0.f, 0.5f));

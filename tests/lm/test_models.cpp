@@ -4,13 +4,13 @@
 #include <cmath>
 
 #include "bert_model.h"
-#include "gpt_model.h"
+#include "decoder_model.h"
 
 using namespace scion;
 
 namespace {
-lm::GptConfig tiny_gpt() {
-  lm::GptConfig c;
+lm::DecoderConfig tiny_gpt() {
+  lm::DecoderConfig c;
   c.vocab = 23;
   c.context = 8;
   c.layers = 2;
@@ -21,7 +21,7 @@ lm::GptConfig tiny_gpt() {
 }
 
 // Plain double-precision GPT-2 forward from the state dict (no Scion ops).
-std::vector<double> reference_gpt_logits(const lm::GptModel& m, const std::vector<int64_t>& ids, int64_t T) {
+std::vector<double> reference_gpt_logits(const lm::DecoderModel& m, const std::vector<int64_t>& ids, int64_t T) {
   const auto& c = m.config();
   const int64_t C = c.width, V = c.vocab, H = c.heads, D = C / H, F = 4 * C;
   auto P = [&](const std::string& n) { return m.parameter(n).to_vector(); };
@@ -92,8 +92,8 @@ std::vector<double> reference_gpt_logits(const lm::GptModel& m, const std::vecto
 }
 }  // namespace
 
-TEST(GptModel, HuggingFaceNamesAndShapes) {
-  lm::GptModel m(tiny_gpt());
+TEST(DecoderModel, HuggingFaceNamesAndShapes) {
+  lm::DecoderModel m(tiny_gpt());
   auto sd = m.state_dict();
   EXPECT_EQ(sd.front().first, "transformer.wte.weight");
   EXPECT_EQ(sd[1].first, "transformer.wpe.weight");
@@ -104,8 +104,8 @@ TEST(GptModel, HuggingFaceNamesAndShapes) {
   EXPECT_EQ(sd.size(), size_t(2 + 2 * 12 + 2));
 }
 
-TEST(GptModel, LogitsMatchAnIndependentForward) {
-  lm::GptModel m(tiny_gpt());
+TEST(DecoderModel, LogitsMatchAnIndependentForward) {
+  lm::DecoderModel m(tiny_gpt());
   // Give the layernorms non-trivial weights so the test covers them.
   m.replace_parameter("transformer.ln_f.weight", Tensor::rand({12}, 9, 0.5f, 1.5f));
   m.replace_parameter("transformer.h.0.ln_1.bias", Tensor::randn({12}, 10, 0.f, 0.1f));
@@ -117,11 +117,11 @@ TEST(GptModel, LogitsMatchAnIndependentForward) {
   for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-4) << i;
 }
 
-TEST(GptModel, HubNamesLoadAndShapeErrorsNameTheKey) {
-  lm::GptModel a(tiny_gpt());
+TEST(DecoderModel, HubNamesLoadAndShapeErrorsNameTheKey) {
+  lm::DecoderModel a(tiny_gpt());
   auto cfg = tiny_gpt();
   cfg.seed = 99;
-  lm::GptModel b(cfg);
+  lm::DecoderModel b(cfg);
   nn::NamedTensors hub;  // Hub files drop the "transformer." prefix and may carry lm_head
   for (auto& [n, t] : a.state_dict()) hub.emplace_back(n.substr(std::string("transformer.").size()), t);
   hub.emplace_back("lm_head.weight", a.parameter("transformer.wte.weight"));

@@ -7,7 +7,7 @@
 #include <filesystem>
 
 #include "bert_model.h"
-#include "gpt_model.h"
+#include "decoder_model.h"
 #include "scion/json.h"
 #include "scion/safetensors.h"
 
@@ -73,14 +73,14 @@ std::pair<int, std::string> run_twin(const std::string& kind, Model& model, Json
 }  // namespace
 
 TEST(Twin, GptMatchesPyTorch) {
-  lm::GptConfig c;
+  lm::DecoderConfig c;
   c.vocab = 61;
   c.context = 16;
   c.layers = 2;
   c.width = 32;
   c.heads = 4;
   c.seed = 21;
-  lm::GptModel model(c);
+  lm::DecoderModel model(c);
   Tensor ids = Tensor::randint({2, 13}, 1, 0, c.vocab), targets = Tensor::randint({2, 13}, 2, 0, c.vocab);
   Json cfg;
   cfg["layers"] = Json(c.layers);

@@ -11,7 +11,7 @@
 #include <numeric>
 
 #include "datastore.h"
-#include "gpt_model.h"
+#include "decoder_model.h"
 #include "knnlm.h"
 #include "scion/random.h"
 
@@ -257,11 +257,11 @@ TEST(KnnLm, LongMemoryIsAFifoOfTheDocumentsEarlierWindows) {
 }
 
 TEST(Datastore, FingerprintFollowsTheWeights) {
-  lm::GptConfig c;
+  lm::DecoderConfig c;
   c.vocab = 11, c.context = 8, c.layers = 1, c.width = 8, c.heads = 2, c.seed = 1;
-  lm::GptModel a(c), b(c);
+  lm::DecoderModel a(c), b(c);
   c.seed = 2;
-  lm::GptModel other(c);
+  lm::DecoderModel other(c);
   EXPECT_EQ(model_fingerprint(a), model_fingerprint(b));
   EXPECT_NE(model_fingerprint(a), model_fingerprint(other));
 }

@@ -49,7 +49,7 @@ std::unique_ptr<TransformerModel> tiny_model(int family, bool tied = true) {
     auto c = tiny::gpt_cfg();
     c.layers = 4;
     c.tied = tied;
-    m = std::make_unique<lm::GptNode>(c);
+    m = std::make_unique<lm::DecoderNode>(c);
   } else {
     auto c = tiny::bert_cfg();
     c.layers = 4;
@@ -242,7 +242,7 @@ TEST(CofiPrune, APrunedCheckpointSurvivesSaveLoadEval) {
   edge_case_gates(*m);
   const Tensor masked = logits(*m, x);
   prune::prune_with_gates(*m);
-  auto& node = static_cast<lm::GptNode&>(*m);
+  auto& node = static_cast<lm::DecoderNode&>(*m);
   const Tensor want = logits(*m, x);
   ASSERT_LT(max_diff(want, masked), 1e-5);
   const std::string path = (std::filesystem::temp_directory_path() / "scion_cofi_pruned.safetensors").string();
@@ -255,7 +255,7 @@ TEST(CofiPrune, APrunedCheckpointSurvivesSaveLoadEval) {
   p["tied"] = Json(true);
   p["load"] = Json(path);
   p["frozen"] = Json(true);
-  lm::GptNode back(Params(p, "loaded", NodeContext{1, 0, 1, {}}));
+  lm::DecoderNode back(Params(p, "loaded", NodeContext{1, 0, 1, {}}), "gpt2");
   EXPECT_EQ(back.architecture(), m->architecture());
   EXPECT_TRUE(surgery::gates(back).empty()) << "a plain model.gpt, no hidden gate";
   EXPECT_LT(max_diff(logits(back, x), want), 1e-6);

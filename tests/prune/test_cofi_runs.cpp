@@ -200,7 +200,7 @@ const char* kShort =
 TEST(CofiRuns, TheShippedGraphsPruneFinetuneAndTheirModelEvaluatesAndGenerates) {
   const fs::path dir = temp("cofi_shipped");
   // GPT: prune, finetune, then the pruned file through eval and generate.
-  const std::string gpt = stand_in<lm::GptNode, lm::GptConfig>(dir, 50257, "gpt.safetensors");
+  const std::string gpt = stand_in<lm::DecoderNode, lm::DecoderConfig>(dir, 50257, "gpt.safetensors");
   Result r = sh("run graphs/cofi_gpt.toml --out " + (dir / "gpt").string() + " --set nodes.teacher.load=" + gpt +
                 " --set nodes.student.load=" + gpt + " --set nodes.ppl.seq_len=16" + kShort);
   ASSERT_EQ(r.rc, 0) << r.out;

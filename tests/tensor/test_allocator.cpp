@@ -35,7 +35,7 @@ TEST(Allocator, TrainingStepInSteadyStateAllocatesNothingNew) {
   cfg.ffn = 128;
   nn::TransformerBlock block(cfg);
   nn::Embedding emb(50, 32, {7, 0.02f});
-  nn::LayerNorm ln_f(32);
+  nn::Norm ln_f(32);
   std::vector<Tensor> params = block.parameters();
   for (auto& p : emb.parameters()) params.push_back(p);
   for (auto& p : ln_f.parameters()) params.push_back(p);

@@ -33,12 +33,10 @@ TEST(NN, Gpt2BlockNamesAndLayouts) {
 }
 
 TEST(NN, BertBlockNamesAndLayouts) {
-  nn::BlockConfig c;
+  nn::BlockConfig c = nn::BlockConfig::of_family("bert");
   c.width = 16;
   c.heads = 2;
   c.ffn = 64;
-  c.style = nn::BlockStyle::bert;
-  c.causal = false;
   nn::TransformerBlock b(c);
   EXPECT_EQ(names(b), (std::vector<std::string>{
                           "attention.self.query.weight", "attention.self.query.bias",

@@ -93,20 +93,27 @@ class Linear : public Module {
   bool conv1d_layout;
 };
 
-class LayerNorm : public Module {
+// Which normalisation a transformer uses.
+enum class NormKind : uint8_t {
+  layer_norm,  // (x - mean) / sqrt(var + eps) * weight + bias (GPT-2, BERT)
+  rms_norm,    // x / sqrt(mean(x²) + eps) * weight, no bias (Llama: LlamaRMSNorm)
+};
+
+class Norm : public Module {
  public:
-  explicit LayerNorm(int64_t dim, float eps = 1e-5f);
+  explicit Norm(int64_t dim, float eps = 1e-5f, NormKind kind = NormKind::layer_norm);
   Tensor forward(const Tensor& x) const;
-  Tensor weight, bias;
+  NormKind kind;
+  Tensor weight, bias;  // bias only for layer_norm
   float eps;
   // Hidden-dimension gate, MSG's (buffer "gate"): when defined (f32 [dim]), statistics are
   // weighted by it (over the kept dimensions) and the output is multiplied by it
-  // (ops::layernorm_masked).
+  // (ops::layernorm_masked; RMSNorm: mean(x²) weighted the same way).
   Tensor gate;
   // Hidden-dimension gate, CoFi's (buffer "gate.kept"): when defined (f32 [dim]), statistics
   // run unweighted over the dimensions where it is not 0 and the output is multiplied by it
-  // (ops::layernorm_kept); the model gates its residual stream with it too. At most one of
-  // the two gates is set.
+  // (ops::layernorm_kept; RMSNorm: mean(x²) over those dimensions); the model gates its
+  // residual stream with it too. At most one of the two gates is set.
   Tensor kept_gate;
 };
 
@@ -117,71 +124,107 @@ class Embedding : public Module {
   Tensor weight;
 };
 
-// Which naming/layout family a transformer block follows.
-enum class BlockStyle {
-  gpt2,  // pre-LN; ln_1, attn.c_attn (fused qkv, Conv1D), attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj
-  bert,  // post-LN; attention.self.{query,key,value}, attention.output.{dense,LayerNorm},
-         // intermediate.dense, output.{dense,LayerNorm}
+// ---- one transformer description ---------------------------------------------------------
+// GPT-2, BERT and the Llama family (Llama 2/3, Qwen2, Mistral, SmolLM) are instances of one
+// transformer: they differ in the choices below and in the Hugging Face names of their tensors,
+// which `transformer_names()` holds for every family in one table (core/nn/transformer_names.cpp).
+
+enum class MlpKind : uint8_t {
+  gelu,    // down(gelu_tanh(up(x)))                 GPT-2 (gelu_new), BERT here
+  swiglu,  // down(silu(gate(x)) * up(x))             Llama
+};
+enum class PositionKind : uint8_t {
+  learned,  // a position embedding table added to the token embeddings (GPT-2, BERT)
+  rotary,   // q and k rotated per position, Hugging Face's half-rotation form (Llama)
 };
 
+// The Hugging Face names of one family. Block names are relative to `block_prefix` + index;
+// the attention's and the MLP's projections are relative to their module (`attention`, `mlp`,
+// which may be "" when the family has no such module level).
+struct TransformerNames {
+  std::string family;                          // "gpt2" | "bert" | "llama"
+  std::string embed, positions, final_norm, head, block_prefix;
+  std::string attn_norm, ffn_norm;             // the norms of the two sublayers
+  std::string attention, qkv, q, k, v, o;      // qkv: a fused q|k|v projection, or "" (separate q, k, v)
+  std::string mlp, up, gate, down;             // gate: "" unless the MLP is gated (SwiGLU)
+  bool conv1d = false;                         // weights stored [in, out] (GPT-2's Conv1D)
+};
+// Throws naming the known families for another name.
+const TransformerNames& transformer_names(const std::string& family);
+
+// What a block is: the family's choices, resolved for one layer's sizes.
 struct BlockConfig {
+  std::string family = "gpt2";  // names (transformer_names) and init rules
   int64_t width = 256;
-  int64_t heads = 4;       // 0: no attention sublayer (pruned away)
+  int64_t heads = 4;       // query heads; 0: no attention sublayer (pruned away)
+  int64_t kv_heads = 0;    // key/value heads (GQA, MQA); 0: as many as query heads
   int64_t head_size = 0;   // 0: width / heads
   int64_t ffn = 1024;      // usually 4 * width; 0: no FFN sublayer
   int64_t head_dim() const { return head_size > 0 ? head_size : width / heads; }
-  BlockStyle style = BlockStyle::gpt2;
+  int64_t kv_head_count() const { return kv_heads > 0 ? kv_heads : heads; }
+  NormKind norm = NormKind::layer_norm;
+  MlpKind mlp = MlpKind::gelu;
+  bool pre_norm = true;    // pre-LN (GPT-2, Llama) or post-LN (BERT)
   bool causal = true;
+  bool rotary = false;     // rotate q and k (the caller passes the tables)
+  bool qkv_bias = true, o_bias = true, mlp_bias = true;  // per projection (Qwen2: q/k/v only)
   float dropout = 0.0f;
   float ln_eps = 1e-5f;
   InitConfig init;
   int64_t layers_for_init = 1;  // GPT-2 scales residual projections by 1/sqrt(2*layers)
+  // The family's description with its usual choices (biases, norm, MLP, positions, order).
+  static BlockConfig of_family(const std::string& family);
+};
+
+// What a block's forward pass reads besides its input, and what it may hand back.
+struct BlockInputs {
+  Tensor key_padding_mask;                 // u8 [B, T] or undefined
+  uint64_t dropout_seed = 0;
+  const ops::RopeTables* rope = nullptr;   // [T, head_dim/2] tables when the block is rotary
+  Tensor* ffn_input = nullptr;             // receives the FFN sublayer's input (TRIME's keys)
 };
 
 class SelfAttention : public Module {
  public:
   explicit SelfAttention(const BlockConfig& cfg);
-  // x [B, T, C]; key_padding_mask u8 [B, T] or undefined. dropout_seed seeds attention-output
-  // dropout when cfg.dropout > 0 and training.
-  Tensor forward(const Tensor& x, const Tensor& key_padding_mask, uint64_t dropout_seed) const;
+  // x [B, T, C] -> [B, T, C]; attention-output dropout when cfg.dropout > 0 and training.
+  Tensor forward(const Tensor& x, const BlockInputs& in) const;
   BlockConfig cfg;
   // Head gate (buffer "gate.head"): when defined, head h's output is scaled by
   // head_gate[h] (f32 [heads]) before the output projection.
   Tensor head_gate;
-  std::shared_ptr<Linear> c_attn, c_proj;      // gpt2
-  std::shared_ptr<Linear> query, key, value;   // bert
-  std::shared_ptr<Linear> out_dense;           // bert attention.output.dense
+  std::shared_ptr<Linear> qkv;       // fused q|k|v (GPT-2's c_attn), or null
+  std::shared_ptr<Linear> q, k, v;   // separate projections (BERT, Llama), or null
+  std::shared_ptr<Linear> o;         // the output projection
 };
 
 class Mlp : public Module {
  public:
   explicit Mlp(const BlockConfig& cfg);
-  Tensor forward(const Tensor& x) const;  // fc -> gelu -> proj (no residual, no LN)
+  // gelu: down(gelu(up(x))); swiglu: down(silu(gate(x)) * up(x)). No residual, no norm.
+  Tensor forward(const Tensor& x) const;
   BlockConfig cfg;
-  Tensor unit_gate;  // FFN-unit gate (buffer "gate.unit"): f32 [ffn] scaling each unit after gelu
-  std::shared_ptr<Linear> fc, proj;
+  Tensor unit_gate;  // FFN-unit gate (buffer "gate.unit"): f32 [ffn] scaling each unit after the activation
+  std::shared_ptr<Linear> up, gate, down;  // gate only for swiglu
 };
 
 class TransformerBlock : public Module {
  public:
   explicit TransformerBlock(const BlockConfig& cfg);
-  Tensor forward(const Tensor& x, const Tensor& key_padding_mask = Tensor(),
-                 uint64_t dropout_seed = 0) const;
-  // The same, and *ffn_input receives the FFN sublayer's input (gpt2: after ln_2; left
-  // undefined without an FFN), the representation TRIME and kNN-LM use as keys.
-  Tensor forward(const Tensor& x, const Tensor& key_padding_mask, uint64_t dropout_seed, Tensor* ffn_input) const;
+  Tensor forward(const Tensor& x, const BlockInputs& in = {}) const;
   BlockConfig cfg;
   // Layer gate (buffer "gate.layer", f32 [1]): the block becomes an identity at gate 0 and
-  // itself at 1. Pre-LN (GPT): the block adds gate * its attention and MLP outputs to the
-  // residual stream. Post-LN (BERT), where the LayerNorms act on the residual stream itself:
+  // itself at 1. Pre-norm (GPT, Llama): the block adds gate * its attention and MLP outputs to
+  // the residual stream. Post-norm (BERT), where the norms act on the residual stream itself:
   // y = gate * block(x) + (1 - gate) * x, as in the MSG reference code.
   Tensor layer_gate;
   // Sublayer gates (buffers "gate.attention", "gate.ffn", f32 [1]): scale the attention and
   // the FFN output before the residual add (CoFi's coarse masks).
   Tensor attention_gate, ffn_gate;
-  // gpt2: ln_1/ln_2; bert: attention.output.LayerNorm / output.LayerNorm. A removed sublayer
-  // (heads or ffn 0) has neither its module nor its LayerNorm (null).
-  std::shared_ptr<LayerNorm> ln_1, ln_2;
+  // The norms of the attention and the FFN sublayer (gpt2: ln_1/ln_2; bert: attention.output.
+  // LayerNorm / output.LayerNorm; llama: input_layernorm / post_attention_layernorm). A removed
+  // sublayer (heads or ffn 0) has neither its module nor its norm (null).
+  std::shared_ptr<Norm> ln_1, ln_2;
   std::shared_ptr<SelfAttention> attn;
   std::shared_ptr<Mlp> mlp;
 };

@@ -5,7 +5,7 @@
 // do). Growth (Net2Net, bert2BERT, MSG), ELLE's expansion and pruning (CoFi) are op or loss
 // plugins that reach a model only through it:
 //
-//  * architecture(): layers, width, head size and heads per layer, FFN units per layer
+//  * architecture(): layers, width, head size and heads (and key/value heads) per layer, FFN units per layer
 //    (0 heads or 0 FFN units: that sublayer is removed), vocabulary, context, pre-/post-LN,
 //    tied head;
 //  * layout(param): for every parameter, its layer and what each axis indexes (hidden units,
@@ -39,7 +39,10 @@ enum class Unit : uint8_t {
   hidden,  // the residual width
   head,    // head-major [heads * head_size] of one layer
   qkv,     // GPT's fused [3 * heads * head_size]: q | k | v blocks, each head-major
-  ffn,     // the FFN units of one layer
+  ffn,     // the FFN units of one layer (SwiGLU: gate and up rows, down columns)
+  kv_head, // key/value heads of a grouped-query layer, [kv_heads * head_size] head-major; kv
+           // head j serves query heads j*g .. j*g+g-1 (g = heads / kv_heads). A layer whose key
+           // and value heads equal its query heads lays them out as `head`.
 };
 const char* unit_name(Unit u);
 
@@ -61,9 +64,13 @@ struct ParamLayout {
 };
 
 struct Architecture {
-  std::string family;          // "gpt2" | "bert"
+  std::string family;          // "gpt2" | "bert" | "llama" (nn::transformer_names)
   int64_t vocab = 0, context = 0, width = 0, head_size = 0;
   std::vector<int64_t> heads;  // per layer; 0 = attention sublayer removed
+  // Per layer: key/value heads when grouped (GQA, MQA); empty when every layer has as many as
+  // query heads (GPT-2, BERT, a multi-head Llama).
+  std::vector<int64_t> kv_heads;
+  int64_t kv_heads_at(int64_t layer) const { return kv_heads.empty() ? heads[size_t(layer)] : kv_heads[size_t(layer)]; }
   std::vector<int64_t> ffn;    // per layer; 0 = FFN sublayer removed
   bool pre_ln = true;
   bool tied = true;            // output head tied to the input embedding
