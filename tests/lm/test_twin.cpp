@@ -1,6 +1,6 @@
-// Scion's GPT-2 and BERT against PyTorch twins (tests/lm/twin.py): the same weights and
-// batch, three AdamW training steps; logits, losses, every gradient and the final weights
-// must match. Debian's python3-torch is installed by scripts/install-deps.sh.
+// Scion's GPT-2, BERT and Llama against PyTorch twins (tests/lm/twin.py): the same weights
+// and batch, three AdamW training steps; logits, losses, every gradient and the final weights
+// must match. The Llama twin is float64 and written from Hugging Face's definitions. Debian's python3-torch is installed by scripts/install-deps.sh.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -117,6 +117,71 @@ TEST(Twin, BertMatchesPyTorch) {
   auto [rc, out] = run_twin("bert", model, cfg,
                             {{"ids", ids}, {"targets", targets}, {"types", types}, {"mask", mask}}, targets,
                             [&] { return model.forward(ids, types, mask); });
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("0 mismatches"), std::string::npos) << out;
+}
+
+namespace {
+// A Llama of the given shape with every parameter moved off its initial value (biases and
+// norm weights start at 0 and 1, which would hide a wrong bias or norm path).
+void scramble(nn::Module& m, uint64_t seed) {
+  NoGradGuard ng;
+  uint64_t k = seed;
+  for (auto& [name, p] : m.named_parameters()) {
+    const bool norm = name.find("norm") != std::string::npos;
+    Tensor noise = Tensor::randn(p.shape(), ++k, 0.f, name.find("bias") != std::string::npos || norm ? 0.1f : 0.f);
+    Tensor moved = ops::add(p, noise);
+    m.replace_parameter(name, moved.detach());
+  }
+}
+
+std::pair<int, std::string> llama_twin(const lm::DecoderConfig& c) {
+  lm::DecoderModel model(c);
+  scramble(model, c.seed);
+  Tensor ids = Tensor::randint({2, 13}, c.seed + 1, 0, c.vocab), targets = Tensor::randint({2, 13}, c.seed + 2, 0, c.vocab);
+  Json cfg;
+  cfg["layers"] = Json(c.layers);
+  cfg["heads"] = Json(c.heads);
+  cfg["kv_heads"] = Json(c.kv_heads_at(0));
+  cfg["norm_eps"] = Json(double(c.norm_eps));
+  cfg["rope_theta"] = Json(c.rope_theta);
+  if (c.rope_scaling) {
+    Json r;
+    r["factor"] = Json(c.rope_scaling->factor);
+    r["low_freq_factor"] = Json(c.rope_scaling->low_freq_factor);
+    r["high_freq_factor"] = Json(c.rope_scaling->high_freq_factor);
+    r["original_max_position_embeddings"] = Json(c.rope_scaling->original_max_position_embeddings);
+    cfg["rope_scaling"] = r;
+  }
+  return run_twin("llama", model, cfg, {{"ids", ids}, {"targets", targets}}, targets, [&] { return model.forward(ids); });
+}
+}  // namespace
+
+// Grouped-query attention (4 query heads on 2 key/value heads), an untied head, Qwen2's
+// biases (q, k, v only) and Llama 3's rope_scaling with every band of it in use: with head
+// size 8 the wavelengths are 6.3, 63, 628 and 6283 positions against a window of 16..64.
+TEST(Twin, LlamaWithGroupedHeadsQwenBiasesAndLlama3RopeMatchesPyTorch) {
+  lm::DecoderConfig c = lm::DecoderConfig::of_family("llama");
+  c.vocab = 67, c.context = 32, c.layers = 2, c.width = 32, c.heads = 4, c.kv_heads = 2, c.ffn = 48;
+  c.qkv_bias = true, c.o_bias = false;
+  c.norm_eps = 1e-5f;
+  c.rope_scaling = ops::Llama3RopeScaling{8.0, 1.0, 4.0, 64};
+  c.seed = 31;
+  auto [rc, out] = llama_twin(c);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("0 mismatches"), std::string::npos) << out;
+}
+
+// Multi-query attention (one key/value head), a tied head, Llama's attention_bias and
+// mlp_bias (every projection biased) and Llama 3's rope_theta.
+TEST(Twin, LlamaWithOneKeyValueHeadTiedHeadAndAllBiasesMatchesPyTorch) {
+  lm::DecoderConfig c = lm::DecoderConfig::of_family("llama");
+  c.vocab = 59, c.context = 32, c.layers = 2, c.width = 24, c.heads = 3, c.kv_heads = 1, c.ffn = 40;
+  c.tied = true;
+  c.qkv_bias = c.o_bias = c.mlp_bias = true;
+  c.rope_theta = 500000.0;
+  c.seed = 44;
+  auto [rc, out] = llama_twin(c);
   EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("0 mismatches"), std::string::npos) << out;
 }
