@@ -15,9 +15,30 @@ using Rule = ParamLayout;
 
 struct Maps {
   UnitMap residual;
-  std::vector<UnitMap> heads, ffn;  // per layer
+  std::vector<UnitMap> heads, kv_heads, ffn;  // per layer
   int64_t head_dim = 0;
 };
+
+// The map of whole heads, `D` units each, along a head-major axis (`blocks` of them side by
+// side: GPT's fused q | k | v).
+void head_source(const UnitMap& h, int64_t D, int64_t blocks_fused, int64_t j, int64_t& src, int64_t& copies,
+                 bool& fresh) {
+  const int64_t block_new = h.new_size() * D, block_old = h.old_size() * D;
+  const int64_t block = blocks_fused > 1 ? j / block_new : 0, in = j % block_new;
+  const int64_t hs = h.g[size_t(in / D)];
+  src = block * block_old + hs * D + in % D, copies = h.count[size_t(hs)], fresh = in / D >= h.old_size();
+}
+
+// Query heads grow with their key/value head: group j of the new layer (its kv head and the
+// `group` query heads it serves) copies group kv.g[j] whole.
+UnitMap query_heads_of(const UnitMap& kv, int64_t group) {
+  UnitMap h;
+  for (int64_t j = 0; j < kv.new_size(); ++j)
+    for (int64_t i = 0; i < group; ++i) h.g.push_back(kv.g[size_t(j)] * group + i);
+  for (int64_t c : kv.count)
+    for (int64_t i = 0; i < group; ++i) h.count.push_back(c);
+  return h;
+}
 
 // Source index and divisor for new index j along an axis.
 void source_of(const Maps& m, Unit r, int64_t layer, int64_t j, int64_t& src, int64_t& copies, bool& fresh) {
@@ -31,15 +52,9 @@ void source_of(const Maps& m, Unit r, int64_t layer, int64_t j, int64_t& src, in
       src = f.g[size_t(j)], copies = f.count[size_t(src)], fresh = j >= f.old_size();
       return;
     }
-    case Unit::head:
-    case Unit::qkv: {
-      const UnitMap& h = m.heads[size_t(layer)];
-      const int64_t D = m.head_dim, block_new = h.new_size() * D, block_old = h.old_size() * D;
-      const int64_t block = r == Unit::qkv ? j / block_new : 0, in = j % block_new;
-      const int64_t hs = h.g[size_t(in / D)];
-      src = block * block_old + hs * D + in % D, copies = h.count[size_t(hs)], fresh = in / D >= h.old_size();
-      return;
-    }
+    case Unit::head: head_source(m.heads[size_t(layer)], m.head_dim, 1, j, src, copies, fresh); return;
+    case Unit::qkv: head_source(m.heads[size_t(layer)], m.head_dim, 3, j, src, copies, fresh); return;
+    case Unit::kv_head: head_source(m.kv_heads[size_t(layer)], m.head_dim, 1, j, src, copies, fresh); return;
   }
 }
 
@@ -50,6 +65,7 @@ int64_t new_extent(const Maps& m, Unit r, int64_t layer, int64_t old) {
     case Unit::ffn: return m.ffn[size_t(layer)].new_size();
     case Unit::head: return m.heads[size_t(layer)].new_size() * m.head_dim;
     case Unit::qkv: return 3 * m.heads[size_t(layer)].new_size() * m.head_dim;
+    case Unit::kv_head: return m.kv_heads[size_t(layer)].new_size() * m.head_dim;
   }
   return old;
 }
@@ -124,20 +140,26 @@ Tensor expand(const Tensor& w_in, const Rule& rule, const Maps& m, const Tensor&
   return out;
 }
 
-Maps build_maps(int64_t old_width, int64_t old_heads, int64_t old_ffn, int64_t layers, const WidthOptions& o,
-                int64_t& new_heads, int64_t& new_ffn, const char* who) {
-  const int64_t D = old_width / old_heads;
+Maps build_maps(int64_t old_width, int64_t old_heads, int64_t old_kv_heads, int64_t old_ffn, int64_t layers,
+                const WidthOptions& o, int64_t& new_heads, int64_t& new_kv_heads, int64_t& new_ffn, const char* who) {
+  const int64_t D = old_width / old_heads, group = old_heads / old_kv_heads;
   SCION_CHECK(o.width >= old_width, who, ": new width ", o.width, " is smaller than the old ", old_width);
   SCION_CHECK(o.width % D == 0, who, ": new width ", o.width, " is not a multiple of the head size ", D,
               " (heads grow at a fixed head size)");
   new_heads = o.width / D;
+  SCION_CHECK(new_heads % group == 0, who, ": new width ", o.width, " gives ", new_heads, " heads, which cannot be ",
+              "grouped by ", group, " around key/value heads (a key/value head grows with its ", group,
+              " query heads: choose a width that is a multiple of ", group * D, ")");
+  new_kv_heads = new_heads / group;
   new_ffn = o.ffn > 0 ? o.ffn : old_ffn * o.width / old_width;  // 0: keep the FFN/width ratio
   SCION_CHECK(new_ffn >= old_ffn, who, ": new FFN width ", new_ffn, " is smaller than the old ", old_ffn);
   Maps m;
   m.head_dim = D;
   m.residual = make_map(old_width, o.width, o.uniform, derive_seed(o.seed, 1));
   for (int64_t l = 0; l < layers; ++l) {  // head and FFN maps are sampled per layer
-    m.heads.push_back(make_map(old_heads, new_heads, o.uniform, derive_seed(o.seed, 1000 + uint64_t(l))));
+    // Groups of one (multi-head attention) make the head map itself.
+    m.kv_heads.push_back(make_map(old_kv_heads, new_kv_heads, o.uniform, derive_seed(o.seed, 1000 + uint64_t(l))));
+    m.heads.push_back(query_heads_of(m.kv_heads.back(), group));
     m.ffn.push_back(make_map(old_ffn, new_ffn, o.uniform, derive_seed(o.seed, 2000 + uint64_t(l))));
   }
   return m;
@@ -173,11 +195,12 @@ void widen(TransformerModel& m, const WidthOptions& o, const char* who) {
   SCION_CHECK(a.uniform() && a.layers() > 0 && a.heads[0] * a.head_size == a.width, who,
               ": widening needs a model whose layers all have width / head size heads and one FFN size (this one "
               "was pruned or edited per layer)");
-  int64_t H = 0, F = 0;
-  const Maps maps = build_maps(a.width, a.heads[0], a.ffn[0], a.layers(), o, H, F, who);
+  int64_t H = 0, KV = 0, F = 0;
+  const Maps maps = build_maps(a.width, a.heads[0], a.kv_heads_at(0), a.ffn[0], a.layers(), o, H, KV, F, who);
   Architecture na = a;
   na.width = o.width;
   na.heads.assign(size_t(a.layers()), H);
+  if (!a.kv_heads.empty()) na.kv_heads.assign(size_t(a.layers()), KV);
   na.ffn.assign(size_t(a.layers()), F);
   na.tied = false;  // a tied head cannot be both copied (input) and divided (output)
   nn::NamedTensors sd = m.module().named_parameters();

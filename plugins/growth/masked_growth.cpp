@@ -55,8 +55,13 @@ void grow_masked(TransformerModel& m, const MaskedOptions& o, int64_t at_step) {
   SCION_CHECK(F >= a.ffn[0], who, ": new FFN width ", F, " is smaller than the old ", a.ffn[0]);
   SCION_CHECK(NL >= L, who, ": new layer count ", NL, " is smaller than the old ", L);
   SCION_CHECK(o.ramp_steps > 0, who, ": ramp_steps must be positive");
-  const int64_t H = na.width / D;
+  const int64_t H = na.width / D, group = a.heads[0] / a.kv_heads_at(0);
+  // A grouped-query model grows by whole groups: the new query heads get new key/value heads
+  // of their own, behind the same gate.
+  SCION_CHECK(H % group == 0, who, ": new width ", na.width, " gives ", H, " heads, which cannot be grouped by ", group,
+              " around key/value heads (choose a multiple of ", group * D, ")");
   na.heads.assign(size_t(NL), H);
+  if (!a.kv_heads.empty()) na.kv_heads.assign(size_t(NL), H / group);
   na.ffn.assign(size_t(NL), F);
 
   std::map<std::string, Tensor> old;

@@ -13,6 +13,7 @@
 using namespace scion;
 using tiny::bert_cfg;
 using tiny::gpt_cfg;
+using tiny::llama_cfg;
 using tiny::scramble;
 
 namespace {
@@ -501,4 +502,84 @@ TEST(Growth, SubnetDepthsAreSeededAndCoverTheRange) {
   EXPECT_DOUBLE_EQ(s.mean_depth(6), 4.0);
   EXPECT_NEAR(sum / 400, 4.0, 0.2);
   EXPECT_DOUBLE_EQ(lm::SubnetSampling{}.mean_depth(6), 6.0);
+}
+
+// ---- Llama: RMSNorm, SwiGLU, rotary positions, grouped key/value heads --------------------
+// Under RMSNorm the same growth is exact as under LayerNorm: uniform duplication keeps
+// mean(x²) as it keeps mean and variance; random duplication does not.
+
+TEST(Growth, LlamaNet2WiderUniformPreservesLogitsWithKeyValueHeadsMovingWithTheirGroups) {
+  lm::DecoderModel src(llama_cfg());  // width 16, 4 query heads on 2 key/value heads of 4, SwiGLU 24
+  scramble(src, 110);
+  growth::WidthOptions o;
+  o.width = 32;  // 8 query heads on 4 key/value heads, SwiGLU 48
+  auto big = widen(src, o);
+  EXPECT_EQ(big->config().heads, 8);
+  EXPECT_EQ(big->config().kv_heads_at(0), 4);
+  EXPECT_EQ(big->config().ffn, 48);
+  EXPECT_EQ(big->parameter("model.layers.2.self_attn.q_proj.weight").shape(), (Shape{32, 32}));
+  EXPECT_EQ(big->parameter("model.layers.2.self_attn.k_proj.weight").shape(), (Shape{16, 32}));
+  EXPECT_EQ(big->parameter("model.layers.2.mlp.gate_proj.weight").shape(), (Shape{48, 32}));
+  EXPECT_EQ(big->parameter("model.layers.2.mlp.down_proj.weight").shape(), (Shape{32, 48}));
+  // New key/value head 2 copies head 0: its rows are head 0's, halved on the input columns
+  // (each residual unit has two copies now, and FPI divides what reads them).
+  const Tensor k_old = src.parameter("model.layers.1.self_attn.k_proj.weight");   // [8, 16]
+  const Tensor k_new = big->parameter("model.layers.1.self_attn.k_proj.weight");  // [16, 32]
+  EXPECT_EQ(k_new.narrow(0, 8, 4).narrow(1, 0, 16).contiguous().to_vector(),
+            ops::mul_scalar(k_old.narrow(0, 0, 4).contiguous(), 0.5f).to_vector());
+  Tensor ids = gpt_ids();
+  EXPECT_LT(rel_err(big->forward(ids), src.forward(ids)), 1e-4);
+  // Random duplication changes mean(x²) under RMSNorm: not exact.
+  o.uniform = false;
+  o.seed = 5;
+  EXPECT_GT(rel_err(widen(src, o)->forward(ids), src.forward(ids)), 1e-3);
+}
+
+TEST(Growth, LlamaWidthThatSplitsAKeyValueGroupIsRefused) {
+  lm::DecoderModel src(llama_cfg());
+  growth::WidthOptions o;
+  o.width = 20;  // 5 query heads cannot sit in groups of 2
+  try {
+    widen(src, o);
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot be grouped by 2 around key/value heads"), std::string::npos) << e.what();
+  }
+  growth::MaskedOptions m;
+  m.width = 20;
+  EXPECT_THROW(grow_masked(src, m), Error);
+}
+
+TEST(Growth, LlamaIdentityBlocksAreExact) {
+  lm::DecoderModel src(llama_cfg());
+  scramble(src, 111);
+  auto big = deepen(src, growth::identity_insertion_order(3, {-1, 1}));
+  EXPECT_EQ(big->config().layers, 5);
+  Tensor ids = gpt_ids();
+  EXPECT_LT(rel_err(big->forward(ids), src.forward(ids)), 1e-5);
+  // Stacking (StackingBERT, G_stack) copies layers: it keeps weights, not the function.
+  auto stacked = deepen(src, growth::stacking_order(3));
+  EXPECT_EQ(stacked->parameter("model.layers.4.mlp.up_proj.weight").to_vector(),
+            src.parameter("model.layers.1.mlp.up_proj.weight").to_vector());
+  EXPECT_GT(rel_err(stacked->forward(ids), src.forward(ids)), 1e-3);
+}
+
+TEST(Growth, MaskedLlamaGrowthOfEveryDimensionPreservesWhateverTheNewWeightsAre) {
+  lm::DecoderModel src(llama_cfg());
+  scramble(src, 112);
+  growth::MaskedOptions o;
+  o.width = 24;  // 6 query heads on 3 key/value heads
+  o.ffn = 36;
+  o.layers = 4;
+  o.ramp_steps = 10;
+  o.seed = 3;
+  auto g = grow_masked(src, o);
+  EXPECT_EQ(g.model->config().kv_heads_at(3), 3);
+  Tensor ids = gpt_ids();
+  const Tensor want = src.forward(ids);
+  EXPECT_LT(rel_err(g.model->forward(ids), want), 1e-5);
+  scramble_new(g, src, 98);
+  EXPECT_LT(rel_err(g.model->forward(ids), want), 1e-5);
+  g.at(5);
+  EXPECT_GT(rel_err(g.model->forward(ids), want), 1e-2);
 }

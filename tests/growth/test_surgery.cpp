@@ -17,6 +17,7 @@
 using namespace scion;
 using tiny::bert_cfg;
 using tiny::gpt_cfg;
+using tiny::llama_cfg;
 
 namespace {
 
@@ -242,4 +243,68 @@ TEST(Surgery, BadEditsAreRefusedNamingWhatIsWrong) {
   EXPECT_NE(msg([&] { surgery::reorder_blocks(g, {0, 3}, 0); }).find("block 3 does not exist"), std::string::npos);
   EXPECT_NE(msg([&] { g.set_gate(GateKind::head, 0, vec({1.f})); }).find("has 4 elements"), std::string::npos);
   EXPECT_EQ(g.architecture().layers(), 3) << "nothing changed";
+}
+
+// ---- Llama: grouped key/value heads and RMSNorm under the structural gates -----------------
+TEST(Surgery, LlamaPruningWholeKeyValueGroupsUnitsAndHiddenDimensionsKeepsTheGatedFunction) {
+  for (GateKind hidden_kind : {GateKind::hidden, GateKind::hidden_kept}) {
+    lm::DecoderNode m(llama_cfg());  // 4 query heads on 2 key/value heads, SwiGLU 24, width 16
+    scramble(m, 13);
+    Tensor x = ids();
+    // Group 1 (query heads 2 and 3 with key/value head 1) goes; soft gates on the rest.
+    m.set_gate(GateKind::head, 1, vec({0.7f, 1.2f, 0.f, 0.f}));
+    std::vector<float> units(24, 0.f);
+    for (int u = 0; u < 24; u += 3) units[size_t(u)] = 0.5f + 0.02f * float(u);
+    m.set_gate(GateKind::ffn_unit, 0, vec(units));
+    std::vector<float> hidden(16, 1.f);
+    hidden[3] = hidden[9] = 0.f;
+    hidden[5] = 0.6f;
+    m.set_gate(hidden_kind, -1, vec(hidden));
+    const Tensor want = logits(m, x);
+    surgery::keep_units(m, Unit::head, 1, {0, 1});
+    std::vector<int64_t> kept_units;
+    for (int64_t u = 0; u < 24; u += 3) kept_units.push_back(u);
+    surgery::keep_units(m, Unit::ffn, 0, kept_units);
+    surgery::keep_units(m, Unit::hidden, -1, {0, 1, 2, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15});
+    const Architecture a = m.architecture();
+    EXPECT_EQ(a.heads[1], 2);
+    EXPECT_EQ(a.kv_heads_at(1), 1);
+    EXPECT_EQ(a.kv_heads_at(0), 2);
+    EXPECT_EQ(m.impl().parameter("model.layers.1.self_attn.k_proj.weight").shape(), (Shape{4, 14}));
+    EXPECT_EQ(m.impl().parameter("model.layers.0.mlp.gate_proj.weight").shape(), (Shape{8, 14}));
+    EXPECT_LT(max_diff(logits(m, x), want), 1e-5) << gate_kind_name(hidden_kind);
+    // Per-layer key/value heads survive a checkpoint.
+    auto back = save_and_load(m, "scion_surgery_llama.safetensors");
+    EXPECT_EQ(back->architecture(), m.architecture());
+    EXPECT_LT(max_diff(logits(*back, x), want), 1e-5);
+  }
+}
+
+TEST(Surgery, LlamaPruningPartOfAKeyValueGroupIsRefusedWithTheGroup) {
+  lm::DecoderNode m(llama_cfg());
+  const Architecture before = m.architecture();
+  try {
+    surgery::keep_units(m, Unit::head, 0, {0, 1, 2});
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("query heads 2..3 share key/value head 1, 1 of them kept"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(m.architecture(), before);
+}
+
+TEST(Surgery, LlamaLayoutsCoverEveryParameter) {
+  lm::DecoderNode m(llama_cfg());
+  for (const auto& [name, t] : m.module().named_parameters()) {
+    const ParamLayout l = m.layout(name);
+    if (name.find("k_proj") != std::string::npos || name.find("v_proj") != std::string::npos)
+      EXPECT_EQ(l.axis[0].unit, Unit::kv_head) << name;
+    if (name.find("q_proj") != std::string::npos) EXPECT_EQ(l.axis[0].unit, Unit::head) << name;
+    if (name.find("gate_proj") != std::string::npos || name.find("up_proj.weight") != std::string::npos)
+      EXPECT_EQ(l.axis[0].unit, Unit::ffn) << name;
+    if (name.find("down_proj.weight") != std::string::npos || name.find("o_proj.weight") != std::string::npos) {
+      EXPECT_TRUE(l.axis[1].reads && l.residual_write) << name;
+    }
+  }
+  EXPECT_THROW(m.layout("model.layers.0.self_attn.rotary_emb.inv_freq"), Error);
 }
