@@ -57,9 +57,14 @@ class ShapeCheck {
   }
 
  private:
-  // "{vocab}": the node's parameter of that name.
+  // "{vocab}": the node's parameter of that name. A node that loads a file (`load`) takes its
+  // sizes from it, not from its parameters: its dimensions are unknown here, and its plugin's
+  // own check compares the file's sizes with what it meets (a model's vocabulary with the
+  // tokenizer, its context with the windows).
   std::optional<int64_t> param_dim(const std::string& node, const std::string& dim) const {
     const Json& p = nodes_.specs.at(node).params;
+    if (p.is_object() && p.contains("load") && p.at("load").is_string() && !p.at("load").get<std::string>().empty())
+      return std::nullopt;
     const std::string key = dim.substr(1, dim.size() - 2);
     if (p.is_object() && p.contains(key) && p.at(key).is_number()) return int64_t(json_number(p.at(key)));
     return std::nullopt;

@@ -12,7 +12,7 @@ DecoderConfig DecoderConfig::of_family(const std::string& family) {
   c.family = family;
   if (family == "llama") {
     const nn::BlockConfig b = nn::BlockConfig::of_family(family);
-    c.norm_eps = b.ln_eps;
+    c.norm_eps = 1e-6;  // LlamaConfig's rms_norm_eps default (Llama 2 and 3 files say 1e-5)
     c.qkv_bias = b.qkv_bias, c.o_bias = b.o_bias, c.mlp_bias = b.mlp_bias;
     c.tied = false;
     c.vocab = 32000;
@@ -29,7 +29,7 @@ nn::BlockConfig DecoderConfig::block(int64_t l) const {
   b.head_size = head_dim();
   b.ffn = ffn_at(l);
   b.dropout = dropout;
-  b.ln_eps = norm_eps;
+  b.ln_eps = float(norm_eps);
   b.qkv_bias = qkv_bias, b.o_bias = o_bias, b.mlp_bias = mlp_bias;
   b.init = {derive_seed(seed, 100 + uint64_t(l)), 0.02f};
   b.layers_for_init = layers;
@@ -52,7 +52,7 @@ DecoderModel::DecoderModel(const DecoderConfig& c) : cfg_(c) {
   for (int64_t i = 0; i < c.layers; ++i)
     blocks.push_back(register_module(n.block_prefix + std::to_string(i),
                                      std::make_shared<nn::TransformerBlock>(cfg_.block(i))));
-  ln_f = register_module(n.final_norm, std::make_shared<nn::Norm>(c.width, c.norm_eps, blocks.empty()
+  ln_f = register_module(n.final_norm, std::make_shared<nn::Norm>(c.width, float(c.norm_eps), blocks.empty()
                                                                                             ? nn::BlockConfig::of_family(c.family).norm
                                                                                             : blocks[0]->cfg.norm));
   if (!c.tied)

@@ -21,7 +21,7 @@ struct DecoderConfig : LayerSizes {
   int64_t vocab = 50257;
   int64_t context = 1024;
   float dropout = 0.f;
-  float norm_eps = 1e-5f;       // LayerNorm's eps (gpt2) or RMSNorm's (llama: rms_norm_eps)
+  double norm_eps = 1e-5;       // LayerNorm's eps (gpt2) or RMSNorm's (llama: rms_norm_eps)
   bool tied = true;
   uint64_t seed = 0;
   // llama: rotary positions (rope_theta, Llama 3's rope_scaling) and per-projection biases

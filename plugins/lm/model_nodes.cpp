@@ -90,7 +90,7 @@ C config_from_params(const Params& p, C c, uint64_t seed) {
   c.tied = p.boolean("tied");
   c.seed = p.has("init_seed") ? uint64_t(p.integer("init_seed")) : seed;
   if constexpr (std::is_same_v<C, DecoderConfig>) {
-    if (p.has("norm_eps")) c.norm_eps = float(p.number("norm_eps"));
+    if (p.has("norm_eps")) c.norm_eps = p.number("norm_eps");
     if (p.has("rope_theta")) c.rope_theta = p.number("rope_theta");
   }
   const std::string load = p.string("load");
@@ -117,7 +117,7 @@ const char* family_of(const BertConfig&) { return "bert"; }
 
 DecoderConfig decoder_config_from_json(const Json& j, DecoderConfig c) {
   common_from_json(j, c);
-  if (j.contains("norm_eps")) c.norm_eps = float(json_number(j.at("norm_eps")));
+  if (j.contains("norm_eps")) c.norm_eps = json_number(j.at("norm_eps"));
   if (c.family != "llama") return c;
   if (j.contains("rope_theta")) c.rope_theta = json_number(j.at("rope_theta"));
   c.rope_scaling.reset();
@@ -146,7 +146,7 @@ BertConfig bert_config_from_json(const Json& j, BertConfig c) {
 Json config_to_json(const DecoderConfig& c) {
   Json j = common_to_json(c);
   if (c.family != "llama") return j;
-  j["norm_eps"] = Json(double(c.norm_eps));
+  j["norm_eps"] = Json(c.norm_eps);
   j["rope_theta"] = Json(c.rope_theta);
   if (c.rope_scaling) {
     Json r;

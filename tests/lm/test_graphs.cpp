@@ -9,6 +9,7 @@
 #include <set>
 
 #include "fixtures.h"
+#include "scion/checkpoint.h"
 #include "scion/safetensors.h"
 #include "scion/shards.h"
 #include "scion_cli.h"
@@ -21,10 +22,13 @@ TEST(Graphs, EveryShippedGraphValidates) {
     for (const auto& f : fs::directory_iterator(fs::path(SCION_SOURCE_DIR) / folder)) {
       if (f.path().extension() != ".toml") continue;
       std::string args = "validate " + f.path().string();
-      // KI students' teachers come from an earlier run; any existing checkpoint stands in.
-      if (f.path().stem() == "ki_gpt" || f.path().stem() == "ki_student") {
+      // KI students' teachers come from an earlier run; any existing checkpoint stands in (the
+      // Llama one with the GPT-2 tokenizer's vocabulary: a Llama's default is another).
+      if (f.path().stem() == "ki_gpt" || f.path().stem() == "ki_student" || f.path().stem() == "llama_ki") {
         const fs::path d = temp("kiv");
-        safetensors::save((d / "t.safetensors").string(), {{"transformer.wte.weight", Tensor::zeros({2, 2})}});
+        safetensors::Metadata config;
+        if (f.path().stem() == "llama_ki") config[checkpoint::kConfigKey] = "{\"vocab\": 50257, \"context\": 128}";
+        safetensors::save((d / "t.safetensors").string(), {{"transformer.wte.weight", Tensor::zeros({2, 2})}}, config);
         args += " --set nodes.teacher.load=" + (d / "t.safetensors").string();
       }
       // CoFi prunes a model trained by gpt_pretrain / bert_pretrain.
@@ -132,6 +136,44 @@ TEST(Graphs, LlamaPretrainLowersValidationPerplexityEvaluatesAndGenerates) {
   ASSERT_EQ(gen.rc, 0) << gen.out;
   EXPECT_EQ(gen.out.rfind("The history of", 0), 0u) << gen.out;
   EXPECT_GT(gen.out.size(), std::string("The history of\n").size());
+  fs::remove_all(d);
+}
+
+// The method graphs on Llama, shortened: knowledge inheritance from a Llama teacher, growth
+// in width (key/value heads with their groups) and depth mid-run, TRIME's memory loss.
+TEST(Graphs, LlamaMethodGraphsRunShortened) {
+  const fs::path d = temp("llama_methods");
+  const std::string tiny = " --set nodes.ppl.max_batches=1 --set stages.0.log_every=2";
+  // A small teacher first (graphs/llama_ki.toml's load names llama_pretrain's result).
+  Result r = sh("run graphs/llama_pretrain.toml --plain --out " + (d / "teacher").string() + tiny +
+                " --set stages.0.steps=4 --set stages.0.eval.every=4 --set nodes.student.layers=1 --set nodes.student.width=32"
+                " --set nodes.student.ffn=64");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  r = sh("run graphs/llama_ki.toml --plain --out " + (d / "ki").string() + tiny + " --set nodes.teacher.load=" +
+         (d / "teacher" / "student.safetensors").string() +
+         " --set stages.0.steps=6 --set stages.0.eval.every=6 --set nodes.inherit.steps=3"
+         " --set nodes.student.layers=2 --set nodes.student.width=48 --set nodes.student.ffn=128");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_FALSE(metrics(d / "ki").empty());
+  r = sh("run graphs/llama_grow.toml --plain --out " + (d / "grow").string() + tiny +
+         " --set stages.0.steps=4 --set stages.1.steps=4 --set stages.0.eval.every=4 --set stages.1.eval.every=4"
+         " --set stages.1.checkpoint.every=4 --set nodes.student.width=32 --set nodes.student.ffn=88"
+         " --set stages.1.ops.0.width=64");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const Json grown = json_parse(safetensors::load_metadata((d / "grow" / "student.safetensors").string()).at(
+      checkpoint::kConfigKey));
+  EXPECT_EQ(json_int(grown.at("layers")), 4);
+  EXPECT_EQ(json_int(grown.at("width")), 64);
+  EXPECT_EQ(json_int(grown.at("heads")), 8);
+  EXPECT_EQ(json_int(grown.at("kv_heads")), 4);
+  r = sh("run graphs/llama_trime.toml --plain --out " + (d / "trime").string() + tiny +
+         " --set stages.0.steps=4 --set stages.0.eval.every=4 --set stages.0.checkpoint.every=4"
+         " --set nodes.trime.ce_warmup=2 --set nodes.student.layers=1 --set nodes.student.width=32"
+         " --set nodes.student.ffn=64");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  bool memory_ppl = false;
+  for (const Json& m : metrics(d / "trime")) memory_ppl = memory_ppl || m.contains("ppl/memory_ppl");
+  EXPECT_TRUE(memory_ppl) << "eval.knnlm's memory perplexity on a Llama";
   fs::remove_all(d);
 }
 

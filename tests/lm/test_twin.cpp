@@ -143,7 +143,7 @@ std::pair<int, std::string> llama_twin(const lm::DecoderConfig& c) {
   cfg["layers"] = Json(c.layers);
   cfg["heads"] = Json(c.heads);
   cfg["kv_heads"] = Json(c.kv_heads_at(0));
-  cfg["norm_eps"] = Json(double(c.norm_eps));
+  cfg["norm_eps"] = Json(c.norm_eps);
   cfg["rope_theta"] = Json(c.rope_theta);
   if (c.rope_scaling) {
     Json r;
@@ -164,7 +164,7 @@ TEST(Twin, LlamaWithGroupedHeadsQwenBiasesAndLlama3RopeMatchesPyTorch) {
   lm::DecoderConfig c = lm::DecoderConfig::of_family("llama");
   c.vocab = 67, c.context = 32, c.layers = 2, c.width = 32, c.heads = 4, c.kv_heads = 2, c.ffn = 48;
   c.qkv_bias = true, c.o_bias = false;
-  c.norm_eps = 1e-5f;
+  c.norm_eps = 1e-5;
   c.rope_scaling = ops::Llama3RopeScaling{8.0, 1.0, 4.0, 64};
   c.seed = 31;
   auto [rc, out] = llama_twin(c);
