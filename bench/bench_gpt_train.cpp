@@ -1,8 +1,11 @@
-// Tokens/s of a full GPT training step (forward, backward, clipping, AdamW) on the CPU, and
-// where the time goes. bench/gpt_train_compare.sh runs this beside the same model in PyTorch.
+// Tokens/s of a full GPT or Llama training step (forward, backward, clipping, AdamW) on the CPU,
+// and where the time goes. bench/gpt_train_compare.sh runs this beside the same model in PyTorch.
 // Usage: bench_gpt_train [--threads N] [--steps S] [--layers L --width C --heads H --context T
 //                         --batch B --vocab V] [--precision f32|bf16] [--head fused|unfused]
 //                         [--device cpu|cuda|cuda:N] [--print-losses 1]
+//                         [--family gpt2|llama --kv-heads K --ffn F]
+// --family llama: RMSNorm, SwiGLU (F units, default 8/3 of the width rounded up to 64), rotary
+// positions and K key/value heads (default 2: grouped-query attention), untied head.
 // --print-losses 1: one line "scion  loss step=S value=L" per step (the device check compares
 // the GPU's curve with the CPU's on the same model, initialisation and batch).
 // --device cuda: the model, its AdamW moments and the batch live on the GPU (every op through
@@ -62,13 +65,20 @@ double step_gemm_seconds(const lm::DecoderConfig& cfg, int64_t batch) {
     const double pv = time([&] { ops::matmul(p, k); });
     return 3 * (qk + pv);
   };
-  double layer = linear(C, 3 * C) + linear(C, C) + linear(C, 4 * C) + linear(4 * C, C) + attention();
+  const int64_t F = cfg.ffn_at(0), KV = cfg.kv_heads_at(0) * hd;
+  const double layer = cfg.family == "llama"
+                           ? linear(C, C) + 2 * linear(C, KV) + linear(C, C) + 2 * linear(C, F) + linear(F, C) + attention()
+                           : linear(C, 3 * C) + linear(C, C) + linear(C, F) + linear(F, C) + attention();
   return double(cfg.layers) * layer + linear(C, cfg.vocab);
 }
 }  // namespace
 
 int run(int argc, char** argv) {
-  lm::DecoderConfig cfg;
+  std::string family = "gpt2";
+  for (int i = 1; i + 1 < argc; i += 2)
+    if (std::string(argv[i]) == "--family") family = argv[i + 1];
+  lm::DecoderConfig cfg = lm::DecoderConfig::of_family(family);
+  if (family == "llama") cfg.kv_heads = 2;
   cfg.layers = 4;
   cfg.width = 256;
   cfg.heads = 4;
@@ -88,6 +98,7 @@ int run(int argc, char** argv) {
       fused = std::string(argv[i + 1]) != "unfused";
       continue;
     }
+    if (k == "--family") continue;
     if (k == "--precision") {
       set_matmul_precision(parse_matmul_precision(argv[i + 1]));
       continue;
@@ -102,7 +113,10 @@ int run(int argc, char** argv) {
     else if (k == "--batch") batch = v;
     else if (k == "--vocab") cfg.vocab = v;
     else if (k == "--print-losses") print_losses = v != 0;
+    else if (k == "--kv-heads") cfg.kv_heads = v;
+    else if (k == "--ffn") cfg.ffn = v;
   }
+  if (family == "llama" && cfg.ffn == 0) cfg.ffn = (8 * cfg.width / 3 + 63) / 64 * 64;
   set_num_threads(threads);
   lm::DecoderModel model(cfg);
   model.to(dev);  // before collecting the parameters: to() rebinds them
@@ -158,6 +172,8 @@ int run(int argc, char** argv) {
   ::getrusage(RUSAGE_SELF, &ru);
   const double gemm_s = dev.is_cpu() ? step_gemm_seconds(cfg, batch) : 0.0;
   const bool emulated = matmul_precision() == MatmulPrecision::bf16 && dev.is_cpu() && !matmul_bf16_native();
+  std::printf("scion  family=%s kv_heads=%lld ffn=%lld\n", cfg.family.c_str(), (long long)cfg.kv_heads_at(0),
+              (long long)cfg.ffn_at(0));
   std::printf("scion  device=%s head=%s precision=%s threads=%d layers=%lld width=%lld heads=%lld T=%lld B=%lld V=%lld params=%.2fM\n", dev.str().c_str(), fused ? "fused" : "unfused",
               emulated ? "bf16(emulated in f32: no bf16 GEMM on this CPU)" : precision_name(matmul_precision()), num_threads(),
               (long long)cfg.layers, (long long)cfg.width, (long long)cfg.heads, (long long)T, (long long)batch,

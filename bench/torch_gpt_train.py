@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The same GPT training step as bench_gpt_train, in PyTorch (the reference).
+"""The same GPT or Llama training step as bench_gpt_train, in PyTorch (the reference).
 
 CPU: Debian's python3 (python3-torch): /usr/bin/python3 bench/torch_gpt_train.py --threads 2
 GPU (scripts/device-check.sh): --device cuda --bf16 --compile --sdpa, which is PyTorch's fast path:
@@ -64,11 +64,89 @@ class GPT(nn.Module):
         return self.ln_f(x) @ self.wte.weight.t()
 
 
+class RMSNorm(nn.Module):
+    def __init__(self, c, eps=1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(c))
+        self.eps = eps
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def rotate(x, cos, sin):
+    d = x.shape[-1] // 2
+    return x * cos + torch.cat([-x[..., d:], x[..., :d]], dim=-1) * sin
+
+
+class LlamaBlock(nn.Module):
+    """Hugging Face's LlamaDecoderLayer, written out: RMSNorm, rotary q/k, repeat_kv, SwiGLU."""
+
+    def __init__(self, c, h, kv, f, sdpa=False):
+        super().__init__()
+        self.h, self.kv, self.d, self.sdpa = h, kv, c // h, sdpa
+        self.input_layernorm = RMSNorm(c)
+        self.q_proj = nn.Linear(c, c, bias=False)
+        self.k_proj = nn.Linear(c, kv * self.d, bias=False)
+        self.v_proj = nn.Linear(c, kv * self.d, bias=False)
+        self.o_proj = nn.Linear(c, c, bias=False)
+        self.post_attention_layernorm = RMSNorm(c)
+        self.gate_proj = nn.Linear(c, f, bias=False)
+        self.up_proj = nn.Linear(c, f, bias=False)
+        self.down_proj = nn.Linear(f, c, bias=False)
+
+    def forward(self, x, cos, sin):
+        B, T, C = x.shape
+        a = self.input_layernorm(x)
+        q = self.q_proj(a).view(B, T, self.h, self.d).transpose(1, 2)
+        k = self.k_proj(a).view(B, T, self.kv, self.d).transpose(1, 2)
+        v = self.v_proj(a).view(B, T, self.kv, self.d).transpose(1, 2)
+        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        k, v = k.repeat_interleave(self.h // self.kv, 1), v.repeat_interleave(self.h // self.kv, 1)
+        if self.sdpa:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            att = (q @ k.transpose(-2, -1)) / math.sqrt(self.d)
+            mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+            y = att.masked_fill(~mask, float("-inf")).softmax(-1) @ v
+        x = x + self.o_proj(y.transpose(1, 2).reshape(B, T, C))
+        m = self.post_attention_layernorm(x)
+        return x + self.down_proj(F.silu(self.gate_proj(m)) * self.up_proj(m))
+
+
+class Llama(nn.Module):
+    def __init__(self, vocab, ctx, layers, c, h, kv, f, sdpa=False):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(vocab, c)
+        self.layers = nn.ModuleList([LlamaBlock(c, h, kv, f, sdpa) for _ in range(layers)])
+        self.norm = RMSNorm(c)
+        self.lm_head = nn.Linear(c, vocab, bias=False)
+        for p in self.parameters():
+            if p.dim() == 2:
+                nn.init.normal_(p, 0.0, 0.02)
+        d = c // h
+        inv = 1.0 / (10000.0 ** (torch.arange(0, d, 2, dtype=torch.float64) / d))
+        ang = torch.arange(ctx, dtype=torch.float64)[:, None] * inv[None, :]
+        ang = torch.cat([ang, ang], -1)
+        self.register_buffer("cos", ang.cos().float(), persistent=False)
+        self.register_buffer("sin", ang.sin().float(), persistent=False)
+
+    def forward(self, idx):
+        T = idx.shape[1]
+        x = self.embed_tokens(idx)
+        for b in self.layers:
+            x = b(x, self.cos[:T], self.sin[:T])
+        return self.lm_head(self.norm(x))
+
+
 def main():
     ap = argparse.ArgumentParser()
     for k, d in [("threads", 2), ("steps", 10), ("layers", 4), ("width", 256), ("heads", 4), ("context", 128),
                  ("batch", 8), ("vocab", 50304)]:
         ap.add_argument("--" + k, type=int, default=d)
+    ap.add_argument("--family", default="gpt2", help="gpt2 | llama (as bench_gpt_train --family)")
+    ap.add_argument("--kv-heads", type=int, default=2, help="llama: key/value heads")
+    ap.add_argument("--ffn", type=int, default=0, help="llama: SwiGLU units (0 = 8/3 of the width, up to 64)")
     ap.add_argument("--bf16", action="store_true", help="torch.autocast(device, dtype=torch.bfloat16) around forward")
     ap.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -90,7 +168,11 @@ def main():
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    model = GPT(a.vocab, a.context, a.layers, a.width, a.heads, sdpa=a.sdpa).to(dev)
+    if a.family == "llama":
+        ffn = a.ffn or (8 * a.width // 3 + 63) // 64 * 64
+        model = Llama(a.vocab, a.context, a.layers, a.width, a.heads, a.kv_heads, ffn, sdpa=a.sdpa).to(dev)
+    else:
+        model = GPT(a.vocab, a.context, a.layers, a.width, a.heads, sdpa=a.sdpa).to(dev)
     n_params = sum(p.numel() for p in model.parameters())
     fwd = torch.compile(model) if a.compile else model
     opt_kw = {"fused": True} if cuda else {}
