@@ -26,7 +26,7 @@ namespace scion {
 
 // SDK ABI: a plugin built for another major version is refused; a plugin built against a
 // newer minor version than the host's is refused too (it may use what the host lacks).
-constexpr uint32_t kSdkAbiMajor = 7;  // 2: Op::carry_state; 3: Loss::idle_inputs and needed_metrics, Op::state_source;
+constexpr uint32_t kSdkAbiMajor = 8;  // 2: Op::carry_state; 3: Loss::idle_inputs and needed_metrics, Op::state_source;
                                       // 4: model surgery (scion/surgery.h), nn buffers and gates, parameter groups,
                                       //    plugin-owned parameters, schema checks, nlohmann JSON
                                       //    (ParamSpec choices/ranges/node kinds, PluginEntry::check; node_refs gone)
@@ -38,10 +38,14 @@ constexpr uint32_t kSdkAbiMajor = 7;  // 2: Op::carry_state; 3: Loss::idle_input
                                       // 7: NodeContext (Params::context(): seed, rank, world, stages) instead of
                                       //    the __seed/__rank/__world/__stages keys; Params getters integer,
                                       //    number, boolean, string, integers (were i, f, b, s, ints)
-constexpr uint32_t kSdkAbiMinor = 2;  // 7.1: GraphView::tokenizer and GraphView::input_source (issue 32)
-                                      // 7.2: the Llama-family ops in scion/ops.h (rms_norm, silu, swiglu,
-                                      //      rotary with rope_inv_freq / rope_tables / Llama3RopeScaling,
-                                      //      repeat_kv, attention_grouped)
+                                      //    7.1: GraphView::tokenizer, GraphView::input_source; 7.2: the
+                                      //    Llama-family ops (rms_norm, silu, swiglu, rotary, repeat_kv,
+                                      //    attention_grouped)
+                                      // 8: one transformer description (scion/nn.h): TransformerNames,
+                                      //    BlockConfig's family, kv_heads, norm, mlp, rotary and biases,
+                                      //    BlockInputs, nn::Norm (LayerNorm | RMSNorm; was nn::LayerNorm);
+                                      //    Unit::kv_head and Architecture::kv_heads (scion/surgery.h)
+constexpr uint32_t kSdkAbiMinor = 0;
 
 enum class PluginKind { data, tokenizer, model, op, loss, prompt, optimizer, evaluator };
 const char* kind_name(PluginKind k);
