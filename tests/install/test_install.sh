@@ -86,10 +86,17 @@ R="$W/runs/gpt-pretrain"
 [ "$(wc -l < "$R/metrics.jsonl")" -ge 1 ] || fail "the run logged no metrics"
 has "$R/graph.toml" "$P/share/scion/data/corpus/*/train.txt"
 has "$R/graph.toml" "$P/share/scion/data/gpt2/encoder.json"
+# llama_ki's teacher is llama_pretrain's model (runs/llama-pretrain/student.safetensors).
+"$P/bin/scion" run "$G/llama_pretrain.toml" --plain --threads 1 \
+  --set stages.0.steps=2 --set nodes.student.layers=1 --set nodes.student.width=16 --set nodes.student.heads=2 \
+  --set nodes.student.kv_heads=1 --set nodes.student.ffn=32 \
+  --set nodes.corpus.batch_size=2 --set nodes.ppl.batch_size=2 --set nodes.ppl.max_batches=1 > run.txt 2>&1 ||
+  { cat run.txt; fail "the shortened llama_pretrain run failed"; }
+[ -f "$W/runs/llama-pretrain/student.safetensors" ] || { cat run.txt; fail "llama_pretrain wrote no model"; }
 # Two graphs start from a model that another shipped graph trains at full size (cofi_bert from
 # bert_pretrain, elle_prompt_tuning from elle_gpt) and validation checks that checkpoint's
-# shapes; tests/lm/test_graphs.cpp validates them in the tree with stand-ins. ki_gpt's teacher
-# is the run just made.
+# shapes; tests/lm/test_graphs.cpp validates them in the tree with stand-ins. ki_gpt's and
+# llama_ki's teachers are the runs just made.
 n=0
 for g in "$G"/*.toml; do
   case "$(basename "$g")" in cofi_bert.toml | elle_prompt_tuning.toml) continue ;; esac
