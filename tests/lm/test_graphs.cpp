@@ -140,7 +140,8 @@ TEST(Graphs, LlamaPretrainLowersValidationPerplexityEvaluatesAndGenerates) {
 }
 
 // The method graphs on Llama, shortened: knowledge inheritance from a Llama teacher, growth
-// in width (key/value heads with their groups) and depth mid-run, TRIME's memory loss.
+// in width (key/value heads with their groups) and depth mid-run, ELLE's expansion, TRIME's
+// memory loss.
 TEST(Graphs, LlamaMethodGraphsRunShortened) {
   const fs::path d = temp("llama_methods");
   const std::string tiny = " --set nodes.ppl.max_batches=1 --set stages.0.log_every=2";
@@ -166,6 +167,18 @@ TEST(Graphs, LlamaMethodGraphsRunShortened) {
   EXPECT_EQ(json_int(grown.at("width")), 64);
   EXPECT_EQ(json_int(grown.at("heads")), 8);
   EXPECT_EQ(json_int(grown.at("kv_heads")), 4);
+  // ELLE's stream, two updates a stage: four expansions (2 -> 6 layers, width 64 -> 128 by whole
+  // key/value groups), warmups, replay, prompts.
+  std::string elle = "run graphs/elle_llama.toml --plain --out " + (d / "elle").string() + " --set nodes.lifelong.max_batches=1";
+  for (int st = 0; st < 9; ++st)
+    elle += " --set stages." + std::to_string(st) + ".steps=2 --set stages." + std::to_string(st) + ".eval.every=2";
+  r = sh(elle);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  size_t expansions = 0;
+  for (size_t at = r.out.find("op elle.expand applied to llama"); at != std::string::npos;
+       at = r.out.find("op elle.expand applied to llama", at + 1))
+    ++expansions;
+  EXPECT_EQ(expansions, 4u) << r.out;
   r = sh("run graphs/llama_trime.toml --plain --out " + (d / "trime").string() + tiny +
          " --set stages.0.steps=4 --set stages.0.eval.every=4 --set stages.0.checkpoint.every=4"
          " --set nodes.trime.ce_warmup=2 --set nodes.student.layers=1 --set nodes.student.width=32"
