@@ -16,6 +16,16 @@
 
 // Every graph in graphs/ and bench/experiments/ validates, with the in-tree plugins' port
 // dtypes and shapes checked on each edge.
+namespace {
+// The values of one metric over a run's log, in order.
+std::vector<double> series(const fs::path& run, const char* key) {
+  std::vector<double> out;
+  for (const Json& m : metrics(run))
+    if (m.contains(key)) out.push_back(json_number(m.at(key)));
+  return out;
+}
+}  // namespace
+
 TEST(Graphs, EveryShippedGraphValidates) {
   int n = 0;
   for (const char* folder : {"graphs", "bench/experiments"})
@@ -77,9 +87,7 @@ TEST(Graphs, GptPretrainLowersValidationPerplexity) {
                       " --set stages.0.steps=60 --set stages.0.eval.every=20 --set stages.0.optimizer.warmup=10"
                       " --set nodes.student.layers=2 --set nodes.student.width=64");
   ASSERT_EQ(r.rc, 0) << r.out;
-  std::vector<double> ppl;
-  for (const Json& m : metrics(d))
-    if (m.contains("ppl/ppl")) ppl.push_back(json_number(m.at("ppl/ppl")));
+  const std::vector<double> ppl = series(d, "ppl/ppl");
   ASSERT_EQ(ppl.size(), 3u);
   // Measured: 20810 -> 8064 between steps 20 and 60; the stated margin is 40% lower.
   EXPECT_LT(ppl.back(), 0.6 * ppl.front());
@@ -121,9 +129,7 @@ TEST(Graphs, LlamaPretrainLowersValidationPerplexityEvaluatesAndGenerates) {
   const Result r = sh("run graphs/llama_pretrain.toml --plain --out " + d.string() +
                       " --set stages.0.steps=60 --set stages.0.eval.every=20 --set stages.0.optimizer.warmup=10" + small);
   ASSERT_EQ(r.rc, 0) << r.out;
-  std::vector<double> ppl;
-  for (const Json& m : metrics(d))
-    if (m.contains("ppl/ppl")) ppl.push_back(json_number(m.at("ppl/ppl")));
+  const std::vector<double> ppl = series(d, "ppl/ppl");
   ASSERT_EQ(ppl.size(), 3u);
   // Measured: 21440 -> 7286 between steps 20 and 60; the stated margin is 40% lower.
   EXPECT_LT(ppl.back(), 0.6 * ppl.front());

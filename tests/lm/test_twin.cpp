@@ -8,6 +8,7 @@
 
 #include "bert_model.h"
 #include "decoder_model.h"
+#include "lm_nodes.h"
 #include "scion/json.h"
 #include "scion/safetensors.h"
 
@@ -139,20 +140,9 @@ std::pair<int, std::string> llama_twin(const lm::DecoderConfig& c) {
   lm::DecoderModel model(c);
   scramble(model, c.seed);
   Tensor ids = Tensor::randint({2, 13}, c.seed + 1, 0, c.vocab), targets = Tensor::randint({2, 13}, c.seed + 2, 0, c.vocab);
-  Json cfg;
-  cfg["layers"] = Json(c.layers);
-  cfg["heads"] = Json(c.heads);
+  // Scion's own config JSON (what a checkpoint carries) tells the twin the shapes and rope.
+  Json cfg = lm::config_to_json(c);
   cfg["kv_heads"] = Json(c.kv_heads_at(0));
-  cfg["norm_eps"] = Json(c.norm_eps);
-  cfg["rope_theta"] = Json(c.rope_theta);
-  if (c.rope_scaling) {
-    Json r;
-    r["factor"] = Json(c.rope_scaling->factor);
-    r["low_freq_factor"] = Json(c.rope_scaling->low_freq_factor);
-    r["high_freq_factor"] = Json(c.rope_scaling->high_freq_factor);
-    r["original_max_position_embeddings"] = Json(c.rope_scaling->original_max_position_embeddings);
-    cfg["rope_scaling"] = r;
-  }
   return run_twin("llama", model, cfg, {{"ids", ids}, {"targets", targets}}, targets, [&] { return model.forward(ids); });
 }
 }  // namespace
