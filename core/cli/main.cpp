@@ -1,4 +1,4 @@
-// The `scion` command: run, validate, plugins, eval, generate, tokenize, report.
+// The `scion` command: run, validate, plugins, eval, generate, tokenize, report, export (cli/export.cpp).
 
 #include <boost/program_options.hpp>
 #include <cstdio>
@@ -7,6 +7,7 @@
 #include <iostream>
 #include <new>
 
+#include "cli/cli.h"
 #include "report/report.h"
 #include "graph/graph.h"
 #include "graph/node_factory.h"
@@ -27,28 +28,9 @@ namespace fs = std::filesystem;
 using namespace scion;
 using namespace scion::runtime;
 
-namespace {
+namespace scion::cli {
 
-// Exit codes (docs/reliability.md): 0 done; 1 failed while working (a file, a node, a
-// checkpoint, out of memory); 2 the command line is wrong; 3 the graph was refused by
-// validation, before anything ran or was written.
-constexpr int kExitFailed = 1, kExitUsage = 2, kExitGraph = 3, kExitNonFinite = 4, kExitBusy = 5;
-
-const char* kUsage =
-    "scion — pre-train language models by reusing knowledge that already exists\n\n"
-    "usage: scion <command> [options]\n\n"
-    "commands:\n"
-    "  run GRAPH        validate and run a graph (--set k=v, --out DIR, --resume, --device, --threads)\n"
-    "  validate GRAPH   check a graph without running anything or writing anything\n"
-    "  plugins [NAME]   list the plugins found, or one plugin's parameters and ports\n"
-    "  eval GRAPH       evaluate a checkpoint with the graph's evaluators (--checkpoint FILE)\n"
-    "  generate         sample text from a GPT checkpoint (--checkpoint FILE --prompt TEXT)\n"
-    "  tokenize         write llm.c token shards from text files\n"
-    "  report RUN...    an HTML page (or SVG) comparing the curves of several runs (--out FILE)\n\n"
-    "  scion <command> --help    options of a command\n"
-    "  scion --version\n";
-
-PluginRegistry load_registry(const std::vector<std::string>& extra, bool quiet = false) {
+PluginRegistry load_registry(const std::vector<std::string>& extra, bool quiet) {
   PluginRegistry reg;
   reg.scan(plugin_search_path(extra));
   if (!quiet)
@@ -56,13 +38,29 @@ PluginRegistry load_registry(const std::vector<std::string>& extra, bool quiet =
   return reg;
 }
 
-struct Common {
-  std::vector<std::string> plugin_dirs, sets;
-};
-
-void add_common(po::options_description& d, Common& c) {
-  d.add_options()("plugin-dir", po::value(&c.plugin_dirs)->composing(), "extra folder of plugin libraries (repeatable)")(
-      "set", po::value(&c.sets)->composing(), "override a graph value: path.to.key=value (repeatable)");
+// Loads a model node from a Scion checkpoint (plugin and config from its metadata).
+std::shared_ptr<Model> model_from_checkpoint(const PluginRegistry& reg, const std::string& file,
+                                            const std::string& plugin_override) {
+  // The header only: the model node reads the weights itself (reading them here too was a
+  // second full read of the file).
+  const safetensors::Metadata metadata = safetensors::load_metadata(file);
+  std::string plugin = plugin_override;
+  if (plugin.empty()) {
+    auto it = metadata.find(checkpoint::kPluginKey);
+    SCION_CHECK(it != metadata.end(), "'", file, "' carries no ", checkpoint::kPluginKey,
+                " metadata; name the model plugin with --model-plugin");
+    plugin = it->second;
+  }
+  const auto* info = reg.find(plugin);
+  SCION_CHECK(info && info->entry.kind == PluginKind::model, "'", plugin, "' is not a model plugin");
+  NodeSpec spec;
+  spec.name = spec.plugin = plugin;
+  spec.info = info;
+  for (const auto& ps : info->entry.params) spec.params[ps.name] = ps.default_value;
+  spec.params["load"] = Json(file);
+  spec.frozen = true;
+  const NoNodes none;
+  return std::dynamic_pointer_cast<Model>(make_node(reg, spec, GraphContext{}, none));
 }
 
 // Parses options of a subcommand; returns false after printing help.
@@ -80,6 +78,43 @@ bool parse(int argc, char** argv, po::options_description& d, po::positional_opt
   po::notify(vm);
   return true;
 }
+
+}  // namespace scion::cli
+
+using namespace scion::cli;
+
+namespace {
+
+// Exit codes (docs/reliability.md): 0 done; 1 failed while working (a file, a node, a
+// checkpoint, out of memory); 2 the command line is wrong; 3 the graph was refused by
+// validation, before anything ran or was written.
+constexpr int kExitFailed = 1, kExitUsage = 2, kExitGraph = 3, kExitNonFinite = 4, kExitBusy = 5;
+
+const char* kUsage =
+    "scion — pre-train language models by reusing knowledge that already exists\n\n"
+    "usage: scion <command> [options]\n\n"
+    "commands:\n"
+    "  run GRAPH        validate and run a graph (--set k=v, --out DIR, --resume, --device, --threads)\n"
+    "  validate GRAPH   check a graph without running anything or writing anything\n"
+    "  plugins [NAME]   list the plugins found, or one plugin's parameters and ports\n"
+    "  eval GRAPH       evaluate a checkpoint with the graph's evaluators (--checkpoint FILE)\n"
+    "  generate         sample text from a GPT checkpoint (--checkpoint FILE --prompt TEXT)\n"
+    "  tokenize         write llm.c token shards from text files\n"
+    "  report RUN...    an HTML page (or SVG) comparing the curves of several runs (--out FILE)\n"
+    "  export           write a checkpoint as a Hugging Face model directory (--checkpoint X --out DIR)\n\n"
+    "  scion <command> --help    options of a command\n"
+    "  scion --version\n";
+
+
+struct Common {
+  std::vector<std::string> plugin_dirs, sets;
+};
+
+void add_common(po::options_description& d, Common& c) {
+  d.add_options()("plugin-dir", po::value(&c.plugin_dirs)->composing(), "extra folder of plugin libraries (repeatable)")(
+      "set", po::value(&c.sets)->composing(), "override a graph value: path.to.key=value (repeatable)");
+}
+
 
 int cmd_plugins(int argc, char** argv) {
   Common c;
@@ -198,31 +233,6 @@ int cmd_run(int argc, char** argv) {
   }
   std::printf("done: %s\n", ex.out_dir().c_str());
   return 0;
-}
-
-// Loads a model node from a Scion checkpoint (plugin and config from its metadata).
-std::shared_ptr<Model> model_from_checkpoint(const PluginRegistry& reg, const std::string& file,
-                                            const std::string& plugin_override) {
-  // The header only: the model node reads the weights itself (reading them here too was a
-  // second full read of the file).
-  const safetensors::Metadata metadata = safetensors::load_metadata(file);
-  std::string plugin = plugin_override;
-  if (plugin.empty()) {
-    auto it = metadata.find(checkpoint::kPluginKey);
-    SCION_CHECK(it != metadata.end(), "'", file, "' carries no ", checkpoint::kPluginKey,
-                " metadata; name the model plugin with --model-plugin");
-    plugin = it->second;
-  }
-  const auto* info = reg.find(plugin);
-  SCION_CHECK(info && info->entry.kind == PluginKind::model, "'", plugin, "' is not a model plugin");
-  NodeSpec spec;
-  spec.name = spec.plugin = plugin;
-  spec.info = info;
-  for (const auto& ps : info->entry.params) spec.params[ps.name] = ps.default_value;
-  spec.params["load"] = Json(file);
-  spec.frozen = true;
-  const NoNodes none;
-  return std::dynamic_pointer_cast<Model>(make_node(reg, spec, GraphContext{}, none));
 }
 
 // A tokenizer node from its plugin's defaults; --vocab / --merges override them where the
@@ -470,6 +480,7 @@ int main(int argc, char** argv) {
     if (cmd == "eval") return cmd_eval(argc - 1, argv + 1);
     if (cmd == "tokenize") return cmd_tokenize(argc - 1, argv + 1);
     if (cmd == "report") return cmd_report(argc - 1, argv + 1);
+    if (cmd == "export") return cmd_export(argc - 1, argv + 1);
     std::cerr << "error: unknown command '" << cmd << "'\n\n" << kUsage;
     return kExitUsage;
   } catch (const GraphError& e) {

@@ -8,7 +8,9 @@
 #include "scion/checkpoint.h"
 #include "scion/data.h"
 #include "scion/files.h"
+#include "scion/hf_directory.h"
 #include "scion/safetensors.h"
+#include "hf_config.h"
 
 namespace scion::lm {
 
@@ -70,12 +72,22 @@ const GraphNodeView* tokenizer_feeding(const GraphView& g, const GraphNodeView& 
 
 const CheckpointFacts& checkpoint_facts(const std::string& path) {
   static std::map<std::string, CheckpointFacts> cache;
-  const std::string key = file_stamp(path);
+  // A Hugging Face directory is described by its config.json (the weights are not read).
+  std::error_code ec;
+  const bool directory = fs::is_directory(path, ec);
+  const std::string key = directory ? "dir " + file_stamp((fs::path(path) / hf::kConfigFile).string()) : file_stamp(path);
   std::lock_guard<std::mutex> lock(facts_mutex);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   CheckpointFacts f;
   try {
+    if (directory) {
+      HfImported imported = scion_config_from_hf(hf::read_config(path), (fs::path(path) / hf::kConfigFile).string());
+      f.plugin = std::move(imported.plugin);
+      f.config = std::move(imported.config);
+      if (cache.size() > 64) cache.clear();
+      return cache.emplace(key, std::move(f)).first->second;
+    }
     const safetensors::Metadata m = safetensors::load_metadata(path);
     if (auto p = m.find(checkpoint::kPluginKey); p != m.end()) f.plugin = p->second;
     if (auto c = m.find(checkpoint::kConfigKey); c != m.end()) {

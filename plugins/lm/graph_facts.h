@@ -27,7 +27,9 @@ const TokenizerFacts& tokenizer_facts(const GraphView& g, const GraphNodeView& t
 const GraphNodeView* tokenizer_feeding(const GraphView& g, const GraphNodeView& model);
 
 // The model plugin and config a Scion checkpoint records in its header (empty when the file
-// is not one of Scion's, e.g. a Hugging Face file), or why its header cannot be read.
+// is not one of Scion's, e.g. a Hugging Face file), or why its header cannot be read. A
+// Hugging Face model directory gives its config.json mapped to Scion's (hf_config.h; the
+// weights are not read), or why it is refused (an unsupported architecture, ...).
 struct CheckpointFacts {
   std::string plugin;  // "model.gpt"
   Json config;         // null when none

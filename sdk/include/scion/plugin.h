@@ -45,7 +45,8 @@ constexpr uint32_t kSdkAbiMajor = 8;  // 2: Op::carry_state; 3: Loss::idle_input
                                       //    BlockConfig's family, kv_heads, norm, mlp, rotary and biases,
                                       //    BlockInputs, nn::Norm (LayerNorm | RMSNorm; was nn::LayerNorm);
                                       //    Unit::kv_head and Architecture::kv_heads (scion/surgery.h)
-constexpr uint32_t kSdkAbiMinor = 0;
+                                      //    8.1: Model::hf_config (scion export), scion/hf_directory.h
+constexpr uint32_t kSdkAbiMinor = 1;
 
 enum class PluginKind { data, tokenizer, model, op, loss, prompt, optimizer, evaluator };
 const char* kind_name(PluginKind k);
@@ -282,6 +283,12 @@ class Model : public Plugin {
     Tensor input, weight, bias;
   };
   virtual LmHead lm_head(const Tensor& /*hidden*/) { return {}; }
+  // The model's config as a Hugging Face config.json (its family's "architectures",
+  // "model_type" and fields), for `scion export`; its named_parameters() carry the Hugging
+  // Face tensor names. The default: the model has no Hugging Face form.
+  virtual Json hf_config() const {
+    throw Error("this model cannot be exported to Hugging Face format (its plugin gives no hf_config)");
+  }
 };
 
 class Loss : public Plugin {
