@@ -29,8 +29,9 @@ struct DecoderConfig : LayerSizes {
   double rope_theta = 10000.0;
   std::optional<ops::Llama3RopeScaling> rope_scaling;
   bool qkv_bias = true, o_bias = true, mlp_bias = true;
-  // The Hugging Face architecture and config fields Scion does not use (token ids, dtype),
-  // kept so an exported directory says what the loaded one said. JSON text; may be empty.
+  // The Hugging Face architecture and the config.json fields Scion does not use (token ids,
+  // dtype), kept from a loaded directory so an export says what it said (hf_config.h). JSON
+  // text; may be empty.
   std::string hf_architecture, hf_extra;
 
   // GPT-2's defaults, or Llama's (RMSNorm eps 1e-6, no biases, untied head).

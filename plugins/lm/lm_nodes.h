@@ -48,6 +48,8 @@ class TransformerNode : public TransformerModel {
   nn::Module& module() override { return *model_; }
   bool frozen() const override { return frozen_; }
   Json config() const override;
+  // config.json of the model's Hugging Face family (scion export); refuses pruned models.
+  Json hf_config() const override;
   Architecture architecture() const override;
   nn::NamedTensors initial_parameters(const Architecture& arch, uint64_t seed) const override;
   void rebuild(const Architecture& arch, const nn::NamedTensors& params) override;

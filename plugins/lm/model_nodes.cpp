@@ -1,21 +1,42 @@
 // The transformer model nodes' shared implementation and their configs' JSON (the decoder and
 // BERT specifics are in decoder_node.cpp and bert_node.cpp, the plugin entries in
 // model_entries.cpp).
+#include "hf_config.h"
 #include "lm_nodes.h"
 #include "scion/checkpoint.h"
+#include "scion/hf_directory.h"
 #include "scion/random.h"
 #include "scion/safetensors.h"
 
 namespace scion::lm {
 
 namespace {
-// Reads the model config a Scion checkpoint carries (metadata checkpoint::kConfigKey); files
-// from elsewhere (Hugging Face) carry none and the node's parameters give the config. Only the
-// header is read: the weights are read once, by the constructor.
-Json checkpoint_config(const std::string& path) {
+const char* plugin_of(const DecoderConfig& c) { return c.family == "llama" ? "model.llama" : "model.gpt"; }
+const char* plugin_of(const BertConfig&) { return "model.bert"; }
+
+// The model config `load` carries: a Hugging Face directory's config.json mapped to the node's
+// config (refused when it describes another family's model), or what a Scion checkpoint's
+// metadata holds (checkpoint::kConfigKey); a safetensors file from elsewhere carries none and
+// the node's parameters give the config. Only headers and config.json are read here: the
+// weights are read once, by the constructor.
+template <class C>
+Json checkpoint_config(const std::string& path, const C& node_config) {
+  if (hf::is_model_directory(path)) {
+    const HfImported imported = scion_config_from_hf(hf::read_config(path), path + "/" + hf::kConfigFile);
+    SCION_CHECK(imported.plugin == plugin_of(node_config), "'", path, "' holds a ", imported.plugin, " model (",
+                hf::read_config(path).value("architectures", Json::array()).dump(), "), but this node is ",
+                plugin_of(node_config), " (hint: plugin = \"", imported.plugin, "\")");
+    return imported.config;
+  }
   const safetensors::Metadata metadata = safetensors::load_metadata(path);
   auto it = metadata.find(checkpoint::kConfigKey);
   return it == metadata.end() ? Json() : json_parse(it->second, path + " (" + checkpoint::kConfigKey + ")");
+}
+
+// The weights `load` names: a Hugging Face directory's (bf16 and f16 widened to f32), or a
+// safetensors file's.
+safetensors::Named checkpoint_weights(const std::string& path) {
+  return hf::is_model_directory(path) ? hf::read(path).tensors : safetensors::load(path).tensors;
 }
 }  // namespace
 
@@ -95,7 +116,7 @@ C config_from_params(const Params& p, C c, uint64_t seed) {
   }
   const std::string load = p.string("load");
   if (!load.empty()) {
-    const Json saved = checkpoint_config(load);
+    const Json saved = checkpoint_config(load, c);
     if (!saved.is_null()) {
       if constexpr (std::is_same_v<C, DecoderConfig>) c = decoder_config_from_json(saved, c);
       else c = bert_config_from_json(saved, c);
@@ -118,6 +139,8 @@ const char* family_of(const BertConfig&) { return "bert"; }
 DecoderConfig decoder_config_from_json(const Json& j, DecoderConfig c) {
   common_from_json(j, c);
   if (j.contains("norm_eps")) c.norm_eps = json_number(j.at("norm_eps"));
+  if (j.contains("hf_architecture")) c.hf_architecture = json_string(j.at("hf_architecture"));
+  if (j.contains("hf_extra")) c.hf_extra = j.at("hf_extra").dump();
   if (c.family != "llama") return c;
   if (j.contains("rope_theta")) c.rope_theta = json_number(j.at("rope_theta"));
   c.rope_scaling.reset();
@@ -133,8 +156,6 @@ DecoderConfig decoder_config_from_json(const Json& j, DecoderConfig c) {
   if (j.contains("qkv_bias")) c.qkv_bias = json_bool(j.at("qkv_bias"));
   if (j.contains("o_bias")) c.o_bias = json_bool(j.at("o_bias"));
   if (j.contains("mlp_bias")) c.mlp_bias = json_bool(j.at("mlp_bias"));
-  if (j.contains("hf_architecture")) c.hf_architecture = json_string(j.at("hf_architecture"));
-  if (j.contains("hf_extra")) c.hf_extra = j.at("hf_extra").dump();
   return c;
 }
 
@@ -145,6 +166,8 @@ BertConfig bert_config_from_json(const Json& j, BertConfig c) {
 
 Json config_to_json(const DecoderConfig& c) {
   Json j = common_to_json(c);
+  if (!c.hf_architecture.empty()) j["hf_architecture"] = Json(c.hf_architecture);
+  if (!c.hf_extra.empty()) j["hf_extra"] = json_parse(c.hf_extra, "hf_extra");
   if (c.family != "llama") return j;
   j["norm_eps"] = Json(c.norm_eps);
   j["rope_theta"] = Json(c.rope_theta);
@@ -159,8 +182,6 @@ Json config_to_json(const DecoderConfig& c) {
   j["qkv_bias"] = Json(c.qkv_bias);
   j["o_bias"] = Json(c.o_bias);
   j["mlp_bias"] = Json(c.mlp_bias);
-  if (!c.hf_architecture.empty()) j["hf_architecture"] = Json(c.hf_architecture);
-  if (!c.hf_extra.empty()) j["hf_extra"] = json_parse(c.hf_extra, "hf_extra");
   return j;
 }
 
@@ -172,7 +193,7 @@ TransformerNode<M, C>::TransformerNode(const Params& p, const C& base)
     : frozen_(p.boolean("frozen")), seed_(p.context().seed) {
   model_ = std::make_unique<M>(config_from_params<C>(p, base, seed_));
   const std::string load = p.string("load");
-  if (!load.empty()) load_weights(*model_, safetensors::load(load).tensors);
+  if (!load.empty()) load_weights(*model_, checkpoint_weights(load));
   if (frozen_) model_->set_training(false);
   layer_outputs_ = p.has("layer_outputs") && p.boolean("layer_outputs");
 }
@@ -180,6 +201,11 @@ TransformerNode<M, C>::TransformerNode(const Params& p, const C& base)
 template <class M, class C>
 Json TransformerNode<M, C>::config() const {
   return config_to_json(model_->config());
+}
+
+template <class M, class C>
+Json TransformerNode<M, C>::hf_config() const {
+  return hf_config_for(plugin_of(model_->config()), config());
 }
 
 template <class M, class C>
