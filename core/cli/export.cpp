@@ -107,10 +107,11 @@ int cmd_export(int argc, char** argv) {
     SCION_CHECK(!fs::exists(out, ec) || (fs::is_directory(out, ec) && fs::is_empty(out, ec)), "export: --out '", out,
                 "' exists and is not an empty folder; nothing is overwritten (choose a new folder)");
   }
-  const std::string file = model_file(ckpt, node);
-  const std::string plugin = model_plugin_of(file);
+  // A Hugging Face directory is a model too (re-exported: another dtype, shard size or tokenizer).
+  const std::string file = hf::is_model_directory(ckpt) ? ckpt : model_file(ckpt, node);
   runtime::PluginRegistry reg = load_registry(plugin_dirs);
   auto model = model_from_checkpoint(reg, file, "");
+  const std::string plugin = hf::is_model_directory(ckpt) ? "the model of " + ckpt : model_plugin_of(file);
   SCION_CHECK(model, "export: '", file, "' did not make a model node");
   Json config;
   try {

@@ -17,6 +17,7 @@
 #include "runtime/registry.h"
 #include "runtime/sampling.h"
 #include "scion/checkpoint.h"
+#include "scion/hf_directory.h"
 #include "scion/files.h"
 #include "scion/safetensors.h"
 #include "scion/shards.h"
@@ -39,12 +40,32 @@ PluginRegistry load_registry(const std::vector<std::string>& extra, bool quiet) 
 }
 
 // Loads a model node from a Scion checkpoint (plugin and config from its metadata).
+namespace {
+// The model plugin that loads a Hugging Face directory of this config.json's architecture.
+std::string plugin_for_directory(const PluginRegistry& reg, const std::string& dir) {
+  const Json config = hf::read_config(dir);
+  const std::string file = dir + "/" + hf::kConfigFile;
+  SCION_CHECK(config.contains("architectures") && config.at("architectures").is_array() &&
+                  !config.at("architectures").empty() && config.at("architectures")[0].is_string(),
+              file, ": no \"architectures\" list naming the model class (e.g. [\"LlamaForCausalLM\"])");
+  const std::string arch = config.at("architectures")[0].get<std::string>();
+  std::string known;
+  for (const std::string& name : reg.names())
+    for (const std::string& a : reg.find(name)->entry.hf_architectures) {
+      if (a == arch) return name;
+      known += (known.empty() ? "" : ", ") + a;
+    }
+  throw Error(file + ": architecture '" + arch + "' is not one a model plugin loads (" + known + ")");
+}
+}  // namespace
+
 std::shared_ptr<Model> model_from_checkpoint(const PluginRegistry& reg, const std::string& file,
                                             const std::string& plugin_override) {
+  std::string plugin = plugin_override;
+  if (plugin.empty() && hf::is_model_directory(file)) plugin = plugin_for_directory(reg, file);
   // The header only: the model node reads the weights itself (reading them here too was a
   // second full read of the file).
-  const safetensors::Metadata metadata = safetensors::load_metadata(file);
-  std::string plugin = plugin_override;
+  const safetensors::Metadata metadata = plugin.empty() ? safetensors::load_metadata(file) : safetensors::Metadata{};
   if (plugin.empty()) {
     auto it = metadata.find(checkpoint::kPluginKey);
     SCION_CHECK(it != metadata.end(), "'", file, "' carries no ", checkpoint::kPluginKey,

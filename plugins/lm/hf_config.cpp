@@ -362,6 +362,13 @@ const std::vector<std::string>& hf_supported_architectures() {
   return names;
 }
 
+std::vector<std::string> hf_architectures_of(const std::string& plugin) {
+  std::vector<std::string> n;
+  for (const auto& f : families())
+    if (f.plugin == plugin) n.push_back(f.architecture);
+  return n;
+}
+
 HfImported scion_config_from_hf(const Json& hf, const std::string& source, const HfImportOptions& options) {
   SCION_CHECK(hf.is_object(), source, ": not a JSON object");
   Reader r(hf, source);

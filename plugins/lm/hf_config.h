@@ -16,6 +16,8 @@ namespace scion::lm {
 
 // The architectures (config.json "architectures"[0]) read and written.
 const std::vector<std::string>& hf_supported_architectures();
+// Those one model plugin ("model.llama") loads: its PluginEntry::hf_architectures.
+std::vector<std::string> hf_architectures_of(const std::string& plugin);
 
 struct HfImportOptions {
   // BERT files with hidden_act "gelu" (the exact erf GELU, e.g. bert-base-uncased): Scion's

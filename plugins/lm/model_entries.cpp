@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "graph_facts.h"
+#include "hf_config.h"
 #include "lm_nodes.h"
 
 namespace scion::lm {
@@ -145,6 +146,7 @@ PluginEntry llama_entry() {
                 "the last block's FFN input after its post_attention_layernorm [B, T, C] (TRIME, kNN-LM keys)"}};
   e.check = check_model;
   e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<DecoderNode>(p, "llama"); };
+  e.hf_architectures = hf_architectures_of("model.llama");
   return e;
 }
 
@@ -164,6 +166,7 @@ PluginEntry gpt_entry() {
                 "the last block's FFN input after its LayerNorm [B, T, C] (TRIME, kNN-LM keys)"}};
   e.check = check_model;
   e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<DecoderNode>(p, "gpt2"); };
+  e.hf_architectures = hf_architectures_of("model.gpt");
   return e;
 }
 
@@ -182,6 +185,7 @@ PluginEntry bert_entry() {
                {"layers", "layers:f32[?,B,T,?]", true, "every layer's output [L, B, T, C] (with layer_outputs = true)"}};
   e.check = check_model;
   e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<BertNode>(p); };
+  e.hf_architectures = hf_architectures_of("model.bert");
   return e;
 }
 }  // namespace

@@ -45,7 +45,8 @@ constexpr uint32_t kSdkAbiMajor = 8;  // 2: Op::carry_state; 3: Loss::idle_input
                                       //    BlockConfig's family, kv_heads, norm, mlp, rotary and biases,
                                       //    BlockInputs, nn::Norm (LayerNorm | RMSNorm; was nn::LayerNorm);
                                       //    Unit::kv_head and Architecture::kv_heads (scion/surgery.h)
-                                      //    8.1: Model::hf_config (scion export), scion/hf_directory.h
+                                      //    8.1: Model::hf_config (scion export), scion/hf_directory.h,
+                                      //    PluginEntry::hf_architectures
 constexpr uint32_t kSdkAbiMinor = 1;
 
 enum class PluginKind { data, tokenizer, model, op, loss, prompt, optimizer, evaluator };
@@ -412,7 +413,9 @@ struct PluginEntry {
   std::vector<PortSpec> inputs, outputs;
   Factory factory;
   GraphCheck check;  // optional
-
+  // A model plugin: the Hugging Face architectures (config.json "architectures") it loads from
+  // a model directory, so `--checkpoint <dir>` finds it. Empty for the rest.
+  std::vector<std::string> hf_architectures;
 };
 
 // The C-layout header the loader reads before calling any C++ in the library.
