@@ -57,7 +57,9 @@ std::string model_file(const std::string& given, const std::string& node) {
   std::sort(models.begin(), models.end());
   SCION_CHECK(!models.empty(), "export: no model checkpoint in '", folder.string(), "'",
               node.empty() ? "" : " for node '" + node + "'",
-              " (give a model .safetensors written by scion, a checkpoint folder step_<N>, or a run folder)");
+              hf::is_model_directory(folder.string())
+                  ? " (it is a Hugging Face model directory already; load it with load = \"" + folder.string() + "\")"
+                  : " (give a model .safetensors written by scion, a checkpoint folder step_<N>, or a run folder)");
   if (models.size() > 1) {
     std::string list;
     for (const auto& m : models) list += "\n  " + m;
@@ -102,11 +104,7 @@ int cmd_export(int argc, char** argv) {
     }
   }
   // The output is checked before the model is read: a refusal costs nothing.
-  {
-    std::error_code ec;
-    SCION_CHECK(!fs::exists(out, ec) || (fs::is_directory(out, ec) && fs::is_empty(out, ec)), "export: --out '", out,
-                "' exists and is not an empty folder; nothing is overwritten (choose a new folder)");
-  }
+  hf::check_output_folder(out, options.inputs);
   const std::string file = model_file(ckpt, node);
   const std::string plugin = model_plugin_of(file);
   runtime::PluginRegistry reg = load_registry(plugin_dirs);
@@ -116,8 +114,7 @@ int cmd_export(int argc, char** argv) {
   try {
     config = model->hf_config();
   } catch (const Error& e) {
-    throw Error("export: model " + plugin + " (from '" + file + "') cannot be exported to Hugging Face format: " +
-                e.what());
+    throw Error("export: model " + plugin + " (from '" + file + "'): " + e.what());
   }
   nn::Module& module = model->module();
   for (const auto& [name, b] : module.named_buffers())

@@ -407,3 +407,14 @@ Json hf_config_for(const std::string& plugin, const Json& scion_config) {
 }
 
 }  // namespace scion::lm
+
+namespace scion::lm {
+
+Json hf_config_for_family(const std::string& family, const Json& scion_config) {
+  if (family == "gpt2") return hf_config_for("model.gpt", scion_config);
+  if (family == "bert") return hf_config_for("model.bert", scion_config);
+  if (family == "llama") return hf_config_for("model.llama", scion_config);
+  throw Error("transformer family '" + family + "' has no Hugging Face form (gpt2, bert, llama)");
+}
+
+}  // namespace scion::lm
