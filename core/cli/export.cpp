@@ -125,7 +125,7 @@ int cmd_export(int argc, char** argv) {
   safetensors::Named tensors;
   std::set<const void*> seen;
   for (auto& [name, t] : module.named_parameters())
-    if (seen.insert(t.raw_data()).second) tensors.emplace_back(name, t);
+    if (t.numel() == 0 || seen.insert(t.raw_data()).second) tensors.emplace_back(name, t);
   hf::write(out, config, tensors, options);
   std::printf("exported %s (%s, %zu tensors) to %s\n", file.c_str(), plugin.c_str(), tensors.size(), out.c_str());
   return 0;
