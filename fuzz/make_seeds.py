@@ -88,6 +88,38 @@ def main(repo, out):
     graph = open(os.path.join(gdir, "gpt_pretrain.toml"), "rb").read()
     put(out, "fuzz_metrics", "run", body + SEP + graph)
     put(out, "fuzz_metrics", "run_nan", body + b'{"step": 7, "loss": NaN, "tokens": 900}\nnot json\n')
+    # Hugging Face config.json (+ model.safetensors.index.json) of each family read
+    hf = [
+        ("llama3", {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 128256,
+                    "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16,
+                    "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 64,
+                    "max_position_embeddings": 131072, "rms_norm_eps": 1e-05, "rope_theta": 500000.0,
+                    "rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                                     "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+                    "tie_word_embeddings": True, "attention_bias": False, "mlp_bias": False,
+                    "bos_token_id": 128000, "eos_token_id": 128001, "torch_dtype": "bfloat16"}),
+        ("qwen2", {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 151936,
+                   "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
+                   "num_attention_heads": 14, "num_key_value_heads": 2, "max_position_embeddings": 32768,
+                   "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "sliding_window": 32768,
+                   "use_sliding_window": False, "tie_word_embeddings": True}),
+        ("mistral", {"architectures": ["MistralForCausalLM"], "model_type": "mistral", "vocab_size": 32768,
+                     "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+                     "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 32768,
+                     "rms_norm_eps": 1e-05, "sliding_window": None}),
+        ("gpt2", {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": 50257, "n_positions": 1024,
+                  "n_embd": 768, "n_layer": 12, "n_head": 12, "n_inner": None, "activation_function": "gelu_new",
+                  "layer_norm_epsilon": 1e-05}),
+        ("bert", {"architectures": ["BertForMaskedLM"], "model_type": "bert", "vocab_size": 30522,
+                  "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
+                  "max_position_embeddings": 512, "hidden_act": "gelu", "layer_norm_eps": 1e-12,
+                  "type_vocab_size": 2}),
+    ]
+    index = {"metadata": {"total_size": 1024},
+             "weight_map": {"model.embed_tokens.weight": "model-00001-of-00002.safetensors",
+                            "model.norm.weight": "model-00002-of-00002.safetensors"}}
+    for name, cfg in hf:
+        put(out, "fuzz_hf_config", name, json.dumps(cfg).encode() + SEP + json.dumps(index).encode())
 
 
 if __name__ == "__main__":

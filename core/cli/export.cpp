@@ -57,7 +57,9 @@ std::string model_file(const std::string& given, const std::string& node) {
   std::sort(models.begin(), models.end());
   SCION_CHECK(!models.empty(), "export: no model checkpoint in '", folder.string(), "'",
               node.empty() ? "" : " for node '" + node + "'",
-              " (give a model .safetensors written by scion, a checkpoint folder step_<N>, or a run folder)");
+              hf::is_model_directory(folder.string())
+                  ? " (it is a Hugging Face model directory already; load it with load = \"" + folder.string() + "\")"
+                  : " (give a model .safetensors written by scion, a checkpoint folder step_<N>, or a run folder)");
   if (models.size() > 1) {
     std::string list;
     for (const auto& m : models) list += "\n  " + m;
@@ -102,11 +104,7 @@ int cmd_export(int argc, char** argv) {
     }
   }
   // The output is checked before the model is read: a refusal costs nothing.
-  {
-    std::error_code ec;
-    SCION_CHECK(!fs::exists(out, ec) || (fs::is_directory(out, ec) && fs::is_empty(out, ec)), "export: --out '", out,
-                "' exists and is not an empty folder; nothing is overwritten (choose a new folder)");
-  }
+  hf::check_output_folder(out, options.inputs);
   // A Hugging Face directory is a model too (re-exported: another dtype, shard size or tokenizer).
   const std::string file = hf::is_model_directory(ckpt) ? ckpt : model_file(ckpt, node);
   runtime::PluginRegistry reg = load_registry(plugin_dirs);
@@ -117,8 +115,7 @@ int cmd_export(int argc, char** argv) {
   try {
     config = model->hf_config();
   } catch (const Error& e) {
-    throw Error("export: model " + plugin + " (from '" + file + "') cannot be exported to Hugging Face format: " +
-                e.what());
+    throw Error("export: model " + plugin + " (from '" + file + "'): " + e.what());
   }
   nn::Module& module = model->module();
   for (const auto& [name, b] : module.named_buffers())
@@ -129,7 +126,7 @@ int cmd_export(int argc, char** argv) {
   safetensors::Named tensors;
   std::set<const void*> seen;
   for (auto& [name, t] : module.named_parameters())
-    if (seen.insert(t.raw_data()).second) tensors.emplace_back(name, t);
+    if (t.numel() == 0 || seen.insert(t.raw_data()).second) tensors.emplace_back(name, t);
   hf::write(out, config, tensors, options);
   std::printf("exported %s (%s, %zu tensors) to %s\n", file.c_str(), plugin.c_str(), tensors.size(), out.c_str());
   return 0;

@@ -1,6 +1,7 @@
 #include "scion/hf_directory.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -174,6 +175,23 @@ Directory read(const std::string& dir) {
   return d;
 }
 
+void check_output_folder(const std::string& dir, const std::vector<std::string>& inputs) {
+  SCION_CHECK(!dir.empty(), "Hugging Face export: no output folder given");
+  std::error_code ec;
+  const fs::path out = absolute_clean(dir);
+  if (fs::exists(out, ec)) {
+    SCION_CHECK(fs::is_directory(out, ec), "Hugging Face export: '", dir, "' exists and is not a folder (choose a new --out)");
+    SCION_CHECK(fs::is_empty(out, ec), "Hugging Face export: '", dir,
+                "' exists and is not empty; nothing is overwritten (choose a new or empty --out)");
+  }
+  for (const std::string& in : inputs) {
+    if (in.empty()) continue;
+    const fs::path i = absolute_clean(in);
+    SCION_CHECK(!within(out, i) && !within(i, out), "Hugging Face export: the output '", dir,
+                "' would be onto or inside the input '", in, "' (or hold it); choose an --out elsewhere");
+  }
+}
+
 uint64_t parse_size(const std::string& text) {
   size_t i = 0;
   while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
@@ -196,20 +214,9 @@ void write(const std::string& dir, const Json& config, const safetensors::Named&
               dtype_name(options.dtype), " is not written (f32 or bf16)");
   SCION_CHECK(options.max_shard_bytes > 0, "Hugging Face export: max shard size is zero");
   SCION_CHECK(config.is_object(), "Hugging Face export: the config is not a JSON object");
-  SCION_CHECK(!dir.empty(), "Hugging Face export: no output folder given");
+  check_output_folder(dir, options.inputs);
   std::error_code ec;
   const fs::path out = absolute_clean(dir);
-  if (fs::exists(out, ec)) {
-    SCION_CHECK(fs::is_directory(out, ec), "Hugging Face export: '", dir, "' exists and is not a folder (choose a new --out)");
-    SCION_CHECK(fs::is_empty(out, ec), "Hugging Face export: '", dir,
-                "' exists and is not empty; nothing is overwritten (choose a new or empty --out)");
-  }
-  for (const std::string& in : options.inputs) {
-    if (in.empty()) continue;
-    const fs::path i = absolute_clean(in);
-    SCION_CHECK(!within(out, i) && !within(i, out), "Hugging Face export: the output '", dir,
-                "' would be onto or inside the input '", in, "' (or hold it); choose an --out elsewhere");
-  }
   std::set<std::string> extra_names;
   for (const std::string& f : options.extra_files) {
     SCION_CHECK(fs::is_regular_file(f, ec), "Hugging Face export: extra file '", f, "' is missing or not a file");
@@ -244,8 +251,15 @@ void write(const std::string& dir, const Json& config, const safetensors::Named&
   SCION_CHECK(::mkdtemp(pattern.data()) != nullptr, "Hugging Face export: cannot create a temporary folder next to '",
               dir, "' (is its parent writable?)");
   const fs::path tmp = pattern;
+  // mkdtemp makes the folder private (0700); the export is an ordinary folder (0777 & ~umask).
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  fs::permissions(tmp, fs::perms::all & ~fs::perms(mask), ec);
   try {
-    files::write_atomic((tmp / kConfigFile).string(), config.dump(2) + "\n");
+    // torch_dtype says what the weights are stored as (from_pretrained(torch_dtype="auto")).
+    Json written = config;
+    written["torch_dtype"] = options.dtype == DType::bf16 ? "bfloat16" : "float32";
+    files::write_atomic((tmp / kConfigFile).string(), written.dump(2) + "\n");
     const safetensors::Metadata metadata = {{"format", "pt"}};
     Json weight_map = Json::object();
     for (size_t g = 0; g < groups.size(); ++g) {

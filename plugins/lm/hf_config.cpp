@@ -91,7 +91,7 @@ std::vector<const char*> with_common(std::vector<const char*> keys) {
 }
 
 void require_close(const Reader& r, const char* key, double value, double want, const std::string& why) {
-  if (std::fabs(value - want) > 1e-3 * want)
+  if (!(std::fabs(value - want) <= 1e-3 * want))
     r.refuse("\"" + std::string(key) + "\" = " + json_dump(Json(value)) + " but " + why, "Scion's model uses " +
                                                                                      json_dump(Json(want)));
 }
@@ -121,6 +121,10 @@ Json import_llama(const Reader& r, const Family& f) {
   c["tied"] = Json(r.boolean("tie_word_embeddings", false));
   c["norm_eps"] = Json(r.number("rms_norm_eps", 1e-6));
   c["rope_theta"] = Json(r.number("rope_theta", 10000.0));
+  for (const char* k : {"norm_eps", "rope_theta"})
+    if (!(json_number(c.at(k)) > 0) || !std::isfinite(json_number(c.at(k))))
+      r.refuse(std::string(k == std::string("norm_eps") ? "rms_norm_eps" : "rope_theta") + " = " + json_dump(c.at(k)),
+               "it must be a positive number");
   c["rope_scaling"] = Json();
   if (r.has("rope_scaling")) {
     const Json& s = r.at("rope_scaling");
@@ -411,6 +415,17 @@ Json hf_config_for(const std::string& plugin, const Json& scion_config) {
   if (plugin == "model.bert") return export_bert(c);
   throw Error("model " + plugin + " cannot be exported to Hugging Face format (exported: model.gpt as " +
               "GPT2LMHeadModel, model.bert as BertForMaskedLM, model.llama as Llama/Qwen2/Mistral)");
+}
+
+}  // namespace scion::lm
+
+namespace scion::lm {
+
+Json hf_config_for_family(const std::string& family, const Json& scion_config) {
+  if (family == "gpt2") return hf_config_for("model.gpt", scion_config);
+  if (family == "bert") return hf_config_for("model.bert", scion_config);
+  if (family == "llama") return hf_config_for("model.llama", scion_config);
+  throw Error("transformer family '" + family + "' has no Hugging Face form (gpt2, bert, llama)");
 }
 
 }  // namespace scion::lm

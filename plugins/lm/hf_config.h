@@ -41,5 +41,7 @@ HfImported scion_config_from_hf(const Json& hf_config, const std::string& source
 // family, per-layer sizes (pruned models: config.json has one size for all layers), and
 // choices the family's config cannot express.
 Json hf_config_for(const std::string& plugin, const Json& scion_config);
+// The same by the transformer family's name (nn::TransformerNames: "gpt2", "bert", "llama").
+Json hf_config_for_family(const std::string& family, const Json& scion_config);
 
 }  // namespace scion::lm

@@ -65,7 +65,12 @@ TEST(HfDirectory, OneFileRoundTripWithTokenizerFiles) {
   EXPECT_EQ(safetensors::load_metadata((d / "out" / "model.safetensors").string()).at("format"), "pt");
   EXPECT_TRUE(hf::is_model_directory((d / "out").string()));
   const hf::Directory r = hf::read((d / "out").string());
-  EXPECT_EQ(r.config, small_config());
+  Json want = small_config();
+  want["torch_dtype"] = "float32";
+  EXPECT_EQ(r.config, want);
+  EXPECT_EQ(fs::status(d / "out").permissions() & fs::perms::others_read,
+            fs::status(d).permissions() & fs::perms::others_read)
+      << "an ordinary folder, not mkdtemp's private one";
   ASSERT_EQ(r.tensors.size(), tensors.size());
   for (size_t i = 0; i < tensors.size(); ++i) {
     EXPECT_EQ(r.tensors[i].first, tensors[i].first);
@@ -102,6 +107,7 @@ TEST(HfDirectory, ShardsAboveTheLimitWithAnIndexAndBf16RoundedToNearestEven) {
   EXPECT_EQ(shard.metadata.at("format"), "pt");
 
   const hf::Directory r = hf::read((d / "out").string());
+  EXPECT_EQ(json_string(r.config.at("torch_dtype")), "bfloat16");
   ASSERT_EQ(r.tensors.size(), 3u);
   for (const auto& [name, t] : r.tensors) EXPECT_EQ(t.dtype(), DType::f32) << name;
   expect_equal(r.tensors[0].second, tensors[0].second);  // quarter steps are exact in bf16

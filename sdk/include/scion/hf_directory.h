@@ -60,7 +60,8 @@ struct WriteOptions {
   std::vector<std::string> inputs;
 };
 
-// Writes a directory from_pretrained loads: config.json, the weights (safetensors
+// Writes a directory from_pretrained loads: config.json (its torch_dtype set to the dtype
+// written: "float32" or "bfloat16"), the weights (safetensors
 // __metadata__ {"format": "pt"}), one file when they fit max_shard_bytes, else shards filled
 // in order (a tensor larger than the limit alone in its shard) and the index, then the extra
 // files. Everything is written into a temporary sibling folder that is renamed onto `dir`
@@ -69,6 +70,11 @@ struct WriteOptions {
 // tensor that is not floating point, an extra file that is missing or named twice.
 void write(const std::string& dir, const Json& config, const safetensors::Named& tensors,
            const WriteOptions& options = {});
+
+// The refusals of write() about the output folder alone, for a caller that checks before it
+// does the work: an existing `dir` that is not an empty folder, `dir` onto or inside one of
+// `inputs`, or holding one.
+void check_output_folder(const std::string& dir, const std::vector<std::string>& inputs);
 
 // "5GB", "500MB", "2GiB", "1000" (bytes): decimal KB/MB/GB as transformers reads them, binary
 // KiB/MiB/GiB. Throws scion::Error on anything else or zero.
