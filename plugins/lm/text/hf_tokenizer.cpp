@@ -8,14 +8,16 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <queue>
+#include <span>
 #include <sstream>
 #include <stdexcept>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include "pcre2_split.h"
 #include "utf8.h"
@@ -173,16 +175,74 @@ private:
   int shift_ = 60;
 };
 
-// The word cache: byte-level words repeat (" the", " of"), so their BPE is done once.
-// Words of a few bytes are quicker to encode than to look up.
-constexpr std::size_t kShards = 64, kShardCapacity = 8192, kCachedWordBytes = 64, kUncachedWordBytes = 4;
-struct TextHash {
-  using is_transparent = void;  // looked up by string_view, no std::string made per lookup
-  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+// The word cache: words repeat (" the", " of"), so their BPE is done once. A shard is an
+// open-addressed table over one arena that holds each word's bytes followed by its ids: a hit
+// reads the slot and one nearby stretch of the arena, with no node to chase and no allocation.
+constexpr std::size_t kShards = 64, kShardCapacity = 8192, kCachedWordBytes = 64;
+class WordCache {
+public:
+  // Appends the ids of the word to out; false (out unchanged) when it is not cached.
+  bool find(uint64_t hash, std::string_view word, std::vector<int32_t>& out) const {
+    if (slots_.empty()) return false;
+    for (std::size_t i = hash & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+      const Slot& s = slots_[i];
+      if (s.bytes == 0) return false;
+      if (s.hash == hash && s.bytes == word.size() && std::memcmp(&arena_[s.at], word.data(), word.size()) == 0) {
+        const int32_t* ids = &arena_[s.at + words_for(s.bytes)];
+        out.insert(out.end(), ids, ids + s.n_ids);
+        return true;
+      }
+    }
+  }
+  // Words of 1 to kCachedWordBytes bytes only. A full shard starts over (the text's frequent
+  // words come back at once).
+  void insert(uint64_t hash, std::string_view word, std::span<const int32_t> ids) {
+    if (count_ >= kShardCapacity) clear();
+    if (2 * (count_ + 1) > slots_.size()) grow();
+    std::size_t i = hash & (slots_.size() - 1);
+    while (slots_[i].bytes != 0) {
+      if (slots_[i].hash == hash && slots_[i].bytes == word.size() &&
+          std::memcmp(&arena_[slots_[i].at], word.data(), word.size()) == 0)
+        return;  // another thread put it there first
+      i = (i + 1) & (slots_.size() - 1);
+    }
+    const auto at = static_cast<uint32_t>(arena_.size());
+    arena_.resize(arena_.size() + words_for(word.size()) + ids.size());
+    std::memcpy(&arena_[at], word.data(), word.size());
+    std::copy(ids.begin(), ids.end(), arena_.begin() + at + static_cast<std::ptrdiff_t>(words_for(word.size())));
+    slots_[i] = {hash, at, static_cast<uint16_t>(word.size()), static_cast<uint16_t>(ids.size())};
+    ++count_;
+  }
+
+private:
+  struct Slot {
+    uint64_t hash;
+    uint32_t at;     // the word's first int32 in the arena
+    uint16_t bytes;  // 0: an empty slot
+    uint16_t n_ids;
+  };
+  static std::size_t words_for(std::size_t bytes) { return (bytes + 3) / 4; }
+  void clear() {
+    std::fill(slots_.begin(), slots_.end(), Slot{});
+    arena_.clear();
+    count_ = 0;
+  }
+  void grow() {
+    std::vector<Slot> old = std::exchange(slots_, std::vector<Slot>(std::max<std::size_t>(256, 2 * slots_.size())));
+    for (const Slot& s : old) {
+      if (s.bytes == 0) continue;
+      std::size_t i = s.hash & (slots_.size() - 1);
+      while (slots_[i].bytes != 0) i = (i + 1) & (slots_.size() - 1);
+      slots_[i] = s;
+    }
+  }
+  std::vector<Slot> slots_;     // a power of two, at most half full
+  std::vector<int32_t> arena_;  // per word: its bytes (padded to 4), then its ids
+  std::size_t count_ = 0;
 };
 struct CacheShard {
   std::mutex mu;
-  std::unordered_map<std::string, std::vector<int32_t>, TextHash, std::equal_to<>> words;
+  WordCache words;
 };
 
 }  // namespace
@@ -234,6 +294,7 @@ struct HfTokenizer::Impl {
   void load_decoder(const json& d);
 
   void encode_segment(std::string_view s, std::vector<int32_t>& out) const;
+  void split_from(std::size_t k, std::string_view piece, std::vector<int32_t>& out) const;
   void encode_word(std::string_view word, std::vector<int32_t>& out) const;
   void encode_part(std::string_view part, std::vector<int32_t>& out) const;
   void symbols(std::string_view word, std::vector<int32_t>& sym) const;
@@ -502,29 +563,38 @@ void HfTokenizer::Impl::bpe(std::vector<int32_t>& sym) const {
     }
     return;
   }
-  std::vector<int32_t> prev(static_cast<std::size_t>(n)), next(static_cast<std::size_t>(n));
-  std::vector<bool> alive(static_cast<std::size_t>(n), true);
-  for (int32_t k = 0; k < n; ++k) prev[k] = k - 1, next[k] = k + 1 < n ? k + 1 : -1;
+  // A long word (not cached past kCachedWordBytes): linked symbols and a heap of candidate
+  // merges, in buffers each thread reuses.
   struct Item {
     int32_t rank, pos, new_id;
     bool operator>(const Item& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
   };
-  std::priority_queue<Item, std::vector<Item>, std::greater<Item>> queue;
+  thread_local std::vector<int32_t> prev, next;
+  thread_local std::vector<char> alive;
+  thread_local std::vector<Item> queue;
+  prev.resize(static_cast<std::size_t>(n)), next.resize(static_cast<std::size_t>(n));
+  alive.assign(static_cast<std::size_t>(n), 1);
+  queue.clear();
+  for (int32_t k = 0; k < n; ++k) prev[k] = k - 1, next[k] = k + 1 < n ? k + 1 : -1;
   auto consider = [&](int32_t l) {
     const int32_t r = next[l];
     if (r < 0) return;
-    if (const Merge* m = merges.find(pair_key(sym[l], sym[r]))) queue.push({m->rank, l, m->new_id});
+    if (const Merge* m = merges.find(pair_key(sym[l], sym[r]))) {
+      queue.push_back({m->rank, l, m->new_id});
+      std::push_heap(queue.begin(), queue.end(), std::greater<Item>());
+    }
   };
   for (int32_t k = 0; k + 1 < n; ++k) consider(k);
   while (!queue.empty()) {
-    const Item top = queue.top();
-    queue.pop();
+    std::pop_heap(queue.begin(), queue.end(), std::greater<Item>());
+    const Item top = queue.back();
+    queue.pop_back();
     if (!alive[top.pos] || next[top.pos] < 0) continue;
     const int32_t r = next[top.pos];
     const Merge* m = merges.find(pair_key(sym[top.pos], sym[r]));
     if (!m || m->rank != top.rank || m->new_id != top.new_id) continue;
     sym[top.pos] = top.new_id;
-    alive[r] = false;
+    alive[r] = 0;
     next[top.pos] = next[r];
     if (next[r] >= 0) prev[next[r]] = top.pos;
     if (prev[top.pos] >= 0) consider(prev[top.pos]);
@@ -594,19 +664,19 @@ void HfTokenizer::Impl::symbols(std::string_view word, std::vector<int32_t>& sym
 }
 
 void HfTokenizer::Impl::encode_part(std::string_view word, std::vector<int32_t>& out) const {
-  // (ignore_merges looks the whole word up in the vocabulary first: no quicker than the cache.)
-  const bool cached = word.size() > (ignore_merges ? 1 : kUncachedWordBytes) && word.size() <= kCachedWordBytes;
-  CacheShard& shard = cache[(TextHash()(word) >> 7) % kShards];  // other bits than the map's buckets
+  if (word.size() == 1 && byte_level && byte_level_id[static_cast<unsigned char>(word[0])] >= 0) {
+    out.push_back(byte_level_id[static_cast<unsigned char>(word[0])]);  // a lone byte merges with nothing
+    return;
+  }
+  const bool cached = word.size() <= kCachedWordBytes;
+  const uint64_t hash = std::hash<std::string_view>()(word);
+  CacheShard& shard = cache[(hash >> 58) % kShards];  // high bits: the table's slots use the low ones
   if (cached) {
     std::lock_guard<std::mutex> lock(shard.mu);
-    auto it = shard.words.find(word);
-    if (it != shard.words.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
-      return;
-    }
+    if (shard.words.find(hash, word, out)) return;
   }
-  std::vector<int32_t> sym;
-  sym.reserve(word.size());
+  thread_local std::vector<int32_t> sym;  // reused: no allocation per word
+  sym.clear();
   if (byte_level && ignore_merges) {  // a word the vocabulary has whole is that token
     std::string whole;
     for (char c : word) whole += byte_alphabet().byte_char[static_cast<unsigned char>(c)];
@@ -617,34 +687,38 @@ void HfTokenizer::Impl::encode_part(std::string_view word, std::vector<int32_t>&
   out.insert(out.end(), sym.begin(), sym.end());
   if (cached) {
     std::lock_guard<std::mutex> lock(shard.mu);
-    if (shard.words.size() >= kShardCapacity) shard.words.clear();
-    shard.words.emplace(std::string(word), std::move(sym));
+    shard.words.insert(hash, word, sym);
   }
 }
 
+// Normalizes the segment, then splits it by each pre-tokenizer step in turn and encodes each
+// final piece as it is found: no list of pieces is built.
 void HfTokenizer::Impl::encode_segment(std::string_view s, std::vector<int32_t>& out) const {
   if (s.empty()) return;
-  std::string text(s);
-  for (const NormStep& n : normalize) {
-    if (n.kind == NormStep::nfc) text = nfc(std::move(text));
-    else if (n.kind == NormStep::prepend) { if (!text.empty()) text.insert(0, n.a); }
-    else replace_all(text, n.a, n.b);
-  }
-  std::vector<std::string_view> pieces{text};
-  for (const SplitStep& step : split) {
-    std::vector<std::string_view> next;
-    for (std::string_view p : pieces) {
-      std::size_t at = 0;
-      for (const auto& [b, e] : step.re->matches(p)) {
-        if (b > at) next.push_back(p.substr(at, b - at));
-        next.push_back(p.substr(b, e - b));
-        at = e;
-      }
-      if (at < p.size()) next.push_back(p.substr(at));
+  std::string text;
+  if (!normalize.empty()) {
+    text.assign(s);
+    for (const NormStep& n : normalize) {
+      if (n.kind == NormStep::nfc) text = nfc(std::move(text));
+      else if (n.kind == NormStep::prepend) { if (!text.empty()) text.insert(0, n.a); }
+      else replace_all(text, n.a, n.b);
     }
-    pieces = std::move(next);
+    s = text;
   }
-  for (std::string_view p : pieces) encode_word(p, out);
+  split_from(0, s, out);
+}
+
+// Step k of the pre-tokenizer on one piece: its matches and the gaps between them go on to
+// step k + 1, and past the last step to the model.
+void HfTokenizer::Impl::split_from(std::size_t k, std::string_view p, std::vector<int32_t>& out) const {
+  if (k == split.size()) { encode_word(p, out); return; }
+  std::size_t at = 0;
+  split[k].re->for_each_match(p, [&](std::size_t b, std::size_t e) {
+    if (b > at) split_from(k + 1, p.substr(at, b - at), out);
+    split_from(k + 1, p.substr(b, e - b), out);
+    at = e;
+  });
+  if (at < p.size()) split_from(k + 1, p.substr(at), out);
 }
 
 HfTokenizer::HfTokenizer(const std::filesystem::path& path, Options options) : impl_(std::make_unique<Impl>()) {
