@@ -2,6 +2,7 @@
 // then applied as the tokenizers library applies it.
 #include "hf_tokenizer.h"
 
+#include <unicode/normalizer2.h>
 #include <unicode/unorm2.h>
 #include <unicode/ustring.h>
 
@@ -56,6 +57,13 @@ std::string nfc(std::string s) {
   UErrorCode e = U_ZERO_ERROR;
   const UNormalizer2* norm = unorm2_getNFCInstance(&e);
   if (U_FAILURE(e)) throw std::runtime_error(std::string("ICU has no NFC normalizer: ") + u_errorName(e));
+  // Real text is nearly always NFC already: checked on the UTF-8 itself, it is not first
+  // copied to UTF-16 (that copy cost more than the rest of the encode). (Invalid UTF-8 that
+  // passes is returned as it is, as below.)
+  if (icu::Normalizer2::getNFCInstance(e)->isNormalizedUTF8(icu::StringPiece(s.data(), static_cast<int32_t>(s.size())), e) &&
+      U_SUCCESS(e))
+    return s;
+  e = U_ZERO_ERROR;
   int32_t n16 = 0;
   u_strFromUTF8(nullptr, 0, &n16, s.data(), static_cast<int32_t>(s.size()), &e);
   if (e != U_BUFFER_OVERFLOW_ERROR) return s;
@@ -91,14 +99,18 @@ std::string byte_level_text(const std::string& t) {
   return bytes;
 }
 
-void replace_all(std::string& s, const std::string& from, const std::string& to) {
-  if (from.empty()) return;
-  std::string out;
+// out = s with every from replaced by to (out's buffer reused).
+void replace_into(std::string_view s, const std::string& from, const std::string& to, std::string& out) {
+  out.clear();
   std::size_t at = 0;
-  for (std::size_t hit; (hit = s.find(from, at)) != std::string::npos; at = hit + from.size())
+  for (std::size_t hit; !from.empty() && (hit = s.find(from, at)) != std::string::npos; at = hit + from.size())
     out.append(s, at, hit - at).append(to);
-  if (at == 0) return;
   out.append(s, at, std::string::npos);
+}
+
+void replace_all(std::string& s, const std::string& from, const std::string& to) {
+  std::string out;
+  replace_into(s, from, to, out);
   s = std::move(out);
 }
 
@@ -257,8 +269,16 @@ struct HfTokenizer::Impl {
   // characters are no such pair, no merge can join them, so the word is split there and its
   // parts (each cached) encoded apart, with the same ids. A text without a pre-tokenizer
   // (Llama 2, Mistral) is one word; this keeps its BPE to word-sized pieces.
+  // Looked up once per character: pairs of frequent characters (ASCII and the vocabulary's 127
+  // most frequent others, "▁" among them) in a small dense table, the rest in a hash set.
   std::unordered_set<uint64_t> joinable;
-  std::vector<bool> joinable_ascii = std::vector<bool>(128 * 128, false);  // the same, ASCII pairs, looked up fast
+  std::vector<uint8_t> dense_char;  // code point < 0x10000 -> its index in joinable_dense (0: none)
+  std::vector<bool> joinable_dense = std::vector<bool>(256 * 256, false);
+  unsigned dense(char32_t cp) const { return cp < dense_char.size() ? dense_char[cp] : 0; }
+  bool joins(char32_t a, char32_t b) const {
+    const unsigned da = dense(a), db = dense(b);
+    return da && db ? joinable_dense[da * 256 + db] : joinable.count(pair_key(int32_t(a), int32_t(b))) > 0;
+  }
   bool can_fuse_unk = false;  // an unknown character can become the unknown token, and fuses
   bool byte_fallback = false, fuse_unk = false, ignore_merges = false, byte_level = false;
   // Ids are dense in a real tokenizer.json (0 .. entries - 1, added tokens after or among
@@ -507,18 +527,29 @@ void HfTokenizer::Impl::load(const json& j, const HfTokenizer::Options& o) {
   }
   can_fuse_unk = fuse_unk && unk >= 0 &&
                  (!byte_fallback || std::any_of(byte_token.begin(), byte_token.end(), [](int32_t id) { return id < 0; }));
-  if (!byte_level)
+  if (!byte_level) {
+    std::unordered_map<char32_t, int64_t> uses;
+    for (const auto& [tok, id] : vocab)
+      for (std::size_t i = 0, len = 1; i < tok.size(); i += len)
+        if (const char32_t cp = utf8::decode(tok, i, len); cp >= 128 && cp < 0x10000) ++uses[cp];
+    std::vector<std::pair<int64_t, char32_t>> by_use;
+    for (const auto& [cp, n] : uses) by_use.push_back({-n, cp});
+    std::sort(by_use.begin(), by_use.end());
+    dense_char.assign(0x10000, 0);
+    for (char32_t c = 0; c < 128; ++c) dense_char[c] = static_cast<uint8_t>(c + 1);
+    for (std::size_t k = 0; k < by_use.size() && k < 127; ++k) dense_char[by_use[k].second] = static_cast<uint8_t>(129 + k);
     for (const auto& [tok, id] : vocab) {
       char32_t before = utf8::kInvalid;
       for (std::size_t i = 0, len = 1; i < tok.size(); i += len) {
         const char32_t cp = utf8::decode(tok, i, len);
         if (before != utf8::kInvalid && cp != utf8::kInvalid) {
-          if (before < 128 && cp < 128) joinable_ascii[before * 128 + cp] = true;
+          if (dense(before) && dense(cp)) joinable_dense[dense(before) * 256 + dense(cp)] = true;
           else joinable.insert(pair_key(int32_t(before), int32_t(cp)));
         }
         before = cp;
       }
     }
+  }
   add_special = o.add_special_tokens;
   auto find_added = [&](const std::string& text) {
     for (const AddedToken& a : added_by_first_byte[static_cast<unsigned char>(text[0])])
@@ -618,9 +649,7 @@ void HfTokenizer::Impl::encode_word(std::string_view word, std::vector<int32_t>&
     const char32_t cp = utf8::decode(word, i, len);
     // Two unknown characters stay together where they fuse into one unknown token.
     const bool fused = can_fuse_unk && id_of(std::string(word.substr(i, len))) < 0;
-    const bool joins = before < 128 && cp < 128 ? joinable_ascii[before * 128 + cp]
-                                                : joinable.count(pair_key(int32_t(before), int32_t(cp))) > 0;
-    if (i > start && !fused && !joins) {
+    if (i > start && !fused && !joins(before, cp)) {
       encode_part(word.substr(start, i - start), out);
       start = i;
     }
@@ -695,13 +724,15 @@ void HfTokenizer::Impl::encode_part(std::string_view word, std::vector<int32_t>&
 // final piece as it is found: no list of pieces is built.
 void HfTokenizer::Impl::encode_segment(std::string_view s, std::vector<int32_t>& out) const {
   if (s.empty()) return;
-  std::string text;
+  // Each thread's two buffers, reused: a fresh string per segment costs page faults on a
+  // long text.
+  thread_local std::string text, scratch;
   if (!normalize.empty()) {
     text.assign(s);
     for (const NormStep& n : normalize) {
       if (n.kind == NormStep::nfc) text = nfc(std::move(text));
       else if (n.kind == NormStep::prepend) { if (!text.empty()) text.insert(0, n.a); }
-      else replace_all(text, n.a, n.b);
+      else replace_into(text, n.a, n.b, scratch), text.swap(scratch);
     }
     s = text;
   }
