@@ -188,9 +188,27 @@ private:
 };
 
 // The word cache: words repeat (" the", " of"), so their BPE is done once. A shard is an
-// open-addressed table over one arena that holds each word's bytes followed by its ids: a hit
-// reads the slot and one nearby stretch of the arena, with no node to chase and no allocation.
+// open-addressed table of 32-byte slots; a short word's bytes and ids sit in its slot (one
+// cache line read per hit), a longer one's in an arena the slot points into. No node to chase,
+// no allocation per word.
 constexpr std::size_t kShards = 64, kShardCapacity = 8192, kCachedWordBytes = 64;
+
+// A cheap hash of a short word (words average a few bytes): 8-byte chunks, multiply-mixed.
+inline uint64_t word_hash(std::string_view w) {
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ w.size();
+  std::size_t i = 0;
+  for (; i + 8 <= w.size(); i += 8) {
+    uint64_t v;
+    std::memcpy(&v, w.data() + i, 8);
+    h = (h ^ v) * 0xFF51AFD7ED558CCDull;
+    h ^= h >> 32;
+  }
+  uint64_t tail = 0;
+  for (std::size_t k = 0; i + k < w.size(); ++k) tail |= uint64_t(static_cast<unsigned char>(w[i + k])) << (8 * k);
+  h = (h ^ tail) * 0xC4CEB9FE1A85EC53ull;
+  return h ^ (h >> 29);
+}
+
 class WordCache {
 public:
   // Appends the ids of the word to out; false (out unchanged) when it is not cached.
@@ -199,11 +217,14 @@ public:
     for (std::size_t i = hash & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
       const Slot& s = slots_[i];
       if (s.bytes == 0) return false;
-      if (s.hash == hash && s.bytes == word.size() && std::memcmp(&arena_[s.at], word.data(), word.size()) == 0) {
-        const int32_t* ids = &arena_[s.at + words_for(s.bytes)];
-        out.insert(out.end(), ids, ids + s.n_ids);
-        return true;
-      }
+      if (s.hash != hash || s.bytes != word.size()) continue;
+      const char* key = key_of(s);
+      if (std::memcmp(key, word.data(), word.size()) != 0) continue;
+      const char* ids = key + (s.in_slot ? s.bytes : 4 * words_for(s.bytes));
+      const std::size_t at = out.size();
+      out.resize(at + s.n_ids);
+      std::memcpy(out.data() + at, ids, 4 * std::size_t(s.n_ids));
+      return true;
     }
   }
   // Words of 1 to kCachedWordBytes bytes only. A full shard starts over (the text's frequent
@@ -212,28 +233,43 @@ public:
     if (count_ >= kShardCapacity) clear();
     if (2 * (count_ + 1) > slots_.size()) grow();
     std::size_t i = hash & (slots_.size() - 1);
-    while (slots_[i].bytes != 0) {
+    for (; slots_[i].bytes != 0; i = (i + 1) & (slots_.size() - 1))
       if (slots_[i].hash == hash && slots_[i].bytes == word.size() &&
-          std::memcmp(&arena_[slots_[i].at], word.data(), word.size()) == 0)
+          std::memcmp(key_of(slots_[i]), word.data(), word.size()) == 0)
         return;  // another thread put it there first
-      i = (i + 1) & (slots_.size() - 1);
+    Slot& s = slots_[i];
+    s.hash = hash;
+    s.bytes = static_cast<uint8_t>(word.size());
+    s.n_ids = static_cast<uint8_t>(ids.size());  // at most one id per byte: fits
+    s.in_slot = word.size() + 4 * ids.size() <= sizeof s.data;
+    char* to = s.data;
+    if (!s.in_slot) {
+      const auto at = static_cast<uint32_t>(arena_.size());
+      arena_.resize(arena_.size() + words_for(word.size()) + ids.size());
+      std::memcpy(s.data, &at, sizeof at);
+      to = reinterpret_cast<char*>(&arena_[at]);
     }
-    const auto at = static_cast<uint32_t>(arena_.size());
-    arena_.resize(arena_.size() + words_for(word.size()) + ids.size());
-    std::memcpy(&arena_[at], word.data(), word.size());
-    std::copy(ids.begin(), ids.end(), arena_.begin() + at + static_cast<std::ptrdiff_t>(words_for(word.size())));
-    slots_[i] = {hash, at, static_cast<uint16_t>(word.size()), static_cast<uint16_t>(ids.size())};
+    std::memcpy(to, word.data(), word.size());
+    std::memcpy(to + (s.in_slot ? word.size() : 4 * words_for(word.size())), ids.data(), 4 * ids.size());
     ++count_;
   }
 
 private:
   struct Slot {
-    uint64_t hash;
-    uint32_t at;     // the word's first int32 in the arena
-    uint16_t bytes;  // 0: an empty slot
-    uint16_t n_ids;
+    uint64_t hash = 0;
+    uint8_t bytes = 0;  // 0: an empty slot
+    uint8_t n_ids = 0;
+    bool in_slot = false;  // data holds the bytes then the ids; else the arena offset of both
+    char data[21] = {};
   };
+  static_assert(sizeof(Slot) == 32);
   static std::size_t words_for(std::size_t bytes) { return (bytes + 3) / 4; }
+  const char* key_of(const Slot& s) const {
+    if (s.in_slot) return s.data;
+    uint32_t at;
+    std::memcpy(&at, s.data, sizeof at);
+    return reinterpret_cast<const char*>(&arena_[at]);
+  }
   void clear() {
     std::fill(slots_.begin(), slots_.end(), Slot{});
     arena_.clear();
@@ -249,7 +285,7 @@ private:
     }
   }
   std::vector<Slot> slots_;     // a power of two, at most half full
-  std::vector<int32_t> arena_;  // per word: its bytes (padded to 4), then its ids
+  std::vector<int32_t> arena_;  // per long word: its bytes (padded to 4), then its ids
   std::size_t count_ = 0;
 };
 struct CacheShard {
@@ -698,7 +734,7 @@ void HfTokenizer::Impl::encode_part(std::string_view word, std::vector<int32_t>&
     return;
   }
   const bool cached = word.size() <= kCachedWordBytes;
-  const uint64_t hash = std::hash<std::string_view>()(word);
+  const uint64_t hash = word_hash(word);
   CacheShard& shard = cache[(hash >> 58) % kShards];  // high bits: the table's slots use the low ones
   if (cached) {
     std::lock_guard<std::mutex> lock(shard.mu);
