@@ -743,7 +743,8 @@ void HfTokenizer::Impl::encode_part(std::string_view word, std::vector<int32_t>&
   thread_local std::vector<int32_t> sym;  // reused: no allocation per word
   sym.clear();
   if (byte_level && ignore_merges) {  // a word the vocabulary has whole is that token
-    std::string whole;
+    thread_local std::string whole;
+    whole.clear();
     for (char c : word) whole += byte_alphabet().byte_char[static_cast<unsigned char>(c)];
     if (const int32_t id = id_of(whole); id >= 0) sym.push_back(id);
   }
