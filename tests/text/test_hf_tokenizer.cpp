@@ -260,3 +260,27 @@ TEST(HfTokenizer, ATemplateInsideASequenceAddsItsSpecialTokens) {
   EXPECT_EQ(t.encode("abba", false), (Ids{2, 1, 0}));
   EXPECT_EQ(t.decode(Ids{2, 1, 0}), "bb");  // Fuse, then Strip one "a" at each end
 }
+
+// ignore_merges (Llama 3): a word the vocabulary has whole is that token even where the merges
+// leave it in pieces, and a word it lacks keeps the merges' pieces. Encoded twice, the second
+// time from the word cache: short words sit in a cache slot, longer ones (over 21 bytes of
+// word and ids) in its arena, words over 64 bytes are not cached.
+TEST(HfTokenizer, IgnoreMergesTakesAWholeWordAndTheCacheKeepsEveryLength) {
+  TempDir d;
+  const std::string file = R"({"model": {"type": "BPE", "ignore_merges": true,
+      "vocab": {"a": 0, "b": 1, "c": 2, "ab": 3, "abc": 4}, "merges": ["a b"]},
+    "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}})";
+  HfTokenizer t(d.write("ignore.json", file));
+  for (int pass = 0; pass < 2; ++pass) {
+    EXPECT_EQ(t.encode("abc"), (Ids{4})) << pass;        // whole, though the merges give ab c
+    EXPECT_EQ(t.encode("abca"), (Ids{3, 2, 0})) << pass;  // not a token: the merges' pieces
+    EXPECT_EQ(t.encode("ab"), (Ids{3})) << pass;
+    for (std::size_t n : {6, 30, 90}) {  // in the slot, in the arena, not cached
+      std::string text;
+      Ids want;
+      for (std::size_t k = 0; k < n; ++k) text += "abc"[k % 3];
+      for (std::size_t k = 0; k + 3 <= n; k += 3) want.insert(want.end(), {3, 2});
+      EXPECT_EQ(t.encode(text), want) << pass << " " << n;
+    }
+  }
+}

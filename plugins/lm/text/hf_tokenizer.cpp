@@ -2,20 +2,23 @@
 // then applied as the tokenizers library applies it.
 #include "hf_tokenizer.h"
 
+#include <unicode/normalizer2.h>
 #include <unicode/unorm2.h>
 #include <unicode/ustring.h>
 
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <queue>
+#include <span>
 #include <sstream>
 #include <stdexcept>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include "pcre2_split.h"
 #include "utf8.h"
@@ -54,6 +57,13 @@ std::string nfc(std::string s) {
   UErrorCode e = U_ZERO_ERROR;
   const UNormalizer2* norm = unorm2_getNFCInstance(&e);
   if (U_FAILURE(e)) throw std::runtime_error(std::string("ICU has no NFC normalizer: ") + u_errorName(e));
+  // Real text is nearly always NFC already: checked on the UTF-8 itself, it is not first
+  // copied to UTF-16 (that copy cost more than the rest of the encode). (Invalid UTF-8 that
+  // passes is returned as it is, as below.)
+  if (icu::Normalizer2::getNFCInstance(e)->isNormalizedUTF8(icu::StringPiece(s.data(), static_cast<int32_t>(s.size())), e) &&
+      U_SUCCESS(e))
+    return s;
+  e = U_ZERO_ERROR;
   int32_t n16 = 0;
   u_strFromUTF8(nullptr, 0, &n16, s.data(), static_cast<int32_t>(s.size()), &e);
   if (e != U_BUFFER_OVERFLOW_ERROR) return s;
@@ -89,14 +99,18 @@ std::string byte_level_text(const std::string& t) {
   return bytes;
 }
 
-void replace_all(std::string& s, const std::string& from, const std::string& to) {
-  if (from.empty()) return;
-  std::string out;
+// out = s with every from replaced by to (out's buffer reused).
+void replace_into(std::string_view s, const std::string& from, const std::string& to, std::string& out) {
+  out.clear();
   std::size_t at = 0;
-  for (std::size_t hit; (hit = s.find(from, at)) != std::string::npos; at = hit + from.size())
+  for (std::size_t hit; !from.empty() && (hit = s.find(from, at)) != std::string::npos; at = hit + from.size())
     out.append(s, at, hit - at).append(to);
-  if (at == 0) return;
   out.append(s, at, std::string::npos);
+}
+
+void replace_all(std::string& s, const std::string& from, const std::string& to) {
+  std::string out;
+  replace_into(s, from, to, out);
   s = std::move(out);
 }
 
@@ -143,8 +157,10 @@ struct Merge {
 class MergeTable {
 public:
   void reserve(std::size_t n) {
+    // At most 3/4 full: short probes, and Llama 3's 280k merges in 8 MB rather than 16 (a
+    // word's first encoding is a run of misses into this table).
     std::size_t cap = 16;
-    while (cap < 2 * n) cap *= 2;
+    while (3 * cap < 4 * n) cap *= 2;
     slots_.assign(cap, Slot{kEmpty, {}});
     shift_ = 64 - static_cast<int>(std::countr_zero(cap));
   }
@@ -173,16 +189,110 @@ private:
   int shift_ = 60;
 };
 
-// The word cache: byte-level words repeat (" the", " of"), so their BPE is done once.
-// Words of a few bytes are quicker to encode than to look up.
-constexpr std::size_t kShards = 64, kShardCapacity = 8192, kCachedWordBytes = 64, kUncachedWordBytes = 4;
-struct TextHash {
-  using is_transparent = void;  // looked up by string_view, no std::string made per lookup
-  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+// The word cache: words repeat (" the", " of"), so their BPE is done once. A shard is an
+// open-addressed table of 32-byte slots; a short word's bytes and ids sit in its slot (one
+// cache line read per hit), a longer one's in an arena the slot points into. No node to chase,
+// no allocation per word.
+constexpr std::size_t kShards = 64, kShardCapacity = 8192, kCachedWordBytes = 64;
+
+// A cheap hash of a short word (words average a few bytes): 8-byte chunks, multiply-mixed.
+inline uint64_t word_hash(std::string_view w) {
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ w.size();
+  std::size_t i = 0;
+  for (; i + 8 <= w.size(); i += 8) {
+    uint64_t v;
+    std::memcpy(&v, w.data() + i, 8);
+    h = (h ^ v) * 0xFF51AFD7ED558CCDull;
+    h ^= h >> 32;
+  }
+  uint64_t tail = 0;
+  for (std::size_t k = 0; i + k < w.size(); ++k) tail |= uint64_t(static_cast<unsigned char>(w[i + k])) << (8 * k);
+  h = (h ^ tail) * 0xC4CEB9FE1A85EC53ull;
+  return h ^ (h >> 29);
+}
+
+class WordCache {
+public:
+  // Appends the ids of the word to out; false (out unchanged) when it is not cached.
+  bool find(uint64_t hash, std::string_view word, std::vector<int32_t>& out) const {
+    if (slots_.empty()) return false;
+    for (std::size_t i = hash & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+      const Slot& s = slots_[i];
+      if (s.bytes == 0) return false;
+      if (s.hash != hash || s.bytes != word.size()) continue;
+      const char* key = key_of(s);
+      if (std::memcmp(key, word.data(), word.size()) != 0) continue;
+      const char* ids = key + (s.in_slot ? s.bytes : 4 * words_for(s.bytes));
+      const std::size_t at = out.size();
+      out.resize(at + s.n_ids);
+      std::memcpy(out.data() + at, ids, 4 * std::size_t(s.n_ids));
+      return true;
+    }
+  }
+  // Words of 1 to kCachedWordBytes bytes only. A full shard starts over (the text's frequent
+  // words come back at once).
+  void insert(uint64_t hash, std::string_view word, std::span<const int32_t> ids) {
+    if (count_ >= kShardCapacity) clear();
+    if (2 * (count_ + 1) > slots_.size()) grow();
+    std::size_t i = hash & (slots_.size() - 1);
+    for (; slots_[i].bytes != 0; i = (i + 1) & (slots_.size() - 1))
+      if (slots_[i].hash == hash && slots_[i].bytes == word.size() &&
+          std::memcmp(key_of(slots_[i]), word.data(), word.size()) == 0)
+        return;  // another thread put it there first
+    Slot& s = slots_[i];
+    s.hash = hash;
+    s.bytes = static_cast<uint8_t>(word.size());
+    s.n_ids = static_cast<uint8_t>(ids.size());  // at most one id per byte: fits
+    s.in_slot = word.size() + 4 * ids.size() <= sizeof s.data;
+    char* to = s.data;
+    if (!s.in_slot) {
+      const auto at = static_cast<uint32_t>(arena_.size());
+      arena_.resize(arena_.size() + words_for(word.size()) + ids.size());
+      std::memcpy(s.data, &at, sizeof at);
+      to = reinterpret_cast<char*>(&arena_[at]);
+    }
+    std::memcpy(to, word.data(), word.size());
+    std::memcpy(to + (s.in_slot ? word.size() : 4 * words_for(word.size())), ids.data(), 4 * ids.size());
+    ++count_;
+  }
+
+private:
+  struct Slot {
+    uint64_t hash = 0;
+    uint8_t bytes = 0;  // 0: an empty slot
+    uint8_t n_ids = 0;
+    bool in_slot = false;  // data holds the bytes then the ids; else the arena offset of both
+    char data[21] = {};
+  };
+  static_assert(sizeof(Slot) == 32);
+  static std::size_t words_for(std::size_t bytes) { return (bytes + 3) / 4; }
+  const char* key_of(const Slot& s) const {
+    if (s.in_slot) return s.data;
+    uint32_t at;
+    std::memcpy(&at, s.data, sizeof at);
+    return reinterpret_cast<const char*>(&arena_[at]);
+  }
+  void clear() {
+    std::fill(slots_.begin(), slots_.end(), Slot{});
+    arena_.clear();
+    count_ = 0;
+  }
+  void grow() {
+    std::vector<Slot> old = std::exchange(slots_, std::vector<Slot>(std::max<std::size_t>(256, 2 * slots_.size())));
+    for (const Slot& s : old) {
+      if (s.bytes == 0) continue;
+      std::size_t i = s.hash & (slots_.size() - 1);
+      while (slots_[i].bytes != 0) i = (i + 1) & (slots_.size() - 1);
+      slots_[i] = s;
+    }
+  }
+  std::vector<Slot> slots_;     // a power of two, at most half full
+  std::vector<int32_t> arena_;  // per long word: its bytes (padded to 4), then its ids
+  std::size_t count_ = 0;
 };
 struct CacheShard {
   std::mutex mu;
-  std::unordered_map<std::string, std::vector<int32_t>, TextHash, std::equal_to<>> words;
+  WordCache words;
 };
 
 }  // namespace
@@ -193,12 +303,23 @@ struct HfTokenizer::Impl {
   std::vector<std::string> id_token;              // every id's text, added tokens included
   std::vector<bool> id_known;
   MergeTable merges;
+  // ignore_merges with byte-level words: the word_hash of each vocabulary token's bytes, so a
+  // word that is no token (most words the merges leave in pieces) is known at once.
+  MergeTable whole_words;
   // Pairs of characters adjacent inside some token (not byte-level): where a word's two
   // characters are no such pair, no merge can join them, so the word is split there and its
   // parts (each cached) encoded apart, with the same ids. A text without a pre-tokenizer
   // (Llama 2, Mistral) is one word; this keeps its BPE to word-sized pieces.
+  // Looked up once per character: pairs of frequent characters (ASCII and the vocabulary's 127
+  // most frequent others, "▁" among them) in a small dense table, the rest in a hash set.
   std::unordered_set<uint64_t> joinable;
-  std::vector<bool> joinable_ascii = std::vector<bool>(128 * 128, false);  // the same, ASCII pairs, looked up fast
+  std::vector<uint8_t> dense_char;  // code point < 0x10000 -> its index in joinable_dense (0: none)
+  std::vector<bool> joinable_dense = std::vector<bool>(256 * 256, false);
+  unsigned dense(char32_t cp) const { return cp < dense_char.size() ? dense_char[cp] : 0; }
+  bool joins(char32_t a, char32_t b) const {
+    const unsigned da = dense(a), db = dense(b);
+    return da && db ? joinable_dense[da * 256 + db] : joinable.count(pair_key(int32_t(a), int32_t(b))) > 0;
+  }
   bool can_fuse_unk = false;  // an unknown character can become the unknown token, and fuses
   bool byte_fallback = false, fuse_unk = false, ignore_merges = false, byte_level = false;
   // Ids are dense in a real tokenizer.json (0 .. entries - 1, added tokens after or among
@@ -234,6 +355,7 @@ struct HfTokenizer::Impl {
   void load_decoder(const json& d);
 
   void encode_segment(std::string_view s, std::vector<int32_t>& out) const;
+  void split_from(std::size_t k, std::string_view piece, std::vector<int32_t>& out) const;
   void encode_word(std::string_view word, std::vector<int32_t>& out) const;
   void encode_part(std::string_view part, std::vector<int32_t>& out) const;
   void symbols(std::string_view word, std::vector<int32_t>& sym) const;
@@ -444,20 +566,35 @@ void HfTokenizer::Impl::load(const json& j, const HfTokenizer::Options& o) {
     id_bytes.resize(id_token.size());
     for (std::size_t id = 0; id < id_token.size(); ++id) id_bytes[id] = byte_level_text(id_token[id]);
   }
+  if (byte_level && ignore_merges) {
+    whole_words.reserve(vocab.size());
+    for (const auto& [tok, id] : vocab) whole_words.insert(word_hash(byte_level_text(tok)), Merge{});
+  }
   can_fuse_unk = fuse_unk && unk >= 0 &&
                  (!byte_fallback || std::any_of(byte_token.begin(), byte_token.end(), [](int32_t id) { return id < 0; }));
-  if (!byte_level)
+  if (!byte_level) {
+    std::unordered_map<char32_t, int64_t> uses;
+    for (const auto& [tok, id] : vocab)
+      for (std::size_t i = 0, len = 1; i < tok.size(); i += len)
+        if (const char32_t cp = utf8::decode(tok, i, len); cp >= 128 && cp < 0x10000) ++uses[cp];
+    std::vector<std::pair<int64_t, char32_t>> by_use;
+    for (const auto& [cp, n] : uses) by_use.push_back({-n, cp});
+    std::sort(by_use.begin(), by_use.end());
+    dense_char.assign(0x10000, 0);
+    for (char32_t c = 0; c < 128; ++c) dense_char[c] = static_cast<uint8_t>(c + 1);
+    for (std::size_t k = 0; k < by_use.size() && k < 127; ++k) dense_char[by_use[k].second] = static_cast<uint8_t>(129 + k);
     for (const auto& [tok, id] : vocab) {
       char32_t before = utf8::kInvalid;
       for (std::size_t i = 0, len = 1; i < tok.size(); i += len) {
         const char32_t cp = utf8::decode(tok, i, len);
         if (before != utf8::kInvalid && cp != utf8::kInvalid) {
-          if (before < 128 && cp < 128) joinable_ascii[before * 128 + cp] = true;
+          if (dense(before) && dense(cp)) joinable_dense[dense(before) * 256 + dense(cp)] = true;
           else joinable.insert(pair_key(int32_t(before), int32_t(cp)));
         }
         before = cp;
       }
     }
+  }
   add_special = o.add_special_tokens;
   auto find_added = [&](const std::string& text) {
     for (const AddedToken& a : added_by_first_byte[static_cast<unsigned char>(text[0])])
@@ -502,29 +639,38 @@ void HfTokenizer::Impl::bpe(std::vector<int32_t>& sym) const {
     }
     return;
   }
-  std::vector<int32_t> prev(static_cast<std::size_t>(n)), next(static_cast<std::size_t>(n));
-  std::vector<bool> alive(static_cast<std::size_t>(n), true);
-  for (int32_t k = 0; k < n; ++k) prev[k] = k - 1, next[k] = k + 1 < n ? k + 1 : -1;
+  // A long word (not cached past kCachedWordBytes): linked symbols and a heap of candidate
+  // merges, in buffers each thread reuses.
   struct Item {
     int32_t rank, pos, new_id;
     bool operator>(const Item& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
   };
-  std::priority_queue<Item, std::vector<Item>, std::greater<Item>> queue;
+  thread_local std::vector<int32_t> prev, next;
+  thread_local std::vector<char> alive;
+  thread_local std::vector<Item> queue;
+  prev.resize(static_cast<std::size_t>(n)), next.resize(static_cast<std::size_t>(n));
+  alive.assign(static_cast<std::size_t>(n), 1);
+  queue.clear();
+  for (int32_t k = 0; k < n; ++k) prev[k] = k - 1, next[k] = k + 1 < n ? k + 1 : -1;
   auto consider = [&](int32_t l) {
     const int32_t r = next[l];
     if (r < 0) return;
-    if (const Merge* m = merges.find(pair_key(sym[l], sym[r]))) queue.push({m->rank, l, m->new_id});
+    if (const Merge* m = merges.find(pair_key(sym[l], sym[r]))) {
+      queue.push_back({m->rank, l, m->new_id});
+      std::push_heap(queue.begin(), queue.end(), std::greater<Item>());
+    }
   };
   for (int32_t k = 0; k + 1 < n; ++k) consider(k);
   while (!queue.empty()) {
-    const Item top = queue.top();
-    queue.pop();
+    std::pop_heap(queue.begin(), queue.end(), std::greater<Item>());
+    const Item top = queue.back();
+    queue.pop_back();
     if (!alive[top.pos] || next[top.pos] < 0) continue;
     const int32_t r = next[top.pos];
     const Merge* m = merges.find(pair_key(sym[top.pos], sym[r]));
     if (!m || m->rank != top.rank || m->new_id != top.new_id) continue;
     sym[top.pos] = top.new_id;
-    alive[r] = false;
+    alive[r] = 0;
     next[top.pos] = next[r];
     if (next[r] >= 0) prev[next[r]] = top.pos;
     if (prev[top.pos] >= 0) consider(prev[top.pos]);
@@ -548,9 +694,7 @@ void HfTokenizer::Impl::encode_word(std::string_view word, std::vector<int32_t>&
     const char32_t cp = utf8::decode(word, i, len);
     // Two unknown characters stay together where they fuse into one unknown token.
     const bool fused = can_fuse_unk && id_of(std::string(word.substr(i, len))) < 0;
-    const bool joins = before < 128 && cp < 128 ? joinable_ascii[before * 128 + cp]
-                                                : joinable.count(pair_key(int32_t(before), int32_t(cp))) > 0;
-    if (i > start && !fused && !joins) {
+    if (i > start && !fused && !joins(before, cp)) {
       encode_part(word.substr(start, i - start), out);
       start = i;
     }
@@ -594,57 +738,67 @@ void HfTokenizer::Impl::symbols(std::string_view word, std::vector<int32_t>& sym
 }
 
 void HfTokenizer::Impl::encode_part(std::string_view word, std::vector<int32_t>& out) const {
-  // (ignore_merges looks the whole word up in the vocabulary first: no quicker than the cache.)
-  const bool cached = word.size() > (ignore_merges ? 1 : kUncachedWordBytes) && word.size() <= kCachedWordBytes;
-  CacheShard& shard = cache[(TextHash()(word) >> 7) % kShards];  // other bits than the map's buckets
+  if (word.size() == 1 && byte_level && byte_level_id[static_cast<unsigned char>(word[0])] >= 0) {
+    out.push_back(byte_level_id[static_cast<unsigned char>(word[0])]);  // a lone byte merges with nothing
+    return;
+  }
+  const bool cached = word.size() <= kCachedWordBytes;
+  const uint64_t hash = word_hash(word);
+  CacheShard& shard = cache[(hash >> 58) % kShards];  // high bits: the table's slots use the low ones
   if (cached) {
     std::lock_guard<std::mutex> lock(shard.mu);
-    auto it = shard.words.find(word);
-    if (it != shard.words.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
-      return;
-    }
+    if (shard.words.find(hash, word, out)) return;
   }
-  std::vector<int32_t> sym;
-  sym.reserve(word.size());
-  if (byte_level && ignore_merges) {  // a word the vocabulary has whole is that token
-    std::string whole;
-    for (char c : word) whole += byte_alphabet().byte_char[static_cast<unsigned char>(c)];
-    if (const int32_t id = id_of(whole); id >= 0) sym.push_back(id);
-  }
-  if (sym.empty()) symbols(word, sym);
+  thread_local std::vector<int32_t> sym;  // reused: no allocation per word
+  sym.clear();
+  symbols(word, sym);
   bpe(sym);
+  // ignore_merges: a word the vocabulary has whole is that token. Where the merges made one
+  // (known) token, that token is the word already, so only a word left in pieces is looked
+  // up: the same ids, without the string and the lookup for most words.
+  if (byte_level && ignore_merges && (sym.size() != 1 || sym[0] == unk) && whole_words.find(hash)) {
+    thread_local std::string whole;
+    whole.clear();
+    for (char c : word) whole += byte_alphabet().byte_char[static_cast<unsigned char>(c)];
+    if (const int32_t id = id_of(whole); id >= 0) sym.assign(1, id);
+  }
   out.insert(out.end(), sym.begin(), sym.end());
   if (cached) {
     std::lock_guard<std::mutex> lock(shard.mu);
-    if (shard.words.size() >= kShardCapacity) shard.words.clear();
-    shard.words.emplace(std::string(word), std::move(sym));
+    shard.words.insert(hash, word, sym);
   }
 }
 
+// Normalizes the segment, then splits it by each pre-tokenizer step in turn and encodes each
+// final piece as it is found: no list of pieces is built.
 void HfTokenizer::Impl::encode_segment(std::string_view s, std::vector<int32_t>& out) const {
   if (s.empty()) return;
-  std::string text(s);
-  for (const NormStep& n : normalize) {
-    if (n.kind == NormStep::nfc) text = nfc(std::move(text));
-    else if (n.kind == NormStep::prepend) { if (!text.empty()) text.insert(0, n.a); }
-    else replace_all(text, n.a, n.b);
-  }
-  std::vector<std::string_view> pieces{text};
-  for (const SplitStep& step : split) {
-    std::vector<std::string_view> next;
-    for (std::string_view p : pieces) {
-      std::size_t at = 0;
-      for (const auto& [b, e] : step.re->matches(p)) {
-        if (b > at) next.push_back(p.substr(at, b - at));
-        next.push_back(p.substr(b, e - b));
-        at = e;
-      }
-      if (at < p.size()) next.push_back(p.substr(at));
+  // Each thread's two buffers, reused: a fresh string per segment costs page faults on a
+  // long text.
+  thread_local std::string text, scratch;
+  if (!normalize.empty()) {
+    text.assign(s);
+    for (const NormStep& n : normalize) {
+      if (n.kind == NormStep::nfc) text = nfc(std::move(text));
+      else if (n.kind == NormStep::prepend) { if (!text.empty()) text.insert(0, n.a); }
+      else replace_into(text, n.a, n.b, scratch), text.swap(scratch);
     }
-    pieces = std::move(next);
+    s = text;
   }
-  for (std::string_view p : pieces) encode_word(p, out);
+  split_from(0, s, out);
+}
+
+// Step k of the pre-tokenizer on one piece: its matches and the gaps between them go on to
+// step k + 1, and past the last step to the model.
+void HfTokenizer::Impl::split_from(std::size_t k, std::string_view p, std::vector<int32_t>& out) const {
+  if (k == split.size()) { encode_word(p, out); return; }
+  std::size_t at = 0;
+  split[k].re->for_each_match(p, [&](std::size_t b, std::size_t e) {
+    if (b > at) split_from(k + 1, p.substr(at, b - at), out);
+    split_from(k + 1, p.substr(b, e - b), out);
+    at = e;
+  });
+  if (at < p.size()) split_from(k + 1, p.substr(at), out);
 }
 
 HfTokenizer::HfTokenizer(const std::filesystem::path& path, Options options) : impl_(std::make_unique<Impl>()) {

@@ -1,11 +1,10 @@
 // A split pattern of a Hugging Face pre-tokenizer, compiled with PCRE2 (UTF, Unicode
 // properties, JIT when the library has it).
 #pragma once
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <utility>
-#include <vector>
 
 namespace scion::text {
 
@@ -17,11 +16,16 @@ public:
   Pcre2Split(const Pcre2Split&) = delete;
   Pcre2Split& operator=(const Pcre2Split&) = delete;
 
-  // The [begin, end) byte ranges of the non-overlapping matches of the pattern in text, left
-  // to right. Invalid UTF-8 is allowed: its bytes are never part of a match. Thread-safe.
-  std::vector<std::pair<std::size_t, std::size_t>> matches(std::string_view text) const;
+  // Calls emit(begin, end) for the [begin, end) byte range of each non-overlapping match of the
+  // pattern in text, left to right, as they are found (no list of matches is built). Invalid
+  // UTF-8 is allowed: its bytes are never part of a match. Thread-safe.
+  template <class Emit>
+  void for_each_match(std::string_view text, Emit&& emit) const {
+    each(text, [](void* f, std::size_t b, std::size_t e) { (*static_cast<Emit*>(f))(b, e); }, &emit);
+  }
 
 private:
+  void each(std::string_view text, void (*emit)(void*, std::size_t, std::size_t), void* state) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
