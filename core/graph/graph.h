@@ -45,6 +45,8 @@ struct ParamGroupSpec {
   Json optimizer_params;           // the plugin's parameters (the stage's values by default)
   double lr = 0;                   // peak lr; the stage's schedule scales it
   int sign = 1;                    // -1: gradient ascent (Lagrange multipliers)
+  bool clip = true;                // false: outside the stage's gradient clipping and its norm
+  bool lr_schedule = true;         // false: the group's lr stays at its peak (no warmup, no decay)
   SourcePos pos;
 };
 

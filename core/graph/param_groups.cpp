@@ -5,8 +5,8 @@
 
 namespace scion::runtime {
 
-// param_groups = [{ nodes = [...], match = "glob", plugin = "...", lr = ..., sign = -1, <the
-// optimizer's own keys> }]: each group's keys are checked against its optimizer's schema;
+// param_groups = [{ nodes = [...], match = "glob", plugin = "...", lr = ..., sign = -1,
+// clip = false, lr_schedule = false, <the optimizer's own keys> }]: each group's keys are checked against its optimizer's schema;
 // keys it does not give take the stage's values when it uses the stage's optimizer (the
 // plugin's defaults otherwise). Whether a pattern selects any parameter can only be known
 // once the nodes exist: the executor refuses a group that selects nothing before the first
@@ -71,6 +71,17 @@ void check_param_groups(toml::table& t, StageSpec& s, const NodeTable& nodes, co
       else
         g.sign = int(sg->as_integer()->get());
     }
+    // Whether the stage's clipping and learning-rate schedule apply to the group (CoFi's masks
+    // and multipliers: neither, as its reference steps them by separate optimizers).
+    for (const char* key : {"clip", "lr_schedule"})
+      if (auto b = gt->get(key)) {
+        if (!b->is_boolean())
+          v.error(v.pos(*b), std::string("'") + key + "' in " + gwhere + " must be true or false",
+                  std::string(key) + " = false keeps the group out of the stage's " +
+                      (std::string(key) == "clip" ? "gradient clipping" : "warmup and decay"));
+        else
+          (std::string(key) == "clip" ? g.clip : g.lr_schedule) = b->as_boolean()->get();
+      }
     // The group's own optimizer keys; with the stage's optimizer, the stage's values are the
     // defaults (a group changes what it names and nothing else).
     const bool same = g.optimizer == s.optimizer;
@@ -80,7 +91,7 @@ void check_param_groups(toml::table& t, StageSpec& s, const NodeTable& nodes, co
         p.default_value = s.optimizer_params.at(p.name);
       schema.push_back(p);
     }
-    Json params = v.check_params(*gt, schema, gwhere, {"nodes", "match", "plugin", "sign"}, g.pos);
+    Json params = v.check_params(*gt, schema, gwhere, {"nodes", "match", "plugin", "sign", "clip", "lr_schedule"}, g.pos);
     if (params.contains("lr") && params.at("lr").is_number()) {
       g.lr = json_number(params.at("lr"));
       if (g.lr < 0) v.error(v.pos(*gt->get("lr")), "'lr' in " + gwhere + " must be at least 0");

@@ -433,8 +433,8 @@ Executor::StepResult& Executor::not_finite(const StagePlan& plan, const StepCont
   return r;
 }
 
-// The optimizer, group by group: the stage's schedule scales each group's peak lr; a group
-// with sign -1 steps up its gradient (ascent). With ZeRO-1 a rank steps its own shard.
+// The optimizer, group by group: the stage's schedule scales each group's peak lr (a group
+// with lr_schedule = false keeps its peak); a group with sign -1 steps up its gradient (ascent). With ZeRO-1 a rank steps its own shard.
 void Executor::step_optimizer(const StagePlan& plan, const std::vector<const StagePlan::Param*>& stepped, double lr,
                               const StepContext& ctx) {
   const StageSpec& s = *plan.spec;
@@ -449,7 +449,8 @@ void Executor::step_optimizer(const StagePlan& plan, const std::vector<const Sta
       mine.emplace_back(p->name, t);
     }
     if (mine.empty()) continue;
-    const double group_lr = group.lr == s.lr ? lr
+    const double group_lr = !group.lr_schedule ? group.lr
+                            : group.lr == s.lr ? lr
                             : s.lr > 0       ? group.lr * (lr / s.lr)
                                              : group.lr * learning_rate(ctx.stage_step, s.steps, 1.0, s.warmup, s.decay, 0.0);
     group.opt->step(mine, group_lr, ctx);
@@ -506,16 +507,16 @@ Executor::StepResult Executor::train_step(const StagePlan& plan, StepGraph& grap
   // as PyTorch's optimizers skip a parameter whose .grad is None. Whether a parameter gets a
   // gradient depends on the graph and the step only, so it is the same on every rank.
   std::vector<const StagePlan::Param*> stepped;
-  std::vector<Tensor> grads;
+  std::vector<Tensor> grads, unclipped;  // the clipped groups' gradients; the others'
   for (const auto& p : plan.params)
     if (p.tensor.grad().defined()) {
       stepped.push_back(&p);
-      grads.push_back(p.tensor.grad());
+      (optimizer_->groups[p.group].clip ? grads : unclipped).push_back(p.tensor.grad());
     }
 
-  // 6. Clip the global norm.
+  // 6. Clip the global norm of the groups inside clipping (the logged norm is theirs).
   r.grad_norm = s.clip > 0 ? ops::clip_grad_norm(grads, float(s.clip)) : ops::global_norm(grads);
-  if (!std::isfinite(r.grad_norm)) {
+  if (!std::isfinite(r.grad_norm) || (!unclipped.empty() && !std::isfinite(ops::global_norm(unclipped)))) {
     std::string first = "?";
     for (size_t i = 0; i < stepped.size(); ++i)
       if (!std::isfinite(ops::global_norm({stepped[i]->tensor.grad()}))) {

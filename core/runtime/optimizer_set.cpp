@@ -16,15 +16,16 @@ bool OptimizerSet::Group::selects(const std::string& param) const {
 std::unique_ptr<OptimizerSet> OptimizerSet::make(const StageSpec& s, const MakeOptimizer& make) {
   auto set = std::make_unique<OptimizerSet>();
   for (const ParamGroupSpec& g : s.param_groups)
-    set->groups.push_back({make(g.optimizer, g.optimizer_params), g.nodes, g.match, g.lr, g.sign});
-  set->groups.push_back({make(s.optimizer, s.optimizer_params), {}, "*", s.lr, 1});
+    set->groups.push_back({make(g.optimizer, g.optimizer_params), g.nodes, g.match, g.lr, g.sign, g.clip, g.lr_schedule});
+  set->groups.push_back({make(s.optimizer, s.optimizer_params), {}, "*", s.lr, 1, true, true});
   return set;
 }
 
 OptimizerSet OptimizerSet::selection(const StageSpec& s) {
   OptimizerSet set;
-  for (const ParamGroupSpec& g : s.param_groups) set.groups.push_back({nullptr, g.nodes, g.match, g.lr, g.sign});
-  set.groups.push_back({nullptr, {}, "*", s.lr, 1});
+  for (const ParamGroupSpec& g : s.param_groups)
+    set.groups.push_back({nullptr, g.nodes, g.match, g.lr, g.sign, g.clip, g.lr_schedule});
+  set.groups.push_back({nullptr, {}, "*", s.lr, 1, true, true});
   return set;
 }
 
@@ -68,7 +69,8 @@ std::string optimizer_identity(const StageSpec& st) {
   };
   std::string id = st.optimizer + " " + own(st.optimizer_params);
   for (const ParamGroupSpec& g : st.param_groups) {
-    id += " | " + g.optimizer + " " + own(g.optimizer_params) + " " + g.match + " " + std::to_string(g.sign);
+    id += " | " + g.optimizer + " " + own(g.optimizer_params) + " " + g.match + " " + std::to_string(g.sign) +
+          (g.clip ? "" : " noclip") + (g.lr_schedule ? "" : " constant");
     for (const auto& n : g.nodes) id += " " + n;
   }
   return id;

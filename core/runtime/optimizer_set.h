@@ -22,6 +22,8 @@ class OptimizerSet {
     std::string match = "*";
     double lr = 0;  // peak learning rate
     int sign = 1;
+    bool clip = true;         // inside the stage's gradient clipping (and its logged norm)
+    bool lr_schedule = true;  // the stage's warmup and decay scale the group's lr
     bool selects(const std::string& param) const;
   };
   std::vector<Group> groups;  // the first that selects a parameter wins; the last selects all

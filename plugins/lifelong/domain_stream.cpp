@@ -111,13 +111,19 @@ TensorMap DomainStream::next(const StepContext& ctx) {
     data::put_row(b, row, w);
     d.data<int64_t>()[row] = index_of(domain);
   };
-  std::vector<std::string> past;  // earlier domains with a memory
+  if (what != kWarmup && replay_stage_ != ctx.stage) {
+    sampler_.reset();
+    replay_stage_ = ctx.stage;
+  }
+  // The domains replayed: those with a memory, but in a warmup not the last one (its own rows).
+  std::vector<std::string> past;
   for (const auto& m : memory_order_)
     if (m != what) past.push_back(m);
+  if (what == kWarmup && !past.empty()) past.pop_back();
   const int64_t replayed = past.empty() ? 0 : std::min(batch_, share_.rows(batch_));
   const int64_t fresh = batch_ - replayed;
   if (what == kWarmup) {
-    SCION_CHECK(!past.empty(), "data.domains: warmup stage '", ctx.stage, "' comes before any domain has a memory");
+    SCION_CHECK(!memory_order_.empty(), "data.domains: warmup stage '", ctx.stage, "' comes before any domain has a memory");
     const std::string& last = memory_order_.back();
     for (int64_t r = 0; r < fresh; ++r) put(r, pick(last), last);
   } else {
@@ -188,6 +194,7 @@ Json DomainStream::state() const {
   j["sampler"] = sampler_.state();
   j["replay_carry"] = Json(share_.carry);
   j["picks"] = Json(picks_);
+  j["replay_stage"] = Json(replay_stage_);
   return j;
 }
 
@@ -204,6 +211,7 @@ void DomainStream::restore(const Json& j) {
   sampler_.restore(j.at("sampler"));
   share_.carry = json_number(j.at("replay_carry"));
   picks_ = json_int(j.at("picks"));
+  replay_stage_ = j.contains("replay_stage") ? json_string(j.at("replay_stage")) : "";
 }
 
 }  // namespace scion::lifelong

@@ -9,10 +9,12 @@
 //    `memory_tokens` tokens. Memories are in state(), so checkpoints hold them.
 //  * Replay: in a domain's stage, `replay` of every batch's rows (a running share, ReplayShare)
 //    are windows from earlier domains' memories, each domain drawn by ReplaySampler (weights
-//    from the forgetting measured by the evaluator named in `evaluator`, via observe()).
+//    from the forgetting measured by the evaluator named in `evaluator`, via observe()). Each
+//    domain's stage starts with every weight at 1 (ELLE resets them with a new domain).
 //  * Warmup: every row comes from memories: 1 - replay of them from the domain learned last,
-//    the rest drawn by the sampler over all earlier domains (ELLE's FRW trains on the previous
-//    domain's memory with replay of the older ones).
+//    the rest drawn by the sampler over the domains before it (ELLE's FRW trains on the
+//    previous domain's memory with replay of the older ones); with no older domain, all rows
+//    come from the last one.
 // Besides tokens and targets the node gives `domain`, i64[B], each row's domain index (for
 // prompt.domain). Everything (stream positions, memories, sampler, counters) resumes.
 #pragma once
@@ -75,6 +77,7 @@ class DomainStream final : public DataSource {
   ReplaySampler sampler_;
   ReplayShare share_;
   int64_t picks_ = 0;  // memory windows drawn so far (the window-choice stream)
+  std::string replay_stage_;  // the domain stage whose start last reset the replay weights
 };
 
 }  // namespace scion::lifelong

@@ -8,13 +8,18 @@
 //    it is only approximately function-preserving (the deviation is pinned in
 //    tests/lifelong); a left-to-right map (`--is_always_left`) doubling the width is exact.
 //  * Depth: each new layer copies an existing one and is inserted right after it. Which
-//    layers are copied follows ELLE's lineage bookkeeping: every layer of the original model
-//    is doubled once before any is doubled twice. The choice is a pure function of (original
-//    depth, current depth, seed): round r of doublings takes its layers in the order of a
-//    seeded permutation of the original layers, so 6 -> 8 -> 10 -> 11 -> 12 ends with every
-//    original layer doubled once, interleaved [0,0,1,1,...,5,5], whatever the steps were.
-//  * Noise: optional N(0, sigma) on every tensor of an inserted copy (ELLE's --add-noise uses
-//    0.01), so a copy and its source do not train identically.
+//    layers are copied follows ELLE's lineage bookkeeping (FPI_new.py): a round's candidates
+//    are the layers present when it starts (round 0: the originals), each doubled once, in
+//    the order of a seeded permutation (or top first); when all are doubled, the layers
+//    present then are the next round's candidates. The choice is a pure function of
+//    (original depth, current depth, seed), so 6 -> 8 -> 10 -> 11 -> 12 ends with every
+//    original layer doubled once, interleaved [0,0,1,1,...,5,5], whatever the steps were, and
+//    2 -> 3 -> 4 -> 5 -> 6 top first gives [0,0,1,1,1,1].
+//  * Noise: ELLE's --add-noise, N(0, sigma) on the duplicated slices of the divided weights of
+//    width growth, zero-sum over each unit's copies (growth::WidthOptions::noise), so the
+//    function is kept at expansion and duplicated units train apart. ELLE adds none to the
+//    inserted depth copies; `depth_noise` (off by default) adds N(0, sigma) to every tensor
+//    of a copy.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -42,7 +47,8 @@ struct ExpandOptions {
   int64_t layers = 0;        // new depth (0: unchanged)
   bool uniform = false;      // left-to-right width map instead of a random one
   bool last_first = false;   // double the top layers first instead of a random order
-  float noise = 0.f;         // std of N(0, noise) added to each inserted copy's tensors
+  float noise = 0.f;         // std of the zero-sum width noise on duplicated units' divided weights
+  float depth_noise = 0.f;   // std of N(0, depth_noise) added to each inserted copy's tensors
   uint64_t lineage_seed = 0; // the same for every expansion of one model
   uint64_t seed = 0;         // this expansion's width map and noise
 };

@@ -149,6 +149,7 @@ class ExpandOp final : public Op {
     o_.uniform = p.boolean("uniform");
     o_.last_first = p.string("choose") == "last";
     o_.noise = float(p.number("noise"));
+    o_.depth_noise = float(p.number("depth_noise"));
     o_.lineage_seed = uint64_t(p.integer("lineage_seed"));
     o_.seed = p.context().seed;
   }
@@ -179,7 +180,10 @@ PluginEntry expand_entry() {
               int_param("layers", 0, "new depth (0 = unchanged)").at_least(0),
               bool_param("uniform", false, "left-to-right width map (exact when the width doubles) instead of ELLE's random map"),
               str_param("choose", "random", "random | last: which layers are doubled first").one_of({"random", "last"}),
-              num_param("noise", 0.0, "std of N(0, noise) added to each inserted copy (ELLE's scripts: 0.01)").at_least(0),
+              num_param("noise", 0.0, "std of ELLE's N(0, noise) symmetry-breaking noise on the duplicated units' divided "
+                        "weights, zero-sum over each unit's copies so the function is kept (ELLE's scripts: 0.01)").at_least(0),
+              num_param("depth_noise", 0.0, "std of N(0, depth_noise) added to every tensor of an inserted layer copy "
+                        "(ELLE adds none)").at_least(0),
               int_param("lineage_seed", 0, "seed of the doubling order; the same for every expansion of one model")};
   e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<ExpandOp>(p); };
   return e;

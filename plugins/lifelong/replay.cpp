@@ -49,6 +49,8 @@ void ReplaySampler::observe(const std::map<std::string, double>& losses) {
   for (const auto& d : rose) weight_[d] = any ? best : 1.0;
 }
 
+void ReplaySampler::reset() { last_loss_.clear(), weight_.clear(), replayed_.clear(); }
+
 double ReplaySampler::weight(const std::string& d) const {
   auto it = weight_.find(d);
   return it == weight_.end() ? 1.0 : it->second;

@@ -5,7 +5,8 @@
 // evaluation divided by the windows replayed from it in between (floored at 1e-9). A domain
 // whose loss rose (or stayed) gets the largest weight of the others (1 when none has one):
 // it is being forgotten, so it is replayed as much as the most useful one. Before a domain
-// has two evaluations its weight is 1. Draws are a pure function of (seed, draw count), so a
+// has two evaluations its weight is 1. reset() forgets the weights, losses and counts: ELLE
+// starts every domain's stage with weight 1 for all earlier domains. Draws are a pure function of (seed, draw count), so a
 // resumed run draws the same domains; state() holds everything.
 #pragma once
 #include <cstdint>
@@ -26,6 +27,8 @@ class ReplaySampler {
   // New validation losses by domain: updates the weights of the domains that have a previous
   // loss, then resets their replay counts.
   void observe(const std::map<std::string, double>& losses);
+  // Every weight back to 1, no previous loss, no replayed window (the draw count goes on).
+  void reset();
   double weight(const std::string& domain) const;
   int64_t replayed(const std::string& domain) const;  // since the last observation
   int64_t draws() const { return draws_; }

@@ -4,8 +4,10 @@
 //  * prompt.domain: ELLE's domain prompt. Each window becomes <domain> x_0 .. x_{T-2}: a domain
 //    token (id first_id + the row's domain index, a token of the model's vocabulary, so its
 //    embedding is learned with the model) takes the first position and the window is
-//    shortened by one to keep the block size; the prompt position has no target (-100), and
-//    no target is a domain token. ELLE writes <s> <domain> tokens: windows cut from a stream
+//    shortened by one to keep the block size. The target at the prompt position is the
+//    window's first token x_0 (ELLE's: the domain token predicts it), or none (-100,
+//    `first_target = false`, for MLM windows, whose targets are not the next tokens); no
+//    target is a domain token. ELLE writes <s> <domain> tokens: windows cut from a stream
 //    here have no <s>, so the domain token comes first.
 //  * prompt.tuning: prompt tuning (Lester et al., 2021): `length` trainable vectors prepended
 //    to the input embeddings (the model's optional prompt_embeds port). Listed in `train`
@@ -24,7 +26,7 @@ constexpr int64_t kIgnoreIndex = -100;
 
 class DomainPrompt final : public PromptInjector {
  public:
-  explicit DomainPrompt(const Params& p) : first_(p.integer("first_id")) {}
+  explicit DomainPrompt(const Params& p) : first_(p.integer("first_id")), first_target_(p.boolean("first_target")) {}
   TensorMap inject(const TensorMap& in, const StepContext&) override {
     const Tensor x = in.at("tokens").contiguous(), y = in.at("targets").contiguous(), d = in.at("domain").contiguous();
     SCION_CHECK(x.dim() == 2 && y.shape() == x.shape() && d.dim() == 1 && d.size(0) == x.size(0),
@@ -36,7 +38,7 @@ class DomainPrompt final : public PromptInjector {
     int64_t *xo = nx.data<int64_t>(), *yo = ny.data<int64_t>();
     for (int64_t b = 0; b < B; ++b) {
       xo[b * T] = first_ + ds[b];
-      yo[b * T] = kIgnoreIndex;
+      yo[b * T] = first_target_ ? xs[b * T] : kIgnoreIndex;
       for (int64_t t = 1; t < T; ++t) xo[b * T + t] = xs[b * T + t - 1], yo[b * T + t] = ys[b * T + t - 1];
     }
     return {{"tokens", nx}, {"targets", ny}};
@@ -44,6 +46,7 @@ class DomainPrompt final : public PromptInjector {
 
  private:
   int64_t first_;
+  bool first_target_;
 };
 
 // The model nodes that read port `port` of node `self`.
@@ -63,13 +66,15 @@ PluginEntry domain_entry() {
   e.name = "prompt.domain";
   e.kind = PluginKind::prompt;
   e.version = "1.0.0";
-  e.description = "ELLE's domain prompt: <domain> x_0..x_{T-2}, a learned vocabulary token per domain, no target on it";
-  e.params = {int_param("first_id", 0, "token id of the first domain's prompt (domain i uses first_id + i)").at_least(0).needed()};
+  e.description = "ELLE's domain prompt: <domain> x_0..x_{T-2}, a learned vocabulary token per domain predicting x_0";
+  e.params = {int_param("first_id", 0, "token id of the first domain's prompt (domain i uses first_id + i)").at_least(0).needed(),
+              bool_param("first_target", true, "the target at the prompt is the window's first token (ELLE's causal LM); "
+                         "false: none (-100), for MLM")};
   e.inputs = {{"tokens", "tokens:i64[B,T]", false, "input ids [B, T]"},
               {"targets", "targets:i64[B,T]", false, "target ids [B, T]"},
               {"domain", "domain:i64[B]", false, "each row's domain index (data.domains)"}};
   e.outputs = {{"tokens", "tokens:i64[B,T]", false, "<domain> then the window shortened by one"},
-               {"targets", "targets:i64[B,T]", false, "-100 at the prompt, then the window's targets"}};
+               {"targets", "targets:i64[B,T]", false, "x_0 (or -100) at the prompt, then the window's targets"}};
   // The prompt tokens must be rows of every model that reads them.
   e.check = [](const GraphView& g, const GraphNodeView& self) {
     std::vector<GraphProblem> out;

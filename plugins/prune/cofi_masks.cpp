@@ -15,11 +15,29 @@ Tensor init_log_alpha(int64_t n, float mean, float std, uint64_t seed) {
 }
 }  // namespace
 
-double prunable_params(const Architecture& a) {
+namespace {
+// The reference's count per (kept hidden dimension, kept head) of layer l: its per-head share
+// of the attention sublayer, (4d² + 4d)/H, over the d hidden dimensions.
+double per_hidden_head(const Architecture& dense, size_t l) {
+  const double d = double(dense.width), H = double(dense.heads[l]);
+  return (4.0 * d * double(dense.head_size) * H + 4.0 * d) / (H * d);
+}
+}  // namespace
+
+double dense_params(const Architecture& a) {
   double n = 0;
-  for (int64_t l = 0; l < a.layers(); ++l)
-    n += 4.0 * double(a.width) * double(a.head_size) * double(a.heads[size_t(l)]) +
-         2.0 * double(a.width) * double(a.ffn[size_t(l)]);
+  const double d = double(a.width);
+  for (size_t l = 0; l < size_t(a.layers()); ++l)
+    n += 4.0 * d * double(a.head_size) * double(a.heads[l]) + 4.0 * d + 2.0 * d * double(a.ffn[l]) + 5.0 * d;
+  return n;
+}
+
+double kept_params(const Architecture& a, const Architecture& dense) {
+  SCION_CHECK(a.layers() == dense.layers(), "cofi: a pruned model of ", a.layers(), " layers from a dense one of ",
+              dense.layers());
+  double n = 0;
+  for (size_t l = 0; l < size_t(a.layers()); ++l)
+    n += double(a.width) * (double(a.heads[l]) * per_hidden_head(dense, l) + 2.0 * double(a.ffn[l]));
   return n;
 }
 
@@ -88,13 +106,13 @@ Tensor CofiMasks::expected_params() const {
                             ops::sum_all(HardConcrete::keep_prob(attention_[l])));
     Tensor units = ops::mul(ops::sum_all(HardConcrete::keep_prob(ffn_unit_[l])),
                             ops::sum_all(HardConcrete::keep_prob(ffn_[l])));
-    Tensor layer = ops::add(ops::mul_scalar(heads, 4.f * float(arch_.head_size)), ops::mul_scalar(units, 2.f));
+    Tensor layer = ops::add(ops::mul_scalar(heads, float(per_hidden_head(arch_, l))), ops::mul_scalar(units, 2.f));
     total = total.defined() ? ops::add(total, layer) : layer;
   }
   return total.defined() ? ops::mul(total, hidden) : Tensor::scalar(0.f);
 }
 
-double CofiMasks::dense_params() const { return prunable_params(arch_); }
+double CofiMasks::dense_params() const { return prune::dense_params(arch_); }
 
 Tensor CofiMasks::expected_sparsity() const {
   return ops::add_scalar(ops::mul_scalar(expected_params(), float(-1.0 / dense_params())), 1.f);

@@ -36,11 +36,14 @@ class CofiMasks {
   // Clamps every log α into [log 0.01, log 100].
   void clamp();
 
-  // Expected number of prunable parameters, Σ over layers of 4·d_h·E[hidden kept]·E[heads
-  // kept] + 2·E[hidden kept]·E[FFN units kept] (the weight matrices of the blocks; embeddings,
-  // LayerNorms and biases excluded, as the reference counts), on the tape.
+  // Expected number of prunable parameters as the reference counts them (l0_module.py,
+  // get_num_parameters_and_constraint_for_hidden), on the tape: Σ over layers of
+  // E[hidden kept]·E[heads kept]·(4d² + 4d)/(H·d) + 2·E[hidden kept]·E[FFN units kept]. A head's
+  // share includes its share of the attention biases; an FFN unit counts its two weights only.
   Tensor expected_params() const;
-  // The same count for the dense architecture the masks were made for.
+  // The reference's prunable_model_size for the dense architecture: Σ over layers of
+  // (4d² + 4d) + (2dF + 5d), the attention and FFN sublayers with their biases (embeddings and
+  // LayerNorms excluded). At full masks ŝ is 5dL over it, not 0, as in the reference.
   double dense_params() const;
   // ŝ = 1 − expected_params / dense_params, on the tape.
   Tensor expected_sparsity() const;
@@ -51,7 +54,11 @@ class CofiMasks {
   Tensor hidden_;
 };
 
-// The prunable parameters a model has now: Σ 4·d·d_h·heads + 2·d·ffn over its blocks.
-double prunable_params(const Architecture& a);
+// What the reference's expected count gives for a pruned model `a` of the dense `dense` (the
+// same depth): Σ_l width·heads_l·(4d² + 4d)/(H·d) + 2·width·ffn_l, d and H the dense width
+// and heads. The pruned model's achieved sparsity is 1 − kept_params / dense_params.
+double kept_params(const Architecture& a, const Architecture& dense);
+// The reference's prunable_model_size of a dense architecture (see dense_params()).
+double dense_params(const Architecture& dense);
 
 }  // namespace scion::prune

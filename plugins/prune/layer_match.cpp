@@ -42,6 +42,9 @@ LayerMatch match_layers(const Tensor& student, const Tensor& teacher, const std:
         if (e < best_mse) best_mse = e, best = s;
       }
     }
+    // Nothing left below: the reference matches the previous student layer again (none before
+    // the first match: the reference would index past its layers; the term is skipped).
+    if (best < 0) best = below < Ls ? below : -1;
     if (best < 0) continue;
     r.student[k] = best;
     Tensor e = ops::mse(student.narrow(0, best, 1), tl);

@@ -8,6 +8,8 @@
 #include "elle_expand.h"
 #include "growth/tiny_models.h"
 #include "lm_nodes.h"
+#include "scion/autograd.h"
+#include "scion/ops.h"
 
 using namespace scion;
 using namespace scion::lifelong;
@@ -126,7 +128,7 @@ TEST(ElleExpand, NoiseTouchesOnlyTheInsertedCopies) {
   tiny::scramble(n.module(), 33);
   const auto old = n.module().state_dict();
   ExpandOptions o;
-  o.base_layers = 2, o.layers = 3, o.noise = 0.01f, o.last_first = true, o.seed = 4;  // copies layer 1 -> [0, 1, 1']
+  o.base_layers = 2, o.layers = 3, o.depth_noise = 0.01f, o.last_first = true, o.seed = 4;  // copies layer 1 -> [0, 1, 1']
   const auto order = expand(n, o);
   EXPECT_EQ(order, (std::vector<int64_t>{0, 1, 1}));
   auto p = [&](const std::string& name) { return n.module().parameter(name).to_vector(); };
@@ -144,6 +146,90 @@ TEST(ElleExpand, NoiseTouchesOnlyTheInsertedCopies) {
     for (size_t i = 0; i < a.size(); ++i) sq += (a[i] - b[i]) * (a[i] - b[i]);
     EXPECT_NEAR(std::sqrt(sq / double(a.size())), 0.01, 0.003) << s;
   }
+}
+
+TEST(ElleExpand, WidthNoiseAloneLeavesTheDepthCopiesExact) {
+  // ELLE's noise is on width growth only: an inserted layer is its source, bit for bit.
+  lm::DecoderNode n(gpt(2));
+  tiny::scramble(n.module(), 34);
+  ExpandOptions o;
+  o.base_layers = 2, o.layers = 3, o.noise = 0.01f, o.last_first = true, o.seed = 4;
+  EXPECT_EQ(expand(n, o), (std::vector<int64_t>{0, 1, 1}));
+  for (const std::string s : {"attn.c_attn.weight", "mlp.c_fc.weight", "ln_2.weight", "ln_1.bias"})
+    EXPECT_EQ(n.module().parameter("transformer.h.2." + s).to_vector(), n.module().parameter("transformer.h.1." + s).to_vector()) << s;
+}
+
+namespace {
+// Whether two slices of `w` along its axis of size `units` are bit-identical.
+bool has_identical_units(const Tensor& w, int64_t units) {
+  const auto v = w.to_vector();
+  const int64_t r = w.size(0), c = w.size(1);
+  const bool rows = r == units;
+  const int64_t other = rows ? c : r;
+  auto at = [&](int64_t u, int64_t k) { return rows ? v[size_t(u * c + k)] : v[size_t(k * c + u)]; };
+  for (int64_t a = 0; a < units; ++a)
+    for (int64_t b = a + 1; b < units; ++b) {
+      bool same = true;
+      for (int64_t k = 0; k < other && same; ++k) same = at(a, k) == at(b, k);
+      if (same) return true;
+    }
+  return false;
+}
+// `steps` plain SGD updates of next-token cross-entropy on fixed random windows.
+void train(lm::DecoderNode& n, int steps) {
+  Tensor ids = Tensor::randint({4, 12}, 78, 0, 37);
+  Tensor x = ids.narrow(1, 0, 11).contiguous(), y = ids.narrow(1, 1, 11).contiguous();
+  for (int s = 0; s < steps; ++s) {
+    Tensor loss = ops::cross_entropy(n.impl().forward(x), y, -100);
+    loss.backward();
+    NoGradGuard g;
+    for (auto& [name, t] : n.module().named_parameters()) {
+      Tensor p = t;
+      if (p.grad().defined()) p.copy_(ops::add(p, ops::mul_scalar(p.grad(), -0.1f)));
+      p.zero_grad();
+    }
+  }
+}
+}  // namespace
+
+TEST(ElleExpand, WidthNoiseKeepsTheFunctionAndDuplicatedUnitsTrainApart) {
+  for (float noise : {0.f, 0.01f}) {
+    lm::DecoderNode n(gpt(2));
+    tiny::scramble(n.module(), 35);
+    Tensor ids = Tensor::randint({2, 10}, 77, 0, 37);
+    const Tensor before = n.impl().forward(ids);
+    ExpandOptions o;
+    o.base_layers = 2, o.width = 32, o.uniform = true, o.noise = noise, o.seed = 6;  // every unit duplicated
+    expand(n, o);
+    EXPECT_LT(rel_err(n.impl().forward(ids), before), 1e-4) << "noise " << noise;
+    train(n, 3);
+    const int64_t ffn = n.architecture().ffn[0], qkv = 3 * n.architecture().width;
+    bool dup = false;
+    for (int64_t l = 0; l < 2; ++l) {
+      const std::string b = "transformer.h." + std::to_string(l) + ".";
+      dup = dup || has_identical_units(n.module().parameter(b + "mlp.c_fc.weight"), ffn) ||
+            has_identical_units(n.module().parameter(b + "attn.c_attn.weight"), qkv);
+    }
+    // Without noise the copies get identical gradients and stay identical; with it, none.
+    EXPECT_EQ(dup, noise == 0.f) << "noise " << noise;
+  }
+}
+
+TEST(ElleLineage, BeyondOneDoublingTheCurrentLayersAreTheCandidates) {
+  // 2 -> 3 -> 4 -> 5 -> 6, top first: [0, 1, 1'], [0, 0', 1, 1'], then the four current
+  // layers are the candidates, the top ones first: [0, 0', 1, 1', 1'', 1'''] (ELLE's FPI_new).
+  EXPECT_EQ(lineage(2, 6, 0, true), (std::vector<int64_t>{0, 0, 1, 1, 1, 1}));
+  EXPECT_EQ(elle_depth_order(2, 4, 5, 0, true), (std::vector<int64_t>{0, 1, 2, 3, 3}));
+  EXPECT_EQ(elle_depth_order(2, 5, 6, 0, true), (std::vector<int64_t>{0, 1, 2, 2, 3, 4}));
+  // At random, the second round picks 2 of the 4 current layers: both of one original in
+  // 2 of the 6 pairs (a 2/4 or 4/2 split), one of each otherwise.
+  int uneven = 0;
+  for (uint64_t seed = 0; seed < 300; ++seed) {
+    const auto c = lineage_counts(2, 6, seed, false);
+    ASSERT_EQ(c[0] + c[1], 6);
+    uneven += c[0] != 3;
+  }
+  EXPECT_NEAR(uneven / 300.0, 1.0 / 3.0, 0.1);
 }
 
 TEST(ElleExpand, RefusesToShrinkOrToForgetTheBase) {

@@ -46,17 +46,23 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
 }
 }  // namespace
 
-TEST(DomainPrompt, TheDomainTokenComesFirstAndNoTargetPointsAtIt) {
+TEST(DomainPrompt, TheDomainTokenComesFirstPredictsTheFirstTokenAndNoTargetPointsAtIt) {
   Json p;
   p["first_id"] = Json(int64_t(37));
+  p["first_target"] = Json(true);  // the default (the graph fills it)
   auto pr = make_prompt("prompt.domain", p);
   ASSERT_TRUE(pr);
   // Two windows of 5 tokens, domains 0 and 2.
   Tensor x = i64({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, {2, 5}), y = i64({2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, {2, 5});
   TensorMap out = pr->inject({{"tokens", x}, {"targets", y}, {"domain", i64({0, 2}, {2})}}, StepContext());
   EXPECT_EQ(out.at("tokens").to_vector_i64(), (std::vector<int64_t>{37, 1, 2, 3, 4, 39, 6, 7, 8, 9}));
-  EXPECT_EQ(out.at("targets").to_vector_i64(), (std::vector<int64_t>{-100, 2, 3, 4, 5, -100, 7, 8, 9, 10}));
+  // ELLE's target at the prompt is the window's first token.
+  EXPECT_EQ(out.at("targets").to_vector_i64(), (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
   for (int64_t t : out.at("targets").to_vector_i64()) EXPECT_TRUE(t < 37 || t > 39);
+  Json q = p;
+  q["first_target"] = Json(false);  // MLM windows: no target at the prompt
+  TensorMap mlm = make_prompt("prompt.domain", q)->inject({{"tokens", x}, {"targets", y}, {"domain", i64({0, 2}, {2})}}, StepContext());
+  EXPECT_EQ(mlm.at("targets").to_vector_i64(), (std::vector<int64_t>{-100, 2, 3, 4, 5, -100, 7, 8, 9, 10}));
 
   // The model sees it: the same window under two domains gives other logits everywhere.
   lm::DecoderConfig c;

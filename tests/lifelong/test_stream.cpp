@@ -18,7 +18,7 @@ class Tokenizers final : public NodeResolver {
   std::shared_ptr<text::ByteTokenizer> tok = std::make_shared<text::ByteTokenizer>(true);
 };
 
-Params stream_params(double replay = 0.25, int64_t memory_tokens = 32 * 40) {
+Params stream_params(double replay = 0.25, int64_t memory_tokens = 32 * 40, bool two_before_warmup = false) {
   Json j;
   j["domains"] = Json(Json::array_t{Json("news"), Json("cs"), Json("literature")});
   j["root"] = Json(std::string(SCION_SOURCE_DIR) + "/data/corpus");
@@ -26,6 +26,15 @@ Params stream_params(double replay = 0.25, int64_t memory_tokens = 32 * 40) {
   sched["first"] = Json("news");
   sched["recover"] = Json("warmup");
   sched["second"] = Json("cs");
+  std::vector<std::string> stages = {"first", "recover", "second"};
+  if (two_before_warmup) {  // news, cs, warmup, literature
+    sched = Json();
+    sched["first"] = Json("news");
+    sched["second"] = Json("cs");
+    sched["recover"] = Json("warmup");
+    sched["third"] = Json("literature");
+    stages = {"first", "second", "recover", "third"};
+  }
   j["schedule"] = sched;
   j["memory_tokens"] = Json(memory_tokens);
   j["replay"] = Json(replay);
@@ -38,7 +47,7 @@ Params stream_params(double replay = 0.25, int64_t memory_tokens = 32 * 40) {
   j["mask_id"] = Json(int64_t(103));
   j["never_mask"] = Json(Json::array_t{});
   j["tokenizer"] = Json("tok");
-  return Params(j, "stream", NodeContext{11, 0, 1, {"first", "recover", "second"}});
+  return Params(j, "stream", NodeContext{11, 0, 1, stages});
 }
 
 StepContext at(const std::string& stage, int64_t step) {
@@ -113,8 +122,9 @@ TEST(DomainStream, WarmupReadsOnlyMemoriesAndDomainStagesReplayTheirShare) {
     }
   }
   EXPECT_EQ(replayed, 40);  // 0.25 * 8 rows * 20 batches
-  // The sampler counts every draw since its last observation: the warmup's 20 and these 40.
-  EXPECT_EQ(s.sampler().replayed("news"), 60);
+  // The sampler counts the draws since the stage began (the warmup had no older domain to
+  // draw from: all its rows were news, the domain learned last).
+  EXPECT_EQ(s.sampler().replayed("news"), 40);
   s.end_stage(at("second", step));
   EXPECT_EQ(s.memory_order(), (std::vector<std::string>{"news", "cs"}));
 }
@@ -147,12 +157,41 @@ TEST(DomainStream, ForgettingFromTheNamedEvaluatorWeightsReplay) {
   int64_t step = 0;
   s.next(at("first", step++));
   s.end_stage(at("first", step));
+  s.next(at("second", step++));  // the stage starts with every weight at 1
   s.observe({{"ll/news/loss", 3.0}, {"other/news/loss", 0.1}});
   for (int i = 0; i < 4; ++i) s.next(at("second", step++));
   const int64_t n = s.sampler().replayed("news");
   ASSERT_GT(n, 0);
   s.observe({{"ll/news/loss", 2.5}});
   EXPECT_DOUBLE_EQ(s.sampler().weight("news"), 0.5 / double(n));
+}
+
+TEST(DomainStream, AWarmupReplaysOnlyTheDomainsBeforeTheLastAndANewDomainResetsTheWeights) {
+  Tokenizers r;
+  DomainStream s(stream_params(0.25, 32 * 40, true), r);
+  int64_t step = 0;
+  s.next(at("first", step++));
+  s.end_stage(at("first", step));
+  s.next(at("second", step++));
+  s.observe({{"ll/news/loss", 3.0}});
+  for (int i = 0; i < 4; ++i) s.next(at("second", step++));
+  s.observe({{"ll/news/loss", 2.9}});
+  EXPECT_NE(s.sampler().weight("news"), 1.0);
+  s.end_stage(at("second", step));
+  // Warmup after cs: 3/4 of the rows from cs's memory, the replayed quarter from news only.
+  int64_t news = 0, cs = 0;
+  for (int i = 0; i < 10; ++i)
+    for (int64_t d : s.next(at("recover", step++)).at("domain").to_vector_i64()) (d == 0 ? news : cs) += 1;
+  EXPECT_EQ(news, 20);
+  EXPECT_EQ(cs, 60);
+  EXPECT_EQ(s.sampler().replayed("cs"), 0);
+  // literature's stage starts with every earlier domain's weight back at 1, no loss remembered.
+  s.end_stage(at("recover", step));
+  s.next(at("third", step++));
+  EXPECT_EQ(s.sampler().weight("news"), 1.0);
+  EXPECT_EQ(s.sampler().weight("cs"), 1.0);
+  s.observe({{"ll/news/loss", 2.0}, {"ll/cs/loss", 2.0}});
+  EXPECT_EQ(s.sampler().weight("news"), 1.0);  // a first observation sets no weight
 }
 
 TEST(DomainStream, ValidationBatchesCarryTheirDomain) {

@@ -210,9 +210,9 @@ TEST(CofiPrune, ExpectedSparsityEqualsThePrunedParameterCount) {
     const double sparsity = masks.expected_sparsity().item();
     masks.set_deterministic(*m);
     prune::prune_with_gates(*m);
-    const double counted = prune::prunable_params(m->architecture());
+    const double counted = prune::kept_params(m->architecture(), a);
     EXPECT_NEAR(expected, counted, 1e-6 * counted) << family;
-    EXPECT_NEAR(sparsity, 1.0 - counted / prune::prunable_params(a), 1e-6) << family;
+    EXPECT_NEAR(sparsity, 1.0 - counted / prune::dense_params(a), 1e-6) << family;
     EXPECT_GT(sparsity, 0.3);
   }
 }
@@ -228,12 +228,12 @@ TEST(CofiPrune, ExpectedSparsityMatchesThePrunedCountToRounding) {
   const double expected = masks.expected_params().item();
   masks.set_deterministic(*m);
   prune::prune_with_gates(*m);
-  const double counted = prune::prunable_params(m->architecture());
+  const double counted = prune::kept_params(m->architecture(), a);
   // Each rounding moves a group by at most half a unit: bound the count by those moves.
-  const double bound = 0.5 * (4.0 * a.head_size * a.width + 2.0 * a.width) * double(a.layers()) * 2 +
-                       0.5 * prune::prunable_params(a) / double(a.width);
+  const double bound = 0.5 * (4.0 * a.head_size * a.width + 4.0 + 2.0 * a.width) * double(a.layers()) * 2 +
+                       0.5 * prune::dense_params(a) / double(a.width);
   EXPECT_NEAR(counted, expected, bound);
-  EXPECT_LT(std::fabs(counted - expected) / prune::prunable_params(a), 0.15);
+  EXPECT_LT(std::fabs(counted - expected) / prune::dense_params(a), 0.15);
 }
 
 TEST(CofiPrune, APrunedCheckpointSurvivesSaveLoadEval) {

@@ -194,7 +194,7 @@ const char* kShort =
     " --set stages.0.steps=6 --set stages.1.steps=2 --set nodes.cofi.start=1 --set nodes.cofi.warmup=3"
     " --set nodes.cofi.target=0.5 --set stages.0.eval.every=0 --set stages.1.eval.every=2 --set nodes.ppl.max_batches=1"
     " --set stages.0.checkpoint.every=0 --set stages.1.checkpoint.every=0"
-    " --set 'stages.0.param_groups.0.lr=2.0'";
+    " --set 'stages.0.param_groups.0.lr=0.3'";  // log α at a constant rate: FFN units stay near their start
 }  // namespace
 
 TEST(CofiRuns, TheShippedGraphsPruneFinetuneAndTheirModelEvaluatesAndGenerates) {
@@ -205,8 +205,23 @@ TEST(CofiRuns, TheShippedGraphsPruneFinetuneAndTheirModelEvaluatesAndGenerates) 
                 " --set nodes.student.load=" + gpt + " --set nodes.ppl.seq_len=16" + kShort);
   ASSERT_EQ(r.rc, 0) << r.out;
   EXPECT_NE(r.out.find("op op.cofi_prune applied to student"), std::string::npos) << r.out;
+  // As in the reference, the embeddings are frozen while pruning (the checkpoint closing the
+  // pruning stage, before the finalisation); the blocks train.
+  auto tensors = [](const fs::path& f) {
+    std::map<std::string, std::vector<float>> m;
+    for (auto& [k, t] : safetensors::load(f.string()).tensors) m[k] = t.to_vector();
+    return m;
+  };
+  auto frozen = [&](const fs::path& before, const fs::path& after, const std::vector<std::string>& embeddings,
+                    const std::string& block) {
+    const auto a = tensors(before), b = tensors(after);
+    for (const auto& e : embeddings) EXPECT_EQ(a.at(e), b.at(e)) << e << " moved while pruning";
+    EXPECT_NE(a.at(block), b.at(block)) << block;
+  };
+  frozen(gpt, dir / "gpt" / "checkpoints" / "step_6" / "student.safetensors",
+         {"transformer.wte.weight", "transformer.wpe.weight"}, "transformer.h.0.mlp.c_fc.weight");
   const std::string pruned = (dir / "gpt" / "student.safetensors").string();
-  EXPECT_LT(fs::file_size(pruned), fs::file_size(gpt)) << "the pruned checkpoint is smaller on disk";
+  EXPECT_LT(fs::file_size(pruned), fs::file_size(gpt)) << "the pruned checkpoint is smaller on disk\n" << r.out;
   r = sh("eval graphs/gpt_pretrain.toml --checkpoint " + pruned + " --set nodes.student.load=" + pruned +
          " --set nodes.ppl.max_batches=1 --set nodes.ppl.seq_len=16");
   ASSERT_EQ(r.rc, 0) << r.out;
@@ -219,5 +234,9 @@ TEST(CofiRuns, TheShippedGraphsPruneFinetuneAndTheirModelEvaluatesAndGenerates) 
          " --set nodes.bert.load=" + bert + kShort);
   ASSERT_EQ(r.rc, 0) << r.out;
   EXPECT_NE(r.out.find("op op.cofi_prune applied to bert"), std::string::npos) << r.out;
+  frozen(bert, dir / "bert" / "checkpoints" / "step_6" / "bert.safetensors",
+         {"bert.embeddings.word_embeddings.weight", "bert.embeddings.position_embeddings.weight",
+          "bert.embeddings.LayerNorm.weight"},
+         "bert.encoder.layer.0.intermediate.dense.weight");
   fs::remove_all(dir);
 }

@@ -128,7 +128,16 @@ TEST(HardConcrete, FiniteDifferenceGradientOfTheExpectedSparsity) {
   prune::MaskInit init;
   init.log_alpha = 0.5f, init.ffn_unit_log_alpha = -0.2f, init.std = 1.f, init.seed = 4;
   prune::CofiMasks masks(a, init);
-  EXPECT_EQ(masks.dense_params(), 2 * (4.0 * 6 * 2 * 3 + 2.0 * 6 * 5));
+  // The reference's prunable_model_size: per layer (4d² + 4d) + (2dF + 5d), biases included.
+  EXPECT_EQ(masks.dense_params(), 2 * ((4.0 * 6 * 6 + 4 * 6) + (2.0 * 6 * 5 + 5 * 6)));
+  {
+    // At full masks the reference's expected count leaves out the FFN's 5d: ŝ = 5dL / N₀.
+    prune::MaskInit on;
+    on.log_alpha = 100.f, on.ffn_unit_log_alpha = 100.f, on.std = 0.f;
+    prune::CofiMasks full(a, on);
+    EXPECT_NEAR(full.expected_params().item(), 2 * ((4.0 * 6 * 6 + 4 * 6) + 2.0 * 6 * 5), 1e-3);
+    EXPECT_NEAR(full.expected_sparsity().item(), 2 * 5.0 * 6 / full.dense_params(), 1e-6);
+  }
   masks.expected_sparsity().backward();
   for (auto& [name, t] : masks.log_alphas()) {
     const auto got = t.grad().to_vector();
@@ -197,10 +206,20 @@ TEST(LayerMatch, TopDownBelowThePreviousMatchAmongExistingLayers) {
   m = prune::match_layers(s, teacher, {0, 1, 2}, {true, true, true, false});
   EXPECT_LT(m.student[2], 3);
   EXPECT_LT(m.student[1], m.student[2]) << "strictly below the previous match";
-  EXPECT_LT(m.student[0], m.student[1]);
-  // Only layer 0 left: the top teacher layer takes it and the others find nothing below.
+  // Strictly below, or with nothing left below, the previous match again (the reference).
+  EXPECT_TRUE(m.student[0] < m.student[1] || (m.student[0] == m.student[1] && m.student[1] == 0));
+  // Only layer 0 left: the top teacher layer takes it; the others find nothing below and, as
+  // in the reference, are matched to that previous match again, each adding its MSE.
   m = prune::match_layers(s, teacher, {0, 1, 2}, {true, false, false, false});
-  EXPECT_EQ(m.student, (std::vector<int64_t>{-1, -1, 0}));
+  EXPECT_EQ(m.student, (std::vector<int64_t>{0, 0, 0}));
+  double want = 0;
+  for (int64_t k = 0; k < 3; ++k) want += ops::mse(s.narrow(0, 0, 1), teacher.narrow(0, k, 1)).item();
+  EXPECT_NEAR(m.loss.item(), want, 1e-6 * want);
+  // The top-down rule runs out early too: teacher layer 2 (a copy of student 0) takes 0, so
+  // teacher layers 0 and 1 re-match 0 although other student layers exist above it.
+  Tensor t0 = ops::concat({teacher.narrow(0, 1, 1), teacher.narrow(0, 2, 1), teacher.narrow(0, 0, 1)}, 0);
+  m = prune::match_layers(s, t0, {0, 1, 2}, {true, true, true, true});
+  EXPECT_EQ(m.student, (std::vector<int64_t>{0, 0, 0}));
   EXPECT_THROW(prune::match_layers(s, teacher, {3}, {true, true, true, true}), Error);
 }
 

@@ -107,6 +107,34 @@ TEST(ParamGroups, FirstMatchWinsAndTheScheduleScalesEveryGroup) {
   fs::remove_all(dir);
 }
 
+TEST(ParamGroups, AGroupOutsideClippingAndTheScheduleStepsAtItsPeakRateOnItsWholeGradient) {
+  // λ's group leaves the stage's clipping (a tiny clip norm would shrink its gradient) and its
+  // warmup and linear decay: λ_{t+1} = λ_t + 0.5·violation_t at every update, as CoFi's
+  // reference steps its multipliers with an optimizer of their own.
+  const fs::path dir = temp("noclip");
+  std::string text = kLagrangian;
+  const std::string pg = R"(param_groups = [ { nodes = ["lag"], match = "*", plugin = "optim.sgd", lr = 0.5, sign = -1 } ])";
+  text.replace(text.find(pg), pg.size(),
+               R"(param_groups = [ { nodes = ["lag"], plugin = "optim.sgd", lr = 0.5, sign = -1, clip = false, lr_schedule = false } ])");
+  text.replace(text.find("decay = \"constant\", clip = 0.0"), 30, "decay = \"linear\", warmup = 3, clip = 0.001");
+  run_graph(text, dir / "run");
+  const auto m = metrics(dir / "run");
+  ASSERT_EQ(m.size(), 12u);
+  EXPECT_NEAR(json_number(m[0].at("lr")), 0.05 / 3, 1e-12);  // the stage's schedule runs
+  double lambda = 0, moved = 0;
+  for (size_t t = 0; t < m.size(); ++t) {
+    EXPECT_NEAR(json_number(m[t].at("lag/lambda")), lambda, 1e-5) << "update " << t;
+    lambda += 0.5 * json_number(m[t].at("lag/violation"));
+    moved += std::abs(json_number(m[t].at("lag/violation")));
+  }
+  ASSERT_GT(moved, 0.1);
+  // The refusal of a key that is not a boolean.
+  const std::string e = graph_error(std::string(kLagrangian).replace(std::string(kLagrangian).find(pg), pg.size(),
+                                                                     R"(param_groups = [ { nodes = ["lag"], clip = 1 } ])"));
+  EXPECT_NE(e.find("'clip' in a parameter group of stage 0 must be true or false"), std::string::npos) << e;
+  fs::remove_all(dir);
+}
+
 // The bias takes part only in updates whose run count is a multiple of 3 (updates 1 and 4):
 // in updates 2 and 3 it gets no gradient and must not move at all (no momentum, no weight
 // decay), nor its moments or step count change. Zero-filled gradients would move it.

@@ -27,9 +27,24 @@ def arch(c):
 
 
 def prunable(c):
-    """What CoFi's sparsity counts: the blocks' weight matrices (4·d·d_h per head, 2·d per unit)."""
+    """The blocks' weight matrices (4·d·d_h per head, 2·d per unit): the size a from-scratch
+    baseline is matched to."""
     heads, ffn, hs, w = arch(c)
     return sum(4 * w * hs * h + 2 * w * f for h, f in zip(heads, ffn))
+
+
+def reference_dense(c):
+    """CoFi's prunable_model_size (l0_module.py): per layer (4d² + 4d) + (2dF + 5d)."""
+    heads, ffn, hs, w = arch(c)
+    return sum(4 * w * hs * h + 4 * w + 2 * w * f + 5 * w for h, f in zip(heads, ffn))
+
+
+def reference_kept(c, dense_c):
+    """CoFi's count of a pruned model (as its expected size counts): per layer
+    width·heads·(4d² + 4d)/(H·d) + 2·width·units, d and H the dense model's."""
+    heads, ffn, _, w = arch(c)
+    dh, _, dhs, d = arch(dense_c)
+    return sum(w * (h * (4 * d * dhs * H + 4 * d) / (H * d) + 2 * f) for h, f, H in zip(heads, ffn, dh))
 
 
 def metrics(run):
@@ -71,6 +86,7 @@ def speeds(runs):
 def table(runs):
     dense_c = config(runs + "/dense/model.safetensors")
     base = prunable(dense_c)
+    ref_base = reference_dense(dense_c)
     sp = speeds(runs)
     dense_speed = sp[runs + "/dense/model.safetensors"]
     dense_ppl = last(runs + "/dense", "ppl/ppl")
@@ -82,7 +98,7 @@ def table(runs):
         run = f"{runs}/t{t}"
         c = config(run + "/student.safetensors")
         heads, ffn, _, w = arch(c)
-        achieved = 1 - prunable(c) / base
+        achieved = 1 - reference_kept(c, dense_c) / ref_base
         s = sp[run + "/student.safetensors"]
         scratch = last(f"{runs}/scratch{t}", "ppl/ppl")
         sc = config(f"{runs}/scratch{t}/model.safetensors")
@@ -92,7 +108,7 @@ def table(runs):
               f"| {scratch:.2f} (width {sc['width']}, {last(f'{runs}/scratch{t}', 'step')} updates) "
               f"| {same_updates:.2f} | {s:.0f} | {s / dense_speed:.2f}x |")
     print(f"\ndense model: {sum(arch(dense_c)[0])} heads, {sum(arch(dense_c)[1])} FFN units, "
-          f"{base} prunable parameters, forward {dense_speed:.0f} tokens/s")
+          f"{base} prunable weights ({ref_base} with the biases the reference counts), forward {dense_speed:.0f} tokens/s")
 
 
 if __name__ == "__main__":
