@@ -16,19 +16,39 @@ Tensor init_log_alpha(int64_t n, float mean, float std, uint64_t seed) {
 }  // namespace
 
 namespace {
-// The reference's count per (kept hidden dimension, kept head) of layer l: its per-head share
-// of the attention sublayer, (4d² + 4d)/H, over the d hidden dimensions.
-double per_hidden_head(const Architecture& dense, size_t l) {
-  const double d = double(dense.width), H = double(dense.heads[l]);
-  return (4.0 * d * double(dense.head_size) * H + 4.0 * d) / (H * d);
+// Llama's SwiGLU has three matrices per FFN unit (gate, up, down); GELU's MLP two.
+double mlp_matrices(const Architecture& a) { return a.family == "llama" ? 3.0 : 2.0; }
+
+// The count per (kept hidden dimension, kept head group) of layer l: the group's share of the
+// attention sublayer over the d hidden dimensions. A group is a key/value head with the query
+// heads it serves (one head in a multi-head layer, where this is the reference's (4d² + 4d)/H:
+// q, k, v, o and their biases). Llama's projections have no biases (Qwen2's q/k/v biases are
+// not counted).
+double per_hidden_group(const Architecture& dense, size_t l) {
+  const double d = double(dense.width), H = double(dense.heads[l]), KV = double(dense.kv_heads_at(int64_t(l)));
+  const double D = double(dense.head_size);
+  const double weights = d * D * (2.0 * H + 2.0 * KV);
+  const double biases = dense.family == "llama" ? 0.0 : (H + 2.0 * KV) * D + d;
+  return (weights + biases) / (KV * d);
+}
+
+// Query-head gates from one gate per head group: each group's value repeated over its heads.
+Tensor per_query_head(const Tensor& group_gate, int64_t group) {
+  if (group == 1) return group_gate;
+  const int64_t kv = group_gate.numel();
+  return ops::mul(group_gate.view({kv, 1}), Tensor::ones({1, group}, DType::f32, group_gate.device())).view({kv * group});
 }
 }  // namespace
 
 double dense_params(const Architecture& a) {
   double n = 0;
   const double d = double(a.width);
-  for (size_t l = 0; l < size_t(a.layers()); ++l)
-    n += 4.0 * d * double(a.head_size) * double(a.heads[l]) + 4.0 * d + 2.0 * d * double(a.ffn[l]) + 5.0 * d;
+  for (size_t l = 0; l < size_t(a.layers()); ++l) {
+    const double attention = per_hidden_group(a, l) * double(a.kv_heads_at(int64_t(l))) * d;
+    // GPT/BERT: the FFN's 2dF plus its output bias and the two LayerNorms (5d, the reference's
+    // count); Llama: 3dF and two RMSNorm weights.
+    n += attention + mlp_matrices(a) * d * double(a.ffn[l]) + (a.family == "llama" ? 2.0 * d : 5.0 * d);
+  }
   return n;
 }
 
@@ -37,7 +57,8 @@ double kept_params(const Architecture& a, const Architecture& dense) {
               dense.layers());
   double n = 0;
   for (size_t l = 0; l < size_t(a.layers()); ++l)
-    n += double(a.width) * (double(a.heads[l]) * per_hidden_head(dense, l) + 2.0 * double(a.ffn[l]));
+    n += double(a.width) *
+         (double(a.kv_heads_at(int64_t(l))) * per_hidden_group(dense, l) + mlp_matrices(dense) * double(a.ffn[l]));
   return n;
 }
 
@@ -47,7 +68,9 @@ CofiMasks::CofiMasks(const Architecture& a, const MaskInit& init) : arch_(a) {
                 " heads and ", a.ffn[size_t(l)], " FFN units; CoFi prunes a model whose layers all have both sublayers "
                 "(hint: load the dense model, not an already pruned one)");
     const uint64_t s = derive_seed(init.seed, uint64_t(l) * 8);
-    head_.push_back(init_log_alpha(a.heads[size_t(l)], init.log_alpha, init.std, derive_seed(s, 1)));
+    // One head mask per key/value group (per head in a multi-head layer): a grouped layer keeps
+    // or drops a key/value head together with its query heads.
+    head_.push_back(init_log_alpha(a.kv_heads_at(l), init.log_alpha, init.std, derive_seed(s, 1)));
     attention_.push_back(init_log_alpha(1, init.log_alpha, init.std, derive_seed(s, 2)));
     ffn_unit_.push_back(init_log_alpha(a.ffn[size_t(l)], init.ffn_unit_log_alpha, init.std, derive_seed(s, 3)));
     ffn_.push_back(init_log_alpha(1, init.log_alpha, init.std, derive_seed(s, 4)));
@@ -74,7 +97,7 @@ void CofiMasks::set_sampled(TransformerModel& m, uint64_t seed) const {
   uint64_t k = 0;
   auto z = [&](const Tensor& la) { return HardConcrete::sample(la, derive_seed(seed, k++)); };
   for (size_t l = 0; l < head_.size(); ++l) {
-    m.set_gate(GateKind::head, int64_t(l), z(head_[l]));
+    m.set_gate(GateKind::head, int64_t(l), per_query_head(z(head_[l]), group(l)));
     m.set_gate(GateKind::attention, int64_t(l), z(attention_[l]));
     m.set_gate(GateKind::ffn_unit, int64_t(l), z(ffn_unit_[l]));
     m.set_gate(GateKind::ffn, int64_t(l), z(ffn_[l]));
@@ -85,12 +108,16 @@ void CofiMasks::set_sampled(TransformerModel& m, uint64_t seed) const {
 void CofiMasks::set_deterministic(TransformerModel& m) const {
   SCION_CHECK(m.architecture() == arch_, "loss.cofi: the model's architecture changed since its masks were made");
   for (size_t l = 0; l < head_.size(); ++l) {
-    m.set_gate(GateKind::head, int64_t(l), HardConcrete::deterministic(head_[l]));
+    m.set_gate(GateKind::head, int64_t(l), per_query_head(HardConcrete::deterministic(head_[l]), group(l)));
     m.set_gate(GateKind::attention, int64_t(l), HardConcrete::deterministic(attention_[l]));
     m.set_gate(GateKind::ffn_unit, int64_t(l), HardConcrete::deterministic(ffn_unit_[l]));
     m.set_gate(GateKind::ffn, int64_t(l), HardConcrete::deterministic(ffn_[l]));
   }
   m.set_gate(GateKind::hidden_kept, -1, HardConcrete::deterministic(hidden_));
+}
+
+int64_t CofiMasks::group(size_t l) const {
+  return arch_.heads[l] / arch_.kv_heads_at(int64_t(l));
 }
 
 void CofiMasks::clamp() {
@@ -106,7 +133,8 @@ Tensor CofiMasks::expected_params() const {
                             ops::sum_all(HardConcrete::keep_prob(attention_[l])));
     Tensor units = ops::mul(ops::sum_all(HardConcrete::keep_prob(ffn_unit_[l])),
                             ops::sum_all(HardConcrete::keep_prob(ffn_[l])));
-    Tensor layer = ops::add(ops::mul_scalar(heads, float(per_hidden_head(arch_, l))), ops::mul_scalar(units, 2.f));
+    Tensor layer = ops::add(ops::mul_scalar(heads, float(per_hidden_group(arch_, l))),
+                            ops::mul_scalar(units, float(mlp_matrices(arch_))));
     total = total.defined() ? ops::add(total, layer) : layer;
   }
   return total.defined() ? ops::mul(total, hidden) : Tensor::scalar(0.f);

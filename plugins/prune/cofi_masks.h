@@ -40,6 +40,8 @@ class CofiMasks {
   // get_num_parameters_and_constraint_for_hidden), on the tape: Σ over layers of
   // E[hidden kept]·E[heads kept]·(4d² + 4d)/(H·d) + 2·E[hidden kept]·E[FFN units kept]. A head's
   // share includes its share of the attention biases; an FFN unit counts its two weights only.
+  // A grouped-query layer (Llama with fewer key/value heads) has one head mask per key/value
+  // group, counted as the group's q, k, v and o weights; Llama's SwiGLU units count three.
   Tensor expected_params() const;
   // The reference's prunable_model_size for the dense architecture: Σ over layers of
   // (4d² + 4d) + (2dF + 5d), the attention and FFN sublayers with their biases (embeddings and
@@ -49,6 +51,8 @@ class CofiMasks {
   Tensor expected_sparsity() const;
 
  private:
+  // Query heads per head mask of layer l (1 unless the layer groups its key/value heads).
+  int64_t group(size_t l) const;
   Architecture arch_;
   std::vector<Tensor> head_, attention_, ffn_unit_, ffn_;  // per layer
   Tensor hidden_;

@@ -50,11 +50,17 @@ std::unique_ptr<TransformerModel> tiny_model(int family, bool tied = true) {
     c.layers = 4;
     c.tied = tied;
     m = std::make_unique<lm::DecoderNode>(c);
-  } else {
+  } else if (family == 1) {
     auto c = tiny::bert_cfg();
     c.layers = 4;
     c.tied = tied;
     m = std::make_unique<lm::BertNode>(c);
+  } else {  // Llama: 4 query heads on 2 key/value heads, SwiGLU, RMSNorm
+    auto c = tiny::llama_cfg();
+    c.layers = 4;
+    c.tied = tied;
+    c.qkv_bias = false;
+    m = std::make_unique<lm::DecoderNode>(c);
   }
   tiny::scramble(m->module(), 31 + uint64_t(family), 0.3f);
   return m;
@@ -190,7 +196,7 @@ TEST(CofiPrune, WithoutTheDeadUnitIssue36WouldChangeTheOutput) {
 }
 
 TEST(CofiPrune, ExpectedSparsityEqualsThePrunedParameterCount) {
-  for (int family = 0; family < 2; ++family) {
+  for (int family = 0; family < 3; ++family) {
     auto m = tiny_model(family);
     const Architecture a = m->architecture();
     prune::MaskInit init;
@@ -306,4 +312,38 @@ TEST(CofiPrune, LogAlphaGetsFiniteDifferenceGradientsThroughTheModelsGates) {
       }
     }
   }
+}
+
+// CoFi on a grouped-query Llama: one head mask per key/value group, so the deterministic masks
+// keep or drop a key/value head with its query heads; through RMSNorm and SwiGLU the masked
+// model and the physically pruned one compute the same function.
+TEST(CofiPrune, LlamaPrunesWholeKeyValueGroupsAndTheMaskedModelEqualsThePrunedOne) {
+  auto m = tiny_model(2, /*tied=*/false);
+  const Architecture a = m->architecture();
+  prune::MaskInit init;
+  init.seed = 12;
+  prune::CofiMasks masks(a, init);
+  uint64_t k = 0;
+  for (auto& [name, t] : masks.log_alphas()) {
+    if (name.rfind("head.", 0) == 0) EXPECT_EQ(t.numel(), 2) << name << ": one mask per key/value group";
+    std::vector<float> v(size_t(t.numel()));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = random_uniform(7, k++) < 0.3f ? -60.f : 60.f;
+    if (name.rfind("head.", 0) == 0) v = {60.f, 60.f};
+    if (name == "head.1") v = {-60.f, 60.f};  // layer 1 loses group 0: query heads 0, 1 and kv head 0
+    if (name == "attention.1" || name == "ffn.1") v[0] = 60.f;
+    NoGradGuard ng;
+    t.copy_(Tensor::from_vector(v, t.shape()));
+  }
+  const Tensor x = ids(a.vocab);
+  masks.set_deterministic(*m);
+  EXPECT_EQ(m->gate(GateKind::head, 1).to_vector(), (std::vector<float>{0.f, 0.f, 1.f, 1.f}));
+  const Tensor want = logits(*m, x);
+  const double expected = masks.expected_params().item();
+  prune::prune_with_gates(*m);
+  const Architecture b = m->architecture();
+  EXPECT_EQ(b.heads[1], 2);
+  EXPECT_EQ(b.kv_heads_at(1), 1);
+  EXPECT_LT(b.width, a.width);
+  EXPECT_LT(max_diff(logits(*m, x), want), 1e-5);
+  EXPECT_NEAR(prune::kept_params(b, a), expected, 1e-6 * expected);
 }
