@@ -23,17 +23,32 @@ class CrossEntropyNode final : public Loss {
   CrossEntropyNode(const Params& p, const NodeResolver& r, bool mlm) : ignore_(p.integer("ignore_index")), mlm_(mlm) {
     if (p.has("head") && !p.string("head").empty()) head_ = r.get<Model>(p.string("head"));
   }
-  Tensor compute(const TensorMap& in, const StepContext&, std::map<std::string, double>& metrics) override {
+  Tensor compute(const TensorMap& in, const StepContext& ctx, std::map<std::string, double>& metrics) override {
     const Tensor& targets = in.at("targets");
+    // MLM over ranks: each rank masks a different number of tokens, so the mean over ranks of
+    // the ranks' means is not the mean over the global batch. Scaling a rank's mean by
+    // world · n_rank / n_global makes the ranks' average (gradients and logged loss alike) the
+    // global mean over masked tokens, as one process would compute it.
+    double scale = 1;
     if (mlm_) {
       int64_t n = 0;
       for (int64_t t : targets.to_vector_i64()) n += t != ignore_;
-      metrics["masked_fraction"] = double(n) / double(std::max<int64_t>(1, targets.numel()));
+      double counts[2] = {double(n), double(targets.numel())};
+      if (ctx.world > 1 && ctx.allreduce_sum) {
+        ctx.allreduce_sum(counts, 2);
+        scale = counts[0] > 0 ? double(n) * double(ctx.world) / counts[0] : 0.0;
+      }
+      metrics["masked_fraction"] = counts[0] / std::max(1.0, counts[1]);
     }
-    if (!head_) return ops::cross_entropy(in.at("logits"), targets, ignore_);
-    const Model::LmHead h = head_->lm_head(in.at("hidden"));
-    SCION_CHECK(h.input.defined(), mlm_ ? "loss.mlm" : "loss.lm", ": the head model has no LM head to fuse (wire logits instead)");
-    return ops::linear_cross_entropy(h.input, h.weight, h.bias, targets, ignore_);
+    Tensor loss;
+    if (!head_) {
+      loss = ops::cross_entropy(in.at("logits"), targets, ignore_);
+    } else {
+      const Model::LmHead h = head_->lm_head(in.at("hidden"));
+      SCION_CHECK(h.input.defined(), mlm_ ? "loss.mlm" : "loss.lm", ": the head model has no LM head to fuse (wire logits instead)");
+      loss = ops::linear_cross_entropy(h.input, h.weight, h.bias, targets, ignore_);
+    }
+    return scale == 1 ? loss : ops::mul_scalar(loss, float(scale));
   }
 
  private:
@@ -196,7 +211,9 @@ PluginEntry ppl_entry() {
               {"domains", ParamType::table, Json(Json::object_t{}), false, "domain = \"validation glob\" (needs tokenizer)", true},
               int_param("seq_len", 128, "window length for domains").at_least(1),
               int_param("batch_size", 8, "windows per batch for domains").at_least(1),
-              int_param("max_batches", 50, "validation batches per domain (at most)").at_least(1),
+              int_param("max_batches", 50, "validation batches per domain (at most); for data nodes, global batches "
+                                            "(their batch_size × world windows), so the set is the same at any world size")
+                  .at_least(1),
               {"ignore_index", ParamType::integer, Json(kIgnoreIndex), false, "target id that does not count (loss.lm's default)"}};
   // What the constructor and the first evaluation would refuse, refused at validation.
   e.check = [](const GraphView& g, const GraphNodeView& self) {

@@ -127,6 +127,10 @@ struct MlmBatch {
 };
 
 MlmBatch mask_tokens(const Tensor& tokens, const MlmConfig& cfg, uint64_t seed);
+// The same for rows [rows, T] that are rows first_row, first_row + row_step, ... of a larger
+// batch: each token's draws are those it gets in the larger batch (a rank's share of a global
+// batch masks as one process masking the whole batch would). mask_tokens is (0, 1).
+MlmBatch mask_rows(const Tensor& tokens, const MlmConfig& cfg, uint64_t seed, int64_t first_row, int64_t row_step);
 
 // ---- a streaming reader of text corpora ----------------------------------------------------
 // Files (globs) are read document by document — a .txt file's documents are separated by
