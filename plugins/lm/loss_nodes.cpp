@@ -111,12 +111,16 @@ class PplNode final : public Evaluator {
     if (domains.is_object() && !json_object(domains).empty()) {
       SCION_CHECK(p.has("tokenizer"), "eval.ppl: domains = {...} needs tokenizer = \"<tokenizer node>\"");
       auto tok = r.get<scion::Tokenizer>(p.string("tokenizer"));
-      const int64_t T = p.integer("seq_len"), B = p.integer("batch_size");
+      const int64_t T = p.integer("seq_len"), B = p.integer("batch_size"), stride = p.integer("stride");
       data::TokenizeFn fn = [tok](std::string_view s) { return tok->encode(s); };
       for (const auto& [name, glob] : json_object(domains)) {
         auto windows = data::TextStream::all_windows(files::expand({json_string(glob)}, "eval.ppl"), fn, tok->eot_id(), T);
         std::vector<TensorMap> batches;
-        for (auto& [x, y] : data::batches_from_windows(windows, B, T, max_batches_)) batches.push_back({{"tokens", x}, {"targets", y}});
+        if (stride > 0 && stride < T) {
+          batches = sliding_batches(windows, B, T, stride);
+        } else {
+          for (auto& [x, y] : data::batches_from_windows(windows, B, T, max_batches_)) batches.push_back({{"tokens", x}, {"targets", y}});
+        }
         SCION_CHECK(!batches.empty(), "eval.ppl: domain '", name, "' (", json_string(glob), ") is shorter than one window");
         fixed_.push_back({name, std::move(batches)});
       }
@@ -152,6 +156,24 @@ class PplNode final : public Evaluator {
   }
 
  private:
+  // Sliding-window batches over the text of the first batch_size × max_batches windows: a
+  // window's context positions (scored by an earlier window) get the ignore index.
+  std::vector<TensorMap> sliding_batches(std::vector<data::Window> windows, int64_t B, int64_t T, int64_t stride) const {
+    if (int64_t(windows.size()) > B * max_batches_) windows.resize(size_t(B * max_batches_));
+    const auto slides = data::sliding_windows(windows, T, stride);
+    std::vector<TensorMap> out;
+    for (size_t i = 0; i < slides.size(); i += size_t(B)) {
+      const int64_t rows = std::min<int64_t>(B, int64_t(slides.size() - i));
+      data::Batch b = data::empty_batch(rows, T);
+      for (int64_t r = 0; r < rows; ++r) data::put_row(b, r, slides[i + size_t(r)].tokens);
+      int64_t* y = b.targets.data<int64_t>();
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t t = 0; t < slides[i + size_t(r)].first_scored; ++t) y[r * T + t] = ignore_;
+      out.push_back({{"tokens", b.tokens}, {"targets", b.targets}});
+    }
+    return out;
+  }
+
   // Mean cross-entropy over every counted target: the batch means weighted by their counts,
   // with the same ignore index for the count and the loss.
   static double mean_loss(Model& m, const std::vector<TensorMap>& batches, const StepContext& ctx, int64_t ignore) {
@@ -211,6 +233,10 @@ PluginEntry ppl_entry() {
               {"domains", ParamType::table, Json(Json::object_t{}), false, "domain = \"validation glob\" (needs tokenizer)", true},
               int_param("seq_len", 128, "window length for domains").at_least(1),
               int_param("batch_size", 8, "windows per batch for domains").at_least(1),
+              int_param("stride", 0, "domains: sliding-window evaluation over the text of the first batch_size × "
+                                     "max_batches windows: windows of seq_len advance by stride tokens and score only the "
+                                     "positions no earlier window scored, so each scored token sees at least seq_len − "
+                                     "stride tokens of context (0: non-overlapping windows)").at_least(0),
               int_param("max_batches", 50, "validation batches per domain (at most); for data nodes, global batches "
                                             "(their batch_size × world windows), so the set is the same at any world size")
                   .at_least(1),

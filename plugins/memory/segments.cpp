@@ -28,32 +28,18 @@ SegmentCorpus load_segments(const std::vector<std::string>& files, const data::T
 }
 
 SegmentCorpus sliding_windows(const SegmentCorpus& c, int64_t stride) {
-  const int64_t T = c.seq_len, W = int64_t(c.windows.size());
-  if (stride <= 0 || stride >= T || W == 0) return c;
+  const int64_t T = c.seq_len;
+  if (stride <= 0 || stride >= T || c.windows.empty()) return c;
   SCION_CHECK(c.first_scored.empty(), "sliding_windows: the corpus is already cut into sliding windows");
-  // The stream: every window's inputs, then the last window's final target.
-  std::vector<int32_t> tokens;
-  std::vector<int64_t> docs;
-  for (int64_t w = 0; w < W; ++w) {
-    tokens.insert(tokens.end(), c.windows[size_t(w)].begin(), c.windows[size_t(w)].begin() + T);
-    docs.insert(docs.end(), c.docs[size_t(w)].begin(), c.docs[size_t(w)].end());
-  }
-  tokens.push_back(c.windows.back()[size_t(T)]);
-  const int64_t N = W * T;  // input positions
+  std::vector<int64_t> docs;  // of every input position of the text
+  for (const auto& d : c.docs) docs.insert(docs.end(), d.begin(), d.end());
   SegmentCorpus out;
   out.seq_len = T;
-  auto add = [&](int64_t begin, int64_t first) {
-    out.windows.emplace_back(tokens.begin() + begin, tokens.begin() + begin + T + 1);
-    out.docs.emplace_back(docs.begin() + begin, docs.begin() + begin + T);
-    out.first_scored.push_back(first);
-  };
-  add(0, 0);
-  int64_t scored_to = T;  // positions [0, scored_to) are scored
-  for (int64_t begin = stride; begin + T <= N; begin += stride) {
-    add(begin, scored_to - begin);
-    scored_to = begin + T;
+  for (auto& w : data::sliding_windows(c.windows, T, stride)) {
+    out.docs.emplace_back(docs.begin() + w.begin, docs.begin() + w.begin + T);
+    out.first_scored.push_back(w.first_scored);
+    out.windows.push_back(std::move(w.tokens));
   }
-  if (scored_to < N) add(N - T, scored_to - (N - T));
   return out;
 }
 
