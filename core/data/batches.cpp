@@ -28,6 +28,34 @@ Batch make_batch(const std::vector<Window>& rows, int64_t seq_len) {
   return b;
 }
 
+std::vector<SlidingWindow> sliding_windows(const std::vector<Window>& windows, int64_t T, int64_t stride) {
+  const int64_t W = int64_t(windows.size());
+  std::vector<SlidingWindow> out;
+  if (stride <= 0 || stride >= T) {
+    for (int64_t w = 0; w < W; ++w) out.push_back({windows[size_t(w)], w * T, 0});
+    return out;
+  }
+  if (W == 0) return out;
+  std::vector<int32_t> text;  // every window's inputs, then the last window's final target
+  for (const Window& w : windows) {
+    SCION_CHECK(int64_t(w.size()) == T + 1, "sliding_windows: a window of ", w.size(), " tokens, not seq_len + 1 = ", T + 1);
+    text.insert(text.end(), w.begin(), w.begin() + T);
+  }
+  text.push_back(windows.back()[size_t(T)]);
+  const int64_t N = W * T;  // input positions
+  auto add = [&](int64_t begin, int64_t first) {
+    out.push_back({Window(text.begin() + begin, text.begin() + begin + T + 1), begin, first});
+  };
+  add(0, 0);
+  int64_t scored_to = T;  // positions [0, scored_to) are scored
+  for (int64_t begin = stride; begin + T <= N; begin += stride) {
+    add(begin, scored_to - begin);
+    scored_to = begin + T;
+  }
+  if (scored_to < N) add(N - T, scored_to - (N - T));
+  return out;
+}
+
 std::vector<Batch> batches_from_windows(const std::vector<Window>& windows, int64_t B, int64_t T, int64_t max_batches) {
   std::vector<const Window*> picked;
   const size_t budget = size_t(std::max<int64_t>(0, B * max_batches));

@@ -177,7 +177,7 @@ void Executor::run() {
     // A fresh run in a directory used before starts clean, the earlier results moved aside:
     // its checkpoints would otherwise be resumed from, or outrank this run's.
     if (!resume_) dir_->move_earlier_results();
-    dir_->write_graph(g_.resolved_toml, resume_ != nullptr);
+    dir_->write_graph(g_.resolved_toml, resume_ != nullptr, opt_.comm->world());
     dir_->open_metrics(opt_.resume, step_);
   }
   opt_.comm->barrier();  // the other ranks start once rank 0 has set the run directory up

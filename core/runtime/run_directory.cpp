@@ -10,6 +10,8 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <toml++/toml.h>
 #include <vector>
 
 #include "runtime/executor.h"
@@ -63,18 +65,48 @@ void RunDirectory::move_earlier_results() {
               dst.c_str());
 }
 
-void RunDirectory::write_graph(const std::string& resolved_toml, bool resumed) {
+namespace {
+constexpr const char* kRanksLine = "# ranks: ";
+
+// The graph with every data node's per-rank batch_size multiplied by the number of ranks: the
+// batches a run trains on, whatever the number of ranks. Unparsable text stays as it is.
+std::string with_global_batches(const std::string& text, int64_t world) {
+  try {
+    toml::table t = toml::parse(text);
+    if (auto* nodes = t["nodes"].as_table())
+      for (auto&& [name, node] : *nodes)
+        if (auto* n = node.as_table()) {
+          const auto plugin = (*n)["plugin"].value<std::string>();
+          if (auto* b = (*n)["batch_size"].as_integer(); b && plugin && plugin->rfind("data.", 0) == 0)
+            *b = b->get() * world;
+        }
+    std::ostringstream os;
+    os << t;
+    return os.str();
+  } catch (const std::exception&) {
+    return text;
+  }
+}
+}  // namespace
+
+void RunDirectory::write_graph(const std::string& resolved_toml, bool resumed, int world) {
   const fs::path gp = fs::path(dir_) / "graph.toml";
   if (resumed && fs::exists(gp)) {
     std::ifstream in(gp, std::ios::binary);
-    const std::string before((std::istreambuf_iterator<char>(in)), {});
-    if (before != resolved_toml)
+    std::string before((std::istreambuf_iterator<char>(in)), {});
+    int64_t before_world = 1;  // a graph.toml without the line was written by one rank
+    if (before.rfind(kRanksLine, 0) == 0) {
+      before_world = std::max<int64_t>(1, std::atoll(before.c_str() + std::strlen(kRanksLine)));
+      before.erase(0, before.find('\n') + 1);
+    }
+    if (before != resolved_toml &&
+        with_global_batches(before, before_world) != with_global_batches(resolved_toml, world))
       std::fprintf(stderr,
                    "warning: %s differs from the graph being resumed; the run continues from its checkpoint, but "
                    "not on the curve an uninterrupted run of either graph would give\n",
                    gp.c_str());
   }
-  files::write_atomic(gp.string(), resolved_toml);
+  files::write_atomic(gp.string(), kRanksLine + std::to_string(world) + "\n" + resolved_toml);
 }
 
 void RunDirectory::open_metrics(bool resume, int64_t resumed_step) {

@@ -25,9 +25,12 @@ class RunDirectory {
   // metrics, graph, weights) to <dir>/earlier/<UTC time>/ before writing anything: a run that
   // then fails at its first step has destroyed nothing.
   void move_earlier_results();
-  // graph.toml: the graph with every default filled in. Resuming with another graph is allowed
-  // but warned about: the curve no longer continues the interrupted run's.
-  void write_graph(const std::string& resolved_toml, bool resumed);
+  // graph.toml: the graph with every default filled in, after a first line that records the
+  // number of ranks. Resuming with another graph is allowed but warned about: the curve no
+  // longer continues the interrupted run's. Graphs are compared with the data nodes' per-rank
+  // batch_size made global (× ranks), so a run resumed on another number of ranks with the
+  // same global batch is the same run.
+  void write_graph(const std::string& resolved_toml, bool resumed, int world = 1);
   // metrics.jsonl, opened for the run: resuming keeps the lines up to `resumed_step` (the
   // checkpoint's), a fresh run starts it empty.
   void open_metrics(bool resume, int64_t resumed_step);

@@ -53,8 +53,11 @@ class TextNode final : public DataSource {
   }
   TensorMap next(const StepContext& ctx) override {
     auto it = streams_.find(ctx.stage);
+    // RankShard deals a step's windows round-robin: local row j is row j·world + rank of the
+    // global batch, and its mask is the one a single process would draw for that row.
     return finish((it == streams_.end() ? *streams_.at("") : *it->second).next(),
-                  derive_seed(p_.context().seed, 0x6d6c6d00ull + uint64_t(ctx.step)));
+                  derive_seed(p_.context().seed, 0x6d6c6d00ull + uint64_t(ctx.step)), p_.context().rank,
+                  p_.context().world);
   }
 
  private:
@@ -77,9 +80,16 @@ class TextNode final : public DataSource {
     if (!p_.has("valid_files") || p_.strings("valid_files").empty()) return out;
     auto windows = TextStream::all_windows(files::expand(p_.strings("valid_files"), "data.text"), tokenize_,
                                            tok_->eot_id(), p_.integer("seq_len"));
-    uint64_t k = 0;
-    for (const Batch& b : data::batches_from_windows(windows, p_.integer("batch_size"), p_.integer("seq_len"), max_batches))
-      out.push_back(finish(b, 0x7a11dull + k++));  // a fixed mask per validation batch
+    // The validation set is max_batches global batches (batch_size × world windows each), cut
+    // into batches of batch_size that eval.ppl deals out over the ranks: the same windows and
+    // masks at any world size with the same global batch. Each window's mask is fixed by its
+    // index in the set.
+    const int64_t B = p_.integer("batch_size");
+    int64_t first = 0;
+    for (const Batch& b : data::batches_from_windows(windows, B, p_.integer("seq_len"), max_batches * p_.context().world)) {
+      out.push_back(finish(b, 0x7a11dull, first, 1));
+      first += b.tokens.size(0);
+    }
     return out;
   }
   std::string domain() const override { return p_.string("domain"); }
@@ -108,9 +118,9 @@ class TextNode final : public DataSource {
  private:
   // Causal LM: targets are the next tokens. MLM (mlm_prob > 0): the inputs are corrupted and
   // the targets are the original tokens at the selected positions only.
-  TensorMap finish(const Batch& b, uint64_t seed) const {
+  TensorMap finish(const Batch& b, uint64_t seed, int64_t first_row, int64_t row_step) const {
     if (mlm_.prob <= 0.f) return {{"tokens", b.tokens}, {"targets", b.targets}};
-    data::MlmBatch m = data::mask_tokens(b.tokens, mlm_, seed);
+    data::MlmBatch m = data::mask_rows(b.tokens, mlm_, seed, first_row, row_step);
     return {{"tokens", m.inputs}, {"targets", m.targets}};
   }
   Params p_;

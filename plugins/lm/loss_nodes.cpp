@@ -23,17 +23,32 @@ class CrossEntropyNode final : public Loss {
   CrossEntropyNode(const Params& p, const NodeResolver& r, bool mlm) : ignore_(p.integer("ignore_index")), mlm_(mlm) {
     if (p.has("head") && !p.string("head").empty()) head_ = r.get<Model>(p.string("head"));
   }
-  Tensor compute(const TensorMap& in, const StepContext&, std::map<std::string, double>& metrics) override {
+  Tensor compute(const TensorMap& in, const StepContext& ctx, std::map<std::string, double>& metrics) override {
     const Tensor& targets = in.at("targets");
+    // MLM over ranks: each rank masks a different number of tokens, so the mean over ranks of
+    // the ranks' means is not the mean over the global batch. Scaling a rank's mean by
+    // world · n_rank / n_global makes the ranks' average (gradients and logged loss alike) the
+    // global mean over masked tokens, as one process would compute it.
+    double scale = 1;
     if (mlm_) {
       int64_t n = 0;
       for (int64_t t : targets.to_vector_i64()) n += t != ignore_;
-      metrics["masked_fraction"] = double(n) / double(std::max<int64_t>(1, targets.numel()));
+      double counts[2] = {double(n), double(targets.numel())};
+      if (ctx.world > 1 && ctx.allreduce_sum) {
+        ctx.allreduce_sum(counts, 2);
+        scale = counts[0] > 0 ? double(n) * double(ctx.world) / counts[0] : 0.0;
+      }
+      metrics["masked_fraction"] = counts[0] / std::max(1.0, counts[1]);
     }
-    if (!head_) return ops::cross_entropy(in.at("logits"), targets, ignore_);
-    const Model::LmHead h = head_->lm_head(in.at("hidden"));
-    SCION_CHECK(h.input.defined(), mlm_ ? "loss.mlm" : "loss.lm", ": the head model has no LM head to fuse (wire logits instead)");
-    return ops::linear_cross_entropy(h.input, h.weight, h.bias, targets, ignore_);
+    Tensor loss;
+    if (!head_) {
+      loss = ops::cross_entropy(in.at("logits"), targets, ignore_);
+    } else {
+      const Model::LmHead h = head_->lm_head(in.at("hidden"));
+      SCION_CHECK(h.input.defined(), mlm_ ? "loss.mlm" : "loss.lm", ": the head model has no LM head to fuse (wire logits instead)");
+      loss = ops::linear_cross_entropy(h.input, h.weight, h.bias, targets, ignore_);
+    }
+    return scale == 1 ? loss : ops::mul_scalar(loss, float(scale));
   }
 
  private:
@@ -96,12 +111,16 @@ class PplNode final : public Evaluator {
     if (domains.is_object() && !json_object(domains).empty()) {
       SCION_CHECK(p.has("tokenizer"), "eval.ppl: domains = {...} needs tokenizer = \"<tokenizer node>\"");
       auto tok = r.get<scion::Tokenizer>(p.string("tokenizer"));
-      const int64_t T = p.integer("seq_len"), B = p.integer("batch_size");
+      const int64_t T = p.integer("seq_len"), B = p.integer("batch_size"), stride = p.integer("stride");
       data::TokenizeFn fn = [tok](std::string_view s) { return tok->encode(s); };
       for (const auto& [name, glob] : json_object(domains)) {
         auto windows = data::TextStream::all_windows(files::expand({json_string(glob)}, "eval.ppl"), fn, tok->eot_id(), T);
         std::vector<TensorMap> batches;
-        for (auto& [x, y] : data::batches_from_windows(windows, B, T, max_batches_)) batches.push_back({{"tokens", x}, {"targets", y}});
+        if (stride > 0 && stride < T) {
+          batches = sliding_batches(windows, B, T, stride);
+        } else {
+          for (auto& [x, y] : data::batches_from_windows(windows, B, T, max_batches_)) batches.push_back({{"tokens", x}, {"targets", y}});
+        }
         SCION_CHECK(!batches.empty(), "eval.ppl: domain '", name, "' (", json_string(glob), ") is shorter than one window");
         fixed_.push_back({name, std::move(batches)});
       }
@@ -137,6 +156,24 @@ class PplNode final : public Evaluator {
   }
 
  private:
+  // Sliding-window batches over the text of the first batch_size × max_batches windows: a
+  // window's context positions (scored by an earlier window) get the ignore index.
+  std::vector<TensorMap> sliding_batches(std::vector<data::Window> windows, int64_t B, int64_t T, int64_t stride) const {
+    if (int64_t(windows.size()) > B * max_batches_) windows.resize(size_t(B * max_batches_));
+    const auto slides = data::sliding_windows(windows, T, stride);
+    std::vector<TensorMap> out;
+    for (size_t i = 0; i < slides.size(); i += size_t(B)) {
+      const int64_t rows = std::min<int64_t>(B, int64_t(slides.size() - i));
+      data::Batch b = data::empty_batch(rows, T);
+      for (int64_t r = 0; r < rows; ++r) data::put_row(b, r, slides[i + size_t(r)].tokens);
+      int64_t* y = b.targets.data<int64_t>();
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t t = 0; t < slides[i + size_t(r)].first_scored; ++t) y[r * T + t] = ignore_;
+      out.push_back({{"tokens", b.tokens}, {"targets", b.targets}});
+    }
+    return out;
+  }
+
   // Mean cross-entropy over every counted target: the batch means weighted by their counts,
   // with the same ignore index for the count and the loss.
   static double mean_loss(Model& m, const std::vector<TensorMap>& batches, const StepContext& ctx, int64_t ignore) {
@@ -196,7 +233,13 @@ PluginEntry ppl_entry() {
               {"domains", ParamType::table, Json(Json::object_t{}), false, "domain = \"validation glob\" (needs tokenizer)", true},
               int_param("seq_len", 128, "window length for domains").at_least(1),
               int_param("batch_size", 8, "windows per batch for domains").at_least(1),
-              int_param("max_batches", 50, "validation batches per domain (at most)").at_least(1),
+              int_param("stride", 0, "domains: sliding-window evaluation over the text of the first batch_size × "
+                                     "max_batches windows: windows of seq_len advance by stride tokens and score only the "
+                                     "positions no earlier window scored, so each scored token sees at least seq_len − "
+                                     "stride tokens of context (0: non-overlapping windows)").at_least(0),
+              int_param("max_batches", 50, "validation batches per domain (at most); for data nodes, global batches "
+                                            "(their batch_size × world windows), so the set is the same at any world size")
+                  .at_least(1),
               {"ignore_index", ParamType::integer, Json(kIgnoreIndex), false, "target id that does not count (loss.lm's default)"}};
   // What the constructor and the first evaluation would refuse, refused at validation.
   e.check = [](const GraphView& g, const GraphNodeView& self) {

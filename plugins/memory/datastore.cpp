@@ -192,15 +192,28 @@ void Datastore::set_nprobe(int64_t nprobe) {
     faiss::ParameterSpace().set_index_parameter(index_.get(), "nprobe", double(nprobe));
 }
 
-void Datastore::search(const float* queries, int64_t n, int64_t k, float* sims, int64_t* ids) const {
+void Datastore::search(const float* queries, int64_t n, int64_t k, float* sims, int64_t* ids, bool exact_l2) const {
   SCION_CHECK(k >= 1 && k <= info_.size, "datastore: k = ", k, " neighbours asked of a datastore that holds ", info_.size,
               " keys; hint: k <= ", info_.size);
   limit_threads();
   static_assert(sizeof(faiss::Index::idx_t) == sizeof(int64_t));
   index_->search(n, queries, k, sims, reinterpret_cast<faiss::Index::idx_t*>(ids));
   // FAISS's L2 distances grow with distance: make both metrics "larger is closer".
-  if (info_.metric == "l2")
-    for (int64_t i = 0; i < n * k; ++i) sims[i] = -sims[i];
+  if (info_.metric != "l2") return;
+  const int64_t D = info_.dim;
+  for (int64_t q = 0; q < n; ++q)
+    for (int64_t r = 0; r < k; ++r) {
+      const int64_t i = q * k + r, id = ids[i];
+      if (!exact_l2 || id < 0) {
+        sims[i] = -sims[i];
+        continue;
+      }
+      const float* a = queries + q * D;
+      const float* b = keys_.data() + id * D;
+      double d2 = 0;
+      for (int64_t c = 0; c < D; ++c) d2 += (double(a[c]) - b[c]) * (double(a[c]) - b[c]);
+      sims[i] = float(-d2);
+    }
 }
 
 }  // namespace scion::memory

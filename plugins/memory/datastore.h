@@ -67,8 +67,11 @@ class Datastore {
   const DatastoreInfo& info() const { return info_; }
   int64_t size() const { return info_.size; }
   // The k nearest keys of n queries: similarities (ip: inner product; l2: minus the squared
-  // distance) and ids, n × k each, best first. Throws when k exceeds the store.
-  void search(const float* queries, int64_t n, int64_t k, float* sims, int64_t* ids) const;
+  // distance) and ids, n × k each, in the index's order (best first by the index's own
+  // distances). Throws when k exceeds the store. l2 with `exact_l2` (kNN-LM's default): the
+  // similarities are recomputed from the stored keys, so an approximate index (IVF, PQ) only
+  // chooses the neighbours; without it they are the index's (PQ's are approximate).
+  void search(const float* queries, int64_t n, int64_t k, float* sims, int64_t* ids, bool exact_l2 = true) const;
   int32_t value(int64_t id) const { return values_[size_t(id)]; }
   // IVF indexes: inverted lists visited per query (FAISS's nprobe; more: slower, closer to
   // exact). No effect on a flat index.

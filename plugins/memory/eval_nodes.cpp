@@ -65,8 +65,10 @@ class DatastoreNode final : public Evaluator {
     NoGradGuard ng;
     const double t0 = now_s();
     const int64_t T = p_.integer("seq_len"), B = p_.integer("batch_size"), max_tokens = p_.integer("max_tokens");
-    const SegmentCorpus c = load_segments(files::expand(p_.strings("files"), "memory.datastore"), tokenize_with(tok_),
-                                          tok_->eot_id(), T, max_tokens > 0 ? (max_tokens + T - 1) / T : 0);
+    const SegmentCorpus c = sliding_windows(
+        load_segments(files::expand(p_.strings("files"), "memory.datastore"), tokenize_with(tok_), tok_->eot_id(), T,
+                      max_tokens > 0 ? (max_tokens + T - 1) / T : 0),
+        p_.integer("stride"));
     SCION_CHECK(!c.windows.empty(), "memory.datastore: the files hold less than one window of ", T, " tokens");
     const bool was = model_->module().training();
     model_->module().set_training(false);
@@ -76,20 +78,29 @@ class DatastoreNode final : public Evaluator {
     info.seq_len = T;
     info.index = p_.string("index");
     info.metric = p_.string("metric");
-    const int64_t W = int64_t(c.windows.size()), total = W * T;
+    const int64_t W = int64_t(c.windows.size());
+    int64_t total = 0;  // keys: every scored position, at most max_tokens
+    for (int64_t i = 0; i < W; ++i) total += T - c.scored_from(size_t(i));
+    if (max_tokens > 0) total = std::min(total, max_tokens);
     std::unique_ptr<DatastoreWriter> w;
     const bool bar = p_.boolean("progress");
     double last_draw = -1e9;
-    for (int64_t from = 0; from < W; from += B) {
+    for (int64_t from = 0; from < W && (!w || w->size() < total); from += B) {
       const int64_t n = std::min(B, W - from);
       WindowBatch b = window_batch(c, from, n);
       auto [logits, reps] = run_model(*model_, b.tokens, ctx, "memory.datastore");
+      const int64_t C = reps.size(-1);
       if (!w) {
-        info.dim = reps.size(-1);
+        info.dim = C;
         w = std::make_unique<DatastoreWriter>(p_.string("path"), info);
       }
-      std::vector<int32_t> vals(b.targets.begin(), b.targets.end());
-      w->add(reps.data<float>(), vals.data(), n * T);
+      // A sliding window's context positions were stored by an earlier window.
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t first = c.scored_from(size_t(from + r)), keep = std::min(T - first, total - w->size());
+        if (keep <= 0) break;
+        std::vector<int32_t> vals(b.targets.begin() + r * T + first, b.targets.begin() + r * T + first + keep);
+        w->add(reps.data<float>() + (r * T + first) * C, vals.data(), keep);
+      }
       // At most four redraws a second (a log file gets few lines), and always the last.
       if (bar && (now_s() - last_draw >= 0.25 || w->size() == total)) {
         last_draw = now_s();
@@ -135,6 +146,9 @@ PluginEntry datastore_entry() {
               str_param("path", "", "the datastore folder to write (replaced atomically)").needed(),
               int_param("seq_len", 128, "tokens per window (each window's positions see only the window)").at_least(1),
               int_param("batch_size", 8, "windows per forward pass").at_least(1),
+              int_param("stride", 0, "sliding windows: each window advances by stride tokens and stores only the "
+                                     "positions no earlier window stored, so each key sees at least seq_len − stride "
+                                     "tokens of context (0: non-overlapping windows)").at_least(0),
               int_param("max_tokens", 0, "keys to store at most, from the start of the files (0 = all)").at_least(0),
               str_param("index", "Flat", "FAISS index_factory description: Flat (exact), IVF<n>,Flat, IVF<n>,PQ<m>"),
               str_param("metric", "ip", "ip: inner product (TRIME); l2: squared distance (kNN-LM)").one_of({"ip", "l2"}),
@@ -158,8 +172,9 @@ class KnnLmNode final : public Evaluator {
     const int64_t T = p.integer("seq_len"), keep = p.integer("batch_size") * p.integer("max_batches");
     for (const auto& [name, glob] : json_object(p.raw("domains"))) {
       // A contiguous prefix of each domain's windows: the long memory needs consecutive text.
-      SegmentCorpus c = load_segments(files::expand({json_string(glob)}, "eval.knnlm"), tokenize_with(tok),
-                                      tok->eot_id(), T, keep);
+      SegmentCorpus c = sliding_windows(
+          load_segments(files::expand({json_string(glob)}, "eval.knnlm"), tokenize_with(tok), tok->eot_id(), T, keep),
+          p.integer("stride"));
       SCION_CHECK(!c.windows.empty(), "eval.knnlm: domain '", name, "' (", json_string(glob),
                   ") is shorter than one window of ", T, " tokens");
       domains_.push_back({name, std::move(c)});
@@ -187,7 +202,7 @@ class KnnLmNode final : public Evaluator {
     const int64_t B = p_.integer("batch_size");
     for (auto& [name, c] : domains_) {
       const int64_t T = c.seq_len, W = int64_t(c.windows.size());
-      MemoryScorer mem(memory_, p_.integer("mem_size"), float(p_.number("temperature")));
+      MemoryScorer mem(memory_, p_.integer("mem_size"), float(p_.number("temperature")), p_.boolean("same_document"));
       MemoryScorer plain(EvalMemory::none, 0, 1.f);
       double nll_lm = 0, nll_mem = 0, nll_final = 0;
       int64_t count = 0;
@@ -206,10 +221,12 @@ class KnnLmNode final : public Evaluator {
           ids.resize(size_t(n * T * k));
           const double s0 = now_s();
           // TRIME's similarity q·k/√d for inner products; l2 keeps minus the squared distance.
-          store->search(reps.data<float>(), n * T, k, sims.data(), ids.data());
+          store->search(reps.data<float>(), n * T, k, sims.data(), ids.data(), p_.boolean("exact_l2"));
           search_s += now_s() - s0;
           queries += n * T;
-          if (store->info().metric == "ip")
+          // The reference divides q·k by --interp-temp alone; knn_sqrt_d also divides by √d
+          // (TRIME's training similarity), so knn_temp = interp_temp / √d.
+          if (store->info().metric == "ip" && p_.boolean("knn_sqrt_d"))
             for (float& s : sims) s /= std::sqrt(float(C));
           vals.resize(ids.size());
           for (size_t i = 0; i < ids.size(); ++i) vals[i] = ids[i] < 0 ? -1 : store->value(ids[i]);
@@ -219,9 +236,10 @@ class KnnLmNode final : public Evaluator {
           const float* R = reps.data<float>() + r * T * C;
           const int64_t* y = b.targets.data() + r * T;
           const int64_t* d = b.docs.data() + r * T;
-          const auto lm = plain.score_window(L, R, y, d, T, V, C);
-          const auto jm = memory_ == EvalMemory::none ? lm : mem.score_window(L, R, y, d, T, V, C);
-          for (int64_t t = 0; t < T; ++t) {
+          const int64_t first = c.scored_from(size_t(from + r));
+          const auto lm = plain.score_window(L, R, y, d, T, V, C, first);
+          const auto jm = memory_ == EvalMemory::none ? lm : mem.score_window(L, R, y, d, T, V, C, first);
+          for (int64_t t = first; t < T; ++t) {
             double final_lp = jm[size_t(t)];
             if (store) {
               const size_t at = size_t((r * T + t) * k);
@@ -271,16 +289,26 @@ PluginEntry knnlm_entry() {
               {"domains", ParamType::table, Json(Json::object_t{}), true, "domain = \"validation glob\"", true},
               int_param("seq_len", 128, "tokens per window").at_least(1),
               int_param("batch_size", 8, "windows per forward pass").at_least(1),
-              int_param("max_batches", 50, "windows per domain: the first batch_size × max_batches, in order").at_least(1),
+              int_param("max_batches", 50, "tokens per domain: those of the first batch_size × max_batches windows of "
+                                            "seq_len, in order").at_least(1),
+              int_param("stride", 0, "sliding-window evaluation: windows of seq_len advance by stride tokens and score "
+                                     "only the positions no earlier window scored, so each scored token sees at least "
+                                     "seq_len − stride tokens of context (0: non-overlapping windows)").at_least(0),
               str_param("memory", "none", "none: the LM alone; local: joint normalisation over the window's earlier "
-                                          "tokens; long: also a FIFO of earlier windows of the document")
+                                          "tokens; long: also a FIFO of earlier windows' positions")
                   .one_of({"none", "local", "long"}),
+              bool_param("same_document", false, "long: only FIFO entries of the query's document are memory (the "
+                                                 "reference's memory has no document test)"),
               int_param("mem_size", 1024, "long: positions the FIFO holds").at_least(0),
               num_param("temperature", 1.0, "divides the memory similarities (the reference's --softmax-temp)").above(0),
               str_param("datastore", "", "a memory.datastore folder for kNN-LM (empty: none)"),
               int_param("k", 64, "neighbours retrieved per position").at_least(1),
               num_param("lambda", 0.25, "kNN-LM weight: p = λ·p_kNN + (1 − λ)·p_model").in_range(0, 1),
-              num_param("knn_temp", 1.0, "divides the neighbours' similarities in p_kNN").above(0),
+              num_param("knn_temp", 1.0, "divides the neighbours' similarities in p_kNN (TRIME's --interp-temp)").above(0),
+              bool_param("knn_sqrt_d", false, "ip: divide q·k by √d as well before knn_temp (then knn_temp = "
+                                              "interp_temp / √d); false: q·k / knn_temp, the reference's form"),
+              bool_param("exact_l2", true, "l2: recompute the neighbours' distances from the stored keys (kNN-LM's "
+                                           "default); false: the index's approximate distances (IVF/PQ)"),
               int_param("nprobe", 16, "IVF datastores: inverted lists searched per query").at_least(1)};
   // A datastore that exists at validation can be checked against k before anything runs.
   e.check = [](const GraphView& g, const GraphNodeView& self) {

@@ -42,17 +42,18 @@ double interpolate(double model_logp, double knn_logp, double lambda) {
   return log_add(std::log1p(-lambda) + model_logp, knn_logp == kNegInf ? kNegInf : std::log(lambda) + knn_logp);
 }
 
-MemoryScorer::MemoryScorer(EvalMemory mode, int64_t mem_size, float temperature)
-    : mode_(mode), mem_size_(mem_size), temperature_(temperature) {
+MemoryScorer::MemoryScorer(EvalMemory mode, int64_t mem_size, float temperature, bool same_document)
+    : mode_(mode), mem_size_(mem_size), temperature_(temperature), same_document_(same_document) {
   SCION_CHECK(temperature > 0, "eval.knnlm: the memory temperature must be > 0, got ", temperature);
   SCION_CHECK(mem_size >= 0, "eval.knnlm: mem_size must be >= 0, got ", mem_size);
 }
 
 std::vector<double> MemoryScorer::score_window(const float* logits, const float* reps, const int64_t* targets,
-                                               const int64_t* docs, int64_t T, int64_t V, int64_t C) {
+                                               const int64_t* docs, int64_t T, int64_t V, int64_t C,
+                                               int64_t first_scored) {
   std::vector<double> out(size_t(T), 0.0);
   const double scale = 1.0 / (std::sqrt(double(C)) * double(temperature_));
-  for (int64_t t = 0; t < T; ++t) {
+  for (int64_t t = std::max<int64_t>(first_scored, 0); t < T; ++t) {
     const int64_t y = targets[t];
     if (y < 0) continue;
     SCION_CHECK(y < V, "eval.knnlm: target ", y, " outside the vocabulary of ", V);
@@ -73,12 +74,12 @@ std::vector<double> MemoryScorer::score_window(const float* logits, const float*
         if (targets[j] >= 0) take(reps + j * C, targets[j]);
       if (mode_ == EvalMemory::long_)
         for (const Entry& e : fifo_)
-          if (e.doc == docs[t]) take(e.key.data(), e.label);
+          if (!same_document_ || e.doc == docs[t]) take(e.key.data(), e.label);
     }
     out[size_t(t)] = num - den;
   }
   if (mode_ == EvalMemory::long_ && mem_size_ > 0) {
-    for (int64_t t = 0; t < T; ++t)
+    for (int64_t t = std::max<int64_t>(first_scored, 0); t < T; ++t)
       if (targets[t] >= 0) fifo_.push_back({std::vector<float>(reps + t * C, reps + (t + 1) * C), targets[t], docs[t]});
     while (int64_t(fifo_.size()) > mem_size_) fifo_.pop_front();
   }

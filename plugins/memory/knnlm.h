@@ -20,19 +20,21 @@ double interpolate(double model_logp, double knn_logp, double lambda);
 enum class EvalMemory { none, local, long_ };
 
 // Scores windows in order. none: the plain LM. local: TRIME's joint normalisation over the
-// window's earlier positions. long: also over a FIFO of the last `mem_size` positions of the
-// earlier windows (their representations and next-token labels), of the query's document only,
-// so the memory starts afresh at each document boundary. `temperature` divides the memory
+// window's earlier positions. long: also over a FIFO of the last `mem_size` scored positions of
+// the earlier windows (their representations and next-token labels): every one of them, as the
+// reference's memory, or with `same_document` only those of the query's document, so the
+// memory starts afresh at each document boundary. `temperature` divides the memory
 // similarities q·k/√d only (the reference's --softmax-temp).
 class MemoryScorer {
  public:
-  MemoryScorer(EvalMemory mode, int64_t mem_size, float temperature);
+  MemoryScorer(EvalMemory mode, int64_t mem_size, float temperature, bool same_document = false);
   void reset() { fifo_.clear(); }
   // log P(target) per position of one window: logits T × V, reps T × C, targets and document
-  // ids T. Positions whose target is negative get 0 and are not memory. Then (long) the
-  // window's positions enter the FIFO.
+  // ids T. Positions whose target is negative get 0 and are not memory. Positions before
+  // `first_scored` (a sliding window's context, scored by an earlier window) get 0 too but are
+  // local memory, as in the reference. Then (long) the scored positions enter the FIFO.
   std::vector<double> score_window(const float* logits, const float* reps, const int64_t* targets, const int64_t* docs,
-                                   int64_t T, int64_t V, int64_t C);
+                                   int64_t T, int64_t V, int64_t C, int64_t first_scored = 0);
   int64_t held() const { return int64_t(fifo_.size()); }
 
  private:
@@ -43,6 +45,7 @@ class MemoryScorer {
   EvalMemory mode_;
   int64_t mem_size_;
   float temperature_;
+  bool same_document_;
   std::deque<Entry> fifo_;
 };
 

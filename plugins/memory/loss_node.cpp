@@ -17,7 +17,7 @@ class TrimeLossNode final : public Loss {
  public:
   explicit TrimeLossNode(const Params& p)
       : kind_(kind_of(p.string("memory"))), warmup_(p.integer("ce_warmup")), no_local_(p.number("cross_segment_ratio")),
-        ignore_(p.integer("ignore_index")), seed_(p.context().seed) {}
+        ignore_(p.integer("ignore_index")), same_document_(p.boolean("same_document")), seed_(p.context().seed) {}
 
   Tensor compute(const TensorMap& in, const StepContext& ctx, std::map<std::string, double>& metrics) override {
     const Tensor& logits = in.at("logits");
@@ -34,7 +34,10 @@ class TrimeLossNode final : public Loss {
     m.rows = targets.size(0);
     m.len = targets.size(1);
     auto docs = in.find("docs");
-    if (kind_ == MemoryKind::long_ && docs != in.end() && docs->second.defined()) m.docs = docs->second.to_vector_i64();
+    // The reference's long memory is every earlier segment of the block; same_document keeps
+    // only those of the query's document.
+    if (kind_ == MemoryKind::long_ && same_document_ && docs != in.end() && docs->second.defined())
+      m.docs = docs->second.to_vector_i64();
     // ext: the local memory is off with probability cross_segment_ratio (0.9 in the reference),
     // drawn per update from the node's seed, so a resumed run draws the same.
     if (kind_ == MemoryKind::ext) m.local = random_uniform(derive_seed(seed_, 0x10ca1), uint64_t(ctx.step)) >= no_local_;
@@ -52,6 +55,7 @@ class TrimeLossNode final : public Loss {
   int64_t warmup_;
   double no_local_;
   int64_t ignore_;
+  bool same_document_;
   uint64_t seed_;
 };
 
@@ -63,11 +67,14 @@ PluginEntry trime_entry() {
   e.description = "TRIME: next-token loss normalised jointly over the vocabulary and an in-batch memory of "
                   "representations (local, long, ext)";
   e.params = {str_param("memory", "local", "local: earlier tokens of the segment; long: also the batch's earlier "
-                                           "segments of the document (data.segments order = consecutive); ext: the "
+                                           "segments (data.segments order = consecutive); ext: the "
                                            "batch's other segments (order = bm25)")
                   .one_of({"local", "long", "ext"}),
               int_param("ce_warmup", 0, "updates of plain cross-entropy before the memory is used (run-wide count)")
                   .at_least(0),
+              bool_param("same_document", false, "long: earlier segments count only where they hold the query's "
+                                                 "document (needs docs); false: every earlier segment of the batch, "
+                                                 "as the reference"),
               num_param("cross_segment_ratio", 0.9, "ext: probability that an update uses no local memory")
                   .in_range(0, 1),
               {"ignore_index", ParamType::integer, Json(int64_t(-100)), false,
@@ -83,8 +90,8 @@ PluginEntry trime_entry() {
     if (reps != self.inputs.end() && reps->second.ends_with(".hidden"))
       out.push_back({"reps", "reps reads '" + reps->second + "', the model's final hidden states",
                      "TRIME's representation is the last layer's FFN input: reps = \"<model>.ffn_input\""});
-    if (mem == "long" && !self.inputs.count("docs"))
-      out.push_back({"memory", "memory = \"long\" without docs: earlier segments of other documents would be memory",
+    if (mem == "long" && self.params.boolean("same_document") && !self.inputs.count("docs"))
+      out.push_back({"same_document", "same_document = true without docs: the documents are unknown",
                      "connect docs = \"<data.segments node>.docs\" (order = \"consecutive\")"});
     return out;
   };

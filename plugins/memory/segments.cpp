@@ -27,6 +27,22 @@ SegmentCorpus load_segments(const std::vector<std::string>& files, const data::T
   return c;
 }
 
+SegmentCorpus sliding_windows(const SegmentCorpus& c, int64_t stride) {
+  const int64_t T = c.seq_len;
+  if (stride <= 0 || stride >= T || c.windows.empty()) return c;
+  SCION_CHECK(c.first_scored.empty(), "sliding_windows: the corpus is already cut into sliding windows");
+  std::vector<int64_t> docs;  // of every input position of the text
+  for (const auto& d : c.docs) docs.insert(docs.end(), d.begin(), d.end());
+  SegmentCorpus out;
+  out.seq_len = T;
+  for (auto& w : data::sliding_windows(c.windows, T, stride)) {
+    out.docs.emplace_back(docs.begin() + w.begin, docs.begin() + w.begin + T);
+    out.first_scored.push_back(w.first_scored);
+    out.windows.push_back(std::move(w.tokens));
+  }
+  return out;
+}
+
 SegmentBatcher::SegmentBatcher(const SegmentCorpus& corpus, SegmentOrder order, int64_t batch_size, uint64_t seed,
                                const DecodeFn& decode, Bm25Options bm25)
     : corpus_(corpus), order_(order), batch_(batch_size), seed_(seed), bm25_opts_(bm25) {

@@ -25,12 +25,24 @@ struct SegmentCorpus {
   int64_t seq_len = 0;
   std::vector<data::Window> windows;  // seq_len + 1 tokens: inputs and next-token targets
   std::vector<std::vector<int64_t>> docs;     // document id of each input position
+  // Sliding windows (sliding_windows): the first position of each window that is scored; the
+  // earlier ones are context, scored by an earlier window. Empty: every position is scored.
+  std::vector<int64_t> first_scored;
+  int64_t scored_from(size_t w) const { return first_scored.empty() ? 0 : first_scored[w]; }
 };
 
 // Every window of the files in order (data::TextStream::all_windows), with document ids: a
 // document ends after each end-of-text token. max_segments > 0 keeps the first ones only.
 SegmentCorpus load_segments(const std::vector<std::string>& files, const data::TokenizeFn& tokenize, int32_t eot_id,
                             int64_t seq_len, int64_t max_segments = 0);
+
+// The standard sliding-window evaluation over the stream of c's windows (which must be
+// non-overlapping, as load_segments gives them): windows of seq_len tokens that advance by
+// `stride`; the first scores all its positions, each later one only the positions no earlier
+// window scored (its last `stride`, the final window up to the stream's end), so every
+// position is scored once, and all but the first window's see at least seq_len − stride
+// tokens of context. stride <= 0 or >= seq_len: c itself (non-overlapping windows).
+SegmentCorpus sliding_windows(const SegmentCorpus& c, int64_t stride);
 
 enum class SegmentOrder { consecutive, bm25 };
 

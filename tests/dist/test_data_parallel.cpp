@@ -70,11 +70,17 @@ TEST(DataParallel, TwoRanksFollowOneRankAtTwiceTheBatch) {
   EXPECT_LT(max_rel(a, b), 1e-5);
   // Tokens count both ranks.
   EXPECT_EQ(json_number(metrics(dir / "one").back().at("tokens")), json_number(metrics(dir / "two").back().at("tokens")));
-  // The validation split over two ranks and reduced gives one rank's value on the same weights.
-  double two_eval = NAN;
+  // The validation set is defined by the global batch: split over two ranks and reduced, it
+  // gives one rank's value at twice the batch on the same weights, and the two runs' curves
+  // of validation loss agree as their training losses do.
+  double two_eval = NAN, one_eval_curve = NAN;
   for (const auto& j : metrics(dir / "two"))
     if (j.contains("ppl/loss")) two_eval = json_number(j.at("ppl/loss"));
-  const Result ev = sh("eval " + kGraph + " --checkpoint " + (dir / "two" / "model.safetensors").string());
+  for (const auto& j : metrics(dir / "one"))
+    if (j.contains("ppl/loss")) one_eval_curve = json_number(j.at("ppl/loss"));
+  EXPECT_NEAR(two_eval, one_eval_curve, 1e-4 * one_eval_curve);
+  const Result ev = sh("eval " + kGraph + " --checkpoint " + (dir / "two" / "model.safetensors").string() +
+                       " --set nodes.corpus.batch_size=8");
   ASSERT_EQ(ev.rc, 0) << ev.out;
   const size_t at = ev.out.rfind("{\"checkpoint\"");
   ASSERT_NE(at, std::string::npos) << ev.out;
@@ -120,9 +126,37 @@ TEST(DataParallel, ARankKilledEndsTheJobAndResumeWorksOnTwoAndOnOneRank) {
   // so the curve continues (to the rounding of another reduction order).
   const Result r1 = sh(run_cmd(dir / "part1", "--resume --set nodes.corpus.batch_size=8"));
   ASSERT_EQ(r1.rc, 0) << r1.out;
+  // The same global batch on another number of ranks is the same run: no warning.
+  EXPECT_EQ(r1.out.find("not on the curve"), std::string::npos) << r1.out;
   const auto got = losses(dir / "part1");
   ASSERT_EQ(got.size(), want.size());
   EXPECT_LT(max_rel(got, want), 1e-5);
+  fs::remove_all(dir);
+}
+
+// Masked LM under ranks: each rank masks its windows as one process masks the global batch,
+// and the loss is the mean over every rank's masked tokens, so two ranks at batch B follow
+// one rank at 2B (losses at every step, validation too).
+TEST(DataParallel, MaskedLmTwoRanksFollowOneRankAtTwiceTheBatch) {
+  const fs::path dir = temp("dp_mlm");
+  const std::string g = "run tests/dist/dp_bert.toml --plain --out ";
+  const Result one = sh(g + (dir / "one").string() + " --set nodes.corpus.batch_size=8");
+  ASSERT_EQ(one.rc, 0) << one.out;
+  const Result two = mpi(2, g + (dir / "two").string());
+  ASSERT_EQ(two.rc, 0) << two.out;
+  const auto a = losses(dir / "one"), b = losses(dir / "two");
+  ASSERT_EQ(a.size(), 6u);
+  ASSERT_EQ(b.size(), 6u);
+  EXPECT_LT(std::abs(a[0] - b[0]) / a[0], 1e-5) << "step 1: " << a[0] << " vs " << b[0];
+  EXPECT_LT(max_rel(a, b), 1e-5);
+  std::vector<double> ea, eb;
+  for (const auto& j : metrics(dir / "one"))
+    if (j.contains("ppl/loss")) ea.push_back(json_number(j.at("ppl/loss")));
+  for (const auto& j : metrics(dir / "two"))
+    if (j.contains("ppl/loss")) eb.push_back(json_number(j.at("ppl/loss")));
+  ASSERT_FALSE(ea.empty());
+  ASSERT_EQ(ea.size(), eb.size());
+  EXPECT_LT(max_rel(ea, eb), 1e-5);
   fs::remove_all(dir);
 }
 

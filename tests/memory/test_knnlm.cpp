@@ -14,6 +14,7 @@
 #include "decoder_model.h"
 #include "knnlm.h"
 #include "scion/random.h"
+#include "segments.h"
 
 namespace fs = std::filesystem;
 
@@ -121,6 +122,42 @@ TEST(Datastore, IvfIndexIsAnOption) {
   wb.add(keys.data(), vals.data(), N);
   EXPECT_THROW(wb.finish(), Error);
   EXPECT_FALSE(fs::exists(dir / "b"));
+  fs::remove_all(dir);
+}
+
+// kNN-LM recomputes l2 distances from the stored keys by default: a PQ index only chooses the
+// neighbours. The index's own (quantised) distances are the option.
+TEST(Datastore, L2DistancesAreRecomputedExactlyFromTheKeys) {
+  const int64_t N = 512, D = 16, Q = 4, K = 8;
+  const auto keys = random_floats(size_t(N * D), 5), queries = random_floats(size_t(Q * D), 6);
+  std::vector<int32_t> vals(static_cast<size_t>(N), 1);
+  const fs::path dir = fresh_dir("pq");
+  DatastoreInfo i = info(D, "l2");
+  i.index = "IVF4,PQ4x4";  // 16 centroids per sub-quantiser: quick to train
+  DatastoreWriter w((dir / "s").string(), i);
+  w.add(keys.data(), vals.data(), N);
+  w.finish();
+  auto store = Datastore::open((dir / "s").string());
+  store->set_nprobe(4);
+  std::vector<float> exact(size_t(Q * K)), approx(size_t(Q * K));
+  std::vector<int64_t> ids(size_t(Q * K)), ids2(size_t(Q * K));
+  store->search(queries.data(), Q, K, exact.data(), ids.data());
+  store->search(queries.data(), Q, K, approx.data(), ids2.data(), /*exact_l2=*/false);
+  EXPECT_EQ(ids, ids2);
+  double worst_approx = 0;
+  for (int64_t q = 0; q < Q; ++q)
+    for (int64_t r = 0; r < K; ++r) {
+      const int64_t id = ids[size_t(q * K + r)];
+      ASSERT_GE(id, 0);
+      double d2 = 0;
+      for (int64_t d = 0; d < D; ++d) {
+        const double a = queries[size_t(q * D + d)], b = keys[size_t(id * D + d)];
+        d2 += (a - b) * (a - b);
+      }
+      EXPECT_NEAR(exact[size_t(q * K + r)], -d2, 1e-4 * (1 + d2)) << "query " << q << " rank " << r;
+      worst_approx = std::max(worst_approx, std::abs(approx[size_t(q * K + r)] + d2));
+    }
+  EXPECT_GT(worst_approx, 1e-2) << "PQ distances were exact: the test does not tell the options apart";
   fs::remove_all(dir);
 }
 
@@ -242,18 +279,64 @@ TEST(KnnLm, LongMemoryIsAFifoOfTheDocumentsEarlierWindows) {
       std::vector<float> row(L2.begin() + t * V, L2.begin() + (t + 1) * V);
       EXPECT_NEAR(got[size_t(t)], joint(row, V, keys, labels, R2.data() + t * C, C, y2[t], temp), 1e-9);
     }
-    // A new document: the FIFO's earlier entries are not memory (a reset at the boundary).
-    MemoryScorer fresh(EvalMemory::long_, 2, temp), local(EvalMemory::local, 0, temp);
+    // By default (the reference) the FIFO is memory across a document boundary too.
+    MemoryScorer across(EvalMemory::long_, 2, temp);
+    across.score_window(L1.data(), R1.data(), y1, d1, T, V, C);
+    const auto c = across.score_window(L2.data(), R2.data(), y2, other, T, V, C);
+    for (int64_t t = 0; t < T; ++t) EXPECT_NEAR(c[size_t(t)], got[size_t(t)], 1e-12);
+    // same_document: a new document's FIFO entries are not memory (a reset at the boundary).
+    MemoryScorer fresh(EvalMemory::long_, 2, temp, /*same_document=*/true), local(EvalMemory::local, 0, temp);
     fresh.score_window(L1.data(), R1.data(), y1, d1, T, V, C);
     const auto a = fresh.score_window(L2.data(), R2.data(), y2, other, T, V, C);
     const auto b = local.score_window(L2.data(), R2.data(), y2, other, T, V, C);
     for (int64_t t = 0; t < T; ++t) EXPECT_NEAR(a[size_t(t)], b[size_t(t)], 1e-12);
+    // A sliding window's context (before first_scored) is local memory but neither scored nor
+    // put into the FIFO.
+    MemoryScorer ctx_only(EvalMemory::long_, 8, temp), whole(EvalMemory::long_, 8, temp);
+    const auto sc = ctx_only.score_window(L2.data(), R2.data(), y2, same, T, V, C, /*first_scored=*/2);
+    const auto wh = whole.score_window(L2.data(), R2.data(), y2, same, T, V, C);
+    EXPECT_EQ(sc[0], 0.0);
+    EXPECT_EQ(sc[1], 0.0);
+    EXPECT_NEAR(sc[2], wh[2], 1e-12);
+    EXPECT_EQ(ctx_only.held(), 1);
   }
   // No memory: the log-softmax of the logits.
   MemoryScorer none(EvalMemory::none, 0, 1.f);
   const auto p = none.score_window(L1.data(), R1.data(), y1, d1, T, V, C);
   std::vector<float> row(L1.begin(), L1.begin() + V);
   EXPECT_NEAR(p[0], joint(row, V, {}, {}, R1.data(), C, y1[0], 1.0), 1e-9);
+}
+
+// Sliding-window evaluation against its definition: every stream position is scored by
+// exactly one window, which holds the stream's tokens around it and gives it at least
+// seq_len − stride tokens of context (all before it, at the stream's start).
+TEST(SlidingWindows, ScoreEveryPositionOnceWithItsContext) {
+  for (int64_t W : {1, 3, 5})
+    for (int64_t stride : {1, 3, 4, 6, 8}) {
+      const int64_t T = 8;
+      SegmentCorpus c;
+      c.seq_len = T;
+      std::vector<int32_t> stream;
+      for (int64_t i = 0; i <= W * T; ++i) stream.push_back(int32_t(i));
+      for (int64_t w = 0; w < W; ++w) {
+        c.windows.emplace_back(stream.begin() + w * T, stream.begin() + w * T + T + 1);
+        c.docs.emplace_back(size_t(T), w / 2);
+      }
+      const SegmentCorpus s = sliding_windows(c, stride);
+      std::vector<int> scored(size_t(W * T), 0);
+      for (size_t w = 0; w < s.windows.size(); ++w) {
+        ASSERT_EQ(int64_t(s.windows[w].size()), T + 1);
+        const int64_t begin = s.windows[w][0];
+        for (int64_t t = 0; t <= T; ++t) ASSERT_EQ(s.windows[w][size_t(t)], begin + t);  // the stream's tokens
+        for (int64_t t = 0; t < T; ++t) EXPECT_EQ(s.docs[w][size_t(t)], (begin + t) / T / 2);
+        for (int64_t t = s.scored_from(w); t < T; ++t) {
+          ++scored[size_t(begin + t)];
+          if (stride < T) EXPECT_GE(t, std::min(begin + t, T - stride)) << "context of position " << begin + t;
+        }
+      }
+      for (int64_t p = 0; p < W * T; ++p) EXPECT_EQ(scored[size_t(p)], 1) << "position " << p << " stride " << stride;
+      if (stride >= T) EXPECT_EQ(s.windows.size(), c.windows.size());
+    }
 }
 
 TEST(Datastore, FingerprintFollowsTheWeights) {

@@ -3,6 +3,9 @@
 // larger than the datastore, a datastore built by another model, TRIME fed the wrong tensor).
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <fstream>
+
 #include "scion_cli.h"
 
 namespace {
@@ -52,6 +55,19 @@ TEST_F(MemoryGraphs, DatastoreAndKnnLmWithLambdaZeroEqualThePlainLm) {
   EXPECT_GT(json_number(j2.at("knn").at("knn_queries_per_s")), 0);
 }
 
+// max_tokens is "at most": not rounded up to whole windows, with sliding windows too; the
+// sliding-window evaluation runs end to end.
+TEST_F(MemoryGraphs, MaxTokensIsExactAndSlidingWindowsRun) {
+  for (const char* stride : {"0", "64"}) {
+    Result r = eval(ckpt("17"), std::string("--set nodes.dstore.max_tokens=200 --set nodes.dstore.stride=") + stride +
+                                    " --set nodes.knn.stride=" + stride + " --set nodes.knn.memory='\"long\"'");
+    ASSERT_EQ(r.rc, 0) << r.out;
+    const Json j = json_parse(r.out.substr(r.out.find('{')));
+    EXPECT_EQ(json_number(j.at("dstore").at("keys")), 200.0) << "stride " << stride;
+    EXPECT_TRUE(std::isfinite(json_number(j.at("knn").at("ppl"))));
+  }
+}
+
 TEST_F(MemoryGraphs, RefusesLambdaOutsideZeroOne) {
   Result r = sh("validate graphs/knnlm_gpt.toml --set nodes.knn.lambda=1.5");
   EXPECT_NE(r.rc, 0);
@@ -86,6 +102,20 @@ TEST_F(MemoryGraphs, TrimeNeedsTheFfnInputAndLongNeedsDocuments) {
   EXPECT_NE(bad.rc, 0);
   EXPECT_NE(bad.out.find("local"), std::string::npos) << bad.out;
   EXPECT_EQ(sh("validate graphs/trime_gpt_vanilla.toml").rc, 0);
+  // Long memory without document ids is the reference's memory (every earlier segment of the
+  // block); only same_document needs them.
+  std::ifstream in(std::string(SCION_SOURCE_DIR) + "/graphs/trime_gpt.toml");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string docs_line = "docs = \"corpus.docs\"\n";
+  ASSERT_NE(text.find(docs_line), std::string::npos);
+  text.erase(text.find(docs_line), docs_line.size());
+  const fs::path g = *dir_ / "trime_no_docs.toml";
+  std::ofstream(g) << text;
+  Result ok = sh("validate " + g.string() + " --set nodes.trime.memory='\"long\"'");
+  EXPECT_EQ(ok.rc, 0) << ok.out;
+  Result needs = sh("validate " + g.string() + " --set nodes.trime.memory='\"long\"' --set nodes.trime.same_document=true");
+  EXPECT_NE(needs.rc, 0);
+  EXPECT_NE(needs.out.find("same_document"), std::string::npos) << needs.out;
 }
 
 }  // namespace

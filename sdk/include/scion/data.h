@@ -103,6 +103,18 @@ Batch make_batch(const std::vector<Window>& rows, int64_t seq_len);
 // Groups windows into batches of at most batch_size rows, at most max_batches of them
 // (validation sets). When that budget holds fewer windows than there are, every k-th window
 // is taken, so that the batches span all files (all domains) instead of the first ones.
+// Sliding-window evaluation over the text of consecutive, non-overlapping windows (seq_len + 1
+// tokens each, overlapping by one, as TextStream::all_windows gives them): windows of seq_len
+// inputs that advance by `stride`. The first scores all its positions, each later one only the
+// positions no earlier window scored (its last `stride`; the last window ends at the text's
+// end), so every position is scored once and all but the first window's positions see at
+// least seq_len − stride tokens of context. `begin` is the window's first input position in
+// the text. stride <= 0 or >= seq_len: the windows themselves, every position scored.
+struct SlidingWindow {
+  Window tokens;  // seq_len + 1 tokens
+  int64_t begin = 0, first_scored = 0;
+};
+std::vector<SlidingWindow> sliding_windows(const std::vector<Window>& windows, int64_t seq_len, int64_t stride);
 std::vector<Batch> batches_from_windows(const std::vector<Window>& windows, int64_t batch_size, int64_t seq_len,
                                         int64_t max_batches);
 
@@ -127,6 +139,10 @@ struct MlmBatch {
 };
 
 MlmBatch mask_tokens(const Tensor& tokens, const MlmConfig& cfg, uint64_t seed);
+// The same for rows [rows, T] that are rows first_row, first_row + row_step, ... of a larger
+// batch: each token's draws are those it gets in the larger batch (a rank's share of a global
+// batch masks as one process masking the whole batch would). mask_tokens is (0, 1).
+MlmBatch mask_rows(const Tensor& tokens, const MlmConfig& cfg, uint64_t seed, int64_t first_row, int64_t row_step);
 
 // ---- a streaming reader of text corpora ----------------------------------------------------
 // Files (globs) are read document by document — a .txt file's documents are separated by
