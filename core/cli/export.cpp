@@ -57,9 +57,8 @@ std::string model_file(const std::string& given, const std::string& node) {
   std::sort(models.begin(), models.end());
   SCION_CHECK(!models.empty(), "export: no model checkpoint in '", folder.string(), "'",
               node.empty() ? "" : " for node '" + node + "'",
-              hf::is_model_directory(folder.string())
-                  ? " (it is a Hugging Face model directory already; load it with load = \"" + folder.string() + "\")"
-                  : " (give a model .safetensors written by scion, a checkpoint folder step_<N>, or a run folder)");
+              " (give a model .safetensors written by scion, a checkpoint folder step_<N>, a run folder, or a "
+              "Hugging Face model directory)");
   if (models.size() > 1) {
     std::string list;
     for (const auto& m : models) list += "\n  " + m;

@@ -31,6 +31,14 @@ Tensor find(TransformerModel& m, const std::string& name) {
   throw Error("cofi: the model has no parameter '" + name + "'");
 }
 
+// The bias of a projection, undefined when it has none (Llama's o_proj and down_proj).
+Tensor bias_of(TransformerModel& m, const std::string& weight) {
+  const std::string name = weight.substr(0, weight.size() - std::string("weight").size()) + "bias";
+  for (const auto& [n, t] : m.module().named_parameters())
+    if (n == name) return t;
+  return Tensor();
+}
+
 // t[.., u, ..] *= scale[u / group] along `axis` of a 1-D or 2-D tensor, in place.
 void scale_along(Tensor t, int axis, const std::vector<float>& scale, int64_t group) {
   std::vector<float> v = t.detach().contiguous().to_vector();
@@ -44,9 +52,7 @@ void scale_along(Tensor t, int axis, const std::vector<float>& scale, int64_t gr
 void fold(TransformerModel& m, const std::string& weight, int axis, const std::vector<float>& scale, int64_t group,
           float sublayer) {
   scale_along(find(m, weight), axis, scale, group);
-  const std::string bias_name = weight.substr(0, weight.size() - std::string("weight").size()) + "bias";
-  Tensor b = find(m, bias_name);
-  scale_along(b, 0, std::vector<float>(size_t(b.numel()), sublayer), 1);
+  if (Tensor b = bias_of(m, weight); b.defined()) scale_along(b, 0, std::vector<float>(size_t(b.numel()), sublayer), 1);
 }
 
 // CoFi's hidden gate z: the model multiplies the embeddings, the sublayer outputs and every
@@ -86,12 +92,21 @@ std::vector<int64_t> settle(TransformerModel& m, int64_t layer, Unit unit, GateK
     scale[size_t(i)] = u[size_t(i)] * s;
     if (u[size_t(i)] != 0.f) keep.push_back(i);
   }
-  if (keep.empty()) {
-    keep.push_back(0);  // a dead unit: zero output weights, the bias stays
-    ++r.bias_only;
-  }
   int axis = 0;
   const std::string proj = out_projection(m, layer, unit, axis);
+  if (keep.empty()) {
+    // Every unit closed, the sublayer open: it adds its output bias alone. Without a bias it
+    // adds nothing and goes; with one a dead unit (zero output weights) keeps the bias — a
+    // whole key/value group of dead heads where the layer groups them.
+    if (!bias_of(m, proj).defined()) {
+      ++removed;
+      return {};
+    }
+    const Architecture a = m.architecture();
+    const int64_t dead = unit == Unit::head ? a.heads[size_t(layer)] / a.kv_heads_at(layer) : 1;
+    for (int64_t i = 0; i < dead; ++i) keep.push_back(i);
+    ++r.bias_only;
+  }
   fold(m, proj, axis, scale, group, s);
   return keep;
 }
