@@ -320,17 +320,20 @@ void check_generates(const std::string& ckpt, Model& model, const std::string& t
 
 int cmd_generate(int argc, char** argv) {
   Common c;
-  std::string ckpt, prompt, tok = "tokenizer.gpt2", vocab, merges, model_plugin;  // empty: the plugin's default
+  std::string ckpt, prompt, tok, vocab, merges, model_plugin;  // empty: the plugin's default
   SampleOptions o;
   o.temperature = 0.8;
   o.top_k = 40;
   po::options_description d("scion generate options");
-  d.add_options()("checkpoint", po::value(&ckpt)->required(), "model .safetensors written by scion")(
+  d.add_options()("checkpoint", po::value(&ckpt)->required(),
+                  "model .safetensors written by scion, or a Hugging Face model directory")(
       "prompt", po::value(&prompt)->required(), "text to continue")("max-tokens", po::value(&o.max_tokens),
                                                                      "tokens to generate (64)")(
       "temperature", po::value(&o.temperature), "sampling temperature (0.8; 0 = greedy)")(
       "top-k", po::value(&o.top_k), "sample among the k most likely tokens (40; 0 = all)")(
-      "seed", po::value(&o.seed), "sampling seed")("tokenizer", po::value(&tok), "tokenizer plugin (tokenizer.gpt2)")(
+      "seed", po::value(&o.seed), "sampling seed")(
+      "tokenizer", po::value(&tok),
+      "tokenizer plugin (tokenizer.gpt2; tokenizer.hf with the tokenizer.json of a Hugging Face directory)")(
       "vocab", po::value(&vocab), "tokenizer vocabulary file (tokenizer.hf: its tokenizer.json; default: the tokenizer plugin's)")(
       "merges", po::value(&merges), "BPE merges file (default: the tokenizer plugin's)")(
       "model-plugin", po::value(&model_plugin), "model plugin when the checkpoint does not say");
@@ -340,6 +343,11 @@ int cmd_generate(int argc, char** argv) {
   auto model = model_from_checkpoint(reg, ckpt, model_plugin);
   const Json cfg = model->config();
   if (cfg.contains("context")) o.context = json_int(cfg.at("context"));
+  // A Hugging Face directory brings its tokenizer: tokenizer.hf on its tokenizer.json.
+  const std::string dir_tokenizer = ckpt + "/tokenizer.json";
+  if (tok.empty() && vocab.empty() && hf::is_model_directory(ckpt) && fs::is_regular_file(dir_tokenizer))
+    tok = "tokenizer.hf", vocab = dir_tokenizer;
+  if (tok.empty()) tok = "tokenizer.gpt2";
   auto tk = make_tokenizer(reg, tok, vocab, merges);
   check_generates(ckpt, *model, tok, *tk);
   o.stop_id = tk->eot_id();

@@ -152,3 +152,21 @@ TEST(HuggingFace, ADirectoryWhoseTensorsDisagreeWithItsConfigIsRefusedNamingTheT
   }
   fs::remove_all(d);
 }
+
+// `scion generate --checkpoint <dir>` takes the directory's tokenizer.json (tokenizer.hf) when
+// no tokenizer is named, and says so when it does not fit the model.
+TEST(HuggingFace, GenerateUsesTheDirectorysTokenizer) {
+  const fs::path mistral = fs::path(SCION_SOURCE_DIR) / "data/hf/mistral/tokenizer.json";
+  if (!fs::exists(mistral)) GTEST_SKIP() << "data/hf/mistral/tokenizer.json not fetched (scripts/fetch-hf-tokenizers.sh)";
+  const fs::path d = fresh_dir("generate");
+  lm::DecoderConfig c = tiny::llama_cfg();
+  c.qkv_bias = false;
+  lm::DecoderModel m(c);  // 37 ids: Mistral's 32000 do not fit
+  hf::WriteOptions o;
+  o.extra_files = {mistral.string()};
+  hf::write((d / "dir").string(), lm::hf_config_for("model.llama", lm::config_to_json(c)), m.named_parameters(), o);
+  const Result r = sh("generate --checkpoint " + (d / "dir").string() + " --prompt hello --max-tokens 2");
+  EXPECT_NE(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("tokenizer tokenizer.hf has 32000 ids"), std::string::npos) << r.out;
+  fs::remove_all(d);
+}
