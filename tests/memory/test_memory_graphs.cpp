@@ -68,6 +68,21 @@ TEST_F(MemoryGraphs, MaxTokensIsExactAndSlidingWindowsRun) {
   }
 }
 
+// kNN-LM's similarity: q·k / knn_temp by default (TRIME's --interp-temp, no √d); knn_sqrt_d
+// divides by √d first, so it equals the default at knn_temp · √d (trime_gpt's width: d = 128).
+TEST_F(MemoryGraphs, KnnTemperatureIsTrimesInterpTempAndKnnSqrtDConvertsIt) {
+  auto ppl = [&](const std::string& extra) {
+    Result r = eval(ckpt("17"), "--set nodes.knn.lambda=0.5 --set nodes.knn.memory='\"none\"' " + extra);
+    EXPECT_EQ(r.rc, 0) << r.out;
+    return json_number(json_parse(r.out.substr(r.out.find('{'))).at("knn").at("news/ppl"));
+  };
+  const double scaled = ppl("--set nodes.knn.knn_sqrt_d=true --set nodes.knn.knn_temp=1.0");
+  const double converted = ppl("--set nodes.knn.knn_sqrt_d=false --set nodes.knn.knn_temp=" + std::to_string(std::sqrt(128.0)));
+  const double plain = ppl("--set nodes.knn.knn_sqrt_d=false --set nodes.knn.knn_temp=1.0");
+  EXPECT_NEAR(converted, scaled, 1e-6 * scaled);
+  EXPECT_GT(std::fabs(plain - scaled), 1e-3 * scaled) << "the √d changes the neighbours' distribution";
+}
+
 TEST_F(MemoryGraphs, RefusesLambdaOutsideZeroOne) {
   Result r = sh("validate graphs/knnlm_gpt.toml --set nodes.knn.lambda=1.5");
   EXPECT_NE(r.rc, 0);
