@@ -41,11 +41,13 @@ TEST(Graphs, EveryShippedGraphValidates) {
         safetensors::save((d / "t.safetensors").string(), {{"transformer.wte.weight", Tensor::zeros({2, 2})}}, config);
         args += " --set nodes.teacher.load=" + (d / "t.safetensors").string();
       }
-      // CoFi prunes a model trained by gpt_pretrain / bert_pretrain.
-      if (f.path().stem() == "cofi_gpt" || f.path().stem() == "cofi_bert") {
+      // CoFi prunes a model trained by gpt_pretrain / bert_pretrain / llama_pretrain.
+      if (f.path().stem() == "cofi_gpt" || f.path().stem() == "cofi_bert" || f.path().stem() == "cofi_llama") {
         const fs::path d = temp("cofiv");
-        safetensors::save((d / "t.safetensors").string(), {{"transformer.wte.weight", Tensor::zeros({2, 2})}});
-        const std::string student = f.path().stem() == "cofi_gpt" ? "student" : "bert";
+        safetensors::Metadata config;
+        if (f.path().stem() == "cofi_llama") config[checkpoint::kConfigKey] = "{\"vocab\": 50257, \"context\": 128}";
+        safetensors::save((d / "t.safetensors").string(), {{"transformer.wte.weight", Tensor::zeros({2, 2})}}, config);
+        const std::string student = f.path().stem() == "cofi_bert" ? "bert" : "student";
         args += " --set nodes.teacher.load=" + (d / "t.safetensors").string() + " --set nodes." + student +
                 ".load=" + (d / "t.safetensors").string();
       }

@@ -228,6 +228,24 @@ TEST(CofiRuns, TheShippedGraphsPruneFinetuneAndTheirModelEvaluatesAndGenerates) 
   EXPECT_NE(r.out.find("\"ppl\":"), std::string::npos) << r.out;
   r = sh("generate --checkpoint " + pruned + " --prompt \"The\" --max-tokens 4 --seed 1");
   ASSERT_EQ(r.rc, 0) << r.out;
+  // Llama: key/value groups, SwiGLU units, hidden dimensions through RMSNorm.
+  {
+    lm::DecoderConfig c = lm::DecoderConfig::of_family("llama");
+    c.vocab = 50257, c.context = 128, c.layers = 2, c.width = 16, c.heads = 4, c.kv_heads = 2, c.ffn = 32, c.seed = 4;
+    lm::DecoderNode n(c);
+    const std::string llama = (dir / "llama.safetensors").string();
+    safetensors::save(llama, n.module().state_dict(), {{checkpoint::kConfigKey, json_dump(n.config())}});
+    r = sh("run graphs/cofi_llama.toml --out " + (dir / "llama").string() + " --set nodes.teacher.load=" + llama +
+           " --set nodes.student.load=" + llama + " --set nodes.ppl.seq_len=16" + kShort);
+    ASSERT_EQ(r.rc, 0) << r.out;
+    EXPECT_NE(r.out.find("op op.cofi_prune applied to student"), std::string::npos) << r.out;
+    frozen(llama, dir / "llama" / "checkpoints" / "step_6" / "student.safetensors", {"model.embed_tokens.weight"},
+           "model.layers.0.mlp.gate_proj.weight");
+    const std::string pruned_llama = (dir / "llama" / "student.safetensors").string();
+    r = sh("eval graphs/llama_pretrain.toml --checkpoint " + pruned_llama + " --set nodes.student.load=" + pruned_llama +
+           " --set nodes.ppl.max_batches=1 --set nodes.ppl.seq_len=16");
+    ASSERT_EQ(r.rc, 0) << r.out;
+  }
   // BERT.
   const std::string bert = stand_in<lm::BertNode, lm::BertConfig>(dir, 30522, "bert.safetensors");
   r = sh("run graphs/cofi_bert.toml --out " + (dir / "bert").string() + " --set nodes.teacher.load=" + bert +
