@@ -325,7 +325,9 @@ TEST(CofiPrune, LlamaPrunesWholeKeyValueGroupsAndTheMaskedModelEqualsThePrunedOn
   prune::CofiMasks masks(a, init);
   uint64_t k = 0;
   for (auto& [name, t] : masks.log_alphas()) {
-    if (name.rfind("head.", 0) == 0) EXPECT_EQ(t.numel(), 2) << name << ": one mask per key/value group";
+    if (name.rfind("head.", 0) == 0) {
+      EXPECT_EQ(t.numel(), 2) << name << ": one mask per key/value group";
+    }
     std::vector<float> v(size_t(t.numel()));
     for (size_t i = 0; i < v.size(); ++i) v[i] = random_uniform(7, k++) < 0.3f ? -60.f : 60.f;
     if (name.rfind("head.", 0) == 0) v = {60.f, 60.f};
