@@ -52,9 +52,8 @@ DecoderModel::DecoderModel(const DecoderConfig& c) : cfg_(c) {
   for (int64_t i = 0; i < c.layers; ++i)
     blocks.push_back(register_module(n.block_prefix + std::to_string(i),
                                      std::make_shared<nn::TransformerBlock>(cfg_.block(i))));
-  ln_f = register_module(n.final_norm, std::make_shared<nn::Norm>(c.width, float(c.norm_eps), blocks.empty()
-                                                                                            ? nn::BlockConfig::of_family(c.family).norm
-                                                                                            : blocks[0]->cfg.norm));
+  ln_f = register_module(n.final_norm,
+                         std::make_shared<nn::Norm>(c.width, float(c.norm_eps), nn::BlockConfig::of_family(c.family).norm));
   if (!c.tied)
     lm_head = register_module(n.head, std::make_shared<nn::Linear>(c.width, c.vocab, false, false,
                                                                    nn::InitConfig{derive_seed(c.seed, 3), 0.02f}));

@@ -22,9 +22,10 @@ const char* plugin_of(const BertConfig&) { return "model.bert"; }
 template <class C>
 Json checkpoint_config(const std::string& path, const C& node_config) {
   if (hf::is_model_directory(path)) {
-    const HfImported imported = scion_config_from_hf(hf::read_config(path), path + "/" + hf::kConfigFile);
+    const Json config = hf::read_config(path);
+    const HfImported imported = scion_config_from_hf(config, path + "/" + hf::kConfigFile);
     SCION_CHECK(imported.plugin == plugin_of(node_config), "'", path, "' holds a ", imported.plugin, " model (",
-                hf::read_config(path).value("architectures", Json::array()).dump(), "), but this node is ",
+                config.value("architectures", Json::array()).dump(), "), but this node is ",
                 plugin_of(node_config), " (hint: plugin = \"", imported.plugin, "\")");
     return imported.config;
   }
