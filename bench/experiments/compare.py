@@ -2,7 +2,8 @@
 """Compares the experiment's variants with the from-scratch student, seed by seed.
 
 usage: compare.py RUNS_DIR...   (each RUNS_DIR, one seed, holds scratch/, scratch-<updates>/
-and the variants ki/, ki300/, grow/, grow2/, msg/; bench/experiments/run.sh writes them)
+and the variants ki/, ki300/, grow/, grow2/, msg/ (bench/experiments/run.sh writes them), or
+those $VARIANTS names (growth_llm.sh's))
 
 The figures are `scion report`'s (`--baseline`, core/report/savings.cpp): this script only
 names the runs and prints the table (and writes the page, runs/exp-savings.html, or
@@ -25,9 +26,12 @@ import os
 import subprocess
 import sys
 
-VARIANTS = ["ki", "ki300", "grow", "grow2", "msg"]
+# The variants compared ($VARIANTS, space-separated, to compare others: growth_llm.sh's).
+VARIANTS = os.environ.get("VARIANTS", "ki ki300 grow grow2 msg").split()
 NAMES = {"ki": "KI, α 1→0 over 150 updates", "ki300": "KI, α 1→0 over 300 updates", "grow": "bert2BERT AKI growth",
-         "grow2": "bert2BERT AKI + two-stage sub-models", "msg": "MSG masked growth"}
+         "grow2": "bert2BERT AKI + two-stage sub-models", "msg": "MSG masked growth",
+         "gstack-50": "G_stack ×4, grown after 50 updates", "gstack-150": "G_stack ×4, grown after 150 updates",
+         "gstack-400": "G_stack ×4, grown after 400 updates", "hyperclone-300": "HyperCloning ×2, grown after 300 updates"}
 
 dirs = sys.argv[1:]
 if not dirs:

@@ -201,6 +201,7 @@ int cmd_validate(int argc, char** argv) {
                 for (const auto& s : g.stages) n += s.steps;
                 return n;
               }());
+  for (const auto& n : g.notes) std::printf("%s\n", format_diagnostic(n, "note").c_str());
   return 0;
 }
 
@@ -239,7 +240,10 @@ int cmd_run(int argc, char** argv) {
   if (!device.empty()) c.sets.push_back("run.device=\"" + device + "\"");
   if (!comm.empty()) c.sets.push_back("run.comm=\"" + comm + "\"");
   GraphSpec g = load_graph_file(graph, c.sets, reg);  // every problem before any work
+  const std::vector<Diagnostic> notes = g.notes;
   Executor ex(std::move(g), reg, o);
+  if (ex.rank() == 0)
+    for (const auto& n : notes) std::fprintf(stderr, "%s\n", format_diagnostic(n, "note").c_str());
   try {
     ex.run();
   } catch (const Interrupted&) {

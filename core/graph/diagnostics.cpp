@@ -10,11 +10,7 @@ namespace {
 std::string format(const std::vector<Diagnostic>& d) {
   std::ostringstream os;
   os << d.size() << " problem" << (d.size() == 1 ? "" : "s") << " in the graph:";
-  for (const auto& x : d) {
-    if (x.pos.line > 0) os << "\n" << x.pos.file << ":" << x.pos.line << ":" << x.pos.column << ": error: " << x.message;
-    else os << "\n" << x.pos.file << ": error: " << x.message;
-    if (!x.hint.empty()) os << "\n    hint: " << x.hint;
-  }
+  for (const auto& x : d) os << "\n" << format_diagnostic(x, "error");
   return os.str();
 }
 
@@ -31,6 +27,14 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 }
 
 }  // namespace
+
+std::string format_diagnostic(const Diagnostic& x, const char* kind) {
+  std::ostringstream os;
+  if (x.pos.line > 0) os << x.pos.file << ":" << x.pos.line << ":" << x.pos.column << ": " << kind << ": " << x.message;
+  else os << x.pos.file << ": " << kind << ": " << x.message;
+  if (!x.hint.empty()) os << "\n    hint: " << x.hint;
+  return os.str();
+}
 
 GraphError::GraphError(std::vector<Diagnostic> d) : Error(format(d)), diags_(std::move(d)) {}
 

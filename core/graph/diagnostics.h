@@ -19,6 +19,10 @@ struct Diagnostic {
   std::string hint;
 };
 
+// "file:line:column: <kind>: message" (and the hint on its own line): how errors and notes
+// are printed.
+std::string format_diagnostic(const Diagnostic& d, const char* kind);
+
 // Every problem found, in the order found; what() lists them, one located error each.
 class GraphError : public Error {
  public:

@@ -62,6 +62,10 @@ struct StageSpec {
   double lr = 3e-4, min_lr = 0.0, clip = 1.0;
   int64_t warmup = 0;
   std::string decay = "cosine";                // constant | linear | cosine
+  // The schedule the stage reads (schedule = "continue" joins it to the stage before): its
+  // position is schedule_offset + the stage's step, over schedule_steps (= steps when alone).
+  bool continue_schedule = false;
+  int64_t schedule_offset = 0, schedule_steps = 0;
   int64_t eval_every = 0;
   std::vector<std::string> evaluators;
   int64_t checkpoint_every = 0;
@@ -78,6 +82,7 @@ struct GraphSpec {
   std::vector<NodeSpec> nodes;  // in dependency order (inputs and references first)
   std::vector<StageSpec> stages;
   std::string resolved_toml;    // the graph with every default filled in
+  std::vector<Diagnostic> notes;  // what the plugins' checks computed for the user (validate prints them)
   const NodeSpec* node(const std::string& name) const;
 };
 

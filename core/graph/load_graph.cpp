@@ -34,6 +34,7 @@ GraphSpec load_graph(const std::string& file, const std::string& text, const std
   if (!v.ok()) throw GraphError(v.diagnostics());
 
   for (const auto& n : order) g.nodes.push_back(nodes.specs.at(n));
+  g.notes = v.notes();
   std::ostringstream os;
   os << "# resolved by scion: every default filled in\n" << root << "\n";
   g.resolved_toml = os.str();

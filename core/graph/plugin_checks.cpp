@@ -22,8 +22,9 @@ GraphView graph_view(const NodeTable& nodes, const std::vector<std::string>& ord
     view.nodes.push_back({n.name, n.plugin, n.info->entry.kind, Params(params, n.name), std::move(inputs)});
   }
   for (const StageSpec& s : g.stages) {
-    GraphStageView sv{s.name, s.steps, s.eval_every, s.train, {}, s.evaluators, s.data};
+    GraphStageView sv{s.name, s.steps, s.eval_every, s.train, {}, s.evaluators, s.data, {}};
     for (const auto& [l, w] : s.losses) sv.losses.push_back(l);
+    for (const OpSpec& op : s.ops) sv.ops.emplace_back(op.plugin, op.target);
     view.stages.push_back(std::move(sv));
   }
   // A tokenizer node's tokenizer, made by the node factory as the run will make it; once per
@@ -55,22 +56,46 @@ void run_plugin_checks(const toml::table& root, const NodeTable& nodes, const st
     const SourcePos p = at ? v.pos(*at) : fallback;
     return p.line > 0 || p.file != v.file() ? p : fallback;
   };
-  for (const GraphNodeView& self : view.nodes) {
-    const NodeSpec& n = nodes.specs.at(self.name);
-    if (!n.info->entry.check) continue;
+  auto run_check = [&](const PluginEntry& entry, const GraphNodeView& self) {
     std::vector<GraphProblem> problems;
     try {
-      problems = n.info->entry.check(view, self);
+      problems = entry.check(view, self);
     } catch (const std::exception& e) {
       problems.push_back({"", std::string("the plugin's graph check failed: ") + e.what(), "a bug of the plugin"});
     }
-    for (const GraphProblem& p : problems) {
+    return problems;
+  };
+  auto report = [&](const GraphProblem& p, const SourcePos& at, const std::string& who) {
+    if (p.note) v.note(at, who + ": " + p.message, p.hint);
+    else v.error(at, who + ": " + p.message, p.hint);
+  };
+  for (const GraphNodeView& self : view.nodes) {
+    const NodeSpec& n = nodes.specs.at(self.name);
+    if (!n.info->entry.check) continue;
+    for (const GraphProblem& p : run_check(n.info->entry, self)) {
       SourcePos at = n.pos;
       if (p.stage >= 0 && stages && size_t(p.stage) < stages->size())
         at = locate(stages->get(size_t(p.stage)), p.at, v.pos(*stages->get(size_t(p.stage))));
       else if (!p.at.empty())
         at = locate(nodes.table->get(n.name), p.at, n.pos);
-      v.error(at, "node '" + n.name + "' (" + n.plugin + "): " + p.message, p.hint);
+      report(p, at, "node '" + n.name + "' (" + n.plugin + ")");
+    }
+  }
+  // Each use of an op in a stage, as a node named "<stage>.ops.<i>" whose input is its target;
+  // its problems are located inside the op's table.
+  for (size_t si = 0; si < g.stages.size(); ++si) {
+    const StageSpec& s = g.stages[si];
+    for (size_t oi = 0; oi < s.ops.size(); ++oi) {
+      const OpSpec& op = s.ops[oi];
+      if (!op.info->entry.check) continue;
+      const GraphNodeView self{s.name + ".ops." + std::to_string(oi), op.plugin, PluginKind::op,
+                               Params(op.params, op.plugin), {{"target", op.target}}};
+      const toml::node* stage = stages ? stages->get(si) : nullptr;
+      for (const GraphProblem& p : run_check(op.info->entry, self)) {
+        const std::string path = "ops." + std::to_string(oi) + (p.at.empty() ? "" : "." + p.at);
+        const SourcePos at = stage ? locate(stage, path, v.pos(*stage)) : s.pos;
+        report(p, at, "op '" + op.plugin + "' of stage '" + s.name + "'");
+      }
     }
   }
 }

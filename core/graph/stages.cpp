@@ -28,7 +28,12 @@ std::vector<ParamSpec> schedule_schema() {
           int_param("warmup", 0, "linear warmup steps").at_least(0),
           str_param("decay", "cosine", "learning-rate decay after warmup").one_of({"constant", "linear", "cosine"}),
           num_param("min_lr", 0.0, "learning rate at the end of the decay").at_least(0),
-          num_param("clip", 1.0, "global gradient-norm clip (0 = off)").at_least(0)};
+          num_param("clip", 1.0, "global gradient-norm clip (0 = off)").at_least(0),
+          str_param("schedule", "stage",
+                    "stage: warmup and decay over this stage's steps; continue: this stage goes on with the previous "
+                    "stage's schedule (one warmup and decay over the steps of both, and of every stage before that "
+                    "continued too)")
+              .one_of({"stage", "continue"})};
 }
 
 std::string kinds_text(const std::vector<PluginKind>& kinds) {
@@ -172,6 +177,7 @@ class StageCheck {
     if (auto x = get("decay"); x && x->is_string()) s_.decay = json_string(*x);
     if (auto x = get("min_lr"); x && x->is_number()) s_.min_lr = json_number(*x);
     if (auto x = get("clip"); x && x->is_number()) s_.clip = json_number(*x);
+    if (auto x = get("schedule"); x && x->is_string()) s_.continue_schedule = json_string(*x) == "continue";
     s_.optimizer_params = params;
   }
 
@@ -308,6 +314,24 @@ std::vector<StageSpec> check_stages(toml::table& root, const NodeTable& nodes, V
     toml::node& e = *a->get(i);
     if (auto t = e.as_table()) stages.push_back(check_stage(*t, int(i), nodes, v));
     else v.error(v.pos(e), "stage " + std::to_string(i) + " must be a table");
+  }
+  // Stages joined by schedule = "continue" share one schedule: each reads it at its offset
+  // into the chain, over the chain's total steps.
+  for (size_t i = 0; i < stages.size(); ++i) {
+    StageSpec& s = stages[i];
+    if (s.continue_schedule && i == 0 && a->get(0)->as_table())
+      v.error(v.pos(*a->get(0)->as_table()), "stage 0 has schedule = \"continue\" but no stage before it",
+              "remove schedule = \"continue\" from the first stage");
+    s.schedule_offset = s.continue_schedule && i > 0 ? stages[i - 1].schedule_offset + stages[i - 1].steps : 0;
+  }
+  for (size_t end = stages.size(); end-- > 0;) {
+    size_t begin = end;
+    while (begin > 0 && stages[begin].continue_schedule) --begin;
+    int64_t total = 0;
+    for (size_t i = begin; i <= end; ++i) total += stages[i].steps;
+    for (size_t i = begin; i <= end; ++i) stages[i].schedule_steps = total;
+    end = begin;
+    if (end == 0) break;
   }
   return stages;
 }

@@ -35,6 +35,9 @@ class Validator {
   void mark_override_key(const std::string& key, const std::string& source) { override_keys_[key] = source; }
 
   void error(SourcePos p, std::string msg, std::string hint = "");
+  // What a plugin's check computed for the user (GraphProblem::note): kept in the GraphSpec.
+  void note(SourcePos p, std::string msg, std::string hint = "") { notes_.push_back({std::move(p), std::move(msg), std::move(hint)}); }
+  const std::vector<Diagnostic>& notes() const { return notes_; }
   void unknown_key(const toml::key& k, const std::string& where, const std::vector<std::string>& allowed);
 
   // Checks a table of parameters against a schema; returns the validated values (defaults
@@ -58,7 +61,7 @@ class Validator {
   std::string file_;
   const PluginRegistry& reg_;
   std::vector<PathBase> bases_;  // where a relative file path is looked for (runtime/paths.h)
-  std::vector<Diagnostic> diags_;
+  std::vector<Diagnostic> diags_, notes_;
   std::map<const toml::node*, std::string> from_override_;  // value -> "--set path=value"
   std::map<std::string, std::string> override_keys_;        // key an override added -> "--set path=value"
 };

@@ -1,6 +1,7 @@
 // Width and depth growth through model surgery (scion/growth.h).
 #include "scion/growth.h"
 
+#include <cmath>
 #include <map>
 #include <regex>
 
@@ -107,6 +108,39 @@ void add_zero_sum_noise(Tensor& w, const Rule& rule, const Maps& m, float noise,
   }
 }
 
+// HyperCloning's noise: along each divided axis, the copies of a unit in order (the tiles),
+// taken in pairs: the first of a pair gets +n, the second -n (an odd last copy none), with n
+// Gaussian of variance mean(w²) / 10^(snr_db / 10). Each pair's sum, and so what the next
+// layer receives from the copies' equal activations, is unchanged.
+void add_pairwise_noise(Tensor& w, const Rule& rule, const Maps& m, double snr_db, uint64_t seed) {
+  if (w.dim() != 2) return;
+  const int64_t r1 = w.size(0), c1 = w.size(1);
+  float* d = w.data<float>();
+  double power = 0;
+  for (int64_t i = 0; i < r1 * c1; ++i) power += double(d[i]) * d[i] / double(r1 * c1);
+  const double sigma = std::sqrt(power / std::pow(10.0, snr_db / 10.0));
+  for (int ax = 0; ax < 2; ++ax) {
+    if (!rule.axis[ax].reads) continue;
+    const int64_t n_div = ax == 0 ? r1 : c1, n_other = ax == 0 ? c1 : r1;
+    std::map<int64_t, std::vector<int64_t>> copies_of;  // old unit -> its copies, in order
+    for (int64_t k = 0; k < n_div; ++k) {
+      int64_t src, copies;
+      bool fresh;
+      source_of(m, rule.axis[ax].unit, rule.layer, k, src, copies, fresh);
+      if (copies > 1) copies_of[src].push_back(k);
+    }
+    for (const auto& [s, ks] : copies_of)
+      for (size_t q = 0; q + 1 < ks.size(); q += 2)
+        for (int64_t o = 0; o < n_other; ++o) {
+          const double n = sigma * random_normal(derive_seed(seed, uint64_t(ax)), uint64_t(ks[q] * n_other + o));
+          float& first = ax == 0 ? d[ks[q] * c1 + o] : d[o * c1 + ks[q]];
+          float& second = ax == 0 ? d[ks[q + 1] * c1 + o] : d[o * c1 + ks[q + 1]];
+          first += float(n);
+          second -= float(n);
+        }
+  }
+}
+
 // Expands a 1-D or 2-D tensor. `upper` (AKI) supplies the new out-units when defined.
 Tensor expand(const Tensor& w_in, const Rule& rule, const Maps& m, const Tensor& upper_in, float noise, uint64_t seed) {
   Tensor w = w_in.detach().contiguous();
@@ -147,10 +181,12 @@ Maps build_maps(int64_t old_width, int64_t old_heads, int64_t old_kv_heads, int6
   SCION_CHECK(o.width % D == 0, who, ": new width ", o.width, " is not a multiple of the head size ", D,
               " (heads grow at a fixed head size)");
   new_heads = o.width / D;
-  SCION_CHECK(new_heads % group == 0, who, ": new width ", o.width, " gives ", new_heads, " heads, which cannot be ",
+  // HyperCloning keeps a multi-query model's one key/value head: only its query heads grow.
+  const bool single_kv = o.keep_single_kv_head && old_kv_heads == 1 && old_heads > 1;
+  SCION_CHECK(single_kv || new_heads % group == 0, who, ": new width ", o.width, " gives ", new_heads, " heads, which cannot be ",
               "grouped by ", group, " around key/value heads (a key/value head grows with its ", group,
               " query heads: choose a width that is a multiple of ", group * D, ")");
-  new_kv_heads = new_heads / group;
+  new_kv_heads = single_kv ? 1 : new_heads / group;
   new_ffn = o.ffn > 0 ? o.ffn : old_ffn * o.width / old_width;  // 0: keep the FFN/width ratio
   SCION_CHECK(new_ffn >= old_ffn, who, ": new FFN width ", new_ffn, " is smaller than the old ", old_ffn);
   Maps m;
@@ -159,7 +195,8 @@ Maps build_maps(int64_t old_width, int64_t old_heads, int64_t old_kv_heads, int6
   for (int64_t l = 0; l < layers; ++l) {  // head and FFN maps are sampled per layer
     // Groups of one (multi-head attention) make the head map itself.
     m.kv_heads.push_back(make_map(old_kv_heads, new_kv_heads, o.uniform, derive_seed(o.seed, 1000 + uint64_t(l))));
-    m.heads.push_back(query_heads_of(m.kv_heads.back(), group));
+    m.heads.push_back(single_kv ? make_map(old_heads, new_heads, o.uniform, derive_seed(o.seed, 1500 + uint64_t(l)))
+                                : query_heads_of(m.kv_heads.back(), group));
     m.ffn.push_back(make_map(old_ffn, new_ffn, o.uniform, derive_seed(o.seed, 2000 + uint64_t(l))));
   }
   return m;
@@ -212,7 +249,10 @@ void widen(TransformerModel& m, const WidthOptions& o, const char* who) {
   for (const auto& [name, t] : sd) {
     const Rule r = m.layout(name);
     Tensor upper = o.method == Method::aki ? upper_of(m, by_name, name, r.layer, a.layers()) : Tensor();
-    out.emplace_back(name, expand(t, r, maps, upper, o.noise, derive_seed(o.seed, 5000 + k++)));
+    Tensor grown = expand(t, r, maps, upper, o.noise, derive_seed(o.seed, 5000 + k));
+    if (o.snr_db > 0 && name != head) add_pairwise_noise(grown, r, maps, o.snr_db, derive_seed(o.seed, 9000 + k));
+    ++k;
+    out.emplace_back(name, std::move(grown));
   }
   m.rebuild(na, out);
 }
@@ -226,6 +266,19 @@ std::vector<int64_t> stacking_order(int64_t L) {
   for (int rep = 0; rep < 2; ++rep)
     for (int64_t l = 0; l < L; ++l) o.push_back(l);
   return o;
+}
+
+std::vector<int64_t> gstack_order(int64_t L, int64_t factor) {
+  SCION_CHECK(L > 0 && factor >= 1, "grow.gstack: cannot stack ", L, " layers ", factor, " times");
+  std::vector<int64_t> o;
+  for (int64_t rep = 0; rep < factor; ++rep)
+    for (int64_t l = 0; l < L; ++l) o.push_back(l);
+  return o;
+}
+
+double gstack_growth_tokens(double params, double flops) {
+  SCION_CHECK(params > 1 && flops > 10, "gstack_growth_tokens: needs N > 1 and C > 10, got ", params, " and ", flops);
+  return std::pow(10.0, 0.88 * std::log10(params) + 163.27 / std::log10(flops) - 5.74);
 }
 
 std::vector<int64_t> bert2bert_depth_order(int64_t from, int64_t to) {

@@ -452,7 +452,8 @@ void Executor::step_optimizer(const StagePlan& plan, const std::vector<const Sta
     const double group_lr = !group.lr_schedule ? group.lr
                             : group.lr == s.lr ? lr
                             : s.lr > 0       ? group.lr * (lr / s.lr)
-                                             : group.lr * learning_rate(ctx.stage_step, s.steps, 1.0, s.warmup, s.decay, 0.0);
+                                             : group.lr * learning_rate(s.schedule_offset + ctx.stage_step, s.schedule_steps,
+                                                                        1.0, s.warmup, s.decay, 0.0);
     group.opt->step(mine, group_lr, ctx);
   }
   if (plan.zero) plan.zero->share_parameters();  // every parameter from its owner
@@ -485,7 +486,7 @@ Executor::StepResult Executor::train_step(const StagePlan& plan, StepGraph& grap
       const double per_token = std::dynamic_pointer_cast<Model>(node(m))->flops_per_token(graph.seq_len.at(m));
       r.flops += double(plan.tokens_per_step) * (plan.trained.count(m) ? per_token : per_token / 3.0);
     }
-  r.lr = learning_rate(ctx.stage_step, s.steps, s.lr, s.warmup, s.decay, s.min_lr);
+  r.lr = learning_rate(s.schedule_offset + ctx.stage_step, s.schedule_steps, s.lr, s.warmup, s.decay, s.min_lr);
   if (!optimizer_) return r;
   if (!std::isfinite(r.lr)) return not_finite(plan, ctx, r, "the learning rate is " + std::to_string(r.lr));
 

@@ -69,6 +69,7 @@ class Executor : public NodeResolver {
   std::shared_ptr<Plugin> node(const std::string& name) const override;
   const std::string& out_dir() const { return out_dir_; }
   int world() const { return opt_.comm->world(); }
+  int rank() const { return opt_.comm->rank(); }
 
  private:
   struct StepResult {

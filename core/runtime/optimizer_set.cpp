@@ -64,7 +64,7 @@ namespace {
 std::string optimizer_identity(const StageSpec& st) {
   auto own = [](Json j) {
     if (j.is_object())
-      for (const char* k : {"lr", "warmup", "decay", "min_lr", "clip"}) j.erase(k);
+      for (const char* k : {"lr", "warmup", "decay", "min_lr", "clip", "schedule"}) j.erase(k);
     return json_dump(j);
   };
   std::string id = st.optimizer + " " + own(st.optimizer_params);

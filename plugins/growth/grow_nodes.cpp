@@ -1,5 +1,6 @@
 // grow.* op nodes: applied to a transformer model node when a stage starts, through the SDK's
 // model-surgery interface only (any model plugin implementing scion::TransformerModel).
+#include "grow_ops.h"
 #include "masked_growth.h"
 #include "scion/growth.h"
 #include "scion/random.h"
@@ -17,17 +18,6 @@ std::vector<int64_t> parse_ints(const std::vector<std::string>& v, const char* w
     }
   }
   return out;
-}
-
-// A model inside a gate ramp (grow.masked) computes through its gates; growing it would drop
-// them and change its function mid-ramp.
-TransformerModel& growable(Model& target, const StepContext& ctx, const char* who) {
-  TransformerModel& m = surgery::transformer(target, who);
-  const int64_t done = m.gate_ramp_progress(ctx.step);
-  SCION_CHECK(done < 0, who, ": the model is ", done, " update(s) into a grow.masked gate ramp; growing it now would "
-              "drop the gates and change what it computes (hint: apply this op in a stage that starts after the "
-              "ramp ends)");
-  return m;
 }
 
 WidthOptions width_options(const Params& p, Method m) {
@@ -48,24 +38,6 @@ class Wider final : public Op {
     widen(growable(t, ctx, "grow.net2wider"), width_options(p_, Method::fpi), "grow.net2wider");
   }
   Params p_;
-};
-
-// Depth ops move layers: each new layer's optimizer state continues its source layer's (as
-// StackingBERT's --double-optimizer), an identity block's restarts.
-class DepthOp : public Op {
- public:
-  std::string state_source(const std::string& param) const override {
-    return model_ ? surgery::block_source(*model_, param, order_) : param;
-  }
-
- protected:
-  void reorder(TransformerModel& m, std::vector<int64_t> order, uint64_t seed) {
-    order_ = std::move(order);
-    model_ = &m;
-    deepen(m, order_, seed);
-  }
-  std::vector<int64_t> order_;  // set by apply(); empty = the depth did not change
-  const TransformerModel* model_ = nullptr;
 };
 
 class Deeper final : public DepthOp {
@@ -159,17 +131,6 @@ std::vector<ParamSpec> width_params() {
           num_param("noise", 0.0,
                     "std of symmetry-breaking noise on divided copies, zero-sum over each unit's copies (exact where "
                     "fpi with a uniform map is)").at_least(0)};
-}
-
-PluginEntry op_entry(const char* name, const char* desc, std::vector<ParamSpec> params, Factory f) {
-  PluginEntry e;
-  e.name = name;
-  e.kind = PluginKind::op;
-  e.version = "1.0.0";
-  e.description = desc;
-  e.params = std::move(params);
-  e.factory = std::move(f);
-  return e;
 }
 
 PluginEntry wider_entry() {

@@ -583,3 +583,102 @@ TEST(Growth, MaskedLlamaGrowthOfEveryDimensionPreservesWhateverTheNewWeightsAre)
   g.at(5);
   EXPECT_GT(rel_err(g.model->forward(ids), want), 1e-2);
 }
+
+// ---- G_stack and HyperCloning --------------------------------------------------------------
+
+// HyperCloning (widen by an integer factor with the tiled map; scion/growth.h): the grown
+// model computes the source's logits for GPT-2 (LayerNorm, learned positions) and Llama
+// (RMSNorm, rotary, grouped and multi-query key/value heads), tied and untied, at factors 2
+// and 3, with its pairwise noise too.
+TEST(Growth, HyperCloningPreservesLogitsOnBothFamiliesTiedAndUntied) {
+  auto hc = [](int64_t width, int64_t ffn, double snr_db) {
+    growth::WidthOptions o;
+    o.width = width;
+    o.ffn = ffn;
+    o.snr_db = snr_db;
+    o.keep_single_kv_head = true;
+    o.seed = 31;
+    return o;
+  };
+  lm::DecoderConfig gpt_untied = gpt_cfg();
+  gpt_untied.tied = false;
+  lm::DecoderConfig llama_tied = llama_cfg();
+  llama_tied.tied = true;
+  lm::DecoderConfig llama_mqa = llama_cfg();
+  llama_mqa.kv_heads = 1;
+  const std::vector<std::pair<std::string, lm::DecoderConfig>> cases = {
+      {"gpt tied", gpt_cfg()}, {"gpt untied", gpt_untied}, {"llama gqa untied", llama_cfg()},
+      {"llama gqa tied", llama_tied}, {"llama mqa", llama_mqa}};
+  Tensor ids = gpt_ids();
+  for (const auto& [name, c] : cases) {
+    lm::DecoderModel src(c);
+    scramble(src, 120);
+    const int64_t F = src.config().ffn > 0 ? src.config().ffn : 4 * c.width;
+    for (int64_t n : {2, 3})
+      for (double snr : {0.0, 10.0}) {
+        SCOPED_TRACE(name + ", factor " + std::to_string(n) + ", snr_db " + std::to_string(snr));
+        auto big = widen(src, hc(c.width * n, F * n, snr));
+        EXPECT_EQ(big->config().width, c.width * n);
+        EXPECT_EQ(big->config().heads, c.heads * n);
+        EXPECT_EQ(big->config().kv_heads_at(0), c.kv_heads == 1 ? 1 : c.kv_heads_at(0) * n);
+        EXPECT_FALSE(big->config().tied);
+        EXPECT_LT(rel_err(big->forward(ids), src.forward(ids)), 1e-4);
+      }
+  }
+}
+
+// HyperCloning's layout: the embedding's columns tiled unscaled, the head's tiled and divided
+// by the factor, a weight reading cloned units divided; its noise goes to one copy of each
+// pair and comes off the other (the pair's sum is the clean value), never onto the head.
+TEST(Growth, HyperCloningTilesTheEmbeddingDividesTheHeadAndNoisesPairs) {
+  lm::DecoderModel src(llama_cfg());
+  scramble(src, 121);
+  growth::WidthOptions o;
+  o.width = 32, o.ffn = 48, o.keep_single_kv_head = true;
+  auto clean = widen(src, o);
+  o.snr_db = 10;
+  o.seed = 5;
+  auto noisy = widen(src, o);
+  const auto E = src.parameter("model.embed_tokens.weight").to_vector();  // [37, 16]
+  const auto E2 = clean->parameter("model.embed_tokens.weight").to_vector();
+  const auto H = src.parameter("lm_head.weight").to_vector();
+  const auto H2 = clean->parameter("lm_head.weight").to_vector(), H2n = noisy->parameter("lm_head.weight").to_vector();
+  for (int64_t v = 0; v < 37; ++v)
+    for (int64_t j = 0; j < 32; ++j) {
+      EXPECT_EQ(E2[size_t(v * 32 + j)], E[size_t(v * 16 + j % 16)]);
+      EXPECT_FLOAT_EQ(H2[size_t(v * 32 + j)], H[size_t(v * 16 + j % 16)] / 2);
+      EXPECT_EQ(H2n[size_t(v * 32 + j)], H2[size_t(v * 32 + j)]) << "the head is never noised";
+    }
+  const auto D = clean->parameter("model.layers.0.mlp.down_proj.weight").to_vector();  // [32, 48]
+  const auto Dn = noisy->parameter("model.layers.0.mlp.down_proj.weight").to_vector();
+  double moved = 0;
+  for (int64_t r = 0; r < 32; ++r)
+    for (int64_t u = 0; u < 24; ++u) {
+      const size_t a = size_t(r * 48 + u), b = size_t(r * 48 + u + 24);  // unit u and its clone
+      EXPECT_NEAR(Dn[a] + Dn[b], D[a] + D[b], 1e-5);
+      moved = std::max(moved, double(std::fabs(Dn[a] - D[a])));
+    }
+  EXPECT_GT(moved, 1e-3) << "the noise breaks the clones' symmetry";
+}
+
+// G_stack's order is the whole trained sequence g times: new layer k copies layer k mod L.
+TEST(Growth, GStackStacksTheWholeLayerSequenceGTimes) {
+  EXPECT_EQ(growth::gstack_order(3, 4), (std::vector<int64_t>{0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2}));
+  lm::DecoderModel src(llama_cfg());
+  scramble(src, 122);
+  auto big = deepen(src, growth::gstack_order(3, 4));
+  EXPECT_EQ(big->config().layers, 12);
+  for (int64_t k = 0; k < 12; ++k)
+    EXPECT_EQ(big->parameter("model.layers." + std::to_string(k) + ".self_attn.k_proj.weight").to_vector(),
+              src.parameter("model.layers." + std::to_string(k % 3) + ".self_attn.k_proj.weight").to_vector());
+}
+
+// The growth-timing rule reproduces the table of G_stack's README: 7B on 2T tokens grows
+// after 11.1B tokens, 13B after 15.84B, 70B after 42.48B, Llama 3 8B on 15T after 6.58B.
+TEST(Growth, GStackGrowthTimingRuleMatchesItsReadme) {
+  auto d = [](double N, double D) { return growth::gstack_growth_tokens(N, 6 * N * D) / 1e9; };
+  EXPECT_NEAR(d(7e9, 2e12), 11.1, 0.05);
+  EXPECT_NEAR(d(13e9, 2e12), 15.84, 0.05);
+  EXPECT_NEAR(d(70e9, 2e12), 42.48, 0.1);
+  EXPECT_NEAR(d(8e9, 15e12), 6.58, 0.05);
+}

@@ -166,8 +166,7 @@ TEST(Graphs, LlamaMethodGraphsRunShortened) {
   EXPECT_FALSE(metrics(d / "ki").empty());
   r = sh("run graphs/llama_grow.toml --plain --out " + (d / "grow").string() + tiny +
          " --set stages.0.steps=4 --set stages.1.steps=4 --set stages.0.eval.every=4 --set stages.1.eval.every=4"
-         " --set stages.1.checkpoint.every=4 --set nodes.student.width=32 --set nodes.student.ffn=88"
-         " --set stages.1.ops.0.width=64");
+         " --set stages.1.checkpoint.every=4 --set nodes.student.width=32 --set nodes.student.ffn=88");
   ASSERT_EQ(r.rc, 0) << r.out;
   const Json grown = json_parse(safetensors::load_metadata((d / "grow" / "student.safetensors").string()).at(
       checkpoint::kConfigKey));
@@ -547,6 +546,35 @@ TEST(Graphs, StackingGraphDoublesTheDepthTwice) {
       EXPECT_TRUE(std::isfinite(json_number(l.at("loss"))));
     }
   EXPECT_EQ(trained, 3) << "the 4-layer model took its 3 updates";
+  fs::remove_all(d);
+}
+
+// graphs/grow_gstack.toml and grow_hyperclone.toml, shortened (a narrower model, a few
+// updates): G_stack makes 2 layers 8, HyperCloning doubles the width, and both train on;
+// the run prints G_stack's growth-timing note.
+TEST(Graphs, GStackAndHyperCloneGraphsGrowAndTrainOn) {
+  const fs::path d = temp("llm_growth");
+  const std::string short_run = " --set stages.0.steps=3 --set stages.1.steps=3 --set stages.0.eval.every=3"
+                                " --set stages.1.eval.every=3 --set stages.1.checkpoint.every=3"
+                                " --set stages.1.log_every=1 --set nodes.ppl.max_batches=1 --set nodes.student.width=32"
+                                " --set nodes.student.heads=2";
+  Result r = sh("run graphs/grow_gstack.toml --plain --out " + (d / "gstack").string() + short_run);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("note: op 'grow.gstack' of stage 'stacked'"), std::string::npos) << r.out;
+  Json cfg = json_parse(safetensors::load_metadata((d / "gstack" / "student.safetensors").string()).at(
+      checkpoint::kConfigKey));
+  EXPECT_EQ(json_int(cfg.at("layers")), 8);
+  r = sh("run graphs/grow_hyperclone.toml --plain --out " + (d / "clone").string() + short_run);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  cfg = json_parse(safetensors::load_metadata((d / "clone" / "student.safetensors").string()).at(checkpoint::kConfigKey));
+  EXPECT_EQ(json_int(cfg.at("width")), 64);
+  EXPECT_EQ(json_int(cfg.at("heads")), 4);
+  for (const char* run : {"gstack", "clone"}) {
+    int grown = 0;
+    for (const Json& l : metrics(d / run))
+      if (l.contains("loss") && json_string(l.at("stage")) != "small") grown += std::isfinite(json_number(l.at("loss")));
+    EXPECT_EQ(grown, 3) << run;
+  }
   fs::remove_all(d);
 }
 

@@ -2,6 +2,8 @@
 // (optimizer state, refusals, α across stages, the teacher's cost), through `scion run`.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "fixtures.h"
 #include "scion_cli.h"
 
@@ -154,5 +156,104 @@ optimizer = { lr = 5e-4 }
   EXPECT_DOUBLE_EQ(delta[1], delta[5]);
   EXPECT_DOUBLE_EQ(delta[6], delta[7]);
   EXPECT_LT(delta[6], delta[5]);
+  fs::remove_all(d);
+}
+
+// G_stack's recipe starts AdamW afresh at growth: every moment restarts, the embeddings'
+// too; with optimizer = "carry" each copy continues its source layer's moments.
+TEST(GrowthRuns, GStackResetsTheOptimizerOrCarriesEachCopysSourceMoments) {
+  const fs::path d = temp("gstack_state");
+  Result r = run_graph(d, two_stage_graph(R"({ plugin = "grow.gstack", target = "model", factor = 3 })"));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  auto st = last_optimizer_state(d / "run");
+  for (int l = 0; l < 6; ++l)
+    EXPECT_EQ(step_count(st, "transformer.h." + std::to_string(l) + ".mlp.c_fc.weight"), 1) << "layer " << l;
+  EXPECT_EQ(step_count(st, "transformer.wte.weight"), 1);
+  std::set<std::string> names;
+  for (const auto& [n, t] : safetensors::load((d / "run" / "model.safetensors").string()).tensors) names.insert(n);
+  EXPECT_TRUE(names.count("transformer.h.5.mlp.c_fc.weight")) << "2 layers stacked 3 times";
+  EXPECT_FALSE(names.count("transformer.h.6.mlp.c_fc.weight"));
+  r = run_graph(d, two_stage_graph(R"({ plugin = "grow.gstack", target = "model", factor = 2, optimizer = "carry" })"));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  st = last_optimizer_state(d / "run");
+  for (int l = 0; l < 4; ++l)
+    EXPECT_EQ(step_count(st, "transformer.h." + std::to_string(l) + ".mlp.c_fc.weight"), 4) << "layer " << l;
+  fs::remove_all(d);
+}
+
+// HyperCloning doubles every width in a run (heads at a fixed head size) and restarts the
+// optimizer; the cloned model trains on.
+TEST(GrowthRuns, HyperCloneDoublesTheWidthAndRestartsTheOptimizer) {
+  const fs::path d = temp("hyperclone_run");
+  const Result r = run_graph(d, two_stage_graph(R"({ plugin = "grow.hyperclone", target = "model", snr_db = 20.0 })"));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const Json cfg = json_parse(safetensors::load_metadata((d / "run" / "model.safetensors").string()).at(
+      checkpoint::kConfigKey));
+  EXPECT_EQ(json_int(cfg.at("width")), 32);
+  EXPECT_EQ(json_int(cfg.at("heads")), 4);
+  EXPECT_FALSE(cfg.at("tied").get<bool>());
+  const auto st = last_optimizer_state(d / "run");
+  EXPECT_EQ(step_count(st, "transformer.h.1.mlp.c_fc.weight"), 1);
+  fs::remove_all(d);
+}
+
+// What validate refuses of G_stack before anything runs (a depth that is not a multiple of the
+// model's, a factor below 2) with the place in the file, and what it prints: the growth-timing
+// rule for the graph's target.
+TEST(GrowthRuns, ValidateRefusesImpossibleStacksAndPrintsTheGrowthTimingRule) {
+  const fs::path d = temp("gstack_validate");
+  auto validate = [&](const std::string& op) {
+    std::ofstream(d / "g.toml") << two_stage_graph(op);
+    return sh("validate " + (d / "g.toml").string());
+  };
+  Result r = validate(R"({ plugin = "grow.gstack", target = "model", layers = 5 })");
+  EXPECT_EQ(r.rc >> 8, 3) << r.out;
+  EXPECT_NE(r.out.find("g.toml:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("layers 5 is not a multiple (above 1) of the 2 layers of 'model'"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("hint: G_stack stacks the whole layer sequence"), std::string::npos) << r.out;
+  r = validate(R"({ plugin = "grow.gstack", target = "model", factor = 1 })");
+  EXPECT_EQ(r.rc >> 8, 3) << r.out;
+  EXPECT_NE(r.out.find("factor"), std::string::npos) << r.out;
+  r = validate(R"({ plugin = "grow.gstack", target = "model", factor = 4 })");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("note: op 'grow.gstack' of stage 'grown': G_stack's growth-timing rule"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("(8 layers)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("this graph grows after 96 tokens"), std::string::npos) << r.out;  // 3 updates of 2 x 16
+  fs::remove_all(d);
+}
+
+// schedule = "continue": the second stage goes on with the first stage's schedule (one
+// warmup and cosine over both), where the default restarts it.
+TEST(GrowthRuns, AStageCanContinueThePreviousStagesSchedule) {
+  const fs::path d = temp("schedule_continue");
+  auto lrs = [&](const std::string& stages) {
+    std::ofstream(d / "g.toml") << tiny_gpt_graph({.stages = stages});
+    const Result r = sh("run " + (d / "g.toml").string() + " --plain --out " + (d / "run").string());
+    EXPECT_EQ(r.rc, 0) << r.out;
+    std::vector<double> out;
+    for (const Json& m : metrics(d / "run"))
+      if (m.contains("lr")) out.push_back(json_number(m.at("lr")));
+    fs::remove_all(d / "run");
+    return out;
+  };
+  const std::string opt = R"(optimizer = { lr = 1e-3, warmup = 2, decay = "cosine", min_lr = 1e-4 )";
+  const auto one = lrs("[[stages]]\nsteps = 8\ntrain = [\"model\"]\nlosses = [\"lm\"]\n" + opt + "}\n");
+  const auto two = lrs("[[stages]]\nsteps = 3\ntrain = [\"model\"]\nlosses = [\"lm\"]\n" + opt + "}\n" +
+                       "[[stages]]\nsteps = 5\ntrain = [\"model\"]\nlosses = [\"lm\"]\n" + opt +
+                       ", schedule = \"continue\" }\n");
+  const auto restart = lrs("[[stages]]\nsteps = 3\ntrain = [\"model\"]\nlosses = [\"lm\"]\n" + opt + "}\n" +
+                           "[[stages]]\nsteps = 5\ntrain = [\"model\"]\nlosses = [\"lm\"]\n" + opt + "}\n");
+  ASSERT_EQ(one.size(), 8u);
+  ASSERT_EQ(two.size(), 8u);
+  for (size_t i = 0; i < 8; ++i) EXPECT_DOUBLE_EQ(two[i], one[i]) << "update " << i;
+  ASSERT_EQ(restart.size(), 8u);
+  EXPECT_DOUBLE_EQ(restart[3], 5e-4) << "the second stage's own warmup";
+  // The first stage cannot continue a schedule.
+  std::ofstream(d / "g.toml") << tiny_gpt_graph(
+      {.stages = "[[stages]]\nsteps = 3\ntrain = [\"model\"]\nlosses = [\"lm\"]\n" + opt + ", schedule = \"continue\" }\n"});
+  const Result bad = sh("validate " + (d / "g.toml").string());
+  EXPECT_EQ(bad.rc >> 8, 3) << bad.out;
+  EXPECT_NE(bad.out.find("no stage before it"), std::string::npos) << bad.out;
   fs::remove_all(d);
 }

@@ -9,10 +9,13 @@
 //               that read it (ParamLayout's in-axes) weights are divided by the copy count.
 //               With method = aki (bert2BERT's advanced knowledge initialisation) the new
 //               out-units of layer l copy layer l+1's weights instead of layer l's.
+//               HyperCloning is widen() by an integer factor with the uniform (tiled) map, its
+//               pairwise noise at a signal-to-noise ratio (snr_db), a multi-query model's one
+//               key/value head kept (keep_single_kv_head).
 //  * deepen():  depth growth from a layer order (scion::surgery::reorder_blocks):
-//               StackingBERT's [0..L-1, 0..L-1], bert2BERT's stacking with the top layers
-//               repeated, or Net2DeeperNet's identity blocks (order entry -1) — exact only
-//               for pre-LN models (GPT).
+//               StackingBERT's [0..L-1, 0..L-1], G_stack's [0..L-1] repeated g times,
+//               bert2BERT's stacking with the top layers repeated, or Net2DeeperNet's identity
+//               blocks (order entry -1) — exact only for pre-LN models (GPT).
 //
 // What is exact (checked in tests/growth): widen with uniform duplication (new width a
 // multiple of the old) in fpi mode, for GPT (pre-LN) and BERT (post-LN); deepen with identity
@@ -48,6 +51,14 @@ struct WidthOptions {
   Method method = Method::fpi;
   float noise = 0.f;     // std of symmetry-breaking noise on divided copies, zero-sum over
                          // each unit's copies, so exactness is kept
+  // HyperCloning's noise instead (> 0): on each divided weight (the output head excepted),
+  // Gaussian noise at this signal-to-noise ratio (dB, against the weight's mean square) added
+  // to the first copy of each pair of copies and subtracted from the second (an odd copy out
+  // stays clean): the sums, and so the function, are kept.
+  double snr_db = 0;
+  // HyperCloning keeps a multi-query model's single key/value head (its query heads grow);
+  // otherwise key/value heads grow with their groups.
+  bool keep_single_kv_head = false;
   uint64_t seed = 0;
 };
 
@@ -58,8 +69,14 @@ void widen(TransformerModel& m, const WidthOptions& opt, const char* who = "grow
 void deepen(TransformerModel& m, const std::vector<int64_t>& order, uint64_t seed = 0);
 
 std::vector<int64_t> stacking_order(int64_t layers);                   // [0..L-1, 0..L-1]
+std::vector<int64_t> gstack_order(int64_t layers, int64_t factor);     // [0..L-1] repeated `factor` times
 std::vector<int64_t> bert2bert_depth_order(int64_t from, int64_t to);  // floor(to/from) stacks + top layers
 // Identity blocks inserted after each listed source layer (-1 = at the bottom).
 std::vector<int64_t> identity_insertion_order(int64_t layers, const std::vector<int64_t>& after);
+
+// G_stack's growth-timing rule (Du et al., NeurIPS 2024; the fit in its README): the tokens d
+// to train the small model before stacking, for a target of `params` parameters trained with
+// `flops` FLOPs (C ≈ 6·N·D): log10 d = 0.88·log10 N + 163.27 / log10 C − 5.74.
+double gstack_growth_tokens(double params, double flops);
 
 }  // namespace scion::growth

@@ -26,7 +26,7 @@ namespace scion {
 
 // SDK ABI: a plugin built for another major version is refused; a plugin built against a
 // newer minor version than the host's is refused too (it may use what the host lacks).
-constexpr uint32_t kSdkAbiMajor = 8;  // 2: Op::carry_state; 3: Loss::idle_inputs and needed_metrics, Op::state_source;
+constexpr uint32_t kSdkAbiMajor = 9;  // 2: Op::carry_state; 3: Loss::idle_inputs and needed_metrics, Op::state_source;
                                       // 4: model surgery (scion/surgery.h), nn buffers and gates, parameter groups,
                                       //    plugin-owned parameters, schema checks, nlohmann JSON
                                       //    (ParamSpec choices/ranges/node kinds, PluginEntry::check; node_refs gone)
@@ -47,7 +47,9 @@ constexpr uint32_t kSdkAbiMajor = 8;  // 2: Op::carry_state; 3: Loss::idle_input
                                       //    Unit::kv_head and Architecture::kv_heads (scion/surgery.h)
                                       //    8.1: Model::hf_config (scion export), scion/hf_directory.h,
                                       //    PluginEntry::hf_architectures
-constexpr uint32_t kSdkAbiMinor = 1;
+                                      // 9: GraphProblem::note (a check's notes, printed by validate);
+                                      //    PluginEntry::check runs for ops too; GraphStageView::ops
+constexpr uint32_t kSdkAbiMinor = 0;
 
 enum class PluginKind { data, tokenizer, model, op, loss, prompt, optimizer, evaluator };
 const char* kind_name(PluginKind k);
@@ -366,6 +368,7 @@ struct GraphStageView {
   std::string name;
   int64_t steps = 0, eval_every = 0;
   std::vector<std::string> train, losses, evaluators, data;  // node names (data: empty = all)
+  std::vector<std::pair<std::string, std::string>> ops;      // (op plugin, target node), in order
 };
 struct GraphView {
   std::vector<GraphNodeView> nodes;
@@ -392,16 +395,21 @@ struct GraphView {
 // a key or index inside one ("stage_files.teacher", "data.1"), or "" for the node itself;
 // with stage >= 0, a key of that [[stages]] table instead ("eval", "losses.0"). Where the
 // path does not exist in the file (a default), the closest enclosing table is named.
+// With `note`, not a problem: what the check computed for the user (a growth op's timing
+// rule, a plan), printed by `scion validate` and at the start of `scion run`.
 struct GraphProblem {
   std::string at;
   std::string message;
   std::string hint;
   int stage = -1;
+  bool note = false;
 };
 // Runs once per node of the plugin, after every parameter, port and stage validated, and
 // refuses what the schema alone cannot say (a stage name in a table's keys, the metrics a loss
 // acts on, a combination of parameters), so that `scion validate` refuses what `scion run`
-// would refuse before its first update.
+// would refuse before its first update. An op's check runs once per use in a stage's `ops`:
+// `self` is then named "<stage>.ops.<i>", its params are the op table's (defaults filled),
+// its one input is "target" (the model node), and `at` paths are inside the op's table.
 using GraphCheck = std::function<std::vector<GraphProblem>(const GraphView& graph, const GraphNodeView& self)>;
 
 struct PluginEntry {
