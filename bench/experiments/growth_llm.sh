@@ -14,6 +14,8 @@ cd "$(dirname "$0")/../.."
 S="${SCION:-build/bin/scion}"
 SEEDS="${SEEDS:-1 2 3}"
 E=bench/experiments
+# The from-scratch student's graph also names run.sh's teacher (unused by scratch runs).
+[ -f runs/exp-teacher/model.safetensors ] || $S run $E/ki_teacher.toml --plain --threads 1 > /dev/null
 done_run() { [ -f "$1/metrics.jsonl" ] && [ -f "$1/graph.toml" ] && ls "$1"/*.safetensors > /dev/null 2>&1; }
 dirs=()
 for seed in $SEEDS; do
