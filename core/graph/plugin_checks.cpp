@@ -94,7 +94,7 @@ void run_plugin_checks(const toml::table& root, const NodeTable& nodes, const st
       for (const GraphProblem& p : run_check(op.info->entry, self)) {
         const std::string path = "ops." + std::to_string(oi) + (p.at.empty() ? "" : "." + p.at);
         const SourcePos at = stage ? locate(stage, path, v.pos(*stage)) : s.pos;
-        report(p, at, "op '" + op.plugin + "' of stage '" + s.name + "'");
+        report(p, at, "op '" + op.plugin + "' of stage " + std::to_string(si));
       }
     }
   }

@@ -216,7 +216,7 @@ TEST(GrowthRuns, ValidateRefusesImpossibleStacksAndPrintsTheGrowthTimingRule) {
   EXPECT_NE(r.out.find("factor"), std::string::npos) << r.out;
   r = validate(R"({ plugin = "grow.gstack", target = "model", factor = 4 })");
   ASSERT_EQ(r.rc, 0) << r.out;
-  EXPECT_NE(r.out.find("note: op 'grow.gstack' of stage 'grown': G_stack's growth-timing rule"), std::string::npos)
+  EXPECT_NE(r.out.find("note: op 'grow.gstack' of stage 1: G_stack's growth-timing rule"), std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("(8 layers)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("this graph grows after 96 tokens"), std::string::npos) << r.out;  // 3 updates of 2 x 16
