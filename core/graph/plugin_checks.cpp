@@ -73,6 +73,31 @@ void run_plugin_checks(const toml::table& root, const NodeTable& nodes, const st
       v.error(at, "node '" + n.name + "' (" + n.plugin + "): " + p.message, p.hint);
     }
   }
+  // An op's check sees the op as a node named after its place, its parameters with `target`
+  // (the model node it acts on); a problem's `at` is a key of the op's table.
+  for (size_t si = 0; si < g.stages.size(); ++si) {
+    const toml::array* ops = stages && si < stages->size() && stages->get(si)->as_table()
+                                 ? (*stages->get(si)->as_table())["ops"].as_array()
+                                 : nullptr;
+    for (size_t oi = 0; oi < g.stages[si].ops.size(); ++oi) {
+      const OpSpec& op = g.stages[si].ops[oi];
+      if (!op.info || !op.info->entry.check || !ops || oi >= ops->size()) continue;
+      Json params = op.params;
+      params["target"] = Json(op.target);
+      const std::string name = "op " + op.plugin + " of stage " + std::to_string(si);
+      const GraphNodeView self{name, op.plugin, PluginKind::op, Params(params, name), {}};
+      std::vector<GraphProblem> problems;
+      try {
+        problems = op.info->entry.check(view, self);
+      } catch (const std::exception& e) {
+        problems.push_back({"", std::string("the plugin's graph check failed: ") + e.what(), "a bug of the plugin"});
+      }
+      const toml::node* table = ops->get(oi);
+      for (const GraphProblem& p : problems)
+        v.error(locate(table, p.at, v.pos(*table)), "op '" + op.plugin + "' of stage " + std::to_string(si) + ": " + p.message,
+                p.hint);
+    }
+  }
 }
 
 }  // namespace scion::runtime

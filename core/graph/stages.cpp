@@ -2,8 +2,10 @@
 // its losses, data, optimizer, evaluation, checkpoints and ops (parameter groups:
 // param_groups.cpp).
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <optional>
+#include <sstream>
 
 #include "graph/passes.h"
 
@@ -105,6 +107,14 @@ class StageCheck {
                      guess.empty() ? "" : "did you mean '" + guess + "'?");
           else if (!w.is_number())
             v_.error(v_.pos(w), "the weight of loss '" + n + "' must be a number");
+          else if (!std::isfinite(w.value<double>().value_or(1.0)))
+            v_.error(v_.pos(w), "the weight of loss '" + n + "' in " + where_ + " must be a finite number, got " +
+                                    [&] {
+                                      std::ostringstream o;
+                                      o << *w.value<double>();
+                                      return o.str();
+                                    }(),
+                     n + " = 1.0 (a finite weight of the loss in the stage's sum)");
           else
             s_.losses.push_back({n, w.value<double>().value_or(1.0)});
         }

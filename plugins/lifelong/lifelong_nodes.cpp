@@ -10,6 +10,7 @@
 #include "scion/autograd.h"
 #include "scion/ops.h"
 #include "scion/random.h"
+#include "scion/sizes.h"
 
 namespace scion::lifelong {
 namespace {
@@ -61,6 +62,16 @@ std::vector<GraphProblem> check_domains(const GraphView& g, const GraphNodeView&
     out.push_back({"memory_tokens", "a memory of " + std::to_string(p.integer("memory_tokens")) + " tokens holds no window of " +
                                         std::to_string(p.integer("seq_len")),
                    "set memory_tokens >= seq_len"});
+  // Buffers this machine cannot hold would be read until the system kills the process.
+  for (const char* key : {"batch_size", "shuffle_buffer"}) {
+    const double n = double(p.integer(key)), T = double(p.integer("seq_len"));
+    const bool batch = std::string(key) == "batch_size";
+    const std::string m = memory_problem(batch ? batch_bytes(n, T) : shuffle_buffer_bytes(n, T),
+                                       std::string(batch ? "a batch" : "a shuffle buffer") + " of " +
+                                           std::to_string(p.integer(key)) + " windows of " +
+                                           std::to_string(p.integer("seq_len")) + " tokens");
+    if (!m.empty()) out.push_back({key, m, batch ? "a smaller batch_size (it is per rank)" : "a smaller shuffle_buffer"});
+  }
   std::vector<std::string> stages, trained;
   for (const auto& s : g.stages) stages.push_back(s.name);
   const Json& sched = p.raw("schedule");

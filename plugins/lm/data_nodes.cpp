@@ -10,6 +10,7 @@
 #include "scion/plugin.h"
 #include "scion/random.h"
 #include "scion/shards.h"
+#include "scion/sizes.h"
 
 namespace scion::lm {
 namespace {
@@ -181,6 +182,16 @@ PluginEntry text_entry() {
                          "paths are relative to the directory scion runs in, else to the graph's directory, else to Scion's data directory"});
         }
       }
+    }
+    // Buffers this machine cannot hold would be read until the system kills the process.
+    for (const char* key : {"batch_size", "shuffle_buffer"}) {
+      const double n = double(self.params.integer(key)), T = double(self.params.integer("seq_len"));
+      const bool batch = std::string(key) == "batch_size";
+      const std::string m = memory_problem(batch ? batch_bytes(n, T) : shuffle_buffer_bytes(n, T),
+                                         std::string(batch ? "a batch" : "a shuffle buffer") + " of " +
+                                             std::to_string(self.params.integer(key)) + " windows of " +
+                                             std::to_string(self.params.integer("seq_len")) + " tokens");
+      if (!m.empty()) out.push_back({key, m, batch ? "a smaller batch_size (it is per rank)" : "a smaller shuffle_buffer"});
     }
     // Text too short for one window stops the run at its first batch (training files) or at
     // its first evaluation (valid_files), after the run directory exists: refused here.
