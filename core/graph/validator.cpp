@@ -3,10 +3,13 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 #include <sstream>
 
 namespace scion::runtime {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -213,7 +216,14 @@ void Validator::resolve_paths(toml::node& v, const std::string& key, const std::
   auto one = [&](toml::node& e, bool report) {
     auto s = e.as_string();
     if (!s || s->get().empty()) return;
+    std::error_code ec;
+    const fs::file_status st = fs::status(s->get(), ec);
     if (auto r = resolve_path(s->get(), bases_)) s->get() = *r;
+    else if (report && fs::exists(st) && !fs::is_regular_file(st))
+      // Read more than once (epochs, validation, resume): a FIFO or a device would block.
+      error(pos(v), "'" + key + "' in " + where + ": '" + s->get() + "' is " +
+                        (fs::is_fifo(st) ? "a FIFO (named pipe)" : "not a regular file (a device or a socket)"),
+            "name a regular file; Scion reads its inputs more than once (epochs, validation, resume)");
     else if (report)
       error(pos(v), "'" + key + "' in " + where + ": no file matches '" + s->get() + "'",
             "paths are relative to the directory scion runs in, else to the graph's directory, else to Scion's data "

@@ -1,5 +1,6 @@
 // data.text (streaming text, optional BERT masking) and data.shards (llm.c token shards).
 #include <algorithm>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -192,6 +193,18 @@ PluginEntry text_entry() {
                                              std::to_string(self.params.integer(key)) + " windows of " +
                                              std::to_string(self.params.integer("seq_len")) + " tokens");
       if (!m.empty()) out.push_back({key, m, batch ? "a smaller batch_size (it is per rank)" : "a smaller shuffle_buffer"});
+    }
+    // A folder matches a path parameter (data.domains' root is one) but holds no text itself.
+    for (const char* key : {"files", "valid_files"}) {
+      const auto globs = self.params.strings(key);
+      for (size_t i = 0; i < globs.size(); ++i) {
+        std::error_code ec;
+        if (std::filesystem::is_directory(globs[i], ec))
+          out.push_back({std::string(key) + "." + std::to_string(i),
+                         std::string(key) + " of node '" + self.name + "' names the folder '" + globs[i] +
+                             "', not a file of text",
+                         "name the files inside it, e.g. \"" + globs[i] + "/*.txt\""});
+      }
     }
     // Text too short for one window stops the run at its first batch (training files) or at
     // its first evaluation (valid_files), after the run directory exists: refused here.

@@ -92,6 +92,12 @@ std::vector<Refusal> refusals() {
        42, 9, "must be in [0, 1], got 1.5", "alpha is in [0, 1]"},
       {"temperature 0", {{"steps = 10\n", "steps = 10\ntemperature = 0.0\n"}},
        42, 15, "'temperature' in node 'inherit' (loss.inherit) must be above 0, got 0", "temperature is above 0"},
+      {"temperature NaN", {{"steps = 10\n", "steps = 10\ntemperature = nan\n"}},
+       42, 15, "'temperature' in node 'inherit' (loss.inherit) must be a finite number, got nan", "temperature is above 0"},
+      {"a temperature that underflows a float", {{"steps = 10\n", "steps = 10\ntemperature = 1e-50\n"}},
+       42, 15, "'temperature' in node 'inherit' (loss.inherit) is 1e-50, which underflows to 0", "at least 1.2e-38"},
+      {"an infinite alpha", {{"steps = 10\n", "steps = 10\nalpha = -inf\n"}},
+       42, 9, "'alpha' in node 'inherit' (loss.inherit) must be a finite number, got -inf", "alpha is in [0, 1]"},
       {"a linear schedule over 0 steps", {{"steps = 10\n", "steps = 0\n"}},
        41, 9, "a linear schedule needs steps > 0, got 0", "steps: the updates"},
       // data.text (its constructor and its streams)
