@@ -8,6 +8,7 @@
 #include "elle_expand.h"
 #include "lifelong_scores.h"
 #include "scion/autograd.h"
+#include "scion/data.h"
 #include "scion/ops.h"
 #include "scion/random.h"
 #include "scion/sizes.h"
@@ -49,6 +50,31 @@ std::vector<GraphProblem> check_domains(const GraphView& g, const GraphNodeView&
     }
     if (std::count(domains.begin(), domains.end(), d) > 1)
       out.push_back({"domains." + std::to_string(i), "domain '" + d + "' is listed twice", "list each domain once"});
+    // Each domain is evaluated on its valid.txt at the end of its stage: one window of
+    // seq_len + 1 tokens at least (files up to 256 KiB are tokenized; larger ones cannot be
+    // that short), else the run fails at that evaluation, after the stage's training.
+    {
+      const fs::path valid = fs::path(root) / d / "valid.txt";
+      std::error_code vec;
+      const auto vbytes = fs::file_size(valid, vec);
+      const int64_t T = p.integer("seq_len");
+      bool short_text = !vec && 2 * vbytes + 1 < uintmax_t(T) + 1;
+      if (!vec && !short_text && vbytes <= (uintmax_t(256) << 10) && g.tokenizer) {
+        try {
+          if (auto tok = g.tokenizer(p.string("tokenizer"))) {
+            data::TokenizeFn fn = [&tok](std::string_view text) { return tok->encode(text); };
+            short_text = data::TextStream::all_windows({valid.string()}, fn, tok->eot_id(), T).empty();
+          }
+        } catch (const std::exception&) {
+          // unreadable here: the tokenizer's own check or the stream says what it is
+        }
+      }
+      if (short_text)
+        out.push_back({"domains." + std::to_string(i),
+                       "domain '" + d + "': " + valid.string() + " holds fewer tokens than one window of " +
+                           std::to_string(T + 1) + " (seq_len + 1); its evaluation would fail after the stage trains",
+                       "give domain '" + d + "' a longer valid.txt, or a smaller seq_len"});
+    }
     // A token is at least one byte of text (or one separator): more tokens than bytes is more
     // than the domain holds, whatever the tokenizer.
     std::error_code ec;

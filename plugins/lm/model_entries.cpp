@@ -88,7 +88,10 @@ std::vector<GraphProblem> check_model(const GraphView& g, const GraphNodeView& s
   const std::string from = load.empty() ? "" : " (from '" + load + "')";
   const std::string at = load.empty() ? "" : "load";
   // The windows fed to the model must fit its positions.
+  // Through nodes between (a prompt node rewriting the tokens) to the data node that cuts them.
   const GraphNodeView* src = g.input_source(self, "tokens");
+  for (int hop = 0; hop < 8 && src && !src->params.all().contains("seq_len") && src->inputs.count("tokens"); ++hop)
+    src = g.input_source(*src, "tokens");
   if (src && context > 0 && src->params.all().contains("seq_len") && src->params.raw("seq_len").is_number_integer() &&
       src->params.integer("seq_len") > context)
     out.push_back({at.empty() ? "context" : at,

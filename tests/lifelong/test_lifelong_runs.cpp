@@ -156,6 +156,40 @@ TEST(ElleGraphs, BadInputsAreRefusedAtValidationWithTheirPlace) {
   fs::remove_all(dir);
 }
 
+// Issue 35, item 9: a domain whose valid.txt is empty or shorter than one window failed at its
+// first evaluation, after its stage trained, without naming the domain; windows longer than
+// the model's context (through the domain prompt node) failed at the first forward pass.
+TEST(ElleGraphs, ShortValidationTextAndLongWindowsAreRefusedAtValidation) {
+  const fs::path dir = temp("elle_short_valid");
+  const fs::path corpus = fs::path(SCION_SOURCE_DIR) / "data/corpus";
+  for (const char* d : {"news", "cs"}) {
+    fs::create_directories(dir / "root" / d);
+    fs::copy_file(corpus / d / "train.txt", dir / "root" / d / "train.txt");
+    fs::copy_file(corpus / d / "valid.txt", dir / "root" / d / "valid.txt");
+  }
+  const std::string root = "root = \"@DATA@/data/corpus\"", mine = "root = \"" + (dir / "root").string() + "\"";
+  for (const std::string valid : {"", "a few words\n"}) {
+    SCOPED_TRACE("valid.txt of " + std::to_string(valid.size()) + " bytes");
+    std::ofstream(dir / "root" / "cs" / "valid.txt", std::ios::trunc) << valid;
+    const std::string text = with_data(edit(elle_graph(), root, mine));
+    std::ofstream(dir / "g.toml") << text;
+    const Result r = sh("validate " + (dir / "g.toml").string());
+    EXPECT_EQ(WEXITSTATUS(r.rc), 3) << r.out;
+    EXPECT_NE(r.out.find("g.toml:" + std::to_string(line_of(text, "domains = [")) + ":20: error: node 'stream' (data.domains): "
+                         "domain 'cs': " + (dir / "root" / "cs" / "valid.txt").string() +
+                         " holds fewer tokens than one window of 33"),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("give domain 'cs' a longer valid.txt"), std::string::npos) << r.out;
+  }
+  const std::string text = with_data(edit(elle_graph(), "seq_len = 32", "seq_len = 64"));
+  std::ofstream(dir / "g.toml") << text;
+  const Result r = sh("validate " + (dir / "g.toml").string());
+  EXPECT_EQ(WEXITSTATUS(r.rc), 3) << r.out;
+  EXPECT_NE(r.out.find("feeds windows of 64 tokens, more than the context of 32"), std::string::npos) << r.out;
+  fs::remove_all(dir);
+}
+
 TEST(ElleGraphs, APromptLongerThanTheContextIsRefused) {
   // The tiny GPT on a soft prompt's tokens: 8 prompt positions before 32 text tokens, in a
   // context of 36.
