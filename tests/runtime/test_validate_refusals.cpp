@@ -15,6 +15,7 @@
 #include "fixtures.h"
 #include "in_process.h"
 #include "graph/graph.h"
+#include "scion/sizes.h"
 #include "scion_cli.h"
 
 using namespace scion;
@@ -296,4 +297,28 @@ losses = ["loss"]
   const GraphSpec again = load_graph("resolved.toml", g.resolved_toml, {}, reg);
   EXPECT_EQ(nlohmann::json(again.node("data")->params.at("layout")).dump(),
             nlohmann::json(g.node("data")->params.at("layout")).dump());
+}
+
+// Issue 35, item 5: model.llama's weight estimate counts SwiGLU's three FFN matrices (gate,
+// up, down). An FFN sized so that two matrices would fit in this machine's memory and three
+// do not is refused at validation (it was accepted, then failed allocating).
+TEST(ValidateRefusals, LlamaWeightsCountThreeFfnMatrices) {
+  const double ram = machine_memory_bytes();
+  ASSERT_GT(ram, 0);
+  const int64_t width = 1024, ffn = int64_t(ram / (10.0 * double(width)));  // 4 bytes × 2.5 matrices × w × ffn = ram
+  const std::string text = "[run]\nname = \"llama\"\ndevice = \"cpu\"\n\n" + tokenizer_table() + "\n" +
+                           corpus_table({.files = corpus("train.txt"), .seq_len = 16}) + "\n" +
+                           "[nodes.m]\nplugin = \"model.llama\"\nvocab = 257\ncontext = 16\nlayers = 1\nwidth = " +
+                           std::to_string(width) + "\nheads = 8\nffn = " + std::to_string(ffn) +
+                           "\ntokens = \"corpus.tokens\"\n\n" + lm_table("m") +
+                           "\n[[stages]]\nname = \"train\"\nsteps = 1\ntrain = [\"m\"]\nlosses = [\"lm\"]\n";
+  std::vector<Diagnostic> diags;
+  try {
+    load_graph("g.toml", text, {}, in_tree_registry());
+  } catch (const GraphError& e) {
+    diags = e.diagnostics();
+  }
+  ASSERT_EQ(diags.size(), 1u) << "validation passed:\n" << text;
+  EXPECT_NE(diags[0].message.find("for its weights alone; this machine has"), std::string::npos) << diags[0].message;
+  EXPECT_EQ(diags[0].pos.line, 19) << diags[0].message;  // layers = 1
 }
