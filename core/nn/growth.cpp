@@ -1,11 +1,13 @@
 // Width and depth growth through model surgery (scion/growth.h).
 #include "scion/growth.h"
 
+#include <cstdio>
 #include <map>
 #include <regex>
 
 #include "scion/autograd.h"
 #include "scion/random.h"
+#include "scion/sizes.h"
 
 namespace scion::growth {
 
@@ -249,6 +251,60 @@ std::vector<int64_t> identity_insertion_order(int64_t layers, const std::vector<
     add_identities(l);
   }
   return o;
+}
+
+std::vector<GraphProblem> check_target(const GraphView& g, const GraphNodeView& self, bool keeps_ffn_ratio) {
+  std::vector<GraphProblem> out;
+  const Params& p = self.params;
+  const GraphNodeView* m = g.node(p.string("target"));
+  if (!m || m->kind != PluginKind::model || !m->params.has("width") || !m->params.has("heads") ||
+      (m->params.has("load") && !m->params.string("load").empty()))
+    return out;
+  const Params& mp = m->params;
+  const int64_t W = mp.integer("width"), H = mp.integer("heads"), L = mp.has("layers") ? mp.integer("layers") : 0;
+  const int64_t F = mp.has("ffn") && mp.integer("ffn") > 0 ? mp.integer("ffn") : 4 * W;
+  if (H <= 0 || W % H != 0) return out;  // the model's own check says so
+  const int64_t D = W / H;
+  const int64_t width = p.has("width") && p.integer("width") > 0 ? p.integer("width") : W;
+  const int64_t layers = p.has("layers") && p.integer("layers") > 0 ? p.integer("layers") : L;
+  const std::string model = "model '" + m->name + "'";
+  if (width < W)
+    out.push_back({"width", "width " + std::to_string(width) + " is smaller than the width of " + model + " (" +
+                                std::to_string(W) + "); growth only grows",
+                   "width >= " + std::to_string(W)});
+  else if (width % D != 0)
+    out.push_back({"width", "width " + std::to_string(width) + " is not a multiple of the head size " + std::to_string(D) +
+                                " of " + model + " (width " + std::to_string(W) + ", " + std::to_string(H) + " heads)",
+                   "width = " + std::to_string((width / D + 1) * D) + " (a multiple of " + std::to_string(D) + ")"});
+  const double ffn = p.has("ffn") && p.integer("ffn") > 0 ? double(p.integer("ffn"))
+                     : keeps_ffn_ratio                           ? double(F) * double(width) / double(W)
+                                                             : double(F);
+  if (p.has("ffn") && p.integer("ffn") > 0 && p.integer("ffn") < F)
+    out.push_back({"ffn", "ffn " + std::to_string(p.integer("ffn")) + " is smaller than the FFN of " + model + " (" +
+                              std::to_string(F) + ")",
+                   "ffn >= " + std::to_string(F) + ", or 0"});
+  if (layers < L)
+    out.push_back({"layers", "layers " + std::to_string(layers) + " is fewer than the " + std::to_string(L) +
+                                 " layers of " + model,
+                   "layers >= " + std::to_string(L) + ", or 0 (unchanged)"});
+  const double params =
+      transformer_parameters(double(layers), double(width), ffn, mp.has("vocab") ? double(mp.integer("vocab")) : 0,
+                             mp.has("context") ? double(mp.integer("context")) : 0,
+                             mp.has("tied") && mp.boolean("tied"), mp.has("kv_heads"));
+  char count[32];
+  std::snprintf(count, sizeof count, "%.3g", params);
+  const std::string problem =
+      memory_problem(4 * params, "the grown " + model + " (" + count + " parameters)", " for its weights alone");
+  if (!problem.empty()) {
+    // Located at the size that grew the most.
+    const double grew_width = double(width) / double(W), grew_ffn = ffn / double(F),
+                 grew_layers = L > 0 ? double(layers) / double(L) : double(layers);
+    const char* key = grew_layers >= grew_width && grew_layers >= grew_ffn ? "layers"
+                      : grew_ffn > grew_width                              ? "ffn"
+                                                                           : "width";
+    out.push_back({key, problem, "check width, ffn and layers of the op"});
+  }
+  return out;
 }
 
 }  // namespace scion::growth

@@ -1,11 +1,8 @@
 // grow.* op nodes: applied to a transformer model node when a stage starts, through the SDK's
 // model-surgery interface only (any model plugin implementing scion::TransformerModel).
-#include <cstdio>
-
 #include "masked_growth.h"
 #include "scion/growth.h"
 #include "scion/random.h"
-#include "scion/sizes.h"
 
 namespace scion::growth {
 namespace {
@@ -164,67 +161,6 @@ std::vector<ParamSpec> width_params() {
                     "fpi with a uniform map is)").at_least(0)};
 }
 
-// What a growth op's apply() would refuse, or could not hold, known from its target's sizes in
-// the graph (a target that loads a checkpoint has its sizes in the file: not checked here). An
-// earlier op may have grown the target already, so these are the bounds every op must meet: a
-// width that is a multiple of the head size and not below the model's, an FFN and a depth not
-// below the model's, and a grown model whose weights fit in this machine's memory.
-std::vector<GraphProblem> check_growth(const GraphView& g, const GraphNodeView& self) {
-  std::vector<GraphProblem> out;
-  const Params& p = self.params;
-  const GraphNodeView* m = g.node(p.string("target"));
-  if (!m || m->kind != PluginKind::model || !m->params.has("width") || !m->params.has("heads") ||
-      (m->params.has("load") && !m->params.string("load").empty()))
-    return out;
-  const Params& mp = m->params;
-  const int64_t W = mp.integer("width"), H = mp.integer("heads"), L = mp.has("layers") ? mp.integer("layers") : 0;
-  const int64_t F = mp.has("ffn") && mp.integer("ffn") > 0 ? mp.integer("ffn") : 4 * W;
-  if (H <= 0 || W % H != 0) return out;  // the model's own check says so
-  const int64_t D = W / H;
-  const int64_t width = p.has("width") && p.integer("width") > 0 ? p.integer("width") : W;
-  const int64_t layers = p.has("layers") && p.integer("layers") > 0 ? p.integer("layers") : L;
-  const std::string model = "model '" + m->name + "'";
-  if (width < W)
-    out.push_back({"width", "width " + std::to_string(width) + " is smaller than the width of " + model + " (" +
-                                std::to_string(W) + "); growth only grows",
-                   "width >= " + std::to_string(W)});
-  else if (width % D != 0)
-    out.push_back({"width", "width " + std::to_string(width) + " is not a multiple of the head size " + std::to_string(D) +
-                                " of " + model + " (width " + std::to_string(W) + ", " + std::to_string(H) + " heads)",
-                   "width = " + std::to_string((width / D + 1) * D) + " (a multiple of " + std::to_string(D) + ")"});
-  // net2wider and bert2bert keep the FFN/width ratio when ffn = 0; grow.masked keeps the FFN.
-  const bool keeps_ratio = self.plugin != "grow.masked";
-  const double ffn = p.has("ffn") && p.integer("ffn") > 0 ? double(p.integer("ffn"))
-                     : keeps_ratio                           ? double(F) * double(width) / double(W)
-                                                             : double(F);
-  if (p.has("ffn") && p.integer("ffn") > 0 && p.integer("ffn") < F)
-    out.push_back({"ffn", "ffn " + std::to_string(p.integer("ffn")) + " is smaller than the FFN of " + model + " (" +
-                              std::to_string(F) + ")",
-                   "ffn >= " + std::to_string(F) + ", or 0"});
-  if (layers < L)
-    out.push_back({"layers", "layers " + std::to_string(layers) + " is fewer than the " + std::to_string(L) +
-                                 " layers of " + model,
-                   "layers >= " + std::to_string(L) + ", or 0 (unchanged)"});
-  const double params =
-      transformer_parameters(double(layers), double(width), ffn, mp.has("vocab") ? double(mp.integer("vocab")) : 0,
-                             mp.has("context") ? double(mp.integer("context")) : 0,
-                             mp.has("tied") && mp.boolean("tied"), mp.has("kv_heads"));
-  char count[32];
-  std::snprintf(count, sizeof count, "%.3g", params);
-  const std::string problem =
-      memory_problem(4 * params, "the grown " + model + " (" + count + " parameters)", " for its weights alone");
-  if (!problem.empty()) {
-    // Located at the size that grew the most.
-    const double grew_width = double(width) / double(W), grew_ffn = ffn / double(F),
-                 grew_layers = L > 0 ? double(layers) / double(L) : double(layers);
-    const char* key = grew_layers >= grew_width && grew_layers >= grew_ffn ? "layers"
-                      : grew_ffn > grew_width                              ? "ffn"
-                                                                           : "width";
-    out.push_back({key, problem, "check width, ffn and layers of the op"});
-  }
-  return out;
-}
-
 PluginEntry op_entry(const char* name, const char* desc, std::vector<ParamSpec> params, Factory f) {
   PluginEntry e;
   e.name = name;
@@ -234,8 +170,11 @@ PluginEntry op_entry(const char* name, const char* desc, std::vector<ParamSpec> 
   e.params = std::move(params);
   e.factory = std::move(f);
   // The ops that change sizes are checked against their target before anything runs.
+  // net2wider and bert2bert keep the FFN/width ratio when ffn = 0; grow.masked keeps the FFN.
+  const bool keeps_ratio = std::string(name) != "grow.masked";
   for (const ParamSpec& q : e.params)
-    if (q.name == "width") e.check = check_growth;
+    if (q.name == "width")
+      e.check = [keeps_ratio](const GraphView& g, const GraphNodeView& self) { return check_target(g, self, keeps_ratio); };
   return e;
 }
 

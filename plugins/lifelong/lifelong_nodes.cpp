@@ -9,6 +9,7 @@
 #include "lifelong_scores.h"
 #include "scion/autograd.h"
 #include "scion/data.h"
+#include "scion/growth.h"
 #include "scion/ops.h"
 #include "scion/random.h"
 #include "scion/sizes.h"
@@ -222,6 +223,8 @@ PluginEntry expand_entry() {
               num_param("depth_noise", 0.0, "std of N(0, depth_noise) added to every tensor of an inserted layer copy "
                         "(ELLE adds none)").at_least(0),
               int_param("lineage_seed", 0, "seed of the doubling order; the same for every expansion of one model")};
+  // FPI keeps the FFN/width ratio.
+  e.check = [](const GraphView& g, const GraphNodeView& self) { return growth::check_target(g, self, true); };
   e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<ExpandOp>(p); };
   return e;
 }

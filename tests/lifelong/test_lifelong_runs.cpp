@@ -126,6 +126,11 @@ TEST(ElleGraphs, BadInputsAreRefusedAtValidationWithTheirPlace) {
        "follows a domain's stage"},
       {"a stage that does not evaluate AP+", "eval = { every = 4, evaluators = [\"ll\"] }\nops", "ops", "name = \"recover\"",
        "does not evaluate with 'll'", "evaluators = [\"ll\"]", 1},
+      // Issue 35, items 5 and 9: refused when the stage started (or never: memory grew unbounded).
+      {"an expansion width that is not a multiple of the head size", "width = 48, noise", "width = 50, noise", "ops = [",
+       "width 50 is not a multiple of the head size 8 of model 'gpt'", "width = 56"},
+      {"an expansion to 10^8 layers", "layers = 3, width", "layers = 100000000, width", "ops = [",
+       "op 'elle.expand' of stage 1: the grown model 'gpt'", "check width, ffn and layers"},
       {"domain prompts outside the vocabulary", "vocab = 259", "vocab = 258", "first_id = 257", "beyond the vocabulary of model 'gpt'",
        "vocab >= 259"},
   };

@@ -62,4 +62,13 @@ std::vector<int64_t> bert2bert_depth_order(int64_t from, int64_t to);  // floor(
 // Identity blocks inserted after each listed source layer (-1 = at the bottom).
 std::vector<int64_t> identity_insertion_order(int64_t layers, const std::vector<int64_t>& after);
 
+// The graph check of an op that grows `target` (its parameters width, ffn and layers, each 0 =
+// unchanged): what apply() would refuse or could not hold, known from the target's sizes in
+// the graph (a target that loads a checkpoint has them in its file: not checked). An earlier
+// op may have grown the target already, so these are bounds every op must meet: a width that
+// is a multiple of the head size and not below the model's, an FFN and a depth not below
+// the model's, and a grown model whose weights fit in this machine's memory. With ffn = 0
+// the FFN keeps its ratio to the width when `keeps_ffn_ratio`, else its size.
+std::vector<GraphProblem> check_target(const GraphView& g, const GraphNodeView& op, bool keeps_ffn_ratio);
+
 }  // namespace scion::growth
