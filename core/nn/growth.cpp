@@ -153,7 +153,7 @@ Maps build_maps(int64_t old_width, int64_t old_heads, int64_t old_kv_heads, int6
               "grouped by ", group, " around key/value heads (a key/value head grows with its ", group,
               " query heads: choose a width that is a multiple of ", group * D, ")");
   new_kv_heads = new_heads / group;
-  new_ffn = o.ffn > 0 ? o.ffn : old_ffn * o.width / old_width;  // 0: keep the FFN/width ratio
+  new_ffn = o.ffn > 0 ? o.ffn : checked_mul(old_ffn, o.width, "the grown FFN") / old_width;  // 0: keep the FFN/width ratio
   SCION_CHECK(new_ffn >= old_ffn, who, ": new FFN width ", new_ffn, " is smaller than the old ", old_ffn);
   Maps m;
   m.head_dim = D;
@@ -197,6 +197,8 @@ void widen(TransformerModel& m, const WidthOptions& o, const char* who) {
   SCION_CHECK(a.uniform() && a.layers() > 0 && a.heads[0] * a.head_size == a.width, who,
               ": widening needs a model whose layers all have width / head size heads and one FFN size (this one "
               "was pruned or edited per layer)");
+  // Before the unit maps, which are as long as the new width.
+  check_fits(a, o.width, o.ffn > 0 ? o.ffn : checked_mul(a.ffn[0], o.width, "the grown FFN") / a.width, a.layers(), who);
   int64_t H = 0, KV = 0, F = 0;
   const Maps maps = build_maps(a.width, a.heads[0], a.kv_heads_at(0), a.ffn[0], a.layers(), o, H, KV, F, who);
   Architecture na = a;
@@ -305,6 +307,16 @@ std::vector<GraphProblem> check_target(const GraphView& g, const GraphNodeView& 
     out.push_back({key, problem, "check width, ffn and layers of the op"});
   }
   return out;
+}
+
+void check_fits(const Architecture& a, int64_t width, int64_t ffn, int64_t layers, const char* who) {
+  const double params = transformer_parameters(double(layers), double(width), double(ffn), double(a.vocab),
+                                               double(a.context), a.tied, a.family == "llama");
+  char count[32];
+  std::snprintf(count, sizeof count, "%.3g", params);
+  const std::string problem =
+      memory_problem(4 * params, std::string("the grown model (") + count + " parameters)", " for its weights alone");
+  SCION_CHECK(problem.empty(), who, ": ", problem, "; hint: check width, ffn and layers of the op");
 }
 
 }  // namespace scion::growth

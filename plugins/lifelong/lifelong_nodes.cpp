@@ -197,6 +197,10 @@ class ExpandOp final : public Op {
     SCION_CHECK((o_.width > 0 && o_.width != a.width) || (o_.layers > 0 && o_.layers != a.layers()), "elle.expand: width ",
                 o_.width, " and layers ", o_.layers, " do not grow the model (width ", a.width, ", ", a.layers(),
                 " layers; hint: set width or layers above the current size)");
+    const int64_t width = o_.width > 0 ? o_.width : a.width, ffn = a.ffn.empty() ? 0 : a.ffn[0];
+    growth::check_fits(a, width, checked_mul(ffn, width, "the grown FFN") / std::max<int64_t>(a.width, 1),
+                       o_.layers > 0 ? o_.layers : a.layers(),
+                       "elle.expand");
     expand(m, o_);
   }
   // ELLE restarts the optimizer at every expansion (--reset-optimizer).

@@ -71,4 +71,9 @@ std::vector<int64_t> identity_insertion_order(int64_t layers, const std::vector<
 // the FFN keeps its ratio to the width when `keeps_ffn_ratio`, else its size.
 std::vector<GraphProblem> check_target(const GraphView& g, const GraphNodeView& op, bool keeps_ffn_ratio);
 
+// At apply(), where the model's own sizes are known (a target that loaded a checkpoint): throws
+// naming `who` when a model of `a`'s family grown to width, ffn and layers would not hold its
+// weights in this machine's memory, before anything is allocated.
+void check_fits(const Architecture& a, int64_t width, int64_t ffn, int64_t layers, const char* who);
+
 }  // namespace scion::growth
