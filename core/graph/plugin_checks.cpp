@@ -73,8 +73,8 @@ void run_plugin_checks(const toml::table& root, const NodeTable& nodes, const st
       v.error(at, "node '" + n.name + "' (" + n.plugin + "): " + p.message, p.hint);
     }
   }
-  // An op's check sees the op as a node named after its place, its parameters with `target`
-  // (the model node it acts on); a problem's `at` is a key of the op's table.
+  // An op's check sees the op as a node named after its place, its input `target` (the model
+  // node it acts on; also among its parameters); a problem's `at` is a key of the op's table.
   for (size_t si = 0; si < g.stages.size(); ++si) {
     const toml::array* ops = stages && si < stages->size() && stages->get(si)->as_table()
                                  ? (*stages->get(si)->as_table())["ops"].as_array()
@@ -85,7 +85,7 @@ void run_plugin_checks(const toml::table& root, const NodeTable& nodes, const st
       Json params = op.params;
       params["target"] = Json(op.target);
       const std::string name = "op " + op.plugin + " of stage " + std::to_string(si);
-      const GraphNodeView self{name, op.plugin, PluginKind::op, Params(params, name), {}};
+      const GraphNodeView self{name, op.plugin, PluginKind::op, Params(params, name), {{"target", op.target}}};
       std::vector<GraphProblem> problems;
       try {
         problems = op.info->entry.check(view, self);

@@ -258,7 +258,10 @@ std::vector<int64_t> identity_insertion_order(int64_t layers, const std::vector<
 std::vector<GraphProblem> check_target(const GraphView& g, const GraphNodeView& self, bool keeps_ffn_ratio) {
   std::vector<GraphProblem> out;
   const Params& p = self.params;
-  const GraphNodeView* m = g.node(p.string("target"));
+  // The target model node: the op's input "target", or its parameter of that name.
+  const auto in = self.inputs.find("target");
+  const GraphNodeView* m =
+      g.node(in != self.inputs.end() ? in->second : p.has("target") ? p.string("target") : std::string());
   if (!m || m->kind != PluginKind::model || !m->params.has("width") || !m->params.has("heads") ||
       (m->params.has("load") && !m->params.string("load").empty()))
     return out;
