@@ -120,6 +120,17 @@ def main(repo, out):
                             "model.norm.weight": "model-00002-of-00002.safetensors"}}
     for name, cfg in hf:
         put(out, "fuzz_hf_config", name, json.dumps(cfg).encode() + SEP + json.dumps(index).encode())
+    # a kNN-LM datastore's manifest.json as memory.datastore writes it (the target's files beside
+    # it are 4 keys of 4 floats, 4 values and a 32-byte index; these hashes are not theirs)
+    manifest = {"format": 2, "complete": True, "fingerprint": "0123456789abcdef",
+                "model_config": {"vocab": 257, "context": 16, "layers": 1, "width": 4, "heads": 1},
+                "size": 4, "dim": 4, "seq_len": 16, "index": "Flat", "metric": "ip",
+                "files": {"keys.f32": {"bytes": 64, "xxh3": "00112233445566ff"},
+                          "vals.i32": {"bytes": 16, "xxh3": "8899aabbccddeeff"},
+                          "index.faiss": {"bytes": 32, "xxh3": "0f1e2d3c4b5a6978"}}}
+    put(out, "fuzz_datastore_manifest", "manifest", json.dumps(manifest).encode())
+    put(out, "fuzz_datastore_manifest", "manifest_l2_ivf",
+        json.dumps(dict(manifest, metric="l2", index="IVF4,Flat")).encode())
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-60}"
 shift || true
 BUILD_DIR="${SCION_SAN_BUILD_DIR:-build-asan}"
-ALL=(fuzz_graph fuzz_safetensors fuzz_shard fuzz_gpt2_tokenizer fuzz_wordpiece fuzz_checkpoint_state fuzz_metrics fuzz_hf_config)
+ALL=(fuzz_graph fuzz_safetensors fuzz_shard fuzz_gpt2_tokenizer fuzz_wordpiece fuzz_checkpoint_state fuzz_metrics fuzz_hf_config fuzz_datastore_manifest)
 # The sanitizer tree (scripts/sanitize-build.sh), the fuzz targets only (and the plugins the
 # graph target loads).
 SCION_SAN_CXX="${SCION_SAN_CXX:-clang++-16}" bash scripts/sanitize-build.sh "${ALL[@]}"

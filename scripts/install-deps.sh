@@ -17,6 +17,8 @@ PKGS=(
   libpcre2-dev libicu-dev
   # kNN-LM / TRIME datastores (plugins/memory): FAISS's exact and IVF/PQ indexes
   libfaiss-dev
+  # the XXH3 checksums of a datastore's files (plugins/memory/datastore.cpp)
+  libxxhash-dev
   # oneDNN: the bf16 GEMMs of precision = "bf16" on the CPU (kernels/cpu/gemm_bf16.cpp)
   libdnnl-dev
   libopenmpi-dev openmpi-bin

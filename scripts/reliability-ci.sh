@@ -11,7 +11,7 @@ BUILD_DIR="${SCION_SAN_BUILD_DIR:-build-asan}"
 # The tests run under the sanitizers in CI: the tensor runtime and its file formats, the
 # tokenizers, and the reliability refusals (which drive the sanitized `scion` binary).
 SUBSET=(test_tensor test_text test_reliability)
-FUZZ=(fuzz_graph fuzz_safetensors fuzz_shard fuzz_gpt2_tokenizer fuzz_wordpiece fuzz_checkpoint_state fuzz_metrics fuzz_hf_config)
+FUZZ=(fuzz_graph fuzz_safetensors fuzz_shard fuzz_gpt2_tokenizer fuzz_wordpiece fuzz_checkpoint_state fuzz_metrics fuzz_hf_config fuzz_datastore_manifest)
 bash scripts/sanitize-build.sh "${FUZZ[@]}" "${SUBSET[@]}" scion scion_lm scion_optim scion_growth scion_inherit
 bash scripts/fuzz.sh "${SCION_FUZZ_SECONDS:-5}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}"

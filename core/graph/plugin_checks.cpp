@@ -88,8 +88,10 @@ void run_plugin_checks(const toml::table& root, const NodeTable& nodes, const st
     for (size_t oi = 0; oi < s.ops.size(); ++oi) {
       const OpSpec& op = s.ops[oi];
       if (!op.info->entry.check) continue;
+      Json params = op.params;
+      params["target"] = Json(op.target);  // also among its parameters
       const GraphNodeView self{s.name + ".ops." + std::to_string(oi), op.plugin, PluginKind::op,
-                               Params(op.params, op.plugin), {{"target", op.target}}};
+                               Params(params, op.plugin), {{"target", op.target}}};
       const toml::node* stage = stages ? stages->get(si) : nullptr;
       for (const GraphProblem& p : run_check(op.info->entry, self)) {
         const std::string path = "ops." + std::to_string(oi) + (p.at.empty() ? "" : "." + p.at);

@@ -2,8 +2,10 @@
 // its losses, data, optimizer, evaluation, checkpoints and ops (parameter groups:
 // param_groups.cpp).
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <optional>
+#include <sstream>
 
 #include "graph/passes.h"
 
@@ -110,7 +112,13 @@ class StageCheck {
                      guess.empty() ? "" : "did you mean '" + guess + "'?");
           else if (!w.is_number())
             v_.error(v_.pos(w), "the weight of loss '" + n + "' must be a number");
-          else
+          else if (const double weight = w.value<double>().value_or(1.0); !std::isfinite(weight)) {
+            std::ostringstream got;
+            got << weight;
+            v_.error(v_.pos(w), "the weight of loss '" + n + "' in " + where_ + " must be a finite number, got " + got.str(),
+                     n + " = 1.0 (a finite weight of the loss in the stage's sum)");
+            s_.losses.push_back({n, 1.0});  // still a loss of the stage: refused for its weight alone
+          } else
             s_.losses.push_back({n, w.value<double>().value_or(1.0)});
         }
       } else {

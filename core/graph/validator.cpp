@@ -3,9 +3,13 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <filesystem>
+#include <limits>
 #include <sstream>
 
 namespace scion::runtime {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -212,7 +216,14 @@ void Validator::resolve_paths(toml::node& v, const std::string& key, const std::
   auto one = [&](toml::node& e, bool report) {
     auto s = e.as_string();
     if (!s || s->get().empty()) return;
+    std::error_code ec;
+    const fs::file_status st = fs::status(s->get(), ec);
     if (auto r = resolve_path(s->get(), bases_)) s->get() = *r;
+    else if (report && fs::exists(st) && !fs::is_regular_file(st))
+      // Read more than once (epochs, validation, resume): a FIFO or a device would block.
+      error(pos(v), "'" + key + "' in " + where + ": '" + s->get() + "' is " +
+                        (fs::is_fifo(st) ? "a FIFO (named pipe)" : "not a regular file (a device or a socket)"),
+            "name a regular file; Scion reads its inputs more than once (epochs, validation, resume)");
     else if (report)
       error(pos(v), "'" + key + "' in " + where + ": no file matches '" + s->get() + "'",
             "paths are relative to the directory scion runs in, else to the graph's directory, else to Scion's data "
@@ -259,6 +270,27 @@ void Validator::check_value(const ParamSpec& spec, const toml::node& v, const st
         error(pos(*e), "'" + spec.name + "' in " + where + " must be one of " + join(spec.choices) + ", got '" + s + "'",
               guess.empty() ? spec.name + ": " + spec.doc : "did you mean '" + guess + "'?");
       }
+    }
+    // No parameter means anything by NaN or an infinity (a loss weight, a learning rate, a
+    // temperature): refused for every number, whatever its range.
+    if (e->is_floating_point() && !std::isfinite(e->as_floating_point()->get())) {
+      std::ostringstream got;
+      got << e->as_floating_point()->get();
+      error(pos(*e), "'" + spec.name + "' in " + where + " must be a finite number, got " + got.str(),
+            spec.name + (spec.has_min || spec.has_max ? " is " + spec.range_text() : std::string(" is finite")) + ": " +
+                spec.doc);
+      continue;
+    }
+    // Plugins compute in float: a number too small for one is 0 there (a temperature of
+    // 1e-50 divides by zero although the schema said "above 0").
+    if (e->is_floating_point() && e->as_floating_point()->get() != 0 &&
+        std::fabs(e->as_floating_point()->get()) < std::numeric_limits<float>::min()) {
+      std::ostringstream got;
+      got << e->as_floating_point()->get();
+      error(pos(*e), "'" + spec.name + "' in " + where + " is " + got.str() +
+                         ", which underflows to 0 in the float arithmetic of the plugins",
+            spec.name + ": 0, or at least 1.2e-38 in magnitude: " + spec.doc);
+      continue;
     }
     if ((spec.has_min || spec.has_max) && e->is_number()) {
       const double x = e->is_integer() ? double(e->as_integer()->get()) : e->as_floating_point()->get();

@@ -2,11 +2,13 @@
 #include "scion/growth.h"
 
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <regex>
 
 #include "scion/autograd.h"
 #include "scion/random.h"
+#include "scion/sizes.h"
 
 namespace scion::growth {
 
@@ -187,7 +189,7 @@ Maps build_maps(int64_t old_width, int64_t old_heads, int64_t old_kv_heads, int6
               "grouped by ", group, " around key/value heads (a key/value head grows with its ", group,
               " query heads: choose a width that is a multiple of ", group * D, ")");
   new_kv_heads = single_kv ? 1 : new_heads / group;
-  new_ffn = o.ffn > 0 ? o.ffn : old_ffn * o.width / old_width;  // 0: keep the FFN/width ratio
+  new_ffn = o.ffn > 0 ? o.ffn : checked_mul(old_ffn, o.width, "the grown FFN") / old_width;  // 0: keep the FFN/width ratio
   SCION_CHECK(new_ffn >= old_ffn, who, ": new FFN width ", new_ffn, " is smaller than the old ", old_ffn);
   Maps m;
   m.head_dim = D;
@@ -232,6 +234,8 @@ void widen(TransformerModel& m, const WidthOptions& o, const char* who) {
   SCION_CHECK(a.uniform() && a.layers() > 0 && a.heads[0] * a.head_size == a.width, who,
               ": widening needs a model whose layers all have width / head size heads and one FFN size (this one "
               "was pruned or edited per layer)");
+  // Before the unit maps, which are as long as the new width.
+  check_fits(a, o.width, o.ffn > 0 ? o.ffn : checked_mul(a.ffn[0], o.width, "the grown FFN") / a.width, a.layers(), who);
   int64_t H = 0, KV = 0, F = 0;
   const Maps maps = build_maps(a.width, a.heads[0], a.kv_heads_at(0), a.ffn[0], a.layers(), o, H, KV, F, who);
   Architecture na = a;
@@ -302,6 +306,73 @@ std::vector<int64_t> identity_insertion_order(int64_t layers, const std::vector<
     add_identities(l);
   }
   return o;
+}
+
+std::vector<GraphProblem> check_target(const GraphView& g, const GraphNodeView& self, bool keeps_ffn_ratio) {
+  std::vector<GraphProblem> out;
+  const Params& p = self.params;
+  // The target model node: the op's input "target", or its parameter of that name.
+  const auto in = self.inputs.find("target");
+  const GraphNodeView* m =
+      g.node(in != self.inputs.end() ? in->second : p.has("target") ? p.string("target") : std::string());
+  if (!m || m->kind != PluginKind::model || !m->params.has("width") || !m->params.has("heads") ||
+      (m->params.has("load") && !m->params.string("load").empty()))
+    return out;
+  const Params& mp = m->params;
+  const int64_t W = mp.integer("width"), H = mp.integer("heads"), L = mp.has("layers") ? mp.integer("layers") : 0;
+  const int64_t F = mp.has("ffn") && mp.integer("ffn") > 0 ? mp.integer("ffn") : 4 * W;
+  if (H <= 0 || W % H != 0) return out;  // the model's own check says so
+  const int64_t D = W / H;
+  const int64_t width = p.has("width") && p.integer("width") > 0 ? p.integer("width") : W;
+  const int64_t layers = p.has("layers") && p.integer("layers") > 0 ? p.integer("layers") : L;
+  const std::string model = "model '" + m->name + "'";
+  if (width < W)
+    out.push_back({"width", "width " + std::to_string(width) + " is smaller than the width of " + model + " (" +
+                                std::to_string(W) + "); growth only grows",
+                   "width >= " + std::to_string(W)});
+  else if (width % D != 0)
+    out.push_back({"width", "width " + std::to_string(width) + " is not a multiple of the head size " + std::to_string(D) +
+                                " of " + model + " (width " + std::to_string(W) + ", " + std::to_string(H) + " heads)",
+                   "width = " + std::to_string((width / D + 1) * D) + " (a multiple of " + std::to_string(D) + ")"});
+  const double ffn = p.has("ffn") && p.integer("ffn") > 0 ? double(p.integer("ffn"))
+                     : keeps_ffn_ratio                           ? double(F) * double(width) / double(W)
+                                                             : double(F);
+  if (p.has("ffn") && p.integer("ffn") > 0 && p.integer("ffn") < F)
+    out.push_back({"ffn", "ffn " + std::to_string(p.integer("ffn")) + " is smaller than the FFN of " + model + " (" +
+                              std::to_string(F) + ")",
+                   "ffn >= " + std::to_string(F) + ", or 0"});
+  if (layers < L)
+    out.push_back({"layers", "layers " + std::to_string(layers) + " is fewer than the " + std::to_string(L) +
+                                 " layers of " + model,
+                   "layers >= " + std::to_string(L) + ", or 0 (unchanged)"});
+  const double params =
+      transformer_parameters(double(layers), double(width), ffn, mp.has("vocab") ? double(mp.integer("vocab")) : 0,
+                             mp.has("context") ? double(mp.integer("context")) : 0,
+                             mp.has("tied") && mp.boolean("tied"), mp.has("kv_heads"));
+  char count[32];
+  std::snprintf(count, sizeof count, "%.3g", params);
+  const std::string problem =
+      memory_problem(4 * params, "the grown " + model + " (" + count + " parameters)", " for its weights alone");
+  if (!problem.empty()) {
+    // Located at the size that grew the most.
+    const double grew_width = double(width) / double(W), grew_ffn = ffn / double(F),
+                 grew_layers = L > 0 ? double(layers) / double(L) : double(layers);
+    const char* key = grew_layers >= grew_width && grew_layers >= grew_ffn ? "layers"
+                      : grew_ffn > grew_width                              ? "ffn"
+                                                                           : "width";
+    out.push_back({key, problem, "check width, ffn and layers of the op"});
+  }
+  return out;
+}
+
+void check_fits(const Architecture& a, int64_t width, int64_t ffn, int64_t layers, const char* who) {
+  const double params = transformer_parameters(double(layers), double(width), double(ffn), double(a.vocab),
+                                               double(a.context), a.tied, a.family == "llama");
+  char count[32];
+  std::snprintf(count, sizeof count, "%.3g", params);
+  const std::string problem =
+      memory_problem(4 * params, std::string("the grown model (") + count + " parameters)", " for its weights alone");
+  SCION_CHECK(problem.empty(), who, ": ", problem, "; hint: check width, ffn and layers of the op");
 }
 
 }  // namespace scion::growth

@@ -12,6 +12,7 @@
 
 #include "scion/allocator.h"
 #include "scion/error.h"
+#include "scion/sizes.h"
 #ifdef SCION_HAVE_CUDA
 #include "cuda/runtime.h"
 #endif
@@ -19,7 +20,13 @@
 namespace scion {
 namespace {
 
-size_t size_class(size_t bytes) {
+// Requests above kMaxBlockBytes have no class (the doubling below would pass 2^63 and wrap
+// to 0, looping forever): refused, naming the size.
+size_t size_class(size_t bytes, Device device) {
+  if (bytes > kMaxBlockBytes)
+    throw Error(detail::concat("allocator: a block of ", bytes, " bytes (", gib_text(double(bytes)), ") was asked of ",
+                               device.str(), ", more than any device holds (the limit is ", gib_text(kMaxBlockBytes),
+                               "); hint: a size in the graph or a checkpoint is absurd, check it"));
   if (bytes == 0) bytes = 1;
   constexpr size_t kSmall = 512, kLarge = size_t(1) << 20;
   if (bytes <= kLarge) return (bytes + kSmall - 1) / kSmall * kSmall;
@@ -35,11 +42,12 @@ class CachingAllocator final : public Allocator {
  public:
   using RawAlloc = void* (*)(size_t, int);
   using RawFree = void (*)(void*, int);
-  CachingAllocator(RawAlloc a, RawFree f, int device) : raw_alloc_(a), raw_free_(f), device_(device) {}
+  CachingAllocator(RawAlloc a, RawFree f, int device, bool cuda)
+      : raw_alloc_(a), raw_free_(f), device_(device), cuda_(cuda) {}
   ~CachingAllocator() override { release_cached(); }
 
   void* allocate(size_t bytes) override {
-    const size_t cls = size_class(bytes);
+    const size_t cls = size_class(bytes, device());
     std::lock_guard lock(mu_);
     ++stats_.allocations;
     void* p = nullptr;
@@ -59,7 +67,7 @@ class CachingAllocator final : public Allocator {
 
   void deallocate(void* p, size_t bytes) override {
     if (!p) return;
-    const size_t cls = size_class(bytes);
+    const size_t cls = size_class(bytes, device());
     std::lock_guard lock(mu_);
     free_[cls].push_back(p);
     stats_.bytes_in_use -= int64_t(cls);
@@ -86,6 +94,8 @@ class CachingAllocator final : public Allocator {
   RawAlloc raw_alloc_;
   RawFree raw_free_;
   int device_;
+  bool cuda_;
+  Device device() const { return cuda_ ? Device::cuda(device_) : Device::cpu(); }
   mutable std::mutex mu_;
   std::unordered_map<size_t, std::vector<void*>> free_;
   AllocatorStats stats_;
@@ -103,7 +113,7 @@ void host_free(void* p, int) { std::free(p); }
 Allocator& allocator_for(Device d) {
   if (d.is_cpu()) {
     // Intentionally leaked: tensors in static storage may be freed after main returns.
-    static auto* cpu = new CachingAllocator(host_alloc, host_free, 0);
+    static auto* cpu = new CachingAllocator(host_alloc, host_free, 0, false);
     return *cpu;
   }
 #ifdef SCION_HAVE_CUDA
@@ -113,7 +123,7 @@ Allocator& allocator_for(Device d) {
   SCION_CHECK(d.index >= 0 && d.index < cuda::device_count(), "device ", d.str(),
               " is not available (", cuda::device_count(), " CUDA device(s) found)");
   auto& a = per_device[d.index];
-  if (!a) a = new CachingAllocator(cuda::malloc_device, cuda::free_device, d.index);
+  if (!a) a = new CachingAllocator(cuda::malloc_device, cuda::free_device, d.index, true);
   return *a;
 #else
   throw Error("device " + d.str() + " requested, but this build of Scion has no CUDA backend "

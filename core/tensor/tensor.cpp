@@ -6,6 +6,7 @@
 
 #include "scion/allocator.h"
 #include "scion/autograd.h"
+#include "scion/sizes.h"
 #include "ops/backend.h"
 #ifdef SCION_HAVE_CUDA
 #include "cuda/runtime.h"
@@ -19,11 +20,7 @@ std::string shape_str(const Shape& s) {
   for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
   return out + "]";
 }
-int64_t shape_numel(const Shape& s) {
-  int64_t n = 1;
-  for (int64_t d : s) n *= d;
-  return n;
-}
+int64_t shape_numel(const Shape& s) { return checked_product(s, "the elements of a tensor"); }
 Strides contiguous_strides(const Shape& s) {
   Strides st(s.size());
   int64_t acc = 1;
@@ -45,8 +42,9 @@ namespace {
 std::shared_ptr<TensorImpl> new_impl(const Shape& shape, DType dtype, Device device) {
   for (int64_t d : shape)
     SCION_CHECK(d >= 0, "tensor shape ", shape_str(shape), " has a negative dimension");
+  const int64_t bytes = checked_mul(shape_numel(shape), int64_t(dtype_size(dtype)), "the bytes of a tensor");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(size_t(shape_numel(shape)) * dtype_size(dtype), device);
+  impl->storage = std::make_shared<Storage>(size_t(bytes), device);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;

@@ -4,6 +4,7 @@
 #include "masked_growth.h"
 #include "scion/growth.h"
 #include "scion/random.h"
+#include "scion/sizes.h"
 
 namespace scion::growth {
 namespace {
@@ -80,6 +81,9 @@ class Bert2Bert final : public DepthOp {
     SCION_CHECK(widens || layers > c.layers(), "grow.bert2bert: width ", o.width, ", ffn ", o.ffn, " and layers ",
                 layers, " do not grow the model (width ", c.width, ", ffn ", ffn, ", ", c.layers(),
                 " layers; hint: set width, ffn or layers above the current size)");
+    if (layers > c.layers())
+      check_fits(c, o.width, o.ffn > 0 ? o.ffn : checked_mul(ffn, o.width, "the grown FFN") / std::max<int64_t>(c.width, 1),
+                 layers, "grow.bert2bert");
     if (widens) widen(mt, o, "grow.bert2bert");
     if (layers > c.layers()) reorder(mt, bert2bert_depth_order(c.layers(), layers), derive_seed(o.seed, 0xde));
   }

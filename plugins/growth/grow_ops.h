@@ -46,6 +46,12 @@ inline PluginEntry op_entry(const char* name, const char* desc, std::vector<Para
   e.description = desc;
   e.params = std::move(params);
   e.factory = std::move(f);
+  // The ops that change sizes are checked against their target before anything runs.
+  // net2wider and bert2bert keep the FFN/width ratio when ffn = 0; grow.masked keeps the FFN.
+  const bool keeps_ratio = std::string(name) != "grow.masked";
+  for (const ParamSpec& q : e.params)
+    if (q.name == "width")
+      e.check = [keeps_ratio](const GraphView& g, const GraphNodeView& self) { return check_target(g, self, keeps_ratio); };
   return e;
 }
 

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "scion/autograd.h"
+#include "scion/growth.h"
 #include "scion/random.h"
 
 namespace scion::growth {
@@ -60,6 +61,7 @@ void grow_masked(TransformerModel& m, const MaskedOptions& o, int64_t at_step) {
   // of their own, behind the same gate.
   SCION_CHECK(H % group == 0, who, ": new width ", na.width, " gives ", H, " heads, which cannot be grouped by ", group,
               " around key/value heads (choose a multiple of ", group * D, ")");
+  growth::check_fits(a, na.width, F, NL, who);
   na.heads.assign(size_t(NL), H);
   if (!a.kv_heads.empty()) na.kv_heads.assign(size_t(NL), H / group);
   na.ffn.assign(size_t(NL), F);

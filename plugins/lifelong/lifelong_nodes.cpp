@@ -8,8 +8,11 @@
 #include "elle_expand.h"
 #include "lifelong_scores.h"
 #include "scion/autograd.h"
+#include "scion/data.h"
+#include "scion/growth.h"
 #include "scion/ops.h"
 #include "scion/random.h"
+#include "scion/sizes.h"
 
 namespace scion::lifelong {
 namespace {
@@ -48,6 +51,31 @@ std::vector<GraphProblem> check_domains(const GraphView& g, const GraphNodeView&
     }
     if (std::count(domains.begin(), domains.end(), d) > 1)
       out.push_back({"domains." + std::to_string(i), "domain '" + d + "' is listed twice", "list each domain once"});
+    // Each domain is evaluated on its valid.txt at the end of its stage: one window of
+    // seq_len + 1 tokens at least (files up to 256 KiB are tokenized; larger ones cannot be
+    // that short), else the run fails at that evaluation, after the stage's training.
+    {
+      const fs::path valid = fs::path(root) / d / "valid.txt";
+      std::error_code vec;
+      const auto vbytes = fs::file_size(valid, vec);
+      const int64_t T = p.integer("seq_len");
+      bool short_text = !vec && 2 * vbytes + 1 < uintmax_t(T) + 1;
+      if (!vec && !short_text && vbytes <= (uintmax_t(256) << 10) && g.tokenizer) {
+        try {
+          if (auto tok = g.tokenizer(p.string("tokenizer"))) {
+            data::TokenizeFn fn = [&tok](std::string_view text) { return tok->encode(text); };
+            short_text = data::TextStream::all_windows({valid.string()}, fn, tok->eot_id(), T).empty();
+          }
+        } catch (const std::exception&) {
+          // unreadable here: the tokenizer's own check or the stream says what it is
+        }
+      }
+      if (short_text)
+        out.push_back({"domains." + std::to_string(i),
+                       "domain '" + d + "': " + valid.string() + " holds fewer tokens than one window of " +
+                           std::to_string(T + 1) + " (seq_len + 1); its evaluation would fail after the stage trains",
+                       "give domain '" + d + "' a longer valid.txt, or a smaller seq_len"});
+    }
     // A token is at least one byte of text (or one separator): more tokens than bytes is more
     // than the domain holds, whatever the tokenizer.
     std::error_code ec;
@@ -61,6 +89,16 @@ std::vector<GraphProblem> check_domains(const GraphView& g, const GraphNodeView&
     out.push_back({"memory_tokens", "a memory of " + std::to_string(p.integer("memory_tokens")) + " tokens holds no window of " +
                                         std::to_string(p.integer("seq_len")),
                    "set memory_tokens >= seq_len"});
+  // Buffers this machine cannot hold would be read until the system kills the process.
+  for (const char* key : {"batch_size", "shuffle_buffer"}) {
+    const double n = double(p.integer(key)), T = double(p.integer("seq_len"));
+    const bool batch = std::string(key) == "batch_size";
+    const std::string m = memory_problem(batch ? batch_bytes(n, T) : shuffle_buffer_bytes(n, T),
+                                       std::string(batch ? "a batch" : "a shuffle buffer") + " of " +
+                                           std::to_string(p.integer(key)) + " windows of " +
+                                           std::to_string(p.integer("seq_len")) + " tokens");
+    if (!m.empty()) out.push_back({key, m, batch ? "a smaller batch_size (it is per rank)" : "a smaller shuffle_buffer"});
+  }
   std::vector<std::string> stages, trained;
   for (const auto& s : g.stages) stages.push_back(s.name);
   const Json& sched = p.raw("schedule");
@@ -159,6 +197,10 @@ class ExpandOp final : public Op {
     SCION_CHECK((o_.width > 0 && o_.width != a.width) || (o_.layers > 0 && o_.layers != a.layers()), "elle.expand: width ",
                 o_.width, " and layers ", o_.layers, " do not grow the model (width ", a.width, ", ", a.layers(),
                 " layers; hint: set width or layers above the current size)");
+    const int64_t width = o_.width > 0 ? o_.width : a.width, ffn = a.ffn.empty() ? 0 : a.ffn[0];
+    growth::check_fits(a, width, checked_mul(ffn, width, "the grown FFN") / std::max<int64_t>(a.width, 1),
+                       o_.layers > 0 ? o_.layers : a.layers(),
+                       "elle.expand");
     expand(m, o_);
   }
   // ELLE restarts the optimizer at every expansion (--reset-optimizer).
@@ -185,6 +227,8 @@ PluginEntry expand_entry() {
               num_param("depth_noise", 0.0, "std of N(0, depth_noise) added to every tensor of an inserted layer copy "
                         "(ELLE adds none)").at_least(0),
               int_param("lineage_seed", 0, "seed of the doubling order; the same for every expansion of one model")};
+  // FPI keeps the FFN/width ratio.
+  e.check = [](const GraphView& g, const GraphNodeView& self) { return growth::check_target(g, self, true); };
   e.factory = [](const Params& p, const NodeResolver&) { return std::make_shared<ExpandOp>(p); };
   return e;
 }

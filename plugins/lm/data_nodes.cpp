@@ -1,5 +1,6 @@
 // data.text (streaming text, optional BERT masking) and data.shards (llm.c token shards).
 #include <algorithm>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -10,6 +11,7 @@
 #include "scion/plugin.h"
 #include "scion/random.h"
 #include "scion/shards.h"
+#include "scion/sizes.h"
 
 namespace scion::lm {
 namespace {
@@ -180,6 +182,28 @@ PluginEntry text_entry() {
           out.push_back({at + "." + std::to_string(i), "stage_files." + stage + ": no file matches '" + glob + "'",
                          "paths are relative to the directory scion runs in, else to the graph's directory, else to Scion's data directory"});
         }
+      }
+    }
+    // Buffers this machine cannot hold would be read until the system kills the process.
+    for (const char* key : {"batch_size", "shuffle_buffer"}) {
+      const double n = double(self.params.integer(key)), T = double(self.params.integer("seq_len"));
+      const bool batch = std::string(key) == "batch_size";
+      const std::string m = memory_problem(batch ? batch_bytes(n, T) : shuffle_buffer_bytes(n, T),
+                                         std::string(batch ? "a batch" : "a shuffle buffer") + " of " +
+                                             std::to_string(self.params.integer(key)) + " windows of " +
+                                             std::to_string(self.params.integer("seq_len")) + " tokens");
+      if (!m.empty()) out.push_back({key, m, batch ? "a smaller batch_size (it is per rank)" : "a smaller shuffle_buffer"});
+    }
+    // A folder matches a path parameter (data.domains' root is one) but holds no text itself.
+    for (const char* key : {"files", "valid_files"}) {
+      const auto globs = self.params.strings(key);
+      for (size_t i = 0; i < globs.size(); ++i) {
+        std::error_code ec;
+        if (std::filesystem::is_directory(globs[i], ec))
+          out.push_back({std::string(key) + "." + std::to_string(i),
+                         std::string(key) + " of node '" + self.name + "' names the folder '" + globs[i] +
+                             "', not a file of text",
+                         "name the files inside it, e.g. \"" + globs[i] + "/*.txt\""});
       }
     }
     // Text too short for one window stops the run at its first batch (training files) or at

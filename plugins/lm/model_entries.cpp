@@ -1,12 +1,11 @@
 // The model.gpt, model.llama and model.bert plugin entries: schemas and ports.
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 
 #include "graph_facts.h"
 #include "hf_config.h"
 #include "lm_nodes.h"
+#include "scion/sizes.h"
 
 namespace scion::lm {
 
@@ -72,24 +71,27 @@ std::vector<GraphProblem> check_model(const GraphView& g, const GraphNodeView& s
                                   " is odd; rotary positions turn pairs of dimensions",
                      "choose heads so that width / heads is even"});
     // The weights alone (4 bytes each) must fit in this machine's memory; training needs
-    // about four times that (gradients, two optimizer moments).
+    // about four times that (gradients, two optimizer moments). Llama's SwiGLU has three
+    // FFN matrices, GPT's and BERT's MLP two.
     const double w = double(p.integer("width")), ffn = p.integer("ffn") > 0 ? double(p.integer("ffn")) : 4 * w;
-    const double params = double(p.integer("layers")) * (4 * w * w + 2 * w * ffn + 9 * w + ffn) +
-                          double(p.integer("vocab")) * w * (p.boolean("tied") ? 1 : 2) + double(p.integer("context")) * w;
-    const double ram = double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGESIZE));
-    if (ram > 0 && 4 * params > ram) {
-      char text[160];
-      std::snprintf(text, sizeof text, "a model of %.3g parameters needs %.3g GiB for its weights alone; this machine has %.3g GiB",
-                    params, 4 * params / double(1 << 30), ram / double(1 << 30));
-      out.push_back({p.integer("layers") * 4 * w * w > double(p.integer("vocab")) * w ? "layers" : "vocab", text,
-                     "check layers, width, ffn and vocab"});
-    }
+    const double params = transformer_parameters(double(p.integer("layers")), w, ffn, double(p.integer("vocab")),
+                                                 double(p.integer("context")), p.boolean("tied"), p.has("kv_heads"));
+    char count[32];
+    std::snprintf(count, sizeof count, "%.3g", params);
+    const std::string problem = memory_problem(4 * params, std::string("a model of ") + count + " parameters",
+                                                " for its weights alone");
+    if (!problem.empty())
+      out.push_back({p.integer("layers") * 4 * w * w > double(p.integer("vocab")) * w ? "layers" : "vocab",
+                     problem, "check layers, width, ffn and vocab"});
   }
   const int64_t vocab = model_vocab(self), context = model_context(self);
   const std::string from = load.empty() ? "" : " (from '" + load + "')";
   const std::string at = load.empty() ? "" : "load";
   // The windows fed to the model must fit its positions.
+  // Through nodes between (a prompt node rewriting the tokens) to the data node that cuts them.
   const GraphNodeView* src = g.input_source(self, "tokens");
+  for (int hop = 0; hop < 8 && src && !src->params.all().contains("seq_len") && src->inputs.count("tokens"); ++hop)
+    src = g.input_source(*src, "tokens");
   if (src && context > 0 && src->params.all().contains("seq_len") && src->params.raw("seq_len").is_number_integer() &&
       src->params.integer("seq_len") > context)
     out.push_back({at.empty() ? "context" : at,

@@ -6,12 +6,17 @@
 //   keys.f32        size × dim float32, row-major
 //   vals.i32        size int32 next-token ids
 //   index.faiss     the FAISS index (faiss::write_index)
-// It is built in "<path>.partial.<pid>" and renamed to <path> only once every file is written
-// and synced, the manifest last; an older datastore at <path> is replaced in one rename. A
-// killed build leaves at most a .partial folder, which open() never takes for a datastore.
+// The manifest names each of the three files with its size and XXH3-64 hash (libxxhash);
+// open() verifies them before using a byte, and refuses a manifest with a key or value it
+// does not know. It is built in "<path>.partial.<pid>" and renamed to <path> only once every
+// file is written and synced, the manifest last; an older datastore at <path> is replaced in
+// one rename. A killed build leaves at most a .partial folder, which open() never takes for a
+// datastore and the next build at the same path removes (once its process is gone and it
+// holds only a build's files).
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,7 +40,16 @@ struct DatastoreInfo {
   int64_t size = 0, dim = 0, seq_len = 0;
   std::string index = "Flat";  // a FAISS index_factory description: Flat, IVF256,Flat, IVF256,PQ16, ...
   std::string metric = "ip";   // ip (inner product) or l2 (squared L2 distance)
+  // keys.f32, vals.i32, index.faiss: their sizes and XXH3-64 hashes (16 hex digits), as built.
+  struct FileDigest {
+    int64_t bytes = 0;
+    std::string xxh3;
+  };
+  std::map<std::string, FileDigest> files;
 };
+
+// The XXH3-64 hash of bytes, as 16 lowercase hex digits.
+std::string xxh3_hex(const void* data, size_t n);
 
 class DatastoreWriter {
  public:
@@ -87,6 +101,8 @@ class Datastore {
 };
 
 // Reads a manifest without opening the rest (validation); false when `path` holds none.
+// Throws naming the manifest for one this Scion did not write: an unknown key, a metric
+// outside ip/l2, a size that is not positive, a file list other than the datastore's.
 bool read_manifest(const std::string& path, DatastoreInfo& info);
 
 }  // namespace scion::memory

@@ -331,7 +331,13 @@ PluginEntry knnlm_entry() {
     bool built_here = false;  // a memory.datastore node of this graph writes it first
     for (const auto& n : g.nodes)
       if (n.plugin == "memory.datastore" && n.params.string("path") == path) built_here = true;
-    if (!path.empty() && !built_here && read_manifest(path, info) && p.integer("k") > info.size)
+    bool found = false;
+    try {
+      found = !path.empty() && !built_here && read_manifest(path, info);
+    } catch (const Error& e) {
+      out.push_back({"datastore", e.what(), "rebuild it with a memory.datastore node"});
+    }
+    if (found && p.integer("k") > info.size)
       out.push_back({"k", "k = " + std::to_string(p.integer("k")) + " neighbours, but the datastore '" + path + "' holds " +
                               std::to_string(info.size) + " keys",
                      "k <= " + std::to_string(info.size)});

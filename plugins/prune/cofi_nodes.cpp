@@ -176,6 +176,27 @@ std::vector<GraphProblem> check_loss(const GraphView& g, const GraphNodeView& se
     out.push_back({"match_layers", "matches " + std::to_string(asked) + " teacher layers but the student '" +
                                        student->name + "' has only " + std::to_string(student->params.integer("layers")),
                    "name at most " + std::to_string(student->params.integer("layers")) + " teacher layers"});
+  // The teacher layers matched must exist, and layerwise distillation compares hidden states
+  // of the same width (a teacher built from parameters; a loaded one's sizes are in its file).
+  const GraphNodeView* teacher = g.input_source(self, "teacher_layers");
+  if (p.number("alpha_layer") > 0 && teacher && teacher->kind == PluginKind::model && teacher->params.has("layers") &&
+      teacher->params.string("load").empty()) {
+    const int64_t tl = teacher->params.integer("layers");
+    const auto match = p.integers("match_layers");
+    for (size_t i = 0; i < match.size(); ++i)
+      if (match[i] < 0 || match[i] >= tl)
+        out.push_back({"match_layers." + std::to_string(i),
+                       "match_layers names teacher layer " + std::to_string(match[i]) + ", but teacher '" + teacher->name +
+                           "' has layers 0 to " + std::to_string(tl - 1),
+                       "teacher layers are 0-based: 0 <= layer < " + std::to_string(tl)});
+    if (student && student->params.string("load").empty() && student->params.has("width") &&
+        teacher->params.has("width") && student->params.integer("width") != teacher->params.integer("width"))
+      out.push_back({"teacher_layers", "layerwise distillation compares hidden states, but teacher '" + teacher->name +
+                                           "' has width " + std::to_string(teacher->params.integer("width")) +
+                                           " and student '" + student->name + "' width " +
+                                           std::to_string(student->params.integer("width")),
+                     "a teacher of the student's width, or alpha_layer = 0 (logit distillation only)"});
+  }
   // Layerwise distillation needs both models' per-layer outputs.
   if (p.number("alpha_layer") > 0)
     for (const char* port : {"student_layers", "teacher_layers"}) {

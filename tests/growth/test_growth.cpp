@@ -681,4 +681,24 @@ TEST(Growth, GStackGrowthTimingRuleMatchesItsReadme) {
   EXPECT_NEAR(d(13e9, 2e12), 15.84, 0.05);
   EXPECT_NEAR(d(70e9, 2e12), 42.48, 0.1);
   EXPECT_NEAR(d(8e9, 15e12), 6.58, 0.05);
+// Issue 35, item 5: a growth op applied to a model whose sizes the graph does not show (one
+// that loaded a checkpoint) is refused at apply() when the grown model would not fit in this
+// machine's memory, before anything is allocated: 10^8 layers grew memory without bound, a
+// width near 2^62 made a size product wrap.
+TEST(Growth, AGrownModelBeyondThisMachineIsRefusedBeforeAllocating) {
+  lm::DecoderModel src(gpt_cfg());
+  growth::MaskedOptions o;
+  o.layers = 100000000;
+  try {
+    grow_masked(src, o);
+    FAIL() << "10^8 layers were grown";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("grow.masked: the grown model ("), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("for its weights alone; this machine has"), std::string::npos) << e.what();
+  }
+  growth::WidthOptions w;
+  w.width = int64_t(1) << 50;  // a multiple of the head size 4
+  EXPECT_THROW(widen(src, w), Error);
+  w.width = int64_t(1) << 61;  // its FFN (4 × width) does not fit in 64 bits
+  EXPECT_THROW(widen(src, w), Error);
 }

@@ -126,6 +126,11 @@ TEST(ElleGraphs, BadInputsAreRefusedAtValidationWithTheirPlace) {
        "follows a domain's stage"},
       {"a stage that does not evaluate AP+", "eval = { every = 4, evaluators = [\"ll\"] }\nops", "ops", "name = \"recover\"",
        "does not evaluate with 'll'", "evaluators = [\"ll\"]", 1},
+      // Issue 35, items 5 and 9: refused when the stage started (or never: memory grew unbounded).
+      {"an expansion width that is not a multiple of the head size", "width = 48, noise", "width = 50, noise", "ops = [",
+       "width 50 is not a multiple of the head size 8 of model 'gpt'", "width = 56"},
+      {"an expansion to 10^8 layers", "layers = 3, width", "layers = 100000000, width", "ops = [",
+       "op 'elle.expand' of stage 1: the grown model 'gpt'", "check width, ffn and layers"},
       {"domain prompts outside the vocabulary", "vocab = 259", "vocab = 258", "first_id = 257", "beyond the vocabulary of model 'gpt'",
        "vocab >= 259"},
   };
@@ -153,6 +158,40 @@ TEST(ElleGraphs, BadInputsAreRefusedAtValidationWithTheirPlace) {
     EXPECT_NE(r.rc, 0);
     EXPECT_NE(r.out.find("g.toml:" + std::to_string(line) + ":"), std::string::npos) << r.out;
   }
+  fs::remove_all(dir);
+}
+
+// Issue 35, item 9: a domain whose valid.txt is empty or shorter than one window failed at its
+// first evaluation, after its stage trained, without naming the domain; windows longer than
+// the model's context (through the domain prompt node) failed at the first forward pass.
+TEST(ElleGraphs, ShortValidationTextAndLongWindowsAreRefusedAtValidation) {
+  const fs::path dir = temp("elle_short_valid");
+  const fs::path corpus = fs::path(SCION_SOURCE_DIR) / "data/corpus";
+  for (const char* d : {"news", "cs"}) {
+    fs::create_directories(dir / "root" / d);
+    fs::copy_file(corpus / d / "train.txt", dir / "root" / d / "train.txt");
+    fs::copy_file(corpus / d / "valid.txt", dir / "root" / d / "valid.txt");
+  }
+  const std::string root = "root = \"@DATA@/data/corpus\"", mine = "root = \"" + (dir / "root").string() + "\"";
+  for (const std::string valid : {"", "a few words\n"}) {
+    SCOPED_TRACE("valid.txt of " + std::to_string(valid.size()) + " bytes");
+    std::ofstream(dir / "root" / "cs" / "valid.txt", std::ios::trunc) << valid;
+    const std::string text = with_data(edit(elle_graph(), root, mine));
+    std::ofstream(dir / "g.toml") << text;
+    const Result r = sh("validate " + (dir / "g.toml").string());
+    EXPECT_EQ(WEXITSTATUS(r.rc), 3) << r.out;
+    EXPECT_NE(r.out.find("g.toml:" + std::to_string(line_of(text, "domains = [")) + ":20: error: node 'stream' (data.domains): "
+                         "domain 'cs': " + (dir / "root" / "cs" / "valid.txt").string() +
+                         " holds fewer tokens than one window of 33"),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("give domain 'cs' a longer valid.txt"), std::string::npos) << r.out;
+  }
+  const std::string text = with_data(edit(elle_graph(), "seq_len = 32", "seq_len = 64"));
+  std::ofstream(dir / "g.toml") << text;
+  const Result r = sh("validate " + (dir / "g.toml").string());
+  EXPECT_EQ(WEXITSTATUS(r.rc), 3) << r.out;
+  EXPECT_NE(r.out.find("feeds windows of 64 tokens, more than the context of 32"), std::string::npos) << r.out;
   fs::remove_all(dir);
 }
 

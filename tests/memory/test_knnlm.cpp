@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <numeric>
 
 #include "datastore.h"
@@ -221,6 +222,89 @@ TEST(Datastore, AKilledBuildIsNeverLeftLookingComplete) {
   // The old datastore is intact; the partial folder is not taken for a datastore.
   EXPECT_EQ(Datastore::open((dir / "s").string())->info().fingerprint, "old");
   EXPECT_THROW(Datastore::open(partial), Error);
+  // Issue 35, item 6: the next build at the path removes the dead build's partial folder; a
+  // partial folder holding anything a build does not write (a user's file) is left alone.
+  const std::string foreign = (dir / "s").string() + ".partial.999999999";
+  fs::create_directories(foreign);
+  std::ofstream(foreign + "/notes.txt") << "mine\n";
+  {
+    DatastoreWriter w((dir / "s").string(), info(4, "ip", "newer"));
+    w.add(keys.data(), vals.data(), 16);
+    w.finish();
+  }
+  EXPECT_FALSE(fs::exists(partial)) << "the killed build's partial folder is still there";
+  EXPECT_TRUE(fs::exists(foreign + "/notes.txt"));
+  EXPECT_EQ(Datastore::open((dir / "s").string())->info().fingerprint, "newer");
+  fs::remove_all(dir);
+}
+
+// Issue 35, item 6: a file replaced by other bytes of the same size (vals.i32 by random bytes
+// evaluated with exit 0 and twice the perplexity) is refused at open, naming the file with
+// the expected and the found hash; so is a manifest with a value or key this Scion does not write.
+TEST(Datastore, EveryFileIsVerifiedAgainstTheManifestsChecksum) {
+  const fs::path dir = fresh_dir("checksums");
+  const auto keys = random_floats(64, 7);
+  std::vector<int32_t> vals(16);
+  std::iota(vals.begin(), vals.end(), 0);
+  const std::string store = (dir / "s").string();
+  auto build = [&] {
+    fs::remove_all(store);
+    DatastoreWriter w(store, info(4, "ip"));
+    w.add(keys.data(), vals.data(), 16);
+    w.finish();
+  };
+  for (const char* file : {"vals.i32", "keys.f32", "index.faiss"}) {
+    SCOPED_TRACE(file);
+    build();
+    ASSERT_NO_THROW(Datastore::open(store));
+    const fs::path f = fs::path(store) / file;
+    std::string bytes(size_t(fs::file_size(f)), '\0');
+    for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = char(random_bits(11, i));
+    std::ofstream(f, std::ios::binary | std::ios::trunc) << bytes;
+    try {
+      Datastore::open(store);
+      ADD_FAILURE() << "a replaced " << file << " was accepted";
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("'" + f.string() + "' is not the file its manifest names: expected " +
+                       std::to_string(bytes.size()) + " bytes of XXH3 "),
+                std::string::npos)
+          << m;
+      EXPECT_NE(m.find(", found " + std::to_string(bytes.size()) + " bytes of XXH3 " + xxh3_hex(bytes.data(), bytes.size())),
+                std::string::npos)
+          << m;
+    }
+  }
+  // The manifest: each edit is refused with its words.
+  build();
+  const fs::path mf = fs::path(store) / "manifest.json";
+  std::string text;
+  {
+    std::ifstream in(mf);
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto refused = [&](const std::string& from, const std::string& to, const std::string& says) {
+    SCOPED_TRACE(to);
+    std::string t = text;
+    const size_t at = t.find(from);
+    ASSERT_NE(at, std::string::npos) << from << " in " << text;
+    t.replace(at, from.size(), to);
+    std::ofstream(mf, std::ios::trunc) << t;
+    DatastoreInfo i;
+    try {
+      read_manifest(store, i);
+      ADD_FAILURE() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(Datastore::open(store), Error);
+  };
+  refused("\"metric\":\"ip\"", "\"metric\":\"cosine\"", "has metric 'cosine', not ip or l2");
+  refused("\"metric\":\"ip\"", "\"metric\":\"ip\",\"extra\":1", "has an unknown key 'extra'");
+  refused("\"format\":2", "\"format\":1", "has format 1, this Scion reads 2");
+  refused("\"size\":16", "\"size\":0", "has size 0");
+  refused("\"size\":16", "\"size\":4611686018427387904", "does not fit in 64 bits");
+  refused("\"vals.i32\"", "\"vals.bin\"", "does not name 'vals.i32'");
   fs::remove_all(dir);
 }
 

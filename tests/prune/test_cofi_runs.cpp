@@ -163,6 +163,23 @@ TEST(CofiRuns, BadGraphsAreRefusedWithTheirPosition) {
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.out.find("g.toml:"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("matches 5 teacher layers but the student 'student' has only 4"), std::string::npos) << r.out;
+  // Issue 35, item 9: refused by run only at the first step (or trained into NaN).
+  struct Refusal {
+    std::string from, to, says;
+  };
+  for (const Refusal& c : std::vector<Refusal>{
+           {"start = 2", "start = 2\nmatch_layers = [0, 1, 7]",
+            "g.toml:51:23: error: node 'cofi' (loss.cofi): match_layers names teacher layer 7, but teacher 'teacher' has "
+            "layers 0 to 3"},
+           {"start = 2", "start = 2\nlog_alpha_init = nan",
+            "g.toml:51:18: error: 'log_alpha_init' in node 'cofi' (loss.cofi) must be a finite number, got nan"},
+           {"width = 32\nheads = 4\ninit_seed = 3\nfrozen", "width = 64\nheads = 4\ninit_seed = 3\nfrozen",
+            "layerwise distillation compares hidden states, but teacher 'teacher' has width 64 and student 'student' "
+            "width 32"}}) {
+    r = validate(c.from, c.to);
+    EXPECT_EQ(r.rc >> 8, 3) << r.out;
+    EXPECT_NE(r.out.find(c.says), std::string::npos) << r.out;
+  }
   r = validate("init_seed = 3\nlayer_outputs = true\ntokens = \"corpus.tokens\"\n\n[nodes.cofi]",
                "init_seed = 3\ntokens = \"corpus.tokens\"\n\n[nodes.cofi]");
   EXPECT_NE(r.rc, 0);

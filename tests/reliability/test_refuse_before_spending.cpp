@@ -2,6 +2,10 @@
 // find only after creating its run directory (or after the training), or reported without a
 // place or in a library's words, is refused by `scion validate` and `scion run` with its
 // location, a hint and the documented exit code, and nothing is written.
+#include <sys/stat.h>
+
+#include <cstring>
+
 #include "reliability.h"
 
 using namespace reliability;
@@ -48,6 +52,40 @@ std::vector<Case> cases() {
        {{"plugin = \"tokenizer.bytes\"",
          "plugin = \"tokenizer.gpt2\"\nvocab = \"" + std::string(SCION_SOURCE_DIR) + "/data/bert/vocab.txt\""}},
        "", "g.toml:8:9", "the tokenizer's files cannot be loaded", "encoder.json"},
+      // Issue 35, item 5: sizes beyond the machine are refused at their key, before any
+      // allocation (these aborted in glibc, looped in the allocator, wrote past a block or
+      // grew memory until the OOM killer).
+      {"a batch of 2^61 windows", {{"batch_size = 2", "batch_size = 2305843009213693952"}}, "", "g.toml:15:14",
+       "a batch of 2305843009213693952 windows of 16 tokens needs", "a smaller batch_size"},
+      {"a shuffle buffer of 10^13 windows", {{"seq_len = 16\n", "shuffle_buffer = 10000000000000\nseq_len = 16\n"}}, "",
+       "g.toml:14:18", "a shuffle buffer of 10000000000000 windows of 16 tokens needs", "a smaller shuffle_buffer"},
+      {"a growth op's width near 2^63",
+       {{"losses = [\"lm\"]\n", "losses = [\"lm\"]\nops = [ { plugin = \"grow.masked\", target = \"student\", width = 9223372036854775000 } ]\n"}},
+       "", "g.toml:42:63", "op 'grow.masked' of stage 0: the grown model 'student'", "check width, ffn and layers"},
+      {"a growth op's FFN of 2^62",
+       {{"losses = [\"lm\"]\n", "losses = [\"lm\"]\nops = [ { plugin = \"grow.masked\", target = \"student\", ffn = 4611686018427387904 } ]\n"}},
+       "", "g.toml:42:61", "the grown model 'student' (1.52e+20 parameters) needs", "check width, ffn and layers"},
+      {"a growth op of 10^8 layers",
+       {{"losses = [\"lm\"]\n", "losses = [\"lm\"]\nops = [ { plugin = \"grow.masked\", target = \"student\", layers = 100000000 } ]\n"}},
+       "", "g.toml:42:64", "the grown model 'student'", "check width, ffn and layers"},
+      // Issue 35, item 9: what run refused only when the op applied, or never (NaN trains NaN).
+      {"a growth op's width that is not a multiple of the head size",
+       {{"losses = [\"lm\"]\n", "losses = [\"lm\"]\nops = [ { plugin = \"grow.masked\", target = \"student\", width = 33 } ]\n"}},
+       "", "g.toml:42:63", "width 33 is not a multiple of the head size 8 of model 'student'", "width = 40"},
+      {"a growth op's width below the model's",
+       {{"losses = [\"lm\"]\n", "losses = [\"lm\"]\nops = [ { plugin = \"grow.net2wider\", target = \"student\", width = 8 } ]\n"}},
+       "", "g.toml:42:66", "width 8 is smaller than the width of model 'student' (16)", "width >= 16"},
+      {"an infinite learning rate", {{"losses = [\"lm\"]\n", "losses = [\"lm\"]\noptimizer = { lr = inf }\n"}}, "",
+       "g.toml:42:20", "'lr' in the optimizer of stage 0 must be a finite number, got inf", "lr is at least 0"},
+      {"a loss weight of NaN", {{"losses = [\"lm\"]", "losses = { lm = nan }"}}, "", "g.toml:41:17",
+       "the weight of loss 'lm' in stage 0 must be a finite number, got nan", "lm = 1.0"},
+      {"a training file that is a FIFO", {{"files = [\"" + news("train.txt") + "\"]", "files = [\"@FIFO@\"]"}}, "",
+       "g.toml:12:9", "'files' in node 'corpus' (data.text): '@FIFO@' is a FIFO (named pipe)", "name a regular file"},
+      {"validation files that are a directory",
+       {{"valid_files = [\"" + news("valid.txt") + "\"]", "valid_files = [\"@DIR@\"]"}}, "", "g.toml:13:16",
+       "valid_files of node 'corpus' names the folder '@DIR@', not a file of text", "@DIR@/*.txt"},
+      {"a --set NaN", {}, "--set nodes.student.dropout=nan", "--set nodes.student.dropout=nan",
+       "'dropout' in node 'student' (model.gpt) must be a finite number, got nan", "dropout is in [0, 1)"},
   };
 }
 
@@ -56,13 +94,19 @@ std::vector<Case> cases() {
 TEST(RefuseBeforeSpending, EachKindIsRefusedByValidateAndRunWithNothingWritten) {
   const fs::path dir = temp("refuse");
   std::ofstream(dir / "tiny.txt") << "too short\n";
-  for (const Case& c : cases()) {
+  ASSERT_EQ(::mkfifo((dir / "fifo").c_str(), 0600), 0);
+  fs::create_directories(dir / "folder");
+  auto place = [&](std::string s) {
+    for (const auto& [name, file] : {std::pair{"@TINY@", "tiny.txt"}, {"@FIFO@", "fifo"}, {"@DIR@", "folder"}})
+      for (size_t at; (at = s.find(name)) != std::string::npos;) s.replace(at, std::strlen(name), (dir / file).string());
+    return s;
+  };
+  for (Case c : cases()) {
     SCOPED_TRACE(c.what);
     std::string text = tiny_graph();
-    for (auto [from, to] : c.edits) {
-      for (size_t at; (at = to.find("@TINY@")) != std::string::npos;) to.replace(at, 6, (dir / "tiny.txt").string());
-      text = edit(text, from, to);
-    }
+    for (auto [from, to] : c.edits) text = edit(text, from, place(to));
+    const std::string message = place(c.message), hint = place(c.hint);
+    c.message = message.c_str(), c.hint = hint.c_str();
     std::ofstream(dir / "g.toml") << text;
     const std::string located =
         (c.located.rfind("--set", 0) == 0 ? c.located : (dir / "").string() + c.located) + ": error: ";

@@ -15,6 +15,7 @@
 #include "fixtures.h"
 #include "in_process.h"
 #include "graph/graph.h"
+#include "scion/sizes.h"
 #include "scion_cli.h"
 
 using namespace scion;
@@ -92,6 +93,12 @@ std::vector<Refusal> refusals() {
        42, 9, "must be in [0, 1], got 1.5", "alpha is in [0, 1]"},
       {"temperature 0", {{"steps = 10\n", "steps = 10\ntemperature = 0.0\n"}},
        42, 15, "'temperature' in node 'inherit' (loss.inherit) must be above 0, got 0", "temperature is above 0"},
+      {"temperature NaN", {{"steps = 10\n", "steps = 10\ntemperature = nan\n"}},
+       42, 15, "'temperature' in node 'inherit' (loss.inherit) must be a finite number, got nan", "temperature is above 0"},
+      {"a temperature that underflows a float", {{"steps = 10\n", "steps = 10\ntemperature = 1e-50\n"}},
+       42, 15, "'temperature' in node 'inherit' (loss.inherit) is 1e-50, which underflows to 0", "at least 1.2e-38"},
+      {"an infinite alpha", {{"steps = 10\n", "steps = 10\nalpha = -inf\n"}},
+       42, 9, "'alpha' in node 'inherit' (loss.inherit) must be a finite number, got -inf", "alpha is in [0, 1]"},
       {"a linear schedule over 0 steps", {{"steps = 10\n", "steps = 0\n"}},
        41, 9, "a linear schedule needs steps > 0, got 0", "steps: the updates"},
       // data.text (its constructor and its streams)
@@ -290,4 +297,28 @@ losses = ["loss"]
   const GraphSpec again = load_graph("resolved.toml", g.resolved_toml, {}, reg);
   EXPECT_EQ(nlohmann::json(again.node("data")->params.at("layout")).dump(),
             nlohmann::json(g.node("data")->params.at("layout")).dump());
+}
+
+// Issue 35, item 5: model.llama's weight estimate counts SwiGLU's three FFN matrices (gate,
+// up, down). An FFN sized so that two matrices would fit in this machine's memory and three
+// do not is refused at validation (it was accepted, then failed allocating).
+TEST(ValidateRefusals, LlamaWeightsCountThreeFfnMatrices) {
+  const double ram = machine_memory_bytes();
+  ASSERT_GT(ram, 0);
+  const int64_t width = 1024, ffn = int64_t(ram / (10.0 * double(width)));  // 4 bytes × 2.5 matrices × w × ffn = ram
+  const std::string text = "[run]\nname = \"llama\"\ndevice = \"cpu\"\n\n" + tokenizer_table() + "\n" +
+                           corpus_table({.files = corpus("train.txt"), .seq_len = 16}) + "\n" +
+                           "[nodes.m]\nplugin = \"model.llama\"\nvocab = 257\ncontext = 16\nlayers = 1\nwidth = " +
+                           std::to_string(width) + "\nheads = 8\nffn = " + std::to_string(ffn) +
+                           "\ntokens = \"corpus.tokens\"\n\n" + lm_table("m") +
+                           "\n[[stages]]\nname = \"train\"\nsteps = 1\ntrain = [\"m\"]\nlosses = [\"lm\"]\n";
+  std::vector<Diagnostic> diags;
+  try {
+    load_graph("g.toml", text, {}, in_tree_registry());
+  } catch (const GraphError& e) {
+    diags = e.diagnostics();
+  }
+  ASSERT_EQ(diags.size(), 1u) << "validation passed:\n" << text;
+  EXPECT_NE(diags[0].message.find("for its weights alone; this machine has"), std::string::npos) << diags[0].message;
+  EXPECT_EQ(diags[0].pos.line, 19) << diags[0].message;  // layers = 1
 }

@@ -5,6 +5,7 @@
 #include "scion/allocator.h"
 #include "scion/nn.h"
 #include "scion/ops.h"
+#include "scion/sizes.h"
 
 using namespace scion;
 
@@ -68,4 +69,44 @@ TEST(Allocator, TrainingStepInSteadyStateAllocatesNothingNew) {
   for (int k = 3; k < 8; ++k) last = step(k);
   EXPECT_EQ(a.stats().fresh_allocations, fresh) << "steady-state steps asked the system for memory";
   EXPECT_LT(last, first);  // and it does train
+}
+
+// Issue 35, item 5: absurd sizes are an Error naming what overflowed, never a wrapped product
+// (a small block written past), an abort, or a size class that loops forever.
+TEST(Sizes, CheckedArithmeticRefusesOverflowAndNegativeSizes) {
+  EXPECT_EQ(checked_mul(int64_t(1) << 31, int64_t(1) << 31, "x"), int64_t(1) << 62);
+  EXPECT_EQ(checked_add(int64_t(1) << 62, (int64_t(1) << 62) - 1, "x"), INT64_MAX);
+  EXPECT_EQ(checked_product({}, "x"), 1);
+  EXPECT_EQ(checked_product({3, 0, int64_t(1) << 62}, "x"), 0);
+  try {
+    checked_mul(int64_t(1) << 32, int64_t(1) << 31, "the rows");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the rows: 4294967296 × 2147483648 does not fit in 64 bits"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(checked_add(INT64_MAX, 1, "x"), Error);
+  EXPECT_THROW(checked_mul(-1, 2, "x"), Error);
+  EXPECT_THROW(checked_product({int64_t(1) << 40, int64_t(1) << 40}, "x"), Error);
+}
+
+TEST(Sizes, ATensorWhoseSizeOverflowsIsAnErrorNotASmallBlock) {
+  // 2^61 × 16 elements wraps to 0 in 64 bits; 2^61 floats are 2^63 bytes.
+  EXPECT_THROW(Tensor::empty({int64_t(1) << 61, 16}), Error);
+  EXPECT_THROW(Tensor::empty({int64_t(1) << 61}), Error);
+  EXPECT_THROW(Tensor::zeros({int64_t(1) << 40, int64_t(1) << 30}), Error);
+}
+
+TEST(Sizes, TheAllocatorRefusesBlocksNoDeviceHolds) {
+  Allocator& a = allocator_for(Device::cpu());
+  for (size_t bytes : {kMaxBlockBytes + 1, (size_t(1) << 63) + 1, SIZE_MAX}) {
+    try {
+      a.allocate(bytes);
+      FAIL() << "no error for " << bytes;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("allocator: a block of " + std::to_string(bytes) + " bytes"),
+                std::string::npos)
+          << e.what();
+    }
+  }
 }

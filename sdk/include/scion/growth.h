@@ -79,4 +79,18 @@ std::vector<int64_t> identity_insertion_order(int64_t layers, const std::vector<
 // `flops` FLOPs (C ≈ 6·N·D): log10 d = 0.88·log10 N + 163.27 / log10 C − 5.74.
 double gstack_growth_tokens(double params, double flops);
 
+// The graph check of an op that grows `target` (its parameters width, ffn and layers, each 0 =
+// unchanged): what apply() would refuse or could not hold, known from the target's sizes in
+// the graph (a target that loads a checkpoint has them in its file: not checked). An earlier
+// op may have grown the target already, so these are bounds every op must meet: a width that
+// is a multiple of the head size and not below the model's, an FFN and a depth not below
+// the model's, and a grown model whose weights fit in this machine's memory. With ffn = 0
+// the FFN keeps its ratio to the width when `keeps_ffn_ratio`, else its size.
+std::vector<GraphProblem> check_target(const GraphView& g, const GraphNodeView& op, bool keeps_ffn_ratio);
+
+// At apply(), where the model's own sizes are known (a target that loaded a checkpoint): throws
+// naming `who` when a model of `a`'s family grown to width, ffn and layers would not hold its
+// weights in this machine's memory, before anything is allocated.
+void check_fits(const Architecture& a, int64_t width, int64_t ffn, int64_t layers, const char* who);
+
 }  // namespace scion::growth
