@@ -1,11 +1,27 @@
 // SIGINT / SIGTERM (Slurm's preemption signal) ask the run to stop after the step in progress,
 // with a checkpoint; a second one stops at once (the default action).
+//
+// No signal handler ever runs on a thread that computes. oneDNN's JIT f32 GEMM runs with its
+// stack pointer at the start of a workspace it took from malloc: a handler entered on that
+// thread gets its frame (kilobytes of AVX-512 state) written below the stack pointer, over the
+// heap chunk's header and its neighbour, whatever the handler does. So the signals are
+// blocked in every thread (before any starts: block_stop_signals) and one thread of their own
+// takes them with sigwait (docs/reliability.md, "Signals and preemption").
 #pragma once
 #include <csignal>
 
 namespace scion::runtime {
 
-// Installs the handlers for the life of a run and puts the earlier ones back.
+// Blocks SIGINT and SIGTERM in the calling thread, so in every thread it starts from now on.
+// `scion` calls it before any library starts a thread (a .preinit_array entry, core/cli).
+void block_stop_signals();
+
+// Blocks them (block_stop_signals) and starts the thread that takes them, once per process.
+// Outside a run (no StopSignals alive) a signal has its default action: the process ends.
+void take_stop_signals();
+
+// The life of a run: the first signal sets the flag the run polls after each update; a
+// second one ends the process at once.
 class StopSignals {
  public:
   StopSignals();
@@ -14,9 +30,8 @@ class StopSignals {
   StopSignals& operator=(const StopSignals&) = delete;
   // The signal that asked the run to stop, or 0.
   static int received();
-
- private:
-  struct sigaction old_int_ {}, old_term_ {};
+  // Asks the run to stop as the signal would (the launcher that started this rank is gone).
+  static void request(int sig);
 };
 
 const char* signal_name(int sig);
