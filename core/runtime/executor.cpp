@@ -362,6 +362,9 @@ bool Executor::end_update(const StagePlan& plan, const StepContext& ctx, int64_t
   }
   if (due || sig) save_checkpoint(last ? plan.index + 1 : plan.index, last ? 0 : stage_step);
   if (sig) {
+    // The other ranks leave once rank 0's checkpoint is complete: a rank that exits 128 + signal
+    // first makes mpirun end the job, rank 0 with it.
+    opt_.comm->barrier();
     if (tty_) std::printf("\n");
     throw Interrupted(sig, std::string(signal_name(sig)) + " at step " + std::to_string(step_) + " (stage '" + s.name +
                                "', update " + std::to_string(stage_step) + " of " + std::to_string(s.steps) +
