@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <mutex>
 #include <thread>
 
@@ -33,13 +34,37 @@ sigset_t stop_set() {
   _exit(128 + sig);  // not reached: the default action of SIGINT and SIGTERM ends the process
 }
 
+std::atomic<pid_t> g_launcher{0};
+std::atomic<bool> g_launcher_gone{false};
+std::mutex g_who_mu;
+std::string g_who;
+
+// A stop asked for by `sig` (or by the launcher's end, as SIGTERM): the run stops after its
+// update; a second one, or one outside a run, ends the process now.
+void stop(int sig) {
+  if (g_run_active.load() && g_stop_signal.exchange(sig) == 0) return;
+  end_process(sig);
+}
+
+void check_launcher() {
+  const pid_t launcher = g_launcher.load();
+  if (launcher == 0 || g_launcher_gone.load() || ::getppid() == launcher) return;
+  g_launcher_gone = true;
+  {
+    std::lock_guard<std::mutex> lock(g_who_mu);
+    std::fprintf(stderr, "scion: %s: the launcher that started it (pid %d) is gone: stopping%s\n", g_who.c_str(),
+                 int(launcher), g_run_active.load() ? " after this update, with a checkpoint" : "");
+  }
+  stop(SIGTERM);
+}
+
 void take_signals_forever() {
   const sigset_t set = stop_set();
+  const timespec second{1, 0};
   for (;;) {
-    int sig = 0;
-    if (sigwait(&set, &sig) != 0) continue;
-    if (g_run_active.load() && g_stop_signal.exchange(sig) == 0) continue;  // the run stops after its update
-    end_process(sig);
+    const int sig = sigtimedwait(&set, nullptr, &second);
+    if (sig > 0) stop(sig);
+    check_launcher();
   }
 }
 }  // namespace
@@ -67,10 +92,19 @@ StopSignals::~StopSignals() { g_run_active = false; }
 
 int StopSignals::received() { return g_stop_signal.load(); }
 
-void StopSignals::request(int sig) {
-  int none = 0;
-  g_stop_signal.compare_exchange_strong(none, sig);
+void watch_launcher(const std::string& who) {
+  take_stop_signals();
+  {
+    std::lock_guard<std::mutex> lock(g_who_mu);
+    g_who = who;
+  }
+  g_launcher = ::getppid();
+  // The launcher forwards the rank's output: once it is gone, a write would end the rank by
+  // SIGPIPE before it could stop with a checkpoint.
+  std::signal(SIGPIPE, SIG_IGN);
 }
+
+bool launcher_gone() { return g_launcher_gone.load(); }
 
 const char* signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal"; }
 

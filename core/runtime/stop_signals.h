@@ -9,6 +9,7 @@
 // takes them with sigwait (docs/reliability.md, "Signals and preemption").
 #pragma once
 #include <csignal>
+#include <string>
 
 namespace scion::runtime {
 
@@ -20,6 +21,14 @@ void block_stop_signals();
 // Outside a run (no StopSignals alive) a signal has its default action: the process ends.
 void take_stop_signals();
 
+// A rank started by a launcher (mpirun's orted, srun's slurmstepd): once its parent process is
+// gone (checked every second), the rank stops as on SIGTERM (after the update, with a
+// checkpoint; outside a run at once) instead of training on unsupervised. `who` names the rank
+// in the message.
+void watch_launcher(const std::string& who);
+// Whether the launcher was found gone (MPI_Finalize would then wait for it forever).
+bool launcher_gone();
+
 // The life of a run: the first signal sets the flag the run polls after each update; a
 // second one ends the process at once.
 class StopSignals {
@@ -30,8 +39,6 @@ class StopSignals {
   StopSignals& operator=(const StopSignals&) = delete;
   // The signal that asked the run to stop, or 0.
   static int received();
-  // Asks the run to stop as the signal would (the launcher that started this rank is gone).
-  static void request(int sig);
 };
 
 const char* signal_name(int sig);

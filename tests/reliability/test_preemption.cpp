@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <map>
+#include <sstream>
 #include <thread>
 
 #include "scion_cli.h"
@@ -174,5 +175,81 @@ TEST(Preemption, TwoRanksStopTogetherWhoeverIsSignalled) {
   const int st = wait_for(launch(under_mpirun({}, scion_run(run, true, one_thread)), log), std::chrono::seconds(120));
   ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << slurp(log);
   expect_each_update_once(run);
+  fs::remove_all(dir);
+}
+
+namespace {
+// Whether `pid` has ended (gone, or a zombie no one reaps yet).
+bool ended(pid_t pid) {
+  const std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
+  const size_t close = stat.rfind(')');
+  return close == std::string::npos || stat.compare(close + 2, 1, "Z") == 0;
+}
+bool all_end(const std::map<int, pid_t>& ranks, std::chrono::seconds limit) {
+  const auto end = Clock::now() + limit;
+  for (;;) {
+    bool all = true;
+    for (const auto& [r, pid] : ranks) all = all && ended(pid);
+    if (all) return true;
+    if (Clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+}  // namespace
+
+// mpirun killed outright (SIGKILL: no forwarding): the ranks find their launcher gone within a
+// second, stop after the update with a checkpoint, and end.
+TEST(Preemption, RanksOfAKilledMpirunStopWithACheckpoint) {
+  const fs::path dir = temp("preempt_orphans"), run = dir / "run", log = dir / "log";
+  const pid_t mpirun = launch(under_mpirun({}, scion_run(run, false, "run.threads=1")), log);
+  const auto ranks = ranks_of(mpirun);
+  ASSERT_EQ(ranks.size(), 2u) << slurp(log);
+  ASSERT_TRUE(wait_updates(run, 2, std::chrono::seconds(120))) << slurp(log);
+  ::kill(mpirun, SIGKILL);
+  ::waitpid(mpirun, nullptr, 0);
+  const bool gone = all_end(ranks, std::chrono::seconds(30));
+  if (!gone)
+    for (const auto& [r, pid] : ranks) ::kill(pid, SIGKILL);
+  ASSERT_TRUE(gone) << "the ranks of a killed mpirun kept running";
+  const size_t now = updates(run);
+  EXPECT_LT(now, size_t(kSteps));
+  EXPECT_TRUE(fs::exists(run / "checkpoints" / ("step_" + std::to_string(now)))) << "the stop checkpoint";
+  fs::remove_all(dir);
+}
+
+// A rank that stops responding (SIGSTOP): the other's collective gives up after
+// SCION_COLLECTIVE_TIMEOUT_S, sleeping rather than spinning while it waits, names the rank,
+// and the job ends.
+TEST(Preemption, ACollectiveWithAStoppedRankTimesOutNamingIt) {
+  const fs::path dir = temp("preempt_stalled"), run = dir / "run", log = dir / "log";
+  ::setenv("SCION_COLLECTIVE_TIMEOUT_S", "4", 1);
+  const pid_t mpirun =
+      launch(under_mpirun({"-x", "SCION_COLLECTIVE_TIMEOUT_S"}, scion_run(run, false, "run.threads=1")), log);
+  ::unsetenv("SCION_COLLECTIVE_TIMEOUT_S");
+  const auto ranks = ranks_of(mpirun);
+  ASSERT_EQ(ranks.size(), 2u) << slurp(log);
+  ASSERT_TRUE(wait_updates(run, 2, std::chrono::seconds(120))) << slurp(log);
+  ::kill(ranks.at(1), SIGSTOP);
+  const auto cpu_ticks = [](pid_t pid) {  // utime + stime of the whole process
+    const std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
+    std::istringstream in(stat.substr(stat.rfind(')') + 2));
+    std::string f;
+    long long t = 0;
+    for (int i = 3; i <= 15 && in >> f; ++i)
+      if (i >= 14) t += std::stoll(f);
+    return t;
+  };
+  // Rank 0 waits in a collective: after its first millisecond it sleeps (ticks are 10 ms).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  const long long t0 = cpu_ticks(ranks.at(0));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const long long used = cpu_ticks(ranks.at(0)) - t0;
+  const int st = wait_for(mpirun, std::chrono::seconds(60));
+  for (const auto& [r, pid] : ranks) ::kill(pid, SIGKILL);
+  ASSERT_NE(st, -1) << "the job did not end\n" << slurp(log);
+  EXPECT_FALSE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  EXPECT_NE(slurp(log).find("error: mpi: rank 0: MPI_I"), std::string::npos) << slurp(log);
+  EXPECT_NE(slurp(log).find("has not completed in 4 s: rank 1 stopped responding"), std::string::npos) << slurp(log);
+  EXPECT_LT(used, 50) << "rank 0 used " << used << " ticks of CPU in 1.5 s while waiting";
   fs::remove_all(dir);
 }
