@@ -57,6 +57,18 @@ double max_rel(const std::vector<double>& a, const std::vector<double>& b) {
   for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, std::abs(a[i] - b[i]) / std::abs(a[i]));
   return m;
 }
+// The newest checkpoints of two runs hold the same optimizer state: the same keys, the same
+// f32 values bit for bit.
+void expect_same_optimizer_state(const fs::path& run_a, const fs::path& run_b) {
+  const auto a = last_optimizer_state(run_a), b = last_optimizer_state(run_b);
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [k, t] : a) {
+    ASSERT_TRUE(b.count(k)) << k;
+    if (t.dtype() == DType::f32) {
+      EXPECT_EQ(t.to_vector(), b.at(k).to_vector()) << k;
+    }
+  }
+}
 }  // namespace
 
 TEST(DataParallel, TwoRanksFollowOneRankAtTwiceTheBatch) {
@@ -178,14 +190,7 @@ TEST(DataParallel, ZeroStageOneShardsTheOptimizerStateAndKeepsTheCurve) {
   // The same arithmetic per parameter: the same losses, bit for bit.
   EXPECT_EQ(losses(dir / "zero"), losses(dir / "plain"));
   // The checkpoint gathers every rank's moments into one file: the same as without ZeRO.
-  const auto a = last_optimizer_state(dir / "plain"), b = last_optimizer_state(dir / "zero");
-  ASSERT_EQ(a.size(), b.size());
-  for (const auto& [k, t] : a) {
-    ASSERT_TRUE(b.count(k)) << k;
-    if (t.dtype() == DType::f32) {
-      EXPECT_EQ(t.to_vector(), b.at(k).to_vector()) << k;
-    }
-  }
+  expect_same_optimizer_state(dir / "plain", dir / "zero");
   fs::remove_all(dir);
 }
 
@@ -209,14 +214,7 @@ TEST(DataParallel, ZeroStageOneResumesOnTheSameCurve) {
   const Result r = mpi(2, run_cmd(part, "--set stages.0.steps=20 --set run.zero=1 --resume"));
   ASSERT_EQ(r.rc, 0) << r.out;
   EXPECT_EQ(losses(part), losses(dir / "plain"));
-  const auto a = last_optimizer_state(dir / "plain"), b = last_optimizer_state(part);
-  ASSERT_EQ(a.size(), b.size());
-  for (const auto& [k, t] : a) {
-    ASSERT_TRUE(b.count(k)) << k;
-    if (t.dtype() == DType::f32) {
-      EXPECT_EQ(t.to_vector(), b.at(k).to_vector()) << k;
-    }
-  }
+  expect_same_optimizer_state(dir / "plain", part);
   fs::remove_all(dir);
 }
 
@@ -240,14 +238,7 @@ TEST(DataParallel, ZeroStageOneFollowsGrowthAndResumesAcrossIt) {
   const Result r = mpi(2, g + part.string() + " --set run.zero=1 --resume");
   ASSERT_EQ(r.rc, 0) << r.out;
   EXPECT_EQ(losses(part), want);
-  const auto a = last_optimizer_state(dir / "plain"), b = last_optimizer_state(part);
-  ASSERT_EQ(a.size(), b.size());
-  for (const auto& [k, t] : a) {
-    ASSERT_TRUE(b.count(k)) << k;
-    if (t.dtype() == DType::f32) {
-      EXPECT_EQ(t.to_vector(), b.at(k).to_vector()) << k;
-    }
-  }
+  expect_same_optimizer_state(dir / "plain", part);
   fs::remove_all(dir);
 }
 
