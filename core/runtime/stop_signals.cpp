@@ -36,11 +36,13 @@ sigset_t stop_set() {
 
 std::atomic<pid_t> g_launcher{0};
 std::atomic<bool> g_launcher_gone{false};
+// Plain storage, not a std::string: the watcher thread may read it while exit() runs the
+// static destructors.
 std::mutex g_who_mu;
-std::string g_who;
+char g_who[64] = "";
 
-// A stop asked for by `sig` (or by the launcher's end, as SIGTERM): the run stops after its
-// update; a second one, or one outside a run, ends the process now.
+// A stop asked for by `sig`: the run stops after its update; a second one, or one outside a
+// run, ends the process now.
 void stop(int sig) {
   if (g_run_active.load() && g_stop_signal.exchange(sig) == 0) return;
   end_process(sig);
@@ -52,17 +54,20 @@ void check_launcher() {
   g_launcher_gone = true;
   {
     std::lock_guard<std::mutex> lock(g_who_mu);
-    std::fprintf(stderr, "scion: %s: the launcher that started it (pid %d) is gone: stopping%s\n", g_who.c_str(),
+    std::fprintf(stderr, "scion: %s: the launcher that started it (pid %d) is gone: stopping%s\n", g_who,
                  int(launcher), g_run_active.load() ? " after this update, with a checkpoint" : "");
   }
-  stop(SIGTERM);
+  // As a first SIGTERM, never as a second one: a stop already under way finishes its checkpoint.
+  if (!g_run_active.load()) end_process(SIGTERM);
+  int none = 0;
+  g_stop_signal.compare_exchange_strong(none, SIGTERM);
 }
 
 void take_signals_forever() {
   const sigset_t set = stop_set();
-  const timespec second{1, 0};
+  const timespec tenth{0, 100'000'000};
   for (;;) {
-    const int sig = sigtimedwait(&set, nullptr, &second);
+    const int sig = sigtimedwait(&set, nullptr, &tenth);
     if (sig > 0) stop(sig);
     check_launcher();
   }
@@ -96,7 +101,7 @@ void watch_launcher(const std::string& who) {
   take_stop_signals();
   {
     std::lock_guard<std::mutex> lock(g_who_mu);
-    g_who = who;
+    std::snprintf(g_who, sizeof g_who, "%s", who.c_str());
   }
   g_launcher = ::getppid();
   // The launcher forwards the rank's output: once it is gone, a write would end the rank by

@@ -22,9 +22,10 @@ void block_stop_signals();
 void take_stop_signals();
 
 // A rank started by a launcher (mpirun's orted, srun's slurmstepd): once its parent process is
-// gone (checked every second), the rank stops as on SIGTERM (after the update, with a
+// gone (checked ten times a second), the rank stops as on SIGTERM (after the update, with a
 // checkpoint; outside a run at once) instead of training on unsupervised. `who` names the rank
-// in the message.
+// in the message. (OpenMPI itself aborts a rank that lost its launcher's PMIx connection, exit
+// 195, about a second later; whichever comes first ends the rank.)
 void watch_launcher(const std::string& who);
 // Whether the launcher was found gone (MPI_Finalize would then wait for it forever).
 bool launcher_gone();

