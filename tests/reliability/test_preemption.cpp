@@ -79,7 +79,7 @@ std::vector<std::string> scion_run(const fs::path& out, bool resume, const std::
 std::vector<std::string> under_mpirun(const std::vector<std::string>& options, std::vector<std::string> cmd,
                                       bool grace = false) {
   std::vector<std::string> a{SCION_MPIRUN};
-  if (grace) a = {"env", "MPIRUN=" SCION_MPIRUN, "SCION_STOP_GRACE_S=3", "scripts/mpirun.sh"};
+  if (grace) a = {"env", "MPIRUN=" SCION_MPIRUN, "SCION_STOP_GRACE_S=8", "scripts/mpirun.sh"};
   a.insert(a.end(), {"--allow-run-as-root", "--oversubscribe"});
   a.insert(a.end(), options.begin(), options.end());
   a.insert(a.end(), {"-np", "2"});
@@ -143,7 +143,7 @@ TEST(Preemption, SignalsAtManyMomentsStopWithACheckpointAndResume) {
     ++stops;
   }
   EXPECT_GE(stops, 5);
-  const int st = wait_for(launch(scion_run(run, true), log), std::chrono::seconds(120));
+  const int st = wait_for(launch(scion_run(run, true), log), std::chrono::seconds(600));
   ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << slurp(log);
   expect_each_update_once(run);
   fs::remove_all(dir);
@@ -151,7 +151,8 @@ TEST(Preemption, SignalsAtManyMomentsStopWithACheckpointAndResume) {
 
 // Two ranks: SIGTERM to both ranks (srun's way), to rank 1 alone (the flag is reduced, rank 0
 // writes the checkpoint), then to mpirun started by scripts/mpirun.sh (odls_base_sigkill_timeout
-// 3: mpirun sends SIGCONT, waits 3 s, sends SIGTERM, waits 3 s again, then SIGKILL): every time
+// 8: mpirun sends SIGCONT, waits 8 s, sends SIGTERM, waits 8 s again, then SIGKILL; a loaded
+// machine's steps take seconds): every time
 // the stop checkpoint is written and the next run resumes from it.
 TEST(Preemption, TwoRanksStopTogetherWhoeverIsSignalled) {
   const fs::path dir = temp("preempt_two"), run = dir / "run", log = dir / "log";
@@ -175,7 +176,7 @@ TEST(Preemption, TwoRanksStopTogetherWhoeverIsSignalled) {
     EXPECT_GT(now, before);
     before = now;
   }
-  const int st = wait_for(launch(under_mpirun({}, scion_run(run, true, one_thread)), log), std::chrono::seconds(120));
+  const int st = wait_for(launch(under_mpirun({}, scion_run(run, true, one_thread)), log), std::chrono::seconds(600));
   ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << slurp(log);
   expect_each_update_once(run);
   fs::remove_all(dir);
