@@ -22,6 +22,7 @@ PKGS=(
   # oneDNN: the bf16 GEMMs of precision = "bf16" on the CPU (kernels/cpu/gemm_bf16.cpp)
   libdnnl-dev
   libopenmpi-dev openmpi-bin
+  zlib1g-dev
   # references the tests compare against: the tokenizers' Python twins (regex) and the
   # models' PyTorch twins (Debian's python3-torch, CPU)
   python3 python3-regex python3-numpy python3-torch

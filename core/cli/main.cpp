@@ -16,6 +16,7 @@
 #include "runtime/paths.h"
 #include "runtime/registry.h"
 #include "runtime/sampling.h"
+#include "runtime/stop_signals.h"
 #include "scion/checkpoint.h"
 #include "scion/hf_directory.h"
 #include "scion/files.h"
@@ -493,7 +494,17 @@ void print_locations() {
 
 }  // namespace
 
+// SIGINT and SIGTERM blocked before any shared library's constructor runs (OpenBLAS starts its
+// threads in one), so that no thread ever handles them but the one take_stop_signals starts
+// (runtime/stop_signals.h says why).
+namespace {
+void block_stop_signals_at_load(int, char**, char**) { scion::runtime::block_stop_signals(); }
+[[gnu::used, gnu::section(".preinit_array")]] void (*const g_block_stop_signals)(int, char**, char**) =
+    block_stop_signals_at_load;
+}  // namespace
+
 int main(int argc, char** argv) {
+  take_stop_signals();
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" || std::string(argv[1]) == "help") {
     std::cout << kUsage;
     return argc < 2 ? kExitUsage : 0;

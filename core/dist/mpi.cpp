@@ -2,11 +2,15 @@
 // only when a run is launched on several ranks, so a plain `scion run` pays nothing for it.
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <utility>
 
 #include "dist/mpi.h"
+#include "runtime/stop_signals.h"
 #include "scion/error.h"
 
 namespace scion::runtime {
@@ -58,6 +62,15 @@ MpiCommunicator::MpiCommunicator() {
   MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local);
   MPI_Comm_rank(local, &local_rank_);
   MPI_Comm_free(&local);
+  if (const char* v = std::getenv("SCION_COLLECTIVE_TIMEOUT_S")) {
+    char* end = nullptr;
+    const double s = std::strtod(v, &end);
+    SCION_CHECK(end != v && *end == 0 && s > 0 && s < 1e9, "SCION_COLLECTIVE_TIMEOUT_S='", v,
+                "': expected a number of seconds above 0");
+    timeout_ = std::chrono::duration<double>(s);
+  }
+  // A rank whose mpirun (or srun step) was killed stops instead of training on unsupervised.
+  if (world_ > 1) watch_launcher("rank " + std::to_string(rank_));
 }
 
 MpiCommunicator::~MpiCommunicator() {
@@ -69,7 +82,8 @@ MpiCommunicator::~MpiCommunicator() {
     work_cv_.notify_all();
     worker_.join();
   }
-  if (owns_ && mpi_initialized()) MPI_Finalize();
+  // Without its launcher, MPI_Finalize would wait for it forever.
+  if (owns_ && mpi_initialized() && !launcher_gone()) MPI_Finalize();
 }
 
 void MpiCommunicator::worker_loop() {
@@ -79,16 +93,22 @@ void MpiCommunicator::worker_loop() {
     if (queue_.empty()) return;  // stop_ and nothing left
     Tensor flat = queue_.front();
     queue_.pop_front();
+    const bool failed = error_ != nullptr;  // after an error no MPI call but MPI_Abort's
     lock.unlock();
-    const int rc = MPI_Allreduce(MPI_IN_PLACE, flat.raw_data(), int(flat.numel()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    lock.lock();
-    if (rc != MPI_SUCCESS && !error_) {
-      try {
-        check(rc, "MPI_Allreduce (gradient bucket)");
+    std::exception_ptr error;
+    if (!failed) try {
+        // Every rank at this bucket first (a barrier waited for without spinning, with the
+        // limit), then the tuned blocking all-reduce, which then has nobody to wait for.
+        MPI_Request r;
+        check(MPI_Ibarrier(MPI_COMM_WORLD, &r), "MPI_Ibarrier");
+        wait(r, "MPI_Ibarrier (before a gradient bucket's all-reduce)");
+        check(MPI_Allreduce(MPI_IN_PLACE, flat.raw_data(), int(flat.numel()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
+              "MPI_Allreduce (gradient bucket)");
       } catch (...) {
-        error_ = std::current_exception();
+        error = std::current_exception();
       }
-    }
+    lock.lock();
+    if (error && !error_) error_ = error;
     if (--in_flight_ == 0) idle_cv_.notify_all();
   }
 }
@@ -97,8 +117,10 @@ void MpiCommunicator::allreduce(const Tensor& t, Reduce op) {
   wait_all();
   check_host(t, "allreduce");
   if (world_ == 1 || t.numel() == 0) return;
-  check(MPI_Allreduce(MPI_IN_PLACE, t.raw_data(), int(t.numel()), mpi_type(t), mpi_op(op), MPI_COMM_WORLD),
-        "MPI_Allreduce");
+  MPI_Request r;
+  check(MPI_Iallreduce(MPI_IN_PLACE, t.raw_data(), int(t.numel()), mpi_type(t), mpi_op(op), MPI_COMM_WORLD, &r),
+        "MPI_Iallreduce");
+  wait(r, "MPI_Iallreduce");
   if (op == Reduce::mean) scale(t, world_);
 }
 
@@ -106,7 +128,9 @@ void MpiCommunicator::broadcast(const Tensor& t, int root) {
   wait_all();
   check_host(t, "broadcast");
   if (world_ == 1 || t.nbytes() == 0) return;
-  check(MPI_Bcast(t.raw_data(), int(t.nbytes()), MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
+  MPI_Request r;
+  check(MPI_Ibcast(t.raw_data(), int(t.nbytes()), MPI_BYTE, root, MPI_COMM_WORLD, &r), "MPI_Ibcast");
+  wait(r, "MPI_Ibcast");
 }
 
 void MpiCommunicator::allgather(const Tensor& in, const Tensor& out) {
@@ -115,22 +139,28 @@ void MpiCommunicator::allgather(const Tensor& in, const Tensor& out) {
   check_host(out, "allgather");
   SCION_CHECK(out.nbytes() == in.nbytes() * size_t(world_), "allgather: out holds ", out.nbytes(), " bytes, not ",
               in.nbytes() * size_t(world_));
-  check(MPI_Allgather(in.raw_data(), int(in.nbytes()), MPI_BYTE, out.raw_data(), int(in.nbytes()), MPI_BYTE,
-                      MPI_COMM_WORLD),
-        "MPI_Allgather");
+  MPI_Request r;
+  check(MPI_Iallgather(in.raw_data(), int(in.nbytes()), MPI_BYTE, out.raw_data(), int(in.nbytes()), MPI_BYTE,
+                       MPI_COMM_WORLD, &r),
+        "MPI_Iallgather");
+  wait(r, "MPI_Iallgather");
 }
 
 void MpiCommunicator::allreduce_host(double* v, size_t n, Reduce op) {
   wait_all();
   if (world_ == 1 || n == 0) return;
-  check(MPI_Allreduce(MPI_IN_PLACE, v, int(n), MPI_DOUBLE, mpi_op(op), MPI_COMM_WORLD), "MPI_Allreduce");
+  MPI_Request r;
+  check(MPI_Iallreduce(MPI_IN_PLACE, v, int(n), MPI_DOUBLE, mpi_op(op), MPI_COMM_WORLD, &r), "MPI_Iallreduce");
+  wait(r, "MPI_Iallreduce (host values)");
   if (op == Reduce::mean)
     for (size_t i = 0; i < n; ++i) v[i] /= double(world_);
 }
 
 void MpiCommunicator::barrier() {
   wait_all();
-  check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+  MPI_Request r;
+  check(MPI_Ibarrier(MPI_COMM_WORLD, &r), "MPI_Ibarrier");
+  wait(r, "MPI_Ibarrier");
 }
 
 void MpiCommunicator::start_allreduce_sum(const Tensor& flat) {
@@ -160,13 +190,41 @@ void MpiCommunicator::start_allreduce_sum(const Tensor& flat) {
 void MpiCommunicator::wait_all() {
   if (threaded_) {
     std::unique_lock<std::mutex> lock(mu_);
-    idle_cv_.wait(lock, [&] { return in_flight_ == 0; });
+    if (!idle_cv_.wait_for(lock, timeout_, [&] { return in_flight_ == 0; }))
+      collective_stalled("MPI_Allreduce (gradient bucket)");
     if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
     return;
   }
   if (pending_.empty()) return;
-  check(MPI_Waitall(int(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+  for (MPI_Request& r : pending_) wait(r, "MPI_Iallreduce (gradient bucket)");
   pending_.clear();
+}
+
+void MpiCommunicator::wait(MPI_Request& r, const char* what) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  auto nap = std::chrono::microseconds(50);
+  for (;;) {
+    int done = 0;
+    check(MPI_Test(&r, &done, MPI_STATUS_IGNORE), what);
+    if (done) return;
+    const auto waited = Clock::now() - start;
+    if (waited > timeout_) collective_stalled(what);
+    if (waited > std::chrono::milliseconds(1)) {
+      std::this_thread::sleep_for(nap);
+      nap = std::min(nap * 2, std::chrono::microseconds(10000));
+    }
+  }
+}
+
+void MpiCommunicator::collective_stalled(const char* what) const {
+  std::string others;
+  for (int r = 0; r < world_; ++r)
+    if (r != rank_) others += (others.empty() ? "" : ", ") + std::to_string(r);
+  throw Error("mpi: rank " + std::to_string(rank_) + ": " + what + " has not completed in " +
+              std::to_string(int(timeout_.count())) + " s: " + (world_ == 2 ? "rank " : "one of ranks ") + others +
+              " stopped responding (stopped, hung or lost); ending the job (hint: SCION_COLLECTIVE_TIMEOUT_S sets "
+              "the limit, in seconds)");
 }
 
 void abort_distributed(int code) {

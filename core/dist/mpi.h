@@ -2,6 +2,7 @@
 #pragma once
 #include <mpi.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <exception>
@@ -26,6 +27,8 @@ class MpiCommunicator final : public Communicator {
   void allgather(const Tensor& in, const Tensor& out) override;
   void barrier() override;
   void allreduce_host(double* v, size_t n, Reduce op) override;
+  // Every collective is nonblocking and waited for with a limit (wait()); a gradient bucket's
+  // blocking all-reduce runs once a nonblocking barrier says every rank reached it.
   // Gradient buckets: handed to a communication thread that runs a blocking MPI_Allreduce
   // on each, in the order given, while backward goes on. OpenMPI's non-blocking
   // MPI_Iallreduce (libnbc) moves only inside MPI calls and runs a slower algorithm than its
@@ -36,7 +39,13 @@ class MpiCommunicator final : public Communicator {
 
  private:
   void worker_loop();
+  // Waits for a nonblocking collective: MPI_Test, spinning for a millisecond, then sleeping in
+  // growing naps (up to 10 ms), so a rank waiting for a stalled one does not burn a core; after
+  // timeout_ an error names the ranks waited for (collective_stalled).
+  void wait(MPI_Request& r, const char* what);
+  [[noreturn]] void collective_stalled(const char* what) const;
   int rank_ = 0, world_ = 1, local_rank_ = 0;
+  std::chrono::duration<double> timeout_{600.0};  // SCION_COLLECTIVE_TIMEOUT_S
   bool owns_ = false;
   bool threaded_ = false;  // MPI_THREAD_SERIALIZED or more was provided
   std::vector<MPI_Request> pending_;  // MPI_Iallreduce fallback

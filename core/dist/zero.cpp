@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
+#include <string>
 
 #include "scion/error.h"
 
@@ -64,9 +66,21 @@ T take(const uint8_t*& p) {
 }
 }  // namespace
 
-nn::NamedTensors ZeroShards::gather_state(const nn::NamedTensors& mine) const {
-  nn::NamedTensors all = comm_.rank() == 0 ? mine : nn::NamedTensors{};
-  for (int r = 1; r < comm_.world(); ++r) {
+nn::NamedTensors ZeroShards::gather_state(const nn::NamedTensors& mine, bool every_rank) const {
+  const bool receives = every_rank || comm_.rank() == 0;
+  nn::NamedTensors all;
+  std::set<std::string> seen;
+  auto add = [&](std::string name, Tensor t, int from) {
+    SCION_CHECK(seen.insert(name).second, "zero-1: optimizer state '", name, "' is kept by rank ", from,
+                " and by another rank: a rank must keep only its own shard's state");
+    all.emplace_back(std::move(name), std::move(t));
+  };
+  for (int r = 0; r < comm_.world(); ++r) {
+    if (r == 0 && !every_rank) {  // rank 0 alone receives: its own state needs no sending
+      if (comm_.rank() == 0)
+        for (const auto& [name, t] : mine) add(name, t, 0);
+      continue;
+    }
     std::vector<uint8_t> blob;
     if (comm_.rank() == r)
       for (const auto& [name, t0] : mine) {
@@ -87,7 +101,11 @@ nn::NamedTensors ZeroShards::gather_state(const nn::NamedTensors& mine) const {
     Tensor bytes = Tensor::zeros({std::max<int64_t>(1, n)}, DType::u8);
     if (comm_.rank() == r && n > 0) std::memcpy(bytes.raw_data(), blob.data(), size_t(n));
     comm_.broadcast(bytes, r);
-    if (comm_.rank() != 0) continue;
+    if (!receives) continue;
+    if (comm_.rank() == r) {
+      for (const auto& [name, t] : mine) add(name, t, r);
+      continue;
+    }
     const uint8_t* p = static_cast<const uint8_t*>(bytes.raw_data());
     const uint8_t* end = p + n;
     while (p < end) {
@@ -101,7 +119,7 @@ nn::NamedTensors ZeroShards::gather_state(const nn::NamedTensors& mine) const {
       Tensor t = Tensor::empty(shape, dt);
       std::memcpy(t.raw_data(), p, t.nbytes());
       p += t.nbytes();
-      all.emplace_back(std::move(name), t);
+      add(std::move(name), t, r);
     }
   }
   return all;

@@ -3,7 +3,9 @@
 // parameters it owns, so it keeps only their moments, then every owner broadcasts its updated
 // parameters in one flat buffer. The arithmetic per parameter is the one a single optimizer
 // does, so the losses equal those without ZeRO bit for bit. Checkpoints gather every rank's
-// state into rank 0's one optimizer file, which loads on any world size, with or without ZeRO.
+// state into rank 0's one optimizer file, which loads on any world size, with or without ZeRO;
+// a resumed rank, and a stage that continues the optimizer after ops, keeps only its shard
+// (Executor::keep_own_shard_state).
 #pragma once
 #include <vector>
 
@@ -19,8 +21,10 @@ class ZeroShards {
   bool mine(size_t param) const { return owner_[param] == comm_.rank(); }
   // After this rank stepped its own parameters: every parameter takes its owner's values.
   void share_parameters();
-  // Every rank's optimizer state, on rank 0 (the others get theirs back); all ranks call it.
-  nn::NamedTensors gather_state(const nn::NamedTensors& mine) const;
+  // Every rank's optimizer state, on rank 0 (the others get nothing back), or with
+  // `every_rank` on every rank; all ranks call it. Each rank passes the state it keeps: its
+  // own shard's (a key found on two ranks is an error here, not in the checkpoint file).
+  nn::NamedTensors gather_state(const nn::NamedTensors& mine, bool every_rank = false) const;
   size_t owned_elements() const;
 
  private:

@@ -1,6 +1,6 @@
 #include "runtime/checkpoint.h"
 
-#include <boost/crc.hpp>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
@@ -47,19 +47,20 @@ void prune(const fs::path& root, int64_t kept) {
   for (const auto& p : stale) fs::remove_all(p);
 }
 
-// CRC-32 (Boost.CRC) and size of a file, read in 1 MiB pieces.
+// CRC-32 (zlib's, the same checksum as Boost.CRC's crc_32_type, about four times faster: it
+// is most of a checkpoint's time) and size of a file, read in 1 MiB pieces.
 std::pair<uint32_t, uint64_t> crc_of(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   SCION_CHECK(in.good(), "resume: '", p.string(), "' is missing");
-  boost::crc_32_type crc;
+  uLong crc = crc32(0L, Z_NULL, 0);
   std::vector<char> buf(1 << 20);
   uint64_t n = 0;
   while (in) {
     in.read(buf.data(), std::streamsize(buf.size()));
-    crc.process_bytes(buf.data(), size_t(in.gcount()));
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), uInt(in.gcount()));
     n += uint64_t(in.gcount());
   }
-  return {crc.checksum(), n};
+  return {uint32_t(crc), n};
 }
 
 int64_t counter(const Json& state, const char* key, const fs::path& where) {

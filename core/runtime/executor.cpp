@@ -241,12 +241,16 @@ void Executor::start_optimizer(const StagePlan& plan) {
   } else if (optimizer_ && optimizer_same_config_) {
     optimizer_->take_learning_rates(s);  // same groups; the learning rates are this stage's
   } else {
-    optimizer_ = OptimizerSet::make(s, [&](const std::string& plugin, const Json& params) {
-      return std::dynamic_pointer_cast<Optimizer>(reg_.create(plugin, Params(params, plugin), *this));
-    });
+    optimizer_ = make_optimizer_set(s);
   }
   for (const auto& n : s.train)
     if (auto m = std::dynamic_pointer_cast<Model>(node(n))) m->module().set_training(true);
+}
+
+std::unique_ptr<OptimizerSet> Executor::make_optimizer_set(const StageSpec& s) {
+  return OptimizerSet::make(s, [&](const std::string& plugin, const Json& params) {
+    return std::dynamic_pointer_cast<Optimizer>(reg_.create(plugin, Params(params, plugin), *this));
+  });
 }
 
 // Several ranks: the gradient buckets of the trained parameters, and with [run] zero = 1 the
@@ -268,13 +272,39 @@ void Executor::start_data_parallel(StagePlan& plan) {
   }
 }
 
+// ZeRO-1: this rank keeps the optimizer state of the parameters it owns, and only that (a
+// resumed checkpoint and the state carried across a stage's ops hold every parameter's). The
+// optimizer is made afresh with the kept state, as a resume makes it.
+void Executor::keep_own_shard_state(const StagePlan& plan) {
+  if (!plan.zero || !optimizer_) return;
+  std::set<std::string> mine;
+  for (size_t k = 0; k < plan.params.size(); ++k)
+    if (plan.zero->mine(k)) mine.insert(plan.params[k].name);
+  nn::NamedTensors kept;
+  bool others = false;
+  for (auto& [key, t] : optimizer_->state_tensors()) {
+    if (mine.count(key.substr(0, key.rfind('.'))))
+      kept.emplace_back(key, t);
+    else
+      others = true;
+  }
+  if (!others) return;
+  optimizer_ = make_optimizer_set(*plan.spec);
+  optimizer_->load_state_tensors(kept);
+}
+
 // Everything before a stage's first update: its optimizer (with the moments of a resumed
 // checkpoint), its ops, its models on the device, its parameters and their groups, the data-
 // parallel buckets. Returns the update the stage continues from (0 unless resumed).
 int64_t Executor::begin_stage(StagePlan& plan, StepContext& ctx) {
   const StageSpec& s = *plan.spec;
-  zero_.reset();
+  const std::shared_ptr<ZeroShards> shards_before = std::move(zero_);
   start_optimizer(plan);
+  // ZeRO-1 into a stage that continues the optimizer: every rank takes every rank's moments,
+  // so that the stage's ops carry them alike everywhere and a parameter that changes owner
+  // keeps its moments (keep_own_shard_state then drops the others).
+  if (shards_before && optimizer_ && optimizer_same_config_)
+    optimizer_->load_state_tensors(shards_before->gather_state(optimizer_->state_tensors(), true));
   const bool resumed_here = resume_ && resume_->stage_index() == plan.index && resume_->take();
   const int64_t stage_step = resumed_here ? resume_->stage_step() : 0;
   // Resuming: the checkpoint holds the moments this stage continues from (loaded before the
@@ -303,6 +333,7 @@ int64_t Executor::begin_stage(StagePlan& plan, StepContext& ctx) {
     resume_->check_optimizer_keys(resumed_state, names, s.name);
   }
   start_data_parallel(plan);
+  keep_own_shard_state(plan);
   // The models this stage does not train keep no gradient of their own, even where gradients
   // pass through them to a trained node upstream (a frozen model under a trained prompt).
   for (const auto& [name, p] : nodes_)
@@ -362,6 +393,9 @@ bool Executor::end_update(const StagePlan& plan, const StepContext& ctx, int64_t
   }
   if (due || sig) save_checkpoint(last ? plan.index + 1 : plan.index, last ? 0 : stage_step);
   if (sig) {
+    // The other ranks leave once rank 0's checkpoint is complete: a rank that exits 128 + signal
+    // first makes mpirun end the job, rank 0 with it.
+    opt_.comm->barrier();
     if (tty_) std::printf("\n");
     throw Interrupted(sig, std::string(signal_name(sig)) + " at step " + std::to_string(step_) + " (stage '" + s.name +
                                "', update " + std::to_string(stage_step) + " of " + std::to_string(s.steps) +

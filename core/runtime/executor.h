@@ -89,7 +89,9 @@ class Executor : public NodeResolver {
   int64_t begin_stage(StagePlan& plan, StepContext& ctx);
   void apply_ops(size_t stage, const StepContext& ctx);
   void start_optimizer(const StagePlan& plan);
+  std::unique_ptr<OptimizerSet> make_optimizer_set(const StageSpec& s);
   void start_data_parallel(StagePlan& plan);
+  void keep_own_shard_state(const StagePlan& plan);
   bool end_update(const StagePlan& plan, const StepContext& ctx, int64_t stage_step);
   // A step.
   StepResult train_step(const StagePlan& plan, StepGraph& graph, const StepContext& ctx);

@@ -57,6 +57,18 @@ double max_rel(const std::vector<double>& a, const std::vector<double>& b) {
   for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, std::abs(a[i] - b[i]) / std::abs(a[i]));
   return m;
 }
+// The newest checkpoints of two runs hold the same optimizer state: the same keys, the same
+// f32 values bit for bit.
+void expect_same_optimizer_state(const fs::path& run_a, const fs::path& run_b) {
+  const auto a = last_optimizer_state(run_a), b = last_optimizer_state(run_b);
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [k, t] : a) {
+    ASSERT_TRUE(b.count(k)) << k;
+    if (t.dtype() == DType::f32) {
+      EXPECT_EQ(t.to_vector(), b.at(k).to_vector()) << k;
+    }
+  }
+}
 }  // namespace
 
 TEST(DataParallel, TwoRanksFollowOneRankAtTwiceTheBatch) {
@@ -178,14 +190,55 @@ TEST(DataParallel, ZeroStageOneShardsTheOptimizerStateAndKeepsTheCurve) {
   // The same arithmetic per parameter: the same losses, bit for bit.
   EXPECT_EQ(losses(dir / "zero"), losses(dir / "plain"));
   // The checkpoint gathers every rank's moments into one file: the same as without ZeRO.
-  const auto a = last_optimizer_state(dir / "plain"), b = last_optimizer_state(dir / "zero");
-  ASSERT_EQ(a.size(), b.size());
-  for (const auto& [k, t] : a) {
-    ASSERT_TRUE(b.count(k)) << k;
-    if (t.dtype() == DType::f32) {
-      EXPECT_EQ(t.to_vector(), b.at(k).to_vector()) << k;
-    }
+  expect_same_optimizer_state(dir / "plain", dir / "zero");
+  fs::remove_all(dir);
+}
+
+// A copy of `run` that resumes from checkpoint `step` (the later ones and latest.json removed).
+fs::path rewound(const fs::path& run, const fs::path& to, int step) {
+  fs::copy(run, to, fs::copy_options::recursive);
+  for (const auto& e : fs::directory_iterator(to / "checkpoints")) {
+    const std::string n = e.path().filename();
+    if (n == checkpoint::kLatestFile || (n.rfind("step_", 0) == 0 && std::stoi(n.substr(5)) > step)) fs::remove_all(e);
   }
+  return to;
+}
+
+// ZeRO-1 resumed on two ranks: each rank keeps only its shard of the loaded moments, so the
+// checkpoints after the resume hold each moment once, and the curve is the plain one.
+TEST(DataParallel, ZeroStageOneResumesOnTheSameCurve) {
+  const fs::path dir = temp("dp_zero_resume");
+  ASSERT_EQ(mpi(2, run_cmd(dir / "plain", "--set stages.0.steps=20")).rc, 0);
+  ASSERT_EQ(mpi(2, run_cmd(dir / "zero", "--set stages.0.steps=20 --set run.zero=1")).rc, 0);
+  const fs::path part = rewound(dir / "zero", dir / "part", 10);
+  const Result r = mpi(2, run_cmd(part, "--set stages.0.steps=20 --set run.zero=1 --resume"));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(losses(part), losses(dir / "plain"));
+  expect_same_optimizer_state(dir / "plain", part);
+  fs::remove_all(dir);
+}
+
+// ZeRO-1 across a growth op: the stage continues the optimizer, the op carries every moment to
+// the grown parameters and the new shards give parameters new owners; the curve is the one
+// without ZeRO (bit for bit: the same arithmetic per parameter), and so is a resume from the
+// checkpoint at the stage boundary.
+TEST(DataParallel, ZeroStageOneFollowsGrowthAndResumesAcrossIt) {
+  const fs::path dir = temp("dp_zero_grow");
+  ASSERT_EQ(sh(run_cmd(dir / "teacher", "--set stages.0.steps=10")).rc, 0);
+  const std::string g = "run tests/dist/dp_ki_grow.toml --plain --set nodes.teacher.load=" +
+                        (dir / "teacher" / "model.safetensors").string() + " --out ";
+  const Result plain = mpi(2, g + (dir / "plain").string());
+  ASSERT_EQ(plain.rc, 0) << plain.out;
+  const Result zero = mpi(2, g + (dir / "zero").string() + " --set run.zero=1");
+  ASSERT_EQ(zero.rc, 0) << zero.out;
+  const auto want = losses(dir / "plain");
+  ASSERT_EQ(want.size(), 24u);
+  EXPECT_EQ(losses(dir / "zero"), want);
+  const fs::path part = rewound(dir / "zero", dir / "part", 12);
+  const Result r = mpi(2, g + part.string() + " --set run.zero=1 --resume");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(losses(part), want);
+  expect_same_optimizer_state(dir / "plain", part);
   fs::remove_all(dir);
 }
 
