@@ -681,6 +681,8 @@ TEST(Growth, GStackGrowthTimingRuleMatchesItsReadme) {
   EXPECT_NEAR(d(13e9, 2e12), 15.84, 0.05);
   EXPECT_NEAR(d(70e9, 2e12), 42.48, 0.1);
   EXPECT_NEAR(d(8e9, 15e12), 6.58, 0.05);
+}
+
 // Issue 35, item 5: a growth op applied to a model whose sizes the graph does not show (one
 // that loaded a checkpoint) is refused at apply() when the grown model would not fit in this
 // machine's memory, before anything is allocated: 10^8 layers grew memory without bound, a
