@@ -42,9 +42,12 @@ struct Contents {
 };
 
 // Writes step_<counters.step> under `root` (rank 0 only: the caller decides), points
-// latest.json at it, and keeps it and the newest one before it; anything else goes (older
-// ones, leftovers of a killed write, and a later-numbered one that a kill left unnamed by
-// latest.json: an abandoned timeline).
+// latest.json at it, and keeps it and the newest one before it; the other checkpoint folders
+// go (older ones, leftovers of a killed write, and a later-numbered one that a kill left
+// unnamed by latest.json: an abandoned timeline). `root` is a folder Scion owns
+// (scion/owned.h), and only folders Scion can prove it wrote are deleted: named step_<N> or
+// step_<N>.tmp and holding only a checkpoint's files. Anything else in it is left alone, with a
+// warning.
 void write(const std::filesystem::path& root, const Contents& c);
 
 // The newest complete checkpoint under `root`, read once: its folder, counters and node

@@ -161,7 +161,11 @@ void Executor::resume_from_checkpoint() {
     ctx.step += g_.stages[k].steps;
   }
   resume_->restore_models_and_state(g_, *this);
-  if (opt_.comm->is_writer())
+  if (!opt_.comm->is_writer()) return;
+  if (si == g_.stages.size())
+    std::printf("%s: the run has finished (step %lld, every stage done): nothing left to train (hint: add a "
+                "[[stages]] entry to train further)\n", out_dir_.c_str(), (long long)step_);
+  else
     std::printf("resuming %s at step %lld (stage %zu, step %lld of it)\n", out_dir_.c_str(), (long long)step_, si,
                 (long long)resume_->stage_step());
 }

@@ -48,6 +48,18 @@ std::optional<ResumeState> ResumeState::find(const std::string& out_dir, const G
               "resume: '", found->dir.string(), "/state.json' is at stage ", c.stage_index, ", update ", c.stage_step,
               ", which this graph (", g.stages.size(),
               " stages) does not have (hint: resume with the graph the run was started with)");
+  // A checkpoint written as a stage ended continues with the next stage: a graph that gives the
+  // ended stages more updates than the run made would train nothing of them, so it is refused.
+  if (c.stage_step == 0 && c.stage_index > 0) {
+    int64_t planned = 0;
+    for (size_t k = 0; k < size_t(c.stage_index); ++k) planned += g.stages[k].steps;
+    const std::string& ended = g.stages[size_t(c.stage_index) - 1].name;
+    SCION_CHECK(c.step >= planned, "resume: '", found->dir.string(), "' was written when stage '", ended,
+                "' ended, after ", c.step, " updates in all, but this graph gives the stages up to '", ended, "' ",
+                planned, ": a stage that has ended is not continued, so the extra updates would never be trained (hint: "
+                "train more in a new [[stages]] entry after '", ended, "' and resume, or run without --resume to start "
+                "afresh)");
+  }
   return ResumeState(std::move(*found));
 }
 

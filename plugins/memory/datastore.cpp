@@ -12,6 +12,7 @@
 
 #include "scion/error.h"
 #include "scion/files.h"
+#include "scion/owned.h"
 #include "scion/threads.h"
 
 namespace fs = std::filesystem;
@@ -102,11 +103,30 @@ bool read_manifest(const std::string& path, DatastoreInfo& info) {
   return true;
 }
 
+std::string replace_problem(const std::string& path) {
+  std::error_code ec;
+  const auto st = fs::symlink_status(path, ec);
+  if (!fs::exists(st)) return "";
+  if (!fs::is_directory(fs::status(path, ec)))
+    return "'" + path + "' is " + files::kind_of(path) + ", not a datastore folder";
+  if (owned::has_marker(path, kOwnedKind)) return "";
+  DatastoreInfo earlier;  // a datastore of an earlier Scion (before markers): its complete manifest
+  try {
+    if (read_manifest(path, earlier)) return "";
+  } catch (const std::exception&) {
+  }
+  if (fs::is_empty(path, ec)) return "";
+  return "'" + path + "' is a folder Scion did not write as a datastore (no " + std::string(owned::kMarkerFile) +
+         " marker, no complete manifest.json), and building the datastore would replace it";
+}
+
 DatastoreWriter::DatastoreWriter(std::string path, DatastoreInfo info) : path_(std::move(path)), info_(std::move(info)) {
   SCION_CHECK(info_.dim > 0, "datastore: keys need a positive dimension");
   metric_of(info_.metric);
   while (!path_.empty() && path_.back() == '/') path_.pop_back();
   SCION_CHECK(!path_.empty(), "datastore: empty path");
+  const std::string problem = replace_problem(path_);
+  SCION_CHECK(problem.empty(), "datastore: ", problem, " (hint: ", kReplaceHint, ")");
   tmp_ = path_ + ".partial." + std::to_string(::getpid());
   std::error_code ec;
   fs::remove_all(tmp_, ec);
@@ -149,6 +169,7 @@ DatastoreInfo DatastoreWriter::finish() {
   write_vector(tmp_ + "/keys.f32", keys_);
   write_vector(tmp_ + "/vals.i32", values_);
   faiss::write_index(index.get(), (tmp_ + "/index.faiss").c_str());
+  owned::write_marker(tmp_, kOwnedKind);
   files::write_atomic(tmp_ + "/manifest.json", json_dump(info_json(info_)));
   // Into place: an old datastore moves aside first (a folder cannot be renamed over a
   // non-empty one), then goes once the new one is there.
