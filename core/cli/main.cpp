@@ -92,8 +92,9 @@ std::shared_ptr<Model> model_from_checkpoint(const PluginRegistry& reg, const st
 }
 
 std::string set_override(const std::string& key, const std::string& value) {
+  // toml++ writes it as a basic string, escaped: a path is data, never TOML.
   std::ostringstream quoted;
-  quoted << toml::value<std::string>(value);  // toml++ escapes it: a path is data, never TOML
+  quoted << toml::toml_formatter{toml::value<std::string>(value), toml::format_flags::allow_unicode_strings};
   return key + "=" + quoted.str();
 }
 

@@ -56,18 +56,21 @@ bool checkpoint_file_name(std::string fn) {
 
 // A folder Scion can prove it wrote as a checkpoint: named step_<N>[.tmp], a real folder (not
 // a symlink), holding only regular files named as a checkpoint's are (step_<N>: state.json
-// among them). Anything else in
+// among them, unless it is empty). Anything else in
 // checkpoints/ is the user's: never deleted.
 bool scion_checkpoint_folder(const fs::path& dir) {
   std::error_code ec;
   const auto name = step_name(dir.filename().string());
   if (!name || !fs::is_directory(fs::symlink_status(dir, ec))) return false;
-  for (const auto& e : fs::directory_iterator(dir, ec))
+  size_t entries = 0;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
     if (!fs::is_regular_file(fs::symlink_status(e.path(), ec)) || !checkpoint_file_name(e.path().filename().string()))
       return false;
+    ++entries;
+  }
   // A complete one has its state.json (written last, before the rename); a killed write may
-  // have nothing yet.
-  return !ec && (name->tmp || fs::is_regular_file(fs::symlink_status(dir / keys::kStateFile, ec)));
+  // have nothing yet, and an empty folder holds nothing to lose.
+  return !ec && (name->tmp || entries == 0 || fs::is_regular_file(fs::symlink_status(dir / keys::kStateFile, ec)));
 }
 
 // Once per entry and process: what checkpoints/ holds that Scion did not write, left alone.

@@ -57,12 +57,21 @@ std::string kind_of(const std::string& path) {
   }
 }
 
+namespace {
+// What AtomicWriter may replace: nothing yet, or a regular file (never a directory, a device
+// node or a FIFO, which a rename would swap for a regular file).
+void check_replaceable(const std::string& path) {
+  const std::string kind = kind_of(path);
+  SCION_CHECK(kind != "a directory", "cannot write '", path, "': it is a directory (name a file to write)");
+  SCION_CHECK(kind == "missing" || kind == "a regular file", "cannot write '", path, "': it is ", kind,
+              ", which Scion does not replace (name a regular file to write)");
+}
+}  // namespace
+
 void check_output(const std::string& out, const std::vector<std::string>& inputs, const std::string& who) {
   std::error_code ec;
-  const std::string kind = kind_of(out);
-  SCION_CHECK(kind == "missing" || kind == "a regular file", who, ": --out '", out, "' is ", kind,
-              ", which Scion does not replace (hint: name a regular file to write)");
-  if (kind == "missing") return;
+  check_replaceable(out);
+  if (!fs::exists(out, ec)) return;
   for (const std::string& in : inputs)
     SCION_CHECK(!fs::equivalent(out, in, ec), who, ": --out '", out, "' is the input '", in,
                 "' (the same file), which writing would replace (hint: name another file)");
@@ -100,17 +109,14 @@ AtomicWriter::AtomicWriter(std::string path) : path_(std::move(path)) {
   fs::path tmp = (target.has_parent_path() ? target.parent_path() : fs::path(".")) / target.filename();
   tmp += ".tmp" + std::to_string(::getpid());  // per process: two writers never share one
   tmp_ = tmp.string();
-  std::error_code ec;
-  SCION_CHECK(!fs::is_directory(target, ec), "cannot write '", path_, "': it is a directory (name a file to write)");
-  const std::string kind = kind_of(path_);
-  SCION_CHECK(kind == "missing" || kind == "a regular file", "cannot write '", path_, "': it is ", kind,
-              ", which Scion does not replace (name a regular file to write)");
+  check_replaceable(path_);
   // A leftover of this process id's earlier write is ours to replace; a symlink planted at the
   // temporary name is never followed (O_NOFOLLOW | O_EXCL after the unlink).
   ::unlink(tmp_.c_str());
   fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd_ < 0) {
     const int e = errno;
+    std::error_code ec;
     const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
     SCION_CHECK(e != ENOENT || fs::is_directory(dir, ec), "cannot create '", path_, "': the folder '", dir.string(),
                 "' does not exist");
