@@ -62,6 +62,27 @@ TEST(OwnedFiles, RunRefusesAFolderItDidNotWrite) {
   fs::remove_all(dir);
 }
 
+// A memory.datastore path naming a folder of the user's is refused by validate (and run) at the
+// value, before anything is encoded or replaced.
+TEST(OwnedFiles, ADatastorePathNamingAUsersFolderIsRefusedAtValidation) {
+  const fs::path dir = temp("owned_dstore");
+  fs::create_directories(dir / "mine");
+  std::ofstream(dir / "mine" / "a.txt") << "mine\n";
+  const std::string set = "--set 'nodes.dstore.path=\"" + (dir / "mine").string() + "\"'";
+  const std::vector<std::string> cmds = {"validate graphs/knnlm_gpt.toml ",
+                                         "run graphs/knnlm_gpt.toml --plain --out " + (dir / "run").string() + " "};
+  for (const std::string& cmd : cmds) {
+    const Result r = sh(cmd + set);
+    EXPECT_EQ(exit_code(r), 3) << r.out;
+    EXPECT_NE(r.out.find("--set nodes.dstore.path=\"" + (dir / "mine").string() + "\": error: node 'dstore' (memory.datastore): '" +
+                         (dir / "mine").string() + "' is a folder Scion did not write as a datastore"),
+              std::string::npos)
+        << r.out;
+  }
+  EXPECT_EQ(listing(dir), (std::vector<std::string>{"mine", "mine/a.txt"}));
+  fs::remove_all(dir);
+}
+
 // Runs written before markers (graph.toml and metrics.jsonl, checkpoints/latest.json) still resume
 // and are still replaced by a fresh run; the marker is written then.
 TEST(OwnedFiles, RunsOfAnEarlierScionWithoutMarkersStillResume) {
