@@ -22,31 +22,13 @@ namespace scion::runtime {
 
 namespace fs = std::filesystem;
 
-namespace {
-// An earlier Scion's run (written before markers): a graph.toml with its metrics.jsonl or
-// checkpoints/ (every run writes them as it starts), or a folder that holds nothing but a
-// lock, checkpoints/ and earlier/ (a run that stopped before its graph was written).
-bool earlier_scion_run(const fs::path& dir) {
-  std::error_code ec;
-  auto is = [&](const char* n, fs::file_type t) { return fs::symlink_status(dir / n, ec).type() == t; };
-  if (is("graph.toml", fs::file_type::regular) &&
-      (is("metrics.jsonl", fs::file_type::regular) || is("checkpoints", fs::file_type::directory)))
-    return true;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    const std::string n = e.path().filename().string();
-    if (n != ".lock" && n != "checkpoints" && n != "earlier") return false;
-  }
-  return true;
-}
-}  // namespace
-
 RunDirectory::~RunDirectory() {
   if (metrics_) std::fclose(metrics_);
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the lock
 }
 
 void RunDirectory::lock() {
-  owned::adopt(dir_, "run", "run directory", earlier_scion_run);
+  owned::adopt(dir_, "run", "run directory", owned::earlier_scion_run);
   const fs::path lp = fs::path(dir_) / ".lock";
   lock_fd_ = files::open_to_write(lp.string(), files::Existing::keep);
   if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {

@@ -46,12 +46,27 @@ void adopt(const fs::path& dir, std::string_view kind, std::string_view what, co
   write_marker(dir, kind);
 }
 
+bool earlier_scion_run(const fs::path& dir) {
+  std::error_code ec;
+  auto is = [&](const char* n, fs::file_type t) { return fs::symlink_status(dir / n, ec).type() == t; };
+  if (is("graph.toml", fs::file_type::regular) &&
+      (is("metrics.jsonl", fs::file_type::regular) || is("checkpoints", fs::file_type::directory)))
+    return true;
+  bool any = false;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n != ".lock" && n != "checkpoints" && n != "earlier") return false;
+    any = true;
+  }
+  return any && !ec;
+}
+
 std::optional<fs::path> owning_folder(const fs::path& path) {
   std::error_code ec;
   fs::path p = fs::weakly_canonical(fs::absolute(path, ec), ec);
   if (ec) return std::nullopt;
   for (fs::path d = fs::is_directory(p, ec) ? p : p.parent_path();; d = d.parent_path()) {
-    if (!marker_kind(d).empty()) return d;
+    if (!marker_kind(d).empty() || earlier_scion_run(d)) return d;
     if (d == d.root_path() || d.empty()) return std::nullopt;
   }
 }

@@ -168,8 +168,18 @@ TEST(OwnedFiles, OutputsNeverReplaceInputsOrARunsFiles) {
   const std::string latest = (dir / "run" / "checkpoints" / "latest.json").string();
   const std::string state = (dir / "run" / "checkpoints" / "step_1" / "state.json").string();
   const std::string weights = (dir / "run" / "student.safetensors").string();
-  for (const std::string& own : {latest, state, weights}) {
+  for (const std::string& own : {latest, state, weights, latest + "@legacy", weights + "@legacy"}) {
     SCOPED_TRACE(own);
+    if (own.size() > 7 && own.compare(own.size() - 7, 7, "@legacy") == 0) {
+      // A run of an earlier Scion, without markers: recognised by its layout.
+      fs::remove(dir / "run" / owned::kMarkerFile);
+      fs::remove(dir / "run" / "checkpoints" / owned::kMarkerFile);
+      const std::string file = own.substr(0, own.size() - 7);
+      const Result r = sh("tokenize " + (dir / "in.txt").string() + " --tokenizer tokenizer.bytes --out " + file);
+      EXPECT_EQ(exit_code(r), 1) << r.out;
+      EXPECT_NE(r.out.find("a folder Scion wrote"), std::string::npos) << r.out;
+      continue;
+    }
     const std::string before = slurp(own);
     Result r = sh("tokenize " + (dir / "in.txt").string() + " --tokenizer tokenizer.bytes --out " + own);
     EXPECT_EQ(exit_code(r), 1) << r.out;

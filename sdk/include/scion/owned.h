@@ -32,8 +32,14 @@ using EarlierLayout = std::function<bool(const std::filesystem::path&)>;
 void adopt(const std::filesystem::path& dir, std::string_view kind, std::string_view what,
            const EarlierLayout& earlier = {});
 
+// A run directory an earlier Scion (before markers) wrote, by its layout: a graph.toml with
+// its metrics.jsonl or checkpoints/ (every run writes them as it starts), or a folder that holds
+// nothing but .lock, checkpoints/ and earlier/ (a run that stopped before its graph was written).
+bool earlier_scion_run(const std::filesystem::path& dir);
+
 // The folder Scion owns that holds `path` (the nearest folder above it with a marker of any
-// kind), or nullopt. `path` need not exist; a symlink is followed to where it points.
+// kind, or an earlier Scion's run), or nullopt. `path` need not exist; a symlink is followed
+// to where it points.
 std::optional<std::filesystem::path> owning_folder(const std::filesystem::path& path);
 
 }  // namespace scion::owned
