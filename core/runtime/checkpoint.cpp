@@ -182,6 +182,14 @@ Found read_folder(const fs::path& dir) {
     f.counters.tokens = amount(state, keys::kTokens, sp);
     f.counters.flops = amount(state, keys::kFlops, sp);
     f.counters.elapsed_s = amount(state, keys::kElapsed, sp);
+    if (state.contains(keys::kStageUpdates)) {
+      for (const Json& n : json_array(state.at(keys::kStageUpdates))) f.counters.stage_updates.push_back(json_int(n));
+      SCION_CHECK(f.counters.stage_updates.size() <= size_t(f.counters.stage_index) + 1 &&
+                      std::all_of(f.counters.stage_updates.begin(), f.counters.stage_updates.end(),
+                                  [](int64_t n) { return n >= 0; }),
+                  "resume: '", sp.string(), "' has ", keys::kStageUpdates,
+                  " that no run writes (a count >= 0 for each stage up to stage_index)");
+    }
     f.nodes = state.contains(keys::kNodes) ? state.at(keys::kNodes) : Json(Json::object_t{});
     SCION_CHECK(f.nodes.is_object(), "resume: '", sp.string(), "': '", keys::kNodes, "' is not an object");
     if (state.contains(keys::kFiles)) {
@@ -220,6 +228,7 @@ void write(const fs::path& root, const Contents& c) {
   state[keys::kTokens] = Json(c.counters.tokens);
   state[keys::kFlops] = Json(c.counters.flops);
   state[keys::kElapsed] = Json(c.counters.elapsed_s);
+  state[keys::kStageUpdates] = Json(c.counters.stage_updates);
   state[keys::kNodes] = c.nodes.is_null() ? Json(Json::object_t{}) : c.nodes;
   // What the checkpoint holds, each file with its size and CRC-32, verified on resume.
   Json manifest = Json::object();

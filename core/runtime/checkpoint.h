@@ -26,6 +26,9 @@ struct Counters {
   int64_t stage_index = 0;  // the stage to continue (the next one when a stage just ended)
   int64_t stage_step = 0;   // updates done in that stage
   double tokens = 0, flops = 0, elapsed_s = 0;
+  // The updates each stage begun so far made, in order (a stage that ended: all of its steps as
+  // the graph then gave them). Empty in a checkpoint written before they were recorded.
+  std::vector<int64_t> stage_updates;
 };
 
 // One safetensors file of a checkpoint ("<node>.safetensors", "optimizer.safetensors").

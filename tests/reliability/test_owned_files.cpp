@@ -223,27 +223,50 @@ TEST(OwnedFiles, EvalCheckpointPathsAreData) {
   fs::remove_all(dir);
 }
 
-// A finished run resumed with more steps in its last stage is refused, saying why and what to
-// do; resumed as it is, it says there is nothing left to train.
+// A finished run resumed with more steps in the stage that ended last trains on to the new
+// total; more steps in a stage before it are refused, saying why and what to do; resumed as it
+// is, it says there is nothing left to train.
 TEST(OwnedFiles, ResumingAFinishedRunSaysWhatItDoes) {
   const fs::path dir = temp("owned_resume");
   ASSERT_EQ(exit_code(sh(run_args(write_graph(dir, 2), dir / "run"))), 0);
   Result r = sh(run_args(write_graph(dir, 2), dir / "run") + " --resume");
   EXPECT_EQ(exit_code(r), 0) << r.out;
   EXPECT_NE(r.out.find("the run has finished (step 2, every stage done): nothing left to train"), std::string::npos) << r.out;
+  r = sh(run_args(write_graph(dir, 4), dir / "run") + " --resume");
+  EXPECT_EQ(exit_code(r), 0) << r.out;
+  EXPECT_NE(r.out.find("stage 'train' had ended after 2 updates; this graph gives it 4, so it trains on to that total"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("[train] step 4/4"), std::string::npos) << r.out;
+  std::vector<int64_t> steps;
+  for (const Json& m : metrics(dir / "run"))
+    if (m.contains("lr")) steps.push_back(json_int(m.at("step")));
+  EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4}));
+  // Two stages done: the second one given more updates trains on; the first one cannot.
+  ASSERT_EQ(exit_code(sh(run_args(write_graph(dir, 4, kSecondStage), dir / "run") + " --resume")), 0);
+  r = sh(run_args(write_graph(dir, 4, edit(kSecondStage, "steps = 2", "steps = 3")), dir / "run") + " --resume");
+  EXPECT_EQ(exit_code(r), 0) << r.out;
+  EXPECT_NE(r.out.find("stage 'more' had ended after 2 updates; this graph gives it 3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[more] step 3/3"), std::string::npos) << r.out;
   const auto before = listing(dir / "run" / "checkpoints");
-  r = sh(run_args(write_graph(dir, 5), dir / "run") + " --resume");
+  r = sh(run_args(write_graph(dir, 5, edit(kSecondStage, "steps = 2", "steps = 3")), dir / "run") + " --resume");
   EXPECT_EQ(exit_code(r), 1) << r.out;
-  EXPECT_NE(r.out.find("was written when stage 'train' ended, after 2 updates in all, but this graph gives the stages "
-                       "up to 'train' 5"),
+  EXPECT_NE(r.out.find("resume: stage 'train' ended after 4 updates"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("but this graph gives it 5: a stage is trained on only when it is the last one that ended"),
             std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("hint: train more in a new [[stages]] entry"), std::string::npos) << r.out;
   EXPECT_EQ(listing(dir / "run" / "checkpoints"), before);
-  // What the hint says works: a new stage trains on from the checkpoint.
-  r = sh(run_args(write_graph(dir, 2, kSecondStage), dir / "run") + " --resume");
-  EXPECT_EQ(exit_code(r), 0) << r.out;
-  EXPECT_NE(r.out.find("[more] step 2/2"), std::string::npos) << r.out;
+  // A checkpoint written before stage_updates were recorded says which stage made how many only
+  // when one stage has ended; with two it refuses to guess.
+  const fs::path ck = dir / "run" / "checkpoints";
+  const fs::path state = ck / json_string(json_parse(slurp(ck / "latest.json")).at("checkpoint")) / "state.json";
+  Json st = json_parse(slurp(state));
+  st.erase("stage_updates");
+  std::ofstream(state) << json_dump(st);
+  r = sh(run_args(write_graph(dir, 4, edit(kSecondStage, "steps = 2", "steps = 4")), dir / "run") + " --resume");
+  EXPECT_EQ(exit_code(r), 1) << r.out;
+  EXPECT_NE(r.out.find("the checkpoint does not record which stage made how many"), std::string::npos) << r.out;
   fs::remove_all(dir);
 }
 
