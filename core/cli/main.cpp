@@ -1,11 +1,14 @@
 // The `scion` command: run, validate, plugins, eval, generate, tokenize, report, export (cli/export.cpp).
 
 #include <boost/program_options.hpp>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <new>
+#include <sstream>
+#include <toml++/toml.h>
 
 #include "cli/cli.h"
 #include "report/report.h"
@@ -33,6 +36,10 @@ using namespace scion::runtime;
 namespace scion::cli {
 
 PluginRegistry load_registry(const std::vector<std::string>& extra, bool quiet) {
+  for (const auto& d : extra)
+    if (!fs::is_directory(d))
+      throw po::error("--plugin-dir '" + d + "' is " + (fs::exists(d) ? "not a folder" : "missing") +
+                      " (hint: name the folder that holds the plugin libraries, lib*.so)");
   PluginRegistry reg;
   reg.scan(plugin_search_path(extra));
   if (!quiet)
@@ -83,6 +90,13 @@ std::shared_ptr<Model> model_from_checkpoint(const PluginRegistry& reg, const st
   spec.frozen = true;
   const NoNodes none;
   return std::dynamic_pointer_cast<Model>(make_node(reg, spec, GraphContext{}, none));
+}
+
+std::string set_override(const std::string& key, const std::string& value) {
+  // toml++ writes it as a basic string, escaped: a path is data, never TOML.
+  std::ostringstream quoted;
+  quoted << toml::toml_formatter{toml::value<std::string>(value), toml::format_flags::allow_unicode_strings};
+  return key + "=" + quoted.str();
 }
 
 // Parses options of a subcommand; returns false after printing help.
@@ -238,8 +252,8 @@ int cmd_run(int argc, char** argv) {
   PluginRegistry reg = load_registry(c.plugin_dirs);
   // --device and --comm replace the graph's [run] values before validation, so a graph that
   // names a device this machine lacks runs with --device cpu, and a bad value is refused there.
-  if (!device.empty()) c.sets.push_back("run.device=\"" + device + "\"");
-  if (!comm.empty()) c.sets.push_back("run.comm=\"" + comm + "\"");
+  if (!device.empty()) c.sets.push_back(set_override("run.device", device));
+  if (!comm.empty()) c.sets.push_back(set_override("run.comm", comm));
   GraphSpec g = load_graph_file(graph, c.sets, reg);  // every problem before any work
   const std::vector<Diagnostic> notes = g.notes;
   Executor ex(std::move(g), reg, o);
@@ -344,6 +358,10 @@ int cmd_generate(int argc, char** argv) {
       "model-plugin", po::value(&model_plugin), "model plugin when the checkpoint does not say");
   d.add_options()("plugin-dir", po::value(&c.plugin_dirs)->composing(), "extra folder of plugin libraries");
   if (!parse(argc, argv, d, nullptr, "usage: scion generate --checkpoint FILE --prompt TEXT [options]")) return 0;
+  if (o.max_tokens < 1) throw po::error("--max-tokens " + std::to_string(o.max_tokens) + ": generate at least 1 token");
+  if (!(o.temperature >= 0) || !std::isfinite(o.temperature))
+    throw po::error("--temperature " + std::to_string(o.temperature) + ": a finite value >= 0 (0 = greedy)");
+  if (o.top_k < 0) throw po::error("--top-k " + std::to_string(o.top_k) + ": a count >= 0 (0 = all tokens)");
   PluginRegistry reg = load_registry(c.plugin_dirs);
   auto model = model_from_checkpoint(reg, ckpt, model_plugin);
   const Json cfg = model->config();
@@ -384,7 +402,7 @@ int cmd_eval(int argc, char** argv) {
   SCION_CHECK(!evaluators.empty(), "eval: the graph has no evaluator node (add one, e.g. plugin = \"eval.ppl\")");
   // Point the model node at the checkpoint, then build the nodes as a run would.
   std::vector<std::string> sets = c.sets;
-  sets.push_back("nodes." + model_node + ".load=\"" + ckpt + "\"");
+  sets.push_back(set_override("nodes." + model_node + ".load", ckpt));
   g = load_graph_file(graph, sets, reg);
   RunOptions o;
   o.progress = 0;
@@ -414,9 +432,14 @@ int cmd_tokenize(int argc, char** argv) {
   pos.add("input", -1);
   if (!parse(argc, argv, d, &pos, "usage: scion tokenize FILES... --out SHARD [--tokenizer P]")) return 0;
   PluginRegistry reg = load_registry(c.plugin_dirs);
-  // Where the shard cannot go (a directory, a missing or read-only folder, a name too long) is
-  // refused before the tokenization, which may take long: the probe creates the temporary
-  // file the shard will be written through and removes it.
+  std::vector<std::string> files;  // in the order given, each pattern's matches sorted
+  for (const auto& pattern : inputs)
+    for (const auto& f : files::expand({pattern}, "tokenize")) files.push_back(f);
+  // Where the shard cannot go (one of the inputs, a run's own file, a device, a directory, a
+  // missing or read-only folder, a name too long) is refused before the tokenization, which may
+  // take long: the probe creates the temporary file the shard will be written through and
+  // removes it.
+  files::check_output(out, files, "tokenize");
   { files::AtomicWriter probe(out); }
   auto tk = make_tokenizer(reg, tok, vocab, merges);
   // llm.c shards hold uint16 ids: a larger vocabulary (Llama 3's, Qwen's) is refused before
@@ -424,21 +447,18 @@ int cmd_tokenize(int argc, char** argv) {
   SCION_CHECK(tk->vocab_size() <= 65536, "tokenize: ", tok, " has ", tk->vocab_size(),
               " ids, but llm.c shards hold uint16 tokens (at most 65536 ids)");
   std::vector<int32_t> all;
-  size_t bytes = 0, files = 0;
-  for (const auto& pattern : inputs) {
-    for (const auto& f : files::expand({pattern}, "tokenize")) {
-      std::ifstream in(f, std::ios::binary);
-      SCION_CHECK(in.good(), "tokenize: cannot open '", f, "'");
-      std::string text((std::istreambuf_iterator<char>(in)), {});
-      bytes += text.size();
-      ++files;
-      auto ids = tk->encode(text);
-      all.insert(all.end(), ids.begin(), ids.end());
-      if (tk->eot_id() >= 0) all.push_back(tk->eot_id());
-    }
+  size_t bytes = 0;
+  for (const auto& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    SCION_CHECK(in.good(), "tokenize: cannot open '", f, "'");
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    bytes += text.size();
+    auto ids = tk->encode(text);
+    all.insert(all.end(), ids.begin(), ids.end());
+    if (tk->eot_id() >= 0) all.push_back(tk->eot_id());
   }
   shards::write_shard(out, all);
-  std::printf("%s: %zu tokens from %zu files (%zu bytes)\n", out.c_str(), all.size(), files, bytes);
+  std::printf("%s: %zu tokens from %zu files (%zu bytes)\n", out.c_str(), all.size(), files.size(), bytes);
   return 0;
 }
 

@@ -44,6 +44,17 @@ void refuse_writing_over_an_input(const std::string& out_path, const std::vector
       SCION_CHECK(!same_file(out_path, fs::path(d) / f), "report: --out '", out_path, "' is one of the inputs ('",
                   (fs::path(d) / f).string(), "'); name another file");
   }
+  files::check_output(out_path, {}, "report");  // a run's weights or checkpoint, a device
+}
+
+// A run with no metric line has nothing to draw: a garbage or empty metrics.jsonl is named,
+// never reported as a run that was written.
+void refuse_runs_without_metrics(const std::vector<Run>& runs) {
+  for (const Run& r : runs)
+    SCION_CHECK(!r.rows.empty(), "report: '", (fs::path(r.dir) / "metrics.jsonl").string(), "' has no metric line (",
+                r.malformed.empty() ? std::string("it is empty")
+                                    : std::to_string(r.malformed.size()) + " lines, none a JSON object with a \"step\"",
+                ") (hint: name the directory of a run that has logged at least one step)");
 }
 
 bool is_svg(const std::string& path) { return path.size() > 4 && path.compare(path.size() - 4, 4, ".svg") == 0; }
@@ -55,6 +66,7 @@ std::string write(const std::vector<std::string>& run_dirs, const std::string& o
   const std::vector<std::string> dirs = inputs(run_dirs, opt.baseline, &is_base);
   refuse_writing_over_an_input(out_path, dirs);
   const std::vector<Run> runs = read_runs(dirs, is_base);  // everything is read before anything is written
+  refuse_runs_without_metrics(runs);
   const Metrics ms = classify(runs, opt.metrics);
   const std::string metric = main_metric(runs, ms, opt.metric);
   const std::vector<Saving> ss = savings(runs, metric);

@@ -26,6 +26,9 @@ struct Counters {
   int64_t stage_index = 0;  // the stage to continue (the next one when a stage just ended)
   int64_t stage_step = 0;   // updates done in that stage
   double tokens = 0, flops = 0, elapsed_s = 0;
+  // The updates each stage begun so far made, in order (a stage that ended: all of its steps as
+  // the graph then gave them). Empty in a checkpoint written before they were recorded.
+  std::vector<int64_t> stage_updates;
 };
 
 // One safetensors file of a checkpoint ("<node>.safetensors", "optimizer.safetensors").
@@ -42,9 +45,12 @@ struct Contents {
 };
 
 // Writes step_<counters.step> under `root` (rank 0 only: the caller decides), points
-// latest.json at it, and keeps it and the newest one before it; anything else goes (older
-// ones, leftovers of a killed write, and a later-numbered one that a kill left unnamed by
-// latest.json: an abandoned timeline).
+// latest.json at it, and keeps it and the newest one before it; the other checkpoint folders
+// go (older ones, leftovers of a killed write, and a later-numbered one that a kill left
+// unnamed by latest.json: an abandoned timeline). `root` is a folder Scion owns
+// (scion/owned.h), and only folders Scion can prove it wrote are deleted: named step_<N> or
+// step_<N>.tmp and holding only a checkpoint's files. Anything else in it is left alone, with a
+// warning.
 void write(const std::filesystem::path& root, const Contents& c);
 
 // The newest complete checkpoint under `root`, read once: its folder, counters and node

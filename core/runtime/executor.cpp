@@ -145,6 +145,7 @@ void Executor::resume_from_checkpoint() {
   }
   const checkpoint::Counters& c = resume_->found().counters;
   step_ = c.step;
+  stage_updates_ = resume_->stage_updates();
   tokens_ = c.tokens;
   flops_ = c.flops;
   elapsed_before_ = c.elapsed_s;
@@ -161,7 +162,15 @@ void Executor::resume_from_checkpoint() {
     ctx.step += g_.stages[k].steps;
   }
   resume_->restore_models_and_state(g_, *this);
-  if (opt_.comm->is_writer())
+  if (!opt_.comm->is_writer()) return;
+  if (const auto done = resume_->ended_after())
+    std::printf("%s: stage '%s' had ended after %lld updates; this graph gives it %lld, so it trains on to that total "
+                "(on this graph's learning-rate schedule)\n",
+                out_dir_.c_str(), g_.stages[si].name.c_str(), (long long)*done, (long long)g_.stages[si].steps);
+  if (si == g_.stages.size())
+    std::printf("%s: the run has finished (step %lld, every stage done): nothing left to train (hint: add a "
+                "[[stages]] entry to train further)\n", out_dir_.c_str(), (long long)step_);
+  else
     std::printf("resuming %s at step %lld (stage %zu, step %lld of it)\n", out_dir_.c_str(), (long long)step_, si,
                 (long long)resume_->stage_step());
 }
@@ -357,6 +366,10 @@ void Executor::train_stage(size_t si) {
   StepGraph graph(*this, plan);
   const auto stage_t0 = std::chrono::steady_clock::now();
   const int64_t first = stage_step;
+  // Stages before this one that a resumed checkpoint did not record ran in full.
+  while (stage_updates_.size() < si) stage_updates_.push_back(g_.stages[stage_updates_.size()].steps);
+  stage_updates_.resize(si + 1);
+  stage_updates_[si] = stage_step;
   while (stage_step < s.steps) {
     const auto t0 = std::chrono::steady_clock::now();
     ctx.step = step_;
@@ -365,6 +378,7 @@ void Executor::train_stage(size_t si) {
     const StepResult r = train_step(plan, graph, ctx);
     ++step_;
     ++stage_step;
+    stage_updates_[si] = stage_step;
     tokens_ += double(plan.tokens_per_step * opt_.comm->world());
     flops_ += r.flops * opt_.comm->world();
     log_step(plan, r, stage_step, now_s(t0), double(stage_step - first) / std::max(1e-9, now_s(stage_t0)));
@@ -642,7 +656,7 @@ void Executor::save_checkpoint(size_t si, int64_t stage_step) {
   if (!opt_.comm->is_writer()) return;
   if (optimizer_) check_parameters_finite(g_, *this, step_);
   checkpoint::Contents c;
-  c.counters = {step_, int64_t(si), stage_step, tokens_, flops_, elapsed_before_ + now_s(start_)};
+  c.counters = {step_, int64_t(si), stage_step, tokens_, flops_, elapsed_before_ + now_s(start_), stage_updates_};
   c.nodes = Json(Json::object_t{});
   for (const NodeSpec& n : g_.nodes)
     if (Json st = node(n.name)->state(); !st.is_null()) c.nodes[n.name] = st;

@@ -118,6 +118,7 @@ class Executor : public NodeResolver {
   std::shared_ptr<ZeroShards> zero_;          // this stage's ZeRO-1 shards (core/dist/zero.h), when on
   // The run's counters, saved with every checkpoint.
   int64_t step_ = 0;                          // optimizer updates in the whole run
+  std::vector<int64_t> stage_updates_;        // updates each stage begun so far made
   double tokens_ = 0, flops_ = 0;
   double elapsed_before_ = 0;                 // seconds spent before a resume
   std::chrono::steady_clock::time_point start_;

@@ -28,11 +28,12 @@ std::vector<PathBase> path_bases(const std::string& graph_file) {
 }
 
 namespace {
-// A pattern matches when it globs to a regular file, or names a folder (a parameter such as
-// data.domains' `root` is a folder of files).
+// A pattern matches when it names a file or a folder as written (a name may hold a glob's
+// characters: `\`, `*`, `[`), when it globs to a regular file, or names a folder (a parameter
+// such as data.domains' `root` is a folder of files).
 bool matches(const std::string& pattern) {
   std::error_code ec;
-  return !files::glob(pattern).empty() || fs::is_directory(pattern, ec);
+  return fs::is_regular_file(pattern, ec) || !files::glob(pattern).empty() || fs::is_directory(pattern, ec);
 }
 }  // namespace
 

@@ -6,14 +6,33 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 namespace scion::runtime {
 
 namespace fs = std::filesystem;
 
+namespace {
+// A file that is no shared library (empty, text, truncated) would reach the loader, whose
+// error for it is only an errno ("Bad file descriptor"): say what it is instead.
+void check_is_shared_library(const std::string& path) {
+  std::error_code ec;
+  SCION_CHECK(fs::is_regular_file(path, ec), "plugin library '", path, "' is not a regular file");
+  const auto size = fs::file_size(path, ec);
+  SCION_CHECK(size > 0, "plugin library '", path, "' is empty (0 bytes), not a shared library (hint: rebuild it, or "
+              "remove it from the plugin folder)");
+  char magic[4] = {};
+  std::ifstream(path, std::ios::binary).read(magic, sizeof magic);
+  SCION_CHECK(std::string(magic, 4) == "\x7f" "ELF", "plugin library '", path, "' is not a shared library (", size,
+              " bytes without an ELF header: a text file, or a truncated copy) (hint: rebuild it, or remove it from "
+              "the plugin folder)");
+}
+}  // namespace
+
 void PluginRegistry::load_library(const std::string& path) {
   if (!fs::exists(path)) throw Error("plugin library '" + path + "' does not exist");
+  check_is_shared_library(path);
   auto lib = std::make_shared<boost::dll::shared_library>();
   boost::system::error_code ec;
   lib->load(path, ec, boost::dll::load_mode::rtld_lazy | boost::dll::load_mode::rtld_local);
@@ -30,10 +49,14 @@ void PluginRegistry::load_library(const std::string& path) {
        << kSdkAbiMajor << "." << kSdkAbiMinor << " (hint: rebuild the plugin against this SDK)";
     throw Error(os.str());
   }
+  if (!h.fingerprint || !h.entries)
+    throw Error("'" + path + "': the plugin header has no " + (h.fingerprint ? "entry list" : "build fingerprint") +
+                " (hint: end one source file of the plugin with SCION_PLUGIN_LIBRARY(), which fills the header)");
   if (std::string(h.fingerprint) != SCION_BUILD_FINGERPRINT)
     throw Error("'" + path + "' was built with " + h.fingerprint + " but Scion with " + SCION_BUILD_FINGERPRINT +
                 " (C++ objects cannot cross that boundary; rebuild the plugin with the same toolchain)");
   const std::vector<PluginEntry>* entries = h.entries();
+  if (!entries) throw Error("'" + path + "': the plugin library's entry list is null");
   for (const PluginEntry& e : *entries) {
     auto it = plugins_.find(e.name);
     if (it != plugins_.end())
@@ -55,7 +78,7 @@ void PluginRegistry::scan(const std::vector<std::string>& dirs) {
     for (const auto& l : libs) {
       try {
         load_library(l);
-      } catch (const Error& e) {
+      } catch (const std::exception& e) {  // one bad library never breaks the others
         problems_.push_back(e.what());
       }
     }

@@ -48,7 +48,40 @@ std::optional<ResumeState> ResumeState::find(const std::string& out_dir, const G
               "resume: '", found->dir.string(), "/state.json' is at stage ", c.stage_index, ", update ", c.stage_step,
               ", which this graph (", g.stages.size(),
               " stages) does not have (hint: resume with the graph the run was started with)");
-  return ResumeState(std::move(*found));
+  ResumeState r(std::move(*found));
+  r.continue_grown_stage(g);
+  return r;
+}
+
+void ResumeState::continue_grown_stage(const GraphSpec& g) {
+  checkpoint::Counters& c = found_.counters;
+  if (c.stage_step != 0 || c.stage_index == 0) return;  // mid-stage: it trains to the graph's total anyway
+  const size_t next = size_t(c.stage_index), last = next - 1;
+  // What the ended stages made: recorded; in a checkpoint from before that, exact only when one
+  // stage has ended (all of the run's updates are its).
+  std::vector<int64_t> made = c.stage_updates;
+  if (made.size() < next && next == 1) made = {c.step};
+  const std::string at = found_.dir.string();
+  if (made.size() < next) {
+    int64_t planned = 0;
+    for (size_t k = 0; k < next; ++k) planned += g.stages[k].steps;
+    SCION_CHECK(c.step >= planned, "resume: '", at, "' was written when stage '", g.stages[last].name, "' ended, after ",
+                c.step, " updates in all, but this graph gives the stages up to it ", planned,
+                ", and the checkpoint does not record which stage made how many (it is older than that), so no stage "
+                "can be trained on (hint: train more in a new [[stages]] entry and resume, or run without --resume "
+                "to start afresh)");
+    return;
+  }
+  for (size_t k = 0; k < last; ++k)
+    SCION_CHECK(g.stages[k].steps <= made[k], "resume: stage '", g.stages[k].name, "' ended after ", made[k],
+                " updates (", at, "), but this graph gives it ", g.stages[k].steps,
+                ": a stage is trained on only when it is the last one that ended, so the extra updates would never "
+                "be trained (hint: train more in a new [[stages]] entry and resume, or run without --resume to start "
+                "afresh)");
+  if (g.stages[last].steps <= made[last]) return;
+  ended_after_ = made[last];
+  c.stage_index = int64_t(last);
+  c.stage_step = made[last];
 }
 
 nn::NamedTensors ResumeState::optimizer_state(const std::string& stage) const {

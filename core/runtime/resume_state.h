@@ -24,13 +24,21 @@ void check_parameters_finite(const GraphSpec& g, const NodeResolver& nodes, int6
 class ResumeState {
  public:
   // The newest checkpoint under <out_dir>/checkpoints, checked against the graph's stages;
-  // nullopt when there is none.
+  // nullopt when there is none. A checkpoint written as a stage ended, whose stage the graph
+  // now gives more updates, continues that stage to its new total (ended_after()); more
+  // updates in a stage before it cannot be trained and are refused.
   static std::optional<ResumeState> find(const std::string& out_dir, const GraphSpec& g);
 
   const checkpoint::Found& found() const { return found_; }
   size_t stage_index() const { return size_t(found_.counters.stage_index); }
   int64_t stage_step() const { return found_.counters.stage_step; }
   std::string dir() const { return found_.dir.string(); }
+
+  // Set when the checkpoint was written as its stage ended and the graph now gives that stage
+  // more updates: the updates it had made (it trains on from there).
+  std::optional<int64_t> ended_after() const { return ended_after_; }
+  // The updates each stage begun so far made (checkpoint::Counters::stage_updates).
+  const std::vector<int64_t>& stage_updates() const { return found_.counters.stage_updates; }
 
   // The stage the checkpoint continues takes it once, when it starts: true the first time.
   bool take() { return !std::exchange(taken_, true); }
@@ -53,7 +61,9 @@ class ResumeState {
 
  private:
   explicit ResumeState(checkpoint::Found f) : found_(std::move(f)) {}
+  void continue_grown_stage(const GraphSpec& g);
   checkpoint::Found found_;
+  std::optional<int64_t> ended_after_;
   bool taken_ = false;
 };
 

@@ -16,6 +16,7 @@
 
 #include "runtime/executor.h"
 #include "scion/files.h"
+#include "scion/owned.h"
 
 namespace scion::runtime {
 
@@ -27,10 +28,9 @@ RunDirectory::~RunDirectory() {
 }
 
 void RunDirectory::lock() {
-  fs::create_directories(dir_);
+  owned::adopt(dir_, "run", "run directory", owned::earlier_scion_run);
   const fs::path lp = fs::path(dir_) / ".lock";
-  lock_fd_ = ::open(lp.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  SCION_CHECK(lock_fd_ >= 0, "cannot open '", lp.string(), "': ", std::strerror(errno));
+  lock_fd_ = files::open_to_write(lp.string(), files::Existing::keep);
   if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     char buf[32] = {0};
     const ssize_t n = ::pread(lock_fd_, buf, sizeof buf - 1, 0);
@@ -49,7 +49,7 @@ void RunDirectory::move_earlier_results() {
   std::vector<fs::path> earlier;
   for (const auto& e : fs::directory_iterator(dir_)) {
     const std::string fn = e.path().filename().string();
-    if (fn != ".lock" && fn != "earlier") earlier.push_back(e.path());
+    if (fn != ".lock" && fn != "earlier" && fn != owned::kMarkerFile) earlier.push_back(e.path());
   }
   if (earlier.empty()) return;
   char stamp[32];
@@ -126,10 +126,10 @@ void RunDirectory::open_metrics(bool resume, int64_t resumed_step) {
     std::string all;
     for (const auto& l : keep) all += l + "\n";
     files::write_atomic(mp.string(), all);
-    metrics_ = std::fopen(mp.c_str(), "a");
-  } else {
-    metrics_ = std::fopen(mp.c_str(), "w");
   }
+  const int fd = files::open_to_write(mp.string(), resume ? files::Existing::append : files::Existing::truncate);
+  metrics_ = ::fdopen(fd, "a");
+  if (!metrics_) ::close(fd);
   SCION_CHECK(metrics_, "cannot write '", mp.string(), "'");
 }
 

@@ -17,13 +17,15 @@ class RunDirectory {
   RunDirectory& operator=(const RunDirectory&) = delete;
   const std::string& path() const { return dir_; }
 
-  // One live run per run directory: an exclusive flock on <dir>/.lock, released by the OS
+  // First the folder becomes Scion's (scion/owned.h): a new or empty one, one with the run
+  // marker, or an earlier Scion's run; any other folder is refused. Then one live run per run
+  // directory: an exclusive flock on <dir>/.lock (never through a symlink), released by the OS
   // when the process dies however it dies, so a stale lock never blocks a rerun. Another live
   // run's lock is RunDirectoryBusy.
   void lock();
   // A fresh run in a directory an earlier run used moves that run's results (checkpoints,
   // metrics, graph, weights) to <dir>/earlier/<UTC time>/ before writing anything: a run that
-  // then fails at its first step has destroyed nothing.
+  // then fails at its first step has destroyed nothing. Only a folder lock() adopted gets here.
   void move_earlier_results();
   // graph.toml: the graph with every default filled in, after a first line that records the
   // number of ranks. Resuming with another graph is allowed but warned about: the curve no

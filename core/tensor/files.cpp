@@ -13,6 +13,7 @@
 #include <set>
 
 #include "scion/error.h"
+#include "scion/owned.h"
 
 namespace scion::files {
 
@@ -42,16 +43,80 @@ std::vector<std::string> expand(const std::vector<std::string>& patterns, const 
   return {out.begin(), out.end()};
 }
 
+std::string kind_of(const std::string& path) {
+  std::error_code ec;
+  switch (fs::status(path, ec).type()) {
+    case fs::file_type::not_found: return "missing";
+    case fs::file_type::regular: return "a regular file";
+    case fs::file_type::directory: return "a directory";
+    case fs::file_type::character: return "a character device";
+    case fs::file_type::block: return "a block device";
+    case fs::file_type::fifo: return "a FIFO";
+    case fs::file_type::socket: return "a socket";
+    default: return "not a regular file";
+  }
+}
+
+namespace {
+// What AtomicWriter may replace: nothing yet, or a regular file (never a directory, a device
+// node or a FIFO, which a rename would swap for a regular file).
+void check_replaceable(const std::string& path) {
+  const std::string kind = kind_of(path);
+  SCION_CHECK(kind != "a directory", "cannot write '", path, "': it is a directory (name a file to write)");
+  SCION_CHECK(kind == "missing" || kind == "a regular file", "cannot write '", path, "': it is ", kind,
+              ", which Scion does not replace (name a regular file to write)");
+}
+}  // namespace
+
+void check_output(const std::string& out, const std::vector<std::string>& inputs, const std::string& who) {
+  std::error_code ec;
+  check_replaceable(out);
+  if (!fs::exists(out, ec)) return;
+  for (const std::string& in : inputs)
+    SCION_CHECK(!fs::equivalent(out, in, ec), who, ": --out '", out, "' is the input '", in,
+                "' (the same file), which writing would replace (hint: name another file)");
+  if (const auto dir = owned::owning_folder(out))
+    throw Error(who + ": --out '" + out + "' is a file of '" + dir->string() +
+                "', a folder Scion wrote (a run, its checkpoints or a datastore), which writing would replace "
+                "(hint: name a file outside it)");
+}
+
+int open_to_write(const std::string& path, Existing existing) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC |
+                                          (existing == Existing::append ? O_APPEND : 0), 0644);
+  if (fd < 0) {
+    const int e = errno;
+    SCION_CHECK(e != ELOOP, "cannot write '", path, "': it is a symlink, which Scion does not follow inside a folder "
+                "it writes (hint: remove the link)");
+    throw Error("cannot write '" + path + "': " + std::strerror(e));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw Error("cannot write '" + path + "': it is " + kind_of(path) + ", not a regular file (hint: remove it)");
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  if (existing == Existing::truncate && ::ftruncate(fd, 0) != 0) {
+    const int e = errno;
+    ::close(fd);
+    throw Error("cannot write '" + path + "': " + std::strerror(e));
+  }
+  return fd;
+}
+
 AtomicWriter::AtomicWriter(std::string path) : path_(std::move(path)) {
   const fs::path target(path_);
   fs::path tmp = (target.has_parent_path() ? target.parent_path() : fs::path(".")) / target.filename();
   tmp += ".tmp" + std::to_string(::getpid());  // per process: two writers never share one
   tmp_ = tmp.string();
-  std::error_code ec;
-  SCION_CHECK(!fs::is_directory(target, ec), "cannot write '", path_, "': it is a directory (name a file to write)");
-  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  check_replaceable(path_);
+  // A leftover of this process id's earlier write is ours to replace; a symlink planted at the
+  // temporary name is never followed (O_NOFOLLOW | O_EXCL after the unlink).
+  ::unlink(tmp_.c_str());
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd_ < 0) {
     const int e = errno;
+    std::error_code ec;
     const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
     SCION_CHECK(e != ENOENT || fs::is_directory(dir, ec), "cannot create '", path_, "': the folder '", dir.string(),
                 "' does not exist");
@@ -113,12 +178,13 @@ void write_atomic(const std::string& path, std::string_view bytes) {
 }
 
 MappedFile::MappedFile(const std::string& path, const std::string& who) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever; it is refused below.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   SCION_CHECK(fd >= 0, who, ": cannot open '", path, "': ", std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    throw Error(who + ": '" + path + "' is not a regular file");
+    throw Error(who + ": '" + path + "' is " + kind_of(path) + ", not a regular file (hint: name the file itself)");
   }
   size_ = size_t(st.st_size);
   if (size_ > 0) {

@@ -17,6 +17,7 @@
 #include "scion/error.h"
 #include "scion/files.h"
 #include "scion/sizes.h"
+#include "scion/owned.h"
 #include "scion/threads.h"
 
 namespace fs = std::filesystem;
@@ -145,7 +146,7 @@ void remove_stale_temporaries(const std::string& path) {
     for (const auto& f : std::filesystem::directory_iterator(e.path(), ec)) {
       const std::string n = f.path().filename().string();
       bool known = f.is_regular_file(ec) && !f.is_symlink(ec);
-      bool named = n == "manifest.json" || n.rfind("manifest.json.tmp", 0) == 0;
+      bool named = n == "manifest.json" || n.rfind("manifest.json.tmp", 0) == 0 || n == owned::kMarkerFile;
       for (const char* k : kFiles) named = named || n == k || n.rfind(std::string(k) + ".tmp", 0) == 0;
       ours = ours && known && named;
     }
@@ -232,11 +233,30 @@ bool read_manifest(const std::string& path, DatastoreInfo& info) {
   return true;
 }
 
+std::string replace_problem(const std::string& path) {
+  std::error_code ec;
+  const auto st = fs::symlink_status(path, ec);
+  if (!fs::exists(st)) return "";
+  if (!fs::is_directory(fs::status(path, ec)))
+    return "'" + path + "' is " + files::kind_of(path) + ", not a datastore folder";
+  if (owned::has_marker(path, kOwnedKind)) return "";
+  DatastoreInfo earlier;  // a datastore of an earlier Scion (before markers): its complete manifest
+  try {
+    if (read_manifest(path, earlier)) return "";
+  } catch (const std::exception&) {
+  }
+  if (fs::is_empty(path, ec)) return "";
+  return "'" + path + "' is a folder Scion did not write as a datastore (no " + std::string(owned::kMarkerFile) +
+         " marker, no complete manifest.json), and building the datastore would replace it";
+}
+
 DatastoreWriter::DatastoreWriter(std::string path, DatastoreInfo info) : path_(std::move(path)), info_(std::move(info)) {
   SCION_CHECK(info_.dim > 0, "datastore: keys need a positive dimension");
   metric_of(info_.metric);
   while (!path_.empty() && path_.back() == '/') path_.pop_back();
   SCION_CHECK(!path_.empty(), "datastore: empty path");
+  const std::string problem = replace_problem(path_);
+  SCION_CHECK(problem.empty(), "datastore: ", problem, " (hint: ", kReplaceHint, ")");
   tmp_ = path_ + ".partial." + std::to_string(::getpid());
   remove_stale_temporaries(path_);
   std::error_code ec;
@@ -284,6 +304,7 @@ DatastoreInfo DatastoreWriter::finish() {
   info_.files["vals.i32"] = {int64_t(values_.size() * sizeof(int32_t)),
                              xxh3_hex(values_.data(), values_.size() * sizeof(int32_t))};
   info_.files["index.faiss"] = digest_file(tmp_ + "/index.faiss");
+  owned::write_marker(tmp_, kOwnedKind);
   files::write_atomic(tmp_ + "/manifest.json", json_dump(info_json(info_)));
   // Into place: an old datastore moves aside first (a folder cannot be renamed over a
   // non-empty one), then goes once the new one is there.

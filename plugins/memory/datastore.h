@@ -100,6 +100,15 @@ class Datastore {
   std::unique_ptr<faiss::Index> index_;
 };
 
+// The kind of folder a datastore is among those Scion owns (scion/owned.h): its marker says so.
+inline constexpr const char* kOwnedKind = "datastore";
+
+// Why a build may not replace what is at `path`, or "" when it may: nothing there, an empty
+// folder, or a datastore Scion wrote (its marker, or an earlier Scion's complete manifest).
+// Anything else is the user's (validation refuses it, and so does DatastoreWriter).
+std::string replace_problem(const std::string& path);
+inline constexpr const char* kReplaceHint = "name a new folder for the datastore, or move the files away";
+
 // Reads a manifest without opening the rest (validation); false when `path` holds none.
 // Throws naming the manifest for one this Scion did not write: an unknown key, a metric
 // outside ip/l2, a size that is not positive, a file list other than the datastore's.

@@ -153,6 +153,13 @@ PluginEntry datastore_entry() {
               str_param("index", "Flat", "FAISS index_factory description: Flat (exact), IVF<n>,Flat, IVF<n>,PQ<m>"),
               str_param("metric", "ip", "ip: inner product (TRIME); l2: squared distance (kNN-LM)").one_of({"ip", "l2"}),
               bool_param("progress", true, "draw a progress bar on stderr")};
+  // What is at `path` is replaced by the build: refused before anything runs unless Scion wrote it.
+  e.check = [](const GraphView&, const GraphNodeView& self) {
+    std::vector<GraphProblem> out;
+    if (std::string problem = replace_problem(self.params.string("path")); !problem.empty())
+      out.push_back({"path", problem, kReplaceHint});
+    return out;
+  };
   e.factory = [](const Params& p, const NodeResolver& r) { return std::make_shared<DatastoreNode>(p, r); };
   return e;
 }

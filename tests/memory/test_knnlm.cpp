@@ -12,6 +12,7 @@
 #include <numeric>
 
 #include "datastore.h"
+#include "scion/owned.h"
 #include "decoder_model.h"
 #include "knnlm.h"
 #include "scion/random.h"
@@ -21,6 +22,11 @@ namespace fs = std::filesystem;
 
 namespace scion::memory {
 namespace {
+
+std::string slurp_text(const fs::path& f) {
+  std::ifstream in(f, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
 
 fs::path fresh_dir(const std::string& tag) {
   fs::path p = fs::temp_directory_path() / ("scion_memory_" + tag + "_" + std::to_string(::getpid()));
@@ -123,6 +129,44 @@ TEST(Datastore, IvfIndexIsAnOption) {
   wb.add(keys.data(), vals.data(), N);
   EXPECT_THROW(wb.finish(), Error);
   EXPECT_FALSE(fs::exists(dir / "b"));
+  fs::remove_all(dir);
+}
+
+// A build replaces only what Scion wrote (docs/reliability.md, "Files Scion owns"): a folder of
+// the user's at the datastore's path is refused before anything is written, and kept; a
+// datastore Scion wrote (its marker, or an earlier Scion's complete manifest) is replaced.
+TEST(Datastore, ABuildReplacesOnlyADatastoreScionWrote) {
+  const int64_t N = 64, D = 4;
+  const auto keys = random_floats(size_t(N * D), 7);
+  std::vector<int32_t> vals(static_cast<size_t>(N), 3);
+  const fs::path dir = fresh_dir("owned");
+  fs::create_directories(dir / "mine");
+  std::ofstream(dir / "mine" / "thesis.tex") << "years of work\n";
+  std::ofstream(dir / "file") << "a file\n";
+  for (const char* target : {"mine", "file"}) {
+    SCOPED_TRACE(target);
+    try {
+      DatastoreWriter w((dir / target).string(), info(D, "ip"));
+      ADD_FAILURE() << "a build over something Scion did not write was not refused";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("hint: name a new folder"), std::string::npos) << e.what();
+    }
+    EXPECT_NE(replace_problem((dir / target).string()), "");
+  }
+  EXPECT_EQ(slurp_text(dir / "mine" / "thesis.tex"), "years of work\n");
+  EXPECT_EQ(slurp_text(dir / "file"), "a file\n");
+  EXPECT_FALSE(fs::exists(dir / ("mine.partial." + std::to_string(::getpid()))));
+  // A datastore Scion wrote carries the marker, and a second build replaces it; so does a build
+  // over one without the marker (an earlier Scion's) whose manifest is complete.
+  for (int round = 0; round < 3; ++round) {
+    if (round == 2) fs::remove(dir / "store" / owned::kMarkerFile);
+    DatastoreWriter w((dir / "store").string(), info(D, "ip"));
+    w.add(keys.data(), vals.data(), N);
+    w.finish();
+    EXPECT_TRUE(owned::has_marker(dir / "store", kOwnedKind));
+  }
+  EXPECT_EQ(replace_problem((dir / "store").string()), "");
+  EXPECT_EQ(replace_problem((dir / "nothing").string()), "");
   fs::remove_all(dir);
 }
 

@@ -1,10 +1,15 @@
 // The plugin loader: a good library, and each way a library is refused.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "runtime/registry.h"
 
 using namespace scion;
 using namespace scion::runtime;
+namespace fs = std::filesystem;
 
 namespace {
 const std::string kTp = SCION_TEST_PLUGINS;
@@ -55,6 +60,35 @@ TEST(Loader, RefusesAnotherBuildFingerprint) {
   EXPECT_NE(e.find(path), std::string::npos) << e;
   EXPECT_NE(e.find("cuda-99"), std::string::npos) << e;
   EXPECT_NE(e.find(SCION_BUILD_FINGERPRINT), std::string::npos) << e;  // the host's, for comparison
+}
+
+// A header without a fingerprint used to throw std::logic_error past the scan, breaking every
+// command; it is one library's problem like any other.
+TEST(Loader, RefusesANullFingerprintAndTheScanGoesOn) {
+  PluginRegistry reg;
+  const std::string path = kTp + "/null_fingerprint/libscion_null_fingerprint.so";
+  const std::string e = error_of(reg, path);
+  EXPECT_NE(e.find(path), std::string::npos) << e;
+  EXPECT_NE(e.find("the plugin header has no build fingerprint"), std::string::npos) << e;
+  PluginRegistry scanned;
+  scanned.scan({kTp + "/null_fingerprint", kTp + "/good"});
+  EXPECT_NE(scanned.find("test.synthetic"), nullptr);
+  ASSERT_EQ(scanned.problems().size(), 1u);
+  EXPECT_NE(scanned.problems()[0].find("no build fingerprint"), std::string::npos);
+}
+
+// Files that are no shared library are named for what they are, not by an errno.
+TEST(Loader, RefusesAnEmptyOrTextFileInWords) {
+  const fs::path dir = fs::temp_directory_path() / ("scion_loader_text_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "libempty.so");
+  std::ofstream(dir / "libtext.so") << "#!/bin/sh\n";
+  PluginRegistry reg;
+  EXPECT_NE(error_of(reg, (dir / "libempty.so").string()).find("is empty (0 bytes), not a shared library"),
+            std::string::npos);
+  EXPECT_NE(error_of(reg, (dir / "libtext.so").string()).find("is not a shared library (10 bytes without an ELF header"),
+            std::string::npos);
+  fs::remove_all(dir);
 }
 
 TEST(Loader, TheFingerprintNamesCompilerStdlibAndCuda) {

@@ -16,6 +16,7 @@
 
 #include "runtime/executor.h"
 #include "scion/checkpoint.h"
+#include "scion/owned.h"
 #include "scion/safetensors.h"
 #include "in_process.h"
 
@@ -109,7 +110,9 @@ TEST(RunSafety, AFreshRunThatFailsEarlyHasDestroyedNothing) {
   const fs::path moved = fs::directory_iterator(dir / "run" / "earlier")->path();
   auto kept = before;
   kept.erase(".lock");
+  kept.erase(owned::kMarkerFile);  // the folder stays Scion's: its marker is not a result
   EXPECT_EQ(tree(moved), kept);
+  EXPECT_TRUE(owned::has_marker(dir / "run", "run"));
   EXPECT_FALSE(fs::exists(dir / "run" / "checkpoints"));  // the failed run wrote none
   fs::remove_all(dir);
 }

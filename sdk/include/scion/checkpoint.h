@@ -27,6 +27,7 @@ inline constexpr char kLatestStep[] = "step";
 inline constexpr char kStep[] = "step";                // optimizer updates so far
 inline constexpr char kStageIndex[] = "stage_index";  // the stage being run
 inline constexpr char kStageStep[] = "stage_step";    // updates done in that stage
+inline constexpr char kStageUpdates[] = "stage_updates";  // updates each stage begun so far made
 inline constexpr char kTokens[] = "tokens";            // training tokens so far
 inline constexpr char kFlops[] = "flops";              // training FLOPs so far
 inline constexpr char kElapsed[] = "elapsed_s";        // wall time so far

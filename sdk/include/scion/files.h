@@ -24,9 +24,31 @@ std::vector<std::string> expand(const std::vector<std::string>& patterns, const 
 // Use write() for data that is already in memory; AtomicWriter streams it piece by piece.
 void write_atomic(const std::string& path, std::string_view bytes);
 
+// Before a command writes `out` (a shard, a report): refuses, with scion::Error naming it and a
+// hint, an `out` that is one of `inputs` (the same file by device and inode, whatever the
+// names), an existing file inside a folder Scion owns (a run's weights, latest.json,
+// state.json: scion/owned.h), and anything at `out` that is not a regular file (a directory,
+// a device node, a FIFO). `who` starts the message ("tokenize").
+void check_output(const std::string& out, const std::vector<std::string>& inputs, const std::string& who);
+
+// What kind of file `path` is, in words, for messages ("a directory", "a character device");
+// "a regular file" or "missing". Symlinks are followed.
+std::string kind_of(const std::string& path);
+
+// How open_to_write treats a file that is already there.
+enum class Existing { keep, truncate, append };
+
+// Opens `path` read-write, creating it (0644), without following a symlink at its name and
+// without blocking on a FIFO: a symlink, a device or anything else that is not a regular file
+// is refused (scion::Error naming it). The one way Scion opens a file it writes in place inside
+// a run (its lock, metrics.jsonl). Returns the descriptor (close-on-exec).
+int open_to_write(const std::string& path, Existing existing);
+
 class AtomicWriter {
  public:
-  explicit AtomicWriter(std::string path);  // creates the temporary file; throws naming it
+  // Creates the temporary file (never through a symlink); throws naming `path` when it exists
+  // and is not a regular file (a directory, a device node, a FIFO: never replaced).
+  explicit AtomicWriter(std::string path);
   ~AtomicWriter();                          // without commit(): removes the temporary file
   AtomicWriter(const AtomicWriter&) = delete;
   AtomicWriter& operator=(const AtomicWriter&) = delete;
