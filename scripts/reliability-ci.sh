@@ -17,7 +17,10 @@ bash scripts/fuzz.sh "${SCION_FUZZ_SECONDS:-5}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/tests/sanitize/lsan.supp:print_suppressions=0}"
+# Tests that need a plugin the sanitizer tree does not build (memory.datastore: FAISS); they
+# run in the normal suite (scripts/test.sh).
+NEEDS_UNBUILT_PLUGINS="OwnedFiles.ADatastorePathNamingAUsersFolderIsRefusedAtValidation"
 for t in "${SUBSET[@]}"; do
   echo "== $t (ASan + UBSan)"
-  "$BUILD_DIR/bin/$t" --gtest_brief=1
+  "$BUILD_DIR/bin/$t" --gtest_brief=1 --gtest_filter="-$NEEDS_UNBUILT_PLUGINS"
 done
