@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "grow_ops.h"
+#include "scion/sizes.h"
 
 namespace scion::growth {
 namespace {
@@ -95,6 +96,8 @@ class GStack final : public DepthOp {
                   "model's ", L, " layers (hint: G_stack stacks the whole layer sequence; choose a multiple of ", L, ")");
       g = layers_ / L;
     }
+    const Architecture a = m.architecture();
+    check_fits(a, a.width, a.ffn.empty() ? 0 : a.ffn[0], checked_mul(L, g, "grow.gstack's depth"), "grow.gstack");
     reorder(m, gstack_order(L, g), 0);
   }
   // G_stack's recipe restarts AdamW at growth ("reset"); "carry" continues each copy's source
@@ -154,8 +157,9 @@ class HyperClone final : public Op {
     TransformerModel& m = growable(t, ctx, "grow.hyperclone");
     const Architecture a = m.architecture();
     WidthOptions o;
-    o.width = a.width * factor_;
-    o.ffn = a.ffn.empty() ? 0 : a.ffn[0] * (ffn_factor_ > 0 ? ffn_factor_ : factor_);
+    o.width = checked_mul(a.width, factor_, "grow.hyperclone's width");
+    o.ffn = a.ffn.empty() ? 0 : checked_mul(a.ffn[0], ffn_factor_ > 0 ? ffn_factor_ : factor_, "grow.hyperclone's FFN");
+    check_fits(a, o.width, o.ffn, a.layers(), "grow.hyperclone");  // before anything is allocated
     o.uniform = true;  // tiles: new unit j copies unit j mod old
     o.method = Method::fpi;
     o.snr_db = snr_db_;
