@@ -1,14 +1,18 @@
 // Helpers for tests that drive the real `scion` executable from the source tree (graph paths
 // are relative to it) and read what its runs wrote.
 #pragma once
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "scion/checkpoint.h"
@@ -48,4 +52,22 @@ inline std::map<std::string, Tensor> last_optimizer_state(const fs::path& run) {
 // `scion run ARGS --plain`, its output discarded; the exit status as std::system gives it.
 inline int run_scion(const std::string& args) {
   return std::system((std::string(SCION_EXE) + " run " + args + " --plain > /dev/null 2>&1").c_str());
+}
+
+// Starts `scion run GRAPH --out OUT --plain` and kills it (SIGKILL) as soon as its checkpoint
+// of update `step` exists. False when the run finished before it could be killed.
+inline bool run_killed_after_checkpoint(const std::string& graph, const fs::path& out, int step) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl(SCION_EXE, SCION_EXE, "run", graph.c_str(), "--out", out.c_str(), "--plain", (char*)nullptr);
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  const fs::path mark = out / "checkpoints" / ("step_" + std::to_string(step));
+  while (!fs::exists(mark) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFSIGNALED(status);
 }

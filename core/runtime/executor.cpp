@@ -23,6 +23,7 @@
 #include "scion/checkpoint.h"
 #include "scion/safetensors.h"
 #include "scion/precision.h"
+#include "scion/reported_values.h"
 #include "scion/threads.h"
 
 namespace scion::runtime {
@@ -639,6 +640,13 @@ void Executor::evaluate(const StagePlan& plan, const StepContext& ctx) {
   }
   // Every node the stage runs hears the results (a loss's switch, a replay sampler).
   for (const NodeSpec* n : plan.run_nodes) node(n->name)->observe(all);
+  // What the nodes report of themselves after hearing them (a mixture's domain weights).
+  for (const NodeSpec* n : plan.run_nodes)
+    if (auto r = std::dynamic_pointer_cast<ReportsValues>(node(n->name)))
+      for (const auto& [k, v] : r->reported_values()) {
+        all[n->name + "/" + k] = v;
+        line[n->name + "/" + k] = Json(v);
+      }
   if (opt_.comm->is_writer()) {
     dir_->log(line);
     if (!tty_) {

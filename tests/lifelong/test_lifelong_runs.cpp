@@ -233,18 +233,7 @@ TEST(ElleGraphs, AKilledRunResumesOnTheSameCurveWithMemoriesAndReplay) {
   ASSERT_GT(want.size(), 24u);
   // Killed in the cs stage (after memories, the expansion and replay began), resumed.
   const fs::path part = dir / "part";
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::execl(SCION_EXE, SCION_EXE, "run", g.c_str(), "--out", part.c_str(), "--plain", (char*)nullptr);
-    _exit(127);
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!fs::exists(part / "checkpoints" / "step_16") && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  ::kill(pid, SIGKILL);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFSIGNALED(status)) << "the run finished before it could be killed";
+  ASSERT_TRUE(run_killed_after_checkpoint(g, part, 16)) << "the run finished before it could be killed";
   ASSERT_EQ(run_scion(g + " --out " + part.string() + " --resume"), 0);
   const auto got = metrics(part);
   ASSERT_EQ(got.size(), want.size());

@@ -120,19 +120,7 @@ TEST(CofiRuns, AKilledRunResumesMidPruningOnTheSameCurve) {
   ASSERT_EQ(run_scion(g + " --out " + (dir / "full").string()), 0);
   const auto want = train_lines(dir / "full");
   const fs::path part = dir / "part";
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::execl(SCION_EXE, SCION_EXE, "run", g.c_str(), "--out", part.c_str(), "--plain", (char*)nullptr);
-    _exit(127);
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  const fs::path mark = part / "checkpoints" / "step_10";
-  while (!fs::exists(mark) && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  ::kill(pid, SIGKILL);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFSIGNALED(status)) << "the run finished before it could be killed";
+  ASSERT_TRUE(run_killed_after_checkpoint(g, part, 10)) << "the run finished before it could be killed";
   ASSERT_EQ(run_scion(g + " --out " + part.string() + " --resume"), 0);
   const auto got = train_lines(part);
   ASSERT_EQ(got.size(), want.size());

@@ -175,6 +175,9 @@ class TextStream {
   TextStream(TextStreamConfig cfg, TokenizeFn tokenize, int32_t eot_id);
   // Next batch of batch_size rows. Loops over epochs forever.
   Batch next();
+  // The stream's next window through the shuffle buffer, not sharded over ranks (a source that
+  // mixes several streams, data.mixture, draws windows one by one and shards them itself).
+  Window draw();
   int64_t epoch() const { return epoch_; }
   Position state() const;
   void restore(Position p);
@@ -188,7 +191,6 @@ class TextStream {
   bool read_document_from(size_t file, std::string& doc);  // false when the file has none left
   int64_t pick_file();                                     // -1 when every file is read
   Window next_window();
-  Window draw();  // through the shuffle buffer
   void start_epoch();
 
   TextStreamConfig cfg_;
