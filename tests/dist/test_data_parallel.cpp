@@ -272,3 +272,29 @@ TEST(DataParallel, InheritanceAndGrowthUnderTwoRanksFollowOneRank) {
   }
   fs::remove_all(dir);
 }
+
+// data.mixture's dynamic batch loading under two ranks: the same windows as one rank at twice
+// the batch (the training losses agree as the plain graph's do), and the weights, moved by the
+// per-domain losses reduced over the ranks, agree with one rank's.
+TEST(DataParallel, DynamicBatchLoadingUnderTwoRanksFollowsOneRank) {
+  const fs::path dir = temp("dp_mixture");
+  const std::string g = "run tests/dist/dp_mixture.toml --plain --out ";
+  ASSERT_EQ(sh(g + (dir / "one").string() + " --set nodes.mix.batch_size=8").rc, 0);
+  const Result two = mpi(2, g + (dir / "two").string());
+  ASSERT_EQ(two.rc, 0) << two.out;
+  const auto a = losses(dir / "one"), b = losses(dir / "two");
+  ASSERT_EQ(a.size(), 20u);
+  ASSERT_EQ(b.size(), 20u);
+  EXPECT_LT(max_rel(a, b), 1e-5);
+  int evals = 0;
+  const auto one = metrics(dir / "one"), twos = metrics(dir / "two");
+  ASSERT_EQ(one.size(), twos.size());
+  for (size_t i = 0; i < one.size(); ++i) {
+    if (!one[i].contains("mix/weight/news")) continue;
+    ++evals;
+    for (const char* d : {"mix/weight/news", "mix/weight/cs"})
+      EXPECT_NEAR(json_number(twos[i].at(d)), json_number(one[i].at(d)), 1e-4) << d << " at line " << i;
+  }
+  EXPECT_EQ(evals, 4);
+  fs::remove_all(dir);
+}
