@@ -46,6 +46,15 @@ void RunDirectory::lock() {
 }
 
 void RunDirectory::move_earlier_results() {
+  // Results move into earlier/ only when it is Scion's own folder: a symlink there would carry
+  // them wherever it points.
+  const fs::path into = fs::path(dir_) / "earlier";
+  std::error_code ec;
+  const fs::file_type kind = fs::symlink_status(into, ec).type();
+  SCION_CHECK(kind != fs::file_type::symlink, "cannot move the earlier run's results into '", into.string(),
+              "': it is a symlink, which Scion does not follow inside a folder it writes (hint: remove the link)");
+  SCION_CHECK(kind == fs::file_type::not_found || kind == fs::file_type::directory, "cannot move the earlier run's results into '",
+              into.string(), "': it is ", files::kind_of(into.string()), ", not a folder (hint: remove it)");
   std::vector<fs::path> earlier;
   for (const auto& e : fs::directory_iterator(dir_)) {
     const std::string fn = e.path().filename().string();
@@ -112,6 +121,10 @@ void RunDirectory::write_graph(const std::string& resolved_toml, bool resumed, i
 void RunDirectory::open_metrics(bool resume, int64_t resumed_step) {
   const fs::path mp = fs::path(dir_) / "metrics.jsonl";
   if (resume && fs::exists(mp)) {
+    // A FIFO or a device planted there would block the read below (or never end).
+    const std::string kind = files::kind_of(mp.string());
+    SCION_CHECK(kind == "a regular file", "cannot resume into '", dir_, "': its metrics.jsonl is ", kind,
+                ", not a regular file (hint: remove it)");
     // Keep only the lines up to the checkpoint's step: the run continues from there.
     std::ifstream in(mp);
     std::vector<std::string> keep;

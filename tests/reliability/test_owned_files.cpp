@@ -310,3 +310,30 @@ TEST(OwnedFiles, MessagesSayWhatIsWrongAndWhere) {
   EXPECT_NE(r.out.find("fifo' is a FIFO, not a regular file"), std::string::npos) << r.out;
   fs::remove_all(dir);
 }
+
+// A FIFO planted at metrics.jsonl is refused on resume instead of blocking the read that
+// precedes its rewrite; a symlink planted at earlier/ is refused before any result moves.
+TEST(OwnedFiles, PlantedFifoMetricsAndSymlinkedEarlierAreRefused) {
+  const fs::path dir = temp("owned_planted");
+  const fs::path g = write_graph(dir);
+  ASSERT_EQ(exit_code(sh(run_args(g, dir / "run"))), 0);
+  fs::remove(dir / "run" / "metrics.jsonl");
+  ASSERT_EQ(::mkfifo((dir / "run" / "metrics.jsonl").c_str(), 0644), 0);
+  Result r = sh(run_args(g, dir / "run") + " --resume", "timeout 60");
+  EXPECT_EQ(exit_code(r), 1) << r.out;
+  EXPECT_NE(r.out.find("its metrics.jsonl is a FIFO, not a regular file (hint: remove it)"), std::string::npos) << r.out;
+  fs::remove(dir / "run" / "metrics.jsonl");
+
+  fs::create_directories(dir / "elsewhere");
+  fs::create_symlink(dir / "elsewhere", dir / "run" / "earlier");
+  const auto before = fs::directory_iterator(dir / "run");
+  size_t entries = std::distance(fs::begin(before), fs::end(before));
+  r = sh(run_args(g, dir / "run"));
+  EXPECT_EQ(exit_code(r), 1) << r.out;
+  EXPECT_NE(r.out.find("earlier': it is a symlink, which Scion does not follow"), std::string::npos) << r.out;
+  EXPECT_TRUE(fs::is_empty(dir / "elsewhere"));
+  const auto after = fs::directory_iterator(dir / "run");
+  EXPECT_EQ(size_t(std::distance(fs::begin(after), fs::end(after))), entries) << "a result moved";
+  EXPECT_TRUE(fs::exists(dir / "run" / "checkpoints"));
+  fs::remove_all(dir);
+}
