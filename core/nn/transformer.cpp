@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "scion/nn.h"
+#include "scion/activations.h"
 #include "scion/random.h"
 
 namespace scion::nn {
@@ -81,6 +82,7 @@ Tensor SelfAttention::forward(const Tensor& x, const BlockInputs& in) const {
                         : ops::attention_grouped(qs, ks, vs, cfg.heads, kv, cfg.causal, in.key_padding_mask);
   }
   if (head_gate.defined()) y = gate_heads(y, head_gate, cfg.heads);
+  if (ActivationRecord* r = activation_record(); r && !r->blocks.empty()) r->blocks.back().attention_context = y;
   y = o->forward(y);
   if (training_ && cfg.dropout > 0.f) y = ops::dropout(y, cfg.dropout, in.dropout_seed);
   return y;
@@ -100,6 +102,7 @@ Mlp::Mlp(const BlockConfig& c) : cfg(c) {
 Tensor Mlp::forward(const Tensor& x) const {
   Tensor h = gate ? ops::swiglu(gate->forward(x), up->forward(x)) : ops::gelu(up->forward(x));
   if (unit_gate.defined()) h = ops::mul(h, unit_gate);  // [.., F] * [F]
+  if (ActivationRecord* r = activation_record(); r && !r->blocks.empty()) r->blocks.back().ffn_hidden = h;
   return down->forward(h);
 }
 
@@ -130,38 +133,49 @@ TransformerBlock::TransformerBlock(const BlockConfig& c) : cfg(c) {
 // every sublayer output before the residual add, as the reference's does: the residual stream
 // is z ⊙ (...), so the gate folds into the weights that write it.
 Tensor TransformerBlock::forward(const Tensor& x, const BlockInputs& in) const {
-  const bool drop = training_ && cfg.dropout > 0.f;
-  BlockInputs attn_in = in;
-  attn_in.dropout_seed = derive_seed(in.dropout_seed, 1);
-  if (cfg.pre_norm) {
-    Tensor h = x;
-    if (attn) {
-      Tensor a = attn->forward(ln_1->forward(x), attn_in);
-      h = ops::add(x, gated(gated(gated(a, attention_gate), layer_gate), ln_1->kept_gate));
+  // While a recorder is installed (scion/activations.h) this block's activations are its last
+  // entry; the sublayers fill theirs.
+  ActivationRecord* rec = activation_record();
+  if (rec) rec->blocks.emplace_back().input = x;
+  const Tensor out = [&]() -> Tensor {
+    const bool drop = training_ && cfg.dropout > 0.f;
+    BlockInputs attn_in = in;
+    attn_in.dropout_seed = derive_seed(in.dropout_seed, 1);
+    if (cfg.pre_norm) {
+      Tensor h = x;
+      if (attn) {
+        Tensor n = ln_1->forward(x);
+        if (rec) rec->blocks.back().attention_norm = n;
+        Tensor a = attn->forward(n, attn_in);
+        h = ops::add(x, gated(gated(gated(a, attention_gate), layer_gate), ln_1->kept_gate));
+      }
+      if (!mlp) return h;
+      Tensor ln = ln_2->forward(h);
+      if (in.ffn_input) *in.ffn_input = ln;
+      if (rec) rec->blocks.back().ffn_norm = ln;
+      Tensor m = mlp->forward(ln);
+      if (drop) m = ops::dropout(m, cfg.dropout, derive_seed(in.dropout_seed, 2));
+      return ops::add(h, gated(gated(gated(m, ffn_gate), layer_gate), ln_2->kept_gate));
     }
-    if (!mlp) return h;
-    Tensor ln = ln_2->forward(h);
-    if (in.ffn_input) *in.ffn_input = ln;
-    Tensor m = mlp->forward(ln);
-    if (drop) m = ops::dropout(m, cfg.dropout, derive_seed(in.dropout_seed, 2));
-    return ops::add(h, gated(gated(gated(m, ffn_gate), layer_gate), ln_2->kept_gate));
-  }
-  // Post-norm: a sublayer whose gate is exactly 0 is skipped with the norm after it, as
-  // CoFi's reference skips a sublayer whose output is all zeros: a closed gate then computes
-  // what removing the sublayer (and its norm) computes.
-  Tensor h = x;
-  if (attn && !closed(attention_gate))
-    h = ln_1->forward(ops::add(x, gated(gated(attn->forward(x, attn_in), attention_gate), ln_1->kept_gate)));
-  Tensor y = h;
-  if (mlp && !closed(ffn_gate)) {
-    if (in.ffn_input) *in.ffn_input = h;
-    Tensor m = mlp->forward(h);
-    if (drop) m = ops::dropout(m, cfg.dropout, derive_seed(in.dropout_seed, 2));
-    y = ln_2->forward(ops::add(h, gated(gated(m, ffn_gate), ln_2->kept_gate)));
-  }
-  if (!layer_gate.defined()) return y;
-  // gate * y + (1 - gate) * x: exactly x at gate 0, exactly y at gate 1.
-  return ops::add(ops::mul(y, layer_gate), ops::mul(x, ops::add_scalar(ops::neg(layer_gate), 1.f)));
+    // Post-norm: a sublayer whose gate is exactly 0 is skipped with the norm after it, as
+    // CoFi's reference skips a sublayer whose output is all zeros: a closed gate then computes
+    // what removing the sublayer (and its norm) computes.
+    Tensor h = x;
+    if (attn && !closed(attention_gate))
+      h = ln_1->forward(ops::add(x, gated(gated(attn->forward(x, attn_in), attention_gate), ln_1->kept_gate)));
+    Tensor y = h;
+    if (mlp && !closed(ffn_gate)) {
+      if (in.ffn_input) *in.ffn_input = h;
+      Tensor m = mlp->forward(h);
+      if (drop) m = ops::dropout(m, cfg.dropout, derive_seed(in.dropout_seed, 2));
+      y = ln_2->forward(ops::add(h, gated(gated(m, ffn_gate), ln_2->kept_gate)));
+    }
+    if (!layer_gate.defined()) return y;
+    // gate * y + (1 - gate) * x: exactly x at gate 0, exactly y at gate 1.
+    return ops::add(ops::mul(y, layer_gate), ops::mul(x, ops::add_scalar(ops::neg(layer_gate), 1.f)));
+  }();
+  if (rec) rec->blocks.back().output = out;
+  return out;
 }
 
 }  // namespace scion::nn

@@ -41,8 +41,9 @@ TEST(Graphs, EveryShippedGraphValidates) {
         safetensors::save((d / "t.safetensors").string(), {{"transformer.wte.weight", Tensor::zeros({2, 2})}}, config);
         args += " --set nodes.teacher.load=" + (d / "t.safetensors").string();
       }
-      // CoFi prunes a model trained by gpt_pretrain / bert_pretrain / llama_pretrain.
-      if (f.path().stem() == "cofi_gpt" || f.path().stem() == "cofi_bert" || f.path().stem() == "cofi_llama") {
+      // CoFi and Minitron prune a model trained by gpt_pretrain / bert_pretrain / llama_pretrain.
+      if (f.path().stem() == "cofi_gpt" || f.path().stem() == "cofi_bert" || f.path().stem() == "cofi_llama" ||
+          f.path().stem() == "minitron_gpt") {
         const fs::path d = temp("cofiv");
         safetensors::Metadata config;
         if (f.path().stem() == "cofi_llama") config[checkpoint::kConfigKey] = "{\"vocab\": 50257, \"context\": 128}";
