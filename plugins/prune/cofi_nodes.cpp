@@ -7,6 +7,7 @@
 #include "finalize.h"
 #include "hard_concrete.h"
 #include "layer_match.h"
+#include "masked_pruning.h"
 #include "scion/autograd.h"
 #include "scion/ops.h"
 #include "scion/plugin.h"
@@ -15,7 +16,7 @@
 namespace scion::prune {
 namespace {
 
-class CofiLoss final : public Loss {
+class CofiLoss final : public Loss, public MaskedPruning {
  public:
   CofiLoss(const Params& p, const NodeResolver& r)
       : name_(p.node()),
@@ -126,7 +127,12 @@ class CofiLoss final : public Loss {
   }
 
   const CofiMasks& masks() const { return masks_; }
-  const TransformerModel* model() const { return model_; }
+  const TransformerModel* gated_model() const override { return model_; }
+  const Architecture& masked_architecture() const override { return masks_.architecture(); }
+  void finalize(TransformerModel& m) const override {
+    masks_.set_deterministic(m);
+    prune_with_gates(m);
+  }
   const std::string& name() const { return name_; }
 
  private:
@@ -141,27 +147,27 @@ class CofiLoss final : public Loss {
   Tensor lambda_1_, lambda_2_, map_w_, map_b_;
 };
 
-// The finalisation: the masks' deterministic values set, folded and pruned away.
+// The finalisation: the masks' final values set, folded and pruned away (loss.cofi's
+// deterministic masks, loss.sheared's exact target shape).
 class CofiPrune final : public Op {
  public:
   CofiPrune(const Params& p, const NodeResolver& r) : masks_name_(p.string("masks")) {
-    loss_ = std::dynamic_pointer_cast<CofiLoss>(r.node(masks_name_));
-    SCION_CHECK(loss_, "op.cofi_prune: node '", masks_name_, "' is not a loss.cofi node (hint: masks names the "
-                "loss.cofi node that trained the target's masks)");
+    loss_ = std::dynamic_pointer_cast<MaskedPruning>(r.node(masks_name_));
+    SCION_CHECK(loss_, "op.cofi_prune: node '", masks_name_, "' is not a loss.cofi or loss.sheared node (hint: masks "
+                "names the pruning loss that trained the target's masks)");
   }
   void apply(Model& target, const StepContext&) override {
     TransformerModel& m = surgery::transformer(target, "op.cofi_prune");
-    SCION_CHECK(loss_->model() == &m, "op.cofi_prune: the target has no CoFi masks: those of '", masks_name_,
+    SCION_CHECK(loss_->gated_model() == &m, "op.cofi_prune: the target has no masks: those of '", masks_name_,
                 "' gate another model (hint: target the model named by model = \"...\" in '", masks_name_, "')");
-    SCION_CHECK(m.architecture() == loss_->masks().architecture(), "op.cofi_prune: the target was already pruned "
+    SCION_CHECK(m.architecture() == loss_->masked_architecture(), "op.cofi_prune: the target was already pruned "
                 "or reshaped since '", masks_name_, "' made its masks (hint: apply op.cofi_prune once)");
-    loss_->masks().set_deterministic(m);
-    prune_with_gates(m);
+    loss_->finalize(m);
   }
 
  private:
   std::string masks_name_;
-  std::shared_ptr<CofiLoss> loss_;
+  std::shared_ptr<MaskedPruning> loss_;
 };
 
 std::vector<GraphProblem> check_loss(const GraphView& g, const GraphNodeView& self) {
@@ -247,7 +253,7 @@ PluginEntry cofi_prune_entry() {
   e.kind = PluginKind::op;
   e.version = "1.0.0";
   e.description = "CoFi's finalisation: deterministic masks folded into the weights, pruned to a smaller dense model";
-  e.params = {node_param("masks", PluginKind::loss, "the loss.cofi node whose masks prune the target").needed()};
+  e.params = {node_param("masks", PluginKind::loss, "the loss.cofi or loss.sheared node whose masks prune the target").needed()};
   e.factory = [](const Params& p, const NodeResolver& r) { return std::make_shared<CofiPrune>(p, r); };
   return e;
 }

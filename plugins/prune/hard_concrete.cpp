@@ -27,21 +27,34 @@ Tensor HardConcrete::keep_prob(const Tensor& log_alpha) {
   return sigmoid(ops::add_scalar(log_alpha, -kBeta * std::log(-kLeft / kRight)));
 }
 
-Tensor HardConcrete::deterministic(const Tensor& log_alpha) {
-  NoGradGuard ng;
+namespace {
+// σ(log α/β · 0.8) with the `zeros` smallest set to 0 (ties by index: a pure function of log α).
+Tensor soft_mask_without(const Tensor& log_alpha, size_t zeros) {
   const std::vector<float> la = log_alpha.detach().contiguous().to_vector();
-  const std::vector<float> keep = keep_prob(log_alpha.detach()).contiguous().to_vector();
-  const double expected_kept = std::accumulate(keep.begin(), keep.end(), 0.0);
   const size_t n = la.size();
-  const size_t zeros = n - std::min<size_t>(n, size_t(std::llround(expected_kept)));
   std::vector<float> soft(n);
-  for (size_t i = 0; i < n; ++i) soft[i] = 1.f / (1.f + std::exp(-la[i] / kBeta * kDeterministicScale));
+  for (size_t i = 0; i < n; ++i)
+    soft[i] = 1.f / (1.f + std::exp(-la[i] / HardConcrete::kBeta * HardConcrete::kDeterministicScale));
   std::vector<size_t> order(n);
   std::iota(order.begin(), order.end(), size_t(0));
-  // The smallest soft values go; ties by index, so the mask is a pure function of log α.
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return soft[a] < soft[b]; });
-  for (size_t i = 0; i < zeros; ++i) soft[order[i]] = 0.f;
+  for (size_t i = 0; i < std::min(zeros, n); ++i) soft[order[i]] = 0.f;
   return Tensor::from_vector(soft, log_alpha.shape());
+}
+}  // namespace
+
+Tensor HardConcrete::deterministic(const Tensor& log_alpha) {
+  NoGradGuard ng;
+  const std::vector<float> keep = keep_prob(log_alpha.detach()).contiguous().to_vector();
+  const double expected_kept = std::accumulate(keep.begin(), keep.end(), 0.0);
+  const size_t n = keep.size();
+  return soft_mask_without(log_alpha, n - std::min<size_t>(n, size_t(std::llround(expected_kept))));
+}
+
+Tensor HardConcrete::deterministic_keeping(const Tensor& log_alpha, int64_t keep) {
+  NoGradGuard ng;
+  const size_t n = size_t(log_alpha.numel());
+  return soft_mask_without(log_alpha, n - std::min<size_t>(n, size_t(std::max<int64_t>(keep, 0))));
 }
 
 void HardConcrete::clamp_(Tensor& log_alpha) {

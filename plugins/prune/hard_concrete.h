@@ -23,6 +23,9 @@ struct HardConcrete {
   // The evaluation mask of one group (no tape): the soft values σ(log α/β · 0.8), with the
   // n − round(Σ P(z ≠ 0)) smallest of them set to 0.
   static Tensor deterministic(const Tensor& log_alpha);
+  // The same soft values with exactly n − keep of the smallest set to 0 (Sheared-LLaMA's exact
+  // shape at finalisation: every row keeps its target count).
+  static Tensor deterministic_keeping(const Tensor& log_alpha, int64_t keep);
   // log α clamped into [log 0.01, log 100] in place (after each optimizer update).
   static void clamp_(Tensor& log_alpha);
 };

@@ -52,6 +52,13 @@ TEST(Graphs, EveryShippedGraphValidates) {
         args += " --set nodes.teacher.load=" + (d / "t.safetensors").string() + " --set nodes." + student +
                 ".load=" + (d / "t.safetensors").string();
       }
+      // Sheared-LLaMA's graph prunes gpt_pretrain's model and reads its run's last evaluation.
+      if (f.path().stem() == "sheared_gpt") {
+        const fs::path d = temp("shearedv");
+        safetensors::save((d / "t.safetensors").string(), {{"transformer.wte.weight", Tensor::zeros({2, 2})}});
+        std::ofstream(d / "metrics.jsonl") << "{}\n";
+        args += " --set nodes.student.load=" + (d / "t.safetensors").string() + " --set nodes.mix.reference_run=" + d.string();
+      }
       // Prompt tuning starts from the model graphs/elle_gpt.toml trained; a stand-in file again.
       if (f.path().stem() == "elle_prompt_tuning") {
         const fs::path d = temp("ptv");
