@@ -209,6 +209,20 @@ ops = [{ plugin = "op.cofi_prune", target = "model", masks = "shear" }]
   EXPECT_EQ(shapes.at("model.layers.1.mlp.up_proj.weight"), (Shape{32, 32}));
   EXPECT_EQ(shapes.at("model.layers.0.self_attn.k_proj.weight"), (Shape{8, 32}));
   EXPECT_EQ(shapes.at("model.layers.0.self_attn.q_proj.weight"), (Shape{16, 32}));
+  // Depth and width too, then out as a Hugging Face directory of exactly that shape.
+  const Result deeper = sh("run " + (dir / "g.toml").string() + " --plain --out " + (dir / "run2").string() +
+                           " --set nodes.shear.layers=1 --set nodes.shear.width=24");
+  ASSERT_EQ(deeper.rc, 0) << deeper.out;
+  const Result ex = sh("export --checkpoint " + (dir / "run2" / "model.safetensors").string() + " --out " + (dir / "hf").string());
+  ASSERT_EQ(ex.rc, 0) << ex.out;
+  std::ifstream cf(dir / "hf" / "config.json");
+  const Json hf = json_parse(std::string((std::istreambuf_iterator<char>(cf)), {}));
+  EXPECT_EQ(json_int(hf.at("num_hidden_layers")), 1);
+  EXPECT_EQ(json_int(hf.at("hidden_size")), 24);
+  EXPECT_EQ(json_int(hf.at("num_attention_heads")), 2);
+  EXPECT_EQ(json_int(hf.at("num_key_value_heads")), 1);
+  EXPECT_EQ(json_int(hf.at("head_dim")), 8);
+  EXPECT_EQ(json_int(hf.at("intermediate_size")), 32);
   fs::remove_all(dir);
 }
 
