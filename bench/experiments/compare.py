@@ -31,7 +31,9 @@ VARIANTS = os.environ.get("VARIANTS", "ki ki300 grow grow2 msg").split()
 NAMES = {"ki": "KI, α 1→0 over 150 updates", "ki300": "KI, α 1→0 over 300 updates", "grow": "bert2BERT AKI growth", "aki": "bert2BERT AKI growth",
          "grow2": "bert2BERT AKI + two-stage sub-models", "msg": "MSG masked growth",
          "gstack-50": "G_stack ×4, grown after 50 updates", "gstack-150": "G_stack ×4, grown after 150 updates",
-         "gstack-400": "G_stack ×4, grown after 400 updates", "hyperclone-300": "HyperCloning ×2, grown after 300 updates"}
+         "gstack-400": "G_stack ×4, grown after 400 updates", "hyperclone-300": "HyperCloning ×2, grown after 300 updates",
+         "sheared-dbl": "Sheared-LLaMA + dynamic batch loading", "sheared-uniform": "Sheared-LLaMA, equal domain weights",
+         "minitron": "Minitron importance pruning + distillation"}
 
 dirs = sys.argv[1:]
 if not dirs:

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Pruning to a chosen architecture at equal compute (CPU, one thread per run): the CoFi
+# experiment's dense byte-level GPT (4 layers, width 128; trained by
+# bench/experiments/cofi/teacher.toml when runs/cofi-exp/dense is missing) cut to width 96, 3
+# heads of 32 and 320 FFN units per layer (51% of its parameters) by
+#   sheared-dbl      Sheared-LLaMA's targeted pruning (200 updates) and continued training, with
+#                    dynamic batch loading against the dense model's per-domain losses;
+#   sheared-uniform  the same on fixed equal domain weights;
+#   minitron         Minitron's one-shot importance pruning and logit distillation;
+# against the same shape trained from scratch at 0.75x, 1x, 1.5x and 2x the budget of 600
+# updates. Every variant gets the FLOPs of scratch's 600 updates (the pruning stage and the
+# teacher's forward passes included; equal_steps.py). Savings are `scion report --baseline`
+# (../compare.py); then the forward speed of each model and each variant's per-domain
+# perplexity and final domain weights (table.py). Results: runs/shape-exp/s<seed>/.
+#   SEEDS="1" SCION=build/bin/scion bash bench/experiments/shape/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+S="${SCION:-build/bin/scion}"
+B="${BENCH:-build/bin/bench_prune_forward}"
+SEEDS="${SEEDS:-1}"
+E=bench/experiments/shape
+R="${OUT:-runs/shape-exp}"
+dense=runs/cofi-exp/dense/model.safetensors
+[ -f $dense ] || $S run bench/experiments/cofi/teacher.toml --plain --out runs/cofi-exp/dense > /dev/null
+mkdir -p $R
+done_run() { [ -f "$1/metrics.jsonl" ] && ls "$1"/model.safetensors > /dev/null 2>&1; }
+# The references of dynamic batch loading: the dense model's validation loss on each domain.
+[ -f $R/dense-eval.json ] || $S eval $E/scratch.toml --checkpoint $dense --set nodes.model.load=$dense | tail -1 > $R/dense-eval.json
+refs=$(/usr/bin/python3 -c '
+import json, sys
+p = json.load(open(sys.argv[1]))["ppl"]
+print(" ".join("--set nodes.mix.reference.%s=%.6f" % (k.split("/")[0], v) for k, v in p.items() if k.endswith("/loss")))' $R/dense-eval.json)
+dirs=()
+for seed in $SEEDS; do
+  d=$R/s$seed
+  set_seed="--set run.seed=$seed"
+  for steps in 600 450 900 1200; do
+    out=$d/scratch; [ $steps = 600 ] || out=$d/scratch-$steps
+    done_run $out || $S run $E/scratch.toml --plain $set_seed --set stages.0.steps=$steps --out $out > /dev/null
+  done
+  probe=(--set stages.0.steps=1 --set stages.0.log_every=1 --set stages.0.eval.every=0)
+  rm -rf $d/probe-sheared $d/probe-minitron
+  $S run $E/sheared.toml --plain $set_seed "${probe[@]}" --set stages.1.steps=1 --set stages.1.log_every=1 \
+    --set stages.1.eval.every=0 --out $d/probe-sheared > /dev/null
+  cont=$(/usr/bin/python3 bench/experiments/equal_steps.py $d/scratch $d/probe-sheared 200)
+  echo "seed $seed: sheared 200 pruning updates, $cont after the cut"
+  done_run $d/sheared-dbl || $S run $E/sheared.toml --plain $set_seed --set stages.1.steps=$cont \
+    --set nodes.mix.evaluator=ppl $refs --out $d/sheared-dbl > /dev/null
+  done_run $d/sheared-uniform || $S run $E/sheared.toml --plain $set_seed --set stages.1.steps=$cont \
+    --out $d/sheared-uniform > /dev/null
+  $S run $E/minitron.toml --plain $set_seed "${probe[@]}" --out $d/probe-minitron > /dev/null
+  steps=$(/usr/bin/python3 -c '
+import json, sys
+f = lambda r: [json.loads(l)["flops"] for l in open(r + "/metrics.jsonl") if "\"loss\"" in l]
+print(round(f(sys.argv[1])[-1] / f(sys.argv[2])[0]))' $d/scratch $d/probe-minitron)
+  echo "seed $seed: minitron $steps distillation updates"
+  done_run $d/minitron || $S run $E/minitron.toml --plain $set_seed --set stages.0.steps=$steps --out $d/minitron > /dev/null
+  dirs+=("$d")
+done
+VARIANTS="sheared-dbl sheared-uniform minitron" COMPARE_REPORT=$R/savings.html /usr/bin/python3 bench/experiments/compare.py "${dirs[@]}"
+d=${dirs[0]}
+$B --threads 1 --batch 8 --seq 64 --reps 30 $dense $d/sheared-dbl/model.safetensors $d/minitron/model.safetensors \
+  $d/scratch/model.safetensors > $R/speed.jsonl
+/usr/bin/python3 $E/table.py $R/speed.jsonl "${dirs[@]}"
