@@ -6,6 +6,7 @@
 // frozen copy of it; graphs/minitron_gpt.toml).
 #include <cmath>
 
+#include "graph_shape.h"
 #include "importance.h"
 #include "scion/data.h"
 #include "scion/files.h"
@@ -56,32 +57,16 @@ class PruneImportance final : public Op {
   std::shared_ptr<DataSource> data_;
 };
 
-// The target model's shape from its graph parameters (not known here when it loads a checkpoint).
-bool graph_architecture(const GraphNodeView& m, Architecture& a) {
-  const Params& p = m.params;
-  if (!p.has("width") || !p.has("heads") || !p.has("layers") || (p.has("load") && !p.string("load").empty())) return false;
-  const int64_t W = p.integer("width"), H = p.integer("heads"), L = p.integer("layers");
-  if (H <= 0 || W % H != 0 || L < 0) return false;  // the model's own check says so
-  const int64_t K = p.has("kv_heads") && p.integer("kv_heads") > 0 ? p.integer("kv_heads") : H;
-  a.width = W, a.head_size = W / H;
-  a.heads.assign(size_t(L), H);
-  if (K != H) a.kv_heads.assign(size_t(L), K);
-  a.ffn.assign(size_t(L), p.has("ffn") && p.integer("ffn") > 0 ? p.integer("ffn") : 4 * W);
-  a.pre_ln = m.plugin != "model.bert";
-  return true;
-}
-
 std::vector<GraphProblem> check(const GraphView& g, const GraphNodeView& self) {
   std::vector<GraphProblem> out;
   const Params& p = self.params;
   const auto in = self.inputs.find("target");
   const GraphNodeView* m = in == self.inputs.end() ? nullptr : g.node(in->second);
-  Architecture a;
   if (m && m->plugin == "model.bert")
     out.push_back({"", "op.prune_importance scores each sublayer's norm output, which post-norm BERT does not have",
                    "a pre-norm model: model.gpt or model.llama"});
-  else if (m && graph_architecture(*m, a)) {
-    const std::string problem = target_problem(a, target_of(p));
+  else if (const auto a = m ? graph_architecture(*m) : std::nullopt) {
+    const std::string problem = target_problem(*a, target_of(p));
     if (!problem.empty()) out.push_back({"", problem, "a target shape smaller than the model's, each field 0 or at most the model's"});
   }
   // The calibration batches are the data node's validation batches: enough of them must exist.

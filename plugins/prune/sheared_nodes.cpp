@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "finalize.h"
+#include "graph_shape.h"
 #include "masked_pruning.h"
 #include "scion/ops.h"
 #include "scion/plugin.h"
@@ -97,19 +98,9 @@ class ShearedLoss final : public Loss, public MaskedPruning {
 std::vector<GraphProblem> check(const GraphView& g, const GraphNodeView& self) {
   std::vector<GraphProblem> out;
   const GraphNodeView* m = g.node(self.params.string("model"));
-  if (!m || !m->params.has("width") || !m->params.has("heads") || !m->params.has("layers") ||
-      (m->params.has("load") && !m->params.string("load").empty()))
-    return out;
-  const Params& mp = m->params;
-  const int64_t W = mp.integer("width"), H = mp.integer("heads"), L = mp.integer("layers");
-  if (H <= 0 || W % H != 0) return out;
-  Architecture a;
-  a.width = W, a.head_size = W / H;
-  a.heads.assign(size_t(L), H);
-  const int64_t K = mp.has("kv_heads") && mp.integer("kv_heads") > 0 ? mp.integer("kv_heads") : H;
-  if (K != H) a.kv_heads.assign(size_t(L), K);
-  a.ffn.assign(size_t(L), mp.has("ffn") && mp.integer("ffn") > 0 ? mp.integer("ffn") : 4 * W);
-  const std::string problem = shape_problem(a, shape_of(self.params));
+  const auto a = m ? graph_architecture(*m) : std::nullopt;
+  if (!a) return out;
+  const std::string problem = shape_problem(*a, shape_of(self.params));
   if (!problem.empty())
     out.push_back({"", problem, "layers, heads, ffn and width: each 0 (kept) or at most the model's, heads in whole key/value groups"});
   return out;

@@ -12,9 +12,11 @@
 
 #include "fixtures.h"
 #include "lm_nodes.h"
+#include "prune_fixtures.h"
 #include "scion_cli.h"
 
 namespace {
+using prune_fixtures::stand_in;
 
 const std::string kGraph =
     "\n[run]\nname = \"cofi-test\"\nseed = 9\nthreads = 1\n\n" + tokenizer_table() + "\n" +
@@ -184,16 +186,6 @@ TEST(CofiRuns, BadGraphsAreRefusedWithTheirPosition) {
 }
 
 namespace {
-// A tiny stand-in for gpt_pretrain's / bert_pretrain's model: their vocabularies, 2 layers.
-template <class Node, class Config>
-std::string stand_in(const fs::path& dir, int64_t vocab, const char* file) {
-  Config c;
-  c.vocab = vocab, c.context = 128, c.layers = 2, c.width = 16, c.heads = 2, c.seed = 4;
-  Node n(c);
-  const std::string path = (dir / file).string();
-  safetensors::save(path, n.module().state_dict(), {{checkpoint::kConfigKey, json_dump(n.config())}});
-  return path;
-}
 const char* kShort =
     " --plain --set run.threads=1 --set nodes.corpus.seq_len=16 --set nodes.corpus.batch_size=2"
     " --set stages.0.steps=6 --set stages.1.steps=2 --set nodes.cofi.start=1 --set nodes.cofi.warmup=3"

@@ -13,22 +13,18 @@
 #include "lm_nodes.h"
 #include "scion/ops.h"
 #include "scion/sizes.h"
+#include "prune_fixtures.h"
 #include "scion_cli.h"
 
 using namespace scion;
+using prune_fixtures::max_diff;
+using prune_fixtures::shapes_of;
+using prune_fixtures::stand_in;
 using scion::tests::with_data;
 using prune::ImportanceAccumulator;
 using prune::ImportanceScores;
 
 namespace {
-
-double max_diff(const Tensor& a, const Tensor& b) {
-  auto x = a.to_vector(), y = b.to_vector();
-  EXPECT_EQ(x.size(), y.size());
-  double d = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) d = std::max(d, std::fabs(double(x[i]) - y[i]));
-  return d;
-}
 
 nn::ActivationRecord record(lm::DecoderNode& m, const Tensor& tokens) {
   NoGradGuard g;
@@ -258,11 +254,7 @@ ops = [{ plugin = "op.prune_importance", target = "model", data = "corpus", batc
 // distilled; the result loads and evaluates as a plain model.gpt.
 TEST(Importance, TheShippedGraphPrunesAndDistils) {
   const fs::path dir = temp("minitron_shipped");
-  lm::DecoderConfig c;
-  c.vocab = 50257, c.context = 128, c.layers = 2, c.width = 16, c.heads = 2, c.seed = 4;
-  lm::DecoderNode n(c);
-  const std::string gpt = (dir / "gpt.safetensors").string();
-  safetensors::save(gpt, n.module().state_dict(), {{checkpoint::kConfigKey, json_dump(n.config())}});
+  const std::string gpt = stand_in(dir, 50257, "gpt.safetensors", 2);
   Result r = sh("run graphs/minitron_gpt.toml --plain --out " + (dir / "run").string() + " --set nodes.teacher.load=" + gpt +
                 " --set nodes.student.load=" + gpt +
                 " --set nodes.corpus.seq_len=16 --set nodes.corpus.batch_size=2 --set nodes.ppl.seq_len=16"
@@ -272,8 +264,7 @@ TEST(Importance, TheShippedGraphPrunesAndDistils) {
   ASSERT_EQ(r.rc, 0) << r.out;
   EXPECT_NE(r.out.find("op op.prune_importance applied to student"), std::string::npos) << r.out;
   const std::string pruned = (dir / "run" / "student.safetensors").string();
-  std::map<std::string, Shape> shapes;
-  for (const auto& [name, t] : safetensors::load(pruned).tensors) shapes[name] = t.shape();
+  const auto shapes = shapes_of(pruned);
   EXPECT_EQ(shapes.at("transformer.h.0.mlp.c_fc.weight"), (Shape{16, 32}));
   EXPECT_EQ(shapes.at("transformer.h.1.attn.c_attn.weight"), (Shape{16, 3 * 8}));
   r = sh("eval graphs/gpt_pretrain.toml --checkpoint " + pruned + " --set nodes.student.load=" + pruned +

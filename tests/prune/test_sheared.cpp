@@ -14,10 +14,14 @@
 #include "lm_nodes.h"
 #include "scion/ops.h"
 #include "scion/random.h"
+#include "prune_fixtures.h"
 #include "scion_cli.h"
 #include "shape_masks.h"
 
 using namespace scion;
+using prune_fixtures::max_diff;
+using prune_fixtures::shapes_of;
+using prune_fixtures::stand_in;
 using scion::tests::with_data;
 using prune::ShapeMasks;
 using prune::TargetShape;
@@ -50,14 +54,6 @@ Tensor logits(Model& m, const Tensor& tokens) {
   StepContext ctx;
   ctx.training = false;
   return m.forward({{"tokens", tokens}}, ctx).at("logits");
-}
-
-double max_diff(const Tensor& a, const Tensor& b) {
-  auto x = a.to_vector(), y = b.to_vector();
-  EXPECT_EQ(x.size(), y.size());
-  double d = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) d = std::max(d, std::fabs(double(x[i]) - y[i]));
-  return d;
 }
 
 }  // namespace
@@ -204,8 +200,7 @@ ops = [{ plugin = "op.cofi_prune", target = "model", masks = "shear" }]
   std::ofstream(dir / "g.toml") << base;
   const Result r = sh("run " + (dir / "g.toml").string() + " --plain --out " + (dir / "run").string());
   ASSERT_EQ(r.rc, 0) << r.out;
-  std::map<std::string, Shape> shapes;
-  for (const auto& [name, t] : safetensors::load((dir / "run" / "model.safetensors").string()).tensors) shapes[name] = t.shape();
+  const auto shapes = shapes_of(dir / "run" / "model.safetensors");
   EXPECT_EQ(shapes.at("model.layers.1.mlp.up_proj.weight"), (Shape{32, 32}));
   EXPECT_EQ(shapes.at("model.layers.0.self_attn.k_proj.weight"), (Shape{8, 32}));
   EXPECT_EQ(shapes.at("model.layers.0.self_attn.q_proj.weight"), (Shape{16, 32}));
@@ -231,11 +226,7 @@ ops = [{ plugin = "op.cofi_prune", target = "model", masks = "shear" }]
 // trained on; the result evaluates as a plain model.gpt.
 TEST(Sheared, TheShippedGraphPrunesToTheTargetUnderDynamicBatchLoading) {
   const fs::path dir = temp("sheared_shipped");
-  lm::DecoderConfig c;
-  c.vocab = 50257, c.context = 128, c.layers = 2, c.width = 16, c.heads = 4, c.seed = 4;
-  lm::DecoderNode n(c);
-  const std::string gpt = (dir / "gpt.safetensors").string();
-  safetensors::save(gpt, n.module().state_dict(), {{checkpoint::kConfigKey, json_dump(n.config())}});
+  const std::string gpt = stand_in(dir, 50257, "gpt.safetensors", 4);
   fs::create_directories(dir / "ref");
   std::ofstream(dir / "ref" / "metrics.jsonl") << R"({"step": 1, "ppl/reference/loss": 9.0, "ppl/news/loss": 9.0, )"
                                                   R"("ppl/literature/loss": 9.0, "ppl/biomedical/loss": 9.0, "ppl/cs/loss": 10.9})"
@@ -248,8 +239,7 @@ TEST(Sheared, TheShippedGraphPrunesToTheTargetUnderDynamicBatchLoading) {
                       " --set stages.0.checkpoint.every=0 --set stages.1.checkpoint.every=0");
   ASSERT_EQ(r.rc, 0) << r.out;
   EXPECT_NE(r.out.find("op op.cofi_prune applied to student"), std::string::npos) << r.out;
-  std::map<std::string, Shape> shapes;
-  for (const auto& [name, t] : safetensors::load((dir / "run" / "student.safetensors").string()).tensors) shapes[name] = t.shape();
+  const auto shapes = shapes_of(dir / "run" / "student.safetensors");
   EXPECT_EQ(shapes.at("transformer.h.1.mlp.c_fc.weight"), (Shape{16, 32}));
   EXPECT_EQ(shapes.at("transformer.h.0.attn.c_attn.weight"), (Shape{16, 3 * 2 * 4}));
   const auto lines = metrics(dir / "run");
