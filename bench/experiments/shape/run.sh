@@ -29,7 +29,7 @@ done_run() { [ -f "$1/metrics.jsonl" ] && ls "$1"/model.safetensors > /dev/null 
 refs=$(/usr/bin/python3 -c '
 import json, sys
 p = json.load(open(sys.argv[1]))["ppl"]
-print(" ".join("--set nodes.mix.reference.%s=%.6f" % (k.split("/")[0], v) for k, v in p.items() if k.endswith("/loss")))' $R/dense-eval.json)
+print("--set nodes.mix.reference={%s}" % ",".join("%s=%.6f" % (k.split("/")[0], v) for k, v in p.items() if k.endswith("/loss")))' $R/dense-eval.json)
 dirs=()
 for seed in $SEEDS; do
   d=$R/s$seed
