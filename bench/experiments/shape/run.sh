@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Pruning to a chosen architecture at equal compute (CPU, one thread per run): the CoFi
-# experiment's dense byte-level GPT (4 layers, width 128; trained by
-# bench/experiments/cofi/teacher.toml when runs/cofi-exp/dense is missing) cut to width 96, 3
-# heads of 32 and 320 FFN units per layer (51% of its parameters) by
+# Pruning to a chosen architecture at equal compute (CPU, one thread per run): a trained dense
+# byte-level GPT (4 layers, width 128, 4 heads; $DENSE, by default the growth experiment's
+# from-scratch student after 1200 updates, runs/exp-s1/scratch-1200, which
+# bench/experiments/growth_llm.sh trains) cut to width 96, 3 heads of 32 and 320 FFN units per
+# layer (51% of its parameters) by
 #   sheared-dbl      Sheared-LLaMA's targeted pruning (200 updates) and continued training, with
 #                    dynamic batch loading against the dense model's per-domain losses;
 #   sheared-uniform  the same on fixed equal domain weights;
@@ -20,8 +21,9 @@ B="${BENCH:-build/bin/bench_prune_forward}"
 SEEDS="${SEEDS:-1}"
 E=bench/experiments/shape
 R="${OUT:-runs/shape-exp}"
-dense=runs/cofi-exp/dense/model.safetensors
-[ -f $dense ] || $S run bench/experiments/cofi/teacher.toml --plain --out runs/cofi-exp/dense > /dev/null
+dense="${DENSE:-runs/exp-s1/scratch-1200/student.safetensors}"
+[ -f "$dense" ] || SEEDS=1 SCION=$S bash bench/experiments/growth_llm.sh > /dev/null
+load=(--set nodes.model.load=$dense)
 mkdir -p $R
 done_run() { [ -f "$1/metrics.jsonl" ] && ls "$1"/model.safetensors > /dev/null 2>&1; }
 # The references of dynamic batch loading: the dense model's validation loss on each domain.
@@ -40,21 +42,23 @@ for seed in $SEEDS; do
   done
   probe=(--set stages.0.steps=1 --set stages.0.log_every=1 --set stages.0.eval.every=0)
   rm -rf $d/probe-sheared $d/probe-minitron
-  $S run $E/sheared.toml --plain $set_seed "${probe[@]}" --set stages.1.steps=1 --set stages.1.log_every=1 \
+  $S run $E/sheared.toml --plain $set_seed "${load[@]}" "${probe[@]}" --set stages.1.steps=1 --set stages.1.log_every=1 \
     --set stages.1.eval.every=0 --out $d/probe-sheared > /dev/null
   cont=$(/usr/bin/python3 bench/experiments/equal_steps.py $d/scratch $d/probe-sheared 200)
   echo "seed $seed: sheared 200 pruning updates, $cont after the cut"
-  done_run $d/sheared-dbl || $S run $E/sheared.toml --plain $set_seed --set stages.1.steps=$cont \
+  done_run $d/sheared-dbl || $S run $E/sheared.toml --plain $set_seed "${load[@]}" --set stages.1.steps=$cont \
     --set nodes.mix.evaluator=ppl $refs --out $d/sheared-dbl > /dev/null
-  done_run $d/sheared-uniform || $S run $E/sheared.toml --plain $set_seed --set stages.1.steps=$cont \
+  done_run $d/sheared-uniform || $S run $E/sheared.toml --plain $set_seed "${load[@]}" --set stages.1.steps=$cont \
     --out $d/sheared-uniform > /dev/null
-  $S run $E/minitron.toml --plain $set_seed "${probe[@]}" --out $d/probe-minitron > /dev/null
+  $S run $E/minitron.toml --plain $set_seed "${load[@]}" --set nodes.teacher.load=$dense "${probe[@]}" \
+    --out $d/probe-minitron > /dev/null
   steps=$(/usr/bin/python3 -c '
 import json, sys
 f = lambda r: [json.loads(l)["flops"] for l in open(r + "/metrics.jsonl") if "\"loss\"" in l]
 print(round(f(sys.argv[1])[-1] / f(sys.argv[2])[0]))' $d/scratch $d/probe-minitron)
   echo "seed $seed: minitron $steps distillation updates"
-  done_run $d/minitron || $S run $E/minitron.toml --plain $set_seed --set stages.0.steps=$steps --out $d/minitron > /dev/null
+  done_run $d/minitron || $S run $E/minitron.toml --plain $set_seed "${load[@]}" --set nodes.teacher.load=$dense \
+    --set stages.0.steps=$steps --out $d/minitron > /dev/null
   dirs+=("$d")
 done
 VARIANTS="sheared-dbl sheared-uniform minitron" COMPARE_REPORT=$R/savings.html /usr/bin/python3 bench/experiments/compare.py "${dirs[@]}"
