@@ -9,7 +9,7 @@
 #   sheared-uniform  the same on fixed equal domain weights;
 #   minitron         Minitron's one-shot importance pruning and logit distillation;
 # against the same shape trained from scratch at 0.75x, 1x, 1.5x and 2x the budget of 600
-# updates. Every variant gets the FLOPs of scratch's 600 updates (the pruning stage and the
+# updates (and 4x and 8x for the first seed). Every variant gets the FLOPs of scratch's 600 updates (the pruning stage and the
 # teacher's forward passes included; equal_steps.py). Savings are `scion report --baseline`
 # (../compare.py); then the forward speed of each model and each variant's per-domain
 # perplexity and final domain weights (table.py). Results: runs/shape-exp/s<seed>/.
@@ -36,7 +36,10 @@ dirs=()
 for seed in $SEEDS; do
   d=$R/s$seed
   set_seed="--set run.seed=$seed"
-  for steps in 600 450 900 1200; do
+  # The first seed's baseline also runs 4x and 8x the budget: the pruned models beat 2x.
+  budgets="600 450 900 1200"
+  [ "$seed" != "${SEEDS%% *}" ] || budgets="$budgets 2400 4800"
+  for steps in $budgets; do
     out=$d/scratch; [ $steps = 600 ] || out=$d/scratch-$steps
     done_run $out || $S run $E/scratch.toml --plain $set_seed --set stages.0.steps=$steps --out $out > /dev/null
   done
