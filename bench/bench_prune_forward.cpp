@@ -1,7 +1,7 @@
-// Forward tokens/s of GPT checkpoints (their architecture read from the file, as `load`
-// reads it), each on the same batch of token ids with the same thread count: the speed-up of
-// a model pruned by op.cofi_prune over its dense original.
-// Usage: bench_prune_forward [--threads N] [--batch B] [--seq T] [--reps R] FILE...
+// Forward tokens/s of GPT-2 or Llama family checkpoints (their architecture read from the
+// file, as `load` reads it), each on the same batch of token ids with the same thread count:
+// the speed-up of a pruned model over its dense original.
+// Usage: bench_prune_forward [--threads N] [--batch B] [--seq T] [--reps R] [--family gpt2|llama] FILE...
 // Prints one JSON line per file: {"file", "params", "tokens_per_s", "ms_per_batch"}.
 #include <algorithm>
 #include <chrono>
@@ -20,9 +20,13 @@ int main(int argc, char** argv) {
   int threads = 1;
   int64_t batch = 8, seq = 64, reps = 20;
   std::vector<std::string> files;
+  std::string family = "gpt2";
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
-    if (k.rfind("--", 0) == 0 && i + 1 < argc) {
+    if (k == "--family" && i + 1 < argc) {
+      family = argv[++i];
+      if (family != "gpt2" && family != "llama") return std::fprintf(stderr, "--family is gpt2 or llama\n"), 2;
+    } else if (k.rfind("--", 0) == 0 && i + 1 < argc) {
       const int64_t v = std::atoll(argv[++i]);
       if (k == "--threads") threads = int(v);
       else if (k == "--batch") batch = v;
@@ -43,7 +47,7 @@ int main(int argc, char** argv) {
     p["tied"] = Json(true);
     p["load"] = Json(f);
     p["frozen"] = Json(true);
-    lm::DecoderNode m(Params(p, "bench", NodeContext{1, 0, 1, {}}), "gpt2");
+    lm::DecoderNode m(Params(p, "bench", NodeContext{1, 0, 1, {}}), family);
     const int64_t V = m.architecture().vocab;
     const Tensor ids = Tensor::randint({batch, seq}, 7, 0, V);
     StepContext ctx;

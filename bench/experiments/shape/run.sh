@@ -77,6 +77,6 @@ print(round(f(sys.argv[1])[-1] / f(sys.argv[2])[0]))' $d/scratch $d/probe-minitr
 done
 VARIANTS="sheared-dbl sheared-uniform minitron" COMPARE_REPORT=$R/savings.html /usr/bin/python3 bench/experiments/compare.py "${dirs[@]}"
 d=${dirs[0]}
-$B --threads 1 --batch 8 --seq 64 --reps 30 $dense $d/sheared-dbl/model.safetensors $d/minitron/model.safetensors \
+$B --threads 1 --batch 8 --seq 64 --reps 30 --family $([ "$FAMILY" = llama ] && echo llama || echo gpt2) $dense $d/sheared-dbl/model.safetensors $d/minitron/model.safetensors \
   $d/scratch/model.safetensors > $R/speed.jsonl
 /usr/bin/python3 $E/table.py $R/speed.jsonl "${dirs[@]}"
