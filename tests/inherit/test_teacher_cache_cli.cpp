@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 
 #include "scion/teacher_cache.h"
 #include "scion_cli.h"
@@ -72,6 +73,22 @@ TEST(TeacherCacheCli, WritesTrainsAStudentAndResumesToIdenticalShards) {
       EXPECT_NEAR(json_number(l.at("inherit/teacher_cache_flops")), json_number(m.json.at("teacher_forward_flops")), 1.0);
     }
   EXPECT_EQ(shown, 4);  // every training line, the same figure (not a per-step cost)
+
+  // The student resumed from its checkpoint at update 2 (the later one gone, as after a kill)
+  // reads the cache where the uninterrupted run read it: the same losses, bit for bit.
+  auto losses = [&] {
+    std::map<int64_t, double> out;
+    for (const Json& l : metrics(s.dir / "student"))
+      if (l.contains("inherit/lm")) out[json_int(l.at("step"))] = json_number(l.at("loss"));
+    return out;
+  };
+  const auto uninterrupted = losses();
+  ASSERT_EQ(uninterrupted.size(), 4u);
+  fs::remove_all(s.dir / "student" / "checkpoints" / "step_4");
+  std::ofstream(s.dir / "student" / "checkpoints" / checkpoint::kLatestFile) << "{\"checkpoint\":\"step_2\",\"step\":2}";
+  r = sh("run " + s.graph + cache_of(c) + " --plain --resume --out " + (s.dir / "student").string());
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(losses(), uninterrupted);
 
   // Resumed after a kill: the missing shard is written again, identical; the whole one is kept.
   const std::string first = slurp(c / tc::shard_name(0, 0)), second = slurp(c / tc::shard_name(0, 2));
