@@ -17,6 +17,7 @@
 #include "runtime/communicator.h"
 #include "scion/autograd.h"
 #include "scion/files.h"
+#include "scion/owned.h"
 #include "scion/random.h"
 #include "scion/teacher_cache.h"
 #include "scion/threads.h"
@@ -265,12 +266,13 @@ int cmd_teacher_cache(int argc, char** argv) {
 
   // A folder that holds another cache is refused; the same one is continued (resume).
   const std::string mpath = (fs::path(o.out) / tc::kManifestFile).string();
+  // A folder of the user's (not empty, no marker) is never written into.
+  owned::adopt(o.out, "teacher-cache", "teacher cache folder");
   if (fs::exists(mpath)) {
     const tc::Manifest old = tc::Manifest::read(o.out);
     SCION_CHECK(json_dump(old.json) == json_dump(m), "teacher-cache: '", o.out,
                 "' holds a cache written with other settings or for another graph (hint: another --out, or remove it)");
   } else if (launch.rank == 0) {
-    fs::create_directories(o.out);
     files::write_atomic(mpath, json_dump(m) + "\n");
   }
 

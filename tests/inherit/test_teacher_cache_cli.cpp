@@ -160,6 +160,13 @@ TEST(TeacherCacheCli, RefusesACacheThatDoesNotFitTheGraphOrTheRun) {
     EXPECT_NE(r.out.find(where), std::string::npos) << set << "\n" << r.out;
     EXPECT_NE(r.out.find(want), std::string::npos) << set << "\n" << r.out;
   }
+  // A folder of the user's is never written into.
+  fs::create_directories(s.dir / "mine");
+  std::ofstream(s.dir / "mine" / "notes.txt") << "mine";
+  r = sh("teacher-cache " + s.graph + " --teacher teacher --out " + (s.dir / "mine").string() + " --k 4 --steps 3 --plain");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("teacher cache folder"), std::string::npos) << r.out;
+  EXPECT_EQ(slurp(s.dir / "mine" / "notes.txt"), "mine");
   r = sh("validate " + s.graph + cache_of(s.dir / "nowhere"));
   EXPECT_EQ(r.rc, 3 << 8) << r.out;
   EXPECT_NE(r.out.find("is missing (hint: write it first"), std::string::npos) << r.out;
@@ -182,4 +189,23 @@ TEST(TeacherCacheCli, RefusesACacheThatDoesNotFitTheGraphOrTheRun) {
   r = sh("run " + s.graph + cache_of(c3) + " --plain --out " + (s.dir / "w").string());
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.out.find("was written for 2 rank(s), this run has 1"), std::string::npos) << r.out;
+}
+
+// Under mpirun each rank writes its own shards, the same bytes as `--world 2` in one process
+// writes; a two-rank student trains from them.
+TEST(TeacherCacheCli, RanksWriteTheirOwnShardsUnderMpirun) {
+  const Student s = setup("tcache_mpi");
+  const std::string mpirun = std::string(SCION_MPIRUN) + " --allow-run-as-root --oversubscribe -np 2 " + SCION_EXE + " ";
+  const fs::path c = s.dir / "mpi", one = s.dir / "one";
+  const std::string args = s.graph + " --teacher teacher --k 4 --steps 3 --plain --out ";
+  auto in_source = [](const std::string& cmd) { return std::system(("cd " + std::string(SCION_SOURCE_DIR) + " && " + cmd).c_str()); };
+  ASSERT_EQ(in_source(mpirun + "teacher-cache " + args + c.string()), 0);
+  ASSERT_EQ(sh("teacher-cache " + args + one.string() + " --world 2").rc, 0);
+  for (int rank : {0, 1}) {
+    ASSERT_TRUE(fs::exists(c / tc::shard_name(rank, 0)));
+    EXPECT_EQ(slurp(c / tc::shard_name(rank, 0)), slurp(one / tc::shard_name(rank, 0))) << rank;
+  }
+  EXPECT_EQ(slurp(c / tc::kManifestFile), slurp(one / tc::kManifestFile));
+  EXPECT_EQ(in_source(mpirun + "run " + s.graph + cache_of(c) + " --plain --out " + (s.dir / "student").string()), 0);
+  EXPECT_EQ(metrics(s.dir / "student").size(), 5u);  // 4 training lines and the evaluation
 }
