@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "graph/graph.h"
 #include "graph/node_factory.h"
+#include "runtime/executor.h"
 #include "runtime/communicator.h"
 #include "scion/autograd.h"
 #include "scion/files.h"
@@ -87,13 +88,6 @@ bool reads(const GraphSpec& g, const StageSpec& s, const std::string& data) {
   for (const auto& [l, w] : s.losses)
     if (visit(l)) return true;
   return false;
-}
-
-std::string fmt_eta(double s) {
-  char buf[32];
-  if (s < 0 || !std::isfinite(s)) return "?";
-  std::snprintf(buf, sizeof buf, "%dm%02ds", int(s) / 60, int(s) % 60);
-  return buf;
 }
 
 }  // namespace
@@ -185,10 +179,9 @@ int cmd_teacher_cache(int argc, char** argv) {
     return n;
   };
 
-  // Every rank makes its own nodes; the manifest needs the teacher's and the data's sizes.
+  // Rank 0's nodes (each rank makes its own); the manifest needs the teacher's sizes.
   NodeMaker probe(g, reg, 0, world);
   auto teacher_model = std::dynamic_pointer_cast<Model>(probe.node(o.teacher));
-  auto data_node = std::dynamic_pointer_cast<DataSource>(probe.node(data));
   const Json tcfg = teacher_model->config();
   SCION_CHECK(tcfg.contains("vocab"), "teacher-cache: the teacher's config gives no vocab size");
   const int64_t vocab = json_int(tcfg.at("vocab"));
@@ -285,7 +278,8 @@ int cmd_teacher_cache(int argc, char** argv) {
   const uint64_t draw_seed = derive_seed(g.run.seed, hash_name("teacher-cache"));
   int64_t written = 0, skipped = 0;
   for (int rank : ranks) {
-    NodeMaker nodes(g, reg, rank, world);
+    NodeMaker other(g, reg, rank, world);
+    NodeMaker& nodes = rank == 0 ? probe : other;  // rank 0's nodes are made already (nothing read yet)
     auto model = std::dynamic_pointer_cast<Model>(nodes.node(o.teacher));
     auto source = std::dynamic_pointer_cast<DataSource>(nodes.node(data));
     if (device.is_cuda()) model->module().to(device);
