@@ -90,6 +90,23 @@ bool reads(const GraphSpec& g, const StageSpec& s, const std::string& data) {
   return false;
 }
 
+// The run's updates [0, n) at which loss.inherit reads its teacher (α > 0 at one of them): a
+// linear α is 0 from the loss's `steps`-th update on, α = 0 never reads it. The loss's check
+// refuses a cache that ends before this.
+int64_t updates_reading_teacher(const GraphSpec& g, const NodeSpec& loss) {
+  const std::string schedule = json_string(loss.params.at("schedule"));
+  const double alpha = json_number(loss.params.at("alpha"));
+  const int64_t decay = json_int(loss.params.at("steps"));
+  int64_t at = 0, updates = 0, need = 0;
+  for (const StageSpec& s : g.stages) {
+    bool uses = false;
+    for (const auto& [l, w] : s.losses) uses |= l == loss.name;
+    for (int64_t i = 0; i < s.steps; ++i, ++at)
+      if (uses && alpha > 0 && (schedule != "linear" || updates++ < decay)) need = at + 1;
+  }
+  return need;
+}
+
 }  // namespace
 
 int cmd_teacher_cache(int argc, char** argv) {
@@ -103,7 +120,7 @@ int cmd_teacher_cache(int argc, char** argv) {
       "format", po::value(&o.format), "topk | sample (topk)")(
       "temperature", po::value(&o.temperature), "teacher temperature tau (default: the loss's)")(
       "dtype", po::value(&o.dtype), "bf16 | f16 | f32 of the log-probabilities (bf16)")(
-      "steps", po::value(&o.steps), "updates of the run to cover (default: all the graph plans)")(
+      "steps", po::value(&o.steps), "updates of the run to cover (default: up to the last at which the loss's alpha is above 0)")(
       "steps-per-shard", po::value(&o.steps_per_shard), "updates per shard file (100)")(
       "world", po::value(&o.world), "ranks the student will run on (default: this launch's, else 1)")(
       "device", po::value(&o.device), "cpu | cuda | auto (default: the graph's)")(
@@ -158,10 +175,9 @@ int cmd_teacher_cache(int argc, char** argv) {
   const double tau = o.temperature > 0 ? o.temperature : json_number(loss->params.at("temperature"));
 
   // Where the student reads the data node, and the shards that hold those updates.
-  int64_t planned = 0;
   std::vector<std::pair<const StageSpec*, bool>> stages;
-  for (const StageSpec& s : g.stages) stages.emplace_back(&s, reads(g, s, data)), planned += s.steps;
-  const int64_t steps = o.steps >= 0 ? o.steps : planned;
+  for (const StageSpec& s : g.stages) stages.emplace_back(&s, reads(g, s, data));
+  const int64_t steps = o.steps >= 0 ? o.steps : updates_reading_teacher(g, *loss);
   const LaunchInfo launch = launch_info();
   const int world = o.world > 0 ? o.world : launch.world;
   SCION_CHECK(launch.world == 1 || world == launch.world, "teacher-cache: --world ", world, " but this launch has ",

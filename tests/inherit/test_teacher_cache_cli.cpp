@@ -197,7 +197,8 @@ TEST(TeacherCacheCli, RanksWriteTheirOwnShardsUnderMpirun) {
   const Student s = setup("tcache_mpi");
   const std::string mpirun = std::string(SCION_MPIRUN) + " --allow-run-as-root --oversubscribe -np 2 " + SCION_EXE + " ";
   const fs::path c = s.dir / "mpi", one = s.dir / "one";
-  const std::string args = s.graph + " --teacher teacher --k 4 --steps 3 --plain --out ";
+  // No --steps: the updates until α reaches 0 (nodes.inherit.steps = 3 of the stage's 4).
+  const std::string args = s.graph + " --teacher teacher --k 4 --plain --out ";
   auto in_source = [](const std::string& cmd) { return std::system(("cd " + std::string(SCION_SOURCE_DIR) + " && " + cmd).c_str()); };
   ASSERT_EQ(in_source(mpirun + "teacher-cache " + args + c.string()), 0);
   ASSERT_EQ(sh("teacher-cache " + args + one.string() + " --world 2").rc, 0);
@@ -206,6 +207,7 @@ TEST(TeacherCacheCli, RanksWriteTheirOwnShardsUnderMpirun) {
     EXPECT_EQ(slurp(c / tc::shard_name(rank, 0)), slurp(one / tc::shard_name(rank, 0))) << rank;
   }
   EXPECT_EQ(slurp(c / tc::kManifestFile), slurp(one / tc::kManifestFile));
+  EXPECT_EQ(tc::Manifest::read(c.string()).steps, 3);
   EXPECT_EQ(in_source(mpirun + "run " + s.graph + cache_of(c) + " --plain --out " + (s.dir / "student").string()), 0);
   EXPECT_EQ(metrics(s.dir / "student").size(), 5u);  // 4 training lines and the evaluation
 }

@@ -14,7 +14,7 @@ def lines(run):
 
 
 def main(out):
-    variants = ["scratch", "online", "topk1", "topk10", "topk100", "sample8"]
+    variants = ["scratch", "online", "topk1", "topk10", "topk100", "topk257", "sample8"]
     rows = {}
     for v in variants:
         run = os.path.join(out, v)
@@ -53,4 +53,4 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "runs/distill")
+    main(sys.argv[1] if len(sys.argv) > 1 else "runs/distill-s1")
