@@ -25,5 +25,9 @@ bool parse(int argc, char** argv, boost::program_options::options_description& d
 
 // `scion export` (cli/export.cpp).
 int cmd_export(int argc, char** argv);
+// `scion teacher-cache` (cli/teacher_cache.cpp).
+int cmd_teacher_cache(int argc, char** argv);
+// "key=<value as a TOML string>" for --set (a path is data, never TOML).
+std::string set_override(const std::string& key, const std::string& value);
 
 }  // namespace scion::cli

@@ -137,7 +137,8 @@ const char* kUsage =
     "  generate         sample text from a GPT checkpoint (--checkpoint FILE --prompt TEXT)\n"
     "  tokenize         write llm.c token shards from text files\n"
     "  report RUN...    an HTML page (or SVG) comparing the curves of several runs (--out FILE)\n"
-    "  export           write a checkpoint as a Hugging Face model directory (--checkpoint X --out DIR)\n\n"
+    "  export           write a checkpoint as a Hugging Face model directory (--checkpoint X --out DIR)\n"
+    "  teacher-cache GRAPH  run a frozen teacher once over a student graph's batches, store its top-K or samples\n\n"
     "  scion <command> --help    options of a command\n"
     "  scion --version\n";
 
@@ -545,6 +546,7 @@ int main(int argc, char** argv) {
     if (cmd == "tokenize") return cmd_tokenize(argc - 1, argv + 1);
     if (cmd == "report") return cmd_report(argc - 1, argv + 1);
     if (cmd == "export") return cmd_export(argc - 1, argv + 1);
+    if (cmd == "teacher-cache") return cmd_teacher_cache(argc - 1, argv + 1);
     std::cerr << "error: unknown command '" << cmd << "'\n\n" << kUsage;
     return kExitUsage;
   } catch (const GraphError& e) {

@@ -5,6 +5,7 @@
 #include "graph/node_factory.h"
 #include "graph/passes.h"
 #include "graph/source.h"
+#include "scion/random.h"
 
 namespace scion::runtime {
 
@@ -19,7 +20,9 @@ GraphView graph_view(const NodeTable& nodes, const std::vector<std::string>& ord
     for (const auto& [k, target] : n.refs) params[k] = Json(target);
     std::map<std::string, std::string> inputs;
     for (const auto& [port, src] : n.inputs) inputs[port] = src.str();
-    view.nodes.push_back({n.name, n.plugin, n.info->entry.kind, Params(params, n.name), std::move(inputs)});
+    // The node's own seed, as the run derives it (rank 0 of 1): what a check of data order compares.
+    const NodeContext context{derive_seed(g.run.seed, hash_name(n.name)), 0, 1, {}};
+    view.nodes.push_back({n.name, n.plugin, n.info->entry.kind, Params(params, n.name, context), std::move(inputs)});
   }
   for (const StageSpec& s : g.stages) {
     GraphStageView sv{s.name, s.steps, s.eval_every, s.train, {}, s.evaluators, s.data, {}};

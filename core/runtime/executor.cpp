@@ -36,14 +36,14 @@ double now_s(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+}  // namespace
+
 std::string fmt_eta(double s) {
   char buf[32];
   if (s < 0 || !std::isfinite(s)) return "?";
   std::snprintf(buf, sizeof buf, "%dm%02ds", int(s) / 60, int(s) % 60);
   return buf;
 }
-
-}  // namespace
 
 Executor::Executor(GraphSpec graph, const PluginRegistry& registry, RunOptions opt)
     : g_(std::move(graph)), reg_(registry), opt_(std::move(opt)) {

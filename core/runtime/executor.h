@@ -50,6 +50,9 @@ class Interrupted : public Error {
   int signal_;
 };
 
+// Seconds left as a progress line shows them ("3m05s"; "?" when unknown).
+std::string fmt_eta(double seconds);
+
 struct RunOptions {
   std::string out_dir;    // default runs/<graph name>
   bool resume = false;

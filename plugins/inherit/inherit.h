@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "scion/teacher_cache.h"
 #include "scion/tensor.h"
 
 namespace scion::inherit {
@@ -51,5 +52,24 @@ struct InheritTerms {
 // or computed under NoGradGuard); targets [..] with ignore_index where no target counts.
 InheritTerms inherit_loss(const Tensor& student_logits, const Tensor& teacher_logits, const Tensor& targets,
                           double alpha, float temperature = 2.f, int64_t ignore_index = -100);
+
+// The τ²·KL term from a teacher cache's sparse targets (scion/teacher_cache.h) in place of the
+// teacher's logits, over the rows of `targets` that carry one (the mean over them, as
+// inherit_loss). `format` and the targets' layout are the cache's:
+//  topk, rest = bucket (default): KL between the teacher and the student over K+1 outcomes,
+//        the K ids and "any other id" (the mass outside the K: the teacher's from the cache,
+//        the student's 1 - Σ_K q_k), so the teacher's confidence is kept;
+//  topk, rest = renormalize: the teacher's K probabilities renormalised to sum to 1 (the
+//        knowledge-inheritance paper's top-K), KL over the K ids against the student's full
+//        softmax;
+//  sample: the K draws from the teacher's distribution, each id weighted by its count / K:
+//        Σ (c_k/K)(log p_k − log q_k). Its expectation over the draws, and that of its gradient,
+//        are the full KL and its gradient (Anshumann et al., ACL 2025, with the teacher as
+//        the proposal).
+// With K = V (every id) topk equals the full KL of inherit_loss in both rest modes.
+enum class TopkRest { bucket, renormalize };
+TopkRest topk_rest_from_string(const std::string& s);
+Tensor cached_kl(const Tensor& student_logits, const teacher_cache::Targets& cached, teacher_cache::Format format,
+                 const Tensor& targets, float temperature, TopkRest rest = TopkRest::bucket, int64_t ignore_index = -100);
 
 }  // namespace scion::inherit

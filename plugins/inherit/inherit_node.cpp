@@ -1,7 +1,10 @@
 // loss.inherit: the knowledge-inheritance loss as a node (the scion_inherit plugin library).
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <memory>
 
+#include "cache_check.h"
 #include "inherit.h"
 #include "scion/ops.h"
 #include "scion/plugin.h"
@@ -16,20 +19,38 @@ class InheritNode final : public Loss {
         tau_(float(p.number("temperature"))),
         ignore_(p.integer("ignore_index")),
         student_metric_(p.string("student_metric")),
-        teacher_metric_(p.string("teacher_metric")) {
+        teacher_metric_(p.string("teacher_metric")),
+        rest_(topk_rest_from_string(p.string("topk_rest"))) {
+    if (!p.string("cache").empty()) {
+      cache_ = std::make_unique<teacher_cache::Reader>(p.string("cache"), p.context().rank);
+      const teacher_cache::Manifest& m = cache_->manifest();
+      // data.text deals a step's global batch of batch_size × world windows over the ranks:
+      // another world size reads other batches.
+      SCION_CHECK(m.world == p.context().world, "loss.inherit: teacher cache '", p.string("cache"), "' was written for ",
+                  m.world, " rank(s), this run has ", p.context().world,
+                  " (each rank reads other batches at another world size; hint: scion teacher-cache --world ",
+                  p.context().world, ")");
+      if (m.json.contains("teacher_forward_flops")) cache_flops_ = json_number(m.json.at("teacher_forward_flops"));
+      SCION_CHECK(std::abs(m.temperature - tau_) < 1e-6, "loss.inherit: teacher cache '", p.string("cache"),
+                  "' holds the teacher at temperature ", m.temperature, ", the loss's is ", tau_);
+    }
     SCION_CHECK(tau_ > 0.f, "loss.inherit: temperature must be > 0, got ", tau_);
     SCION_CHECK(p.number("alpha") >= 0.0 && p.number("alpha") <= 1.0, "loss.inherit: alpha must be in [0, 1], got ", p.number("alpha"));
     SCION_CHECK(p.string("schedule") != "linear" || p.integer("steps") > 0, "loss.inherit: a linear schedule needs steps > 0, got ",
                 p.integer("steps"));
   }
-  Tensor compute(const TensorMap& in, const StepContext&, std::map<std::string, double>& m) override {
+  Tensor compute(const TensorMap& in, const StepContext& ctx, std::map<std::string, double>& m) override {
     const double a = alpha_.at(updates_++);
     m["alpha"] = a;
+    // The teacher's forward passes, spent once when the cache was written: shown beside the
+    // run's own FLOPs (which count the student alone), never added to them.
+    if (cache_) m["teacher_cache_flops"] = cache_flops_;
     if (a == 0.0) {  // inheritance is over: the teacher did not run (idle_inputs), plain LM loss
       Tensor lm = ops::cross_entropy(in.at("student"), in.at("targets"), ignore_);
       m["lm"] = lm.item();
       return lm;
     }
+    if (cache_) return cached(in, ctx, a, m);
     InheritTerms t = inherit_loss(in.at("student"), in.at("teacher"), in.at("targets"), a, tau_, ignore_);
     m["lm"] = t.lm.item();
     m["kl"] = t.kl.item();
@@ -72,6 +93,19 @@ class InheritNode final : public Loss {
   }
 
  private:
+  // The teacher's targets of this update from the cache, checked against the batch's targets.
+  Tensor cached(const TensorMap& in, const StepContext& ctx, double a, std::map<std::string, double>& m) {
+    const Tensor& s = in.at("student");
+    const Tensor& targets = in.at("targets");
+    SCION_CHECK(s.size(-1) == cache_->manifest().vocab, "loss.inherit: the student's logits have ", s.size(-1),
+                " columns, the teacher cache's vocabulary has ", cache_->manifest().vocab, " ids");
+    const teacher_cache::Targets t = cache_->at(ctx.step, teacher_cache::targets_hash(targets));
+    Tensor kl = cached_kl(s, t, cache_->manifest().layout.format, targets, tau_, rest_, ignore_);
+    Tensor lm = ops::cross_entropy(s.reshape({-1, s.size(-1)}), targets.reshape({-1}), ignore_);
+    m["lm"] = lm.item();
+    m["kl"] = kl.item();
+    return ops::add(ops::mul_scalar(lm, float(1.0 - a)), ops::mul_scalar(kl, float(a)));
+  }
   Alpha alpha_;
   // α is keyed to the optimizer updates this loss has taken part in: the run's updates since
   // it first trained the student (fairseq's num_updates in the reference code), continuing
@@ -80,6 +114,9 @@ class InheritNode final : public Loss {
   float tau_;
   int64_t ignore_;
   std::string student_metric_, teacher_metric_;
+  TopkRest rest_;
+  std::unique_ptr<teacher_cache::Reader> cache_;  // the teacher's targets, when read from a cache
+  double cache_flops_ = 0;
 };
 
 PluginEntry inherit_entry() {
@@ -95,13 +132,17 @@ PluginEntry inherit_entry() {
               int_param("ignore_index", -100, "target id of rows that do not count"),
               str_param("student_metric", "ppl/loss", "until_surpassed: evaluator metric of the student's validation loss"),
               str_param("teacher_metric", "ppl/teacher_loss",
-                        "until_surpassed: evaluator metric of the teacher's validation loss")};
+                        "until_surpassed: evaluator metric of the teacher's validation loss"),
+              str_param("cache", "", "teacher cache folder (scion teacher-cache) read in place of input 'teacher'"),
+              str_param("topk_rest", "bucket", "top-K cache: the teacher's mass outside the K as one more outcome "
+                                               "(bucket) or dropped by renormalising the K")
+                  .one_of({"bucket", "renormalize"})};
   e.inputs = {{"student", "logits:f32[B,T,V]", false, "student logits [B, T, V]"},
-              {"teacher", "logits:f32[B,T,V]", false, "teacher logits [B, T, V] (a frozen model node)"},
+              {"teacher", "logits:f32[B,T,V]", true, "teacher logits [B, T, V] (a frozen model node); or `cache`"},
               {"targets", "targets:i64[B,T]", false, "targets [B, T] (-100 = none)"}};
   // What the constructor and the executor (needed_metrics) refuse before the first update.
   e.check = [](const GraphView& g, const GraphNodeView& self) {
-    std::vector<GraphProblem> out;
+    std::vector<GraphProblem> out = check_cache(g, self);
     const Params& p = self.params;
     const std::string schedule = p.string("schedule");
     if (schedule == "linear" && p.integer("steps") <= 0)

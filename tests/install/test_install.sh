@@ -93,6 +93,10 @@ has "$R/graph.toml" "$P/share/scion/data/gpt2/encoder.json"
   --set nodes.corpus.batch_size=2 --set nodes.ppl.batch_size=2 --set nodes.ppl.max_batches=1 > run.txt 2>&1 ||
   { cat run.txt; fail "the shortened llama_pretrain run failed"; }
 [ -f "$W/runs/llama-pretrain/student.safetensors" ] || { cat run.txt; fail "llama_pretrain wrote no model"; }
+# ki_cached reads a teacher cache: the installed scion writes it from gpt_pretrain's model (its
+# first update only: α reaches 0 after one update with nodes.inherit.steps=1).
+"$P/bin/scion" teacher-cache "$G/ki_cached.toml" --teacher teacher --k 2 --plain --set nodes.inherit.steps=1 > run.txt 2>&1 ||
+  { cat run.txt; fail "teacher-cache of ki_cached failed"; }
 # Two graphs start from a model that another shipped graph trains at full size (cofi_bert from
 # bert_pretrain, elle_prompt_tuning from elle_gpt) and validation checks that checkpoint's
 # shapes; tests/lm/test_graphs.cpp validates them in the tree with stand-ins. ki_gpt's and
@@ -100,7 +104,9 @@ has "$R/graph.toml" "$P/share/scion/data/gpt2/encoder.json"
 n=0
 for g in "$G"/*.toml; do
   case "$(basename "$g")" in cofi_bert.toml | elle_prompt_tuning.toml) continue ;; esac
-  "$P/bin/scion" validate "$g" > validate.txt 2>&1 || { cat validate.txt; fail "$g does not validate"; }
+  extra=()
+  [ "$(basename "$g")" = ki_cached.toml ] && extra=(--set nodes.inherit.steps=1)
+  "$P/bin/scion" validate "$g" "${extra[@]}" > validate.txt 2>&1 || { cat validate.txt; fail "$g does not validate"; }
   n=$((n + 1))
 done
 echo "$n graphs validate (cofi_bert and elle_prompt_tuning need full-size models: tests/lm)"
