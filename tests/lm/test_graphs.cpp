@@ -280,6 +280,42 @@ losses = ["lm"]
   fs::remove_all(d);
 }
 
+// data.shards reads llm.c's uint32 shard (a vocabulary above 65536 ids) as it reads the uint16
+// one: a model of 70001 ids trains on tokens up to 70000.
+TEST(Graphs, Uint32ShardsTrain) {
+  const fs::path d = temp("tok32");
+  std::vector<int32_t> toks(400);
+  for (size_t i = 0; i < toks.size(); ++i) toks[i] = int32_t((i * 7919) % 70001);
+  shards::write_shard((d / "big.bin").string(), toks, shards::TokenWidth::u32);
+  std::ofstream(d / "g.toml") << R"(
+[nodes.data]
+plugin = "data.shards"
+files = [")" + (d / "big.bin").string() + R"("]
+seq_len = 16
+batch_size = 2
+[nodes.model]
+plugin = "model.gpt"
+vocab = 70001
+context = 16
+layers = 1
+width = 16
+heads = 2
+tokens = "data.tokens"
+[nodes.lm]
+plugin = "loss.lm"
+logits = "model.logits"
+targets = "data.targets"
+[[stages]]
+steps = 2
+train = ["model"]
+losses = ["lm"]
+)";
+  const Result run = sh("run " + (d / "g.toml").string() + " --plain --out " + (d / "run").string());
+  EXPECT_EQ(run.rc, 0) << run.out;
+  EXPECT_EQ(metrics(d / "run").size(), 2u);
+  fs::remove_all(d);
+}
+
 // --tokenizer tokenizer.wordpiece takes BERT's vocabulary by default (it was handed GPT-2's
 // encoder.json): tokenize writes WordPiece ids ending in [SEP], and generate decodes with it.
 TEST(Graphs, TokenizeAndGenerateWithWordPieceUseItsOwnVocabulary) {
