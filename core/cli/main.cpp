@@ -421,17 +421,20 @@ int cmd_eval(int argc, char** argv) {
 int cmd_tokenize(int argc, char** argv) {
   Common c;
   std::vector<std::string> inputs;
-  std::string out, tok = "tokenizer.gpt2", vocab, merges;  // empty: the plugin's default
+  std::string out, tok = "tokenizer.gpt2", vocab, merges, bits = "auto";  // empty: the plugin's default
   po::options_description d("scion tokenize options");
   d.add_options()("input", po::value(&inputs)->composing()->required(), "text files or globs (repeatable)")(
-      "out", po::value(&out)->required(), "shard file to write (llm.c format, uint16 tokens)")(
+      "out", po::value(&out)->required(), "shard file to write (llm.c's format)")(
+      "token-bits", po::value(&bits),
+      "16 (llm.c's GPT-2 shard, uint16 tokens), 32 (its Llama 3 shard, uint32), or auto: 32 when the vocabulary has "
+      "more than 65536 ids (auto)")(
       "tokenizer", po::value(&tok), "tokenizer plugin (tokenizer.gpt2)")(
       "vocab", po::value(&vocab), "vocabulary file (tokenizer.hf: its tokenizer.json; default: the tokenizer plugin's)")(
       "merges", po::value(&merges), "BPE merges file (default: the tokenizer plugin's)");
   d.add_options()("plugin-dir", po::value(&c.plugin_dirs)->composing(), "extra folder of plugin libraries");
   po::positional_options_description pos;
   pos.add("input", -1);
-  if (!parse(argc, argv, d, &pos, "usage: scion tokenize FILES... --out SHARD [--tokenizer P]")) return 0;
+  if (!parse(argc, argv, d, &pos, "usage: scion tokenize FILES... --out SHARD [--tokenizer P] [--token-bits 16|32|auto]")) return 0;
   PluginRegistry reg = load_registry(c.plugin_dirs);
   std::vector<std::string> files;  // in the order given, each pattern's matches sorted
   for (const auto& pattern : inputs)
@@ -443,10 +446,16 @@ int cmd_tokenize(int argc, char** argv) {
   files::check_output(out, files, "tokenize");
   { files::AtomicWriter probe(out); }
   auto tk = make_tokenizer(reg, tok, vocab, merges);
-  // llm.c shards hold uint16 ids: a larger vocabulary (Llama 3's, Qwen's) is refused before
-  // the tokenization rather than at the first id that does not fit.
-  SCION_CHECK(tk->vocab_size() <= 65536, "tokenize: ", tok, " has ", tk->vocab_size(),
-              " ids, but llm.c shards hold uint16 tokens (at most 65536 ids)");
+  // A vocabulary above 65536 ids (Llama 3's, Qwen's) takes llm.c's uint32 shard; --token-bits 16
+  // with such a vocabulary is refused before the tokenization rather than at the first id that
+  // does not fit.
+  const shards::TokenWidth need = shards::width_for_vocab(tk->vocab_size());
+  SCION_CHECK(bits == "auto" || bits == "16" || bits == "32", "tokenize: --token-bits is '", bits,
+              "'; expected 16, 32 or auto");
+  const shards::TokenWidth width =
+      bits == "16" ? shards::TokenWidth::u16 : bits == "32" ? shards::TokenWidth::u32 : need;
+  SCION_CHECK(!(width == shards::TokenWidth::u16 && need == shards::TokenWidth::u32), "tokenize: ", tok, " has ",
+              tk->vocab_size(), " ids, but --token-bits 16 holds at most 65536 ids (drop it, or --token-bits 32)");
   std::vector<int32_t> all;
   size_t bytes = 0;
   for (const auto& f : files) {
@@ -458,8 +467,9 @@ int cmd_tokenize(int argc, char** argv) {
     all.insert(all.end(), ids.begin(), ids.end());
     if (tk->eot_id() >= 0) all.push_back(tk->eot_id());
   }
-  shards::write_shard(out, all);
-  std::printf("%s: %zu tokens from %zu files (%zu bytes)\n", out.c_str(), all.size(), files.size(), bytes);
+  shards::write_shard(out, all, width);
+  std::printf("%s: %zu tokens from %zu files (%zu bytes), uint%d\n", out.c_str(), all.size(), files.size(), bytes,
+              width == shards::TokenWidth::u16 ? 16 : 32);
   return 0;
 }
 

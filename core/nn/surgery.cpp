@@ -39,9 +39,18 @@ const char* gate_kind_name(GateKind k) {
 }
 
 bool Architecture::uniform() const {
-  for (size_t l = 1; l < heads.size(); ++l)
-    if (heads[l] != heads[0] || ffn[l] != ffn[0] || kv_heads_at(int64_t(l)) != kv_heads_at(0)) return false;
+  for (size_t l = 0; l < heads.size(); ++l)
+    if (heads[l] != heads[0] || ffn[l] != ffn[0] || kv_heads_at(int64_t(l)) != kv_heads_at(0) || ragged(int64_t(l)))
+      return false;
   return true;
+}
+
+std::vector<int64_t> Architecture::kv_map_at(int64_t layer) const {
+  if (ragged(layer)) return kv_map[size_t(layer)];
+  const int64_t h = heads[size_t(layer)], kv = kv_heads_at(layer);
+  std::vector<int64_t> m(static_cast<size_t>(h));
+  for (int64_t i = 0; i < h; ++i) m[size_t(i)] = i / (h / kv);
+  return m;
 }
 
 Json Architecture::to_json() const {
@@ -58,6 +67,18 @@ Json Architecture::to_json() const {
   j["heads"] = Json(h);
   if (!kv_heads.empty() && kv_heads != heads) j["kv_heads"] = Json(kv);
   j["ffn"] = Json(f);
+  bool any_ragged = false;
+  for (int64_t l = 0; l < layers(); ++l) any_ragged = any_ragged || ragged(l);
+  if (any_ragged) {
+    Json::array_t maps;
+    for (int64_t l = 0; l < layers(); ++l) {
+      Json::array_t m;
+      if (ragged(l))
+        for (int64_t v : kv_map[size_t(l)]) m.push_back(Json(v));
+      maps.push_back(Json(m));
+    }
+    j["kv_map"] = Json(maps);
+  }
   j["pre_ln"] = Json(pre_ln);
   j["tied"] = Json(tied);
   return j;
@@ -74,11 +95,24 @@ Architecture Architecture::from_json(const Json& j) {
   for (const Json& v : json_array(j.at("ffn"))) a.ffn.push_back(json_int(v));
   if (j.contains("kv_heads"))
     for (const Json& v : json_array(j.at("kv_heads"))) a.kv_heads.push_back(json_int(v));
+  if (j.contains("kv_map"))
+    for (const Json& m : json_array(j.at("kv_map"))) {
+      a.kv_map.emplace_back();
+      for (const Json& v : json_array(m)) a.kv_map.back().push_back(json_int(v));
+    }
   a.pre_ln = json_bool(j.at("pre_ln"));
   a.tied = json_bool(j.at("tied"));
-  SCION_CHECK(a.heads.size() == a.ffn.size() && (a.kv_heads.empty() || a.kv_heads.size() == a.heads.size()),
-              "architecture: ", a.heads.size(),
-              " head counts for ", a.kv_heads.size(), " key/value head counts and ", a.ffn.size(), " FFN sizes");
+  SCION_CHECK(a.heads.size() == a.ffn.size() && (a.kv_heads.empty() || a.kv_heads.size() == a.heads.size()) &&
+                  (a.kv_map.empty() || a.kv_map.size() == a.heads.size()),
+              "architecture: ", a.heads.size(), " head counts for ", a.kv_heads.size(), " key/value head counts, ",
+              a.kv_map.size(), " key/value maps and ", a.ffn.size(), " FFN sizes");
+  for (int64_t l = 0; l < a.layers(); ++l)
+    if (a.ragged(l)) {
+      SCION_CHECK(int64_t(a.kv_map[size_t(l)].size()) == a.heads[size_t(l)], "architecture: layer ", l, "'s key/value map has ",
+                  a.kv_map[size_t(l)].size(), " entries for ", a.heads[size_t(l)], " query heads");
+      SCION_CHECK(surgery::ragged_kv_map(a.kv_map[size_t(l)], a.kv_heads_at(l)) == a.kv_map[size_t(l)],
+                  "architecture: layer ", l, "'s key/value map is the uniform grouping (store none)");
+    }
   return a;
 }
 
@@ -91,9 +125,20 @@ std::vector<int64_t> grouped(const Architecture& a) {
 }
 }  // namespace
 
+namespace {
+// Ragged maps per layer, spelled out (empty entries for uniform layers).
+std::vector<std::vector<int64_t>> ragged_maps(const Architecture& a) {
+  std::vector<std::vector<int64_t>> m(size_t(a.layers()));
+  for (int64_t l = 0; l < a.layers(); ++l)
+    if (a.ragged(l)) m[size_t(l)] = a.kv_map[size_t(l)];
+  return m;
+}
+}  // namespace
+
 bool operator==(const Architecture& a, const Architecture& b) {
   return a.family == b.family && a.vocab == b.vocab && a.context == b.context && a.width == b.width &&
-         a.head_size == b.head_size && a.heads == b.heads && grouped(a) == grouped(b) && a.ffn == b.ffn && a.pre_ln == b.pre_ln && a.tied == b.tied;
+         a.head_size == b.head_size && a.heads == b.heads && grouped(a) == grouped(b) &&
+         ragged_maps(a) == ragged_maps(b) && a.ffn == b.ffn && a.pre_ln == b.pre_ln && a.tied == b.tied;
 }
 
 int64_t gate_size(const Architecture& a, GateKind k, int64_t layer) {
@@ -145,6 +190,26 @@ std::string block_rest(const TransformerModel& m, const std::string& name, int64
 
 Tensor select_units(const Tensor& t, int axis, const std::vector<int64_t>& index) { return select_axis(t, axis, index); }
 
+std::vector<int64_t> ragged_kv_map(const std::vector<int64_t>& kv_of_head, int64_t kv_heads) {
+  const int64_t h = int64_t(kv_of_head.size());
+  SCION_CHECK(kv_heads > 0 && h >= kv_heads, "surgery: ", h, " query heads cannot read ", kv_heads,
+              " key/value heads (each key/value head is read by at least one query head)");
+  for (int64_t i = 0; i < h; ++i) {
+    const int64_t j = kv_of_head[size_t(i)], prev = i == 0 ? -1 : kv_of_head[size_t(i - 1)];
+    SCION_CHECK(j < kv_heads && (j == prev + 1 || (i > 0 && j == prev)), "surgery: query head ", i,
+                " reads key/value head ", j, "; a key/value map runs through heads 0..", kv_heads - 1,
+                " in order, each read by at least one query head");
+  }
+  SCION_CHECK(kv_of_head.back() == kv_heads - 1, "surgery: key/value heads ", kv_of_head.back() + 1, "..",
+              kv_heads - 1, " are read by no query head");
+  if (h % kv_heads == 0) {
+    bool uniform = true;
+    for (int64_t i = 0; i < h; ++i) uniform = uniform && kv_of_head[size_t(i)] == i / (h / kv_heads);
+    if (uniform) return {};
+  }
+  return kv_of_head;
+}
+
 std::string GateEntry::name() const { return std::string(gate_kind_name(kind)) + "." + std::to_string(layer); }
 
 std::vector<GateEntry> gates(const TransformerModel& m) {
@@ -174,6 +239,7 @@ void reorder_blocks(TransformerModel& m, const std::vector<int64_t>& order, uint
   Architecture na = a;
   na.heads.clear();
   na.kv_heads.clear();
+  na.kv_map.clear();
   na.ffn.clear();
   const bool grouped_kv = !a.kv_heads.empty();
   for (size_t i = 0; i < order.size(); ++i) {
@@ -183,6 +249,7 @@ void reorder_blocks(TransformerModel& m, const std::vector<int64_t>& order, uint
     if (s < 0) s = 0;
     na.heads.push_back(a.heads[size_t(s)]);
     if (grouped_kv) na.kv_heads.push_back(a.kv_heads_at(s));
+    if (!a.kv_map.empty()) na.kv_map.push_back(a.ragged(s) ? a.kv_map[size_t(s)] : std::vector<int64_t>());
     na.ffn.push_back(a.ffn[size_t(s)]);
   }
   std::map<std::string, Tensor> cur;
@@ -232,20 +299,24 @@ void keep_units(TransformerModel& m, Unit unit, int64_t layer, const std::vector
   Architecture na = a;
   if (unit == Unit::hidden) na.width = int64_t(keep.size());
   if (unit == Unit::head) na.heads[size_t(layer)] = int64_t(keep.size());
-  // A grouped-query layer keeps whole groups: a key/value head with all its query heads.
+  // A grouped-query layer keeps the key/value heads that some kept query head reads; the kept
+  // query heads' map onto them may leave groups of different sizes (ragged).
   std::vector<int64_t> keep_kv;
   if (unit == Unit::head && a.kv_heads_at(layer) != n) {
-    const int64_t kv = a.kv_heads_at(layer), g = n / kv;
-    for (int64_t j = 0; j < kv; ++j) {
-      const auto kept = std::count_if(keep.begin(), keep.end(), [&](int64_t h) { return h / g == j; });
-      SCION_CHECK(kept == 0 || kept == g, "surgery: layer ", layer, " groups its ", n, " query heads by ", g,
-                  " around each of ", kv, " key/value heads; keep or drop whole groups (query heads ", j * g, "..",
-                  j * g + g - 1, " share key/value head ", j, ", ", kept, " of them kept)");
-      if (kept == g) keep_kv.push_back(j);
+    const std::vector<int64_t> old_map = a.kv_map_at(layer);
+    for (int64_t h : keep)
+      if (keep_kv.empty() || keep_kv.back() != old_map[size_t(h)]) keep_kv.push_back(old_map[size_t(h)]);
+    std::vector<int64_t> new_map;
+    for (int64_t h : keep) new_map.push_back(int64_t(std::find(keep_kv.begin(), keep_kv.end(), old_map[size_t(h)]) -
+                                                     keep_kv.begin()));
+    const std::vector<int64_t> ragged = keep.empty() ? std::vector<int64_t>() : ragged_kv_map(new_map, int64_t(keep_kv.size()));
+    if (!ragged.empty() || a.ragged(layer)) {
+      na.kv_map.resize(size_t(a.layers()));
+      na.kv_map[size_t(layer)] = ragged;
     }
   }
   if (unit == Unit::head && !a.kv_heads.empty())
-    na.kv_heads[size_t(layer)] = keep_kv.empty() ? int64_t(keep.size()) : int64_t(keep_kv.size());
+    na.kv_heads[size_t(layer)] = a.kv_heads_at(layer) != n ? int64_t(keep_kv.size()) : int64_t(keep.size());
   if (unit == Unit::ffn) na.ffn[size_t(layer)] = int64_t(keep.size());
   // The index along an axis of `u` in `l` that keeps only the kept units.
   const int64_t D = a.head_size;

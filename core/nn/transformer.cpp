@@ -42,8 +42,12 @@ SelfAttention::SelfAttention(const BlockConfig& c) : cfg(c) {
   const int64_t kv = c.kv_head_count();
   SCION_CHECK(c.heads > 0 && (c.head_size > 0 || c.width % c.heads == 0), "attention: width ", c.width,
               " is not divisible by ", c.heads, " heads");
-  SCION_CHECK(kv > 0 && c.heads % kv == 0, "attention: ", kv, " key/value heads do not divide ", c.heads,
-              " query heads");
+  if (c.kv_map.empty())
+    SCION_CHECK(kv > 0 && c.heads % kv == 0, "attention: ", kv, " key/value heads do not divide ", c.heads,
+                " query heads");
+  else
+    SCION_CHECK(int64_t(c.kv_map.size()) == c.heads, "attention: a key/value map of ", c.kv_map.size(),
+                " entries for ", c.heads, " query heads");
   const TransformerNames& n = transformer_names(c.family);
   // C in, A = heads * head size inside (equal to C unless heads were pruned or the family
   // chooses its head size); key/value heads KV * head size each.
@@ -78,8 +82,9 @@ Tensor SelfAttention::forward(const Tensor& x, const BlockInputs& in) const {
       qs = rotate(qs, cfg.heads, rope);
       ks = rotate(ks, kv, rope);
     }
-    y = kv == cfg.heads ? ops::attention(qs, ks, vs, cfg.heads, cfg.causal, in.key_padding_mask)
-                        : ops::attention_grouped(qs, ks, vs, cfg.heads, kv, cfg.causal, in.key_padding_mask);
+    if (!cfg.kv_map.empty()) y = ops::attention_grouped(qs, ks, vs, cfg.kv_map, cfg.causal, in.key_padding_mask);
+    else if (kv == cfg.heads) y = ops::attention(qs, ks, vs, cfg.heads, cfg.causal, in.key_padding_mask);
+    else y = ops::attention_grouped(qs, ks, vs, cfg.heads, kv, cfg.causal, in.key_padding_mask);
   }
   if (head_gate.defined()) y = gate_heads(y, head_gate, cfg.heads);
   if (ActivationRecord* r = activation_record(); r && !r->blocks.empty()) r->blocks.back().attention_context = y;

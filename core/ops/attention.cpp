@@ -113,6 +113,25 @@ Tensor attention_packed(const Tensor& qkv, int64_t heads, bool causal, const Ten
   return out;
 }
 
+namespace {
+// x [B, T, kv_heads*D] -> [B, T, heads*D], query head h's slot holding kv head kv_of_head[h]: an
+// index_select over the head axis (both devices' kernels); its backward sums each kv head's
+// gradient over the query heads that read it, in a fixed order.
+Tensor gather_kv_heads(const Tensor& x, int64_t kv_heads, const std::vector<int64_t>& kv_of_head) {
+  const int64_t B = x.size(0), T = x.size(1), D = x.size(2) / kv_heads, H = int64_t(kv_of_head.size());
+  const Tensor index = Tensor::from_vector_i64(kv_of_head, {H}, x.device());
+  return index_select(x.reshape({B, T, kv_heads, D}), 2, index).reshape({B, T, H * D});
+}
+
+void check_kv_map(const char* op, const std::vector<int64_t>& kv_of_head, int64_t kv_heads) {
+  if (kv_of_head.empty()) fail(op, "the query-head -> key/value-head map is empty");
+  for (size_t h = 0; h < kv_of_head.size(); ++h)
+    if (kv_of_head[h] < 0 || kv_of_head[h] >= kv_heads)
+      fail(op, "query head " + std::to_string(h) + " reads key/value head " + std::to_string(kv_of_head[h]) +
+                   ", but there are " + std::to_string(kv_heads));
+}
+}  // namespace
+
 Tensor repeat_kv(const Tensor& x, int64_t kv_heads, int64_t groups) {
   const char* op = "repeat_kv";
   backend_for(op, {&x});
@@ -121,15 +140,33 @@ Tensor repeat_kv(const Tensor& x, int64_t kv_heads, int64_t groups) {
   if (groups <= 0) fail(op, "groups must be positive, got " + std::to_string(groups));
   check_heads(op, x, x.size(2), kv_heads);
   if (groups == 1) return x;
-  const int64_t B = x.size(0), T = x.size(1), D = x.size(2) / kv_heads;
-  // Hugging Face's repeat_kv: kv head j serves query heads j*groups .. j*groups + groups - 1. An
-  // index_select over the head axis (both devices' kernels); its backward sums each kv head's
-  // gradient over its group in a fixed order.
+  // Hugging Face's repeat_kv: kv head j serves query heads j*groups .. j*groups + groups - 1.
   std::vector<int64_t> idx(size_t(kv_heads * groups));
   for (int64_t h = 0; h < kv_heads * groups; ++h) idx[size_t(h)] = h / groups;
-  const Tensor index = Tensor::from_vector_i64(idx, {kv_heads * groups}, x.device());
-  return index_select(x.reshape({B, T, kv_heads, D}), 2, index).reshape({B, T, kv_heads * groups * D});
+  return gather_kv_heads(x, kv_heads, idx);
 }
+
+Tensor repeat_kv(const Tensor& x, int64_t kv_heads, const std::vector<int64_t>& kv_of_head) {
+  const char* op = "repeat_kv";
+  backend_for(op, {&x});
+  check_float(op, x, "input");
+  if (x.dim() != 3) fail(op, "input must be [B, T, kv_heads*D], got " + x.desc());
+  check_heads(op, x, x.size(2), kv_heads);
+  check_kv_map(op, kv_of_head, kv_heads);
+  return gather_kv_heads(x, kv_heads, kv_of_head);
+}
+
+namespace {
+// q [B, T, heads*D]; k and v [B, T, kv_heads*D] of the query's head size and length.
+void check_grouped_shapes(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
+                          int64_t kv_heads) {
+  const int64_t D = q.size(2) / heads;
+  const Shape kv{q.size(0), q.size(1), kv_heads * D};
+  if (k.shape() != kv || v.shape() != kv)
+    fail(op, "k and v must both be " + shape_str(kv) + " (" + std::to_string(kv_heads) +
+                 " heads of the query's head size " + std::to_string(D) + "), got " + k.desc() + " and " + v.desc());
+}
+}  // namespace
 
 Tensor attention_grouped(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, int64_t kv_heads,
                          bool causal, const Tensor& key_padding_mask) {
@@ -140,14 +177,29 @@ Tensor attention_grouped(const Tensor& q, const Tensor& k, const Tensor& v, int6
   check_heads(op, q, q.size(2), heads);
   if (kv_heads <= 0 || heads % kv_heads != 0)
     fail(op, std::to_string(kv_heads) + " key/value heads do not divide " + std::to_string(heads) + " query heads");
-  const int64_t D = q.size(2) / heads;
-  const Shape kv{q.size(0), q.size(1), kv_heads * D};
-  if (k.shape() != kv || v.shape() != kv)
-    fail(op, "k and v must both be " + shape_str(kv) + " (" + std::to_string(kv_heads) +
-                 " heads of the query's head size " + std::to_string(D) + "), got " + k.desc() + " and " + v.desc());
+  check_grouped_shapes(op, q, k, v, heads, kv_heads);
   const int64_t groups = heads / kv_heads;
   return attention(q, repeat_kv(k, kv_heads, groups), repeat_kv(v, kv_heads, groups), heads, causal,
                    key_padding_mask);
+}
+
+Tensor attention_grouped(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<int64_t>& kv_of_head,
+                         bool causal, const Tensor& key_padding_mask) {
+  const char* op = "attention_grouped";
+  backend_for(op, {&q, &k, &v, key_padding_mask.defined() ? &key_padding_mask : nullptr});
+  if (q.dim() != 3 || k.dim() != 3 || v.dim() != 3)
+    fail(op, "q, k and v must be [B, T, width], got " + q.desc() + ", " + k.desc() + ", " + v.desc());
+  const int64_t heads = int64_t(kv_of_head.size());
+  check_heads(op, q, q.size(2), heads);
+  const int64_t D = q.size(2) / heads;
+  if (k.size(2) % D != 0)
+    fail(op, "k's width " + std::to_string(k.size(2)) + " is not a multiple of the query's head size " +
+                 std::to_string(D));
+  const int64_t kv_heads = k.size(2) / D;
+  check_grouped_shapes(op, q, k, v, heads, kv_heads);
+  check_kv_map(op, kv_of_head, kv_heads);
+  return attention(q, gather_kv_heads(k, kv_heads, kv_of_head), gather_kv_heads(v, kv_heads, kv_of_head), heads,
+                   causal, key_padding_mask);
 }
 
 }  // namespace scion::ops

@@ -6,27 +6,47 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <limits>
 
 #include "scion/error.h"
 #include "scion/files.h"
 
 namespace scion::shards {
 
-void write_shard(const std::string& path, const std::vector<int32_t>& tokens) {
+TokenWidth width_for_vocab(int64_t vocab_size) { return vocab_size <= 65536 ? TokenWidth::u16 : TokenWidth::u32; }
+
+namespace {
+
+template <typename T>
+std::vector<T> narrow_tokens(const std::vector<int32_t>& tokens, const char* what) {
+  std::vector<T> body(tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    SCION_CHECK(tokens[i] >= 0 && uint64_t(tokens[i]) <= uint64_t(std::numeric_limits<T>::max()), "write_shard: token ",
+                tokens[i], " at position ", i, " does not fit ", what,
+                sizeof(T) == 2 ? " (vocabularies above 65536 entries need the uint32 format)" : "");
+    body[i] = T(tokens[i]);
+  }
+  return body;
+}
+
+}  // namespace
+
+void write_shard(const std::string& path, const std::vector<int32_t>& tokens, TokenWidth width) {
+  const bool wide = width == TokenWidth::u32;
   std::vector<int32_t> header(256, 0);
-  header[0] = kShardMagic;
-  header[1] = kShardVersion;
+  header[0] = wide ? kShardMagic32 : kShardMagic;
+  header[1] = wide ? kShardVersion32 : kShardVersion;
   header[2] = int32_t(tokens.size());
   SCION_CHECK(tokens.size() < (size_t(1) << 31), "write_shard: ", tokens.size(), " tokens do not fit one shard");
-  std::vector<uint16_t> body(tokens.size());
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    SCION_CHECK(tokens[i] >= 0 && tokens[i] <= 0xffff, "write_shard: token ", tokens[i], " at position ", i,
-                " does not fit uint16 (vocabularies above 65536 entries need another format)");
-    body[i] = uint16_t(tokens[i]);
-  }
   files::AtomicWriter out(path);
   out.write(header.data(), header.size() * 4);
-  out.write(body.data(), body.size() * 2);
+  if (wide) {
+    const auto body = narrow_tokens<uint32_t>(tokens, "uint32");
+    out.write(body.data(), body.size() * 4);
+  } else {
+    const auto body = narrow_tokens<uint16_t>(tokens, "uint16");
+    out.write(body.data(), body.size() * 2);
+  }
   out.commit();
 }
 
@@ -45,29 +65,28 @@ ShardReader::ShardReader(const std::string& path) : path_(path) {
   ::close(fd);
   SCION_CHECK(map_ != MAP_FAILED, "data.shards: cannot map '", path, "'");
   map_bytes_ = bytes;
+  auto refuse = [&](const std::string& why) {
+    ::munmap(map_, map_bytes_);
+    map_ = nullptr;
+    throw Error("data.shards: '" + path + "' " + why);
+  };
   const int32_t* h = static_cast<const int32_t*>(map_);
-  if (h[0] != kShardMagic) {
-    const int32_t got = h[0];
-    ::munmap(map_, map_bytes_);
-    map_ = nullptr;
-    throw Error("data.shards: '" + path + "' has magic " + std::to_string(got) + ", expected " +
-                std::to_string(kShardMagic) + " (llm.c's uint16 token shard); hint: write shards with `scion tokenize`");
-  }
-  if (h[1] != kShardVersion) {
-    const int32_t got = h[1];
-    ::munmap(map_, map_bytes_);
-    map_ = nullptr;
-    throw Error("data.shards: '" + path + "' has version " + std::to_string(got) + ", expected 1");
-  }
+  if (h[0] != kShardMagic && h[0] != kShardMagic32)
+    refuse("has magic " + std::to_string(h[0]) + ", expected " + std::to_string(kShardMagic) +
+           " (llm.c's uint16 token shard) or " + std::to_string(kShardMagic32) +
+           " (its uint32 one); hint: write shards with `scion tokenize`");
+  width_ = h[0] == kShardMagic ? TokenWidth::u16 : TokenWidth::u32;
+  const int32_t want_version = width_ == TokenWidth::u16 ? kShardVersion : kShardVersion32;
+  if (h[1] != want_version)
+    refuse("has version " + std::to_string(h[1]) + ", expected " + std::to_string(want_version) + " for magic " +
+           std::to_string(h[0]));
   count_ = h[2];
-  const size_t want = 1024 + size_t(count_) * 2;
-  if (count_ < 0 || bytes != want) {
-    ::munmap(map_, map_bytes_);
-    map_ = nullptr;
-    throw Error("data.shards: '" + path + "' declares " + std::to_string(count_) + " tokens (" + std::to_string(want) +
-                " bytes) but has " + std::to_string(bytes) + " bytes (truncated or corrupt)");
-  }
-  tokens_ = reinterpret_cast<const uint16_t*>(static_cast<const char*>(map_) + 1024);
+  const size_t token_bytes = width_ == TokenWidth::u16 ? 2 : 4;
+  const size_t want = 1024 + size_t(count_) * token_bytes;
+  if (count_ < 0 || bytes != want)
+    refuse("declares " + std::to_string(count_) + " tokens (" + std::to_string(want) + " bytes) but has " +
+           std::to_string(bytes) + " bytes (truncated or corrupt)");
+  tokens_ = static_cast<const char*>(map_) + 1024;
 }
 
 ShardReader::~ShardReader() {

@@ -1,4 +1,4 @@
-// data.text (streaming text, optional BERT masking) and data.shards (llm.c token shards).
+// data.text (streaming text, optional BERT masking) and data.shards (llm.c token shards, uint16 or uint32).
 #include <algorithm>
 #include <filesystem>
 #include <functional>
@@ -261,7 +261,7 @@ class ShardsNode final : public DataSource {
     Batch b = data::empty_batch(B, T);
     data::Window w(static_cast<size_t>(T + 1));
     for (int64_t r = 0; r < B; ++r) {
-      for (int64_t t = 0; t <= T; ++t) w[size_t(t)] = s[at + r * T + t];
+      for (int64_t t = 0; t <= T; ++t) w[size_t(t)] = int32_t(s[at + r * T + t]);
       data::put_row(b, r, w);
     }
     pos_ += n * world_;
@@ -290,7 +290,7 @@ PluginEntry shards_entry() {
   e.name = "data.shards";
   e.kind = PluginKind::data;
   e.version = "1.0.0";
-  e.description = "Pre-tokenized llm.c shards (uint16 tokens), memory-mapped, read in order";
+  e.description = "Pre-tokenized llm.c shards (uint16 or uint32 tokens), memory-mapped, read in order";
   e.params = {{"files", ParamType::string_list, Json(), true, "shard files (globs), written by `scion tokenize`", true},
               int_param("seq_len", 128, "tokens per row").at_least(1),
               int_param("batch_size", 8, "rows per batch (per rank)").at_least(1)};

@@ -26,6 +26,7 @@ nn::BlockConfig DecoderConfig::block(int64_t l) const {
   b.width = width;
   b.heads = heads_at(l);
   b.kv_heads = kv_heads_at(l);
+  b.kv_map = kv_map_at(l);
   b.head_size = head_dim();
   b.ffn = ffn_at(l);
   b.dropout = dropout;

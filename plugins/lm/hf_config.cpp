@@ -405,6 +405,15 @@ HfImported scion_config_from_hf(const Json& hf, const std::string& source, const
 
 Json hf_config_for(const std::string& plugin, const Json& scion_config) {
   const Config c(scion_config, plugin);
+  if (c.has("layer_kv_map")) {
+    const Json::array_t& maps = json_array(c.at("layer_kv_map"));
+    for (size_t l = 0; l < maps.size(); ++l)
+      if (!json_array(maps[l]).empty())
+        c.refuse("layer " + std::to_string(l) + " groups its query heads unevenly over its key/value heads (" +
+                 json_dump(maps[l]) + ": the key/value head of each query head, after pruning); transformers' " +
+                 "Llama repeats every key/value head over an equal group of query heads, so no from_pretrained " +
+                 "class would compute this model");
+  }
   for (const char* k : {"layer_heads", "layer_ffn", "layer_kv_heads"})
     if (c.has(k) && !json_array(c.at(k)).empty())
       c.refuse(std::string("the model has per-layer sizes (\"") + k +

@@ -59,6 +59,12 @@ void sizes_from_json(const Json& j, LayerSizes& c) {
   list("layer_heads", c.layer_heads);
   list("layer_kv_heads", c.layer_kv_heads);
   list("layer_ffn", c.layer_ffn);
+  c.layer_kv_map.clear();
+  if (j.contains("layer_kv_map"))
+    for (const Json& m : json_array(j.at("layer_kv_map"))) {
+      c.layer_kv_map.emplace_back();
+      for (const Json& x : json_array(m)) c.layer_kv_map.back().push_back(json_int(x));
+    }
 }
 
 Json sizes_to_json(const LayerSizes& c) {
@@ -77,6 +83,13 @@ Json sizes_to_json(const LayerSizes& c) {
   if (!c.layer_heads.empty()) j["layer_heads"] = list(c.layer_heads);
   if (!c.layer_kv_heads.empty()) j["layer_kv_heads"] = list(c.layer_kv_heads);
   if (!c.layer_ffn.empty()) j["layer_ffn"] = list(c.layer_ffn);
+  bool ragged = false;
+  for (const auto& m : c.layer_kv_map) ragged = ragged || !m.empty();
+  if (ragged) {
+    Json::array_t maps;
+    for (const auto& m : c.layer_kv_map) maps.push_back(list(m));
+    j["layer_kv_map"] = Json(maps);
+  }
   return j;
 }
 
@@ -226,6 +239,11 @@ Architecture TransformerNode<M, C>::architecture() const {
     grouped = grouped || a.kv_heads.back() != a.heads.back();
   }
   if (!grouped) a.kv_heads.clear();
+  for (int64_t l = 0; l < c.layers; ++l)
+    if (!c.kv_map_at(l).empty()) {
+      a.kv_map.resize(size_t(c.layers));
+      a.kv_map[size_t(l)] = c.kv_map_at(l);
+    }
   a.pre_ln = nn::BlockConfig::of_family(a.family).pre_norm;
   a.tied = c.tied;
   return a;
@@ -245,6 +263,7 @@ C TransformerNode<M, C>::config_for(const Architecture& a) const {
   c.layer_heads.clear();
   c.layer_kv_heads.clear();
   c.layer_ffn.clear();
+  c.layer_kv_map.clear();
   c.kv_heads = 0;
   const bool uniform = a.uniform() && a.layers() > 0 && a.heads[0] > 0 && a.ffn[0] > 0;
   if (uniform) {
@@ -254,6 +273,11 @@ C TransformerNode<M, C>::config_for(const Architecture& a) const {
   } else {
     c.layer_heads = a.heads;
     if (!a.kv_heads.empty()) c.layer_kv_heads = a.kv_heads;
+    for (int64_t l = 0; l < a.layers(); ++l)
+      if (a.ragged(l)) {
+        c.layer_kv_map.resize(size_t(a.layers()));
+        c.layer_kv_map[size_t(l)] = a.kv_map[size_t(l)];
+      }
     c.layer_ffn = a.ffn;
     c.heads = std::max<int64_t>(1, a.heads.empty() ? 1 : *std::max_element(a.heads.begin(), a.heads.end()));
     c.ffn = a.ffn.empty() ? 0 : std::max<int64_t>(1, *std::max_element(a.ffn.begin(), a.ffn.end()));

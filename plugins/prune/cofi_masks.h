@@ -40,8 +40,10 @@ class CofiMasks {
   // get_num_parameters_and_constraint_for_hidden), on the tape: Σ over layers of
   // E[hidden kept]·E[heads kept]·(4d² + 4d)/(H·d) + 2·E[hidden kept]·E[FFN units kept]. A head's
   // share includes its share of the attention biases; an FFN unit counts its two weights only.
-  // A grouped-query layer (Llama with fewer key/value heads) has one head mask per key/value
-  // group, counted as the group's q, k, v and o weights; Llama's SwiGLU units count three.
+  // A grouped-query layer (Llama with fewer key/value heads) has one mask per query head, and
+  // counts E[hidden kept]·E[attention kept]·(2D·E[query heads kept] + 2D·E[key/value heads
+  // kept]) with E[key/value heads kept] = Σ_j (1 − Π_{h reads j} (1 − p_h)) (docs/methods.md,
+  // CoFi); Llama's SwiGLU units count three.
   Tensor expected_params() const;
   // The reference's prunable_model_size for the dense architecture: Σ over layers of
   // (4d² + 4d) + (2dF + 5d), the attention and FFN sublayers with their biases (embeddings and
@@ -51,8 +53,6 @@ class CofiMasks {
   Tensor expected_sparsity() const;
 
  private:
-  // Query heads per head mask of layer l (1 unless the layer groups its key/value heads).
-  int64_t group(size_t l) const;
   Architecture arch_;
   std::vector<Tensor> head_, attention_, ffn_unit_, ffn_;  // per layer
   Tensor hidden_;
@@ -60,7 +60,9 @@ class CofiMasks {
 
 // What the reference's expected count gives for a pruned model `a` of the dense `dense` (the
 // same depth): Σ_l width·heads_l·(4d² + 4d)/(H·d) + 2·width·ffn_l, d and H the dense width
-// and heads. The pruned model's achieved sparsity is 1 − kept_params / dense_params.
+// and heads; a grouped-query layer counts width·(2D·heads_l + 2D·kv_heads_l) for its attention
+// (biases as expected_params shares them). The pruned model's achieved sparsity is
+// 1 − kept_params / dense_params.
 double kept_params(const Architecture& a, const Architecture& dense);
 // The reference's prunable_model_size of a dense architecture (see dense_params()).
 double dense_params(const Architecture& dense);

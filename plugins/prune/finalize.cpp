@@ -96,15 +96,13 @@ std::vector<int64_t> settle(TransformerModel& m, int64_t layer, Unit unit, GateK
   const std::string proj = out_projection(m, layer, unit, axis);
   if (keep.empty()) {
     // Every unit closed, the sublayer open: it adds its output bias alone. Without a bias it
-    // adds nothing and goes; with one a dead unit (zero output weights) keeps the bias — a
-    // whole key/value group of dead heads where the layer groups them.
+    // adds nothing and goes; with one a dead unit (zero output weights) keeps the bias — one
+    // query head, with the key/value head it reads, where the layer groups them.
     if (!bias_of(m, proj).defined()) {
       ++removed;
       return {};
     }
-    const Architecture a = m.architecture();
-    const int64_t dead = unit == Unit::head ? a.heads[size_t(layer)] / a.kv_heads_at(layer) : 1;
-    for (int64_t i = 0; i < dead; ++i) keep.push_back(i);
+    keep.push_back(0);
     ++r.bias_only;
   }
   fold(m, proj, axis, scale, group, s);

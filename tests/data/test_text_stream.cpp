@@ -5,6 +5,7 @@
 #include <map>
 
 #include <filesystem>
+#include <cstring>
 #include <fstream>
 
 #include "scion/data.h"
@@ -207,6 +208,66 @@ TEST(Shards, RoundTripAndBadShards) {
   }
   EXPECT_THROW(shards::ShardReader((d.path / "nope.bin").string()), Error);
   EXPECT_THROW(shards::write_shard((d.path / "big.bin").string(), {70000}), Error);
+}
+
+// llm.c's Llama 3 shard (magic 20240801, version 7, uint32 tokens): ids above 65535 round trip;
+// a header whose version does not belong to its magic, a uint32 shard cut short and a uint16
+// body under a uint32 header are refused naming the file.
+TEST(Shards, Uint32RoundTripAndBadHeaders) {
+  TempDir d;
+  EXPECT_EQ(shards::width_for_vocab(65536), shards::TokenWidth::u16);
+  EXPECT_EQ(shards::width_for_vocab(65537), shards::TokenWidth::u32);
+  EXPECT_EQ(shards::width_for_vocab(128256), shards::TokenWidth::u32);
+  const std::string p = (d.path / "s32.bin").string();
+  const std::vector<int32_t> toks = {0, 1, 65535, 65536, 128255, 2147483647, 42};
+  shards::write_shard(p, toks, shards::TokenWidth::u32);
+  EXPECT_EQ(fs::file_size(p), 1024u + 4u * toks.size());
+  std::string bytes;
+  {
+    std::ifstream in(p, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  int32_t head[3];
+  std::memcpy(head, bytes.data(), sizeof head);
+  EXPECT_EQ(head[0], 20240801);
+  EXPECT_EQ(head[1], 7);
+  EXPECT_EQ(head[2], int32_t(toks.size()));
+  {
+    shards::ShardReader r(p);
+    EXPECT_EQ(r.width(), shards::TokenWidth::u32);
+    ASSERT_EQ(r.size(), int64_t(toks.size()));
+    for (size_t i = 0; i < toks.size(); ++i) EXPECT_EQ(r[int64_t(i)], uint32_t(toks[i]));
+  }
+  {
+    const std::string p16 = (d.path / "s16.bin").string();
+    shards::write_shard(p16, {7, 65535});
+    shards::ShardReader r(p16);
+    EXPECT_EQ(r.width(), shards::TokenWidth::u16);
+    EXPECT_EQ(r[1], 65535u);
+  }
+  EXPECT_THROW(shards::write_shard((d.path / "neg.bin").string(), {-1}, shards::TokenWidth::u32), Error);
+  auto refused = [&](const std::string& name, const std::string& content, const std::string& why) {
+    const std::string f = d.write(name, content);
+    try {
+      shards::ShardReader r(f);
+      ADD_FAILURE() << name << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  };
+  std::string v1 = bytes;
+  const int32_t one = 1;
+  std::memcpy(v1.data() + 4, &one, 4);  // the uint16 format's version under the uint32 magic
+  refused("v1.bin", v1, "has version 1, expected 7 for magic 20240801");
+  refused("trunc32.bin", bytes.substr(0, bytes.size() - 2), "truncated");
+  // The same tokens as uint16 under the uint32 header: half the bytes the header promises.
+  std::string narrow = bytes.substr(0, 1024);
+  for (int32_t t : {0, 1, 2, 3, 4, 5, 6}) narrow.append(reinterpret_cast<const char*>(&t), 2);
+  refused("narrow.bin", narrow, "declares 7 tokens (1052 bytes) but has 1038 bytes");
+  std::string wrong = bytes;
+  wrong[0] = 2;
+  refused("magic.bin", wrong, "expected 20240520 (llm.c's uint16 token shard) or 20240801");
 }
 
 TEST(TextStream, ValidationBatchesSpanTheWholeSet) {

@@ -280,17 +280,74 @@ TEST(Surgery, LlamaPruningWholeKeyValueGroupsUnitsAndHiddenDimensionsKeepsTheGat
   }
 }
 
-TEST(Surgery, LlamaPruningPartOfAKeyValueGroupIsRefusedWithTheGroup) {
-  lm::DecoderNode m(llama_cfg());
-  const Architecture before = m.architecture();
+// Pruning part of a key/value group keeps its key/value head for the query heads left: the
+// layer's groups become ragged (Architecture::kv_map), the gated and the pruned model compute
+// the same function, a group pruned back to equal sizes is uniform again, and the map survives
+// a checkpoint and the architecture's JSON. A key/value head goes with its last query head.
+TEST(Surgery, LlamaPruningPartOfAKeyValueGroupLeavesRaggedGroups) {
+  lm::DecoderNode m(llama_cfg());  // 4 query heads on 2 key/value heads, head size 4
+  scramble(m, 17);
+  Tensor x = ids();
+  m.set_gate(GateKind::head, 0, vec({0.8f, 1.1f, 0.f, 0.6f}));  // group 1 loses query head 2
+  m.set_gate(GateKind::head, 2, vec({0.f, 0.9f, 1.3f, 0.7f}));  // group 0 loses query head 0
+  m.set_gate(GateKind::head, 1, vec({0.f, 0.f, 1.f, 0.5f}));    // group 0 goes whole
+  const Tensor want = logits(m, x);
+  surgery::keep_units(m, Unit::head, 0, {0, 1, 3});
+  surgery::keep_units(m, Unit::head, 2, {1, 2, 3});
+  surgery::keep_units(m, Unit::head, 1, {2, 3});
+  Architecture a = m.architecture();
+  EXPECT_EQ(a.heads, (std::vector<int64_t>{3, 2, 3}));
+  EXPECT_EQ(a.kv_heads, (std::vector<int64_t>{2, 1, 2}));
+  EXPECT_EQ(a.kv_map_at(0), (std::vector<int64_t>{0, 0, 1}));
+  EXPECT_EQ(a.kv_map_at(2), (std::vector<int64_t>{0, 1, 1}));
+  EXPECT_TRUE(a.ragged(0) && a.ragged(2));
+  EXPECT_FALSE(a.ragged(1));
+  EXPECT_EQ(m.impl().parameter("model.layers.0.self_attn.k_proj.weight").shape(), (Shape{8, 16}));
+  EXPECT_EQ(m.impl().parameter("model.layers.0.self_attn.q_proj.weight").shape(), (Shape{12, 16}));
+  EXPECT_EQ(m.impl().parameter("model.layers.1.self_attn.v_proj.weight").shape(), (Shape{4, 16}));
+  EXPECT_LT(max_diff(logits(m, x), want), 1e-5);
+  // The map in the architecture's JSON and in a checkpoint.
+  EXPECT_TRUE(a.to_json().contains("kv_map"));
+  EXPECT_EQ(Architecture::from_json(a.to_json()), a);
+  auto back = save_and_load(m, "scion_surgery_ragged.safetensors");
+  EXPECT_EQ(back->architecture(), a);
+  EXPECT_LT(max_diff(logits(*back, x), want), 1e-5);
+  // Layer 0 loses query head 1: one query head per key/value head, uniform again.
+  m.set_gate(GateKind::head, 0, vec({1.f, 0.f, 1.f}));
+  const Tensor want2 = logits(m, x);
+  m.set_gate(GateKind::head, 0, Tensor());
+  surgery::keep_units(m, Unit::head, 0, {0, 2});
+  a = m.architecture();
+  EXPECT_FALSE(a.ragged(0));
+  EXPECT_EQ(a.kv_heads_at(0), 2);
+  EXPECT_LT(max_diff(logits(m, x), want2), 1e-5);
+  // Depth edits carry the map with their block.
+  surgery::reorder_blocks(m, {2, 2, 0}, 1);
+  a = m.architecture();
+  EXPECT_EQ(a.kv_map_at(0), (std::vector<int64_t>{0, 1, 1}));
+  EXPECT_EQ(a.kv_map_at(1), (std::vector<int64_t>{0, 1, 1}));
+  EXPECT_FALSE(a.ragged(2));
+  // A ragged layer has no Hugging Face form: export refuses it, naming the layer.
   try {
-    surgery::keep_units(m, Unit::head, 0, {0, 1, 2});
-    FAIL() << "accepted";
+    m.hf_config();
+    ADD_FAILURE() << "exported";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("query heads 2..3 share key/value head 1, 1 of them kept"), std::string::npos)
-        << e.what();
+    EXPECT_NE(std::string(e.what()).find("layer 0 groups its query heads unevenly"), std::string::npos) << e.what();
   }
-  EXPECT_EQ(m.architecture(), before);
+}
+
+TEST(Surgery, RaggedKeyValueMapsAreCheckedAndUniformOnesStoredAsNone) {
+  EXPECT_EQ(surgery::ragged_kv_map({0, 0, 1, 1}, 2), std::vector<int64_t>{});
+  EXPECT_EQ(surgery::ragged_kv_map({0, 1, 2}, 3), std::vector<int64_t>{});
+  EXPECT_EQ(surgery::ragged_kv_map({0, 1, 1}, 2), (std::vector<int64_t>{0, 1, 1}));
+  EXPECT_THROW(surgery::ragged_kv_map({0, 2, 2}, 3), Error);  // kv head 1 read by none
+  EXPECT_THROW(surgery::ragged_kv_map({0, 0, 0}, 2), Error);  // kv head 1 read by none
+  EXPECT_THROW(surgery::ragged_kv_map({1, 0, 1}, 2), Error);  // out of order
+  EXPECT_THROW(surgery::ragged_kv_map({0, 1}, 3), Error);     // fewer query heads than kv heads
+  lm::DecoderNode m(llama_cfg());
+  Json j = m.architecture().to_json();
+  j["kv_map"] = Json::array({Json::array({0, 0, 1}), Json::array(), Json::array()});
+  EXPECT_THROW(Architecture::from_json(j), Error);  // 3 entries for 4 query heads
 }
 
 TEST(Surgery, LlamaLayoutsCoverEveryParameter) {

@@ -24,6 +24,35 @@ std::vector<double> series(const fs::path& run, const char* key) {
     if (m.contains(key)) out.push_back(json_number(m.at(key)));
   return out;
 }
+
+// A one-layer model.gpt of `vocab` ids trained `steps` steps on one shard (rows of `seq` tokens,
+// width seq, 2 heads).
+std::string gpt_on_shard(const fs::path& shard, int64_t vocab, int64_t seq, int64_t steps) {
+  const std::string n = std::to_string(seq);
+  return R"(
+[nodes.data]
+plugin = "data.shards"
+files = [")" + shard.string() + R"("]
+seq_len = )" + n + R"(
+batch_size = 2
+[nodes.model]
+plugin = "model.gpt"
+vocab = )" + std::to_string(vocab) + R"(
+context = )" + n + R"(
+layers = 1
+width = )" + n + R"(
+heads = 2
+tokens = "data.tokens"
+[nodes.lm]
+plugin = "loss.lm"
+logits = "model.logits"
+targets = "data.targets"
+[[stages]]
+steps = )" + std::to_string(steps) + R"(
+train = ["model"]
+losses = ["lm"]
+)";
+}
 }  // namespace
 
 TEST(Graphs, EveryShippedGraphValidates) {
@@ -263,32 +292,24 @@ TEST(Graphs, TokenizeWritesShardsThatTrain) {
   shards::ShardReader r((d / "news.bin").string());
   EXPECT_GT(r.size(), 1000);
   EXPECT_EQ(r[r.size() - 1], 50256);  // end of text after the file
-  std::ofstream(d / "g.toml") << R"(
-[nodes.data]
-plugin = "data.shards"
-files = [")" + (d / "news.bin").string() + R"("]
-seq_len = 32
-batch_size = 2
-[nodes.model]
-plugin = "model.gpt"
-vocab = 50257
-context = 32
-layers = 1
-width = 32
-heads = 2
-tokens = "data.tokens"
-[nodes.lm]
-plugin = "loss.lm"
-logits = "model.logits"
-targets = "data.targets"
-[[stages]]
-steps = 3
-train = ["model"]
-losses = ["lm"]
-)";
+  std::ofstream(d / "g.toml") << gpt_on_shard(d / "news.bin", 50257, 32, 3);
   const Result run = sh("run " + (d / "g.toml").string() + " --plain --out " + (d / "run").string());
   EXPECT_EQ(run.rc, 0) << run.out;
   EXPECT_EQ(metrics(d / "run").size(), 3u);
+  fs::remove_all(d);
+}
+
+// data.shards reads llm.c's uint32 shard (a vocabulary above 65536 ids) as it reads the uint16
+// one: a model of 70001 ids trains on tokens up to 70000.
+TEST(Graphs, Uint32ShardsTrain) {
+  const fs::path d = temp("tok32");
+  std::vector<int32_t> toks(400);
+  for (size_t i = 0; i < toks.size(); ++i) toks[i] = int32_t((i * 7919) % 70001);
+  shards::write_shard((d / "big.bin").string(), toks, shards::TokenWidth::u32);
+  std::ofstream(d / "g.toml") << gpt_on_shard(d / "big.bin", 70001, 16, 2);
+  const Result run = sh("run " + (d / "g.toml").string() + " --plain --out " + (d / "run").string());
+  EXPECT_EQ(run.rc, 0) << run.out;
+  EXPECT_EQ(metrics(d / "run").size(), 2u);
   fs::remove_all(d);
 }
 

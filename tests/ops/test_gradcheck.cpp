@@ -325,6 +325,13 @@ TEST(Gradcheck, AttentionGrouped) {
   GRADCHECK([](const V& x) { return ops::attention_grouped(x[0], x[1], x[2], 4, 2, true); }, {q, k, v}, o);
   GRADCHECK([](const V& x) { return ops::attention_grouped(x[0], x[1], x[2], 4, 1, false); }, {q, k1, k1}, o);
   GRADCHECK([](const V& x) { return ops::repeat_kv(x[0], 2, 3); }, {k});
+  // ragged groups: 3 query heads on 2 kv heads (0 | 1, 1), and 4 on 2 (0, 0, 0 | 1)
+  Tensor q3 = randn({2, 4, 9}, 101);
+  GRADCHECK([](const V& x) { return ops::attention_grouped(x[0], x[1], x[2], std::vector<int64_t>{0, 1, 1}, true); },
+            {q3, k, v}, o);
+  GRADCHECK([](const V& x) { return ops::attention_grouped(x[0], x[1], x[2], std::vector<int64_t>{0, 0, 0, 1}, false); },
+            {q, k, v}, o);
+  GRADCHECK([](const V& x) { return ops::repeat_kv(x[0], 2, std::vector<int64_t>{1, 0, 1}); }, {k});
 }
 
 // =============================== losses ==========================================================

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 
 #include "ops/test_util.h"
 
@@ -136,49 +137,101 @@ TEST(Rotary, RejectsBadShapes) {
 
 // =============================== grouped key/value attention =====================================
 
+namespace {
+using GroupedFn = std::function<Tensor(const Tensor&, const Tensor&, const Tensor&, bool)>;
+// grouped(q, k, v, causal), query head h reading key/value head map[h], equals multi-head
+// attention on k and v gathered per query head on the host (B 2, head size 4), in value and in
+// gradient: a key/value head's gradient is the sum over the query heads that read it.
+void expect_multi_head_on_gathered(const std::vector<int64_t>& map, int64_t kv_heads, int64_t T, const Tensor& mask,
+                                   uint64_t seed, const GroupedFn& grouped) {
+  const int64_t B = 2, D = 4, heads = int64_t(map.size());
+  Tensor q = randn({B, T, heads * D}, seed), k = randn({B, T, kv_heads * D}, seed + 1),
+         v = randn({B, T, kv_heads * D}, seed + 2);
+  auto gather = [&](const Tensor& t) {
+    const std::vector<float> src = t.to_vector();
+    std::vector<float> out(size_t(B * T * heads * D));
+    for (int64_t bt = 0; bt < B * T; ++bt)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t d = 0; d < D; ++d)
+          out[size_t((bt * heads + h) * D + d)] = src[size_t((bt * kv_heads + map[size_t(h)]) * D + d)];
+    return Tensor::from_vector(out, {B, T, heads * D});
+  };
+  for (bool causal : {true, false}) {
+    Tensor qg = q.detach(), kg = k.detach(), vg = v.detach();
+    for (Tensor* t : {&qg, &kg, &vg}) t->set_requires_grad(true);
+    Tensor got = grouped(qg, kg, vg, causal);
+    Tensor qm = q.detach(), km = gather(k), vm = gather(v);
+    for (Tensor* t : {&qm, &km, &vm}) t->set_requires_grad(true);
+    Tensor want = ops::attention(qm, km, vm, heads, causal, mask);
+    SCION_EXPECT_CLOSE(got, to_double(want), 0, 0);
+    Tensor w = randn(want.shape(), seed + 3);
+    ops::sum_all(ops::mul(got, w)).backward();
+    ops::sum_all(ops::mul(want, w)).backward();
+    SCION_EXPECT_CLOSE(qg.grad(), to_double(qm.grad()), 0, 0);
+    const std::vector<float> gkm = km.grad().to_vector(), gvm = vm.grad().to_vector();
+    DVec gk(size_t(B * T * kv_heads * D), 0.0), gv(gk.size(), 0.0);
+    for (int64_t bt = 0; bt < B * T; ++bt)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t d = 0; d < D; ++d) {
+          gk[size_t((bt * kv_heads + map[size_t(h)]) * D + d)] += gkm[size_t((bt * heads + h) * D + d)];
+          gv[size_t((bt * kv_heads + map[size_t(h)]) * D + d)] += gvm[size_t((bt * heads + h) * D + d)];
+        }
+    SCION_EXPECT_CLOSE(kg.grad(), gk, 1e-6, 1e-5);
+    SCION_EXPECT_CLOSE(vg.grad(), gv, 1e-6, 1e-5);
+  }
+}
+}  // namespace
+
 // GQA equals multi-head attention on k and v whose heads were repeated by hand (kv head j copied
 // to query heads j*g .. j*g + g - 1), in value and in gradient (the copies' gradients summed back).
 TEST(GroupedAttention, EqualsMultiHeadOnRepeatedKeysAndValues) {
-  const int64_t B = 2, T = 6, D = 4;
+  const int64_t T = 6;
   for (const auto& [heads, kv_heads] : std::vector<std::pair<int64_t, int64_t>>{{4, 2}, {6, 3}, {4, 1}, {3, 3}}) {
-    const int64_t g = heads / kv_heads;
-    Tensor q = randn({B, T, heads * D}, 231), k = randn({B, T, kv_heads * D}, 232), v = randn({B, T, kv_heads * D}, 233);
-    // the explicit repetition, on the host
-    auto repeat = [&](const Tensor& t) {
-      const std::vector<float> src = t.to_vector();
-      std::vector<float> out(size_t(B * T * heads * D));
-      for (int64_t bt = 0; bt < B * T; ++bt)
-        for (int64_t h = 0; h < heads; ++h)
-          for (int64_t d = 0; d < D; ++d)
-            out[size_t((bt * heads + h) * D + d)] = src[size_t((bt * kv_heads + h / g) * D + d)];
-      return Tensor::from_vector(out, {B, T, heads * D});
-    };
-    Tensor mask = mask_u8({B, T}, [&](int64_t i) { return !(i / T == 1 && i % T >= 4); });
-    for (bool causal : {true, false}) {
-      Tensor qg = q.detach(), kg = k.detach(), vg = v.detach();
-      for (Tensor* t : {&qg, &kg, &vg}) t->set_requires_grad(true);
-      Tensor got = ops::attention_grouped(qg, kg, vg, heads, kv_heads, causal, mask);
-      Tensor qm = q.detach(), km = repeat(k), vm = repeat(v);
-      for (Tensor* t : {&qm, &km, &vm}) t->set_requires_grad(true);
-      Tensor want = ops::attention(qm, km, vm, heads, causal, mask);
-      SCION_EXPECT_CLOSE(got, to_double(want), 0, 0);
-      Tensor w = randn(want.shape(), 234);
-      ops::sum_all(ops::mul(got, w)).backward();
-      ops::sum_all(ops::mul(want, w)).backward();
-      SCION_EXPECT_CLOSE(qg.grad(), to_double(qm.grad()), 0, 0);
-      // kv head j's gradient = the sum of its group's repeated gradients
-      const std::vector<float> gkm = km.grad().to_vector(), gvm = vm.grad().to_vector();
-      DVec gk(size_t(B * T * kv_heads * D), 0.0), gv(gk.size(), 0.0);
-      for (int64_t bt = 0; bt < B * T; ++bt)
-        for (int64_t h = 0; h < heads; ++h)
-          for (int64_t d = 0; d < D; ++d) {
-            gk[size_t((bt * kv_heads + h / g) * D + d)] += gkm[size_t((bt * heads + h) * D + d)];
-            gv[size_t((bt * kv_heads + h / g) * D + d)] += gvm[size_t((bt * heads + h) * D + d)];
-          }
-      SCION_EXPECT_CLOSE(kg.grad(), gk, 1e-6, 1e-5);
-      SCION_EXPECT_CLOSE(vg.grad(), gv, 1e-6, 1e-5);
-    }
+    std::vector<int64_t> map;
+    for (int64_t h = 0; h < heads; ++h) map.push_back(h / (heads / kv_heads));
+    Tensor mask = mask_u8({2, T}, [&](int64_t i) { return !(i / T == 1 && i % T >= 4); });
+    expect_multi_head_on_gathered(map, kv_heads, T, mask, 231, [&, heads = heads, kv_heads = kv_heads](
+                                                                   const Tensor& q, const Tensor& k, const Tensor& v,
+                                                                   bool causal) {
+      return ops::attention_grouped(q, k, v, heads, kv_heads, causal, mask);
+    });
   }
+}
+
+// Ragged groups (a pruned grouped-query layer): query head h reads key/value head map[h]. Equals
+// multi-head attention on k and v gathered per query head by hand, in value and gradient (a kv
+// head's gradient the sum over the query heads that read it, however many). The uniform map
+// gives exactly the uniform overload's values.
+TEST(GroupedAttention, RaggedGroupsEqualMultiHeadOnGatheredKeysAndValues) {
+  const int64_t T = 5;
+  const std::vector<std::vector<int64_t>> maps = {{0, 1, 1}, {0, 0, 0, 1, 2, 2}, {0, 1}, {0, 0, 0}};
+  for (const auto& map : maps) {
+    Tensor mask = mask_u8({2, T}, [&](int64_t i) { return !(i / T == 0 && i % T >= 3); });
+    expect_multi_head_on_gathered(map, map.back() + 1, T, mask, 241,
+                                  [&](const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
+                                    return ops::attention_grouped(q, k, v, map, causal, mask);
+                                  });
+  }
+  // The uniform map is the uniform overload.
+  Tensor q = randn({1, 4, 16}, 245), k = randn({1, 4, 8}, 246);
+  SCION_EXPECT_CLOSE(ops::attention_grouped(q, k, k, std::vector<int64_t>{0, 0, 1, 1}, true),
+                     to_double(ops::attention_grouped(q, k, k, 4, 2, true)), 0, 0);
+  SCION_EXPECT_CLOSE(ops::repeat_kv(k, 2, std::vector<int64_t>{0, 1, 1}),
+                     to_double(ops::index_select(k.reshape({1, 4, 2, 4}), 2,
+                                                 Tensor::from_vector_i64({0, 1, 1}, {3}))
+                                   .reshape({1, 4, 12})),
+                     0, 0);
+}
+
+TEST(GroupedAttention, RaggedMapsAreCheckedAgainstTheHeads) {
+  Tensor q = randn({1, 3, 12}, 1), k = randn({1, 3, 8}, 2);  // head size 4: 3 query heads, 2 kv heads
+  EXPECT_NO_THROW(ops::attention_grouped(q, k, k, std::vector<int64_t>{0, 1, 1}, true));
+  EXPECT_THROW(ops::attention_grouped(q, k, k, std::vector<int64_t>{0, 2, 1}, true), Error);  // kv head 2 of 2
+  EXPECT_THROW(ops::attention_grouped(q, k, k, std::vector<int64_t>{0, -1, 1}, true), Error);
+  EXPECT_THROW(ops::attention_grouped(q, k, k, std::vector<int64_t>{0, 1}, true), Error);  // head size 6: k's 8
+  EXPECT_THROW(ops::attention_grouped(q, randn({1, 3, 4}, 3), k, std::vector<int64_t>{0, 1, 1}, true), Error);
+  EXPECT_THROW(ops::repeat_kv(k, 2, std::vector<int64_t>{}), Error);
+  EXPECT_THROW(ops::repeat_kv(k, 2, std::vector<int64_t>{0, 3}), Error);
 }
 
 TEST(GroupedAttention, RepeatKvFollowsHuggingFaceOrder) {

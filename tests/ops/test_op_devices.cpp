@@ -185,6 +185,14 @@ std::vector<Row> rows() {
                [](V& x) { return V{ops::attention_grouped(x[0], x[1], x[2], 4, 2, true, x[3])}; }});
   r.push_back({"repeat_kv", false, [] { return std::vector<In>{g(f({2, 3, 6}, 94))}; },
                [](V& x) { return V{ops::repeat_kv(x[0], 3, 2)}; }});
+  r.push_back({"attention_grouped_ragged", false,
+               [] {
+                 return std::vector<In>{g(f({2, 7, 12}, 95)), g(f({2, 7, 8}, 96)), g(f({2, 7, 8}, 97)),
+                                        c(u8({2, 7}, 98))};
+               },
+               [](V& x) { return V{ops::attention_grouped(x[0], x[1], x[2], std::vector<int64_t>{0, 1, 1}, true, x[3])}; }});
+  r.push_back({"repeat_kv_ragged", false, [] { return std::vector<In>{g(f({2, 3, 6}, 99))}; },
+               [](V& x) { return V{ops::repeat_kv(x[0], 3, std::vector<int64_t>{0, 0, 0, 1, 2})}; }});
   // ---- losses ----
   r.push_back({"cross_entropy_ignore", false,
                [] {

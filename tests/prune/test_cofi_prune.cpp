@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
 
 #include "cofi_masks.h"
 #include "finalize.h"
@@ -314,10 +315,10 @@ TEST(CofiPrune, LogAlphaGetsFiniteDifferenceGradientsThroughTheModelsGates) {
   }
 }
 
-// CoFi on a grouped-query Llama: one head mask per key/value group, so the deterministic masks
-// keep or drop a key/value head with its query heads; through RMSNorm and SwiGLU the masked
-// model and the physically pruned one compute the same function.
-TEST(CofiPrune, LlamaPrunesWholeKeyValueGroupsAndTheMaskedModelEqualsThePrunedOne) {
+// CoFi on a grouped-query Llama: one mask per query head; a key/value head goes when all its
+// query heads are gone; through RMSNorm and SwiGLU the masked model and the physically pruned
+// one compute the same function.
+TEST(CofiPrune, LlamaDropsAKeyValueHeadWithItsLastQueryHeadAndTheMaskedModelEqualsThePrunedOne) {
   auto m = tiny_model(2, /*tied=*/false);
   const Architecture a = m->architecture();
   prune::MaskInit init;
@@ -326,12 +327,12 @@ TEST(CofiPrune, LlamaPrunesWholeKeyValueGroupsAndTheMaskedModelEqualsThePrunedOn
   uint64_t k = 0;
   for (auto& [name, t] : masks.log_alphas()) {
     if (name.rfind("head.", 0) == 0) {
-      EXPECT_EQ(t.numel(), 2) << name << ": one mask per key/value group";
+      EXPECT_EQ(t.numel(), 4) << name << ": one mask per query head";
     }
     std::vector<float> v(size_t(t.numel()));
     for (size_t i = 0; i < v.size(); ++i) v[i] = random_uniform(7, k++) < 0.3f ? -60.f : 60.f;
-    if (name.rfind("head.", 0) == 0) v = {60.f, 60.f};
-    if (name == "head.1") v = {-60.f, 60.f};  // layer 1 loses group 0: query heads 0, 1 and kv head 0
+    if (name.rfind("head.", 0) == 0) v = {60.f, 60.f, 60.f, 60.f};
+    if (name == "head.1") v = {-60.f, -60.f, 60.f, 60.f};  // layer 1 loses query heads 0, 1 and so kv head 0
     if (name == "attention.1" || name == "ffn.1") v[0] = 60.f;
     NoGradGuard ng;
     t.copy_(Tensor::from_vector(v, t.shape()));
@@ -345,7 +346,142 @@ TEST(CofiPrune, LlamaPrunesWholeKeyValueGroupsAndTheMaskedModelEqualsThePrunedOn
   const Architecture b = m->architecture();
   EXPECT_EQ(b.heads[1], 2);
   EXPECT_EQ(b.kv_heads_at(1), 1);
+  EXPECT_FALSE(b.ragged(1));
   EXPECT_LT(b.width, a.width);
   EXPECT_LT(max_diff(logits(*m, x), want), 1e-5);
   EXPECT_NEAR(prune::kept_params(b, a), expected, 1e-6 * expected);
+}
+
+namespace {
+// A Llama of 6 query heads on 3 key/value heads (head size 4), no biases, untied.
+std::unique_ptr<TransformerModel> llama_6_on_3() {
+  auto c = tiny::llama_cfg();
+  c.layers = 4, c.width = 24, c.heads = 6, c.kv_heads = 3, c.ffn = 24, c.qkv_bias = false, c.tied = false;
+  auto m = std::make_unique<lm::DecoderNode>(c);
+  tiny::scramble(m->module(), 41, 0.3f);
+  return m;
+}
+
+// The attention and MLP weights of the blocks: what kept_params counts for a bias-free Llama.
+int64_t block_matrix_params(Model& m) {
+  int64_t n = 0;
+  for (const auto& [name, t] : m.module().named_parameters())
+    if ((name.find(".self_attn.") != std::string::npos || name.find(".mlp.") != std::string::npos) && t.dim() == 2)
+      n += t.numel();
+  return n;
+}
+}  // namespace
+
+// Ragged groups: layer 0 keeps one of kv group 0's query heads, none of group 1's and all of
+// group 2's; layer 1 drops one query head of group 0; layer 3 keeps one query head per group.
+// The masked model and the pruned one compute the same logits, the pruned model's parameter
+// count is the formula's, and it survives a checkpoint; Hugging Face export refuses it naming
+// the layer (transformers' Llama needs equal groups).
+TEST(CofiPrune, LlamaRaggedGroupsMaskedEqualsPrunedAndTheCountIsTheFormulas) {
+  auto m = llama_6_on_3();
+  const Architecture a = m->architecture();
+  prune::MaskInit init;
+  init.seed = 21;
+  prune::CofiMasks masks(a, init);
+  const std::map<std::string, std::vector<float>> heads = {
+      {"head.0", {60.f, -60.f, -60.f, -60.f, 60.f, 60.f}},
+      {"head.1", {-60.f, 60.f, 60.f, 60.f, 60.f, 60.f}},
+      {"head.2", {60.f, 60.f, 60.f, 60.f, 60.f, 60.f}},
+      {"head.3", {60.f, -60.f, -60.f, 60.f, 60.f, -60.f}}};
+  uint64_t k = 0;
+  for (auto& [name, t] : masks.log_alphas()) {
+    std::vector<float> v(size_t(t.numel()));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = random_uniform(17, k++) < 0.25f ? -60.f : 60.f;
+    if (heads.count(name)) v = heads.at(name);
+    if (name.rfind("attention.", 0) == 0 || name.rfind("ffn.", 0) == 0) v[0] = 60.f;
+    NoGradGuard ng;
+    t.copy_(Tensor::from_vector(v, t.shape()));
+  }
+  const Tensor x = ids(a.vocab);
+  masks.set_deterministic(*m);
+  const Tensor want = logits(*m, x);
+  const double expected = masks.expected_params().item();
+  prune::prune_with_gates(*m);
+  const Architecture b = m->architecture();
+  EXPECT_EQ(b.heads, (std::vector<int64_t>{3, 5, 6, 3}));
+  EXPECT_EQ(b.kv_heads, (std::vector<int64_t>{2, 3, 3, 3}));
+  EXPECT_EQ(b.kv_map_at(0), (std::vector<int64_t>{0, 1, 1}));
+  EXPECT_EQ(b.kv_map_at(1), (std::vector<int64_t>{0, 1, 1, 2, 2}));
+  EXPECT_TRUE(b.ragged(0) && b.ragged(1));
+  EXPECT_FALSE(b.ragged(2) || b.ragged(3));
+  EXPECT_EQ(m->module().parameter("model.layers.0.self_attn.k_proj.weight").shape(), (Shape{8, b.width}));
+  EXPECT_LT(max_diff(logits(*m, x), want), 1e-5);
+  // The count: the formula at decided masks, and the pruned model's own matrices.
+  const double counted = prune::kept_params(b, a);
+  EXPECT_NEAR(counted, expected, 1e-6 * counted);
+  EXPECT_EQ(double(block_matrix_params(*m)), counted);
+  // The checkpoint stores the map: a reloaded model has the ragged layers and the same logits.
+  const std::string path = (std::filesystem::temp_directory_path() / "scion_cofi_ragged.safetensors").string();
+  safetensors::save(path, m->module().state_dict(), {{checkpoint::kConfigKey, json_dump(m->config())}});
+  auto c = tiny::llama_cfg();
+  auto back = std::make_unique<lm::DecoderNode>(lm::decoder_config_from_json(
+      json_parse(safetensors::load_metadata(path).at(checkpoint::kConfigKey), path), c));
+  back->module().load_state_dict(safetensors::load(path).tensors);
+  EXPECT_EQ(back->architecture(), b);
+  EXPECT_LT(max_diff(logits(*back, x), want), 1e-5);
+  std::filesystem::remove(path);
+  try {
+    m->hf_config();
+    ADD_FAILURE() << "a ragged model was exported";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("layer 0 groups its query heads unevenly over its key/value heads ([0,1,1]"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+// The expected count of a grouped layer, computed here from the keep probabilities in double:
+// E[hidden]·Σ_l E[attention_l]·(2D·Σ_h p_h + 2D·Σ_j (1 − Π_{h reads j} (1 − p_h))) +
+// E[hidden]·Σ_l E[ffn_l]·3·Σ_u p_u; and its gradient to a query head's log α by finite differences.
+TEST(CofiPrune, LlamaExpectedCountCountsQueryHeadsAndExpectedKeyValueHeads) {
+  auto m = llama_6_on_3();
+  const Architecture a = m->architecture();
+  prune::MaskInit init;
+  init.log_alpha = 0.5f, init.ffn_unit_log_alpha = -0.5f, init.std = 1.5f, init.seed = 3;
+  prune::CofiMasks masks(a, init);
+  std::map<std::string, std::vector<double>> p;
+  for (const auto& [name, t] : masks.log_alphas()) {
+    NoGradGuard ng;
+    for (float v : prune::HardConcrete::keep_prob(t).to_vector()) p[name].push_back(v);
+  }
+  auto sum = [](const std::vector<double>& v) {
+    double s = 0;
+    for (double x : v) s += x;
+    return s;
+  };
+  const double D = double(a.head_size);
+  double total = 0;
+  for (int64_t l = 0; l < a.layers(); ++l) {
+    const std::string i = std::to_string(l);
+    const std::vector<double>& ph = p.at("head." + i);
+    double kv = 0;
+    for (int64_t j = 0; j < 3; ++j) kv += 1.0 - (1.0 - ph[size_t(2 * j)]) * (1.0 - ph[size_t(2 * j + 1)]);
+    total += p.at("attention." + i)[0] * (2 * D * sum(ph) + 2 * D * kv) + p.at("ffn." + i)[0] * 3 * sum(p.at("ffn_unit." + i));
+  }
+  const double want = sum(p.at("hidden")) * total;
+  const Tensor got = masks.expected_params();
+  EXPECT_NEAR(got.item(), want, 1e-5 * want);
+  got.backward();
+  Tensor la = masks.log_alphas()[0].second;  // head.0
+  ASSERT_EQ(masks.log_alphas()[0].first, "head.0");
+  const std::vector<float> grad = la.grad().to_vector();
+  for (int64_t h : {0, 3}) {
+    auto at = [&](float delta) {
+      NoGradGuard ng;
+      std::vector<float> v = la.to_vector();
+      v[size_t(h)] += delta;
+      la.copy_(Tensor::from_vector(v, la.shape()));
+      const double e = masks.expected_params().item();
+      v[size_t(h)] -= delta;
+      la.copy_(Tensor::from_vector(v, la.shape()));
+      return e;
+    };
+    const double fd = (at(2e-2f) - at(-2e-2f)) / 4e-2;
+    EXPECT_NEAR(grad[size_t(h)], fd, 1e-2 * std::fabs(fd) + 1e-3) << "query head " << h;
+  }
 }

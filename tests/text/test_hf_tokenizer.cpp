@@ -15,9 +15,11 @@
 
 #include "fixtures.h"
 #include "hf_tokenizer.h"
+#include "scion/shards.h"
 #include "scion_cli.h"
 
 using scion::text::HfTokenizer;
+namespace shards = scion::shards;
 using Ids = std::vector<int32_t>;
 
 namespace {
@@ -231,12 +233,40 @@ TEST(HfTokenizer, ScionTokenizeUsesTheFileNamedByVocab) {
                             " --out " + (d.path / "y.bin").string());
   EXPECT_NE(WEXITSTATUS(missing.rc), 0) << missing.out;
   EXPECT_NE(missing.out.find("none.json"), std::string::npos) << missing.out;
-  // Llama 3's 128256 ids do not fit llm.c's uint16 shards: refused before tokenizing.
+  // Mistral's 32000 ids take llm.c's uint16 shard; Llama 3's 128256 its uint32 one, holding
+  // the tokenizer's own ids (those above 65535 included) and end of text after the document.
+  EXPECT_EQ(shards::ShardReader((d.path / "x.bin").string()).width(), shards::TokenWidth::u16);
+  const HfTokenizer* l3 = load("llama3");
+  if (!l3) return;
   const Result big = sh("tokenize " + in + " --tokenizer tokenizer.hf --vocab " + tokenizer_file("llama3").string() +
                         " --out " + (d.path / "z.bin").string());
-  EXPECT_NE(WEXITSTATUS(big.rc), 0) << big.out;
-  EXPECT_NE(big.out.find("tokenizer.hf has 128256 ids, but llm.c shards hold uint16 tokens"), std::string::npos) << big.out;
-  EXPECT_FALSE(fs::exists(d.path / "z.bin"));
+  ASSERT_EQ(WEXITSTATUS(big.rc), 0) << big.out;
+  EXPECT_NE(big.out.find("uint32"), std::string::npos) << big.out;
+  Ids want = l3->encode(slurp(kSource / in));
+  want.push_back(l3->eot_id());
+  {
+    shards::ShardReader z((d.path / "z.bin").string());
+    EXPECT_EQ(z.width(), shards::TokenWidth::u32);
+    ASSERT_EQ(z.size(), int64_t(want.size()));
+    int64_t above = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+      ASSERT_EQ(z[int64_t(i)], uint32_t(want[i])) << "at " << i;
+      above += want[i] > 65535;
+    }
+    EXPECT_GT(above, 0);  // the round trip carries ids a uint16 shard cannot
+  }
+  // --token-bits 16 with that vocabulary is refused before tokenizing; 32 is taken for a small one.
+  const Result narrow = sh("tokenize " + in + " --tokenizer tokenizer.hf --token-bits 16 --vocab " +
+                           tokenizer_file("llama3").string() + " --out " + (d.path / "n.bin").string());
+  EXPECT_NE(WEXITSTATUS(narrow.rc), 0) << narrow.out;
+  EXPECT_NE(narrow.out.find("tokenizer.hf has 128256 ids, but --token-bits 16 holds at most 65536 ids"),
+            std::string::npos)
+      << narrow.out;
+  EXPECT_FALSE(fs::exists(d.path / "n.bin"));
+  const Result wide = sh("tokenize " + in + " --tokenizer tokenizer.hf --token-bits 32 --vocab " +
+                         tokenizer_file("mistral").string() + " --out " + (d.path / "w.bin").string());
+  ASSERT_EQ(WEXITSTATUS(wide.rc), 0) << wide.out;
+  EXPECT_EQ(shards::ShardReader((d.path / "w.bin").string()).width(), shards::TokenWidth::u32);
 }
 
 // Meta's own Llama 3 file wraps its template in a Sequence after ByteLevel; the template's

@@ -158,6 +158,9 @@ struct BlockConfig {
   int64_t width = 256;
   int64_t heads = 4;       // query heads; 0: no attention sublayer (pruned away)
   int64_t kv_heads = 0;    // key/value heads (GQA, MQA); 0: as many as query heads
+  // Ragged groups (a pruned grouped-query layer): kv_map[h] is the key/value head query head h
+  // reads. Empty: kv head j serves query heads j*g .. j*g+g-1 (g = heads / kv_heads).
+  std::vector<int64_t> kv_map;
   int64_t head_size = 0;   // 0: width / heads
   int64_t ffn = 1024;      // usually 4 * width; 0: no FFN sublayer
   int64_t head_dim() const { return head_size > 0 ? head_size : width / heads; }

@@ -130,6 +130,13 @@ Tensor repeat_kv(const Tensor& x, int64_t kv_heads, int64_t groups);
 // which are materialised ([B, T, heads*D] each) for the step.
 Tensor attention_grouped(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, int64_t kv_heads,
                          bool causal, const Tensor& key_padding_mask = Tensor());
+// Ragged groups (a pruned grouped-query layer, SDK 10): query head h reads key/value head
+// kv_of_head[h] (heads = kv_of_head.size(), kv_heads = k's width / the query's head size, every
+// entry in [0, kv_heads)). The same fused attention on k and v gathered per query head; the
+// uniform overloads above are this with kv_of_head[h] = h / groups.
+Tensor repeat_kv(const Tensor& x, int64_t kv_heads, const std::vector<int64_t>& kv_of_head);
+Tensor attention_grouped(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<int64_t>& kv_of_head,
+                         bool causal, const Tensor& key_padding_mask = Tensor());
 // ---- losses (mean over counted rows; fused softmax, probabilities never stored) -----------
 // logits [N, V] (or [.., V]), targets i64 [N] (or [..]); rows whose target is ignore_index
 // do not count.

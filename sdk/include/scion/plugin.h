@@ -26,7 +26,7 @@ namespace scion {
 
 // SDK ABI: a plugin built for another major version is refused; a plugin built against a
 // newer minor version than the host's is refused too (it may use what the host lacks).
-constexpr uint32_t kSdkAbiMajor = 9;  // 2: Op::carry_state; 3: Loss::idle_inputs and needed_metrics, Op::state_source;
+constexpr uint32_t kSdkAbiMajor = 10;  // 2: Op::carry_state; 3: Loss::idle_inputs and needed_metrics, Op::state_source;
                                       // 4: model surgery (scion/surgery.h), nn buffers and gates, parameter groups,
                                       //    plugin-owned parameters, schema checks, nlohmann JSON
                                       //    (ParamSpec choices/ranges/node kinds, PluginEntry::check; node_refs gone)
@@ -49,6 +49,8 @@ constexpr uint32_t kSdkAbiMajor = 9;  // 2: Op::carry_state; 3: Loss::idle_input
                                       //    PluginEntry::hf_architectures
                                       // 9: GraphProblem::note (a check's notes, printed by validate);
                                       //    PluginEntry::check runs for ops too; GraphStageView::ops
+                                      // 10: ragged key/value groups: Architecture::kv_map, BlockConfig::kv_map,
+                                      //    repeat_kv / attention_grouped taking a query-head -> kv-head map
 constexpr uint32_t kSdkAbiMinor = 0;
 
 enum class PluginKind { data, tokenizer, model, op, loss, prompt, optimizer, evaluator };

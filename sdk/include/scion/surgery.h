@@ -41,8 +41,9 @@ enum class Unit : uint8_t {
   qkv,     // GPT's fused [3 * heads * head_size]: q | k | v blocks, each head-major
   ffn,     // the FFN units of one layer (SwiGLU: gate and up rows, down columns)
   kv_head, // key/value heads of a grouped-query layer, [kv_heads * head_size] head-major; kv
-           // head j serves query heads j*g .. j*g+g-1 (g = heads / kv_heads). A layer whose key
-           // and value heads equal its query heads lays them out as `head`.
+           // head j serves query heads j*g .. j*g+g-1 (g = heads / kv_heads), or those
+           // Architecture::kv_map names in a layer with ragged groups. A layer whose key and
+           // value heads equal its query heads lays them out as `head`.
 };
 const char* unit_name(Unit u);
 
@@ -71,11 +72,18 @@ struct Architecture {
   // query heads (GPT-2, BERT, a multi-head Llama).
   std::vector<int64_t> kv_heads;
   int64_t kv_heads_at(int64_t layer) const { return kv_heads.empty() ? heads[size_t(layer)] : kv_heads[size_t(layer)]; }
+  // Per layer: the key/value head each query head reads, where the layer's groups are ragged
+  // (pruning kept some query heads of a group and all of another's, SDK 10); an empty list, or
+  // a layer's empty entry, means the uniform grouping above. Kept empty for a uniform layer.
+  std::vector<std::vector<int64_t>> kv_map;
+  bool ragged(int64_t layer) const { return size_t(layer) < kv_map.size() && !kv_map[size_t(layer)].empty(); }
+  // The key/value head of every query head of `layer`, ragged or not.
+  std::vector<int64_t> kv_map_at(int64_t layer) const;
   std::vector<int64_t> ffn;    // per layer; 0 = FFN sublayer removed
   bool pre_ln = true;
   bool tied = true;            // output head tied to the input embedding
   int64_t layers() const { return int64_t(heads.size()); }
-  bool uniform() const;        // every layer has the same heads and FFN size
+  bool uniform() const;        // every layer has the same heads and FFN size, no ragged groups
   Json to_json() const;
   static Architecture from_json(const Json& j);
 };
@@ -147,12 +155,20 @@ void reorder_blocks(TransformerModel& m, const std::vector<int64_t>& order, uint
 
 // Keeps only `keep` (sorted, distinct) units of one kind: heads or FFN units of `layer`, or
 // hidden dimensions (layer -1, everywhere). An empty head or FFN keep list removes that
-// sublayer.
+// sublayer. In a grouped-query layer `keep` names query heads: a key/value head stays while one
+// of its query heads does and goes with the last of them, leaving ragged groups
+// (Architecture::kv_map) where a group lost some of its query heads.
 void keep_units(TransformerModel& m, Unit unit, int64_t layer, const std::vector<int64_t>& keep);
 
 // The source parameter after reorder_blocks(order): a block parameter names its source block,
 // "" for an identity block, anything else itself (for Op::state_source).
 std::string block_source(const TransformerModel& m, const std::string& param, const std::vector<int64_t>& order);
+
+// The query-head -> key/value-head map of a layer in Architecture::kv_map's form: empty when it
+// is the uniform grouping of its heads over kv_heads (kv head j serving query heads
+// j*g .. j*g+g-1), itself otherwise. Throws unless every entry is in [0, kv_heads), every key/
+// value head is read and no query head reads a lower one than the head before it.
+std::vector<int64_t> ragged_kv_map(const std::vector<int64_t>& kv_of_head, int64_t kv_heads);
 
 // dst[.., j, ..] = t[.., index[j], ..] along `axis` (0 or 1) of a 1-D or 2-D f32 tensor.
 Tensor select_units(const Tensor& t, int axis, const std::vector<int64_t>& index);
