@@ -183,27 +183,43 @@ TEST(DynamicBatchLoading, RowsAreDrawnFromTheDomainsByTheirWeights) {
 }
 
 // Two ranks' rows, interleaved, are the one-process batch (tokens, targets and domains), and
-// a node restored from another's state continues its batches exactly.
-TEST(DynamicBatchLoading, RanksShareOneStreamAndAStateRestoresIt) {
+// a state restores the stream: on one process, and on two ranks (a run resumed on another
+// world size draws what the one process would have drawn next).
+TEST(DynamicBatchLoading, RanksShareOneStreamAndAStateRestoresItOnAnyWorldSize) {
+  // Rank 0's and rank 1's rows of one step, interleaved (row j of rank r is global row 2j + r).
+  auto interleaved = [](const TensorMap& b0, const TensorMap& b1, const std::string& port) {
+    std::vector<int64_t> joined, per0 = column(b0, port), per1 = column(b1, port);
+    const size_t row = port == "domain" ? 1 : 32;
+    for (size_t j = 0; j < per0.size() / row; ++j) {
+      joined.insert(joined.end(), per0.begin() + j * row, per0.begin() + (j + 1) * row);
+      joined.insert(joined.end(), per1.begin() + j * row, per1.begin() + (j + 1) * row);
+    }
+    return joined;
+  };
+  // Two steps of one process: the 16 global rows of one two-rank step.
+  auto two_steps = [](DataSource& one, const std::string& port) {
+    std::vector<int64_t> both = column(one.next(StepContext()), port), second = column(one.next(StepContext()), port);
+    both.insert(both.end(), second.begin(), second.end());
+    return both;
+  };
   auto one = mixture(0, 1), r0 = mixture(0, 2), r1 = mixture(1, 2);
   for (int s = 0; s < 5; ++s) {
-    const TensorMap a = one->next(StepContext()), b0 = r0->next(StepContext()), b1 = r1->next(StepContext());
-    const TensorMap c = one->next(StepContext());  // a world-1 step of 8 rows is a world-2 step's 16 over two batches
+    const TensorMap b0 = r0->next(StepContext()), b1 = r1->next(StepContext());
+    const TensorMap a = one->next(StepContext()), c = one->next(StepContext());
     for (const std::string port : {"tokens", "targets", "domain"}) {
-      std::vector<int64_t> joined, per0 = column(b0, port), per1 = column(b1, port);
-      const size_t row = port == "domain" ? 1 : 32;
-      for (size_t j = 0; j < per0.size() / row; ++j) {
-        joined.insert(joined.end(), per0.begin() + j * row, per0.begin() + (j + 1) * row);
-        joined.insert(joined.end(), per1.begin() + j * row, per1.begin() + (j + 1) * row);
-      }
       std::vector<int64_t> both = column(a, port), second = column(c, port);
       both.insert(both.end(), second.begin(), second.end());
-      EXPECT_EQ(joined, both) << port << " at step " << s;
+      EXPECT_EQ(interleaved(b0, b1, port), both) << port << " at step " << s;
     }
   }
-  auto again = mixture(0, 1);
-  again->restore(one->state());
-  for (int s = 0; s < 3; ++s) EXPECT_EQ(column(again->next(StepContext()), "tokens"), column(one->next(StepContext()), "tokens"));
+  const Json state = one->state();
+  auto again = mixture(0, 1), h0 = mixture(0, 2), h1 = mixture(1, 2);
+  again->restore(state), h0->restore(state), h1->restore(state);
+  for (int s = 0; s < 3; ++s) {
+    const std::vector<int64_t> want = two_steps(*one, "tokens");
+    EXPECT_EQ(two_steps(*again, "tokens"), want) << "one process, step " << s;
+    EXPECT_EQ(interleaved(h0->next(StepContext()), h1->next(StepContext()), "tokens"), want) << "two ranks, step " << s;
+  }
 }
 
 // Each refusal names the graph's file, line and column, says what is wrong and gives a hint;
