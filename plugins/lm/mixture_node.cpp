@@ -242,9 +242,17 @@ std::vector<GraphProblem> check(const GraphView& g, const GraphNodeView& self) {
                      "give " + ev + " domains = { " + d + " = \"<its validation file>\", ... }"});
   const std::string run = p.string("reference_run");
   std::error_code ec;
-  if (!run.empty() && !std::filesystem::exists(std::filesystem::path(run) / "metrics.jsonl", ec))
+  if (!run.empty() && !std::filesystem::exists(std::filesystem::path(run) / "metrics.jsonl", ec)) {
     out.push_back({"reference_run", "reference_run '" + run + "' holds no metrics.jsonl",
                    "a run directory of the reference model, evaluated with the same domains"});
+  } else if (!run.empty()) {
+    // What the node reads when it is made: refused here, before a run directory is touched.
+    try {
+      losses_of_run(run, ev, names);
+    } catch (const Error& e) {
+      out.push_back({"reference_run", e.what(), "evaluate the reference model with " + ev + "'s domains = {...}"});
+    }
+  }
   if (run.empty())
     for (const auto& d : names)
       if (!p.raw("reference").contains(d))

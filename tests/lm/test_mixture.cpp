@@ -229,7 +229,7 @@ TEST(DynamicBatchLoading, ValidationRefusesReferencesAndWeightsOfUnknownDomainsA
   struct Case {
     std::string from, to, says;
   };
-  const std::vector<Case> cases = {
+  std::vector<Case> cases = {
       {"reference = { news = 9.0,", "reference = { wiki = 1.0, news = 9.0,", "a reference loss for domain 'wiki', which domains does not have"},
       {"weights = { news = 2,", "weights = { books = 1, news = 2,", "weights names domain 'books', which domains does not have"},
       {"weights = { news = 2,", "weights = { news = -2,", "the weight of domain 'news' must be a positive number"},
@@ -240,6 +240,11 @@ TEST(DynamicBatchLoading, ValidationRefusesReferencesAndWeightsOfUnknownDomainsA
       {"eval = { every = 5,", "eval = { every = 0,", "no stage evaluates 'ppl', so the domain weights would never move"},
       {"cs = \"@DATA@/data/corpus/cs/train.txt\"", "cs = \"@DATA@/data/corpus/cs/nothing*.txt\"", "domain 'cs': no file matches"},
   };
+  // A reference run whose evaluations never scored the domains (made before validation).
+  fs::create_directories(dir / "ref");
+  std::ofstream(dir / "ref" / "metrics.jsonl") << "{\"step\": 5, \"ppl/loss\": 2.5}\n";
+  cases.push_back({"evaluator = \"ppl\"", "evaluator = \"ppl\"\nreference_run = \"" + (dir / "ref").string() + "\"",
+                   "has the loss of every domain"});
   const std::string base = mixture_graph();
   for (const Case& c : cases) {
     std::string g = base;
