@@ -53,8 +53,7 @@ void attention_forward(const AttentionShape& s, const float* q, const float* k, 
       float* L = lse + (b * H + h) * T;
       for (int64_t i = 0; i < T; ++i) {
         float* row = S + i * T;
-        float mx = kNegInf;
-        for (int64_t j = 0; j < T; ++j) mx = std::max(mx, row[j]);
+        const float mx = max_scaled(row, T, 1.f);
         if (mx == kNegInf) {  // every key hidden: output zeros, and backward sees p = 0
           for (int64_t j = 0; j < T; ++j) row[j] = 0.f;
           L[i] = std::numeric_limits<float>::infinity();
