@@ -7,9 +7,9 @@
 #include <mutex>
 #include <tuple>
 #include <type_traits>
+#include <unordered_map>
 #include <vector>
 
-#include "cpu/buffer_pool.h"
 
 // GCC's OpenMP runtime (libgomp, linked by name: top-level CMakeLists.txt); no omp.h, which a
 // clang build would take from its own runtime.
@@ -19,8 +19,7 @@ namespace scion::cpu {
 namespace {
 
 // oneDNN's own scratchpad is shared by the primitives of a process unless the library was
-// built for concurrent execution; each block brings its own (scratchpad_mode::user).
-BufferPool<std::vector<uint8_t>> g_scratch;
+// built for concurrent execution; each calling thread brings its own (scratchpad_mode::user).
 
 const dnnl::engine& engine() {
   static dnnl::engine e(dnnl::engine::kind::cpu, 0);
@@ -68,26 +67,50 @@ void single_threaded_omp() {
   if (!done) omp_set_num_threads(1), done = true;
 }
 
+// One thread's oneDNN objects for one primitive: the memory objects and the argument map are
+// made once and re-pointed at each call's operands (set_data_handle), so a call allocates
+// nothing and takes no lock. Small products are many (attention's per-head GEMMs, the blocks of
+// a large one), and per call the memory objects, the argument map and the locked lookup cost
+// microseconds, as much as a 128 x 128 x 64 product itself.
+struct Bound {
+  Prim prim;
+  dnnl::memory a, b, c, scratch;
+  std::unordered_map<int, dnnl::memory> args;
+};
+
 template <class In>
 void matmul(bool ta, bool tb, int64_t m, int64_t n, int64_t K, float alpha, const In* A, int64_t lda, const In* B,
             int64_t ldb, float beta, float* C, int64_t ldc) {
   constexpr bool f32_inputs = std::is_same_v<In, float>;
   single_threaded_omp();
-  const Prim p = primitive(m, n, K, ta, tb, lda, ldb, ldc, alpha, beta, f32_inputs);
+  thread_local std::map<Key, Bound> bound;
+  thread_local std::vector<uint8_t> scratch;  // this thread's scratchpad (oneDNN runs the call on it)
   thread_local dnnl::stream stream(engine());
-  using dt = dnnl::memory::data_type;
-  const dt in = f32_inputs ? dt::f32 : dt::bf16;
-  dnnl::memory ma({{m, K}, in, ta ? dnnl::memory::dims{1, lda} : dnnl::memory::dims{lda, 1}}, engine(),
-                  const_cast<In*>(A));
-  dnnl::memory mb({{K, n}, in, tb ? dnnl::memory::dims{1, ldb} : dnnl::memory::dims{ldb, 1}}, engine(),
-                  const_cast<In*>(B));
-  dnnl::memory mc({{m, n}, dt::f32, dnnl::memory::dims{ldc, 1}}, engine(), C);
-  auto scratch = g_scratch.acquire();
-  if (scratch->size() < p.scratch_bytes) scratch->resize(p.scratch_bytes);
-  dnnl::memory ms({{int64_t(p.scratch_bytes)}, dt::u8, dnnl::memory::dims{1}}, engine(), scratch->data());
-  p.matmul.execute(stream, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_SCRATCHPAD, ms}});
+  const Key key{m, n, K, ta, tb, lda, ldb, ldc, alpha, beta, f32_inputs};
+  auto it = bound.find(key);
+  if (it == bound.end()) {
+    Bound bd;
+    bd.prim = primitive(m, n, K, ta, tb, lda, ldb, ldc, alpha, beta, f32_inputs);
+    using dt = dnnl::memory::data_type;
+    const dt in = f32_inputs ? dt::f32 : dt::bf16;
+    bd.a = dnnl::memory({{m, K}, in, ta ? dnnl::memory::dims{1, lda} : dnnl::memory::dims{lda, 1}}, engine(),
+                        DNNL_MEMORY_NONE);
+    bd.b = dnnl::memory({{K, n}, in, tb ? dnnl::memory::dims{1, ldb} : dnnl::memory::dims{ldb, 1}}, engine(),
+                        DNNL_MEMORY_NONE);
+    bd.c = dnnl::memory({{m, n}, dt::f32, dnnl::memory::dims{ldc, 1}}, engine(), DNNL_MEMORY_NONE);
+    bd.scratch = dnnl::memory({{int64_t(bd.prim.scratch_bytes)}, dt::u8, dnnl::memory::dims{1}}, engine(),
+                              DNNL_MEMORY_NONE);
+    bd.args = {{DNNL_ARG_SRC, bd.a}, {DNNL_ARG_WEIGHTS, bd.b}, {DNNL_ARG_DST, bd.c}, {DNNL_ARG_SCRATCHPAD, bd.scratch}};
+    it = bound.emplace(key, std::move(bd)).first;
+  }
+  Bound& bd = it->second;
+  if (scratch.size() < bd.prim.scratch_bytes) scratch.resize(bd.prim.scratch_bytes);
+  bd.a.set_data_handle(const_cast<In*>(A));
+  bd.b.set_data_handle(const_cast<In*>(B));
+  bd.c.set_data_handle(C);
+  bd.scratch.set_data_handle(scratch.data());
+  bd.prim.matmul.execute(stream, bd.args);
   stream.wait();
-  g_scratch.release(std::move(scratch));
 }
 
 }  // namespace
