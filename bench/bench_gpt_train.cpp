@@ -147,8 +147,10 @@ int run(int argc, char** argv) {
     const auto t3 = Clock::now();
     std::vector<Tensor> grads;
     for (auto& p : params) grads.push_back(p.grad());
-    ops::clip_grad_norm(grads, 1.0f);
+    // As the runtime steps (core/runtime/executor.cpp): the global norm, and its clip factor
+    // applied inside AdamW's own pass.
     ops::AdamWConfig oc;
+    oc.grad_scale = ops::clip_factor(ops::global_norm(grads), 1.0f);
     oc.lr = 3e-4f;
     oc.weight_decay = 0.1f;
     for (size_t i = 0; i < params.size(); ++i) ops::adamw_step(params[i], params[i].grad(), m[i], v[i], s + 1, oc);

@@ -237,7 +237,7 @@ Backend make_cuda() {
     cuda::soft_cross_entropy_backward(x, t, mask, lse_x, lse_t, loss_rows, rows, V, T, kl, scale, gx, gt);
   };
   b.adamw = [](float* p, const float* g, float* m, float* v, int64_t n, float lr, float b1, float b2, float eps,
-               float wd, float bc1, float bc2) { cuda::adamw(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2); };
+               float wd, float bc1, float bc2, float gs) { cuda::adamw(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2, gs); };
   b.scale_inplace = [](float* x, int64_t n, float s) { cuda::scale_inplace(x, n, s); };
   return b;
 }

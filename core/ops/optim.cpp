@@ -20,7 +20,7 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, int64_t
   const float bc1 = 1.f - std::pow(c.beta1, float(step));
   const float bc2 = 1.f - std::pow(c.beta2, float(step));
   be.adamw(fptr(param), fptr(grad), fptr(m), fptr(v), param.numel(), c.lr, c.beta1, c.beta2, c.eps,
-           c.weight_decay, bc1, bc2);
+           c.weight_decay, bc1, bc2, c.grad_scale);
   ++param.impl().version;
 }
 
@@ -54,11 +54,13 @@ float global_norm(const std::vector<Tensor>& tensors) {
   return float(std::sqrt(s));
 }
 
+float clip_factor(float norm, float max_norm) { return norm > max_norm ? max_norm / (norm + 1e-6f) : 1.f; }
+
 float clip_grad_norm(const std::vector<Tensor>& grads, float max_norm) {
   if (!(max_norm > 0.f)) fail("clip_grad_norm", "max_norm must be > 0, got " + std::to_string(max_norm));
   const float norm = global_norm(grads);
   if (norm > max_norm) {
-    const float s = max_norm / (norm + 1e-6f);
+    const float s = clip_factor(norm, max_norm);
     for (const Tensor& g : grads) {
       if (!g.defined()) continue;
       if (!g.is_contiguous()) fail("clip_grad_norm", "gradients must be contiguous, got " + g.desc());

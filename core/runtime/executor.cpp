@@ -485,7 +485,7 @@ Executor::StepResult& Executor::not_finite(const StagePlan& plan, const StepCont
 // The optimizer, group by group: the stage's schedule scales each group's peak lr (a group
 // with lr_schedule = false keeps its peak); a group with sign -1 steps up its gradient (ascent). With ZeRO-1 a rank steps its own shard.
 void Executor::step_optimizer(const StagePlan& plan, const std::vector<const StagePlan::Param*>& stepped, double lr,
-                              const StepContext& ctx) {
+                              const StepContext& ctx, float clip_scale) {
   const StageSpec& s = *plan.spec;
   for (size_t gi = 0; gi < optimizer_->groups.size(); ++gi) {
     const OptimizerSet::Group& group = optimizer_->groups[gi];
@@ -498,12 +498,21 @@ void Executor::step_optimizer(const StagePlan& plan, const std::vector<const Sta
       mine.emplace_back(p->name, t);
     }
     if (mine.empty()) continue;
+    // The clip factor: folded into the update's own pass by an optimizer that takes it (AdamW),
+    // else applied to the group's gradients here (the same f32 products either way).
+    StepContext gctx = ctx;
+    const float scale = group.clip ? clip_scale : 1.f;
+    if (scale != 1.f && group.opt->takes_grad_scale()) {
+      gctx.grad_scale = scale;
+    } else if (scale != 1.f) {
+      for (auto& [name, t] : mine) t.set_grad(ops::mul_scalar(t.grad(), scale));
+    }
     const double group_lr = !group.lr_schedule ? group.lr
                             : group.lr == s.lr ? lr
                             : s.lr > 0       ? group.lr * (lr / s.lr)
                                              : group.lr * learning_rate(s.schedule_offset + ctx.stage_step, s.schedule_steps,
                                                                         1.0, s.warmup, s.decay, 0.0);
-    group.opt->step(mine, group_lr, ctx);
+    group.opt->step(mine, group_lr, gctx);
   }
   if (plan.zero) plan.zero->share_parameters();  // every parameter from its owner
 }
@@ -564,8 +573,9 @@ Executor::StepResult Executor::train_step(const StagePlan& plan, StepGraph& grap
       (optimizer_->groups[p.group].clip ? grads : unclipped).push_back(p.tensor.grad());
     }
 
-  // 6. Clip the global norm of the groups inside clipping (the logged norm is theirs).
-  r.grad_norm = s.clip > 0 ? ops::clip_grad_norm(grads, float(s.clip)) : ops::global_norm(grads);
+  // 6. The global norm of the groups inside clipping (the logged norm is theirs) and the clip
+  // factor, which the optimizer applies (step 7).
+  r.grad_norm = ops::global_norm(grads);
   if (!std::isfinite(r.grad_norm) || (!unclipped.empty() && !std::isfinite(ops::global_norm(unclipped)))) {
     std::string first = "?";
     for (size_t i = 0; i < stepped.size(); ++i)
@@ -577,8 +587,8 @@ Executor::StepResult Executor::train_step(const StagePlan& plan, StepGraph& grap
                       "the gradient norm is " + std::to_string(r.grad_norm) + ", first in parameter '" + first + "'");
   }
 
-  // 7. The optimizer, group by group.
-  step_optimizer(plan, stepped, r.lr, ctx);
+  // 7. The optimizer, group by group, with the clip factor.
+  step_optimizer(plan, stepped, r.lr, ctx, s.clip > 0 ? ops::clip_factor(r.grad_norm, float(s.clip)) : 1.f);
   for (const auto& p : plan.params) {
     Tensor t = p.tensor;
     t.zero_grad();

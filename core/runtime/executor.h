@@ -102,7 +102,7 @@ class Executor : public NodeResolver {
   void sum_losses(const StagePlan& plan, const StepGraph& graph, StepResult& r) const;
   StepResult& not_finite(const StagePlan& plan, const StepContext& ctx, StepResult& r, const std::string& what);
   void step_optimizer(const StagePlan& plan, const std::vector<const StagePlan::Param*>& stepped, double lr,
-                      const StepContext& ctx);
+                      const StepContext& ctx, float clip_scale);
   // What a run leaves.
   void log_step(const StagePlan& plan, const StepResult& r, int64_t stage_step, double dt, double rate);
   void evaluate(const StagePlan& plan, const StepContext& ctx);

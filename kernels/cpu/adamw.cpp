@@ -5,9 +5,11 @@
 
 namespace scion::cpu {
 
-// PyTorch's AdamW order: decay the weight, then the Adam step with bias corrections.
+// PyTorch's AdamW order: decay the weight, then the Adam step with bias corrections. Each
+// gradient is multiplied by grad_scale first (a clip factor folded in: the same product
+// clip_grad_norm's scaling pass would store, without that pass over every gradient).
 void adamw(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
-           float eps, float weight_decay, float bc1, float bc2) {
+           float eps, float weight_decay, float bc1, float bc2, float grad_scale) {
   const float decay = 1.f - lr * weight_decay;
   const float step_size = lr / bc1;
   const float inv_sqrt_bc2 = 1.f / std::sqrt(bc2);
@@ -19,7 +21,7 @@ void adamw(float* p, const float* g, float* m, float* v, int64_t n, float lr, fl
     float* __restrict mp = m;
     float* __restrict vp = v;
     for (int64_t i = i0; i < i1; ++i) {
-      const float gi = gp[i];
+      const float gi = gp[i] * grad_scale;
       const float mi = beta1 * mp[i] + (1.f - beta1) * gi;
       const float vi = beta2 * vp[i] + (1.f - beta2) * gi * gi;
       mp[i] = mi;

@@ -185,7 +185,7 @@ void soft_cross_entropy_backward(const float* x, const float* t, const uint8_t* 
 // ---- optimizer -------------------------------------------------------------------------------
 void adamw(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1,
            float beta2, float eps, float weight_decay, float bias_correction1,
-           float bias_correction2);
+           float bias_correction2, float grad_scale);
 void scale_inplace(float* x, int64_t n, float s);
 
 // ---- threads -----------------------------------------------------------------------------

@@ -20,9 +20,12 @@ inline void parallel_range(int64_t n, int64_t grain, Fn&& fn) {
                     [&](const tbb::blocked_range<int64_t>& r) { fn(r.begin(), r.end()); });
 }
 
-// Grain for loops whose items cost about `work` flops each: aim at ~32k flops per task.
+// Grain for loops whose items cost about `work` flops each: aim at ~256k flops per task. A
+// task handed to another thread costs microseconds (a wake-up, more under a VM), as much as a
+// pass over a few hundred kB: at 32k flops per task the Llama benchmark's blocks (elementwise
+// passes of about 1 MB) ran 10% slower in f32 (bench_gpt_train --family llama --vocab 256).
 inline int64_t grain_for(int64_t work) {
-  int64_t g = 32768 / (work > 0 ? work : 1);
+  int64_t g = 262144 / (work > 0 ? work : 1);
   return g < 1 ? 1 : g;
 }
 

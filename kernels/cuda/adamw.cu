@@ -25,13 +25,13 @@ struct AdamBatch {
 };
 
 __global__ void adamw_kernel(AdamBatch b, float lr, float beta1, float beta2, float eps, float step_size,
-                             float inv_sqrt_bc2, const float* grad_scale) {
+                             float inv_sqrt_bc2, const float* grad_scale, float host_grad_scale) {
   // Which tensor this block belongs to: a short linear scan of the block prefix sums.
   const int t = launch::adam_tensor_of_block(b.block_start, b.count, int64_t(blockIdx.x));
   const int64_t chunk = int64_t(blockIdx.x) - b.block_start[t];
   const int64_t i0 = chunk * launch::kAdamChunk;
   const int64_t i1 = i0 + launch::kAdamChunk < b.n[t] ? i0 + launch::kAdamChunk : b.n[t];
-  const float gs = grad_scale ? *grad_scale : 1.f;
+  const float gs = grad_scale ? *grad_scale * host_grad_scale : host_grad_scale;
   const float decay = 1.f - lr * b.wd[t];
   float* p = b.p[t];
   const float* g = b.g[t];
@@ -54,7 +54,7 @@ __global__ void adamw_kernel(AdamBatch b, float lr, float beta1, float beta2, fl
 }  // namespace
 
 void adamw_multi(const AdamTensor* tensors, int count, float lr, float beta1, float beta2, float eps, float bc1,
-                 float bc2, const float* grad_scale, void* stream) {
+                 float bc2, const float* grad_scale, void* stream, float host_grad_scale) {
   const cudaStream_t s = as_stream(stream);
   std::vector<int64_t> sizes(size_t(count > 0 ? count : 0));
   for (int i = 0; i < count; ++i) sizes[size_t(i)] = tensors[i].n;
@@ -80,15 +80,16 @@ void adamw_multi(const AdamTensor* tensors, int count, float lr, float beta1, fl
     }
     b.block_start[b.count] = blocks;
     if (blocks == 0) continue;
-    adamw_kernel<<<unsigned(blocks), 256, 0, s>>>(b, lr, beta1, beta2, eps, step_size, inv_sqrt_bc2, grad_scale);
+    adamw_kernel<<<unsigned(blocks), 256, 0, s>>>(b, lr, beta1, beta2, eps, step_size, inv_sqrt_bc2, grad_scale,
+                                                  host_grad_scale);
     check_launch("cuda::adamw_multi");
   }
 }
 
 void adamw(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2, float eps,
-           float weight_decay, float bc1, float bc2, void* stream) {
+           float weight_decay, float bc1, float bc2, float grad_scale, void* stream) {
   const AdamTensor t{p, g, m, v, nullptr, n, weight_decay};
-  adamw_multi(&t, 1, lr, beta1, beta2, eps, bc1, bc2, nullptr, stream);
+  adamw_multi(&t, 1, lr, beta1, beta2, eps, bc1, bc2, nullptr, stream, grad_scale);
 }
 
 }  // namespace scion::cuda

@@ -273,12 +273,12 @@ void soft_cross_entropy_backward(const float* x, const float* t, const uint8_t* 
 // ---- optimizer -------------------------------------------------------------------------------------
 void adamw(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1,
            float beta2, float eps, float weight_decay, float bias_correction1,
-           float bias_correction2, void* stream = nullptr);
+           float bias_correction2, float grad_scale = 1.f, void* stream = nullptr);
 // Multi-tensor AdamW: one launch per group of up to kAdamTensorsPerLaunch tensors. Each entry
 // has its own weight decay (no-decay groups) and an optional bf16 copy of the updated weight
 // (the compute weights of mixed precision, written in the same pass). grad_scale (device f32,
 // optional) multiplies every gradient first, e.g. a clip factor computed on the device, so
-// clipping needs no host round trip.
+// clipping needs no host round trip; host_grad_scale (a clip factor known on the host) too.
 struct AdamTensor {
   float* p;
   const float* g;
@@ -291,7 +291,7 @@ struct AdamTensor {
 constexpr int kAdamTensorsPerLaunch = 24;
 void adamw_multi(const AdamTensor* tensors, int count, float lr, float beta1, float beta2,
                  float eps, float bias_correction1, float bias_correction2,
-                 const float* grad_scale = nullptr, void* stream = nullptr);
+                 const float* grad_scale = nullptr, void* stream = nullptr, float host_grad_scale = 1.f);
 // *out (device) = min(1, max_norm / (sqrt(total) + 1e-6)) with total = sum_sq[0] + ... +
 // sum_sq[count-1] added in order (e.g. one sum_squares f64 result per parameter): the global
 // gradient-norm clip factor for adamw_multi, without a host round trip.

@@ -20,7 +20,8 @@ class AdamW final : public Optimizer {
     cfg_.weight_decay = float(p.number("weight_decay"));
     no_decay_1d_ = p.boolean("no_decay_1d");
   }
-  void step(const nn::NamedTensors& params, double lr, const StepContext&) override {
+  bool takes_grad_scale() const override { return true; }
+  void step(const nn::NamedTensors& params, double lr, const StepContext& ctx) override {
     for (const auto& [name, p] : params) {
       // A parameter without a gradient this step is not stepped (PyTorch skips grad None):
       // its moments, its step count and its value stay as they are.
@@ -39,6 +40,7 @@ class AdamW final : public Optimizer {
       ++s.t;
       ops::AdamWConfig c = cfg_;
       c.lr = float(lr);
+      c.grad_scale = ctx.grad_scale;  // the clip factor, applied in the update's own pass
       // Biases and LayerNorm weights are conventionally not decayed (GPT-2, BERT recipes).
       if (no_decay_1d_ && p.dim() < 2) c.weight_decay = 0.f;
       Tensor param = p;

@@ -1116,6 +1116,32 @@ TEST(Optim, GlobalNormAndClip) {
   EXPECT_TRUE(same_bits(gc, a));
 }
 
+// The runtime folds the clip into AdamW (core/runtime/executor.cpp): an update on the unclipped
+// gradient with grad_scale = clip_factor must equal clip_grad_norm then the plain update, bit
+// for bit (both take the f32 product g * factor), above and below the clip threshold.
+TEST(Optim, AdamWWithTheClipFactorEqualsClippingFirst) {
+  for (float max_norm : {0.5f, 1e6f}) {
+    ops::AdamWConfig cfg;
+    cfg.lr = 1e-2f;
+    cfg.weight_decay = 0.1f;
+    Tensor p1 = randn({40001}, 241), p2 = p1.clone();
+    Tensor m1 = Tensor::zeros({40001}), v1 = Tensor::zeros({40001}), m2 = m1.clone(), v2 = v1.clone();
+    for (int64_t step = 1; step <= 3; ++step) {
+      const Tensor g = randn({40001}, 242 + uint64_t(step));
+      Tensor clipped = g.clone();
+      const float norm = ops::clip_grad_norm({clipped}, max_norm);
+      ops::adamw_step(p1, clipped, m1, v1, step, cfg);
+      ops::AdamWConfig folded = cfg;
+      folded.grad_scale = ops::clip_factor(ops::global_norm({g}), max_norm);
+      EXPECT_EQ(folded.grad_scale == 1.f, norm <= max_norm);
+      ops::adamw_step(p2, g, m2, v2, step, folded);
+      EXPECT_TRUE(same_bits(p1, p2)) << "max_norm " << max_norm << " step " << step;
+      EXPECT_TRUE(same_bits(m1, m2));
+      EXPECT_TRUE(same_bits(v1, v2));
+    }
+  }
+}
+
 // =============================== views ===========================================================
 
 TEST(Views, ReshapeTransposePermuteNarrow) {

@@ -160,8 +160,9 @@ Tensor mse(const Tensor& a, const Tensor& b);  // mean squared error
 // ---- optimizer helpers (in place, never recorded) -----------------------------------------
 struct AdamWConfig {
   float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.0f;
+  float grad_scale = 1.f;  // each gradient is multiplied by this first (a clip factor, SDK 11)
 };
-// One AdamW update at (1-based) step `step` with decoupled weight decay:
+// One AdamW update at (1-based) step `step` with decoupled weight decay, on g = grad_scale · grad:
 // p -= lr * (mhat / (sqrt(vhat) + eps) + wd * p).
 void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, int64_t step,
                 const AdamWConfig& cfg);
@@ -169,6 +170,9 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, int64_t
 float global_norm(const std::vector<Tensor>& tensors);
 // Scales gradients so their global norm is at most max_norm; returns the norm before.
 float clip_grad_norm(const std::vector<Tensor>& grads, float max_norm);
+// The factor clip_grad_norm scales by at this norm: max_norm / (norm + 1e-6) above max_norm,
+// else 1 (an optimizer given it as a gradient scale updates as if the gradients were clipped).
+float clip_factor(float norm, float max_norm);
 
 }  // namespace scion::ops
 

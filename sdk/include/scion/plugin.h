@@ -26,7 +26,7 @@ namespace scion {
 
 // SDK ABI: a plugin built for another major version is refused; a plugin built against a
 // newer minor version than the host's is refused too (it may use what the host lacks).
-constexpr uint32_t kSdkAbiMajor = 10;  // 2: Op::carry_state; 3: Loss::idle_inputs and needed_metrics, Op::state_source;
+constexpr uint32_t kSdkAbiMajor = 11;  // 2: Op::carry_state; 3: Loss::idle_inputs and needed_metrics, Op::state_source;
                                       // 4: model surgery (scion/surgery.h), nn buffers and gates, parameter groups,
                                       //    plugin-owned parameters, schema checks, nlohmann JSON
                                       //    (ParamSpec choices/ranges/node kinds, PluginEntry::check; node_refs gone)
@@ -51,6 +51,9 @@ constexpr uint32_t kSdkAbiMajor = 10;  // 2: Op::carry_state; 3: Loss::idle_inpu
                                       //    PluginEntry::check runs for ops too; GraphStageView::ops
                                       // 10: ragged key/value groups: Architecture::kv_map, BlockConfig::kv_map,
                                       //    repeat_kv / attention_grouped taking a query-head -> kv-head map
+                                      // 11: StepContext::grad_scale, Optimizer::takes_grad_scale,
+                                      //    ops::AdamWConfig::grad_scale, ops::clip_factor (the clip
+                                      //    folded into the optimizer's pass)
 constexpr uint32_t kSdkAbiMinor = 0;
 
 enum class PluginKind { data, tokenizer, model, op, loss, prompt, optimizer, evaluator };
@@ -193,6 +196,10 @@ struct StepContext {
   // reads: its logits when the loss applies the LM head itself (Model::lm_head).
   const std::set<std::string>* wanted_outputs = nullptr;
   bool wants(const std::string& port) const { return !wanted_outputs || wanted_outputs->count(port) > 0; }
+  // For Optimizer::step of an optimizer that takes_grad_scale(): the factor every gradient is
+  // to be multiplied by first (the global-norm clip's, 1 = none). The runtime then does not
+  // scale the gradients itself, which saves a pass over all of them.
+  float grad_scale = 1.f;
 };
 
 using TensorMap = std::map<std::string, Tensor>;
@@ -336,6 +343,9 @@ class Op : public Plugin {
 class Optimizer : public Plugin {
  public:
   virtual void step(const nn::NamedTensors& params, double lr, const StepContext& ctx) = 0;
+  // True when step() multiplies every gradient by ctx.grad_scale (the clip factor) itself;
+  // otherwise the runtime scales the gradients in place before step() and passes 1.
+  virtual bool takes_grad_scale() const { return false; }
   // Moments by parameter name, for checkpoints.
   virtual nn::NamedTensors state_tensors() const = 0;
   virtual void load_state_tensors(const nn::NamedTensors& state) = 0;
