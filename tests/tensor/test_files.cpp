@@ -121,6 +121,18 @@ TEST(Safetensors, LoadMetadataReadsTheHeaderOnly) {
   fs::remove_all(d);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+
 // Loading reads through a map and copies each tensor out of it: the process's peak memory
 // grows by about the tensors, not by twice the file (a buffer holding the file, then the
 // copies). The file is one 96 MiB tensor, so the map must also be released while copying.
@@ -139,6 +151,10 @@ TEST(Safetensors, LoadingHoldsTheFileOnceNotTwice) {
   ASSERT_EQ(loaded.tensors.size(), 1u);
   EXPECT_EQ(loaded.tensors[0].second.to_vector()[size_t(n - 1)], 3.f);
   // Measured: 2.0x the file when it was read into a buffer first; about 1.1x through the map.
-  EXPECT_LT(grew_mib, 1.3 * file_mib) << "peak grew by " << grew_mib << " MiB for a " << file_mib << " MiB file";
+  // Under AddressSanitizer every byte the load touches also touches its shadow byte (1/8):
+  // the copy's and the map's, 128 MiB in all for this file (measured), still far from the 2x
+  // of a second copy.
+  const double shadow = kAddressSanitizer ? 1.0 + 2.0 / 8.0 : 1.0;
+  EXPECT_LT(grew_mib, 1.3 * shadow * file_mib) << "peak grew by " << grew_mib << " MiB for a " << file_mib << " MiB file";
   fs::remove_all(d);
 }
