@@ -10,7 +10,6 @@
 #include <unordered_map>
 #include <vector>
 
-
 // GCC's OpenMP runtime (libgomp, linked by name: top-level CMakeLists.txt); no omp.h, which a
 // clang build would take from its own runtime.
 extern "C" void omp_set_num_threads(int);

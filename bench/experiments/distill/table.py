@@ -54,7 +54,8 @@ def needed(curve, loss):
 
 def seed_rows(out):
     scratch = [os.path.join(out, d) for d in os.listdir(out) if d == "scratch" or d.startswith("scratch-")]
-    curve = sorted((final(r)[1], final(r)[0]) for r in scratch if os.path.isfile(os.path.join(r, "student.safetensors")))
+    finals = [final(r) for r in scratch if os.path.isfile(os.path.join(r, "student.safetensors"))]
+    curve = sorted((flops, loss) for loss, flops, _ in finals)
     student_flops = final(os.path.join(out, "scratch"))[1]
     cached = [v for v in VARIANTS if os.path.isdir(os.path.join(out, "cache-" + v))]
     rows = {}
